@@ -1,0 +1,73 @@
+"""`manifest.json`: the record, beside the shards, of how they were made.
+
+It holds everything needed to review or reproduce a conversion: the definition's text and
+hash, the source files at the resolved commit, the options, the row counts, and each
+shard's size and sha256. It never holds credentials (the Hub token is not an option).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def build(
+    *,
+    definition,
+    source,
+    options: dict[str, Any],
+    rows_read: int,
+    rows_kept: int,
+    shards: list,
+    ran_out: bool,
+) -> dict[str, Any]:
+    rows_written = sum(s.rows for s in shards)
+    return {
+        "format": FORMAT_VERSION,
+        "shardsql_version": __version__,
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "dataset": definition.name,
+        "description": definition.description,
+        "definition": {"path": str(definition.path), "sha256": definition.sha256, "text": definition.text},
+        "source": {
+            "url": source.url,
+            "revision": source.revision,
+            "commit": source.commit,
+            "files": [{"url": f.url, "size": f.size} for f in source.files],
+        },
+        "options": options,
+        # rows_read counts whole row groups fetched; rows_kept is what the SQL kept of them;
+        # rows_written is what went into shards (the rest of the last row group is unused).
+        "rows": {
+            "read": rows_read,
+            "kept": rows_kept,
+            "filtered": rows_read - rows_kept,
+            "written": rows_written,
+        },
+        "source_ran_out": ran_out,
+        "shards": [s.to_dict() for s in shards],
+    }
+
+
+def write(folder: Path, manifest: dict[str, Any]) -> Path:
+    path = folder / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read(folder: Path) -> dict[str, Any] | None:
+    """The manifest in `folder`, or None if there is none (e.g. the original climbmix data)."""
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

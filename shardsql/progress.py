@@ -1,0 +1,139 @@
+"""Progress reporting for long conversions: a live rich display on a terminal, plain
+timestamped lines otherwise (CI logs, `| tee`), nothing at all for library callers.
+
+The conversion calls `update` from whichever thread Polars pulls data on, so reporters
+only store numbers there and draw at a bounded rate.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .shards import ShardInfo
+
+PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shard
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class Progress:
+    """Silent reporter; the base of the others. `rows_wanted` is the kept rows to produce."""
+
+    def __init__(self) -> None:
+        self.rows_wanted = 0
+        self.shards_wanted = 0
+        self.read = self.kept = self.fetched = 0
+        self.shards = 0
+        self.started = time.monotonic()
+
+    def start(self, rows_wanted: int, shards_wanted: int) -> None:
+        self.rows_wanted, self.shards_wanted = rows_wanted, shards_wanted
+        self.started = time.monotonic()
+
+    def update(self, read: int, kept: int, fetched: int) -> None:
+        self.read, self.kept, self.fetched = read, kept, fetched
+
+    def shard(self, info: ShardInfo) -> None:
+        self.shards += 1
+
+    def message(self, text: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def status(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.kept / elapsed
+        done = min(self.kept, self.rows_wanted)
+        eta = (self.rows_wanted - done) / rate if rate > 0 else None
+        eta_text = f"ETA {eta:,.0f}s" if eta is not None else "ETA ?"
+        return (
+            f"{self.read:,} rows read, {self.kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
+            f"{_size(self.fetched)} fetched, {rate:,.0f} rows/s, {eta_text}"
+        )
+
+
+class PlainProgress(Progress):
+    """One line per shard and a status line every few seconds, for logs."""
+
+    def __init__(self, stream=None) -> None:
+        super().__init__()
+        self._stream = stream or sys.stderr
+        self._last = 0.0
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+    def update(self, read: int, kept: int, fetched: int) -> None:
+        super().update(read, kept, fetched)
+        now = time.monotonic()
+        if now - self._last >= PLAIN_INTERVAL_S:
+            self._last = now
+            self._print(f"  {self.status()}")
+
+    def shard(self, info: ShardInfo) -> None:
+        super().shard(info)
+        self._print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}  ({self.status()})")
+
+    def message(self, text: str) -> None:
+        self._print(text)
+
+
+class RichProgress(Progress):
+    """A live progress bar over kept rows, with the counters beside it."""
+
+    def __init__(self, console=None) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+        self._console = console or Console(stderr=True)
+        self._bar = Bar(
+            TextColumn("[bold]converting"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=False,
+        )
+        self._task = None
+
+    def start(self, rows_wanted: int, shards_wanted: int) -> None:
+        super().start(rows_wanted, shards_wanted)
+        self._task = self._bar.add_task("convert", total=rows_wanted, status="")
+        self._bar.start()
+
+    def update(self, read: int, kept: int, fetched: int) -> None:
+        super().update(read, kept, fetched)
+        if self._task is not None:
+            status = (
+                f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {_size(fetched)}"
+            )
+            self._bar.update(self._task, completed=min(kept, self.rows_wanted), status=status)
+
+    def shard(self, info: ShardInfo) -> None:
+        super().shard(info)
+        self._bar.console.print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}")
+
+    def message(self, text: str) -> None:
+        self._bar.console.print(text, markup=False, highlight=False)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def for_terminal(quiet: bool = False) -> Progress:
+    """The reporter that suits where stderr goes."""
+    if quiet:
+        return Progress()
+    return RichProgress() if sys.stderr.isatty() else PlainProgress()

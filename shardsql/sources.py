@@ -1,0 +1,331 @@
+"""Source parquet files, read lazily: only the footers, columns and row groups needed.
+
+A source is a URL with a glob: `hf://datasets/<org>/<repo>/<path glob>` on the Hugging Face
+Hub (through huggingface_hub's `HfFileSystem`, so `HF_ENDPOINT` mirrors and `HF_TOKEN`
+work), a local folder or glob, or any other fsspec URL.
+
+Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec's default
+read-ahead fetches far more than one column chunk, and a parquet reader's own coalescing
+is tuned for local disks. We read the footer (two small ranges), compute the exact byte
+range of each needed column chunk of a row group, fetch those ranges (in parallel, ahead
+of the consumer but never past what it can still use), and let pyarrow decode them from
+memory. A read outside the planned ranges still works (it is fetched and counted), so the
+plan is an optimisation, never a correctness risk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import SourceError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+FETCH_THREADS = 4  # parallel range requests: hides network latency without hammering the Hub
+MAX_AHEAD = 8  # row groups fetched ahead of the consumer, at most
+PARQUET_MAGIC = b"PAR1"
+HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/@]+)(@(?P<rev>[^/]+))?/?(?P<path>.*)$")
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # as the filesystem knows it (for the Hub: pinned to the resolved commit)
+    url: str  # as shown to people and written to the manifest
+    size: int
+
+
+@dataclass
+class ByteCounter:
+    """Bytes and requests fetched, shared by every reader of one source (thread-safe)."""
+
+    bytes: int = 0
+    requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.bytes += n
+            self.requests += 1
+
+
+@dataclass
+class Source:
+    url: str
+    revision: str | None
+    commit: str | None
+    files: list[SourceFile]
+    fs: Any = field(repr=False)
+    counter: ByteCounter = field(default_factory=ByteCounter)
+
+    def fetch(self, file: SourceFile, start: int, end: int) -> bytes:
+        """Exactly the bytes [start, end) of a file, or a SourceError."""
+        try:
+            with self.fs.open(file.path, "rb", cache_type="none") as handle:
+                handle.seek(start)
+                data = handle.read(end - start)
+        except Exception as exc:  # the filesystems raise many kinds; all mean "could not read"
+            raise SourceError(f"cannot read {file.url} (bytes {start}-{end}): {_describe(exc)}") from exc
+        if len(data) != end - start:
+            # A short read must never pass silently: it would decode into wrong rows.
+            raise SourceError(f"short read from {file.url}: asked for {end - start} bytes at {start}, got {len(data)}")
+        self.counter.add(len(data))
+        return data
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _hf_error(exc: Exception, repo: str, revision: str | None, endpoint: str) -> SourceError:
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.GatedRepoError):
+        return SourceError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN to a token with access")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return SourceError(f"revision '{revision}' not found in dataset {repo}")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return SourceError(f"dataset {repo} not found at {endpoint} (if it is private or gated, set HF_TOKEN)")
+    return SourceError(f"cannot reach the Hub at {endpoint} for {repo}: {_describe(exc)}")
+
+
+def open_source(url: str, revision: str | None = None, max_files: int | None = None) -> Source:
+    """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision."""
+    match = HF_URL.match(url)
+    if match:
+        source = _open_hub(url, match, revision)
+    else:
+        source = _open_fsspec(url)
+    if not source.files:
+        raise SourceError(f"no parquet files match {url}" + (f" at revision {revision}" if revision else ""))
+    if max_files is not None:
+        source.files = source.files[:max_files]
+    return source
+
+
+def _open_hub(url: str, match: re.Match, revision: str | None) -> Source:
+    from huggingface_hub import HfApi, HfFileSystem
+
+    # Read the environment now, not at import: huggingface_hub freezes HF_ENDPOINT when imported.
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT
+    token = os.environ.get("HF_TOKEN") or None
+    repo_type, repo = match.group("type"), match.group("repo")
+    revision = revision or (match.group("rev") and _unquote(match.group("rev"))) or "main"
+    pattern = match.group("path") or "*.parquet"
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        info = api.repo_info(repo, repo_type=repo_type.rstrip("s"), revision=revision)
+        commit = info.sha
+        fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
+        found = fs.glob(f"{repo_type}/{repo}@{commit}/{pattern}", detail=True)
+    except Exception as exc:
+        raise _hf_error(exc, repo, revision, endpoint) from exc
+    prefix = f"{repo_type}/{repo}@{commit}/"
+    files = [
+        SourceFile(path=path, url=f"hf://{repo_type}/{repo}/{path.removeprefix(prefix)}", size=int(info["size"]))
+        for path, info in sorted(found.items())
+        if info.get("type") == "file" and path.endswith(".parquet")
+    ]
+    return Source(url=url, revision=revision, commit=commit, files=files, fs=fs)
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def _open_fsspec(url: str) -> Source:
+    import fsspec
+
+    expanded = os.path.expanduser(url)
+    try:
+        fs, path = fsspec.core.url_to_fs(expanded)
+        if fs.isdir(path):
+            path = path.rstrip("/") + "/*.parquet"
+        found = fs.glob(path, detail=True)
+    except Exception as exc:
+        raise SourceError(f"cannot list {url}: {_describe(exc)}") from exc
+    files = [
+        SourceFile(path=p, url=p if "://" not in url else fs.unstrip_protocol(p), size=int(info["size"]))
+        for p, info in sorted(found.items())
+        if info.get("type") == "file" and p.endswith(".parquet")
+    ]
+    return Source(url=url, revision=None, commit=None, files=files, fs=fs)
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only file that serves reads from prefetched ranges, fetching anything else."""
+
+    def __init__(self, source: Source, file: SourceFile, ranges: dict[int, bytes]):
+        self._source, self._file, self._ranges, self._pos = source, file, ranges, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._file.size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self._file.size if n is None or n < 0 else min(self._pos + n, self._file.size)
+        for start, data in self._ranges.items():
+            if start <= self._pos and end <= start + len(data):
+                out = data[self._pos - start : end - start]
+                break
+        else:
+            out = self._source.fetch(self._file, self._pos, end) if end > self._pos else b""
+        self._pos += len(out)
+        return out
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@dataclass
+class ParquetFooter:
+    file: SourceFile
+    metadata: pq.FileMetaData
+
+    @property
+    def num_rows(self) -> int:
+        return self.metadata.num_rows
+
+    def chunk_ranges(self, row_group: int, columns: list[str]) -> list[tuple[int, int]]:
+        """Byte ranges [start, end) of the column chunks of `columns` in one row group."""
+        rg = self.metadata.row_group(row_group)
+        wanted = {c.lower() for c in columns}
+        ranges = []
+        for j in range(rg.num_columns):
+            chunk = rg.column(j)
+            if chunk.path_in_schema.split(".")[0].lower() not in wanted:
+                continue
+            start = chunk.data_page_offset
+            if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:
+                start = min(start, chunk.dictionary_page_offset)
+            ranges.append((start, start + chunk.total_compressed_size))
+        return _merge(sorted(ranges))
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def read_footer(source: Source, file: SourceFile) -> ParquetFooter:
+    """The parquet footer of a file, in two exact range reads (length, then metadata)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if file.size < 12:
+        raise SourceError(f"{file.url} is not a parquet file ({file.size} bytes)")
+    tail = source.fetch(file, file.size - 8, file.size)
+    if tail[4:] != PARQUET_MAGIC:
+        raise SourceError(f"{file.url} is not a parquet file (no PAR1 footer); it may be truncated")
+    length = struct.unpack("<I", tail[:4])[0]
+    if length + 12 > file.size:
+        raise SourceError(f"{file.url} has a corrupt parquet footer (length {length} > file size)")
+    start = file.size - 8 - length
+    footer = source.fetch(file, start, file.size - 8)
+    try:
+        # The footer alone parses as a parquet "file": pyarrow only needs its last 8 bytes
+        # and the metadata before them, and so reads nothing more from the network.
+        metadata = pq.ParquetFile(pa.BufferReader(footer + tail)).metadata
+    except Exception as exc:
+        raise SourceError(f"{file.url} has a corrupt parquet footer: {_describe(exc)}") from exc
+    return ParquetFooter(file, metadata)
+
+
+def read_footers(source: Source) -> list[ParquetFooter]:
+    """All footers of a source, fetched in parallel (for dry runs and estimates)."""
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        return list(pool.map(lambda f: read_footer(source, f), source.files))
+
+
+@dataclass
+class RowGroup:
+    file: SourceFile
+    index: int
+    num_rows: int
+    table: pa.Table
+
+
+def _read_row_group(source: Source, footer: ParquetFooter, index: int, columns: list[str]) -> RowGroup:
+    import pyarrow.parquet as pq
+
+    ranges = {start: source.fetch(footer.file, start, end) for start, end in footer.chunk_ranges(index, columns)}
+    names = [n for n in footer.metadata.schema.to_arrow_schema().names if n.lower() in {c.lower() for c in columns}]
+    try:
+        # pre_buffer=False: pyarrow's coalescing would merge the planned ranges across the
+        # unneeded column chunks between them and read those too.
+        parquet = pq.ParquetFile(_RangeFile(source, footer.file, ranges), metadata=footer.metadata, pre_buffer=False)
+        table = parquet.read_row_group(index, columns=names)
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise SourceError(f"{footer.file.url}: row group {index} is corrupt: {_describe(exc)}") from exc
+    return RowGroup(footer.file, index, footer.metadata.row_group(index).num_rows, table)
+
+
+def iter_row_groups(
+    source: Source, columns: list[str], rows_wanted: Callable[[], int], start_file: int = 0
+) -> Iterator[RowGroup]:
+    """Row groups in file order, with only `columns`, prefetched in parallel.
+
+    `rows_wanted()` says how many more rows the consumer can still use. A row group is only
+    fetched ahead while the rows already in flight are fewer than that, so the reader never
+    downloads a row group that the conversion cannot need.
+    """
+
+    def tasks() -> Iterator[tuple[ParquetFooter, int]]:
+        for file in source.files[start_file:]:
+            footer = read_footer(source, file)
+            for index in range(footer.metadata.num_row_groups):
+                yield footer, index
+
+    pending: deque[tuple[int, Future[RowGroup]]] = deque()
+    todo = tasks()
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        try:
+            while True:
+                while len(pending) < MAX_AHEAD and (not pending or sum(n for n, _ in pending) < rows_wanted()):
+                    task = next(todo, None)
+                    if task is None:
+                        break
+                    footer, index = task
+                    rows = footer.metadata.row_group(index).num_rows
+                    pending.append((rows, pool.submit(_read_row_group, source, footer, index, columns)))
+                if not pending:
+                    return
+                yield pending.popleft()[1].result()
+                if rows_wanted() <= 0:
+                    return
+        finally:
+            for _, future in pending:
+                future.cancel()
