@@ -140,7 +140,7 @@ def definition_paths() -> dict[str, Path]:
     """Every known dataset name and its file; the same name in two places is an error."""
     found: dict[str, Path] = {}
     for folder in sql_dirs():
-        for path in sorted(folder.glob("*.sql")):
+        for path in sorted(folder.glob("*.sql"), key=lambda p: p.stem):
             if path.stem in found and found[path.stem].resolve() != path.resolve():
                 raise DefinitionError(f"dataset '{path.stem}' is also defined in {found[path.stem]}", path)
             found[path.stem] = path

@@ -120,10 +120,10 @@ def plan(definition: Definition, options: ConvertOptions) -> Plan:
     """The dry run: list files and read their footers; no data pages are fetched."""
     from .sources import read_footers
 
-    source, _, columns, engine = _open(definition, options)
+    source, first, columns, engine = _open(definition, options)
     engine.close()
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
-    return Plan(definition, source, read_footers(source), columns, rows_wanted)
+    return Plan(definition, source, [first, *read_footers(source, source.files[1:])], columns, rows_wanted)
 
 
 def convert(definition: Definition, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:

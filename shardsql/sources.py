@@ -109,7 +109,8 @@ def open_source(url: str, revision: str | None = None, max_files: int | None = N
     else:
         source = _open_fsspec(url)
     if not source.files:
-        raise SourceError(f"no parquet files match {url}" + (f" at revision {revision}" if revision else ""))
+        at = f" at revision {source.revision}" if source.revision else ""
+        raise SourceError(f"no parquet files match {url}{at}")
     if max_files is not None:
         source.files = source.files[:max_files]
     return source
@@ -262,10 +263,10 @@ def read_footer(source: Source, file: SourceFile) -> ParquetFooter:
     return ParquetFooter(file, metadata)
 
 
-def read_footers(source: Source) -> list[ParquetFooter]:
-    """All footers of a source, fetched in parallel (for dry runs and estimates)."""
+def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]:
+    """The footers of `files`, fetched in parallel (for dry runs and estimates)."""
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
-        return list(pool.map(lambda f: read_footer(source, f), source.files))
+        return list(pool.map(lambda f: read_footer(source, f), files))
 
 
 @dataclass

@@ -1,0 +1,203 @@
+"""The command line: a thin layer over the library.
+
+Each command parses options, calls one library function and prints its result. Errors
+from the library (`ShardsqlError`) become a one-line message and a non-zero exit status;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import ShardsqlError
+
+HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _size(n: float) -> str:
+    from .progress import _size as size
+
+    return size(n)
+
+
+class _Group(click.Group):
+    """Turns library errors into clean messages (and tracebacks only with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ShardsqlError as exc:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted. Your data folder was not changed.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings=HELP_SETTINGS)
+@click.version_option(__version__, prog_name="shardsql")
+@click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
+def cli(debug: bool) -> None:
+    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset."""
+
+
+@cli.command("list")
+def list_command() -> None:
+    """List the known datasets: name, description and source."""
+    from .catalog import load_all
+
+    definitions = load_all()
+    width = max((len(d.name) for d in definitions), default=4)
+    for d in definitions:
+        click.echo(f"{d.name:<{width}}  {d.description}")
+        click.echo(f"{'':<{width}}  {d.source}" + (f"  (revision {d.revision})" if d.revision else ""))
+
+
+@cli.command("show")
+@click.argument("dataset")
+@click.option("--revision", help="Resolve this revision instead of the definition's.")
+@click.option("--source", "source_url", metavar="URL", help="Resolve this source instead of the definition's.")
+def show_command(dataset: str, revision: str | None, source_url: str | None) -> None:
+    """Show a definition (header and SQL) and the source files it resolves to.
+
+    DATASET is a name from `shardsql list` or the path of a .sql file.
+    """
+    from .catalog import resolve
+    from .sources import open_source
+
+    definition = resolve(dataset)
+    click.echo(f"name:        {definition.name}")
+    click.echo(f"file:        {definition.path}")
+    click.echo(f"description: {definition.description}")
+    click.echo(f"source:      {definition.source}")
+    click.echo(f"revision:    {definition.revision or '(default)'}")
+    for key, value in definition.extra.items():
+        click.echo(f"{key + ':':<12} {value}")
+    click.echo(f"sha256:      {definition.sha256}\n")
+    click.echo(definition.sql + "\n")
+    source = open_source(source_url or definition.source, revision or definition.revision)
+    pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
+    click.echo(f"resolved:    {source.url}{pinned}: {len(source.files)} files, {_size(sum(f.size for f in source.files))}")
+    for file in source.files:
+        click.echo(f"  {file.url}  {_size(file.size)}")
+
+
+@cli.command("convert")
+@click.argument("dataset")
+@click.option("--num-shards", default=10, show_default=True, help="Training shards to write (plus one validation shard).")
+@click.option("--num-source", type=int, help="Read at most this many source files.  [default: as many as needed]")
+@click.option("--rows-per-shard", default=86_016, show_default=True, help="Rows in each shard.")
+@click.option("--row-group-size", default=1024, show_default=True, help="Rows in each parquet row group.")
+@click.option("--revision", help="Hub revision (branch, tag or commit) instead of the definition's.")
+@click.option("--source", "source_url", metavar="URL", help="Read this source instead of the definition's: a local folder, a glob or any fsspec URL.")
+@click.option(
+    "--cache-dir", type=click.Path(path_type=Path), default=Path("~/.cache/autoresearch"), show_default=True,
+    help="autoresearch's cache folder; shards go to its data/ subfolder.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the files, their sizes and row counts (from footers only) and the estimated output.")
+@click.option("--skip-backup", is_flag=True, help="Delete the current data and tokenizer instead of backing them up.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+def convert_command(dataset, num_shards, num_source, rows_per_shard, row_group_size, revision, source_url,
+                    cache_dir, dry_run, skip_backup, yes, quiet) -> None:  # fmt: skip
+    """Convert DATASET into autoresearch shards in CACHE_DIR/data.
+
+    DATASET is a name from `shardsql list` or the path of a .sql file. The new shards are
+    built in a staging folder; the current data and tokenizer are moved to a labelled
+    backup only once the new set is complete.
+    """
+    from .backups import CacheDir
+    from .catalog import resolve
+    from .convert import ConvertOptions, convert, plan
+    from .progress import for_terminal
+
+    definition = resolve(dataset)
+    options = ConvertOptions(
+        num_shards=num_shards, num_source=num_source, rows_per_shard=rows_per_shard,
+        row_group_size=row_group_size, revision=revision, source=source_url,
+        cache_dir=cache_dir.expanduser(), skip_backup=skip_backup,
+    )  # fmt: skip
+    options.validate()
+    if dry_run:
+        _print_plan(plan(definition, options), options)
+        return
+    cache = CacheDir(options.cache_dir)
+    if cache.data.exists() and not yes:
+        what = "DELETE" if skip_backup else "back up"
+        question = f"This will {what} the current data and tokenizer in {cache.root} ({cache.live_label()}). Continue?"
+        if sys.stdin.isatty():
+            click.confirm(question, abort=True)
+        elif skip_backup:
+            raise click.UsageError("--skip-backup deletes the current data; add --yes to confirm.")
+    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard", err=True)
+    result = convert(definition, options, for_terminal(quiet))
+    _print_result(result)
+
+
+def _print_plan(p, options) -> None:
+    source = p.source
+    pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
+    click.echo(f"Dataset:  {p.definition.name}  ({p.definition.path})")
+    click.echo(f"Source:   {source.url}{pinned}")
+    click.echo(f"Columns read: {', '.join(p.columns)}")
+    click.echo(f"Files ({len(p.footers)}):")
+    for footer in p.footers:
+        md = footer.metadata
+        click.echo(f"  {footer.file.url}  {_size(footer.file.size)}  {md.num_rows:,} rows  {md.num_row_groups} row groups")
+    total_size = sum(f.file.size for f in p.footers)
+    click.echo(f"Total:    {p.source_rows:,} rows, {_size(total_size)}; the columns read are {_size(p.column_bytes())} compressed")
+    click.echo(f"Wanted:   {options.num_shards + 1} shards x {options.rows_per_shard:,} rows = {p.rows_wanted:,} rows kept")
+    if p.source_rows < p.rows_wanted:
+        click.echo(f"Estimate: the source has fewer rows than wanted even if every row is kept: "
+                   f"at most {p.source_rows // options.rows_per_shard} full shards")  # fmt: skip
+    else:
+        bytes_per_row = p.column_bytes() / max(p.source_rows, 1)
+        click.echo(f"Estimate: at least {_size(bytes_per_row * p.rows_wanted)} fetched (more as the filter drops rows)")
+    click.echo(f"Output:   {options.cache_dir / 'data'}")
+    click.echo(f"Dry run: only parquet footers were read ({_size(source.counter.bytes)} in {source.counter.requests} requests).")
+
+
+def _print_result(result) -> None:
+    source = result.source
+    filtered = result.rows_read - result.rows_kept
+    pinned = f" @ {source.commit[:12]}" if source.commit else ""
+    click.echo(f"\nDone: {result.definition.name} from {source.url}{pinned}")
+    click.echo(f"  shards:  {result.train_shards} training + 1 validation ({result.shards[-1].name}) in {result.data_dir}")
+    click.echo(f"  rows:    {result.rows_read:,} read, {filtered:,} filtered, {result.rows_kept:,} kept, "
+               f"{sum(s.rows for s in result.shards):,} written")  # fmt: skip
+    click.echo(f"  fetched: {_size(source.counter.bytes)} in {source.counter.requests} requests")
+    click.echo(f"  record:  {result.manifest_path}")
+    if result.backup:
+        click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
+    click.echo("\nNext: in your autoresearch checkout, train the tokenizer for the new data:")
+    click.echo(f"  {result.next_step}")
+    click.echo("(Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them in.)")
+
+
+@cli.command("demo")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where to put the demo's files.  [default: a new temporary folder]")
+def demo_command(workdir: Path | None) -> None:
+    """Run a whole conversion offline against a local Hub stand-in on generated data.
+
+    Your real ~/.cache/autoresearch is not touched.
+    """
+    from .demo import DEMO_DATASET, run_demo
+    from .progress import for_terminal
+
+    click.echo(f"Demo: converting a generated {DEMO_DATASET} sample served by a local Hub stand-in.", err=True)
+    demo = run_demo(workdir, for_terminal())
+    _print_result(demo.result)
+    click.echo(f"\nThe stand-in at {demo.endpoint} served {_size(demo.bytes_served)} of "
+               f"{_size(demo.source_bytes)} in the source files: only the columns and row groups needed.")  # fmt: skip
+
+
+def main() -> None:
+    cli(prog_name="shardsql")

@@ -1,0 +1,68 @@
+"""`shardsql demo`: the whole conversion path, offline, in a temporary folder.
+
+It generates a small FineWeb-Edu-shaped sample, serves it from the local Hub stand-in
+(the same one the tests use), points `HF_ENDPOINT` at it and runs the real `fineweb-edu`
+conversion through huggingface_hub. A newcomer sees every stage work with no network, and
+the user's real `~/.cache/autoresearch` is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import resolve
+from .convert import ConvertOptions, ConvertResult, convert
+from .progress import Progress
+
+DEMO_DATASET = "fineweb-edu"
+DEMO_FILES = 3
+DEMO_ROWS_PER_FILE = 4000
+DEMO_ROW_GROUP = 500
+DEMO_SHARDS = 2
+DEMO_ROWS_PER_SHARD = 2048
+
+
+@dataclass
+class DemoResult:
+    result: ConvertResult
+    bytes_served: int
+    source_bytes: int
+    endpoint: str
+
+
+@contextmanager
+def _env(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> DemoResult:
+    """Run the demo in `workdir` (a new temporary folder if None) and return what it did."""
+    from .hubstub import HubStandIn
+    from .samples import LAYOUTS, write_sample
+
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shardsql-demo-"))
+    repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
+    repo_dir = workdir / "hub" / repo
+    paths = write_sample(DEMO_DATASET, repo_dir, DEMO_FILES, DEMO_ROWS_PER_FILE, DEMO_ROW_GROUP)
+    options = ConvertOptions(
+        num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, cache_dir=workdir / "autoresearch"
+    )
+    with HubStandIn() as hub:
+        hub.add_dataset(repo, repo_dir, revision=revision)
+        # HF_TOKEN is cleared too: a real token must never be sent to the stand-in.
+        with _env("HF_ENDPOINT", hub.url), _env("HF_TOKEN", ""):
+            result = convert(resolve(DEMO_DATASET), options, progress)
+        served, endpoint = hub.bytes_served, hub.url
+    return DemoResult(result, served, sum(p.stat().st_size for p in paths), endpoint)
