@@ -85,29 +85,57 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     click.echo(definition.sql + "\n")
     source = open_source(source_url or definition.source, revision or definition.revision)
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
-    click.echo(f"resolved:    {source.url}{pinned}: {len(source.files)} files, {_size(sum(f.size for f in source.files))}")
+    click.echo(
+        f"resolved:    {source.url}{pinned}: {len(source.files)} files, {_size(sum(f.size for f in source.files))}"
+    )
     for file in source.files:
         click.echo(f"  {file.url}  {_size(file.size)}")
 
 
 @cli.command("convert")
 @click.argument("dataset")
-@click.option("--num-shards", default=10, show_default=True, help="Training shards to write (plus one validation shard).")
+@click.option(
+    "--num-shards", default=10, show_default=True, help="Training shards to write (plus one validation shard)."
+)
 @click.option("--num-source", type=int, help="Read at most this many source files.  [default: as many as needed]")
 @click.option("--rows-per-shard", default=86_016, show_default=True, help="Rows in each shard.")
 @click.option("--row-group-size", default=1024, show_default=True, help="Rows in each parquet row group.")
 @click.option("--revision", help="Hub revision (branch, tag or commit) instead of the definition's.")
-@click.option("--source", "source_url", metavar="URL", help="Read this source instead of the definition's: a local folder, a glob or any fsspec URL.")
 @click.option(
-    "--cache-dir", type=click.Path(path_type=Path), default=Path("~/.cache/autoresearch"), show_default=True,
+    "--source",
+    "source_url",
+    metavar="URL",
+    help="Read this source instead of the definition's: a local folder, a glob or any fsspec URL.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=Path("~/.cache/autoresearch"),
+    show_default=True,
     help="autoresearch's cache folder; shards go to its data/ subfolder.",
 )
-@click.option("--dry-run", is_flag=True, help="Show the files, their sizes and row counts (from footers only) and the estimated output.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the files, their sizes and row counts (from footers only) and the estimated output.",
+)
 @click.option("--skip-backup", is_flag=True, help="Delete the current data and tokenizer instead of backing them up.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def convert_command(dataset, num_shards, num_source, rows_per_shard, row_group_size, revision, source_url,
-                    cache_dir, dry_run, skip_backup, yes, quiet) -> None:  # fmt: skip
+def convert_command(
+    dataset,
+    num_shards,
+    num_source,
+    rows_per_shard,
+    row_group_size,
+    revision,
+    source_url,
+    cache_dir,
+    dry_run,
+    skip_backup,
+    yes,
+    quiet,
+) -> None:
     """Convert DATASET into autoresearch shards in CACHE_DIR/data.
 
     DATASET is a name from `shardsql list` or the path of a .sql file. The new shards are
@@ -121,10 +149,15 @@ def convert_command(dataset, num_shards, num_source, rows_per_shard, row_group_s
 
     definition = resolve(dataset)
     options = ConvertOptions(
-        num_shards=num_shards, num_source=num_source, rows_per_shard=rows_per_shard,
-        row_group_size=row_group_size, revision=revision, source=source_url,
-        cache_dir=cache_dir.expanduser(), skip_backup=skip_backup,
-    )  # fmt: skip
+        num_shards=num_shards,
+        num_source=num_source,
+        rows_per_shard=rows_per_shard,
+        row_group_size=row_group_size,
+        revision=revision,
+        source=source_url,
+        cache_dir=cache_dir.expanduser(),
+        skip_backup=skip_backup,
+    )
     options.validate()
     if dry_run:
         _print_plan(plan(definition, options), options)
@@ -151,18 +184,26 @@ def _print_plan(p, options) -> None:
     click.echo(f"Files ({len(p.footers)}):")
     for footer in p.footers:
         md = footer.metadata
-        click.echo(f"  {footer.file.url}  {_size(footer.file.size)}  {md.num_rows:,} rows  {md.num_row_groups} row groups")
+        click.echo(
+            f"  {footer.file.url}  {_size(footer.file.size)}  {md.num_rows:,} rows  {md.num_row_groups} row groups"
+        )
     total_size = sum(f.file.size for f in p.footers)
-    click.echo(f"Total:    {p.source_rows:,} rows, {_size(total_size)}; the columns read are {_size(p.column_bytes())} compressed")
-    click.echo(f"Wanted:   {options.num_shards + 1} shards x {options.rows_per_shard:,} rows = {p.rows_wanted:,} rows kept")
+    columns = _size(p.column_bytes())
+    click.echo(f"Total:    {p.source_rows:,} rows, {_size(total_size)}; the columns read are {columns} compressed")
+    click.echo(
+        f"Wanted:   {options.num_shards + 1} shards x {options.rows_per_shard:,} rows = {p.rows_wanted:,} rows kept"
+    )
     if p.source_rows < p.rows_wanted:
-        click.echo(f"Estimate: the source has fewer rows than wanted even if every row is kept: "
-                   f"at most {p.source_rows // options.rows_per_shard} full shards")  # fmt: skip
+        click.echo(
+            f"Estimate: the source has fewer rows than wanted even if every row is kept: "
+            f"at most {p.source_rows // options.rows_per_shard} full shards"
+        )
     else:
         bytes_per_row = p.column_bytes() / max(p.source_rows, 1)
         click.echo(f"Estimate: at least {_size(bytes_per_row * p.rows_wanted)} fetched (more as the filter drops rows)")
     click.echo(f"Output:   {options.cache_dir / 'data'}")
-    click.echo(f"Dry run: only parquet footers were read ({_size(source.counter.bytes)} in {source.counter.requests} requests).")
+    fetched = f"{_size(source.counter.bytes)} in {source.counter.requests} requests"
+    click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
 
 def _print_result(result) -> None:
@@ -170,20 +211,30 @@ def _print_result(result) -> None:
     filtered = result.rows_read - result.rows_kept
     pinned = f" @ {source.commit[:12]}" if source.commit else ""
     click.echo(f"\nDone: {result.definition.name} from {source.url}{pinned}")
-    click.echo(f"  shards:  {result.train_shards} training + 1 validation ({result.shards[-1].name}) in {result.data_dir}")
-    click.echo(f"  rows:    {result.rows_read:,} read, {filtered:,} filtered, {result.rows_kept:,} kept, "
-               f"{sum(s.rows for s in result.shards):,} written")  # fmt: skip
+    click.echo(
+        f"  shards:  {result.train_shards} training + 1 validation ({result.shards[-1].name}) in {result.data_dir}"
+    )
+    click.echo(
+        f"  rows:    {result.rows_read:,} read, {filtered:,} filtered, {result.rows_kept:,} kept, "
+        f"{sum(s.rows for s in result.shards):,} written"
+    )
     click.echo(f"  fetched: {_size(source.counter.bytes)} in {source.counter.requests} requests")
     click.echo(f"  record:  {result.manifest_path}")
     if result.backup:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
     click.echo("\nNext: in your autoresearch checkout, train the tokenizer for the new data:")
     click.echo(f"  {result.next_step}")
-    click.echo("(Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them in.)")
+    click.echo(
+        "(Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them in.)"
+    )
 
 
 @cli.command("demo")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Where to put the demo's files.  [default: a new temporary folder]")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    help="Where to put the demo's files.  [default: a new temporary folder]",
+)
 def demo_command(workdir: Path | None) -> None:
     """Run a whole conversion offline against a local Hub stand-in on generated data.
 
@@ -195,8 +246,10 @@ def demo_command(workdir: Path | None) -> None:
     click.echo(f"Demo: converting a generated {DEMO_DATASET} sample served by a local Hub stand-in.", err=True)
     demo = run_demo(workdir, for_terminal())
     _print_result(demo.result)
-    click.echo(f"\nThe stand-in at {demo.endpoint} served {_size(demo.bytes_served)} of "
-               f"{_size(demo.source_bytes)} in the source files: only the columns and row groups needed.")  # fmt: skip
+    click.echo(
+        f"\nThe stand-in at {demo.endpoint} served {_size(demo.bytes_served)} of "
+        f"{_size(demo.source_bytes)} in the source files: only the columns and row groups needed."
+    )
 
 
 def main() -> None:

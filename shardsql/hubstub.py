@@ -128,7 +128,8 @@ class HubStandIn:
         self.requests: list[tuple[str, str, str | None, int, int]] = []
         # EXTENSION POINT for fault injection (not built yet): called with the request handler before each
         # request is routed (its body already read into `handler.body`). Return True if the hook has sent the
-        # whole response itself (an error, a stall, a truncated body...): it is then logged, not routed.
+        # whole response itself (an error, a stall, a truncated body...): it is then not routed, and logged
+        # by its send_response() call with 0 body bytes (not counted in bytes_served).
         self.before_response: Callable[[BaseHTTPRequestHandler], bool] | None = None
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -185,10 +186,17 @@ class HubStandIn:
             self.bytes_served = 0
             self.requests = []
 
-    def _record(self, entry: tuple[str, str, str | None, int, int], served: int) -> None:
+    def _record(self, entry: tuple, served: int, replaces: tuple | None = None) -> None:
         with self._lock:
-            self.requests.append(entry)
-            self.bytes_served += served
+            if replaces is None:
+                self.requests.append(entry)
+                self.bytes_served += served
+                return
+            for i in range(len(self.requests) - 1, -1, -1):
+                if self.requests[i] is replaces:  # not found if reset_counters() ran in between
+                    self.requests[i] = entry
+                    self.bytes_served += served
+                    return
 
 
 class _Server(ThreadingHTTPServer):
@@ -222,15 +230,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.status = code
+        if self.in_hook:  # logged while the status line is still buffered, i.e. before the client sees it
+            self.server.hub._record((self.command, self.path, self.headers.get("Range"), code, 0), 0)
         super().send_response(code, message)
 
     def do_GET(self) -> None:
         hub = self.server.hub
-        self.status, self.sent, self.served = 0, 0, 0
+        self.status, self.in_hook = 0, hub.before_response is not None
         # An unread body would be parsed as the next request on this keep-alive connection.
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
-            if hub.before_response is None or not hub.before_response(self):
+            handled = hub.before_response is not None and hub.before_response(self)
+            self.in_hook = False
+            if not handled:
                 self._route(hub)
         except _HubError as err:
             self._send_error(err)
@@ -238,9 +250,6 @@ class _Handler(BaseHTTPRequestHandler):
             if not self.status:  # a bug in the stand-in: answer, then let handle_error print the traceback
                 self._send_error(_HubError(500, None, f"hubstub internal error: {exc!r}"))
             raise
-        finally:
-            entry = (self.command, self.path, self.headers.get("Range"), self.status, self.sent)
-            hub._record(entry, self.served)
 
     do_HEAD = do_POST = do_GET
 
@@ -352,14 +361,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     def _send(self, status: int, body: bytes, headers: dict[str, str], count: bool = False) -> None:
-        self.send_response(status)
-        for name, value in (headers | {"Content-Length": str(len(body))}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        for offset in range(0, len(body), WRITE_CHUNK):
-            chunk = body[offset : offset + WRITE_CHUNK]
-            self.wfile.write(chunk)
-            self.sent += len(chunk)
-            self.served += len(chunk) if count else 0
+        hub, size = self.server.hub, 0 if self.command == "HEAD" else len(body)
+        # Logged and counted before the client can see the response (a test may look right after a call),
+        # then corrected if the client hangs up, so that only bytes the socket accepted are counted.
+        entry = (self.command, self.path, self.headers.get("Range"), status, size)
+        hub._record(entry, size if count else 0)
+        sent = 0
+        try:
+            self.send_response(status)
+            for name, value in (headers | {"Content-Length": str(len(body))}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            for offset in range(0, size, WRITE_CHUNK):
+                sent += self.wfile.write(body[offset : offset + WRITE_CHUNK]) or 0
+        except OSError:
+            hub._record(entry[:4] + (sent,), sent - size if count else 0, replaces=entry)
+            raise

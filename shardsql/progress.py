@@ -95,7 +95,8 @@ class RichProgress(Progress):
     def __init__(self, console=None) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
 
         self._console = console or Console(stderr=True)
         self._bar = Bar(
@@ -116,9 +117,7 @@ class RichProgress(Progress):
     def update(self, read: int, kept: int, fetched: int) -> None:
         super().update(read, kept, fetched)
         if self._task is not None:
-            status = (
-                f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {_size(fetched)}"
-            )
+            status = f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {_size(fetched)}"
             self._bar.update(self._task, completed=min(kept, self.rows_wanted), status=status)
 
     def shard(self, info: ShardInfo) -> None:

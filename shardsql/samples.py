@@ -17,18 +17,44 @@ LAYOUTS: dict[str, tuple[str, str, str, str, str, str]] = {
     "fineweb-edu-high": ("HuggingFaceFW/fineweb-edu", "main", "sample/10BT", "{i:03d}_00000.parquet", "text", "edu"),
     "fineweb": ("HuggingFaceFW/fineweb", "main", "sample/10BT", "{i:03d}_00000.parquet", "text", "web"),
     "cosmopedia-v2": (
-        "HuggingFaceTB/smollm-corpus", "main", "cosmopedia-v2", "train-{i:05d}-of-00104.parquet", "text", "cosmo"
+        "HuggingFaceTB/smollm-corpus",
+        "main",
+        "cosmopedia-v2",
+        "train-{i:05d}-of-00104.parquet",
+        "text",
+        "cosmo",
     ),
-    "slimpajama": ("DKYoon/SlimPajama-6B", "refs/convert/parquet", "default/train", "{i:04d}.parquet", "text", "pajama"),
+    "slimpajama": (
+        "DKYoon/SlimPajama-6B",
+        "refs/convert/parquet",
+        "default/train",
+        "{i:04d}.parquet",
+        "text",
+        "pajama",
+    ),
     "slimpajama-627b": (
-        "gmongaras/SlimPajama-627B_Reupload", "refs/convert/parquet", "default/train", "{i:04d}.parquet", "text", "pajama"
+        "gmongaras/SlimPajama-627B_Reupload",
+        "refs/convert/parquet",
+        "default/train",
+        "{i:04d}.parquet",
+        "text",
+        "pajama",
     ),
     "github-code-python": (
-        "codeparrot/github-code-clean", "refs/convert/parquet", "Python-all/partial-train", "{i:04d}.parquet", "code",
+        "codeparrot/github-code-clean",
+        "refs/convert/parquet",
+        "Python-all/partial-train",
+        "{i:04d}.parquet",
+        "code",
         "code",
     ),
     "pubmed-abstract": (
-        "uiyunkim-hub/pubmed-abstract", "refs/convert/parquet", "default/train", "{i:04d}.parquet", "abstract", "pubmed"
+        "uiyunkim-hub/pubmed-abstract",
+        "refs/convert/parquet",
+        "default/train",
+        "{i:04d}.parquet",
+        "abstract",
+        "pubmed",
     ),
 }
 
@@ -71,9 +97,7 @@ def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: 
         if shape == "edu":
             scores = [rng.uniform(0, 5) for _ in range(rows)]
             columns["score"] = pa.array(scores, pa.float64())
-            columns["int_score"] = pa.array(
-                [None if rng.random() < 0.1 else round(s) for s in scores], pa.int64()
-            )
+            columns["int_score"] = pa.array([None if rng.random() < 0.1 else round(s) for s in scores], pa.int64())
     elif shape == "cosmo":
         columns = {
             "prompt": [f"Write a textbook chapter {offset + i}" for i in range(rows)],

@@ -76,7 +76,8 @@ class Source:
                 handle.seek(start)
                 data = handle.read(end - start)
         except Exception as exc:  # the filesystems raise many kinds; all mean "could not read"
-            raise SourceError(f"cannot read {file.url} (bytes {start}-{end}): {_describe(exc)}") from exc
+            gated = _gated_error(exc, file.url)
+            raise gated or SourceError(f"cannot read {file.url} (bytes {start}-{end}): {_describe(exc)}") from exc
         if len(data) != end - start:
             # A short read must never pass silently: it would decode into wrong rows.
             raise SourceError(f"short read from {file.url}: asked for {end - start} bytes at {start}, got {len(data)}")
@@ -89,11 +90,24 @@ def _describe(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _gated_error(exc: Exception, what: str) -> SourceError | None:
+    """A clear error for a gated or private repo that refused us, else None."""
+    import sys
+
+    errors = sys.modules.get("huggingface_hub.errors")  # only loaded if the Hub was used
+    if errors is None or not isinstance(exc, errors.GatedRepoError):
+        return None
+    if os.environ.get("HF_TOKEN"):
+        return SourceError(f"{what} is gated and your HF_TOKEN has no access: accept its terms on the Hub")
+    return SourceError(f"{what} is gated: accept its terms on the Hub and set HF_TOKEN to a token with access")
+
+
 def _hf_error(exc: Exception, repo: str, revision: str | None, endpoint: str) -> SourceError:
     from huggingface_hub import errors
 
-    if isinstance(exc, errors.GatedRepoError):
-        return SourceError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN to a token with access")
+    gated = _gated_error(exc, repo)
+    if gated:
+        return gated
     if isinstance(exc, errors.RevisionNotFoundError):
         return SourceError(f"revision '{revision}' not found in dataset {repo}")
     if isinstance(exc, errors.RepositoryNotFoundError):
@@ -104,10 +118,7 @@ def _hf_error(exc: Exception, repo: str, revision: str | None, endpoint: str) ->
 def open_source(url: str, revision: str | None = None, max_files: int | None = None) -> Source:
     """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision."""
     match = HF_URL.match(url)
-    if match:
-        source = _open_hub(url, match, revision)
-    else:
-        source = _open_fsspec(url)
+    source = _open_hub(url, match, revision) if match else _open_fsspec(url)
     if not source.files:
         at = f" at revision {source.revision}" if source.revision else ""
         raise SourceError(f"no parquet files match {url}{at}")

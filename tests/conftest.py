@@ -1,0 +1,47 @@
+"""Shared fixtures: a real local Hub stand-in, generated source data, a clean environment.
+
+Nothing here reaches the network: the Hub is a `HubStandIn` on 127.0.0.1, spoken to by the
+real huggingface_hub client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shardsql.hubstub import HubStandIn
+from shardsql.samples import LAYOUTS, write_sample
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test sees the developer's Hub settings, token or definitions folder."""
+    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A running Hub stand-in, with HF_ENDPOINT pointing at it."""
+    with HubStandIn(token="hf_test_secret_token") as stand_in:
+        monkeypatch.setenv("HF_ENDPOINT", stand_in.url)
+        yield stand_in
+
+
+@pytest.fixture
+def hub_dataset(hub, tmp_path):
+    """Serve a generated sample of a built-in dataset at its real repo, path and revision.
+
+    Returns the local folder holding the sample's parquet files, in the order the seed reads them.
+    """
+
+    def make(dataset: str, files: int = 3, rows_per_file: int = 3000, row_group_size: int = 500, **kw) -> Path:
+        repo, revision, sub, *_ = LAYOUTS[dataset]
+        root = tmp_path / "repos" / dataset
+        write_sample(dataset, root, files, rows_per_file, row_group_size)
+        hub.add_dataset(repo, root, revision=revision, **kw)
+        return root / sub
+
+    return make

@@ -1,0 +1,138 @@
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+from helpers import read_texts
+
+from shardsql.cli import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def test_the_commands_are_the_documented_ones():
+    assert COMMANDS == ["convert", "demo", "list", "show"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert cli.commands[command].help and len(cli.commands[command].help) > 20
+    for param in cli.commands[command].params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{command} {param.opts} has no help"
+
+
+def test_list_shows_every_dataset_with_source():
+    result = run("list")
+    assert result.exit_code == 0
+    assert "fineweb-edu-high" in result.output
+    assert "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet" in result.output
+
+
+def test_list_does_not_import_the_heavy_libraries():
+    code = "import sys; from shardsql.cli import main; sys.argv=['shardsql','list']\n"
+    code += "try: main()\nexcept SystemExit: pass\n"
+    code += "print(sorted(m for m in ('duckdb','polars','pyarrow','huggingface_hub') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_show_prints_the_definition_and_resolved_files(hub, hub_dataset):
+    hub_dataset("github-code-python")
+    result = run("show", "github-code-python")
+    assert result.exit_code == 0, result.output
+    assert "SELECT code AS text" in result.output
+    assert "refs/convert/parquet (commit " in result.output
+    assert "hf://datasets/codeparrot/github-code-clean/Python-all/partial-train/0002.parquet" in result.output
+
+
+def test_convert_end_to_end_through_the_cli(hub, hub_dataset, tmp_path):
+    hub_dataset("pubmed-abstract")
+    result = run(
+        "convert",
+        "pubmed-abstract",
+        "--num-shards",
+        "2",
+        "--rows-per-shard",
+        "1000",
+        "--cache-dir",
+        str(tmp_path),
+        "--yes",
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 training + 1 validation" in result.output
+    assert "uv run prepare.py --num-shards 2" in result.output
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["shards"]][-1] == "shard_06542.parquet"
+    assert len(read_texts(tmp_path / "data" / "shard_00001.parquet")) == 1000
+
+
+def test_dry_run_lists_files_and_writes_nothing(hub, hub_dataset, tmp_path):
+    hub_dataset("fineweb-edu")
+    result = run("convert", "fineweb-edu", "--dry-run", "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    assert "000_00000.parquet" in result.output and "3,000 rows" in result.output
+    assert "Total:    9,000 rows" in result.output
+    assert "11 shards x 86,016 rows" in result.output
+    assert "fewer rows than wanted" in result.output
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["convert", "finweb-edu"], "Did you mean: fineweb-edu", 1),
+        (["convert", "fineweb-edu", "--num-shards", "0"], "--num-shards must be at least 1", 2),
+        (["convert", "fineweb-edu", "--num-shards", "ten"], "'ten' is not a valid integer", 2),
+        (["show", "nope.sql"], "no such definition file", 1),
+    ],
+)
+def test_errors_are_one_clean_line(args, message, code):
+    result = run(*args)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_source_errors_are_clean(hub, tmp_path):
+    result = run("convert", "fineweb-edu", "--cache-dir", str(tmp_path), "--yes")
+    assert result.exit_code == 1
+    assert "Error: dataset HuggingFaceFW/fineweb-edu not found" in result.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    # The real entry point in a subprocess: CliRunner would capture the traceback differently.
+    cmd = [sys.executable, "-m", "shardsql", "--debug", "convert", str(tmp_path / "x.sql")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "no such definition file" in proc.stderr
+
+
+def test_skip_backup_without_yes_is_refused_when_not_interactive(hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "shard_00000.parquet").write_bytes(b"old")
+    result = run("convert", "fineweb-edu", "--source", str(folder), "--skip-backup", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "add --yes" in result.output
+    assert (tmp_path / "data" / "shard_00000.parquet").read_bytes() == b"old"
+
+
+def test_demo_runs_offline(tmp_path):
+    result = run("demo", "--workdir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "2 training + 1 validation" in result.output
+    assert (tmp_path / "autoresearch" / "data" / "shard_06542.parquet").is_file()
+    assert "only the columns and row groups needed" in result.output
+
+
+def test_version():
+    assert run("--version").output.startswith("shardsql, version ")

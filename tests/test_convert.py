@@ -1,0 +1,180 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from seed_reference import seed_shards
+
+from shardsql import catalog
+from shardsql.backups import CacheDir
+from shardsql.convert import ConvertOptions, convert, plan
+from shardsql.errors import ConversionError, DefinitionError, OptionsError, SourceError
+
+
+def _text_chunks_needed(files, rows_needed: int) -> int:
+    """Compressed bytes of the `text` chunks of the row groups holding the first `rows_needed` rows."""
+    total = seen = 0
+    for path in files:
+        metadata = pq.ParquetFile(path).metadata
+        text = metadata.schema.to_arrow_schema().get_field_index("text")
+        for i in range(metadata.num_row_groups):
+            if seen >= rows_needed:
+                return total
+            total += metadata.row_group(i).column(text).total_compressed_size
+            seen += metadata.row_group(i).num_rows
+    return total
+
+
+def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu", files=4, rows_per_file=3000, row_group_size=250)
+    files = sorted(folder.glob("*.parquet"))
+    hub.reset_counters()
+    convert(catalog.resolve("fineweb-edu"), ConvertOptions(num_shards=3, rows_per_shard=1500, cache_dir=tmp_path))
+    _, docs_read, _ = seed_shards(files, "text", 3, 1500)
+    needed = _text_chunks_needed(files, docs_read)
+    assert docs_read < 12_000, "the conversion must stop before the end of the source"
+    print(f"served {hub.bytes_served} bytes for {needed} bytes of text chunks needed")
+    assert hub.bytes_served <= 1.25 * needed, (hub.bytes_served, needed)
+    assert all(r[2] for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1]), "no whole-file GET"
+
+
+def test_manifest_records_how_the_shards_were_made(hub, hub_dataset, tmp_path, monkeypatch):
+    hub_dataset("fineweb-edu-high")
+    monkeypatch.setenv("HF_TOKEN", "hf_test_secret_token")
+    options = ConvertOptions(num_shards=2, rows_per_shard=1000, cache_dir=tmp_path)
+    result = convert(catalog.resolve("fineweb-edu-high"), options)
+    text = (tmp_path / "data" / "manifest.json").read_text()
+    record = json.loads(text)
+    definition = catalog.resolve("fineweb-edu-high")
+    assert record["dataset"] == "fineweb-edu-high"
+    assert record["definition"]["text"] == definition.text
+    assert record["definition"]["sha256"] == definition.sha256
+    assert record["source"]["commit"] == result.source.commit
+    assert record["source"]["revision"] == "main"
+    assert [f["url"].rsplit("/", 1)[1] for f in record["source"]["files"]] == [
+        "000_00000.parquet",
+        "001_00000.parquet",
+        "002_00000.parquet",
+    ]
+    assert record["options"]["num_shards"] == 2 and record["options"]["rows_per_shard"] == 1000
+    assert record["rows"]["read"] == result.rows_read
+    assert record["rows"]["kept"] + record["rows"]["filtered"] == record["rows"]["read"]
+    assert record["rows"]["written"] == 3000
+    assert [s["name"] for s in record["shards"]] == [
+        "shard_00000.parquet",
+        "shard_00001.parquet",
+        "shard_06542.parquet",
+    ]
+    for shard in record["shards"]:
+        path = tmp_path / "data" / shard["name"]
+        assert shard["bytes"] == path.stat().st_size
+        assert shard["rows"] == pq.ParquetFile(path).metadata.num_rows
+    assert record["shardsql_version"]
+    assert "hf_test_secret_token" not in text
+
+
+def test_local_source_override_and_num_source(hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    options = ConvertOptions(num_shards=5, rows_per_shard=1000, source=str(folder), num_source=1, cache_dir=tmp_path)
+    result = convert(catalog.resolve("fineweb-edu"), options)
+    assert len(result.source.files) == 1
+    assert result.ran_out, "one file of 3000 rows cannot fill 6 shards of 1000"
+    expected, _, _ = seed_shards([folder / "000_00000.parquet"], "text", 5, 1000)
+    assert [s.name for s in result.shards] == list(expected)
+
+
+def test_revision_override_is_resolved_and_recorded(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    commit = hub.add_dataset("HuggingFaceFW/fineweb-edu", folder.parent.parent, revision="v2")
+    options = ConvertOptions(num_shards=1, rows_per_shard=1000, revision="v2", cache_dir=tmp_path)
+    result = convert(catalog.resolve("fineweb-edu"), options)
+    assert (result.source.revision, result.source.commit) == ("v2", commit)
+
+
+def _live(cache: CacheDir) -> dict:
+    return {p.relative_to(cache.root).as_posix(): p.read_bytes() for p in cache.root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def climbmix(tmp_path):
+    """A cache folder holding 'original' data and a tokenizer, as autoresearch leaves it."""
+    cache = CacheDir(tmp_path / "cache")
+    cache.data.mkdir(parents=True)
+    (cache.data / "shard_00000.parquet").write_bytes(b"climbmix shard")
+    cache.tokenizer.mkdir()
+    (cache.tokenizer / "tokenizer.pkl").write_bytes(b"tok")
+    return cache
+
+
+def test_old_data_is_backed_up_with_its_label_and_tokenizer_removed(hub_dataset, climbmix):
+    folder = hub_dataset("fineweb-edu")
+    before = _live(climbmix)
+    options = ConvertOptions(num_shards=1, rows_per_shard=1000, source=str(folder), cache_dir=climbmix.root)
+    result = convert(catalog.resolve("fineweb-edu"), options)
+    assert result.backup == climbmix.root / "backup_climbmix"
+    assert (result.backup / "data" / "shard_00000.parquet").read_bytes() == before["data/shard_00000.parquet"]
+    assert (result.backup / "tokenizer" / "tokenizer.pkl").read_bytes() == b"tok"
+    assert not climbmix.tokenizer.exists(), "prepare.py must train a new tokenizer"
+    # A second conversion backs up the fineweb-edu set under its own name, next to climbmix.
+    result = convert(catalog.resolve("fineweb-edu"), options)
+    assert result.backup == climbmix.root / "backup_fineweb-edu"
+    result = convert(catalog.resolve("fineweb-edu"), options)
+    assert result.backup == climbmix.root / "backup_fineweb-edu-2", "an existing backup is never overwritten"
+    assert (climbmix.root / "backup_climbmix" / "data" / "shard_00000.parquet").exists()
+
+
+def test_skip_backup_replaces_the_data(hub_dataset, climbmix):
+    folder = hub_dataset("fineweb-edu")
+    options = ConvertOptions(
+        num_shards=1, rows_per_shard=1000, source=str(folder), cache_dir=climbmix.root, skip_backup=True
+    )
+    result = convert(catalog.resolve("fineweb-edu"), options)
+    assert result.backup is None
+    assert sorted(p.name for p in climbmix.root.iterdir()) == ["data"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        ("SELECT body AS text FROM source", DefinitionError),
+        ("SELECT text FROM source WHERE false", ConversionError),
+    ],
+)
+def test_a_failed_conversion_leaves_the_live_data_untouched(hub_dataset, climbmix, tmp_path, sql, error):
+    folder = hub_dataset("fineweb-edu")
+    path = tmp_path / "mine.sql"
+    path.write_text(f"-- description: d\n-- source: {folder}\n\n{sql}\n")
+    before = _live(climbmix)
+    with pytest.raises(error):
+        convert(catalog.resolve(str(path)), ConvertOptions(num_shards=1, rows_per_shard=1000, cache_dir=climbmix.root))
+    assert _live(climbmix) == before
+    assert not climbmix.staging.exists()
+
+
+def test_too_little_data_for_a_training_shard_is_an_error(hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu", files=1, rows_per_file=500)
+    options = ConvertOptions(num_shards=2, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path)
+    with pytest.raises(ConversionError, match=r"the source ran out: 500 rows read, \d+ kept, which is only one shard"):
+        convert(catalog.resolve("fineweb-edu"), options)
+    assert not (tmp_path / "data").exists()
+
+
+def test_invalid_options_are_refused(tmp_path):
+    with pytest.raises(OptionsError, match="--rows-per-shard must be at least 1"):
+        ConvertOptions(rows_per_shard=0).validate()
+    with pytest.raises(OptionsError, match="--num-source must be at least 1"):
+        ConvertOptions(num_source=0).validate()
+
+
+def test_plan_reads_only_footers(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu")
+    hub.reset_counters()
+    p = plan(catalog.resolve("fineweb-edu"), ConvertOptions(num_shards=2, rows_per_shard=1000))
+    footers = sum(pq.ParquetFile(f).metadata.serialized_size + 8 for f in folder.glob("*.parquet"))
+    assert hub.bytes_served == footers
+    assert p.source_rows == 9000 and p.rows_wanted == 3000
+    assert p.columns == ["text"]
+
+
+def test_unknown_source_is_a_source_error(hub, tmp_path):
+    with pytest.raises(SourceError, match="not found"):
+        convert(catalog.resolve("fineweb-edu"), ConvertOptions(cache_dir=tmp_path))

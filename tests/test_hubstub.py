@@ -1,0 +1,310 @@
+"""The Hub stand-in, exercised through the real huggingface_hub client (no mocks, no network)."""
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from huggingface_hub import HfApi, HfFileSystem, get_hf_file_metadata, hf_hub_url
+from huggingface_hub.errors import (
+    GatedRepoError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import get_session
+
+from shardsql.hubstub import HubStandIn
+
+TOKEN = "hf_stand_in_token"
+REPO = "org/name"
+PARQUET_REF = "refs/convert/parquet"
+TRAIN = f"datasets/{REPO}/default/train/0000.parquet"  # in PARQUET_REF
+TABLE = pa.table({"id": list(range(3000)), "text": [f"row {i} " * (i % 7) for i in range(3000)]})
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    main, converted = tmp_path / "main", tmp_path / "converted"
+    (main / "data").mkdir(parents=True)
+    (main / "README.md").write_text("# A dataset\n")
+    (main / "data" / "train.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(500)))
+    (main / "data" / "blob.bin").write_bytes(random.Random(0).randbytes(200_000))  # several write chunks
+    for split, rows in [("train", TABLE), ("train", TABLE.slice(0, 10)), ("test", TABLE.slice(0, 100))]:
+        out = converted / "default" / split
+        out.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, out / f"{len(list(out.iterdir())):04d}.parquet", row_group_size=500)
+    return {"main": main, PARQUET_REF: converted}
+
+
+@pytest.fixture
+def hub(folders):
+    with HubStandIn(token=TOKEN) as hub:
+        hub.shas = {rev: hub.add_dataset(REPO, folder, revision=rev) for rev, folder in folders.items()}
+        hub.add_dataset("org/gated", folders["main"], gated=True)
+        yield hub
+
+
+@pytest.fixture
+def fs(hub) -> HfFileSystem:
+    return HfFileSystem(endpoint=hub.url, token=False, skip_instance_cache=True)
+
+
+def local(folders, rev: str, path: str) -> bytes:
+    return (folders[rev] / path).read_bytes()
+
+
+def resolve_gets(hub) -> list[tuple]:
+    return [r for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1]]
+
+
+def test_dataset_info_sha_for_branch_ref_and_sha(hub, folders):
+    api = HfApi(endpoint=hub.url, token=False)
+    main_sha, ref_sha = hub.shas["main"], hub.shas[PARQUET_REF]
+    assert re.fullmatch("[0-9a-f]{40}", main_sha) and main_sha != ref_sha
+    assert api.dataset_info(REPO).sha == main_sha
+    assert api.dataset_info(REPO, revision="main").sha == main_sha
+    assert api.dataset_info(REPO, revision=PARQUET_REF).sha == ref_sha
+    assert api.dataset_info(REPO, revision=ref_sha).sha == ref_sha
+    assert "/revision/refs%2Fconvert%2Fparquet" in hub.requests[2][1]
+    info = api.dataset_info(REPO, files_metadata=True)
+    assert {s.rfilename: s.size for s in info.siblings}["README.md"] == len("# A dataset\n")
+    with HubStandIn() as other:  # deterministic: same content, same sha
+        assert other.add_dataset(REPO, folders["main"]) == main_sha
+
+
+def test_listing_never_downloads_and_reports_sizes(hub, fs, folders):
+    found = fs.glob(f"datasets/{REPO}/default/train/*.parquet", revision=PARQUET_REF, detail=True)
+    assert sorted(found) == [f"datasets/{REPO}@{PARQUET_REF}/default/train/{n:04d}.parquet" for n in (0, 1)]
+    for name, info in found.items():
+        assert info["size"] == len(local(folders, PARQUET_REF, name.split("@")[1].split("/", 3)[3]))
+    assert fs.ls(f"datasets/{REPO}", detail=False) == [f"datasets/{REPO}/README.md", f"datasets/{REPO}/data"]
+    assert fs.find(f"datasets/{REPO}/data") == [f"datasets/{REPO}/data/{n}" for n in ("blob.bin", "train.jsonl")]
+    assert fs.info(f"datasets/{REPO}/data/blob.bin")["size"] == 200_000
+    assert fs.info(f"datasets/{REPO}/data")["type"] == "directory"
+    assert fs.exists(f"datasets/{REPO}/README.md") and not fs.exists(f"datasets/{REPO}/nope.md")
+    assert hub.bytes_served == 0 and not resolve_gets(hub)
+
+
+def test_tree_pagination(hub, fs):
+    hub.tree_page_size, hub.tree_page_size_expanded = 2, 1
+    api = HfApi(endpoint=hub.url, token=False)
+    tree = list(api.list_repo_tree(REPO, recursive=True, repo_type="dataset", revision=PARQUET_REF))
+    assert sorted(e.path for e in tree) == [
+        "default",
+        "default/test",
+        "default/test/0000.parquet",
+        "default/train",
+        "default/train/0000.parquet",
+        "default/train/0001.parquet",
+    ]
+    assert sum("cursor=" in r[1] for r in hub.requests) == 2
+    expanded = list(api.list_repo_tree(REPO, "data", expand=True, repo_type="dataset"))
+    assert [e.last_commit.oid for e in expanded] == [hub.shas["main"]] * 2
+    assert len(fs.find(f"datasets/{REPO}", revision=PARQUET_REF)) == 3
+
+
+def test_paths_info(hub, fs):
+    api = HfApi(endpoint=hub.url, token=False)
+    infos = api.get_paths_info(REPO, ["README.md", "data", "missing"], repo_type="dataset", expand=True)
+    assert [(type(i).__name__, i.path) for i in infos] == [("RepoFile", "README.md"), ("RepoFolder", "data")]
+    assert infos[0].size == len("# A dataset\n") and infos[0].security.safe
+    assert fs.info(f"datasets/{REPO}/data/train.jsonl", refresh=True)["size"] > 0
+    assert hub.requests[-1][0] == "POST" and "/paths-info/main" in hub.requests[-1][1]
+
+
+@pytest.mark.parametrize("revision_in_path", ["refs%2Fconvert%2Fparquet", PARQUET_REF])
+def test_revision_in_path(fs, folders, revision_in_path):
+    path = TRAIN.replace(REPO, f"{REPO}@{revision_in_path}")
+    expected = local(folders, PARQUET_REF, "default/train/0000.parquet")
+    assert fs.info(path)["size"] == len(expected)
+    assert fs.cat_file(path) == expected
+
+
+@pytest.mark.parametrize("cache_type", ["none", "readahead"])
+def test_open_seek_read_exact_bytes(fs, folders, cache_type):
+    expected = local(folders, "main", "data/blob.bin")
+    with fs.open(f"datasets/{REPO}/data/blob.bin", "rb", revision="main", cache_type=cache_type) as f:
+        for offset, length in [(0, 4), (123_456, 70_000), (199_990, 50), (5, 1), (200_000, 10)]:
+            f.seek(offset)
+            assert f.read(length) == expected[offset : offset + length]
+        f.seek(-8, 2)
+        assert f.read() == expected[-8:]
+
+
+def test_cat_file_counts_exactly_the_requested_ranges(hub, fs, folders):
+    expected = local(folders, PARQUET_REF, "default/train/0000.parquet")
+    fs.info(TRAIN, revision=PARQUET_REF)  # fill the listing cache first: only content requests remain
+    hub.reset_counters()
+    ranges = [(0, 4), (100, 5000), (-8, None), (len(expected) - 1, len(expected))]
+    for start, end in ranges:
+        got = fs.cat_file(TRAIN, start=start, end=end, revision=PARQUET_REF, cache_type="none")
+        assert got == expected[start:end]
+    assert hub.bytes_served == 4 + 4900 + 8 + 1 == sum(r[4] for r in resolve_gets(hub))
+    assert [r[2] for r in resolve_gets(hub)][:2] == ["bytes=0-3", "bytes=100-4999"]
+    # The default read-ahead cache asks for more than the range: still, only what was sent is counted.
+    hub.reset_counters()
+    assert fs.cat_file(TRAIN, start=10, end=20, revision=PARQUET_REF) == expected[10:20]
+    assert hub.bytes_served == sum(r[4] for r in resolve_gets(hub)) >= 10
+
+
+def test_read_block(fs, folders):
+    expected = local(folders, "main", "data/train.jsonl")
+    path = f"datasets/{REPO}/data/train.jsonl"
+    assert fs.read_block(path, 100, 50) == expected[100:150]
+    block = fs.read_block(path, 100, 50, delimiter=b"\n")
+    start = expected.index(b"\n", 100) + 1
+    assert block == expected[start : expected.index(b"\n", 150) + 1]
+
+
+def test_pyarrow_reads_parquet_through_ranges(hub, fs):
+    with fs.open(TRAIN, "rb", revision=PARQUET_REF, cache_type="none") as f:
+        parquet = pq.ParquetFile(f)
+        assert parquet.metadata.num_row_groups == 6
+        assert parquet.read_row_group(3).equals(TABLE.slice(1500, 500))
+        assert parquet.read().equals(TABLE)
+    assert {r[3] for r in resolve_gets(hub)} == {206}
+
+
+def test_block_size_0_streams_and_cannot_seek(hub, fs, folders):
+    expected = local(folders, PARQUET_REF, "default/train/0000.parquet")
+    with fs.open(TRAIN, "rb", revision=PARQUET_REF, block_size=0) as f:
+        assert f.read(10) + f.read() == expected
+    assert [(r[2], r[3]) for r in resolve_gets(hub)] == [(None, 200)]  # one plain GET, streamed
+    # huggingface_hub 2.4.0's streaming file refuses to seek, so pyarrow cannot use it: use cache_type="none".
+    with (
+        fs.open(TRAIN, "rb", revision=PARQUET_REF, block_size=0) as f,
+        pytest.raises(ValueError, match="seek"),
+    ):
+        pq.ParquetFile(f)
+
+
+def test_http_ranges_and_headers(hub, folders):
+    data = local(folders, "main", "README.md")
+    url, size, session = f"{hub.url}/datasets/{REPO}/resolve/main/README.md", len(data), get_session()
+    cases = {
+        "bytes=2-5": (2, 6),
+        "bytes=3-": (3, size),
+        "bytes=-4": (size - 4, size),
+        "bytes=-999": (0, size),
+    }
+    for header, (start, end) in cases.items():
+        r = session.get(url, headers={"Range": header})
+        assert (r.status_code, r.content) == (206, data[start:end])
+        assert r.headers["Content-Range"] == f"bytes {start}-{end - 1}/{size}"
+    for header in (f"bytes={size}-", "bytes=-0"):
+        r = session.get(url, headers={"Range": header})
+        assert (r.status_code, r.headers["Content-Range"]) == (416, f"bytes */{size}")
+    assert session.get(url, headers={"Range": "bytes=0-1,4-5"}).content == data  # multi-range: ignored
+    served = hub.bytes_served
+    head = session.head(url)
+    assert head.headers["Content-Length"] == str(size) and head.headers["Accept-Ranges"] == "bytes"
+    assert head.headers["X-Repo-Commit"] == hub.shas["main"] and head.headers["ETag"].startswith('"')
+    assert hub.bytes_served == served == 4 + (size - 3) + 4 + size + size
+    assert hub.requests[-1] == ("HEAD", "/datasets/org/name/resolve/main/README.md", None, 200, 0)
+    metadata = get_hf_file_metadata(hf_hub_url(REPO, "README.md", repo_type="dataset", endpoint=hub.url))
+    assert (metadata.size, metadata.commit_hash) == (size, hub.shas["main"])
+    hub.reset_counters()
+    assert (hub.bytes_served, hub.requests) == (0, [])
+
+
+def test_bytes_served_is_thread_safe(hub, fs, folders):
+    expected = local(folders, "main", "data/blob.bin")
+    fs.info(f"datasets/{REPO}/data/blob.bin")
+    hub.reset_counters()
+    starts = range(0, 190_000, 5_000)
+
+    def read(start: int) -> bytes:
+        return fs.cat_file(f"datasets/{REPO}/data/blob.bin", start=start, end=start + 1000, cache_type="none")
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(read, starts)) == [expected[s : s + 1000] for s in starts]
+    assert hub.bytes_served == 1000 * len(starts) and len(hub.requests) == len(starts)
+
+
+def test_errors_map_to_client_exceptions(hub, fs):
+    api, session = HfApi(endpoint=hub.url, token=False), get_session()
+    with pytest.raises(RepositoryNotFoundError):
+        api.dataset_info("org/missing")
+    with pytest.raises(RevisionNotFoundError):
+        api.dataset_info(REPO, revision="nope")
+    with pytest.raises(RemoteEntryNotFoundError):
+        get_hf_file_metadata(hf_hub_url(REPO, "nope.txt", repo_type="dataset", endpoint=hub.url))
+    with pytest.raises(RemoteEntryNotFoundError):
+        list(api.list_repo_tree(REPO, "nope", repo_type="dataset"))
+    codes = {
+        "/api/datasets/org/missing/tree/main": "RepoNotFound",  # the spelling huggingface_hub checks
+        f"/api/datasets/{REPO}/tree/nope": "RevisionNotFound",
+        f"/datasets/{REPO}/resolve/main/nope.txt": "EntryNotFound",
+        f"/datasets/{REPO}/resolve/main/data": "EntryNotFound",
+    }
+    for path, code in codes.items():
+        r = session.get(hub.url + path)
+        assert (r.status_code, r.headers["X-Error-Code"], "error" in r.json()) == (404, code, True)
+    for path in ("datasets/org/missing/x", f"datasets/{REPO}@nope/x", f"datasets/{REPO}/nope.txt"):
+        with pytest.raises(FileNotFoundError):
+            fs.open(path, "rb")
+
+
+def test_gated_repo_needs_the_token(hub, fs, tmp_path):
+    path = "datasets/org/gated/README.md"
+    assert HfApi(endpoint=hub.url, token=False).dataset_info("org/gated").gated == "auto"  # info is public
+    assert fs.info(path)["size"] == len("# A dataset\n")  # so are listings
+    with pytest.raises(GatedRepoError) as no_token:
+        fs.cat_file(path)
+    assert no_token.value.response.status_code == 401 and "restricted" in no_token.value.server_message
+    wrong = HfFileSystem(endpoint=hub.url, token="hf_wrong", skip_instance_cache=True)
+    with pytest.raises(GatedRepoError) as wrong_token:
+        wrong.cat_file(path)
+    assert wrong_token.value.response.status_code == 403
+    right = HfFileSystem(endpoint=hub.url, token=TOKEN, skip_instance_cache=True)
+    assert right.cat_file(path) == b"# A dataset\n"
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    downloaded = api.hf_hub_download("org/gated", "README.md", repo_type="dataset", cache_dir=tmp_path / "c")
+    assert Path(downloaded).read_bytes() == b"# A dataset\n"
+
+
+def test_hf_endpoint_env_var(hub, monkeypatch, tmp_path):
+    # Read at import time: setting it in an already running process changes nothing...
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    assert HfApi().endpoint != hub.url
+    # ...but a process that imports huggingface_hub afterwards (the CLI, a worker) uses it.
+    code = (
+        "from huggingface_hub import HfApi, HfFileSystem\n"
+        f"print(HfApi(token=False).dataset_info({REPO!r}).sha)\n"
+        f"print(HfFileSystem(token=False).cat_file('datasets/{REPO}/README.md').decode())\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == [hub.shas["main"], "# A dataset"], done.stderr
+
+
+def test_quiet_hook_and_stop(hub, fs, capfd):
+    with fs.open(f"datasets/{REPO}/data/blob.bin", block_size=0) as f:
+        f.read(10)  # closing an unfinished stream makes the client hang up mid-body
+    get_session().get(hub.url + "/nowhere")
+
+    def teapot(handler) -> bool:
+        handler.send_response(418)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        return True
+
+    hub.before_response = teapot
+    assert get_session().get(hub.url + f"/api/datasets/{REPO}").status_code == 418
+    assert hub.requests[-1][3] == 418
+    url = hub.url
+    hub.stop()
+    with pytest.raises(httpx2.TransportError):
+        get_session().get(url + f"/api/datasets/{REPO}", timeout=2)
+    with pytest.raises(RuntimeError):
+        hub.url  # noqa: B018
+    assert capfd.readouterr().err == ""

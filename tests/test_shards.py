@@ -1,0 +1,96 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import read_texts, row_groups
+
+from shardsql.errors import ConversionError
+from shardsql.shards import RowStream, check_shard, write_shards
+
+SIZES = [700, 1500, 333, 5000, 17]
+
+
+def numbered(total_batches=100):
+    """Batches of uneven sizes whose rows are numbered 0, 1, 2, ... across batches."""
+    start = 0
+    for b in range(total_batches):
+        n = SIZES[b % len(SIZES)]
+        yield pa.table({"text": [f"{start + i:08d} document" for i in range(n)]})
+        start += n
+
+
+def test_row_stream_cuts_exact_pieces_across_batches():
+    stream = RowStream(numbered(3))
+    assert [t.num_rows for t in stream.take(1000)] == [700, 300]
+    assert sum(t.num_rows for t in stream.take(10_000)) == 1533
+    assert stream.exhausted
+
+
+def test_shards_are_consecutive_exact_and_the_last_is_validation(tmp_path):
+    shards = write_shards(numbered(), tmp_path, num_shards=3, rows_per_shard=2500)
+    assert [s.name for s in shards] == [
+        "shard_00000.parquet",
+        "shard_00001.parquet",
+        "shard_00002.parquet",
+        "shard_06542.parquet",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(s.name for s in shards), "no partial files left"
+    rows = [t for s in shards for t in read_texts(tmp_path / s.name)]
+    assert rows == [f"{i:08d} document" for i in range(10_000)]
+    for s in shards:
+        assert row_groups(tmp_path / s.name) == [1024, 1024, 452] == s.row_groups
+        assert s.bytes == (tmp_path / s.name).stat().st_size
+        assert pq.read_schema(tmp_path / s.name).names == ["text"]
+
+
+def test_writer_stops_pulling_once_full(tmp_path):
+    pulled = []
+
+    def batches():
+        for i, batch in enumerate(numbered()):
+            pulled.append(i)
+            yield batch
+
+    write_shards(batches(), tmp_path, num_shards=1, rows_per_shard=1000)
+    assert len(pulled) == 2, "700 + 1500 rows cover the 2000 wanted"
+
+
+def test_source_running_out_makes_the_remainder_the_validation_shard(tmp_path):
+    shards = write_shards(numbered(2), tmp_path, num_shards=5, rows_per_shard=1000)
+    assert [(s.name, s.rows) for s in shards] == [
+        ("shard_00000.parquet", 1000),
+        ("shard_00001.parquet", 1000),
+        ("shard_06542.parquet", 200),
+    ]
+
+
+def test_exact_fit_leaves_no_empty_shard(tmp_path):
+    shards = write_shards(numbered(2), tmp_path, num_shards=5, rows_per_shard=1100)
+    assert [(s.name, s.rows) for s in shards] == [("shard_00000.parquet", 1100), ("shard_06542.parquet", 1100)]
+
+
+def test_custom_row_group_size(tmp_path):
+    shards = write_shards(numbered(), tmp_path, num_shards=1, rows_per_shard=1000, row_group_size=300)
+    assert shards[0].row_groups == [300, 300, 300, 100]
+
+
+def test_an_error_in_the_stream_propagates_unchanged_and_leaves_no_partial_file(tmp_path):
+    class NetworkDown(Exception):
+        pass
+
+    def failing():
+        yield pa.table({"text": ["x" * 60] * 1500})
+        raise NetworkDown("connection reset")
+
+    with pytest.raises(NetworkDown, match="connection reset"):
+        write_shards(failing(), tmp_path, num_shards=2, rows_per_shard=1000)
+    assert [p.name for p in tmp_path.iterdir()] == ["shard_00000.parquet"]
+
+
+def test_check_shard_rejects_wrong_row_groups_and_columns(tmp_path):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"text": ["x"] * 3000}), path, row_group_size=1000)
+    with pytest.raises(ConversionError, match=r"row groups \[1000, 1000, 1000\]"):
+        check_shard(path, 3000, 1024)
+    pq.write_table(pa.table({"body": ["x"] * 10}), path)
+    with pytest.raises(ConversionError, match="expected \\['text'\\]"):
+        check_shard(path, 10, 1024)

@@ -1,0 +1,146 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shardsql import sources
+from shardsql.errors import SourceError
+
+HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
+
+
+def _write(path, rows=2000, row_group_size=400):
+    table = pa.table(
+        {
+            "id": [f"id-{i}" for i in range(rows)],
+            "text": [f"document {i} " * (i % 40 + 1) for i in range(rows)],
+            "score": [i / 7 for i in range(rows)],
+        }
+    )
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return table
+
+
+def test_local_folder_lists_parquet_files_sorted(tmp_path):
+    for name in ("b.parquet", "a.parquet", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    source = sources.open_source(str(tmp_path))
+    assert [f.url for f in source.files] == [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
+    assert source.commit is None
+
+
+def test_max_files_limits_the_listing(tmp_path):
+    for i in range(4):
+        (tmp_path / f"{i}.parquet").write_bytes(b"x")
+    assert len(sources.open_source(str(tmp_path / "*.parquet"), max_files=2).files) == 2
+
+
+def test_no_files_is_an_error(tmp_path):
+    with pytest.raises(SourceError, match="no parquet files match"):
+        sources.open_source(str(tmp_path))
+
+
+def test_row_groups_come_in_order_with_only_the_asked_columns(tmp_path):
+    table = _write(tmp_path / "a.parquet")
+    source = sources.open_source(str(tmp_path))
+    groups = list(sources.iter_row_groups(source, ["text"], lambda: 10**9))
+    assert [g.index for g in groups] == [0, 1, 2, 3, 4]
+    assert all(g.table.column_names == ["text"] for g in groups)
+    assert pa.concat_tables(g.table for g in groups)["text"] == table["text"]
+
+
+def test_reader_fetches_exactly_the_footer_and_the_needed_column_chunks(tmp_path):
+    _write(tmp_path / "a.parquet")
+    source = sources.open_source(str(tmp_path))
+    metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    footer_bytes = metadata.serialized_size + 8
+    consumed = [0]
+    for group in sources.iter_row_groups(source, ["text"], lambda: 1000 - consumed[0]):
+        consumed[0] += group.num_rows
+    assert consumed[0] == 1200, "three row groups of 400 rows hold the 1000 wanted"
+    text_chunks = sum(metadata.row_group(i).column(1).total_compressed_size for i in range(3))
+    assert source.counter.bytes == footer_bytes + text_chunks
+
+
+def test_hub_source_resolves_revision_to_a_commit(hub, hub_dataset):
+    hub_dataset("fineweb-edu")
+    source = sources.open_source(HUB_URL, "main")
+    assert len(source.commit) == 40
+    assert [f.url.rsplit("/", 1)[1] for f in source.files] == [
+        "000_00000.parquet",
+        "001_00000.parquet",
+        "002_00000.parquet",
+    ]
+    assert all(f.url.startswith("hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/") for f in source.files)
+    pinned = sources.open_source(HUB_URL, source.commit)
+    assert pinned.commit == source.commit
+
+
+def test_hub_reads_are_range_requests_only(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu")
+    source = sources.open_source(HUB_URL)
+    groups = list(sources.iter_row_groups(source, ["text"], lambda: 10**9))
+    local = pa.concat_tables(pq.read_table(p, columns=["text"]) for p in sorted(folder.glob("*.parquet")))
+    assert pa.concat_tables(g.table for g in groups)["text"] == local["text"]
+    gets = [r for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1]]
+    assert gets and all(r[2] for r in gets), "every file read carries a Range header"
+    assert hub.bytes_served == source.counter.bytes
+
+
+@pytest.mark.parametrize(
+    ("url", "revision", "message"),
+    [
+        ("hf://datasets/nobody/nothing/*.parquet", None, "dataset nobody/nothing not found"),
+        (HUB_URL, "no-such-branch", "revision 'no-such-branch' not found"),
+    ],
+)
+def test_hub_errors_are_clear(hub, hub_dataset, url, revision, message):
+    hub_dataset("fineweb-edu")
+    with pytest.raises(SourceError, match=message):
+        sources.open_source(url, revision)
+
+
+def test_gated_dataset_asks_for_a_token_and_works_with_it(hub, hub_dataset, monkeypatch):
+    hub_dataset("fineweb-edu", gated=True)
+    source = sources.open_source(HUB_URL)  # as on the Hub, listing a gated repo needs no token
+    with pytest.raises(SourceError, match="is gated: accept its terms on the Hub and set HF_TOKEN"):
+        sources.read_footer(source, source.files[0])
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    source = sources.open_source(HUB_URL)
+    with pytest.raises(SourceError, match="your HF_TOKEN has no access"):
+        sources.read_footer(source, source.files[0])
+    monkeypatch.setenv("HF_TOKEN", "hf_test_secret_token")
+    source = sources.open_source(HUB_URL)
+    assert sources.read_footer(source, source.files[0]).num_rows == 3000
+
+
+def test_truncated_file_is_named(tmp_path):
+    _write(tmp_path / "a.parquet")
+    data = (tmp_path / "a.parquet").read_bytes()
+    (tmp_path / "a.parquet").write_bytes(data[: len(data) // 2])
+    source = sources.open_source(str(tmp_path))
+    with pytest.raises(SourceError, match=r"a\.parquet is not a parquet file .*truncated"):
+        sources.read_footer(source, source.files[0])
+
+
+def test_corrupt_row_group_names_file_and_row_group(tmp_path):
+    _write(tmp_path / "a.parquet")
+    metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    chunk = metadata.row_group(2).column(1)
+    data = bytearray((tmp_path / "a.parquet").read_bytes())
+    start = chunk.data_page_offset
+    data[start : start + 64] = b"\xff" * 64  # garble the page header of row group 2's text
+    (tmp_path / "a.parquet").write_bytes(bytes(data))
+    source = sources.open_source(str(tmp_path))
+    groups = sources.iter_row_groups(source, ["text"], lambda: 10**9)
+    assert [next(groups).index, next(groups).index] == [0, 1]
+    with pytest.raises(SourceError, match=r"a\.parquet: row group 2 is corrupt"):
+        next(groups)
+
+
+def test_short_read_is_an_error(tmp_path):
+    _write(tmp_path / "a.parquet")
+    source = sources.open_source(str(tmp_path))
+    file = source.files[0]
+    short = sources.SourceFile(file.path, file.url, file.size + 100)  # claims more than there is
+    with pytest.raises(SourceError, match="short read"):
+        source.fetch(short, file.size - 10, file.size + 50)
