@@ -212,6 +212,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client pools its connections
     server: _Server
+    status, in_hook = 0, False
 
     def setup(self) -> None:
         super().setup()
@@ -236,13 +237,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         hub = self.server.hub
-        self.status, self.in_hook = 0, hub.before_response is not None
+        self.status = 0
         # An unread body would be parsed as the next request on this keep-alive connection.
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
-            handled = hub.before_response is not None and hub.before_response(self)
-            self.in_hook = False
-            if not handled:
+            if hub.before_response is None or not self._run_hook(hub.before_response):
                 self._route(hub)
         except _HubError as err:
             self._send_error(err)
@@ -252,6 +251,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise
 
     do_HEAD = do_POST = do_GET
+
+    def _run_hook(self, hook: Callable[[BaseHTTPRequestHandler], bool]) -> bool:
+        self.in_hook = True
+        try:
+            return hook(self)
+        finally:
+            self.in_hook = False
 
     def _route(self, hub: HubStandIn) -> None:
         path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
