@@ -4,7 +4,8 @@
         data/                 the shards prepare.py and train.py read (live)
         tokenizer/            trained by prepare.py for the live data
         backup_<label>/       a previous data/ + tokenizer/, labelled by what it holds
-        .shardsql-staging/    a conversion in progress
+        .shardsql-staging/    a conversion in progress (kept after a crash, to resume)
+        .shardsql.lock        held while a conversion or restore runs
 
 A conversion is built in the staging folder and only moved into `data/` once it is
 complete, so the live data is never touched by a failed run. Backups are moved (not
@@ -15,18 +16,46 @@ the same label gets a numbered name.
 
 from __future__ import annotations
 
+import datetime as _dt
+import errno
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import manifest
+from .errors import ShardsqlError
 
 DEFAULT_CACHE_DIR = Path("~/.cache/autoresearch").expanduser()
 STAGING_NAME = ".shardsql-staging"
 BACKUP_PREFIX = "backup_"
 ORIGINAL_LABEL = "climbmix"  # what autoresearch ships with; data with no manifest is this
 LABEL_FILE = "source.txt"  # the seed script's label file, kept for compatibility
+LOCK_NAME = ".shardsql.lock"
+
+
+class BusyError(ShardsqlError):
+    """Another conversion or restore holds the cache folder."""
+
+
+class BackupError(ShardsqlError):
+    """A backup that does not exist or cannot be restored."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    label: str
+    shards: int
+    bytes: int
+    created: _dt.datetime
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removeprefix(BACKUP_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,31 @@ class CacheDir:
     @property
     def staging(self) -> Path:
         return self.root / STAGING_NAME
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the cache folder for one conversion or restore.
+
+        An OS file lock (flock) is released by the kernel when its process dies, even by
+        SIGKILL, so a lock left by a dead process never blocks the next run.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_NAME, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise BusyError(
+                    f"{self.root} is in use by another shardsql conversion or restore ({holder}); wait for it to finish"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield  # closing the file releases the lock
 
     def fresh_staging(self) -> Path:
         """An empty staging folder (a leftover from an interrupted run is discarded)."""
@@ -91,3 +145,45 @@ class CacheDir:
                     shutil.rmtree(part)
         os.replace(staging, self.data)
         return made
+
+    def backups(self) -> list[Backup]:
+        """The backups in the cache folder, oldest first."""
+        found = []
+        for path in self.root.glob(f"{BACKUP_PREFIX}*"):
+            if not path.is_dir():
+                continue
+            label_file = path / LABEL_FILE
+            label = label_file.read_text(encoding="utf-8").strip() if label_file.is_file() else path.name
+            shards = list((path / "data").glob("*.parquet"))
+            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            created = _dt.datetime.fromtimestamp(path.stat().st_mtime)
+            found.append(Backup(path, label.removeprefix(BACKUP_PREFIX), len(shards), size, created))
+        return sorted(found, key=lambda b: (b.created, b.path.name))
+
+    def find_backup(self, name: str | None = None) -> Backup:
+        """A backup by name (`fineweb-edu`, `fineweb-edu-2` or `backup_fineweb-edu`) or label;
+        the original climbmix data if no name is given."""
+        backups = self.backups()
+        if not backups:
+            raise BackupError(f"there are no backups in {self.root}")
+        wanted = (name or ORIGINAL_LABEL).removeprefix(BACKUP_PREFIX)
+        by_name = [b for b in backups if b.name == wanted]
+        # The seed script labelled its backups "climbmix-400b-shuffle"; a label prefix matches too.
+        by_label = [b for b in backups if b.label == wanted or b.label.startswith(wanted + "-")]
+        if by_name or by_label:
+            return (by_name or by_label)[0]
+        names = ", ".join(b.name for b in backups)
+        raise BackupError(f"no backup named '{wanted}' in {self.root}; there are: {names}")
+
+    def restore(self, name: str | None = None) -> tuple[Backup, Path | None]:
+        """Make a backup the live data again; the current data becomes a backup in turn.
+
+        Returns the restored backup and the backup made of the data that was live.
+        """
+        chosen = self.find_backup(name)
+        kept = self.backup_live()
+        for part in ("data", "tokenizer"):
+            if (chosen.path / part).exists():
+                os.replace(chosen.path / part, self.root / part)
+        shutil.rmtree(chosen.path)
+        return chosen, kept

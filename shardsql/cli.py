@@ -229,6 +229,55 @@ def _print_result(result) -> None:
     )
 
 
+@cli.command("backups")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=Path("~/.cache/autoresearch"),
+    show_default=True,
+    help="autoresearch's cache folder.",
+)
+def backups_command(cache_dir: Path) -> None:
+    """List the backups of earlier data sets: name, label, shards, size and date."""
+    from .backups import CacheDir
+
+    cache = CacheDir(cache_dir.expanduser())
+    backups = cache.backups()
+    if not backups:
+        click.echo(f"No backups in {cache.root}.")
+        return
+    width = max(len(b.name) for b in backups)
+    click.echo(f"{'name':<{width}}  {'label':<20}  shards  {'size':>9}  date")
+    for b in backups:
+        click.echo(f"{b.name:<{width}}  {b.label:<20}  {b.shards:>6}  {_size(b.bytes):>9}  {b.created:%Y-%m-%d %H:%M}")
+    click.echo(f"\nLive data: {cache.live_label()} in {cache.data}")
+
+
+@cli.command("restore")
+@click.argument("name", required=False)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=Path("~/.cache/autoresearch"),
+    show_default=True,
+    help="autoresearch's cache folder.",
+)
+def restore_command(name: str | None, cache_dir: Path) -> None:
+    """Make a backup the live data again (default: the original climbmix data).
+
+    NAME is a name from `shardsql backups`. The current data and tokenizer become a backup
+    in turn, so nothing is lost.
+    """
+    from .backups import CacheDir
+
+    cache = CacheDir(cache_dir.expanduser())
+    with cache.lock():
+        restored, kept = cache.restore(name)
+    click.echo(f"Restored {restored.label} ({restored.shards} shards) into {cache.data}.")
+    if kept:
+        click.echo(f"The data that was live is now the backup {kept.name.removeprefix('backup_')}.")
+
+
 @cli.command("demo")
 @click.option(
     "--workdir",

@@ -5,23 +5,26 @@ This module wires the stages together and holds no stage's logic itself:
     catalog.Definition -> sources (lazy row groups) -> engine (DuckDB view)
         -> shards (Polars writer, in a staging folder) -> manifest -> backups (swap in)
 
-`plan` is the dry run: it reads only parquet footers.
+`plan` is the dry run: it reads only parquet footers. A conversion holds the cache
+folder's lock, and checkpoints after every shard so that a rerun resumes (checkpoint.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import manifest
+from . import checkpoint, manifest
 from .backups import DEFAULT_CACHE_DIR, CacheDir
+from .checkpoint import Position
 from .errors import ConversionError, OptionsError
 from .progress import Progress
-from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, ShardInfo, write_shards
+from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, ShardInfo, pin_validation, write_shards
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -126,60 +129,139 @@ def plan(definition: Definition, options: ConvertOptions) -> Plan:
     return Plan(definition, source, [first, *read_footers(source, source.files[1:])], columns, rows_wanted)
 
 
-def convert(definition: Definition, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:
-    """Convert `definition` into shards in `options.cache_dir/data`, the old data backed up."""
-    from .sources import iter_row_groups
+class _Batches:
+    """The definition's output, row group by row group, remembering where each came from.
 
-    progress = progress or Progress()
-    source, _, columns, engine = _open(definition, options)
-    cache = CacheDir(Path(options.cache_dir).expanduser())
-    rows_wanted = (options.num_shards + 1) * options.rows_per_shard
-    counts = {"read": 0, "kept": 0}
+    `position_after(pending)` turns "the last batch still has `pending` unwritten rows"
+    into the checkpoint position where the next shard starts.
+    """
 
-    def batches() -> Iterator[pa.Table]:
-        wanted = lambda: rows_wanted - counts["kept"]  # noqa: E731
-        for group in iter_row_groups(source, columns, wanted):
-            out = engine.run(group.table)
-            counts["read"] += group.num_rows
-            counts["kept"] += out.num_rows
-            progress.update(counts["read"], counts["kept"], source.counter.bytes)
+    def __init__(self, source: Source, columns: list[str], engine, start: Position, rows_wanted: int, progress):
+        self.source, self.columns, self.engine, self.start = source, columns, engine, start
+        self.rows_wanted, self.progress = rows_wanted, progress
+        self.read, self.kept = start.rows_read, start.rows_kept
+        self._last = Position(start.file, start.row_group, 0, start.rows_read, start.rows_kept)
+        self._last_kept = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        from .sources import iter_row_groups
+
+        start = (self.start.file, self.start.row_group)
+        for group in iter_row_groups(self.source, self.columns, lambda: self.rows_wanted - self.kept, start):
+            out = self.engine.run(group.table)
+            self._last = Position(group.file_index, group.index, 0, self.read, self.kept)
+            self._last_kept = out.num_rows
+            self.read += group.num_rows
+            self.kept += out.num_rows
+            self.progress.update(self.read, self.kept, self.source.counter.bytes)
+            if (group.file_index, group.index) == start and self.start.skip:
+                out = out.slice(self.start.skip)  # rows the shards before the restart already hold
             yield out
 
-    staging = cache.fresh_staging()
+    def position_after(self, pending: int) -> Position:
+        return Position(
+            self._last.file, self._last.row_group, self._last_kept - pending, self._last.rows_read, self._last.rows_kept
+        )
+
+
+def _fingerprint(definition: Definition, source: Source, options: ConvertOptions) -> dict:
+    """What must be the same for a rerun to continue an interrupted one."""
+    return {
+        "definition": definition.sha256,
+        "source": source.url,
+        "commit": source.commit,
+        "files": [[f.url, f.size] for f in source.files],
+        "num_shards": options.num_shards,
+        "rows_per_shard": options.rows_per_shard,
+        "row_group_size": options.row_group_size,
+    }
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
+
+
+def convert(definition: Definition, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:
+    """Convert `definition` into shards in `options.cache_dir/data`, the old data backed up.
+
+    Resumes an interrupted run of the same conversion from its last complete shard.
+    """
+    progress = progress or Progress()
+    cache = CacheDir(Path(options.cache_dir).expanduser())
+    with cache.lock():
+        source, _, columns, engine = _open(definition, options)
+        try:
+            return _convert(definition, options, progress, cache, source, columns, engine)
+        finally:
+            engine.close()
+
+
+def _convert(definition, options, progress, cache, source, columns, engine) -> ConvertResult:
+    rows_wanted = (options.num_shards + 1) * options.rows_per_shard
+    fingerprint = _fingerprint(definition, source, options)
+    state, why_not = checkpoint.load(cache.staging, fingerprint)
+    if why_not:
+        progress.message(f"Starting afresh: {why_not}.")
+    if state is None:
+        state = checkpoint.Checkpoint(fingerprint)
+        cache.fresh_staging()
+        state.save(cache.staging)
+    elif state.shards:
+        progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
+    staging = cache.staging
+    batches = _Batches(source, columns, engine, state.next, rows_wanted, progress)
+
+    def on_shard(info: ShardInfo, pending: int) -> None:
+        state.shards.append(info)
+        state.next = batches.position_after(pending)
+        state.save(staging)
+        progress.shard(info)
+
     progress.start(rows_wanted, options.num_shards + 1)
+    progress.update(batches.read, batches.kept, 0)
     try:
-        shards = write_shards(
-            batches(), staging, options.num_shards, options.rows_per_shard, options.row_group_size, progress.shard
-        )
-        written = sum(s.rows for s in shards)
-        if len(shards) < 2:
-            raise ConversionError(
-                f"the source ran out: {counts['read']:,} rows read, {counts['kept']:,} kept, which is "
-                f"{'no' if not shards else 'only one'} shard; autoresearch needs at least one training shard "
-                "and the validation shard. Use more source files or fewer --rows-per-shard. "
-                "Your data folder was not changed."
-            )
-        ran_out = written < rows_wanted
-        record = manifest.build(
-            definition=definition,
-            source=source,
-            options=options.recorded(),
-            rows_read=counts["read"],
-            rows_kept=counts["kept"],
-            shards=shards,
-            ran_out=ran_out,
-        )
-        manifest.write(staging, record)
-    except BaseException:
+        if not state.finished:
+            done = list(state.shards)
+            write_shards(
+                iter(batches), staging, options.num_shards, options.rows_per_shard, options.row_group_size,
+                on_shard, done,
+            )  # fmt: skip
+            state.finished = True
+            state.save(staging)
+        shards = pin_validation(staging, state.shards)
+    except BaseException as exc:
         progress.stop()
-        shutil.rmtree(staging, ignore_errors=True)
-        engine.close()
+        if _disk_full(exc):
+            raise ConversionError(
+                f"the disk is full while writing shards in {staging}. Free some space and run the same "
+                "command again: it resumes from the last complete shard. Your data folder was not changed."
+            ) from exc
         raise
     progress.stop()
-    engine.close()
+    if len(shards) < 2:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConversionError(
+            f"the source ran out: {batches.read:,} rows read, {batches.kept:,} kept, which is "
+            f"{'no' if not shards else 'only one'} shard; autoresearch needs at least one training shard "
+            "and the validation shard. Use more source files or fewer --rows-per-shard. "
+            "Your data folder was not changed."
+        )
+    written = sum(s.rows for s in shards)
+    ran_out = written < rows_wanted
+    record = manifest.build(
+        definition=definition,
+        source=source,
+        options=options.recorded(),
+        rows_read=batches.read,
+        rows_kept=batches.kept,
+        shards=shards,
+        ran_out=ran_out,
+    )
+    (staging / checkpoint.CHECKPOINT_NAME).unlink()
+    manifest.write(staging, record)
     if ran_out:
         progress.message(
-            f"The source ran out: {counts['read']:,} rows read and {counts['kept']:,} kept, so "
+            f"The source ran out: {batches.read:,} rows read and {batches.kept:,} kept, so "
             f"{len(shards) - 1} training shards (of {options.num_shards} asked) and a validation shard of "
             f"{shards[-1].rows:,} rows were written."
         )
@@ -189,8 +271,8 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
         source=source,
         data_dir=cache.data,
         shards=shards,
-        rows_read=counts["read"],
-        rows_kept=counts["kept"],
+        rows_read=batches.read,
+        rows_kept=batches.kept,
         ran_out=ran_out,
         backup=backup,
         manifest_path=cache.data / manifest.MANIFEST_NAME,

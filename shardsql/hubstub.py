@@ -16,9 +16,10 @@ A revision is a branch (``main``), a ref (``refs/convert/parquet``, quoted as ``
 not) or a 40-hex commit sha. Errors carry the ``X-Error-Code`` that the client turns into exceptions:
 ``RepoNotFound`` (the spelling 2.4.0 checks; "RepositoryNotFound" would give a plain HfHubHTTPError) ->
 RepositoryNotFoundError, ``RevisionNotFound`` -> RevisionNotFoundError, ``EntryNotFound`` ->
-RemoteEntryNotFoundError, ``GatedRepo`` -> GatedRepoError. HfFileSystem turns the first three into
-FileNotFoundError. As on the real Hub, a gated repo's info and listings are public; only file content needs
-``Authorization: Bearer <token>``: 401 without a token, 403 with another one.
+RemoteEntryNotFoundError, ``GatedRepo`` -> GatedRepoError. HfFileSystem checks repo info and listings before
+reading, so it reports a missing repo, revision or file as FileNotFoundError. As on the real Hub, a gated
+repo's info and listings are public; only file content needs ``Authorization: Bearer <token>``: 401 without a
+token, 403 with another one (GatedRepoError either way, also from HfFileSystem reads).
 
 Pointing the client at it:
 
@@ -26,11 +27,15 @@ Pointing the client at it:
   This is the reliable way.
 * ``HF_ENDPOINT`` is read once, when ``huggingface_hub`` is imported (``constants.ENDPOINT`` and the resolve
   URL template ``constants.HUGGINGFACE_CO_URL_TEMPLATE``). It only works for a process that imports
-  huggingface_hub after the stand-in has started, e.g. a subprocess. Patching only ``constants.ENDPOINT``
-  afterwards is a trap: listings go to the stand-in but file URLs still point at https://huggingface.co.
+  huggingface_hub after the stand-in has started, e.g. a subprocess. In-process, patching both constants
+  works; patching only ``constants.ENDPOINT`` is a trap: listings reach the stand-in, file URLs still point
+  at https://huggingface.co.
 * HfFileSystem caches instances (per endpoint and token) and their directory listings: create it with
   ``skip_instance_cache=True`` or call ``HfFileSystem.clear_instance_cache()`` when the stand-in or its data
   changes. ``token=None`` sends an implicit token (``HF_TOKEN`` or a saved login); ``token=False`` sends none.
+* Offline use: on its first request a 2.4.0 process also fetches ``{constants.ENDPOINT}/api/agent-harnesses``
+  (https://huggingface.co unless HF_ENDPOINT was set at import; this stand-in answers 404) unless
+  ``HF_HUB_DISABLE_TELEMETRY=1`` is in the environment or ``constants.HF_HUB_DISABLE_TELEMETRY`` is True.
 """
 
 from __future__ import annotations
@@ -95,8 +100,7 @@ class _Snapshot:
                 scan = {"status": "safe", "avScan": {"virusFound": False, "virusNames": None}}
                 out |= {"lastCommit": commit, "securityFileStatus": scan | {"pickleImportScan": None}}
             return out
-        below = "".join(p + o for p, o in self.oids.items() if p.startswith(path + "/"))
-        oid = hashlib.sha1(f"tree\0{path}\0{below}".encode()).hexdigest()
+        oid = hashlib.sha1(f"tree\0{self.sha}\0{path}".encode()).hexdigest()  # not git's, but stable
         out = {"type": "directory", "oid": oid, "size": 0, "path": path}
         return {**out, "lastCommit": commit} if expand else out
 
@@ -190,13 +194,12 @@ class HubStandIn:
         with self._lock:
             if replaces is None:
                 self.requests.append(entry)
-                self.bytes_served += served
-                return
-            for i in range(len(self.requests) - 1, -1, -1):
-                if self.requests[i] is replaces:  # not found if reset_counters() ran in between
-                    self.requests[i] = entry
-                    self.bytes_served += served
+            else:  # a correction, dropped if reset_counters() has run in between
+                index = next((i for i, e in enumerate(self.requests) if e is replaces), None)
+                if index is None:
                     return
+                self.requests[index] = entry
+            self.bytes_served += served
 
 
 class _Server(ThreadingHTTPServer):
@@ -283,8 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
             repo = hub.repos.get(repo_id)
         if repo is None:
             raise _HubError(404, "RepoNotFound", "Repository not found")
-        for n in range(1, MAX_REVISION_SEGMENTS + 1):
-            if segments[0] and (snapshot := repo.snapshot("/".join(map(unquote, segments[:n])))):
+        for n in range(1, MAX_REVISION_SEGMENTS + 1 if segments[0] else 1):
+            if snapshot := repo.snapshot("/".join(map(unquote, segments[:n]))):
                 return repo, snapshot, segments[n:]
         raise _HubError(404, "RevisionNotFound", f"Invalid rev id: {unquote(segments[0])}")
 

@@ -26,9 +26,13 @@ def _size(n: float) -> str:
 
 
 class Progress:
-    """Silent reporter; the base of the others. `rows_wanted` is the kept rows to produce."""
+    """No progress display; messages (resuming, source ran out) go to `stream` if given.
 
-    def __init__(self) -> None:
+    The base of the others. `rows_wanted` is the kept rows to produce.
+    """
+
+    def __init__(self, stream=None) -> None:
+        self._stream = stream
         self.rows_wanted = 0
         self.shards_wanted = 0
         self.read = self.kept = self.fetched = 0
@@ -46,7 +50,8 @@ class Progress:
         self.shards += 1
 
     def message(self, text: str) -> None:
-        pass
+        if self._stream is not None:
+            print(text, file=self._stream, flush=True)
 
     def stop(self) -> None:
         pass
@@ -67,8 +72,7 @@ class PlainProgress(Progress):
     """One line per shard and a status line every few seconds, for logs."""
 
     def __init__(self, stream=None) -> None:
-        super().__init__()
-        self._stream = stream or sys.stderr
+        super().__init__(stream or sys.stderr)
         self._last = 0.0
 
     def _print(self, text: str) -> None:
@@ -84,9 +88,6 @@ class PlainProgress(Progress):
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
         self._print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}  ({self.status()})")
-
-    def message(self, text: str) -> None:
-        self._print(text)
 
 
 class RichProgress(Progress):
@@ -134,5 +135,5 @@ class RichProgress(Progress):
 def for_terminal(quiet: bool = False) -> Progress:
     """The reporter that suits where stderr goes."""
     if quiet:
-        return Progress()
+        return Progress(sys.stderr)
     return RichProgress() if sys.stderr.isatty() else PlainProgress()

@@ -59,6 +59,11 @@ class RowStream:
         self._head: pa.Table | None = None
         self.exhausted = False
 
+    @property
+    def pending(self) -> int:
+        """Rows pulled from the batches but not yet taken."""
+        return self._head.num_rows if self._head is not None else 0
+
     def take(self, rows: int) -> Iterator[pa.Table]:
         """Yield tables holding the next `rows` rows (fewer only if the stream ends)."""
         while rows > 0:
@@ -134,18 +139,21 @@ def write_shards(
     num_shards: int,
     rows_per_shard: int = ROWS_PER_SHARD,
     row_group_size: int = ROW_GROUP_SIZE,
-    on_shard: Callable[[ShardInfo], None] | None = None,
+    on_shard: Callable[[ShardInfo, int], None] | None = None,
+    done: list[ShardInfo] | None = None,
 ) -> list[ShardInfo]:
-    """Write `num_shards` training shards and the validation shard from `batches`.
+    """Write the training shards and the validation shard from `batches`.
 
-    Returns the shards in order, the validation shard last. Stops pulling from `batches`
-    as soon as the last shard is full.
+    `done` are shards already written by an interrupted run; writing continues after them.
+    `on_shard(info, pending)` is called after each shard, with the rows pulled from
+    `batches` but not yet written. Stops pulling from `batches` as soon as the last shard
+    is full. Returns the shards in order, the validation shard last.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)
-    shards: list[ShardInfo] = []
-    for index in range(num_shards + 1):
-        final = out_dir / shard_name(index)
+    shards: list[ShardInfo] = list(done or [])
+    while len(shards) < num_shards + 1:
+        final = out_dir / shard_name(len(shards))
         partial = final.with_name(final.name + PARTIAL_SUFFIX)
         rows = _write_one(stream.take(rows_per_shard), partial, row_group_size)
         if rows == 0:
@@ -156,11 +164,17 @@ def write_shards(
         info = ShardInfo(final.name, rows, final.stat().st_size, _sha256(final), groups)
         shards.append(info)
         if on_shard:
-            on_shard(info)
+            on_shard(info, stream.pending)
         if stream.exhausted:
             break
-    if shards and shards[-1].name != VAL_SHARD_NAME:
-        last = shards.pop()
+    return pin_validation(out_dir, shards)
+
+
+def pin_validation(out_dir: Path, shards: list[ShardInfo]) -> list[ShardInfo]:
+    """Rename the last shard to the validation shard's name (as the seed does); idempotent."""
+    if not shards or shards[-1].name == VAL_SHARD_NAME:
+        return shards
+    last = shards[-1]
+    if (out_dir / last.name).exists():
         os.replace(out_dir / last.name, out_dir / VAL_SHARD_NAME)
-        shards.append(ShardInfo(VAL_SHARD_NAME, last.rows, last.bytes, last.sha256, last.row_groups))
-    return shards
+    return [*shards[:-1], ShardInfo(VAL_SHARD_NAME, last.rows, last.bytes, last.sha256, last.row_groups)]

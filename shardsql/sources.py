@@ -283,12 +283,13 @@ def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]
 @dataclass
 class RowGroup:
     file: SourceFile
+    file_index: int
     index: int
     num_rows: int
     table: pa.Table
 
 
-def _read_row_group(source: Source, footer: ParquetFooter, index: int, columns: list[str]) -> RowGroup:
+def _read_row_group(source: Source, footer: ParquetFooter, file_index: int, index: int, columns: list[str]) -> RowGroup:
     import pyarrow.parquet as pq
 
     ranges = {start: source.fetch(footer.file, start, end) for start, end in footer.chunk_ranges(index, columns)}
@@ -302,24 +303,26 @@ def _read_row_group(source: Source, footer: ParquetFooter, index: int, columns: 
         raise
     except Exception as exc:
         raise SourceError(f"{footer.file.url}: row group {index} is corrupt: {_describe(exc)}") from exc
-    return RowGroup(footer.file, index, footer.metadata.row_group(index).num_rows, table)
+    return RowGroup(footer.file, file_index, index, footer.metadata.row_group(index).num_rows, table)
 
 
 def iter_row_groups(
-    source: Source, columns: list[str], rows_wanted: Callable[[], int], start_file: int = 0
+    source: Source, columns: list[str], rows_wanted: Callable[[], int], start: tuple[int, int] = (0, 0)
 ) -> Iterator[RowGroup]:
-    """Row groups in file order, with only `columns`, prefetched in parallel.
+    """Row groups in file order from `start` (file index, row group), with only `columns`,
+    prefetched in parallel.
 
     `rows_wanted()` says how many more rows the consumer can still use. A row group is only
     fetched ahead while the rows already in flight are fewer than that, so the reader never
     downloads a row group that the conversion cannot need.
     """
 
-    def tasks() -> Iterator[tuple[ParquetFooter, int]]:
-        for file in source.files[start_file:]:
-            footer = read_footer(source, file)
-            for index in range(footer.metadata.num_row_groups):
-                yield footer, index
+    def tasks() -> Iterator[tuple[ParquetFooter, int, int]]:
+        for file_index in range(start[0], len(source.files)):
+            footer = read_footer(source, source.files[file_index])
+            first = start[1] if file_index == start[0] else 0
+            for index in range(first, footer.metadata.num_row_groups):
+                yield footer, file_index, index
 
     pending: deque[tuple[int, Future[RowGroup]]] = deque()
     todo = tasks()
@@ -330,9 +333,10 @@ def iter_row_groups(
                     task = next(todo, None)
                     if task is None:
                         break
-                    footer, index = task
+                    footer, file_index, index = task
                     rows = footer.metadata.row_group(index).num_rows
-                    pending.append((rows, pool.submit(_read_row_group, source, footer, index, columns)))
+                    future = pool.submit(_read_row_group, source, footer, file_index, index, columns)
+                    pending.append((rows, future))
                 if not pending:
                     return
                 yield pending.popleft()[1].result()

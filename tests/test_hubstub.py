@@ -4,8 +4,11 @@ import json
 import os
 import random
 import re
+import socket
+import struct
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import httpx2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import HfApi, HfFileSystem, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, HfFileSystem, constants, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
     RemoteEntryNotFoundError,
@@ -29,6 +32,21 @@ REPO = "org/name"
 PARQUET_REF = "refs/convert/parquet"
 TRAIN = f"datasets/{REPO}/default/train/0000.parquet"  # in PARQUET_REF
 TABLE = pa.table({"id": list(range(3000)), "text": [f"row {i} " * (i % 7) for i in range(3000)]})
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    # huggingface_hub 2.4.0 fetches an "agent harnesses" registry from constants.ENDPOINT (huggingface.co)
+    # on a process's first request unless telemetry is off; and nothing else may leave the machine either.
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    resolve = socket.getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost"):
+            raise OSError(f"test tried to reach {host}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
 
 
 @pytest.fixture
@@ -127,6 +145,16 @@ def test_revision_in_path(fs, folders, revision_in_path):
     expected = local(folders, PARQUET_REF, "default/train/0000.parquet")
     assert fs.info(path)["size"] == len(expected)
     assert fs.cat_file(path) == expected
+
+
+def test_unquoted_ref_in_urls(hub, folders):
+    session, ref_sha = get_session(), hub.shas[PARQUET_REF]
+    tree = session.get(f"{hub.url}/api/datasets/{REPO}/tree/{PARQUET_REF}/default/train").json()
+    assert [e["path"] for e in tree] == ["default/train/0000.parquet", "default/train/0001.parquet"]
+    resolved = session.get(f"{hub.url}/datasets/{REPO}/resolve/{PARQUET_REF}/default/test/0000.parquet")
+    assert resolved.content == local(folders, PARQUET_REF, "default/test/0000.parquet")
+    assert resolved.headers["X-Repo-Commit"] == ref_sha
+    assert session.get(f"{hub.url}/api/datasets/{REPO}/revision/{PARQUET_REF}").json()["sha"] == ref_sha
 
 
 @pytest.mark.parametrize("cache_type", ["none", "readahead"])
@@ -230,6 +258,26 @@ def test_bytes_served_is_thread_safe(hub, fs, folders):
     assert hub.bytes_served == 1000 * len(starts) and len(hub.requests) == len(starts)
 
 
+def test_a_client_hanging_up_mid_body_is_counted_as_sent(tmp_path, capfd):
+    size = 8 << 20  # more than the socket buffers can hold while the client reads nothing
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "big.bin").write_bytes(bytes(size))
+    with HubStandIn() as hub:
+        hub.add_dataset("org/big", tmp_path / "big")
+        host, port = hub.url.removeprefix("http://").split(":")
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect((host, int(port)))
+            client.sendall(b"GET /datasets/org/big/resolve/main/big.bin HTTP/1.1\r\nHost: stub\r\n\r\n")
+            assert client.recv(1024).startswith(b"HTTP/1.1 200")
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        deadline = time.monotonic() + 5
+        while hub.requests[0][4] == size and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server notices on its next write
+        assert hub.requests[0][4] < size and hub.bytes_served == hub.requests[0][4]
+    assert capfd.readouterr().err == ""
+
+
 def test_errors_map_to_client_exceptions(hub, fs):
     api, session = HfApi(endpoint=hub.url, token=False), get_session()
     with pytest.raises(RepositoryNotFoundError):
@@ -249,7 +297,8 @@ def test_errors_map_to_client_exceptions(hub, fs):
     for path, code in codes.items():
         r = session.get(hub.url + path)
         assert (r.status_code, r.headers["X-Error-Code"], "error" in r.json()) == (404, code, True)
-    for path in ("datasets/org/missing/x", f"datasets/{REPO}@nope/x", f"datasets/{REPO}/nope.txt"):
+    # The last one has no "datasets/" prefix: a model repo, which the stand-in never has.
+    for path in ("datasets/org/missing/x", f"datasets/{REPO}@nope/x", f"datasets/{REPO}/nope.txt", REPO):
         with pytest.raises(FileNotFoundError):
             fs.open(path, "rb")
 
@@ -272,17 +321,26 @@ def test_gated_repo_needs_the_token(hub, fs, tmp_path):
     assert Path(downloaded).read_bytes() == b"# A dataset\n"
 
 
-def test_hf_endpoint_env_var(hub, monkeypatch, tmp_path):
-    # Read at import time: setting it in an already running process changes nothing...
+def test_endpoint_from_environment(hub, monkeypatch, tmp_path):
+    # HF_ENDPOINT is read at import time: setting it in a running process changes nothing.
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     assert HfApi().endpoint != hub.url
-    # ...but a process that imports huggingface_hub afterwards (the CLI, a worker) uses it.
+    # In-process, patching constants.ENDPOINT alone leaves file URLs on huggingface.co; the template must follow.
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    implicit = HfFileSystem(token=False, skip_instance_cache=True)
+    assert implicit.url(f"datasets/{REPO}/README.md").startswith("https://huggingface.co/")
+    template = hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    implicit = HfFileSystem(token=False, skip_instance_cache=True)
+    assert implicit.cat_file(f"datasets/{REPO}/README.md") == b"# A dataset\n"
+    assert HfApi(token=False).dataset_info(REPO).sha == hub.shas["main"]
+    # A process that imports huggingface_hub with HF_ENDPOINT set (the CLI, a worker) uses it.
     code = (
         "from huggingface_hub import HfApi, HfFileSystem\n"
         f"print(HfApi(token=False).dataset_info({REPO!r}).sha)\n"
         f"print(HfFileSystem(token=False).cat_file('datasets/{REPO}/README.md').decode())\n"
     )
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path)}
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path), "HF_HUB_DISABLE_TELEMETRY": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split("\n")[:2] == [hub.shas["main"], "# A dataset"], done.stderr
 
