@@ -128,6 +128,9 @@ class HubStandIn:
         self.repos: dict[str, _Repo] = {}
         self.tree_page_size = TREE_PAGE_SIZE
         self.tree_page_size_expanded = TREE_PAGE_SIZE_EXPANDED
+        # Both are updated as a response starts, before the client can see it (so a caller may check them
+        # right after a call), and corrected down if the client hangs up mid-body. bytes_served only counts
+        # resolve GET bodies; requests holds (method, path, Range header, status, body bytes) per request.
         self.bytes_served = 0
         self.requests: list[tuple[str, str, str | None, int, int]] = []
         # EXTENSION POINT for fault injection (not built yet): called with the request handler before each
@@ -371,8 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, headers: dict[str, str], count: bool = False) -> None:
         hub, size = self.server.hub, 0 if self.command == "HEAD" else len(body)
-        # Logged and counted before the client can see the response (a test may look right after a call),
-        # then corrected if the client hangs up, so that only bytes the socket accepted are counted.
+        # Logged and counted up front, then corrected to what the socket accepted if the client hangs up.
         entry = (self.command, self.path, self.headers.get("Range"), status, size)
         hub._record(entry, size if count else 0)
         sent = 0

@@ -17,7 +17,7 @@ def run(*args, input=None):
 
 
 def test_the_commands_are_the_documented_ones():
-    assert COMMANDS == ["convert", "demo", "list", "show"]
+    assert COMMANDS == ["backups", "convert", "demo", "list", "restore", "show"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
