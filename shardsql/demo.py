@@ -47,6 +47,14 @@ def _env(name: str, value: str):
             os.environ[name] = old
 
 
+def _telemetry_off() -> None:
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # already imported: the environment variable was read too early
+        constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
 def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> DemoResult:
     """Run the demo in `workdir` (a new temporary folder if None) and return what it did."""
     from .hubstub import HubStandIn
@@ -61,8 +69,10 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
     )
     with HubStandIn() as hub:
         hub.add_dataset(repo, repo_dir, revision=revision)
-        # HF_TOKEN is cleared too: a real token must never be sent to the stand-in.
-        with _env("HF_ENDPOINT", hub.url), _env("HF_TOKEN", ""):
+        # HF_TOKEN is cleared: a real token must never be sent to the stand-in. Telemetry is
+        # off: huggingface_hub would otherwise report to the real Hub, and the demo is offline.
+        with _env("HF_ENDPOINT", hub.url), _env("HF_TOKEN", ""), _env("HF_HUB_DISABLE_TELEMETRY", "1"):
+            _telemetry_off()
             result = convert(resolve(DEMO_DATASET), options, progress)
         served, endpoint = hub.bytes_served, hub.url
     return DemoResult(result, served, sum(p.stat().st_size for p in paths), endpoint)

@@ -33,6 +33,9 @@ Pointing the client at it:
 * HfFileSystem caches instances (per endpoint and token) and their directory listings: create it with
   ``skip_instance_cache=True`` or call ``HfFileSystem.clear_instance_cache()`` when the stand-in or its data
   changes. ``token=None`` sends an implicit token (``HF_TOKEN`` or a saved login); ``token=False`` sends none.
+* Reads: ``fs.open(path, "rb", cache_type="none")`` requests exactly the ranges read (pyarrow works on it);
+  the default read-ahead cache asks for up to 5 MiB past each read; ``block_size=0`` streams a single GET
+  and refuses to seek, so pyarrow cannot read Parquet from it.
 * Offline use: on its first request a 2.4.0 process also fetches ``{constants.ENDPOINT}/api/agent-harnesses``
   (https://huggingface.co unless HF_ENDPOINT was set at import; this stand-in answers 404) unless
   ``HF_HUB_DISABLE_TELEMETRY=1`` is in the environment or ``constants.HF_HUB_DISABLE_TELEMETRY`` is True.
@@ -67,6 +70,7 @@ POLL_INTERVAL = 0.05
 REPO = r"(?P<repo>[^/]+/[^/]+)"
 API_ROUTE = re.compile(rf"^/api/datasets/{REPO}(/(?P<action>revision|tree|paths-info)/(?P<rest>.*))?$")
 RESOLVE_ROUTE = re.compile(rf"^/datasets/{REPO}/resolve/(?P<rest>.*)$")
+# Paths without "datasets/" mean model repos: a RepoNotFound makes HfFileSystem raise FileNotFoundError.
 OTHER_REPO_ROUTE = re.compile(r"^/(api/(models|spaces)/.*|[^/]+/[^/]+/resolve/.*)$")
 RANGE_HEADER = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 

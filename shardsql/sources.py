@@ -33,6 +33,13 @@ if TYPE_CHECKING:
     import pyarrow.parquet as pq
 
 FETCH_THREADS = 4  # parallel range requests: hides network latency without hammering the Hub
+# Our own retries, around huggingface_hub's (which already backs off on 429, 5xx and dropped
+# connections for file reads). Ours add: any fsspec filesystem, the listing calls, and short
+# reads, which must never pass as data. Bounded: then a clear error, and the run resumes.
+RETRY_ATTEMPTS = 6
+RETRY_BASE_S = 0.5
+RETRY_MAX_S = 30.0
+RETRY_AFTER_MAX_S = 300.0  # honour a server's Retry-After, within reason
 MAX_AHEAD = 8  # row groups fetched ahead of the consumer, at most
 PARQUET_MAGIC = b"PAR1"
 HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/@]+)(@(?P<rev>[^/]+))?/?(?P<path>.*)$")
@@ -70,19 +77,70 @@ class Source:
     counter: ByteCounter = field(default_factory=ByteCounter)
 
     def fetch(self, file: SourceFile, start: int, end: int) -> bytes:
-        """Exactly the bytes [start, end) of a file, or a SourceError."""
-        try:
+        """Exactly the bytes [start, end) of a file, retried on transient faults, or a SourceError."""
+
+        def read() -> bytes:
             with self.fs.open(file.path, "rb", cache_type="none") as handle:
                 handle.seek(start)
                 data = handle.read(end - start)
-        except Exception as exc:  # the filesystems raise many kinds; all mean "could not read"
-            gated = _gated_error(exc, file.url)
-            raise gated or SourceError(f"cannot read {file.url} (bytes {start}-{end}): {_describe(exc)}") from exc
-        if len(data) != end - start:
-            # A short read must never pass silently: it would decode into wrong rows.
-            raise SourceError(f"short read from {file.url}: asked for {end - start} bytes at {start}, got {len(data)}")
+            if len(data) != end - start:
+                # A short read must never pass silently: it would decode into wrong rows.
+                raise ShortReadError(f"short read: asked for {end - start} bytes at {start}, got {len(data)}")
+            return data
+
+        data = with_retries(read, f"{file.url} (bytes {start}-{end})")
         self.counter.add(len(data))
         return data
+
+
+class ShortReadError(OSError):
+    """A range read returned fewer bytes than asked for."""
+
+
+def _permanent(exc: BaseException) -> bool:
+    """Errors that another attempt cannot fix: missing things, refused access, bad requests."""
+    import sys
+
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError)):
+        return True
+    errors = sys.modules.get("huggingface_hub.errors")
+    if errors is not None and isinstance(
+        exc, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError)
+    ):
+        return True  # includes GatedRepoError, a RepositoryNotFoundError
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status is not None and 400 <= status < 500 and status not in (408, 429)
+
+
+def _retry_wait(exc: BaseException, attempt: int) -> float:
+    """Seconds to wait: as the server's Retry-After says, else exponential backoff."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    retry_after = headers.get("retry-after") if hasattr(headers, "get") else None
+    if retry_after is not None and str(retry_after).strip().isdigit():
+        return min(float(retry_after), RETRY_AFTER_MAX_S)
+    return min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
+
+
+def with_retries(action: Callable[[], Any], what: str) -> Any:
+    """Run `action`, retrying transient failures with backoff; a SourceError when they persist."""
+    import time
+
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return action()
+        except Exception as exc:  # the filesystems raise many kinds; sort them into permanent and not
+            gated = _gated_error(exc, what)
+            if gated:
+                raise gated from exc
+            if _permanent(exc):
+                raise SourceError(f"cannot read {what}: {_describe(exc)}") from exc
+            if attempt == RETRY_ATTEMPTS:
+                raise SourceError(
+                    f"cannot read {what} after {RETRY_ATTEMPTS} attempts: {_describe(exc)}. "
+                    "Run the same command again to resume from the last complete shard."
+                ) from exc
+            time.sleep(_retry_wait(exc, attempt))
+    raise AssertionError("unreachable")
 
 
 def _describe(exc: BaseException) -> str:
@@ -102,9 +160,11 @@ def _gated_error(exc: Exception, what: str) -> SourceError | None:
     return SourceError(f"{what} is gated: accept its terms on the Hub and set HF_TOKEN to a token with access")
 
 
-def _hf_error(exc: Exception, repo: str, revision: str | None, endpoint: str) -> SourceError:
+def _hf_error(exc: BaseException, repo: str, revision: str | None, endpoint: str) -> SourceError:
     from huggingface_hub import errors
 
+    if isinstance(exc, SourceError):
+        return exc
     gated = _gated_error(exc, repo)
     if gated:
         return gated
@@ -112,7 +172,7 @@ def _hf_error(exc: Exception, repo: str, revision: str | None, endpoint: str) ->
         return SourceError(f"revision '{revision}' not found in dataset {repo}")
     if isinstance(exc, errors.RepositoryNotFoundError):
         return SourceError(f"dataset {repo} not found at {endpoint} (if it is private or gated, set HF_TOKEN)")
-    return SourceError(f"cannot reach the Hub at {endpoint} for {repo}: {_describe(exc)}")
+    return SourceError(f"cannot list {repo} at the Hub ({endpoint}): {_describe(exc)}")
 
 
 def open_source(url: str, revision: str | None = None, max_files: int | None = None) -> Source:
@@ -137,13 +197,13 @@ def _open_hub(url: str, match: re.Match, revision: str | None) -> Source:
     revision = revision or (match.group("rev") and _unquote(match.group("rev"))) or "main"
     pattern = match.group("path") or "*.parquet"
     api = HfApi(endpoint=endpoint, token=token)
+    fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
     try:
-        info = api.repo_info(repo, repo_type=repo_type.rstrip("s"), revision=revision)
+        info = with_retries(lambda: api.repo_info(repo, repo_type=repo_type.rstrip("s"), revision=revision), repo)
         commit = info.sha
-        fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
-        found = fs.glob(f"{repo_type}/{repo}@{commit}/{pattern}", detail=True)
-    except Exception as exc:
-        raise _hf_error(exc, repo, revision, endpoint) from exc
+        found = with_retries(lambda: fs.glob(f"{repo_type}/{repo}@{commit}/{pattern}", detail=True), url)
+    except SourceError as exc:
+        raise _hf_error(exc.__cause__ or exc, repo, revision, endpoint) from exc
     prefix = f"{repo_type}/{repo}@{commit}/"
     files = [
         SourceFile(path=path, url=f"hf://{repo_type}/{repo}/{path.removeprefix(prefix)}", size=int(info["size"]))

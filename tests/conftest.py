@@ -6,10 +6,16 @@ real huggingface_hub client.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# huggingface_hub 2.4 reports to {HF_ENDPOINT at import}/api/agent-harnesses on its first
+# request; tests must never reach out, so it is off before anything imports the client.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import pytest
 
+from shardsql import sources
 from shardsql.hubstub import HubStandIn
 from shardsql.samples import LAYOUTS, write_sample
 
@@ -20,6 +26,8 @@ def _isolated_env(monkeypatch, tmp_path):
     for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    # Same retry logic, shorter waits: the suite must stay fast.
+    monkeypatch.setattr(sources, "RETRY_BASE_S", 0.01)
 
 
 @pytest.fixture

@@ -182,3 +182,47 @@ def test_plan_reads_only_footers(hub, hub_dataset):
 def test_unknown_source_is_a_source_error(hub, tmp_path):
     with pytest.raises(SourceError, match="not found"):
         convert(catalog.resolve("fineweb-edu"), ConvertOptions(cache_dir=tmp_path))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "COPY (SELECT text FROM source) TO '{target}'",
+        "SELECT content AS text FROM read_text('{secret}')",
+        "SELECT text FROM source; COPY (SELECT 1) TO '{target}'",
+        "WITH t AS (SELECT * FROM read_csv('{secret}')) SELECT column0 AS text FROM t",
+        "SELECT text FROM source WHERE length(text) > (SELECT count(*) FROM glob('{secret}'))",
+    ],
+)
+def test_hostile_definitions_are_refused_and_nothing_is_written(hub_dataset, climbmix, tmp_path, body):
+    folder = hub_dataset("fineweb-edu")
+    secret, target = tmp_path / "secret.txt", tmp_path / "stolen.csv"
+    secret.write_text("x" * 100)
+    path = tmp_path / "hostile.sql"
+    path.write_text(f"-- description: d\n-- source: {folder}\n\n{body.format(secret=secret, target=target)}\n")
+    before = _live(climbmix)
+    with pytest.raises(DefinitionError):
+        convert(catalog.resolve(str(path)), ConvertOptions(num_shards=1, rows_per_shard=1000, cache_dir=climbmix.root))
+    assert not target.exists()
+    assert _live(climbmix) == before and not climbmix.staging.exists()
+
+
+def test_the_token_never_appears_in_output_or_manifest(hub, hub_dataset, tmp_path, monkeypatch, capfd):
+    hub_dataset("fineweb-edu", gated=True)
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong_secret_value")
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    failed = CliRunner().invoke(cli, ["--debug", "convert", "fineweb-edu", "--cache-dir", str(tmp_path), "--yes"])
+    assert failed.exit_code == 1 and "your HF_TOKEN has no access" in failed.output
+    monkeypatch.setenv("HF_TOKEN", "hf_test_secret_token")
+    ok = CliRunner().invoke(cli, ["convert", "fineweb-edu", "--num-shards", "1", "--rows-per-shard", "1000",
+                                  "--cache-dir", str(tmp_path), "--yes"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    captured = capfd.readouterr()
+    everything = failed.output + ok.output + captured.out + captured.err
+    everything += "".join(
+        p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".parquet"
+    )
+    assert "hf_wrong_secret_value" not in everything and "hf_test_secret_token" not in everything

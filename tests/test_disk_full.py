@@ -1,0 +1,42 @@
+"""A disk that fills up mid-conversion: a clear error, the live data untouched, and the run
+resumes once there is space. Needs root to mount a small tmpfs (CI runs as root)."""
+
+import os
+import subprocess
+
+import pytest
+from helpers import read_texts
+from seed_reference import seed_shards
+
+from shardsql import catalog
+from shardsql.convert import ConvertOptions, convert
+from shardsql.errors import ConversionError
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_disk_full_is_a_clear_error_and_the_run_resumes(hub_dataset, small_disk):
+    folder = hub_dataset("fineweb-edu", files=3, rows_per_file=4000)
+    live = small_disk / "data"
+    live.mkdir()
+    (live / "shard_00000.parquet").write_bytes(b"the user's data")
+    options = ConvertOptions(num_shards=5, rows_per_shard=1500, source=str(folder), cache_dir=small_disk)
+    with pytest.raises(ConversionError, match="the disk is full .* run the same command again: it resumes"):
+        convert(catalog.resolve("fineweb-edu"), options)
+    assert [p.name for p in live.iterdir()] == ["shard_00000.parquet"]
+    assert (live / "shard_00000.parquet").read_bytes() == b"the user's data"
+
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+    convert(catalog.resolve("fineweb-edu"), options)
+    expected, _, _ = seed_shards(sorted(folder.glob("*.parquet")), "text", 5, 1500)
+    for name, rows in expected.items():
+        assert read_texts(small_disk / "data" / name) == rows

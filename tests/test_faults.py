@@ -1,0 +1,81 @@
+"""Conversions through a Hub stand-in that fails often: every run meets several faults and
+still writes exactly the seed's output; persistent faults end in a clear, resumable error."""
+
+import huggingface_hub.constants
+import pytest
+from faults import KINDS, Faults
+from helpers import read_texts
+from seed_reference import seed_shards
+
+from shardsql import catalog
+from shardsql.convert import ConvertOptions, convert
+from shardsql.errors import SourceError
+from shardsql.progress import Progress
+
+
+def expected_shards(folder):
+    return seed_shards(sorted(folder.glob("*.parquet")), "text", 3, 800)[0]
+
+
+def run(tmp_path, **kw):
+    options = ConvertOptions(num_shards=3, rows_per_shard=800, cache_dir=tmp_path / "cache")
+    return convert(catalog.resolve("fineweb-edu"), options, **kw)
+
+
+def assert_equal_to_seed(tmp_path, folder):
+    for name, rows in expected_shards(folder).items():
+        assert read_texts(tmp_path / "cache" / "data" / name) == rows, name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_fault_is_survived_with_exact_output(hub, hub_dataset, tmp_path, kind):
+    folder = hub_dataset("fineweb-edu", row_group_size=200)
+    hub.before_response = faults = Faults([kind], rate=0.3, seed=len(kind), limit=3)
+    run(tmp_path)
+    assert faults.injected == [kind] * 3
+    assert_equal_to_seed(tmp_path, folder)
+
+
+def test_many_mixed_faults_including_listing_calls(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu", row_group_size=200)
+    hub.before_response = faults = Faults(rate=0.25, seed=7, api_too=True, limit=8)
+    run(tmp_path)
+    assert len(faults.injected) == 8 and len(set(faults.injected)) >= 4, faults.injected
+    assert_equal_to_seed(tmp_path, folder)
+
+
+def test_a_stalled_read_times_out_and_is_retried(hub, hub_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DOWNLOAD_TIMEOUT", 0.5)
+    folder = hub_dataset("fineweb-edu", row_group_size=200)
+    hub.before_response = faults = Faults(["stall"], rate=0.3, seed=1, limit=2)
+    run(tmp_path)
+    assert faults.injected == ["stall", "stall"]
+    assert_equal_to_seed(tmp_path, folder)
+
+
+def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu", row_group_size=200)
+    live = tmp_path / "cache" / "data"
+    live.mkdir(parents=True)
+    (live / "shard_00000.parquet").write_bytes(b"old data")
+
+    class BreakAfterFirstShard(Progress):
+        def shard(self, info):
+            super().shard(info)
+            hub.before_response = Faults(["short-206"], rate=1.0)
+
+    with pytest.raises(SourceError, match=r"after 6 attempts: short read.*Run the same command again to resume"):
+        run(tmp_path, progress=BreakAfterFirstShard())
+    assert [p.name for p in live.iterdir()] == ["shard_00000.parquet"]
+    assert (live / "shard_00000.parquet").read_bytes() == b"old data"
+
+    hub.before_response = None
+    messages = []
+
+    class Recorder(Progress):
+        def message(self, text):
+            messages.append(text)
+
+    run(tmp_path, progress=Recorder())
+    assert any("Resuming an interrupted run after 1 complete shards" in m for m in messages), messages
+    assert_equal_to_seed(tmp_path, folder)
