@@ -34,12 +34,14 @@ class _Group(click.Group):
         except ShardsqlError as exc:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+            message, code = str(exc), exc.exit_code
         except KeyboardInterrupt:
-            click.echo("\nInterrupted. Your data folder was not changed.", err=True)
-            ctx.exit(130)
+            message, code = "Interrupted. Your data folder was not changed; run the same command to resume.", 130
+        # Raised outside the except block, so the new error does not hold the old one (and,
+        # through its traceback, DuckDB objects) until the interpreter exits.
+        error = click.ClickException(message)
+        error.exit_code = code
+        raise error
 
 
 @click.group(cls=_Group, context_settings=HELP_SETTINGS)
@@ -302,4 +304,11 @@ def demo_command(workdir: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="shardsql")
+    try:
+        cli(prog_name="shardsql")
+    finally:
+        # A failed run leaves reference cycles (exception -> traceback -> frames -> DuckDB
+        # objects); collect them now, or DuckDB's bindings report them as leaks at exit.
+        import gc
+
+        gc.collect()

@@ -217,8 +217,7 @@ def _convert(definition, options, progress, cache, source, columns, engine) -> C
         state.save(staging)
         progress.shard(info)
 
-    progress.start(rows_wanted, options.num_shards + 1)
-    progress.update(batches.read, batches.kept, 0)
+    progress.start(rows_wanted, options.num_shards + 1, kept=batches.kept, shards=len(state.shards))
     try:
         if not state.finished:
             done = list(state.shards)

@@ -38,9 +38,12 @@ class Progress:
         self.read = self.kept = self.fetched = 0
         self.shards = 0
         self.started = time.monotonic()
+        self._kept_at_start = 0  # a resumed run starts with rows kept before it: not part of its rate
 
-    def start(self, rows_wanted: int, shards_wanted: int) -> None:
+    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0) -> None:
         self.rows_wanted, self.shards_wanted = rows_wanted, shards_wanted
+        self.kept = self._kept_at_start = kept
+        self.shards = shards
         self.started = time.monotonic()
 
     def update(self, read: int, kept: int, fetched: int) -> None:
@@ -58,7 +61,7 @@ class Progress:
 
     def status(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.kept / elapsed
+        rate = (self.kept - self._kept_at_start) / elapsed
         done = min(self.kept, self.rows_wanted)
         eta = (self.rows_wanted - done) / rate if rate > 0 else None
         eta_text = f"ETA {eta:,.0f}s" if eta is not None else "ETA ?"
@@ -110,9 +113,9 @@ class RichProgress(Progress):
         )
         self._task = None
 
-    def start(self, rows_wanted: int, shards_wanted: int) -> None:
-        super().start(rows_wanted, shards_wanted)
-        self._task = self._bar.add_task("convert", total=rows_wanted, status="")
+    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0) -> None:
+        super().start(rows_wanted, shards_wanted, kept, shards)
+        self._task = self._bar.add_task("convert", total=rows_wanted, completed=min(kept, rows_wanted), status="")
         self._bar.start()
 
     def update(self, read: int, kept: int, fetched: int) -> None:

@@ -101,19 +101,21 @@ def _write_one(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> i
             for piece in pieces:
                 written += piece.num_rows
                 yield pl.from_arrow(piece.select(["text"]))
-        except BaseException as exc:
-            # Polars wraps errors raised in a source; keep ours to re-raise it unchanged.
+        except Exception as exc:
+            # Ends the stream instead of raising through Polars: an exception that crosses
+            # into Polars' threads is kept alive there (with our DuckDB objects in its frames)
+            # until exit. We raise it ourselves once the sink returns.
             failure.append(exc)
-            raise
 
     frame = register_io_source(frames, schema={"text": pl.String})
     try:
         frame.sink_parquet(path, row_group_size=row_group_size)
     except BaseException:
         path.unlink(missing_ok=True)
-        if failure:
-            raise failure[0] from None
         raise
+    if failure:
+        path.unlink(missing_ok=True)
+        raise failure.pop()  # popped: the list in this frame must not keep the exception alive
     return written
 
 
