@@ -256,7 +256,6 @@ def _convert(definition, options, progress, cache, source, columns, engine) -> C
         shards=shards,
         ran_out=ran_out,
     )
-    (staging / checkpoint.CHECKPOINT_NAME).unlink()
     manifest.write(staging, record)
     if ran_out:
         progress.message(
@@ -265,6 +264,9 @@ def _convert(definition, options, progress, cache, source, columns, engine) -> C
             f"{shards[-1].rows:,} rows were written."
         )
     backup = cache.install(staging, backup=not options.skip_backup)
+    # Removed only now: a run killed during the swap above finds its finished checkpoint and
+    # completes the swap when run again.
+    (cache.data / checkpoint.CHECKPOINT_NAME).unlink()
     return ConvertResult(
         definition=definition,
         source=source,

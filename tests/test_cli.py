@@ -136,3 +136,24 @@ def test_demo_runs_offline(tmp_path):
 
 def test_version():
     assert run("--version").output.startswith("shardsql, version ")
+
+
+def test_a_failure_mid_run_prints_one_clean_error_from_the_real_entry_point(tmp_path):
+    import pyarrow.parquet as pq
+
+    from shardsql.samples import write_sample
+
+    folder = tmp_path / "src"
+    paths = write_sample("fineweb-edu", folder, files=2, rows_per_file=2000)
+    broken = paths[1]
+    chunk = pq.ParquetFile(broken).metadata.row_group(2).column(0)
+    data = bytearray(broken.read_bytes())
+    data[chunk.data_page_offset : chunk.data_page_offset + 64] = b"\xff" * 64
+    broken.write_bytes(bytes(data))
+    cmd = [sys.executable, "-m", "shardsql", "convert", "fineweb-edu", "--source", str(broken.parent)]
+    cmd += ["--num-shards", "3", "--rows-per-shard", "1000", "--cache-dir", str(tmp_path / "cache"), "--yes"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: ")
+    assert "001_00000.parquet: row group 2 is corrupt" in proc.stderr
+    assert "Traceback" not in proc.stderr and "leaked" not in proc.stderr
