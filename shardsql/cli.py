@@ -231,6 +231,147 @@ def _print_result(result) -> None:
     )
 
 
+@cli.command("sql")
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--limit", type=int, help="Rows to print (0: all).  [default: 20 for tables, all for csv and json]")
+@click.option("--revision", help="Hub revision for the datasets' sources instead of their definitions'.")
+@click.option(
+    "--source",
+    "source_url",
+    metavar="URL",
+    help="Read these files (a local folder, a glob or any fsspec URL) as the view `source`.",
+)
+def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, source_url: str | None) -> None:
+    """Run one SELECT (DuckDB's dialect) over the datasets, reading only what it needs.
+
+    Every dataset is a view named with `_` for `-` (fineweb_edu_high) holding what its
+    definition keeps; its unfiltered source is source.<name> (source.fineweb_edu).
+    Example: shardsql sql "SELECT count(*) FROM source.fineweb_edu WHERE int_score >= 4"
+    """
+    from .query import DEFAULT_TABLE_ROWS, run_query
+
+    if limit is None:
+        limit = DEFAULT_TABLE_ROWS if fmt == "table" else 0
+    if limit < 0:
+        raise click.BadParameter("must be 0 (all rows) or more", param_hint="--limit")
+    result = run_query(query, limit or None, revision, source_url)
+    _print_table(result.table, fmt)
+    note = f"{result.table.num_rows:,} rows" + (" (more not shown: use --limit)" if result.truncated else "")
+    click.echo(f"{note}; fetched {_size(result.bytes_fetched)}", err=True)
+
+
+def _print_table(table, fmt: str) -> None:
+    rows = table.to_pylist()
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(table.column_names)
+        writer.writerows([row[name] for name in table.column_names] for row in rows)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        view = Table(*table.column_names, show_lines=False)
+        for column in view.columns:
+            column.overflow, column.no_wrap, column.max_width = "ellipsis", True, 60
+        for row in rows:
+            view.add_row(*("NULL" if v is None else str(v) for v in row.values()))
+        Console(width=max(80, click.get_terminal_size()[0]) if sys.stdout.isatty() else 200).print(view)
+
+
+@cli.command("explain")
+@click.argument("dataset")
+@click.option("--sample-rows", default=10_000, show_default=True, help="Rows of the source to measure on (its first).")
+@click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
+@click.option("--revision", help="Hub revision of the source instead of the definition's.")
+@click.option(
+    "--source", "source_url", metavar="URL", help="Measure on these files instead of the definition's source."
+)
+def explain_command(dataset: str, sample_rows: int, against: str | None, revision: str | None,
+                    source_url: str | None) -> None:  # fmt: skip
+    """Show what each condition of a definition's WHERE clause removes, on a sample.
+
+    DATASET is a name or a .sql file. With --against, the same for a second definition on
+    the same sample, and how their outputs differ: what an edit to a definition changes.
+    """
+    from .catalog import resolve
+    from .explain import compare, funnel, sample
+
+    if sample_rows < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
+    first = resolve(dataset)
+    second = resolve(against) if against else None
+    # The Hub's default branch is main: no revision and `main` read the same files.
+    same_source = second is not None and bool(
+        source_url or (second.source, second.revision or "main") == (first.source, first.revision or "main")
+    )
+    table, source = sample(first, [first, second] if same_source else [first], sample_rows, revision, source_url)
+    pinned = f" (commit {source.commit[:12]})" if source.commit else ""
+    click.echo(
+        f"Sample: the first {table.num_rows:,} rows of {source.url}{pinned}; fetched {_size(source.counter.bytes)}\n"
+    )
+    _print_funnel(funnel(first, table))
+    if second is None:
+        return
+    if not same_source:
+        other, other_source = sample(second, [second], sample_rows, revision, None)
+        click.echo(f"\n{second.name} reads another source: the first {other.num_rows:,} rows of {other_source.url}\n")
+        _print_funnel(funnel(second, other))
+        return
+    click.echo("")
+    _print_funnel(funnel(second, table))
+    diff = compare(first, second, table)
+    click.echo(f"\nOn the same rows: {diff.both:,} texts kept by both, {diff.only_first:,} only by {first.name}, "
+               f"{diff.only_second:,} only by {second.name}.")  # fmt: skip
+
+
+def _print_funnel(f) -> None:
+    def pct(n: int) -> str:
+        return f"{100 * n / f.sample_rows:5.1f}%" if f.sample_rows else "    -"
+
+    click.echo(f"{f.definition.name}  ({f.definition.path})")
+    width = max([len(s.condition) for s in f.steps] + [20])
+    click.echo(f"  {'':<{width}}  {'rows':>9} {'':>6}  {'chars':>12}  {'removed':>9}  {'alone':>9}")
+    click.echo(f"  {'in':<{width}}  {f.sample_rows:>9,} {pct(f.sample_rows)}  {f.chars_in:>12,}")
+    for s in f.steps:
+        click.echo(f"  {s.condition:<{width}}  {s.rows:>9,} {pct(s.rows)}  {s.chars:>12,}  "
+                   f"{s.removed:>9,}  {s.removed_alone:>9,}")  # fmt: skip
+    click.echo(f"  {'out':<{width}}  {f.rows_out:>9,} {pct(f.rows_out)}  {f.chars_out:>12,}")
+
+
+@cli.command("verify")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def verify_command(directory: Path | None) -> None:
+    """Check shards against their manifest and against what autoresearch's prepare.py needs.
+
+    DIRECTORY defaults to ~/.cache/autoresearch/data. Checks each shard's sha256, size,
+    rows, row groups and schema, and the validation shard; exits non-zero on any problem.
+    """
+    from .verify import verify
+
+    report = verify(directory)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if not report.ok:
+        raise click.ClickException(f"{len(report.errors)} problem(s) in {report.directory}")
+    click.echo(f"OK: {report.shards_checked} shards in {report.directory}")
+
+
 @cli.command("backups")
 @click.option(
     "--cache-dir",

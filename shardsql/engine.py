@@ -55,7 +55,7 @@ class Engine:
         self._duckdb = duckdb
         self._con = duckdb.connect(":memory:", config={"threads": DUCKDB_THREADS})
         # Parse with DuckDB itself: the only parser that agrees with the engine on what the SQL means.
-        tree = json.loads(self._con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchone()[0])
+        tree = json.loads(self._con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchall()[0][0])
         if tree.get("error"):
             raise self._error(tree.get("error_message", "syntax error"))
         statements = tree["statements"]

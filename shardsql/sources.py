@@ -75,6 +75,7 @@ class Source:
     files: list[SourceFile]
     fs: Any = field(repr=False)
     counter: ByteCounter = field(default_factory=ByteCounter)
+    footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file
 
     def fetch(self, file: SourceFile, start: int, end: int) -> bytes:
         """Exactly the bytes [start, end) of a file, retried on transient faults, or a SourceError."""
@@ -284,6 +285,17 @@ class ParquetFooter:
     def num_rows(self) -> int:
         return self.metadata.num_rows
 
+    def cheapest_column(self) -> str:
+        """The top-level column with the fewest compressed bytes (to count rows cheaply)."""
+        sizes: dict[str, int] = {}
+        for i in range(self.metadata.num_row_groups):
+            rg = self.metadata.row_group(i)
+            for j in range(rg.num_columns):
+                name = rg.column(j).path_in_schema.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
+        names = self.metadata.schema.to_arrow_schema().names
+        return min(names, key=lambda n: sizes.get(n, 0))
+
     def chunk_ranges(self, row_group: int, columns: list[str]) -> list[tuple[int, int]]:
         """Byte ranges [start, end) of the column chunks of `columns` in one row group."""
         rg = self.metadata.row_group(row_group)
@@ -311,7 +323,13 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def read_footer(source: Source, file: SourceFile) -> ParquetFooter:
-    """The parquet footer of a file, in two exact range reads (length, then metadata)."""
+    """The parquet footer of a file, in two exact range reads (length, then metadata); cached."""
+    if file.path not in source.footers:
+        source.footers[file.path] = _fetch_footer(source, file)
+    return source.footers[file.path]
+
+
+def _fetch_footer(source: Source, file: SourceFile) -> ParquetFooter:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

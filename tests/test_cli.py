@@ -17,7 +17,7 @@ def run(*args, input=None):
 
 
 def test_the_commands_are_the_documented_ones():
-    assert COMMANDS == ["backups", "convert", "demo", "list", "restore", "show"]
+    assert COMMANDS == ["backups", "convert", "demo", "explain", "list", "restore", "show", "sql", "verify"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -157,3 +157,19 @@ def test_a_failure_mid_run_prints_one_clean_error_from_the_real_entry_point(tmp_
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: ")
     assert "001_00000.parquet: row group 2 is corrupt" in proc.stderr
     assert "Traceback" not in proc.stderr and "leaked" not in proc.stderr
+
+
+def test_verify_command(hub, hub_dataset, tmp_path):
+    hub_dataset("fineweb-edu")
+    convert = ["convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "1000", "--cache-dir", str(tmp_path)]
+    assert run(*convert, "--yes").exit_code == 0
+    good = run("verify", str(tmp_path / "data"))
+    assert good.exit_code == 0, good.output
+    assert "OK: 3 shards" in good.output and "warning: shard_06542.parquet: about" in good.output
+    shard = tmp_path / "data" / "shard_00001.parquet"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    bad = run("verify", str(tmp_path / "data"))
+    assert bad.exit_code == 1
+    assert "error: shard_00001.parquet: sha256 is" in bad.output

@@ -1,0 +1,171 @@
+"""`shardsql explain`: what a definition's filter does, measured on a sample of its source.
+
+The WHERE clause is split into its top-level AND conditions (with DuckDB's own parser,
+and turned back into SQL by DuckDB, so the conditions shown are exactly those that run).
+On the first rows of the source we count rows and characters going in, what each
+condition removes after the ones before it (the funnel) and on its own, and what comes
+out. With a second definition (`--against`), the same is measured on the same sample
+where the two share a source, and the outputs are compared, so a reviewer sees what an
+edit changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import DefinitionError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .catalog import Definition
+
+DEFAULT_SAMPLE_ROWS = 10_000
+
+
+@dataclass
+class Step:
+    condition: str
+    rows: int  # rows left after this condition and the ones before it
+    chars: int
+    removed: int  # by this condition, after the ones before it
+    removed_alone: int  # by this condition on its own
+
+
+@dataclass
+class Funnel:
+    definition: Definition
+    sample_rows: int
+    chars_in: int
+    steps: list[Step] = field(default_factory=list)
+    rows_out: int = 0
+    chars_out: int = 0
+
+
+@dataclass
+class Comparison:
+    """Outputs of two definitions on the same sample, compared as multisets of texts."""
+
+    only_first: int
+    only_second: int
+    both: int
+
+
+def _conditions(where: dict | None) -> list[dict]:
+    """The top-level AND conditions of a WHERE clause, flattened."""
+    if where is None:
+        return []
+    if where.get("class") == "CONJUNCTION" and where.get("type") == "CONJUNCTION_AND":
+        return [c for child in where["children"] for c in _conditions(child)]
+    return [where]
+
+
+def _and(conditions: list[dict]) -> dict | None:
+    if not conditions:
+        return None
+    if len(conditions) == 1:
+        return conditions[0]
+    return {"class": "CONJUNCTION", "type": "CONJUNCTION_AND", "alias": "", "query_location": 0,
+            "children": conditions}  # fmt: skip
+
+
+class _Statement:
+    """A definition's parsed SELECT, from which variants with other WHERE clauses are made."""
+
+    def __init__(self, con, definition: Definition):
+        self.con, self.definition = con, definition
+        self.tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchall()[0][0])
+        if self.tree.get("error") or len(self.tree["statements"]) != 1:
+            raise DefinitionError("must hold exactly one SELECT", definition.path)
+        node = self.tree["statements"][0]["node"]
+        # Only a plain SELECT ... WHERE splits into conditions; anything else (a UNION, say)
+        # is measured whole.
+        self.plain = node.get("type") == "SELECT_NODE"
+        self.conditions = _conditions(node.get("where_clause")) if self.plain else []
+
+    def sql(self, conditions: list[dict] | None) -> str:
+        """The definition with only `conditions` in its WHERE (None: unchanged)."""
+        if conditions is None:
+            return self.definition.sql
+        tree = copy.deepcopy(self.tree)
+        tree["statements"][0]["node"]["where_clause"] = _and(conditions)
+        return self.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+
+    def text(self, condition: dict) -> str:
+        return self.sql([condition]).split(" WHERE ", 1)[1]
+
+
+def sample(definition: Definition, columns_for: list[Definition], rows: int, revision=None, source_url=None):
+    """The first `rows` rows of a definition's source, with the columns all of `columns_for` read."""
+    import pyarrow as pa
+
+    from .engine import Engine
+    from .sources import iter_row_groups, open_source, read_footer
+
+    source = open_source(source_url or definition.source, revision or definition.revision)
+    schema = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
+    columns: list[str] = []
+    for d in columns_for:
+        engine = Engine(d)
+        columns += [c for c in engine.check(schema) if c not in columns]
+        engine.close()
+    columns = [c for c in schema.names if c in columns]
+    tables: list[pa.Table] = []
+    taken = lambda: sum(t.num_rows for t in tables)  # noqa: E731
+    for group in iter_row_groups(source, columns, lambda: rows - taken()):
+        tables.append(group.table)
+        if taken() >= rows:
+            break
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else schema.empty_table()
+    return table.slice(0, rows), source
+
+
+def funnel(definition: Definition, table: pa.Table) -> Funnel:
+    """The filter funnel of `definition` on the rows of `table` (its source's sample)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("source", table)
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        statement = _Statement(con, definition)
+
+        def measure(sql: str) -> tuple[int, int]:
+            count, chars = con.sql(f"SELECT count(*), coalesce(sum(length(text)), 0) FROM ({sql})").fetchall()[0]
+            return int(count), int(chars)
+
+        rows_in, chars_in = measure(statement.sql([])) if statement.plain else (table.num_rows, 0)
+        result = Funnel(definition, table.num_rows, chars_in)
+        before = rows_in
+        for i, condition in enumerate(statement.conditions):
+            rows, chars = measure(statement.sql(statement.conditions[: i + 1]))
+            alone, _ = measure(statement.sql([condition]))
+            result.steps.append(Step(statement.text(condition), rows, chars, before - rows, rows_in - alone))
+            before = rows
+        result.rows_out, result.chars_out = measure(definition.sql)
+        return result
+    except duckdb.Error as exc:
+        raise DefinitionError(str(exc).strip().splitlines()[0], definition.path) from None
+    finally:
+        con.close()
+
+
+def compare(first: Definition, second: Definition, table: pa.Table) -> Comparison:
+    """How the outputs of two definitions on the same rows differ (texts, with repeats)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("source", table)
+        con.execute("SET enable_external_access = false")
+        a, b = f"SELECT text FROM ({first.sql})", f"SELECT text FROM ({second.sql})"
+        only_a = con.sql(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall()[0][0]
+        only_b = con.sql(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchall()[0][0]
+        both = con.sql(f"SELECT count(*) FROM ({a} INTERSECT ALL {b})").fetchall()[0][0]
+        return Comparison(int(only_a), int(only_b), int(both))
+    finally:
+        con.close()

@@ -1,0 +1,204 @@
+"""`shardsql verify`: check that a data folder holds shards autoresearch will read correctly.
+
+A data folder can change after a conversion: a download cut short, a shard copied in from
+elsewhere, a file edited or deleted by hand. autoresearch would not say so: prepare.py
+trains its tokenizer on every `.parquet` file in the folder and train.py evaluates on
+`shard_06542.parquet`, so a bad folder shows up, if at all, as a worse loss hours later.
+This module checks the folder first, in two layers:
+
+- against `manifest.json`, when there is one: every listed shard present with its recorded
+  size, sha256 and row count; row groups of the recorded size (a file's last may be
+  smaller); exactly one string column `text`; no unlisted parquet files; and
+  `shard_06542.parquet` as the manifest's last (validation) shard;
+- against what prepare.py needs, with or without a manifest: at least two parquet files, a
+  string `text` column without nulls in each, and `shard_06542.parquet`, big enough for the
+  evaluation (a warning, since a small one still works, only less well).
+
+Training shards are read from their footers alone (and hashed, in blocks, when the manifest
+has a sha256); only the validation shard's text is read, a row group at a time, to size it.
+Problems are collected rather than raised, so one run lists them all; `check` raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import manifest as manifest_file
+from .backups import DEFAULT_CACHE_DIR
+from .errors import ShardsqlError
+from .shards import ROW_GROUP_SIZE, VAL_SHARD_NAME
+from .shards import _sha256 as sha256_of_file
+
+DEFAULT_DATA_DIR = DEFAULT_CACHE_DIR / "data"
+EVAL_TOKENS = 40 * 524_288  # prepare.py's EVAL_TOKENS: what evaluate_bpb reads from the validation shard
+# The validation shard's size in tokens is estimated without a tokenizer (prepare.py trains
+# it later, on this very data): UTF-8 bytes of text / BYTES_PER_TOKEN. About 4 bytes a token
+# is typical of English under a BPE vocabulary like autoresearch's; code, non-Latin scripts
+# or a small vocabulary give fewer, so the estimate is rough, which is enough for a warning.
+BYTES_PER_TOKEN = 4
+MANIFEST = manifest_file.MANIFEST_NAME
+
+
+class VerifyError(ShardsqlError):
+    """A data folder that cannot be verified (missing, no shards) or that failed `check`."""
+
+
+@dataclass
+class VerifyReport:
+    directory: Path
+    shards_checked: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_if_failed(self) -> VerifyReport:
+        if self.errors:
+            count = f"{len(self.errors)} problem{'s' if len(self.errors) > 1 else ''}"
+            raise VerifyError(f"{self.directory}: {count}: " + "; ".join(self.errors))
+        return self
+
+
+def check(directory: str | Path | None = None) -> VerifyReport:
+    """`verify`, raising `VerifyError` (listing every problem) unless the folder is fine."""
+    return verify(directory).raise_if_failed()
+
+
+def verify(directory: str | Path | None = None) -> VerifyReport:
+    """Check the shards in `directory` (default: autoresearch's data folder); see the module doc."""
+    folder = Path(directory).expanduser() if directory is not None else DEFAULT_DATA_DIR
+    if not folder.is_dir():
+        raise VerifyError(f"{folder}: no such directory, so no shards to verify")
+    # prepare.py reads every *.parquet file here, whatever its name, so every one is checked.
+    files = sorted(p.name for p in folder.glob("*.parquet") if p.is_file())
+    if not files:
+        raise VerifyError(f"{folder}: no shard files (shard_NNNNN.parquet) to verify")
+    record = manifest_file.read(folder)
+    report = VerifyReport(folder, manifest=record if isinstance(record, dict) else None)
+    listed = _listed_shards(report)
+    options = (report.manifest or {}).get("options") or {}
+    group_size = options.get("row_group_size", ROW_GROUP_SIZE)
+    for name in files:
+        if listed is not None and name not in listed:
+            report.errors.append(f"{name}: not listed in {MANIFEST} (prepare.py would train on it)")
+        entry = listed.get(name) if listed is not None else None
+        _check_file(folder / name, entry, group_size if listed is not None else None, report)
+    if listed is not None:
+        missing = [name for name in listed if name not in files]
+        report.errors += [f"{name}: missing (listed in {MANIFEST})" for name in missing]
+        if list(listed)[-1:] != [VAL_SHARD_NAME]:
+            last = list(listed)[-1] if listed else "nothing"
+            report.errors.append(f"{MANIFEST}: the validation (last) shard is {last}, expected {VAL_SHARD_NAME}")
+    if len(files) < 2:
+        report.errors.append(
+            f"{files[0]}: the only parquet file in {folder}; autoresearch needs at least two "
+            f"(training shards and the validation shard {VAL_SHARD_NAME})"
+        )
+    if VAL_SHARD_NAME not in files and VAL_SHARD_NAME not in (listed or {}):
+        report.errors.append(f"{VAL_SHARD_NAME}: missing; autoresearch evaluates on it (the validation shard)")
+    if VAL_SHARD_NAME in files:
+        _check_validation_size(folder / VAL_SHARD_NAME, report)
+    return report
+
+
+def _listed_shards(report: VerifyReport) -> dict[str, dict] | None:
+    """The manifest's shards by name, in order; None (with a note why) when there is no manifest."""
+    if report.manifest is None:
+        if (report.directory / MANIFEST).exists():
+            report.errors.append(f"{MANIFEST}: not a readable JSON object; checked only what autoresearch needs")
+        else:
+            report.warnings.append(
+                f"{MANIFEST}: not found in {report.directory}; checked only what autoresearch needs "
+                "(no sizes, sha256 or row groups to compare with)"
+            )
+        return None
+    shards = report.manifest.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and "name" in s for s in shards):
+        report.errors.append(f"{MANIFEST}: 'shards' is not a list of shards with names")
+        return {}
+    return {s["name"]: s for s in shards}
+
+
+def _differs(report: VerifyReport, name: str, what: str, found: object, expected: object, unit: str = "") -> None:
+    def show(value: object) -> str:
+        return f"{value:,}{unit}" if isinstance(value, int) else str(value)
+
+    if found != expected:
+        report.errors.append(f"{name}: {what} is {show(found)}, {MANIFEST} says {show(expected)}")
+
+
+def _check_file(path: Path, entry: dict | None, group_size: int | None, report: VerifyReport) -> None:
+    """Check one parquet file: against its manifest `entry` if any, and (with a manifest,
+    so `group_size` is set) its exact schema and row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name, strict = path.name, group_size is not None
+    report.shards_checked += 1
+    if entry is not None:
+        _differs(report, name, "size", path.stat().st_size, entry.get("bytes"), " bytes")
+        if "sha256" in entry:
+            _differs(report, name, "sha256", sha256_of_file(path), entry["sha256"])
+    try:
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        report.errors.append(f"{name}: not a readable parquet file ({exc})")
+        return
+    if entry is not None:
+        _differs(report, name, "the row count", metadata.num_rows, entry.get("rows"))
+    if schema.names != ["text"] and (strict or "text" not in schema.names):
+        expected = "['text']" if strict else "a 'text' column, which autoresearch reads"
+        report.errors.append(f"{name}: columns are {schema.names}, expected {expected}")
+        return
+    text_type = schema.field("text").type
+    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        report.errors.append(f"{name}: column 'text' is {text_type}, expected string or large_string")
+        return
+    column = schema.get_field_index("text")
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    stats = [g.column(column).statistics for g in groups]
+    nulls = sum(s.null_count for s in stats if s is not None and s.has_null_count)
+    if nulls:
+        # prepare.py's text_iterator calls len(text) on every row: a null stops tokenizer training.
+        report.errors.append(f"{name}: column 'text' has {nulls:,} nulls, expected none (prepare.py fails on a null)")
+    sizes = [g.num_rows for g in groups]
+    for index, size in enumerate(sizes):
+        last = index == len(sizes) - 1
+        if strict and (size > group_size if last else size != group_size):
+            bound = "at most " if last else ""
+            report.errors.append(
+                f"{name}: row group {index} has {size:,} rows, expected {bound}{group_size:,} "
+                f"(options.row_group_size in {MANIFEST}; only a file's last row group may be smaller)"
+            )
+            break
+
+
+def _check_validation_size(path: Path, report: VerifyReport) -> None:
+    """Warn when the validation shard likely holds fewer tokens than one evaluation reads."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    text_bytes = 0
+    try:
+        with pq.ParquetFile(path) as parquet:
+            for index in range(parquet.num_row_groups):  # a row group at a time: memory stays small
+                texts = parquet.read_row_group(index, columns=["text"]).column("text")
+                text_bytes += pc.sum(pc.binary_length(texts)).as_py() or 0
+    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+        if not any(e.startswith(f"{path.name}:") for e in report.errors):
+            report.errors.append(f"{path.name}: its text could not be read ({exc})")
+        return
+    tokens = text_bytes // BYTES_PER_TOKEN
+    if tokens < EVAL_TOKENS:
+        report.warnings.append(
+            f"{path.name}: about {tokens:,} tokens ({text_bytes:,} bytes of text / {BYTES_PER_TOKEN} bytes a "
+            f"token), fewer than the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
+            "it would evaluate on the same text more than once"
+        )

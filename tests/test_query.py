@@ -1,0 +1,116 @@
+import json
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from shardsql.cli import cli
+from shardsql.query import QueryError, run_query
+
+
+def local(folder, columns=None) -> pa.Table:
+    return pa.concat_tables(pq.read_table(p, columns=columns) for p in sorted(folder.glob("*.parquet")))
+
+
+def footers(folder) -> int:
+    return sum(pq.ParquetFile(p).metadata.serialized_size + 8 for p in folder.glob("*.parquet"))
+
+
+def column_bytes(folder, column: str, row_groups: int | None = None) -> int:
+    total = 0
+    for path in sorted(folder.glob("*.parquet")):
+        metadata = pq.ParquetFile(path).metadata
+        index = metadata.schema.to_arrow_schema().get_field_index(column)
+        for i in range(metadata.num_row_groups if row_groups is None else row_groups):
+            total += metadata.row_group(i).column(index).total_compressed_size
+        if row_groups is not None:
+            break
+    return total
+
+
+def test_filtered_view_equals_the_definition(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu-high")
+    result = run_query("SELECT count(*) AS n, sum(length(text)) AS chars FROM fineweb_edu_high")
+    table = local(folder, ["text", "int_score"]).to_pylist()
+    kept = [
+        r["text"]
+        for r in table
+        if (r["int_score"] is None or r["int_score"] >= 3) and r["text"] and len(r["text"]) >= 50
+    ]
+    assert result.table.to_pylist() == [{"n": len(kept), "chars": sum(map(len, kept))}]
+
+
+def test_a_count_over_one_column_reads_only_that_column(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu")
+    hub.reset_counters()
+    result = run_query("SELECT count(*) AS n FROM source.fineweb_edu WHERE int_score >= 4")
+    scores = local(folder, ["int_score"])["int_score"].to_pylist()
+    assert result.table.to_pylist() == [{"n": sum(1 for s in scores if s is not None and s >= 4)}]
+    assert hub.bytes_served == footers(folder) + column_bytes(folder, "int_score")
+
+
+def test_limit_reads_only_the_first_row_group(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu", rows_per_file=6000, row_group_size=3000)
+    hub.reset_counters()
+    result = run_query("SELECT text FROM source.fineweb_edu LIMIT 5")
+    assert result.table["text"].to_pylist() == local(folder, ["text"])["text"].to_pylist()[:5]
+    first = sorted(folder.glob("*.parquet"))[0]
+    needed = pq.ParquetFile(first).metadata.serialized_size + 8 + column_bytes(folder, "text", row_groups=1)
+    assert hub.bytes_served == needed
+
+
+def test_grouping_over_a_source(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu")
+    result = run_query("SELECT int_score, count(*) AS n FROM source.fineweb_edu GROUP BY 1 ORDER BY 1 NULLS LAST")
+    expected = Counter(local(folder, ["int_score"])["int_score"].to_pylist())
+    assert [(r["int_score"], r["n"]) for r in result.table.to_pylist()] == sorted(
+        expected.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
+    )
+
+
+def test_source_option_is_the_view_source(hub_dataset):
+    folder = hub_dataset("pubmed-abstract")
+    result = run_query("SELECT pmid FROM source ORDER BY pmid LIMIT 3", source_url=str(folder))
+    assert result.table["pmid"].to_pylist() == [0, 1, 2]
+
+
+def test_limit_marks_truncation(hub_dataset):
+    folder = hub_dataset("pubmed-abstract")
+    result = run_query("SELECT pmid FROM source", limit=10, source_url=str(folder))
+    assert result.table.num_rows == 10 and result.truncated
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT * FROM nope", "Datasets: cosmopedia_v2, fineweb, fineweb_edu"),
+        ("SELECT 1; SELECT 2", "exactly one SELECT, found 2"),
+        ("SELEC 1", "syntax error"),
+    ],
+)
+def test_bad_queries_are_clear_errors(sql, message):
+    with pytest.raises(QueryError, match=message):
+        run_query(sql)
+
+
+def test_queries_cannot_read_local_files(tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    with pytest.raises(QueryError, match="disabled by configuration"):
+        run_query(f"SELECT * FROM read_text('{tmp_path / 'secret.txt'}')")
+
+
+def test_cli_formats(hub_dataset):
+    folder = hub_dataset("pubmed-abstract")
+    base = ["sql", "--source", str(folder), "SELECT pmid, length(abstract) AS n FROM source ORDER BY pmid LIMIT 2"]
+    as_json = CliRunner().invoke(cli, [*base, "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert [r["pmid"] for r in rows] == [0, 1]
+    as_csv = CliRunner().invoke(cli, [*base, "--format", "csv"])
+    assert as_csv.stdout.splitlines()[0] == "pmid,n"
+    assert as_csv.stdout.splitlines()[1].startswith("0,")
+    table = CliRunner().invoke(cli, ["sql", "--source", str(folder), "SELECT pmid FROM source"])
+    assert table.exit_code == 0
+    assert "20 rows (more not shown: use --limit)" in table.stderr

@@ -1,0 +1,181 @@
+"""`verify` on a real converted set, then on copies of it tampered with in each way it must catch."""
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from shardsql import catalog, verify
+from shardsql.convert import ConvertOptions, convert
+from shardsql.errors import ShardsqlError
+from shardsql.samples import LAYOUTS, write_sample
+from shardsql.verify import EVAL_TOKENS, VerifyError, VerifyReport, check
+
+VAL = "shard_06542.parquet"
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """One real conversion (2 training shards of 1000 rows + the validation shard), made once."""
+    root = tmp_path_factory.mktemp("source")
+    write_sample("fineweb-edu", root, files=3, rows_per_file=3000, row_group_size=500)
+    cache = tmp_path_factory.mktemp("cache")
+    source = root / LAYOUTS["fineweb-edu"][2]  # write_sample lays files out as in the Hub repo
+    options = ConvertOptions(num_shards=2, rows_per_shard=1000, source=str(source), cache_dir=cache)
+    convert(catalog.resolve("fineweb-edu"), options)
+    return cache / "data"
+
+
+@pytest.fixture
+def data(converted, tmp_path):
+    """A fresh copy of the converted set, for one test to tamper with."""
+    return shutil.copytree(converted, tmp_path / "data")
+
+
+def _only_error(report: VerifyReport) -> str:
+    assert len(report.errors) == 1, report.errors
+    return report.errors[0]
+
+
+def test_a_good_set_verifies_with_a_warning_that_its_validation_shard_is_small(data):
+    report = verify.verify(data)
+    assert report.ok, report.errors
+    assert report.shards_checked == 3 and report.directory == data
+    assert report.manifest["dataset"] == "fineweb-edu"
+    text = pq.read_table(data / VAL)["text"]
+    text_bytes = pc.sum(pc.binary_length(text)).as_py()
+    assert report.warnings == [
+        f"{VAL}: about {text_bytes // 4:,} tokens ({text_bytes:,} bytes of text / 4 bytes a token), fewer than "
+        f"the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
+        "it would evaluate on the same text more than once"
+    ]
+    assert check(data) == report
+
+
+def test_the_default_directory_is_autoresearchs_data_folder(data, monkeypatch):
+    monkeypatch.setattr(verify, "DEFAULT_DATA_DIR", data)
+    assert verify.verify().directory == data
+
+
+def test_a_changed_byte_is_a_sha256_mismatch(data):
+    path = data / "shard_00000.parquet"
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    expected = json.loads((data / "manifest.json").read_text())["shards"][0]["sha256"]
+    error = _only_error(verify.verify(data))
+    assert error.startswith("shard_00000.parquet: sha256 is ")
+    assert error.endswith(f", manifest.json says {expected}")
+    with pytest.raises(VerifyError, match=r"1 problem: shard_00000.parquet: sha256") as raised:
+        check(data)
+    assert isinstance(raised.value, ShardsqlError) and raised.value.exit_code == 1
+
+
+def test_a_missing_shard(data):
+    (data / "shard_00001.parquet").unlink()
+    assert _only_error(verify.verify(data)) == "shard_00001.parquet: missing (listed in manifest.json)"
+
+
+def test_an_extra_shard(data):
+    shutil.copy(data / "shard_00000.parquet", data / "shard_00002.parquet")
+    error = _only_error(verify.verify(data))
+    assert error == "shard_00002.parquet: not listed in manifest.json (prepare.py would train on it)"
+
+
+def test_a_shard_rewritten_with_other_row_groups(data):
+    path = data / "shard_00000.parquet"
+    pq.write_table(pq.read_table(path), path, row_group_size=500)
+    errors = verify.verify(data).errors
+    assert (
+        "shard_00000.parquet: row group 0 has 500 rows, expected 1,024 "
+        "(options.row_group_size in manifest.json; only a file's last row group may be smaller)"
+    ) in errors
+    assert any(e.startswith("shard_00000.parquet: size is ") and "bytes, manifest.json says" in e for e in errors)
+    assert all(e.startswith("shard_00000.parquet: ") for e in errors), errors
+
+
+def test_a_shard_with_a_wrong_column_name(data):
+    path = data / "shard_00001.parquet"
+    pq.write_table(pq.read_table(path).rename_columns(["body"]), path)
+    errors = verify.verify(data).errors
+    assert "shard_00001.parquet: columns are ['body'], expected ['text']" in errors
+
+
+def test_a_missing_validation_shard_with_a_manifest(data):
+    (data / VAL).unlink()
+    assert _only_error(verify.verify(data)) == f"{VAL}: missing (listed in manifest.json)"
+
+
+def test_a_missing_validation_shard_without_a_manifest(data):
+    (data / "manifest.json").unlink()
+    (data / VAL).rename(data / "shard_00002.parquet")
+    error = _only_error(verify.verify(data))
+    assert error == f"{VAL}: missing; autoresearch evaluates on it (the validation shard)"
+
+
+def test_a_manifest_naming_another_validation_shard(data):
+    record = json.loads((data / "manifest.json").read_text())
+    record["shards"][-1]["name"] = "shard_00002.parquet"
+    (data / "manifest.json").write_text(json.dumps(record))
+    (data / VAL).rename(data / "shard_00002.parquet")
+    assert verify.verify(data).errors == [
+        f"manifest.json: the validation (last) shard is shard_00002.parquet, expected {VAL}",
+        f"{VAL}: missing; autoresearch evaluates on it (the validation shard)",
+    ]
+
+
+@pytest.mark.parametrize("name", ["shard_00000.parquet", VAL])
+def test_a_truncated_file_is_reported_not_raised(data, name):
+    path = data / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    errors = verify.verify(data).errors
+    assert any(e.startswith(f"{name}: not a readable parquet file (") for e in errors), errors
+    assert any(e.startswith(f"{name}: size is ") for e in errors)
+    assert all(e.startswith(f"{name}: ") for e in errors), errors
+
+
+def test_only_one_shard_and_no_manifest(data):
+    for path in data.iterdir():
+        if path.name != VAL:
+            path.unlink()
+    report = verify.verify(data)
+    assert _only_error(report).startswith(f"{VAL}: the only parquet file in {data}; autoresearch needs at least two")
+    with pytest.raises(VerifyError, match="needs at least two"):
+        check(data)
+
+
+def test_a_set_without_a_manifest_verifies_with_a_note(data):
+    (data / "manifest.json").unlink()
+    report = verify.verify(data)
+    assert report.ok and report.manifest is None and report.shards_checked == 3
+    assert report.warnings[0].startswith(f"manifest.json: not found in {data}; checked only what autoresearch needs")
+    assert report.warnings[1].startswith(f"{VAL}: about ")
+
+
+def test_without_a_manifest_extra_columns_pass_but_nulls_and_a_missing_text_column_do_not(data):
+    (data / "manifest.json").unlink()
+    table = pa.table({"text": ["a", None, "c"], "id": [1, 2, 3]})
+    pq.write_table(table, data / "shard_00000.parquet")
+    pq.write_table(table.select(["id"]), data / "shard_00001.parquet")
+    assert verify.verify(data).errors == [
+        "shard_00000.parquet: column 'text' has 1 nulls, expected none (prepare.py fails on a null)",
+        "shard_00001.parquet: columns are ['id'], expected a 'text' column, which autoresearch reads",
+    ]
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]"])
+def test_a_manifest_that_is_not_a_json_object_is_an_error(data, text):
+    (data / "manifest.json").write_text(text)
+    error = _only_error(verify.verify(data))
+    assert error == "manifest.json: not a readable JSON object; checked only what autoresearch needs"
+
+
+def test_no_directory_or_no_shards_is_a_verify_error(tmp_path):
+    with pytest.raises(VerifyError, match="no such directory"):
+        verify.verify(tmp_path / "nowhere")
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(VerifyError, match=r"no shard files \(shard_NNNNN.parquet\) to verify"):
+        verify.verify(tmp_path)
