@@ -79,7 +79,7 @@ class RowStream:
                 yield piece
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -163,7 +163,7 @@ def write_shards(
             break
         groups = check_shard(partial, rows, row_group_size)
         os.replace(partial, final)
-        info = ShardInfo(final.name, rows, final.stat().st_size, _sha256(final), groups)
+        info = ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups)
         shards.append(info)
         if on_shard:
             on_shard(info, stream.pending)

@@ -29,7 +29,7 @@ from . import manifest as manifest_file
 from .backups import DEFAULT_CACHE_DIR
 from .errors import ShardsqlError
 from .shards import ROW_GROUP_SIZE, VAL_SHARD_NAME
-from .shards import _sha256 as sha256_of_file
+from .shards import sha256_file as sha256_of_file
 
 DEFAULT_DATA_DIR = DEFAULT_CACHE_DIR / "data"
 EVAL_TOKENS = 40 * 524_288  # prepare.py's EVAL_TOKENS: what evaluate_bpb reads from the validation shard
