@@ -15,8 +15,25 @@ import click
 
 from . import __version__
 from .errors import ShardsqlError
+from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DEFAULT_CACHE_DIR = Path("~/.cache/autoresearch")
+
+# Options several commands share, defined once so they read the same everywhere.
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE_DIR, show_default=True,
+    help="autoresearch's cache folder (shards go to its data/ subfolder).",
+)  # fmt: skip
+
+
+def revision_option(help: str = "Hub revision (branch, tag or commit) instead of the definition's."):
+    return click.option("--revision", help=help)
+
+
+def source_option(help: str = "Read these files instead of the definition's source: a local folder, a glob or any "
+                              "fsspec URL."):  # fmt: skip
+    return click.option("--source", "source_url", metavar="URL", help=help)
 
 
 def _size(n: float) -> str:
@@ -65,8 +82,8 @@ def list_command() -> None:
 
 @cli.command("show")
 @click.argument("dataset")
-@click.option("--revision", help="Resolve this revision instead of the definition's.")
-@click.option("--source", "source_url", metavar="URL", help="Resolve this source instead of the definition's.")
+@revision_option()
+@source_option()
 def show_command(dataset: str, revision: str | None, source_url: str | None) -> None:
     """Show a definition (header and SQL) and the source files it resolves to.
 
@@ -100,22 +117,11 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     "--num-shards", default=10, show_default=True, help="Training shards to write (plus one validation shard)."
 )
 @click.option("--num-source", type=int, help="Read at most this many source files.  [default: as many as needed]")
-@click.option("--rows-per-shard", default=86_016, show_default=True, help="Rows in each shard.")
-@click.option("--row-group-size", default=1024, show_default=True, help="Rows in each parquet row group.")
-@click.option("--revision", help="Hub revision (branch, tag or commit) instead of the definition's.")
-@click.option(
-    "--source",
-    "source_url",
-    metavar="URL",
-    help="Read this source instead of the definition's: a local folder, a glob or any fsspec URL.",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    default=Path("~/.cache/autoresearch"),
-    show_default=True,
-    help="autoresearch's cache folder; shards go to its data/ subfolder.",
-)
+@click.option("--rows-per-shard", default=ROWS_PER_SHARD, show_default=True, help="Rows in each shard.")
+@click.option("--row-group-size", default=ROW_GROUP_SIZE, show_default=True, help="Rows in each parquet row group.")
+@revision_option()
+@source_option()
+@cache_dir_option
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -242,13 +248,8 @@ def _print_result(result) -> None:
     help="Output format.",
 )
 @click.option("--limit", type=int, help="Rows to print (0: all).  [default: 20 for tables, all for csv and json]")
-@click.option("--revision", help="Hub revision for the datasets' sources instead of their definitions'.")
-@click.option(
-    "--source",
-    "source_url",
-    metavar="URL",
-    help="Read these files (a local folder, a glob or any fsspec URL) as the view `source`.",
-)
+@revision_option("Hub revision for the datasets' sources instead of their definitions'.")
+@source_option("Read these files (a local folder, a glob or any fsspec URL) as the view `source`.")
 def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, source_url: str | None) -> None:
     """Run one SELECT (DuckDB's dialect) over the datasets, reading only what it needs.
 
@@ -296,10 +297,8 @@ def _print_table(table, fmt: str) -> None:
 @click.argument("dataset")
 @click.option("--sample-rows", default=10_000, show_default=True, help="Rows of the source to measure on (its first).")
 @click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
-@click.option("--revision", help="Hub revision of the source instead of the definition's.")
-@click.option(
-    "--source", "source_url", metavar="URL", help="Measure on these files instead of the definition's source."
-)
+@revision_option()
+@source_option()
 def explain_command(dataset: str, sample_rows: int, against: str | None, revision: str | None,
                     source_url: str | None) -> None:  # fmt: skip
     """Show what each condition of a definition's WHERE clause removes, on a sample.
@@ -373,13 +372,7 @@ def verify_command(directory: Path | None) -> None:
 
 
 @cli.command("backups")
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    default=Path("~/.cache/autoresearch"),
-    show_default=True,
-    help="autoresearch's cache folder.",
-)
+@cache_dir_option
 def backups_command(cache_dir: Path) -> None:
     """List the backups of earlier data sets: name, label, shards, size and date."""
     from .backups import CacheDir
@@ -398,13 +391,7 @@ def backups_command(cache_dir: Path) -> None:
 
 @cli.command("restore")
 @click.argument("name", required=False)
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path),
-    default=Path("~/.cache/autoresearch"),
-    show_default=True,
-    help="autoresearch's cache folder.",
-)
+@cache_dir_option
 def restore_command(name: str | None, cache_dir: Path) -> None:
     """Make a backup the live data again (default: the original climbmix data).
 
