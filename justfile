@@ -32,3 +32,7 @@ lint: setup
 fmt: setup
     uv run ruff format .
     uv run ruff check --fix .
+
+# Benchmark: speed vs the seed loop and a Polars pipeline, peak RSS, bytes fetched (bench/README.md).
+bench *args: setup
+    uv run python bench/bench.py {{args}}
