@@ -431,7 +431,27 @@ def demo_command(workdir: Path | None) -> None:
     )
 
 
+def _steady_malloc() -> None:
+    """Keep glibc from hoarding freed row-group buffers.
+
+    After a large buffer is freed, glibc raises its mmap threshold to that size and serves
+    later ones from its heaps, which it rarely returns to the system: a conversion's memory
+    would keep growing with the size of its row groups. A fixed threshold stops that.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
+    except OSError:  # not glibc: nothing to tune
+        pass
+
+
 def main() -> None:
+    _steady_malloc()
     try:
         cli(prog_name="shardsql")
     finally:

@@ -144,19 +144,27 @@ class _Batches:
         self._last_kept = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
-        from .sources import iter_row_groups
+        from .sources import iter_pieces
 
         start = (self.start.file, self.start.row_group)
-        for group in iter_row_groups(self.source, self.columns, lambda: self.rows_wanted - self.kept, start):
-            out = self.engine.run(group.table)
-            self._last = Position(group.file_index, group.index, 0, self.read, self.kept)
-            self._last_kept = out.num_rows
-            self.read += group.num_rows
+        current, skip = None, 0
+        for group, piece in iter_pieces(self.source, self.columns, lambda: self.rows_wanted - self.kept, start):
+            if group is not current:
+                current = group
+                self._last = Position(group.file_index, group.index, 0, self.read, self.kept)
+                self._last_kept = 0
+                self.read += group.num_rows
+                # Rows the shards before a restart already hold, at the start of its first row group.
+                skip = self.start.skip if (group.file_index, group.index) == start else 0
+            out = self.engine.run(piece)
+            self._last_kept += out.num_rows
             self.kept += out.num_rows
             self.progress.update(self.read, self.kept, self.source.counter.bytes)
-            if (group.file_index, group.index) == start and self.start.skip:
-                out = out.slice(self.start.skip)  # rows the shards before the restart already hold
-            yield out
+            if skip:
+                cut = min(skip, out.num_rows)
+                out, skip = out.slice(cut), skip - cut
+            if out.num_rows:
+                yield out
 
     def position_after(self, pending: int) -> Position:
         return Position(

@@ -79,7 +79,8 @@ def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.Rec
         # group (a LIMIT may need no more), then growing for scans.
         for group in iter_row_groups(source, columns, lambda: max(pulled[0], 1)):
             pulled[0] += group.num_rows
-            yield from group.table.select(schema.names).cast(schema).to_batches()
+            for piece in group.batches():
+                yield from piece.select(schema.names).cast(schema).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import re
 import struct
 import threading
@@ -41,6 +42,11 @@ RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 300.0  # honour a server's Retry-After, within reason
 MAX_AHEAD = 8  # row groups fetched ahead of the consumer, at most
+# ... and at most this many compressed bytes of them: fetched row groups waiting for the
+# writer are most of a conversion's memory, so the window is bounded in bytes too.
+MAX_BYTES_AHEAD = 48 << 20
+BATCH_ROWS = 2048  # a row group is decoded in batches of this many rows, to keep memory small
+PIECES_AHEAD = 2  # decoded batches waiting for the consumer: decoding overlaps the SQL and the writer
 PARQUET_MAGIC = b"PAR1"
 HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/@]+)(@(?P<rev>[^/]+))?/?(?P<path>.*)$")
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -360,35 +366,58 @@ def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]
 
 @dataclass
 class RowGroup:
+    """One row group's needed column chunks, fetched; decoded on demand, in batches."""
+
     file: SourceFile
     file_index: int
     index: int
     num_rows: int
-    table: pa.Table
+    footer: ParquetFooter = field(repr=False)
+    columns: list[str] = field(repr=False)
+    ranges: dict[int, bytes] = field(repr=False)
+    source: Source = field(repr=False)
+
+    def batches(self, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+        """The rows in order, `rows` at a time: decoding a whole row group at once would hold
+        it in memory several times over (pages, arrays, the SQL result, the writer's copy)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        wanted = {c.lower() for c in self.columns}
+        names = [n for n in self.footer.metadata.schema.to_arrow_schema().names if n.lower() in wanted]
+        try:
+            # pre_buffer=False: pyarrow's coalescing would merge the planned ranges across the
+            # unneeded column chunks between them and read those too.
+            parquet = pq.ParquetFile(
+                _RangeFile(self.source, self.file, self.ranges), metadata=self.footer.metadata, pre_buffer=False
+            )
+            for batch in parquet.iter_batches(batch_size=rows, row_groups=[self.index], columns=names):
+                yield pa.Table.from_batches([batch])
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(f"{self.file.url}: row group {self.index} is corrupt: {_describe(exc)}") from exc
+
+    @property
+    def table(self) -> pa.Table:
+        import pyarrow as pa
+
+        return pa.concat_tables(self.batches())
 
 
-def _read_row_group(source: Source, footer: ParquetFooter, file_index: int, index: int, columns: list[str]) -> RowGroup:
-    import pyarrow.parquet as pq
-
+def _fetch_row_group(
+    source: Source, footer: ParquetFooter, file_index: int, index: int, columns: list[str]
+) -> RowGroup:
     ranges = {start: source.fetch(footer.file, start, end) for start, end in footer.chunk_ranges(index, columns)}
-    names = [n for n in footer.metadata.schema.to_arrow_schema().names if n.lower() in {c.lower() for c in columns}]
-    try:
-        # pre_buffer=False: pyarrow's coalescing would merge the planned ranges across the
-        # unneeded column chunks between them and read those too.
-        parquet = pq.ParquetFile(_RangeFile(source, footer.file, ranges), metadata=footer.metadata, pre_buffer=False)
-        table = parquet.read_row_group(index, columns=names)
-    except SourceError:
-        raise
-    except Exception as exc:
-        raise SourceError(f"{footer.file.url}: row group {index} is corrupt: {_describe(exc)}") from exc
-    return RowGroup(footer.file, file_index, index, footer.metadata.row_group(index).num_rows, table)
+    rows = footer.metadata.row_group(index).num_rows
+    return RowGroup(footer.file, file_index, index, rows, footer, columns, ranges, source)
 
 
 def iter_row_groups(
     source: Source, columns: list[str], rows_wanted: Callable[[], int], start: tuple[int, int] = (0, 0)
 ) -> Iterator[RowGroup]:
     """Row groups in file order from `start` (file index, row group), with only `columns`,
-    prefetched in parallel.
+    fetched ahead in parallel (and decoded by the consumer, batch by batch).
 
     `rows_wanted()` says how many more rows the consumer can still use. A row group is only
     fetched ahead while the rows already in flight are fewer than that, so the reader never
@@ -402,24 +431,94 @@ def iter_row_groups(
             for index in range(first, footer.metadata.num_row_groups):
                 yield footer, file_index, index
 
-    pending: deque[tuple[int, Future[RowGroup]]] = deque()
+    pending: deque[tuple[int, int, Future[RowGroup]]] = deque()  # (rows, compressed bytes, future)
+
+    def room() -> bool:
+        if not pending:
+            return True
+        rows, size = sum(p[0] for p in pending), sum(p[1] for p in pending)
+        return len(pending) < MAX_AHEAD and size < MAX_BYTES_AHEAD and rows < rows_wanted()
+
     todo = tasks()
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         try:
             while True:
-                while len(pending) < MAX_AHEAD and (not pending or sum(n for n, _ in pending) < rows_wanted()):
+                while room():
                     task = next(todo, None)
                     if task is None:
                         break
                     footer, file_index, index = task
                     rows = footer.metadata.row_group(index).num_rows
-                    future = pool.submit(_read_row_group, source, footer, file_index, index, columns)
-                    pending.append((rows, future))
+                    size = sum(end - start for start, end in footer.chunk_ranges(index, columns))
+                    future = pool.submit(_fetch_row_group, source, footer, file_index, index, columns)
+                    pending.append((rows, size, future))
                 if not pending:
                     return
-                yield pending.popleft()[1].result()
+                yield pending.popleft()[2].result()
                 if rows_wanted() <= 0:
                     return
         finally:
-            for _, future in pending:
+            for *_, future in pending:
                 future.cancel()
+
+
+_DONE = object()
+
+
+def iter_pieces(
+    source: Source, columns: list[str], rows_wanted: Callable[[], int], start: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[RowGroup, pa.Table]]:
+    """(row group, decoded batch of it) in order, decoded on a background thread.
+
+    Decoding a few batches ahead overlaps it with the consumer's work. Rows decoded but not
+    yet consumed count as wanted already, so the fetcher still never reads a row group
+    that could not be needed.
+    """
+    pieces: queue.Queue = queue.Queue(maxsize=PIECES_AHEAD)
+    stop = threading.Event()
+    lock = threading.Lock()
+    unconsumed = [0]  # source rows handed to the decoder and not yet taken by the consumer
+
+    def still_wanted() -> int:
+        with lock:
+            return rows_wanted() - unconsumed[0]
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                pieces.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        groups = iter_row_groups(source, columns, still_wanted, start)
+        try:
+            for group in groups:
+                with lock:
+                    unconsumed[0] += group.num_rows
+                for piece in group.batches():
+                    if not put((group, piece)):
+                        return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+        finally:
+            groups.close()
+
+    worker = threading.Thread(target=produce, name="shardsql-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = pieces.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            with lock:
+                unconsumed[0] -= item[1].num_rows
+            yield item
+    finally:
+        stop.set()
+        worker.join()
