@@ -421,7 +421,8 @@ def iter_row_groups(
 
     `rows_wanted()` says how many more rows the consumer can still use. A row group is only
     fetched ahead while the rows already in flight are fewer than that, so the reader never
-    downloads a row group that the conversion cannot need.
+    downloads a row group that the conversion cannot need. The consumer stops pulling when
+    it has enough.
     """
 
     def tasks() -> Iterator[tuple[ParquetFooter, int, int]]:
@@ -455,8 +456,6 @@ def iter_row_groups(
                 if not pending:
                     return
                 yield pending.popleft()[2].result()
-                if rows_wanted() <= 0:
-                    return
         finally:
             for *_, future in pending:
                 future.cancel()
@@ -495,7 +494,16 @@ def iter_pieces(
     def produce() -> None:
         groups = iter_row_groups(source, columns, still_wanted, start)
         try:
-            for group in groups:
+            while True:
+                # Ask for the next row group only once the consumer may need it: the rows
+                # decoded so far might all be kept.
+                while still_wanted() <= 0 and not stop.is_set():
+                    stop.wait(0.005)
+                if stop.is_set():
+                    return
+                group = next(groups, None)
+                if group is None:
+                    break
                 with lock:
                     unconsumed[0] += group.num_rows
                 for piece in group.batches():
