@@ -126,7 +126,8 @@ class RichProgress(Progress):
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._bar.console.print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}")
+        self._bar.console.print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}", highlight=False)
+        self.update(self.read, self.kept, self.fetched)  # redraw: the shard count changed
 
     def message(self, text: str) -> None:
         self._bar.console.print(text, markup=False, highlight=False)

@@ -136,7 +136,7 @@ def test_corrupt_row_group_names_file_and_row_group(tmp_path):
     groups = sources.iter_row_groups(source, ["text"], lambda: 10**9)
     assert [next(groups).table.num_rows, next(groups).table.num_rows] == [400, 400]
     with pytest.raises(SourceError, match=r"a\.parquet: row group 2 is corrupt"):
-        next(groups).table
+        _ = next(groups).table
 
 
 def test_short_read_is_an_error(tmp_path):

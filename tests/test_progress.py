@@ -1,0 +1,42 @@
+import io
+
+from rich.console import Console
+
+from shardsql.progress import PlainProgress, RichProgress
+from shardsql.shards import ShardInfo
+
+SHARD = ShardInfo("shard_00000.parquet", 1000, 2048, "0" * 64, [1000])
+
+
+def test_plain_progress_prints_a_line_per_shard_and_messages():
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    progress.start(rows_wanted=3000, shards_wanted=3)
+    progress.update(read=1500, kept=1200, fetched=4096)
+    progress.shard(SHARD)
+    progress.message("The source ran out.")
+    progress.stop()
+    text = out.getvalue()
+    assert "1,500 rows read, 1,200 kept, 0/3 shards, 4.0 KB fetched" in text
+    assert "wrote shard_00000.parquet: 1,000 rows, 2.0 KB" in text and "1/3 shards" in text
+    assert text.rstrip().endswith("The source ran out.")
+
+
+def test_resumed_run_counts_only_its_own_rate():
+    progress = PlainProgress(io.StringIO())
+    progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2)
+    assert progress.status().startswith("0 rows read, 2,000 kept, 2/3 shards")
+    assert " 0 rows/s" in progress.status()
+
+
+def test_rich_progress_draws_a_bar_with_the_counters():
+    out = io.StringIO()
+    progress = RichProgress(Console(file=out, force_terminal=True, width=150))
+    progress.start(rows_wanted=3000, shards_wanted=3)
+    progress.update(read=1500, kept=1200, fetched=4096)
+    progress.shard(SHARD)
+    progress.stop()
+    text = out.getvalue()
+    assert "converting" in text and "1,500 read, 1,200 kept" in text
+    assert "wrote shard_00000.parquet: 1,000 rows" in text
+    assert "1/3 shards" in text, "the bar shows the new shard count"
