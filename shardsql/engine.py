@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .catalog import Definition
 
 OUTPUT_COLUMN = "text"
-DUCKDB_THREADS = 2
+DUCKDB_THREADS = 1  # one small batch at a time: more threads only add overhead; decoding and writing use the other core
 
 
 def _column_refs(node: object) -> tuple[set[str], bool]:

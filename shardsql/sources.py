@@ -475,6 +475,7 @@ def iter_pieces(
     """
     pieces: queue.Queue = queue.Queue(maxsize=PIECES_AHEAD)
     stop = threading.Event()
+    hungry = threading.Event()  # the consumer waits on an empty queue: it wants more, whatever the count says
     lock = threading.Lock()
     unconsumed = [0]  # source rows handed to the decoder and not yet taken by the consumer
 
@@ -497,7 +498,7 @@ def iter_pieces(
             while True:
                 # Ask for the next row group only once the consumer may need it: the rows
                 # decoded so far might all be kept.
-                while still_wanted() <= 0 and not stop.is_set():
+                while still_wanted() <= 0 and not hungry.is_set() and not stop.is_set():
                     stop.wait(0.005)
                 if stop.is_set():
                     return
@@ -519,7 +520,10 @@ def iter_pieces(
     worker.start()
     try:
         while True:
+            if pieces.empty():
+                hungry.set()
             item = pieces.get()
+            hungry.clear()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

@@ -147,3 +147,18 @@ def test_short_read_is_an_error(tmp_path):
     with pytest.raises(SourceError, match="after 6 attempts: short read: asked for 60 bytes"):
         source.fetch(short, file.size - 10, file.size + 50)
     assert source.counter.bytes == 0, "a short read is never counted as data"
+
+
+def test_pieces_come_in_order_and_a_consumer_that_keeps_pulling_is_served(tmp_path):
+    import threading
+
+    table = _write(tmp_path / "a.parquet")
+    source = sources.open_source(str(tmp_path))
+    got: list = []
+    # The consumer claims to want nothing yet keeps pulling: it must get every piece, not hang.
+    worker = threading.Thread(target=lambda: got.extend(sources.iter_pieces(source, ["text"], lambda: 0)))
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "iter_pieces hung"
+    assert pa.concat_tables(piece for _, piece in got)["text"] == table["text"]
+    assert [(g.index, p.num_rows) for g, p in got][:3] == [(0, 400), (1, 400), (2, 400)]
