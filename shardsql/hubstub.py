@@ -53,7 +53,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 # The Hub's page sizes: HfFileSystem changes its listing strategy once a tree needs several pages.
 TREE_PAGE_SIZE = 1000
@@ -70,6 +70,8 @@ POLL_INTERVAL = 0.05
 REPO = r"(?P<repo>[^/]+/[^/]+)"
 API_ROUTE = re.compile(rf"^/api/datasets/{REPO}(/(?P<action>revision|tree|paths-info)/(?P<rest>.*))?$")
 RESOLVE_ROUTE = re.compile(rf"^/datasets/{REPO}/resolve/(?P<rest>.*)$")
+# Where `redirect_files` sends file reads, as the Hub sends them to its storage (LFS or Xet).
+STORAGE_ROUTE = re.compile(rf"^/__storage/{REPO}/(?P<sha>[0-9a-f]{{40}})/(?P<path>.+)$")
 # Paths without "datasets/" mean model repos: a RepoNotFound makes HfFileSystem raise FileNotFoundError.
 OTHER_REPO_ROUTE = re.compile(r"^/(api/(models|spaces)/.*|[^/]+/[^/]+/resolve/.*)$")
 RANGE_HEADER = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
@@ -132,6 +134,8 @@ class HubStandIn:
         self.repos: dict[str, _Repo] = {}
         self.tree_page_size = TREE_PAGE_SIZE
         self.tree_page_size_expanded = TREE_PAGE_SIZE_EXPANDED
+        # Like the real Hub, answer `resolve` with a 302 to a storage URL that serves the bytes.
+        self.redirect_files = False
         # Both are updated as a response starts, before the client can see it (so a caller may check them
         # right after a call), and corrected down if the client hangs up mid-body. bytes_served only counts
         # resolve GET bodies; requests holds (method, path, Range header, status, body bytes) per request.
@@ -282,6 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
         if match := RESOLVE_ROUTE.match(path):
             repo, snapshot, rest = self._lookup(hub, unquote(match["repo"]), match["rest"].split("/"))
             return self._resolve(hub, unquote(match["repo"]), repo, snapshot, unquote("/".join(rest)))
+        if match := STORAGE_ROUTE.match(path):
+            repo, snapshot, _ = self._lookup(hub, unquote(match["repo"]), [match["sha"]])
+            return self._serve_file(snapshot, unquote(match["path"]))
         if OTHER_REPO_ROUTE.match(path):
             raise _HubError(404, "RepoNotFound", "Repository not found")  # only datasets are served
         raise _HubError(404, None, "Sorry, we can't find the page you are looking for.")
@@ -337,6 +344,15 @@ class _Handler(BaseHTTPRequestHandler):
             status, need = (401, "be authenticated") if auth is None else (403, "be in the authorized list")
             message = f"Access to dataset {repo_id} is restricted. You must {need}."
             raise _HubError(status, "GatedRepo", message)
+        if path not in snapshot.files:
+            raise _HubError(404, "EntryNotFound", f"{path} does not exist on this revision")
+        if hub.redirect_files:
+            location = f"/__storage/{quote(repo_id)}/{snapshot.sha}/{quote(path)}"
+            headers = {"Location": location, "ETag": f'"{snapshot.oids[path]}"', "X-Repo-Commit": snapshot.sha}
+            return self._send(302, b"", headers)
+        self._serve_file(snapshot, path)
+
+    def _serve_file(self, snapshot: _Snapshot, path: str) -> None:
         if path not in snapshot.files:
             raise _HubError(404, "EntryNotFound", f"{path} does not exist on this revision")
         data = snapshot.files[path]

@@ -226,3 +226,17 @@ def test_the_token_never_appears_in_output_or_manifest(hub, hub_dataset, tmp_pat
         p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".parquet"
     )
     assert "hf_wrong_secret_value" not in everything and "hf_test_secret_token" not in everything
+
+
+def test_file_reads_follow_the_hubs_redirect_to_storage(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    hub.redirect_files = True
+    hub.reset_counters()
+    convert(catalog.resolve("fineweb-edu"), ConvertOptions(num_shards=2, rows_per_shard=1000, cache_dir=tmp_path))
+    redirects = [r for r in hub.requests if "/resolve/" in r[1]]
+    storage = [r for r in hub.requests if r[1].startswith("/__storage/")]
+    assert redirects and all(r[3] == 302 for r in redirects)
+    assert storage and all(r[3] == 206 and r[2] for r in storage), "ranges survive the redirect"
+    expected, _, _ = seed_shards(sorted(folder.glob("*.parquet")), "text", 2, 1000)
+    for name, rows in expected.items():
+        assert pq.read_table(tmp_path / "data" / name)["text"].to_pylist() == rows
