@@ -154,6 +154,12 @@ class Session:
             table = self.con.sql(wrapped).to_arrow_table()
         except self._duckdb.Error as exc:
             message = str(exc).strip().splitlines()[0]
+            if "already been consumed" in message:
+                # Each view streams its source once; a query that reads it twice needs a copy.
+                message = (
+                    "the query reads the same dataset more than once; each is streamed once. Name it once "
+                    "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
+                )
             if "does not exist" in message and "Table" in message:
                 from .catalog import load_all
 

@@ -114,3 +114,13 @@ def test_cli_formats(hub_dataset):
     table = CliRunner().invoke(cli, ["sql", "--source", str(folder), "SELECT pmid FROM source"])
     assert table.exit_code == 0
     assert "20 rows (more not shown: use --limit)" in table.stderr
+
+
+def test_a_dataset_read_twice_gets_a_clear_hint_and_the_cte_workaround_works(hub_dataset):
+    folder = hub_dataset("pubmed-abstract")
+    twice = "SELECT (SELECT count(*) FROM source) AS a, (SELECT count(*) FROM source) AS b"
+    with pytest.raises(QueryError, match="reads the same dataset more than once.*MATERIALIZED"):
+        run_query(twice, source_url=str(folder))
+    once = "WITH t AS MATERIALIZED (SELECT pmid FROM source) "
+    once += "SELECT (SELECT count(*) FROM t) AS a, (SELECT max(pmid) FROM t) AS b"
+    assert run_query(once, source_url=str(folder)).table.to_pylist() == [{"a": 9000, "b": 8999}]
