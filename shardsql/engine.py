@@ -27,7 +27,7 @@ OUTPUT_COLUMN = "text"
 DUCKDB_THREADS = 1  # one small batch at a time: more threads only add overhead; decoding and writing use the other core
 
 
-def _column_refs(node: object) -> tuple[set[str], bool]:
+def column_refs(node: object) -> tuple[set[str], bool]:
     """Column names referenced anywhere in a serialized DuckDB parse tree, and whether `*` is used."""
     names: set[str] = set()
     star = False
@@ -61,7 +61,7 @@ class Engine:
         statements = tree["statements"]
         if len(statements) != 1:
             raise DefinitionError(f"must hold exactly one SELECT, found {len(statements)} statements", definition.path)
-        self._refs, self._star = _column_refs(statements[0])
+        self._refs, self._star = column_refs(statements[0])
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
         self._view_ready = False

@@ -115,12 +115,12 @@ class Session:
     def prepare(self, sql: str) -> None:
         """Register exactly the views the query reads, then lock the connection."""
         from .catalog import load_all
-        from .engine import _column_refs
+        from .engine import column_refs
 
         tree = parse_tree(self.con, sql)
         if len(tree["statements"]) != 1:
             raise QueryError(f"give exactly one SELECT, found {len(tree['statements'])} statements")
-        names, star = _column_refs(tree)
+        names, star = column_refs(tree)
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_all()}
         if self.source_url and ("", SOURCE_SCHEMA) in refs:
@@ -138,7 +138,7 @@ class Session:
                 self._register_source(f"__raw_{table}", url, revision, names, star)
                 self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}"."{table}" AS SELECT * FROM "__raw_{table}"')
             elif schema_name in ("", "main"):
-                own, own_star = _column_refs(parse_tree(self.con, definition.sql))
+                own, own_star = column_refs(parse_tree(self.con, definition.sql))
                 self._register_source(f"__src_{table}", url, revision, names | own, star or own_star)
                 self.con.execute(
                     f'CREATE VIEW "{table}" AS WITH source AS (SELECT * FROM "__src_{table}") '
