@@ -123,14 +123,15 @@ def plan(definition: Definition, options: ConvertOptions) -> Plan:
     """The dry run: list files and read their footers; no data pages are fetched."""
     from .sources import read_footers
 
-    source, first, columns, engine = _open(definition, options)
+    source, _, columns, engine = _open(definition, options)  # footers are cached: the first is not read again
     engine.close()
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
-    return Plan(definition, source, [first, *read_footers(source, source.files[1:])], columns, rows_wanted)
+    return Plan(definition, source, read_footers(source, source.files), columns, rows_wanted)
 
 
 class _Batches:
-    """The definition's output, row group by row group, remembering where each came from.
+    """The definition's output, batch by batch in source order, remembering which row group
+    each batch came from.
 
     `position_after(pending)` turns "the last batch still has `pending` unwritten rows"
     into the checkpoint position where the next shard starts.
