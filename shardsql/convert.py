@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,9 +31,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .catalog import Definition
+    from .execute import Scan
+    from .plan import Shape, Unit
     from .sources import ParquetFooter, Source
 
 NEXT_STEP = "uv run prepare.py --num-shards {n}"
+SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
 
 
 @dataclass
@@ -45,11 +49,14 @@ class ConvertOptions:
     source: str | None = None  # overrides the definition's source URL
     cache_dir: Path = DEFAULT_CACHE_DIR
     skip_backup: bool = False
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # threads running units
 
     def validate(self) -> None:
         for name in ("num_shards", "rows_per_shard", "row_group_size"):
             if getattr(self, name) < 1:
                 raise OptionsError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.workers < 1:
+            raise OptionsError(f"--workers must be at least 1, got {self.workers}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
 
@@ -90,6 +97,7 @@ class Plan:
     footers: list[ParquetFooter]
     columns: list[str]
     rows_wanted: int
+    shape: Shape
 
     @property
     def source_rows(self) -> int:
@@ -97,70 +105,84 @@ class Plan:
 
     def column_bytes(self) -> int:
         """Compressed bytes of the needed columns in all listed files."""
+        from .plan import chunk_ranges
+
         return sum(
             end - start
             for footer in self.footers
             for index in range(footer.metadata.num_row_groups)
-            for start, end in footer.chunk_ranges(index, self.columns)
+            for start, end in chunk_ranges(footer, index, self.columns)
         )
 
 
-def _open(definition: Definition, options: ConvertOptions) -> tuple[Source, ParquetFooter, list[str], object]:
+@dataclass
+class _Opened:
+    source: Source
+    schema: pa.Schema  # of the columns read
+    columns: list[str]
+    shape: Shape
+
+
+def _open(definition: Definition, options: ConvertOptions) -> _Opened:
     """Open the source, read the first footer, and check the SQL against its schema."""
+    import pyarrow as pa
+
     from .engine import Engine
     from .sources import open_source, read_footer
 
     options.validate()
     revision = options.revision or definition.revision
     source = open_source(options.source or definition.source, revision, options.num_source)
-    first = read_footer(source, source.files[0])
+    first = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
     engine = Engine(definition)
-    columns = engine.check(first.metadata.schema.to_arrow_schema())
-    return source, first, columns, engine
+    try:
+        columns = engine.check(first)
+    finally:
+        engine.close()
+    return _Opened(source, pa.schema([first.field(c) for c in columns]), columns, engine.shape)
 
 
 def plan(definition: Definition, options: ConvertOptions) -> Plan:
     """The dry run: list files and read their footers; no data pages are fetched."""
     from .sources import read_footers
 
-    source, _, columns, engine = _open(definition, options)  # footers are cached: the first is not read again
-    engine.close()
+    opened = _open(definition, options)  # footers are cached: the first is not read again
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
-    return Plan(definition, source, read_footers(source, source.files), columns, rows_wanted)
+    footers = read_footers(opened.source, opened.source.files)
+    return Plan(definition, opened.source, footers, opened.columns, rows_wanted, opened.shape)
 
 
-class _Batches:
-    """The definition's output, batch by batch in source order, remembering which row group
-    each batch came from.
+class _Output:
+    """The definition's output, batch by batch in source order, remembering where each
+    batch came from, so that `position_after(pending)` turns "the last batch still has
+    `pending` unwritten rows" into the checkpoint position where the next shard starts.
 
-    `position_after(pending)` turns "the last batch still has `pending` unwritten rows"
-    into the checkpoint position where the next shard starts.
+    Row by row, a position is a unit's first row group and the kept rows of that unit
+    already written. Whole source, the query is run again from the start and a position
+    is the number of output rows already written.
     """
 
-    def __init__(self, source: Source, columns: list[str], engine, start: Position, rows_wanted: int, progress):
-        self.source, self.columns, self.engine, self.start = source, columns, engine, start
-        self.rows_wanted, self.progress = rows_wanted, progress
-        self.read, self.kept = start.rows_read, start.rows_kept
-        self._last = Position(start.file, start.row_group, 0, start.rows_read, start.rows_kept)
+    def __init__(self, scan: Scan, start: Position, progress, row_by_row: bool):
+        self.scan, self.start, self.progress, self.row_by_row = scan, start, progress, row_by_row
+        self.read = start.rows_read if row_by_row else 0
+        self.kept = start.rows_kept if row_by_row else 0
+        self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
         self._last_kept = 0
 
-    def __iter__(self) -> Iterator[pa.Table]:
-        from .sources import iter_pieces
-
-        start = (self.start.file, self.start.row_group)
-        current, skip = None, 0
-        for group, piece in iter_pieces(self.source, self.columns, lambda: self.rows_wanted - self.kept, start):
-            if group is not current:
-                current = group
-                self._last = Position(group.file_index, group.index, 0, self.read, self.kept)
+    def feed(self, pairs: Iterator[tuple[Unit | None, pa.Table]]) -> Iterator[pa.Table]:
+        skip = self.start.skip
+        for unit, out in pairs:
+            if unit is not None:
+                self._last = Position(unit.file_index, unit.row_groups[0], 0, self.read, self.kept)
                 self._last_kept = 0
-                self.read += group.num_rows
-                # Rows the shards before a restart already hold, at the start of its first row group.
-                skip = self.start.skip if (group.file_index, group.index) == start else 0
-            out = self.engine.run(piece)
+                self.read += unit.rows
+                # The kept rows that shards before a restart already hold, at the start of its first unit.
+                skip = skip if unit.start == (self.start.file, self.start.row_group) else 0
+            else:
+                self.read = self.scan.read
             self._last_kept += out.num_rows
             self.kept += out.num_rows
-            self.progress.update(self.read, self.kept, self.source.counter.bytes)
+            self.progress.update(self.read, self.kept, self.scan.source.counter.bytes)
             if skip:
                 cut = min(skip, out.num_rows)
                 out, skip = out.slice(cut), skip - cut
@@ -168,9 +190,10 @@ class _Batches:
                 yield out
 
     def position_after(self, pending: int) -> Position:
-        return Position(
-            self._last.file, self._last.row_group, self._last_kept - pending, self._last.rows_read, self._last.rows_kept
-        )
+        if not self.row_by_row:
+            return Position(0, 0, self.kept - pending, 0, 0)
+        last = self._last
+        return Position(last.file, last.row_group, self._last_kept - pending, last.rows_read, last.rows_kept)
 
 
 def _fingerprint(definition: Definition, source: Source, options: ConvertOptions) -> dict:
@@ -198,14 +221,30 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
     progress = progress or Progress()
     cache = CacheDir(Path(options.cache_dir).expanduser())
     with cache.lock():
-        source, _, columns, engine = _open(definition, options)
-        try:
-            return _convert(definition, options, progress, cache, source, columns, engine)
-        finally:
-            engine.close()
+        return _convert(definition, options, progress, cache, _open(definition, options))
 
 
-def _convert(definition, options, progress, cache, source, columns, engine) -> ConvertResult:
+def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int):
+    """The definition's output over the source, on the path its shape allows."""
+    from . import execute
+    from .engine import Engine
+
+    if opened.shape.row_by_row:
+        yield from output.feed(execute.row_by_row(output.scan, definition, lambda: rows_wanted - output.kept))
+        return
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(definition, spill_dir=spill_dir)
+    try:
+        engine.check(opened.schema)
+        yield from output.feed(execute.whole_source(output.scan, engine))
+    finally:
+        engine.close()
+
+
+def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertResult:
+    from .execute import Scan
+
+    source = opened.source
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
     fingerprint = _fingerprint(definition, source, options)
     state, why_not = checkpoint.load(cache.staging, fingerprint)
@@ -218,7 +257,10 @@ def _convert(definition, options, progress, cache, source, columns, engine) -> C
     elif state.shards:
         progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
     staging = cache.staging
-    batches = _Batches(source, columns, engine, state.next, rows_wanted, progress)
+    start = (state.next.file, state.next.row_group)
+    scan = Scan(source, opened.columns, opened.schema, start, options.workers)
+    batches = _Output(scan, state.next, progress, opened.shape.row_by_row)
+    progress.message(f"{definition.name} runs {opened.shape.path}: {opened.shape.reason}.")
 
     def on_shard(info: ShardInfo, pending: int) -> None:
         state.shards.append(info)
@@ -230,10 +272,15 @@ def _convert(definition, options, progress, cache, source, columns, engine) -> C
     try:
         if not state.finished:
             done = list(state.shards)
-            write_shards(
-                iter(batches), staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                on_shard, done,
-            )  # fmt: skip
+            output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted)
+            try:
+                write_shards(
+                    output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
+                    on_shard, done,
+                )  # fmt: skip
+            finally:
+                output.close()  # stops the executor's threads now, not when garbage collected
+                shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
             state.finished = True
             state.save(staging)
         shards = pin_validation(staging, state.shards)

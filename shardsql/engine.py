@@ -1,10 +1,14 @@
 """The SQL engine: DuckDB evaluates a definition as a view over the `source` rows.
 
-Each batch of source rows (one parquet row group, only the columns the SQL uses) is
-registered as `source`; the definition is the view `dataset`; we select from it and hand
-the Arrow result on. Evaluating batch by batch keeps the output in source order (the
-parity with the seed script depends on it) and lets the caller stop reading the moment
-the shards are full.
+A definition is parsed once by DuckDB itself, which gives its shape (row by row, or whole
+source: see plan.py) and the columns it reads. Then:
+
+* row by row, `run` evaluates it on one unit of source rows at a time (each executor
+  thread has its own Engine, and so its own connection);
+* whole source, `stream` evaluates it once over a stream of all the source's units, and
+  yields the result as DuckDB produces it. DuckDB runs single-threaded there, so that
+  the output order of DISTINCT, GROUP BY or ORDER BY ties is the same on every run (the
+  manifest promises a reproducible conversion), and may spill to disk.
 
 The connection is locked down before any definition runs: no file or network access, and
 the configuration cannot be changed back, so a hostile definition can only read `source`.
@@ -12,10 +16,12 @@ the configuration cannot be changed back, so a hostile definition can only read 
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import plan
 from .errors import DefinitionError
 
 if TYPE_CHECKING:
@@ -24,44 +30,32 @@ if TYPE_CHECKING:
     from .catalog import Definition
 
 OUTPUT_COLUMN = "text"
-DUCKDB_THREADS = 1  # one small batch at a time: more threads only add overhead; decoding and writing use the other core
-
-
-def column_refs(node: object) -> tuple[set[str], bool]:
-    """Column names referenced anywhere in a serialized DuckDB parse tree, and whether `*` is used."""
-    names: set[str] = set()
-    star = False
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get("class") == "COLUMN_REF" and item.get("column_names"):
-                names.add(item["column_names"][-1].lower())
-            if item.get("class") == "STAR" or item.get("type") == "COLUMNS":
-                star = True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return names, star
+DUCKDB_THREADS = 1  # per unit: the executors run units in parallel, one connection each
+WHOLE_MEMORY_LIMIT = "1GB"  # whole-source queries spill to disk past this (sorts, hash tables)
+RESULT_BATCH_ROWS = 8192  # rows per batch of a whole-source result
 
 
 class Engine:
-    """A definition's SQL, checked and ready to run on batches of source rows."""
+    """A definition's SQL, parsed and classified, ready to run on source rows."""
 
-    def __init__(self, definition: Definition):
+    def __init__(self, definition: Definition, spill_dir: Path | None = None):
         import duckdb
 
         self.definition = definition
         self._duckdb = duckdb
-        self._con = duckdb.connect(":memory:", config={"threads": DUCKDB_THREADS})
+        config = {"threads": DUCKDB_THREADS}
+        if spill_dir is not None:
+            config |= {"temp_directory": str(spill_dir), "memory_limit": WHOLE_MEMORY_LIMIT}
+        self._con = duckdb.connect(":memory:", config=config)
         # Parse with DuckDB itself: the only parser that agrees with the engine on what the SQL means.
-        tree = json.loads(self._con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchall()[0][0])
+        tree = plan.parse(self._con, definition.sql)
         if tree.get("error"):
             raise self._error(tree.get("error_message", "syntax error"))
         statements = tree["statements"]
         if len(statements) != 1:
             raise DefinitionError(f"must hold exactly one SELECT, found {len(statements)} statements", definition.path)
-        self._refs, self._star = column_refs(statements[0])
+        self.statement = statements[0]
+        self.shape = plan.classify(self.statement)
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
         self._view_ready = False
@@ -79,19 +73,28 @@ class Engine:
 
     def columns_needed(self, schema: pa.Schema) -> list[str]:
         """The source columns the SQL reads: only these are fetched from the network."""
-        if self._star:
-            return list(schema.names)
-        # A SQL that names no source column (a constant, or only unknown names) still needs
-        # the row count, and the binder needs a table to say which name is unknown.
-        return [name for name in schema.names if name.lower() in self._refs] or list(schema.names[:1])
+        # SQL naming no column (a constant) still needs the row count: the first column gives it.
+        return plan.columns_needed(self.statement, list(schema.names)) or list(schema.names[:1])
 
-    def _register(self, table: pa.Table) -> None:
-        self._con.register("source", table)
+    def _sql(self) -> str:
+        """The definition, with `source` read once into a buffer if it reads `source` twice
+        (a self-join, a subquery over source): the stream can be scanned only once."""
+        refs = [
+            item
+            for item in plan._walk(self.statement)
+            if item.get("type") == "BASE_TABLE" and item.get("table_name", "").lower() == plan.SOURCE_VIEW
+        ]
+        if len(refs) < 2:
+            return self.definition.sql
+        return f"WITH source AS MATERIALIZED (SELECT * FROM __stream) SELECT * FROM ({self.definition.sql})"
+
+    def _register(self, source: pa.Table | pa.RecordBatchReader) -> None:
+        self._con.register("__stream" if "__stream" in self._sql() else "source", source)
         if not self._view_ready:
             try:
-                self._con.execute(f"CREATE VIEW dataset AS {self.definition.sql}")
+                self._con.execute(f"CREATE VIEW dataset AS {self._sql()}")
             except self._duckdb.Error as exc:
-                raise self._error_with_columns(exc, table.schema) from exc
+                raise self._error_with_columns(exc, source.schema) from exc
             self._view_ready = True
 
     def _error_with_columns(self, exc: Exception, schema: pa.Schema) -> DefinitionError:
@@ -125,12 +128,24 @@ class Engine:
         return columns
 
     def run(self, table: pa.Table) -> pa.Table:
-        """The definition's result on one batch of source rows, in source order."""
+        """The definition's result on some source rows, in source order (row-by-row definitions)."""
         self._register(table)
         try:
             return self._con.sql("SELECT text FROM dataset").to_arrow_table()
         except self._duckdb.Error as exc:
             raise self._error_with_columns(exc, table.schema) from exc
+
+    def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
+        """The definition's result over the whole `reader`, batch by batch as DuckDB makes it."""
+        import pyarrow as pa
+
+        self._register(reader)
+        try:
+            result = self._con.execute("SELECT text FROM dataset").fetch_record_batch(RESULT_BATCH_ROWS)
+            for batch in result:
+                yield pa.Table.from_batches([batch])
+        except self._duckdb.Error as exc:
+            raise self._error_with_columns(exc, reader.schema) from exc
 
     def close(self) -> None:
         self._con.close()

@@ -102,8 +102,9 @@ def sample(definition: Definition, columns_for: list[Definition], rows: int, rev
     """The first `rows` rows of a definition's source, with the columns all of `columns_for` read."""
     import pyarrow as pa
 
+    from . import plan, reader
     from .engine import Engine
-    from .sources import iter_row_groups, open_source, read_footer
+    from .sources import open_source, read_footer
 
     source = open_source(source_url or definition.source, revision or definition.revision)
     schema = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
@@ -114,10 +115,9 @@ def sample(definition: Definition, columns_for: list[Definition], rows: int, rev
         engine.close()
     columns = [c for c in schema.names if c in columns]
     tables: list[pa.Table] = []
-    taken = lambda: sum(t.num_rows for t in tables)  # noqa: E731
-    for group in iter_row_groups(source, columns, lambda: rows - taken()):
-        tables.append(group.table)
-        if taken() >= rows:
+    for unit in plan.units(source, columns, grow=True):
+        tables.append(reader.read_unit(source, unit, columns))
+        if sum(t.num_rows for t in tables) >= rows:
             break
     table = pa.concat_tables(tables, promote_options="permissive") if tables else schema.empty_table()
     return table.slice(0, rows), source

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
 DEFAULT_TABLE_ROWS = 20
+READ_THREADS = 4  # units fetched and decoded ahead of the query, at most
 
 
 class QueryError(ShardsqlError):
@@ -67,20 +68,21 @@ def table_refs(tree: object) -> list[tuple[str, str]]:
 
 
 def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.RecordBatchReader:
-    """A stream of the source's row groups (only `columns`), fetched as they are pulled."""
+    """A stream of the source's rows (only `columns`), fetched as they are pulled."""
     import pyarrow as pa
 
-    from .sources import iter_row_groups
+    from . import plan, reader
 
     pulled = [0]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        # Read-ahead as large as what was already consumed: nothing ahead for the first row
-        # group (a LIMIT may need no more), then growing for scans.
-        for group in iter_row_groups(source, columns, lambda: max(pulled[0], 1)):
-            pulled[0] += group.num_rows
-            for piece in group.batches():
-                yield from piece.select(schema.names).cast(schema).to_batches()
+        # Units grow from one row group, and the read-ahead is as large as what was already
+        # consumed: nothing ahead for the first row group (a LIMIT may need no more).
+        units = plan.units(source, columns, grow=True)
+        ahead = lambda flight: sum(u.rows for u in flight) < max(pulled[0], 1)  # noqa: E731
+        for unit, table in reader.ordered(units, lambda u: reader.read_unit(source, u, columns), READ_THREADS, ahead):
+            pulled[0] += unit.rows
+            yield from table.select(schema.names).cast(schema).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -96,17 +98,18 @@ class Session:
         self.revision, self.source_url = revision, source_url
         self.sources: list[Source] = []
 
-    def _register_source(self, name: str, url: str, revision: str | None, names: set[str], star: bool) -> None:
-        """Open a source and register it as `name`, reading only the columns in `names`."""
+    def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict]) -> None:
+        """Open a source and register it as `name`, reading only the columns the parse trees name."""
         import pyarrow as pa
 
+        from .plan import columns_needed
         from .sources import open_source, read_footer
 
         source = open_source(url, revision)
         self.sources.append(source)
         footer = read_footer(source, source.files[0])
         schema = footer.metadata.schema.to_arrow_schema()
-        columns = list(schema.names) if star else [n for n in schema.names if n.lower() in names]
+        columns = columns_needed(trees, list(schema.names))
         # count(*) names no column but needs the row counts: read the cheapest column.
         columns = columns or [footer.cheapest_column()]
         narrow = pa.schema([schema.field(n) for n in columns])
@@ -115,16 +118,14 @@ class Session:
     def prepare(self, sql: str) -> None:
         """Register exactly the views the query reads, then lock the connection."""
         from .catalog import load_all
-        from .engine import column_refs
 
         tree = parse_tree(self.con, sql)
         if len(tree["statements"]) != 1:
             raise QueryError(f"give exactly one SELECT, found {len(tree['statements'])} statements")
-        names, star = column_refs(tree)
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_all()}
         if self.source_url and ("", SOURCE_SCHEMA) in refs:
-            self._register_source("__source", self.source_url, self.revision, names, star)
+            self._register_source("__source", self.source_url, self.revision, [tree])
             self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}" AS SELECT * FROM __source')
         if any(schema == SOURCE_SCHEMA for schema, _ in refs):
             self.con.execute(f'CREATE SCHEMA "{SOURCE_SCHEMA}"')
@@ -135,11 +136,10 @@ class Session:
             url = self.source_url or definition.source
             revision = self.revision or definition.revision
             if schema_name == SOURCE_SCHEMA:
-                self._register_source(f"__raw_{table}", url, revision, names, star)
+                self._register_source(f"__raw_{table}", url, revision, [tree])
                 self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}"."{table}" AS SELECT * FROM "__raw_{table}"')
             elif schema_name in ("", "main"):
-                own, own_star = column_refs(parse_tree(self.con, definition.sql))
-                self._register_source(f"__src_{table}", url, revision, names | own, star or own_star)
+                self._register_source(f"__src_{table}", url, revision, [tree, parse_tree(self.con, definition.sql)])
                 self.con.execute(
                     f'CREATE VIEW "{table}" AS WITH source AS (SELECT * FROM "__src_{table}") '
                     f"SELECT * FROM ({definition.sql})"

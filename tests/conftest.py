@@ -15,7 +15,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import pytest
 
-from shardsql import sources
+from shardsql import plan, sources
 from shardsql.hubstub import HubStandIn
 from shardsql.samples import LAYOUTS, write_sample
 
@@ -53,3 +53,10 @@ def hub_dataset(hub, tmp_path):
         return root / sub
 
     return make
+
+
+@pytest.fixture
+def small_units(monkeypatch):
+    """Units of about 64 KiB instead of 8 MiB: small test files then split into many units
+    (many requests, many batches), as real files of gigabytes do."""
+    monkeypatch.setattr(plan, "UNIT_BYTES", 64 << 10)

@@ -24,7 +24,7 @@ def _text_chunks_needed(files, rows_needed: int) -> int:
     return total
 
 
-def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_path):
+def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_path, small_units):
     folder = hub_dataset("fineweb-edu", files=4, rows_per_file=3000, row_group_size=250)
     files = sorted(folder.glob("*.parquet"))
     hub.reset_counters()

@@ -1,0 +1,150 @@
+"""Reading units of the source: fetch a unit's planned byte ranges, decode its row groups.
+
+Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec's
+read-ahead fetches far more than the needed column chunks, and pyarrow's own coalescing
+is tuned for local disks. `plan.units` says which ranges a unit needs; here they are
+fetched (one request each) and pyarrow decodes the unit from memory. A read outside the
+planned ranges still works (it is fetched and counted), so the plan is an optimisation,
+never a correctness risk.
+
+`ordered` runs any per-unit work on a few threads and hands the results back in source
+order, with a bounded window: the conversion's executors and the whole-source stream
+are built on it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import SourceError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .plan import Unit
+    from .sources import ParquetFooter, Source, SourceFile
+
+T = TypeVar("T")
+R = TypeVar("R")
+MAX_BYTES_AHEAD = 64 << 20  # compressed bytes of units in flight: most of a conversion's memory
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only file that serves reads from prefetched ranges, fetching anything else."""
+
+    def __init__(self, source: Source, file: SourceFile, ranges: dict[int, bytes]):
+        self._source, self._file, self._ranges, self._pos = source, file, ranges, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._file.size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self._file.size if n is None or n < 0 else min(self._pos + n, self._file.size)
+        for start, data in self._ranges.items():
+            if start <= self._pos and end <= start + len(data):
+                out = data[self._pos - start : end - start]
+                break
+        else:
+            out = self._source.fetch(self._file, self._pos, end) if end > self._pos else b""
+        self._pos += len(out)
+        return out
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
+    """The unit's planned byte ranges, fetched: {start: bytes}."""
+    return {start: source.fetch(unit.file, start, end) for start, end in unit.ranges}
+
+
+def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]):
+    """The unit's rows (only `columns`), decoded from fetched ranges."""
+    import pyarrow.parquet as pq
+
+    wanted = {c.lower() for c in columns}
+    names = [n for n in footer.metadata.schema.to_arrow_schema().names if n.lower() in wanted]
+    # pre_buffer=False: pyarrow's coalescing would read its own ranges, not the planned ones.
+    parquet = pq.ParquetFile(RangeFile(source, unit.file, data), metadata=footer.metadata, pre_buffer=False)
+    try:
+        return parquet.read_row_groups(list(unit.row_groups), columns=names, use_threads=False)
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise _corrupt(parquet, unit, names, exc) from exc
+
+
+def _corrupt(parquet, unit: Unit, names: list[str], exc: Exception) -> SourceError:
+    """The error for a unit that failed to decode, naming the first row group that does."""
+    for index in unit.row_groups:
+        try:
+            parquet.read_row_group(index, columns=names, use_threads=False)
+        except Exception as inner:
+            return SourceError(f"{unit.file.url}: row group {index} is corrupt: {_first_line(inner)}")
+    return SourceError(f"{unit.file.url}: row groups {unit.row_groups[0]}-{unit.row_groups[-1]}: {_first_line(exc)}")
+
+
+def read_unit(source: Source, unit: Unit, columns: list[str]) -> pa.Table:
+    """Fetch and decode one unit."""
+    from .sources import read_footer
+
+    return decode_unit(source, unit, read_footer(source, unit.file), columns, fetch_unit(source, unit))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def ordered(
+    items: Iterator[T],
+    work: Callable[[T], R],
+    workers: int,
+    may_submit: Callable[[list[T]], bool],
+) -> Iterator[tuple[T, R]]:
+    """`work(item)` for each item on `workers` threads, yielded in the items' order.
+
+    `may_submit(in_flight)` says whether another item may start while `in_flight` (items
+    started and not yet yielded) are pending; with nothing in flight an item always starts,
+    since the consumer is asking for one. Stopping the iteration cancels what has not
+    started and waits for what has.
+    """
+    pending: deque[tuple[T, Future[R]]] = deque()
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="shardsql-unit")
+    try:
+        while True:
+            while not pending or may_submit([item for item, _ in pending]):
+                item = next(items, None)
+                if item is None:
+                    break
+                pending.append((item, pool.submit(work, item)))
+            if not pending:
+                return
+            item, future = pending.popleft()
+            yield item, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+def within_bytes(limit: int = MAX_BYTES_AHEAD, window: int = 8) -> Callable[[list[Any]], bool]:
+    """A `may_submit` that bounds the units in flight by count and by bytes fetched."""
+    return lambda flight: len(flight) < window and sum(u.fetch_bytes for u in flight) < limit
