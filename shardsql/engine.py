@@ -141,7 +141,7 @@ class Engine:
 
         self._register(reader)
         try:
-            result = self._con.execute("SELECT text FROM dataset").fetch_record_batch(RESULT_BATCH_ROWS)
+            result = self._con.sql("SELECT text FROM dataset").to_arrow_reader(RESULT_BATCH_ROWS)
             for batch in result:
                 yield pa.Table.from_batches([batch])
         except self._duckdb.Error as exc:

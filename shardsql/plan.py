@@ -103,11 +103,16 @@ def classify(statement: dict) -> Shape:
     for modifier in node.get("modifiers", []):
         return whole(_MODIFIERS.get(modifier.get("type"), modifier.get("type", "a modifier")))
     source = node.get("from_table") or {}
+    if source.get("type") == "JOIN":
+        return whole("a join")
+    if source.get("type") == "SUBQUERY":
+        return whole("a subquery")
     if source.get("type") != "BASE_TABLE" or source.get("table_name", "").lower() != SOURCE_VIEW:
-        return whole("a FROM clause other than `source` alone (a join or a subquery)")
+        return whole("a FROM clause other than `source`")
     if source.get("sample") or node.get("sample"):
         return whole("TABLESAMPLE")
-    if node.get("group_expressions") or node.get("group_sets"):
+    grouped = node.get("aggregate_handling", "STANDARD_HANDLING") != "STANDARD_HANDLING"
+    if grouped or node.get("group_expressions") or node.get("group_sets"):
         return whole("GROUP BY")
     if node.get("having"):
         return whole("HAVING")
