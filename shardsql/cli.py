@@ -36,6 +36,15 @@ def source_option(help: str = "Read these files instead of the definition's sour
     return click.option("--source", "source_url", metavar="URL", help=help)
 
 
+def _shape(definition) -> str:
+    """How a definition runs, e.g. "whole source (ORDER BY: reads the whole source)"."""
+    from .engine import Engine
+
+    engine = Engine(definition)
+    engine.close()
+    return f"{engine.shape.path} ({engine.shape.reason})"
+
+
 def _size(n: float) -> str:
     from .progress import _size as size
 
@@ -100,7 +109,8 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     click.echo(f"revision:    {definition.revision or '(default)'}")
     for key, value in definition.extra.items():
         click.echo(f"{key + ':':<12} {value}")
-    click.echo(f"sha256:      {definition.sha256}\n")
+    click.echo(f"sha256:      {definition.sha256}")
+    click.echo(f"path:        {_shape(definition)}\n")
     click.echo(definition.sql + "\n")
     source = open_source(source_url or definition.source, revision or definition.revision)
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
@@ -130,6 +140,11 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 @click.option("--skip-backup", is_flag=True, help="Delete the current data and tokenizer instead of backing them up.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option(
+    "--workers", type=int, default=None,
+    help="Threads fetching, decoding and filtering source units; the shards are the same for any number.  "
+    "[default: the machine's cores]",
+)  # fmt: skip
 def convert_command(
     dataset,
     num_shards,
@@ -143,6 +158,7 @@ def convert_command(
     skip_backup,
     yes,
     quiet,
+    workers,
 ) -> None:
     """Convert DATASET into autoresearch shards in CACHE_DIR/data.
 
@@ -166,6 +182,8 @@ def convert_command(
         cache_dir=cache_dir.expanduser(),
         skip_backup=skip_backup,
     )
+    if workers is not None:
+        options.workers = workers
     options.validate()
     if dry_run:
         _print_plan(plan(definition, options), options)
@@ -189,6 +207,7 @@ def _print_plan(p, options) -> None:
     click.echo(f"Dataset:  {p.definition.name}  ({p.definition.path})")
     click.echo(f"Source:   {source.url}{pinned}")
     click.echo(f"Columns read: {', '.join(p.columns)}")
+    click.echo(f"Path:     {p.shape.path} ({p.shape.reason})")
     click.echo(f"Files ({len(p.footers)}):")
     for footer in p.footers:
         md = footer.metadata

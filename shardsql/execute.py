@@ -68,9 +68,7 @@ def conform(table: pa.Table, schema: pa.Schema, unit: Unit) -> pa.Table:
         raise SourceError(f"{unit.file.url}: its columns do not match the first file's: {exc}") from exc
 
 
-def row_by_row(
-    scan: Scan, definition: Definition, rows_wanted: Callable[[], int]
-) -> Iterator[tuple[Unit, pa.Table]]:
+def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
     """(unit, the definition's rows from it) in order, computed on `scan.workers` threads.
 
     `rows_wanted()` is how many more kept rows the consumer can use; it may stop early.

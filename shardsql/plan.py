@@ -133,7 +133,7 @@ def classify(statement: dict) -> Shape:
             if item.get("schema") or not found & SCALAR_KINDS or found & {"aggregate", "window"}:
                 kind = "aggregate" if "aggregate" in found else "function"
                 return whole(f"the {kind} {name}()")
-    return Shape(True, "a projection and a filter over source: row by row, stops reading when the shards are full")
+    return Shape(True, "a projection and a filter over source: stops reading when the shards are full")
 
 
 def columns_needed(tree: object, schema_names: list[str]) -> list[str]:

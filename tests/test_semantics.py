@@ -54,8 +54,11 @@ CASES = {
         False,
         False,
     ),
-    "cte": ("WITH t AS (SELECT text, id FROM source) SELECT text FROM t WHERE id % 2 = 0 AND text IS NOT NULL", False,
-            False),  # fmt: skip
+    "cte": (
+        "WITH t AS (SELECT text, id FROM source) SELECT text FROM t WHERE id % 2 = 0 AND text IS NOT NULL",
+        False,
+        False,
+    ),  # fmt: skip
 }
 
 
@@ -148,3 +151,25 @@ def test_worker_counts_give_the_same_bytes(source_folder, tmp_path):
         options = ConvertOptions(num_shards=500, rows_per_shard=4, cache_dir=cache, workers=workers)
         hashes.append([s.sha256 for s in convert(definition, options).shards])
     assert hashes[0] == hashes[1]
+
+
+def test_show_and_the_dry_run_say_which_path_a_definition_takes(source_folder):
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    definition = definition_file(source_folder, CASES["order-by"][0])
+    shown = CliRunner().invoke(cli, ["show", str(definition.path)])
+    assert "path:        whole source (ORDER BY: reads the whole source)" in shown.output
+    dry = CliRunner().invoke(cli, ["convert", "fineweb-edu", "--source", str(source_folder), "--dry-run"])
+    assert "Path:     row by row (a projection and a filter over source: stops reading when the shards" in dry.output
+
+
+def test_workers_must_be_at_least_one(source_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    args = ["convert", "fineweb-edu", "--source", str(source_folder), "--workers", "0", "--cache-dir", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--workers must be at least 1, got 0" in result.output

@@ -1,0 +1,89 @@
+"""The executors: ordered parallel work over units, stopping early, and resuming both paths."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from helpers import read_texts
+from test_semantics import CASES, definition_file, source_folder  # noqa: F401 (a fixture)
+
+from shardsql import reader
+from shardsql.convert import ConvertOptions, convert
+from shardsql.progress import Progress
+
+
+def test_ordered_yields_in_input_order_whatever_finishes_first():
+    def work(i):
+        time.sleep(0.02 * (5 - i % 5))  # later items finish first
+        return i * i
+
+    got = list(reader.ordered(iter(range(12)), work, 4, lambda flight: len(flight) < 4))
+    assert got == [(i, i * i) for i in range(12)]
+
+
+def test_ordered_starts_nothing_the_consumer_cannot_need():
+    started = []
+
+    def work(i):
+        started.append(i)
+        return i
+
+    # Nothing may start while one item is in flight: strictly one at a time, on demand.
+    items = reader.ordered(iter(range(100)), work, 4, lambda flight: False)
+    assert [next(items)[0] for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert started == [0, 1, 2]
+
+
+def test_ordered_raises_the_first_error_in_order_and_stops_the_workers():
+    running = threading.Event()
+
+    def work(i):
+        if i == 3:
+            raise ValueError("unit 3 is broken")
+        running.set()
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="unit 3 is broken"):
+        for item, _ in reader.ordered(iter(range(50)), work, 2, lambda flight: len(flight) < 3):
+            got.append(item)
+    assert got == [0, 1, 2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("shardsql-unit")], "workers stopped"
+
+
+class StopAfter(Progress):
+    def __init__(self, shards: int):
+        super().__init__()
+        self.left = shards
+
+    def shard(self, info):
+        super().shard(info)
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("case", ["filter", "order-by", "scalar-subquery"])
+def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path, case):  # noqa: F811
+    definition = definition_file(source_folder, CASES[case][0])
+
+    def run(cache, **kw):
+        options = ConvertOptions(num_shards=500, rows_per_shard=4, cache_dir=cache, workers=2)
+        return convert(definition, options, **kw)
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", progress=StopAfter(3))
+    messages = []
+
+    class Recorder(Progress):
+        def message(self, text):
+            messages.append(text)
+
+    resumed = run(tmp_path / "resumed", progress=Recorder())
+    assert "Resuming an interrupted run after 3 complete shards." in messages
+    assert [s.sha256 for s in resumed.shards] == [s.sha256 for s in whole.shards]
+    assert read_texts(tmp_path / "resumed" / "data" / "shard_00003.parquet")
