@@ -25,7 +25,7 @@ from .backups import DEFAULT_CACHE_DIR, CacheDir
 from .checkpoint import Position
 from .errors import ConversionError, OptionsError
 from .progress import Progress
-from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, ShardInfo, pin_validation, write_shards
+from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, WRITERS, ShardInfo, pin_validation, write_shards
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -262,9 +262,9 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     batches = _Output(scan, state.next, progress, opened.shape.row_by_row)
     progress.message(f"{definition.name} runs {opened.shape.path}: {opened.shape.reason}.")
 
-    def on_shard(info: ShardInfo, pending: int) -> None:
+    def on_shard(info: ShardInfo, position: Position) -> None:
         state.shards.append(info)
-        state.next = batches.position_after(pending)
+        state.next = position
         state.save(staging)
         progress.shard(info)
 
@@ -276,7 +276,7 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
             try:
                 write_shards(
                     output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                    on_shard, done,
+                    on_shard, done, batches.position_after, writers=max(WRITERS, options.workers // 2),
                 )  # fmt: skip
             finally:
                 output.close()  # stops the executor's threads now, not when garbage collected

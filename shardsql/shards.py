@@ -14,12 +14,16 @@ file with a shard's name is always whole.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError
 
@@ -33,6 +37,8 @@ COMPRESSION, COMPRESSION_LEVEL = "zstd", 1
 ROW_GROUP_SIZE = 1_024
 VAL_SHARD_INDEX = 6542  # prepare.py's VAL_SHARD
 PARTIAL_SUFFIX = ".partial"
+WRITERS = 2  # shards compressed at once: one is fed while the one before it finishes
+QUEUED_TABLES = 4  # tables waiting for a shard writer, at most
 
 
 def shard_name(index: int) -> str:
@@ -140,40 +146,147 @@ def check_shard(path: Path, expected_rows: int, row_group_size: int) -> list[int
     return groups
 
 
+class _Aborted(Exception):
+    """The feeding side failed: the shard being written is abandoned."""
+
+
+_END = object()
+_ABORT = object()
+
+
+def _from_queue(pieces: queue.Queue) -> Iterator[pa.Table]:
+    while True:
+        item = pieces.get()
+        if item is _END:
+            return
+        if item is _ABORT:
+            raise _Aborted
+        yield item
+
+
+def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int) -> ShardInfo | None:
+    """Write shard `index` from the tables in `pieces` (a thread of its own); None if it got no rows."""
+    final = out_dir / shard_name(index)
+    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    rows = _write_one(_from_queue(pieces), partial, row_group_size)
+    if rows == 0:
+        partial.unlink(missing_ok=True)
+        return None
+    groups = check_shard(partial, rows, row_group_size)
+    os.replace(partial, final)
+    return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups)
+
+
+class _Writers:
+    """Shards written on threads, a few at a time, and finished in order.
+
+    Compressing a shard is most of a conversion's CPU and runs on one thread per file, so
+    shard k+1 is fed while shard k is still being compressed. Each shard's queue is
+    bounded: a slow writer holds back the feeder, never memory.
+    """
+
+    def __init__(self, out_dir: Path, row_group_size: int, writers: int):
+        self.out_dir, self.row_group_size = out_dir, row_group_size
+        self.pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="shardsql-write")
+        self.limit = max(1, writers)
+        self.flight: deque[list] = deque()  # [future, queue, token, fed] per shard, in order
+
+    def write(self, index: int, pieces: Iterator[pa.Table]) -> None:
+        """Start shard `index` and feed it `pieces`; returns once every piece is queued."""
+        tables: queue.Queue = queue.Queue(maxsize=QUEUED_TABLES)
+        future = self.pool.submit(_write_shard, tables, self.out_dir, index, self.row_group_size)
+        self.flight.append([future, tables, None, False])
+        for piece in pieces:
+            self._put(future, tables, piece)
+        self._put(future, tables, _END)
+        self.flight[-1][3] = True  # fed: every piece is queued
+
+    @staticmethod
+    def _put(future: Future, tables: queue.Queue, item: object) -> None:
+        while True:
+            try:
+                tables.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                if future.done():
+                    future.result()  # the writer failed: raise its error here
+                    return  # it stopped without failing (aborted): nothing more to hand it
+
+    def mark(self, token: Any) -> None:
+        """Attach `token` (where the next shard starts) to the shard just fed."""
+        self.flight[-1][2] = token
+
+    def finished(self, wait_for_room: bool) -> Iterator[tuple[ShardInfo | None, Any]]:
+        """(shard, token) of the shards done, in order: all of them, or until there is room for one more."""
+        while self.flight and (self.flight[0][0].done() or not wait_for_room or len(self.flight) >= self.limit):
+            future, _, token, _ = self.flight.popleft()
+            yield future.result(), token
+
+    def abort(self) -> None:
+        """Abandon the shard being fed (its partial file is removed); let the fed ones finish."""
+        for future, tables, _, fed in self.flight:
+            if not fed:
+                with contextlib.suppress(Exception):
+                    self._put(future, tables, _ABORT)
+        self.flight = deque(entry for entry in self.flight if entry[3])
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def write_shards(
     batches: Iterator[pa.Table],
     out_dir: Path,
     num_shards: int,
     rows_per_shard: int = ROWS_PER_SHARD,
     row_group_size: int = ROW_GROUP_SIZE,
-    on_shard: Callable[[ShardInfo, int], None] | None = None,
+    on_shard: Callable[[ShardInfo, Any], None] | None = None,
     done: list[ShardInfo] | None = None,
+    position: Callable[[int], Any] = lambda pending: pending,
+    writers: int = WRITERS,
 ) -> list[ShardInfo]:
     """Write the training shards and the validation shard from `batches`.
 
     `done` are shards already written by an interrupted run; writing continues after them.
-    `on_shard(info, pending)` is called after each shard, with the rows pulled from
-    `batches` but not yet written. Stops pulling from `batches` as soon as the last shard
-    is full. Returns the shards in order, the validation shard last.
+    Once a shard's rows are all taken, `position(pending)` is called with the rows pulled
+    from `batches` but not yet written (where the next shard starts); after the shard is
+    complete on disk, `on_shard(info, that position)` is called, in shard order. Stops
+    pulling from `batches` as soon as the last shard is full. Returns the shards in order,
+    the validation shard last.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)
     shards: list[ShardInfo] = list(done or [])
-    while len(shards) < num_shards + 1:
-        final = out_dir / shard_name(len(shards))
-        partial = final.with_name(final.name + PARTIAL_SUFFIX)
-        rows = _write_one(stream.take(rows_per_shard), partial, row_group_size)
-        if rows == 0:
-            partial.unlink(missing_ok=True)
-            break
-        groups = check_shard(partial, rows, row_group_size)
-        os.replace(partial, final)
-        info = ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups)
-        shards.append(info)
-        if on_shard:
-            on_shard(info, stream.pending)
-        if stream.exhausted:
-            break
+    pool = _Writers(out_dir, row_group_size, writers)
+    ended = False
+
+    def collect(wait_for_room: bool) -> None:
+        nonlocal ended
+        for info, token in pool.finished(wait_for_room):
+            if info is None or ended:
+                ended = True  # an empty shard: the stream ended exactly at a shard's end
+                continue
+            shards.append(info)
+            if on_shard:
+                on_shard(info, token)
+
+    try:
+        index = len(shards)
+        while index < num_shards + 1 and not stream.exhausted:
+            pool.write(index, stream.take(rows_per_shard))
+            pool.mark(position(stream.pending))
+            index += 1
+            collect(wait_for_room=True)
+        collect(wait_for_room=False)
+    except BaseException:
+        # Shards fed in full are finished and recorded (a rerun resumes after them); the
+        # one being fed is abandoned. The error that stopped us is the one raised.
+        pool.abort()
+        with contextlib.suppress(Exception):
+            collect(wait_for_room=False)
+        raise
+    finally:
+        pool.close()
     return pin_validation(out_dir, shards)
 
 

@@ -1,10 +1,12 @@
+import threading
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import read_texts, row_groups
 
 from shardsql.errors import ConversionError
-from shardsql.shards import RowStream, check_shard, write_shards
+from shardsql.shards import RowStream, check_shard, shard_name, write_shards
 
 SIZES = [700, 1500, 333, 5000, 17]
 
@@ -94,3 +96,31 @@ def test_check_shard_rejects_wrong_row_groups_and_columns(tmp_path):
     pq.write_table(pa.table({"body": ["x"] * 10}), path)
     with pytest.raises(ConversionError, match="expected \\['text'\\]"):
         check_shard(path, 10, 1024)
+
+
+@pytest.mark.parametrize("writers", [1, 2, 5])
+def test_any_number_of_writers_gives_the_same_bytes_and_calls_back_in_order(tmp_path, writers):
+    calls = []
+    shards = write_shards(
+        numbered(), tmp_path / str(writers), num_shards=6, rows_per_shard=1300,
+        on_shard=lambda info, token: calls.append((info.name, token)), position=lambda pending: f"pending {pending}",
+        writers=writers,
+    )  # fmt: skip
+    reference = write_shards(numbered(), tmp_path / "one", num_shards=6, rows_per_shard=1300, writers=1)
+    assert [s.sha256 for s in shards] == [s.sha256 for s in reference]
+    # Shard k takes rows [1300k, 1300(k+1)); the batches pulled so far, less those rows, are pending.
+    batch_ends = [sum(SIZES[i % 5] for i in range(n + 1)) for n in range(40)]
+    expected = [next(e for e in batch_ends if e >= 1300 * (k + 1)) - 1300 * (k + 1) for k in range(7)]
+    assert calls == [(shard_name(k), f"pending {expected[k]}") for k in range(7)]
+
+
+def test_a_failing_writer_raises_its_error_and_leaves_no_partial_file(tmp_path):
+    def batches():
+        yield pa.table({"text": ["x" * 60] * 1500})
+        yield pa.table({"text": [1, 2, 3]})  # not text: Polars refuses it while writing shard 1
+
+    # Polars raises a PanicException (a BaseException) for a schema it did not expect.
+    with pytest.raises(BaseException, match="incompatible with expected type String"):
+        write_shards(batches(), tmp_path, num_shards=3, rows_per_shard=1000, writers=2)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("shardsql-write")]
