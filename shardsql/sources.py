@@ -4,36 +4,28 @@ A source is a URL with a glob: `hf://datasets/<org>/<repo>/<path glob>` on the H
 Hub (through huggingface_hub's `HfFileSystem`, so `HF_ENDPOINT` mirrors and `HF_TOKEN`
 work), a local folder or glob, or any other fsspec URL.
 
-Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec's default
-read-ahead fetches far more than one column chunk, and a parquet reader's own coalescing
-is tuned for local disks. We read the footer (two small ranges), compute the exact byte
-range of each needed column chunk of a row group, fetch those ranges (in parallel, ahead
-of the consumer but never past what it can still use), and let pyarrow decode them from
-memory. A read outside the planned ranges still works (it is fetched and counted), so the
-plan is an optimisation, never a correctness risk.
+Reading the data is planned elsewhere: plan.py says which byte ranges of which row groups a
+unit of work needs, reader.py fetches them through `Source.fetch` and decodes them. Here:
+listing the files at a pinned revision, exact range reads with retries, and footers.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import queue
 import re
 import struct
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import SourceError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-FETCH_THREADS = 4  # parallel range requests: hides network latency without hammering the Hub
+FETCH_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
 # Our own retries, around huggingface_hub's (which already backs off on 429, 5xx and dropped
 # connections for file reads). Ours add: any fsspec filesystem, the listing calls, and short
 # reads, which must never pass as data. Bounded: then a clear error, and the run resumes.
@@ -41,12 +33,6 @@ RETRY_ATTEMPTS = 6
 RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 300.0  # honour a server's Retry-After, within reason
-MAX_AHEAD = 8  # row groups fetched ahead of the consumer, at most
-# ... and at most this many compressed bytes of them: fetched row groups waiting for the
-# writer are most of a conversion's memory, so the window is bounded in bytes too.
-MAX_BYTES_AHEAD = 48 << 20
-BATCH_ROWS = 2048  # a row group is decoded in batches of this many rows, to keep memory small
-PIECES_AHEAD = 2  # decoded batches waiting for the consumer: decoding overlaps the SQL and the writer
 PARQUET_MAGIC = b"PAR1"
 HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/@]+)(@(?P<rev>[^/]+))?/?(?P<path>.*)$")
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -245,43 +231,6 @@ def _open_fsspec(url: str) -> Source:
     return Source(url=url, revision=None, commit=None, files=files, fs=fs)
 
 
-class _RangeFile(io.RawIOBase):
-    """A read-only file that serves reads from prefetched ranges, fetching anything else."""
-
-    def __init__(self, source: Source, file: SourceFile, ranges: dict[int, bytes]):
-        self._source, self._file, self._ranges, self._pos = source, file, ranges, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._file.size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = self._file.size if n is None or n < 0 else min(self._pos + n, self._file.size)
-        for start, data in self._ranges.items():
-            if start <= self._pos and end <= start + len(data):
-                out = data[self._pos - start : end - start]
-                break
-        else:
-            out = self._source.fetch(self._file, self._pos, end) if end > self._pos else b""
-        self._pos += len(out)
-        return out
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 @dataclass
 class ParquetFooter:
     file: SourceFile
@@ -301,31 +250,6 @@ class ParquetFooter:
                 sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
         names = self.metadata.schema.to_arrow_schema().names
         return min(names, key=lambda n: sizes.get(n, 0))
-
-    def chunk_ranges(self, row_group: int, columns: list[str]) -> list[tuple[int, int]]:
-        """Byte ranges [start, end) of the column chunks of `columns` in one row group."""
-        rg = self.metadata.row_group(row_group)
-        wanted = {c.lower() for c in columns}
-        ranges = []
-        for j in range(rg.num_columns):
-            chunk = rg.column(j)
-            if chunk.path_in_schema.split(".")[0].lower() not in wanted:
-                continue
-            start = chunk.data_page_offset
-            if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:
-                start = min(start, chunk.dictionary_page_offset)
-            ranges.append((start, start + chunk.total_compressed_size))
-        return _merge(sorted(ranges))
-
-
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in ranges:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def read_footer(source: Source, file: SourceFile) -> ParquetFooter:
@@ -362,175 +286,3 @@ def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]
     """The footers of `files`, fetched in parallel (for dry runs and estimates)."""
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         return list(pool.map(lambda f: read_footer(source, f), files))
-
-
-@dataclass
-class RowGroup:
-    """One row group's needed column chunks, fetched; decoded on demand, in batches."""
-
-    file: SourceFile
-    file_index: int
-    index: int
-    num_rows: int
-    footer: ParquetFooter = field(repr=False)
-    columns: list[str] = field(repr=False)
-    ranges: dict[int, bytes] = field(repr=False)
-    source: Source = field(repr=False)
-
-    def batches(self, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-        """The rows in order, `rows` at a time: decoding a whole row group at once would hold
-        it in memory several times over (pages, arrays, the SQL result, the writer's copy)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        wanted = {c.lower() for c in self.columns}
-        names = [n for n in self.footer.metadata.schema.to_arrow_schema().names if n.lower() in wanted]
-        try:
-            # pre_buffer=False: pyarrow's coalescing would merge the planned ranges across the
-            # unneeded column chunks between them and read those too.
-            parquet = pq.ParquetFile(
-                _RangeFile(self.source, self.file, self.ranges), metadata=self.footer.metadata, pre_buffer=False
-            )
-            for batch in parquet.iter_batches(batch_size=rows, row_groups=[self.index], columns=names):
-                yield pa.Table.from_batches([batch])
-        except SourceError:
-            raise
-        except Exception as exc:
-            raise SourceError(f"{self.file.url}: row group {self.index} is corrupt: {_describe(exc)}") from exc
-
-    @property
-    def table(self) -> pa.Table:
-        import pyarrow as pa
-
-        return pa.concat_tables(self.batches())
-
-
-def _fetch_row_group(
-    source: Source, footer: ParquetFooter, file_index: int, index: int, columns: list[str]
-) -> RowGroup:
-    ranges = {start: source.fetch(footer.file, start, end) for start, end in footer.chunk_ranges(index, columns)}
-    rows = footer.metadata.row_group(index).num_rows
-    return RowGroup(footer.file, file_index, index, rows, footer, columns, ranges, source)
-
-
-def iter_row_groups(
-    source: Source, columns: list[str], rows_wanted: Callable[[], int], start: tuple[int, int] = (0, 0)
-) -> Iterator[RowGroup]:
-    """Row groups in file order from `start` (file index, row group), with only `columns`,
-    fetched ahead in parallel (and decoded by the consumer, batch by batch).
-
-    `rows_wanted()` says how many more rows the consumer can still use. A row group is only
-    fetched ahead while the rows already in flight are fewer than that, so the reader never
-    downloads a row group that the conversion cannot need. The consumer stops pulling when
-    it has enough.
-    """
-
-    def tasks() -> Iterator[tuple[ParquetFooter, int, int]]:
-        for file_index in range(start[0], len(source.files)):
-            footer = read_footer(source, source.files[file_index])
-            first = start[1] if file_index == start[0] else 0
-            for index in range(first, footer.metadata.num_row_groups):
-                yield footer, file_index, index
-
-    pending: deque[tuple[int, int, Future[RowGroup]]] = deque()  # (rows, compressed bytes, future)
-
-    def room() -> bool:
-        if not pending:
-            return True
-        rows, size = sum(p[0] for p in pending), sum(p[1] for p in pending)
-        return len(pending) < MAX_AHEAD and size < MAX_BYTES_AHEAD and rows < rows_wanted()
-
-    todo = tasks()
-    with ThreadPoolExecutor(FETCH_THREADS) as pool:
-        try:
-            while True:
-                while room():
-                    task = next(todo, None)
-                    if task is None:
-                        break
-                    footer, file_index, index = task
-                    rows = footer.metadata.row_group(index).num_rows
-                    size = sum(end - start for start, end in footer.chunk_ranges(index, columns))
-                    future = pool.submit(_fetch_row_group, source, footer, file_index, index, columns)
-                    pending.append((rows, size, future))
-                if not pending:
-                    return
-                yield pending.popleft()[2].result()
-        finally:
-            for *_, future in pending:
-                future.cancel()
-
-
-_DONE = object()
-
-
-def iter_pieces(
-    source: Source, columns: list[str], rows_wanted: Callable[[], int], start: tuple[int, int] = (0, 0)
-) -> Iterator[tuple[RowGroup, pa.Table]]:
-    """(row group, decoded batch of it) in order, decoded on a background thread.
-
-    Decoding a few batches ahead overlaps it with the consumer's work. Rows decoded but not
-    yet consumed count as wanted already, so the fetcher still never reads a row group
-    that could not be needed.
-    """
-    pieces: queue.Queue = queue.Queue(maxsize=PIECES_AHEAD)
-    stop = threading.Event()
-    hungry = threading.Event()  # the consumer waits on an empty queue: it wants more, whatever the count says
-    lock = threading.Lock()
-    unconsumed = [0]  # source rows handed to the decoder and not yet taken by the consumer
-
-    def still_wanted() -> int:
-        with lock:
-            return rows_wanted() - unconsumed[0]
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                pieces.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        groups = iter_row_groups(source, columns, still_wanted, start)
-        try:
-            while True:
-                # Ask for the next row group only once the consumer may need it: the rows
-                # decoded so far might all be kept.
-                while still_wanted() <= 0 and not hungry.is_set() and not stop.is_set():
-                    stop.wait(0.005)
-                if stop.is_set():
-                    return
-                group = next(groups, None)
-                if group is None:
-                    break
-                with lock:
-                    unconsumed[0] += group.num_rows
-                for piece in group.batches():
-                    if not put((group, piece)):
-                        return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(exc)
-        finally:
-            groups.close()
-
-    worker = threading.Thread(target=produce, name="shardsql-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            if pieces.empty():
-                hungry.set()
-            item = pieces.get()
-            hungry.clear()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            with lock:
-                unconsumed[0] -= item[1].num_rows
-            yield item
-    finally:
-        stop.set()
-        worker.join()

@@ -84,6 +84,8 @@ def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path,
             messages.append(text)
 
     resumed = run(tmp_path / "resumed", progress=Recorder())
-    assert "Resuming an interrupted run after 3 complete shards." in messages
+    # Shards fed in full when the run stopped are finished and recorded too.
+    resumed_after = [int(m.split()[5]) for m in messages if m.startswith("Resuming an interrupted run after")]
+    assert resumed_after and resumed_after[0] >= 3, messages
     assert [s.sha256 for s in resumed.shards] == [s.sha256 for s in whole.shards]
     assert read_texts(tmp_path / "resumed" / "data" / "shard_00003.parquet")

@@ -2,7 +2,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql import sources
+from shardsql import catalog, execute, plan, reader, sources
 from shardsql.errors import SourceError
 
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
@@ -39,28 +39,32 @@ def test_no_files_is_an_error(tmp_path):
         sources.open_source(str(tmp_path))
 
 
-def test_row_groups_come_in_order_with_only_the_asked_columns(tmp_path):
+def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan, "UNIT_BYTES", 1)  # a unit per row group
     table = _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
-    groups = list(sources.iter_row_groups(source, ["text"], lambda: 10**9))
-    assert [g.index for g in groups] == [0, 1, 2, 3, 4]
-    assert all(g.table.column_names == ["text"] for g in groups)
-    assert pa.concat_tables(g.table for g in groups)["text"] == table["text"]
+    units = list(plan.units(source, ["text"]))
+    assert [u.row_groups for u in units] == [(0,), (1,), (2,), (3,), (4,)]
+    tables = [reader.read_unit(source, u, ["text"]) for u in units]
+    assert all(t.column_names == ["text"] for t in tables)
+    assert pa.concat_tables(tables)["text"] == table["text"]
 
 
-def test_reader_fetches_exactly_the_footer_and_the_needed_column_chunks(tmp_path):
+def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan, "UNIT_BYTES", 1)  # a unit per row group
     _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
     metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
-    footer_bytes = metadata.serialized_size + 8
+    schema = pa.schema([("text", pa.string())])
+    scan = execute.Scan(source, ["text"], schema, workers=4)
     consumed = [0]
-    for group in sources.iter_row_groups(source, ["text"], lambda: 1000 - consumed[0]):
-        consumed[0] += group.num_rows
+    for _, kept in execute.row_by_row(scan, _keep_all(tmp_path), lambda: 1000 - consumed[0]):
+        consumed[0] += kept.num_rows
         if consumed[0] >= 1000:
-            break  # the consumer stops pulling; nothing more was fetched ahead
+            break  # the consumer stops pulling; nothing more was started
     assert consumed[0] == 1200, "three row groups of 400 rows hold the 1000 wanted"
     text_chunks = sum(metadata.row_group(i).column(1).total_compressed_size for i in range(3))
-    assert source.counter.bytes == footer_bytes + text_chunks
+    assert source.counter.bytes == metadata.serialized_size + 8 + text_chunks
 
 
 def test_hub_source_resolves_revision_to_a_commit(hub, hub_dataset):
@@ -80,9 +84,9 @@ def test_hub_source_resolves_revision_to_a_commit(hub, hub_dataset):
 def test_hub_reads_are_range_requests_only(hub, hub_dataset):
     folder = hub_dataset("fineweb-edu")
     source = sources.open_source(HUB_URL)
-    groups = list(sources.iter_row_groups(source, ["text"], lambda: 10**9))
+    tables = [reader.read_unit(source, u, ["text"]) for u in plan.units(source, ["text"])]
     local = pa.concat_tables(pq.read_table(p, columns=["text"]) for p in sorted(folder.glob("*.parquet")))
-    assert pa.concat_tables(g.table for g in groups)["text"] == local["text"]
+    assert pa.concat_tables(tables)["text"] == local["text"]
     gets = [r for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1]]
     assert gets and all(r[2] for r in gets), "every file read carries a Range header"
     assert hub.bytes_served == source.counter.bytes
@@ -133,10 +137,9 @@ def test_corrupt_row_group_names_file_and_row_group(tmp_path):
     data[start : start + 64] = b"\xff" * 64  # garble the page header of row group 2's text
     (tmp_path / "a.parquet").write_bytes(bytes(data))
     source = sources.open_source(str(tmp_path))
-    groups = sources.iter_row_groups(source, ["text"], lambda: 10**9)
-    assert [next(groups).table.num_rows, next(groups).table.num_rows] == [400, 400]
+    (unit,) = plan.units(source, ["text"])  # one unit holds all five row groups
     with pytest.raises(SourceError, match=r"a\.parquet: row group 2 is corrupt"):
-        _ = next(groups).table
+        reader.read_unit(source, unit, ["text"])
 
 
 def test_short_read_is_an_error(tmp_path):
@@ -149,16 +152,7 @@ def test_short_read_is_an_error(tmp_path):
     assert source.counter.bytes == 0, "a short read is never counted as data"
 
 
-def test_pieces_come_in_order_and_a_consumer_that_keeps_pulling_is_served(tmp_path):
-    import threading
-
-    table = _write(tmp_path / "a.parquet")
-    source = sources.open_source(str(tmp_path))
-    got: list = []
-    # The consumer claims to want nothing yet keeps pulling: it must get every piece, not hang.
-    worker = threading.Thread(target=lambda: got.extend(sources.iter_pieces(source, ["text"], lambda: 0)))
-    worker.start()
-    worker.join(timeout=30)
-    assert not worker.is_alive(), "iter_pieces hung"
-    assert pa.concat_tables(piece for _, piece in got)["text"] == table["text"]
-    assert [(g.index, p.num_rows) for g, p in got][:3] == [(0, 400), (1, 400), (2, 400)]
+def _keep_all(folder):
+    path = folder / "keep.sql"
+    path.write_text(f"-- description: every text\n-- source: {folder}\n\nSELECT text FROM source\n")
+    return catalog.load_file(path)

@@ -1,0 +1,155 @@
+"""Measurements and checks: shards compared with the seed's, their layout, the bytes a
+conversion needs, peak RSS in a fresh process, CPU time, and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shard_files(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(folder.glob("shard_*.parquet"))}
+
+
+def compare_shards(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
+    """Same shard names, and the same texts in the same order in each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    got, want = shard_files(got_dir), shard_files(want_dir)
+    if list(got) != list(want):
+        return False, f"shard names differ: {list(got)} vs {list(want)}"
+    rows = 0
+    for name in want:
+        a = pq.read_table(got[name], columns=["text"])["text"].cast(pa.large_string())
+        b = pq.read_table(want[name], columns=["text"])["text"].cast(pa.large_string())
+        if len(a) != len(b):
+            return False, f"{name}: {len(a):,} rows, the seed's has {len(b):,}"
+        if not a.equals(b):
+            return False, f"{name}: texts differ from the seed's"
+        rows += len(b)
+    return True, f"{len(want)} shards, {rows:,} rows identical"
+
+
+def shard_layout(folder: Path) -> dict:
+    """Row-group sizes and bytes of the shards in a folder."""
+    import pyarrow.parquet as pq
+
+    groups = {}
+    for name, path in shard_files(folder).items():
+        meta = pq.ParquetFile(path).metadata
+        groups[name] = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    size = sum(p.stat().st_size for p in shard_files(folder).values())
+    exact = all(all(g == 1024 for g in sizes[:-1]) and sizes[-1] <= 1024 for sizes in groups.values())
+    return {"row_groups": groups, "bytes": size, "row_groups_1024": exact}
+
+
+def bytes_needed(files: list[Path], rows_needed: int) -> tuple[int, int]:
+    """Compressed bytes of the `text` chunks of the row groups holding the first `rows_needed`
+    source rows, plus the footers of the files they are in (as tests/test_convert.py counts)."""
+    import pyarrow.parquet as pq
+
+    chunks = footers = seen = 0
+    for path in files:
+        if seen >= rows_needed:
+            break
+        meta = pq.ParquetFile(path).metadata
+        footers += meta.serialized_size + 8
+        text = meta.schema.to_arrow_schema().get_field_index("text")
+        for i in range(meta.num_row_groups):
+            if seen >= rows_needed:
+                break
+            chunks += meta.row_group(i).column(text).total_compressed_size
+            seen += meta.row_group(i).num_rows
+    return chunks, footers
+
+
+# Runs the CLI in a fresh process and reports that process's own peak RSS (VmHWM) as it
+# exits. Not ru_maxrss: Linux carries a forked child's pre-exec high-water mark (the size of
+# the process that forked it) over into ru_maxrss across exec.
+RSS_REPORT = """
+import atexit, sys
+def report():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("PEAK_RSS_KB", line.split()[1], file=sys.__stderr__, flush=True)
+atexit.register(report)
+"""
+RUN_CLI = RSS_REPORT + "from shardsql.cli import main\nsys.argv = ['shardsql', *sys.argv[1:]]\nmain()\n"
+IMPORTS_ONLY = (
+    RSS_REPORT + "import duckdb, polars, pyarrow.parquet, huggingface_hub, shardsql.convert, shardsql.engine\n"
+)
+
+
+def peak_rss(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run `python -c code *args` in a fresh process; return (its peak RSS in MB, its wall time in s)."""
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    found = re.findall(r"^PEAK_RSS_KB (\d+)$", child.stderr, re.MULTILINE)
+    if child.returncode != 0 or not found:
+        raise RuntimeError(f"shardsql {' '.join(args)} failed ({child.returncode}):\n{child.stdout}{child.stderr}")
+    return int(found[-1]) / 1024, seconds
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def machine() -> dict:
+    import duckdb
+    import huggingface_hub
+    import polars
+    import pyarrow
+
+    model, memory = "unknown", None
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+        kib = next(
+            line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+        )
+        memory = round(int(kib) / 1024 / 1024, 1)
+    except (OSError, StopIteration):
+        pass
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--", "shardsql", "sql")
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": memory,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "polars": polars.__version__,
+        "duckdb": duckdb.__version__,
+        "pyarrow": pyarrow.__version__,
+        "huggingface_hub": huggingface_hub.__version__,
+        "shardsql_commit": commit + (" with uncommitted changes in shardsql/ or sql/" if dirty else ""),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"

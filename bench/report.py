@@ -1,0 +1,84 @@
+"""The benchmark's table: one row a figure, with its goal and whether it was met, rendered
+as markdown for bench/results/latest.md."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Row:
+    measure: str
+    figure: str
+    goal: str = ""
+    met: bool | None = None  # None: for information
+
+    @property
+    def met_text(self) -> str:
+        return "" if self.met is None else ("yes" if self.met else "**NO**")
+
+
+@dataclass
+class Contender:
+    name: str
+    run: Callable[[Path], object]  # output folder in; its result out
+    shards_in: Callable[[Path], Path]  # output folder -> the folder holding its shards
+    hub: bool = False  # reads through the Hub stand-in
+    latency_s: float = 0.0  # added by the stand-in to every request
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    served: list[dict] = field(default_factory=list)  # the stand-in's counters, per run
+    check: tuple[bool, str] | None = None
+    layout: dict | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+    def record(self) -> dict:
+        return {
+            "seconds": [round(s, 3) for s in self.seconds],
+            "cpu_seconds": [round(s, 3) for s in self.cpu],
+            "median_seconds": round(self.median, 3),
+            "median_cpu_seconds": round(self.median_cpu, 3),
+            "same_as_seed": None if self.check is None else {"ok": self.check[0], "detail": self.check[1]},
+            "output_bytes": self.layout["bytes"],
+            "row_groups_all_1024": self.layout["row_groups_1024"],
+            "hub": self.served or None,
+        }
+
+
+def render(result: dict, sections: list[tuple[str, list[Row]]]) -> str:
+    m = result["machine"]
+    p = result["parameters"]
+    lines = [
+        "# shardsql benchmark",
+        "",
+        f"- Date: {result['date']}; shardsql at {m['shardsql_commit']}; the benchmark took "
+        f"{result['wall_seconds']:.0f} s",
+        f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, {m['platform']}; load average "
+        f"{result['load_average']['before']} before, {result['load_average']['after']} after",
+        f"- Python {m['python']}, polars {m['polars']}, duckdb {m['duckdb']}, pyarrow {m['pyarrow']}, "
+        f"huggingface_hub {m['huggingface_hub']}",
+        f"- Runs: `{p['dataset']}`, {p['num_shards']} training shards + 1 of {p['rows_per_shard']:,} rows, "
+        f"1,024-row row groups; median of {p['repeats']} interleaved runs after a warm-up round; warm page cache; "
+        "the Hub stand-in runs in its own process",
+        "",
+    ]
+    number = 0
+    for title, rows in sections:
+        lines += [f"## {title}", "", "| # | measure | result | goal | met |", "| --- | --- | --- | --- | --- |"]
+        for row in rows:
+            number += 1
+            lines.append(f"| {number} | {row.measure} | {row.figure} | {row.goal} | {row.met_text} |")
+        lines.append("")
+    missed = result["goals_missed"]
+    lines += [f"Goals missed: {'; '.join(missed)}." if missed else "All goals met.", ""]
+    return "\n".join(lines)
