@@ -112,7 +112,7 @@ def _open(definition: Definition, options: ConvertOptions) -> tuple[Source, Parq
 
     options.validate()
     revision = options.revision or definition.revision
-    source = open_source(options.source or definition.source, revision, options.num_source)
+    source = open_source(options.source or definition.source, revision, options.num_source, bool(options.revision))
     first = read_footer(source, source.files[0])
     engine = Engine(definition)
     columns = engine.check(first.metadata.schema.to_arrow_schema())
