@@ -195,9 +195,12 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
 
     Resumes an interrupted run of the same conversion from its last complete shard.
     """
+    from .retries import report_waits
+
     progress = progress or Progress()
     cache = CacheDir(Path(options.cache_dir).expanduser())
-    with cache.lock():
+    # Rate-limit waits are said through the progress display, not over it.
+    with cache.lock(), report_waits(progress.message):
         source, _, columns, engine = _open(definition, options)
         try:
             return _convert(definition, options, progress, cache, source, columns, engine)
