@@ -1,13 +1,13 @@
 """Conversions through a Hub stand-in that fails often: every run meets several faults and
 still writes exactly the seed's output; persistent faults end in a clear, resumable error."""
 
-import huggingface_hub.constants
 import pytest
 from faults import KINDS, Faults
 from helpers import read_texts
 from seed_reference import seed_shards
 
 from shardsql import catalog
+from shardsql import hub as hub_access
 from shardsql.convert import ConvertOptions, convert
 from shardsql.errors import SourceError
 from shardsql.progress import Progress
@@ -45,7 +45,7 @@ def test_many_mixed_faults_including_listing_calls(hub, hub_dataset, tmp_path):
 
 
 def test_a_stalled_read_times_out_and_is_retried(hub, hub_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DOWNLOAD_TIMEOUT", 0.5)
+    monkeypatch.setattr(hub_access, "READ_TIMEOUT_S", 0.5)  # shardsql's own read timeout, below STALL_S
     folder = hub_dataset("fineweb-edu", row_group_size=200)
     hub.before_response = faults = Faults(["stall"], rate=0.3, seed=1, limit=2)
     run(tmp_path)

@@ -267,3 +267,30 @@ def test_hf_urls_split_as_huggingface_hub_splits_them(url, expected):
         theirs = parse_hf_uri(url)
         assert (theirs.id, theirs.revision) == (parsed.repo, parsed.revision)
     assert hub_access.parse_url("/data/local/*.parquet") is None and hub_access.parse_url("s3://bucket/x") is None
+
+
+def test_a_url_revision_that_disagrees_is_an_error_unless_overridden(hub, parquet_ref):
+    url = f"hf://datasets/{CODE_REPO}@main/{PARTIAL}"
+    with pytest.raises(SourceError) as caught:
+        sources.open_source(url, "refs/convert/parquet")
+    assert str(caught.value) == (
+        f"{url} names revision 'main' but the definition's revision is 'refs/convert/parquet': make them agree "
+        "(or pass --revision, which overrides both)"
+    )
+    assert sources.open_source(url, "refs/convert/parquet", override=True).commit == parquet_ref
+
+
+def test_definition_header_against_url_revision_and_the_command_line_override(hub, parquet_ref, tmp_path):
+    from shardsql.convert import plan
+
+    definition = tmp_path / "code.sql"
+    source = f"hf://datasets/{CODE_REPO}@~parquet/{PARTIAL}"
+    definition.write_text(
+        f"-- description: code\n-- source: {source}\n-- revision: main\n\nSELECT code AS text FROM source\n"
+    )
+    with pytest.raises(
+        SourceError, match=r"names revision 'refs/convert/parquet' but the definition's revision is 'main'"
+    ):
+        plan(catalog.resolve(str(definition)), ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path))
+    options = ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path, revision=parquet_ref)
+    assert plan(catalog.resolve(str(definition)), options).source.commit == parquet_ref  # --revision wins
