@@ -52,7 +52,9 @@ HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/
 # As huggingface_hub's parse_hf_uri: refs whose name spans several path segments.
 SPECIAL_REF = re.compile(r"^refs/(?:convert/[\w.-]+|pr/\d+)(?=/|$)")
 INVALID_TOKEN_MESSAGE = "Invalid credentials in Authorization header"  # the real Hub's 401, even on public repos
-# huggingface_hub's http_backoff logs this before sleeping on a 429 (utils/_http.py, 2.x).
+# huggingface_hub's http_backoff logs these on a 429 (utils/_http.py, 2.x): the first, then
+# the second before it sleeps. We say the wait ourselves, once, in our words.
+HF_429_LOG = re.compile(r"^HTTP Error 429 thrown while requesting ")
 HF_RATE_LIMIT_LOG = re.compile(r"^Rate limited\. Waiting (?P<s>[\d.]+)s before retry")
 
 
@@ -130,7 +132,10 @@ def _fill_timeouts(request) -> None:
 
 def _relay_rate_limit_log(record: logging.LogRecord) -> bool:
     """A log filter: huggingface_hub's own 429 sleeps become our wait message (and not a log line)."""
-    match = HF_RATE_LIMIT_LOG.match(record.getMessage())
+    message = record.getMessage()
+    if HF_429_LOG.match(message):
+        return False
+    match = HF_RATE_LIMIT_LOG.match(message)
     if match is None:
         return True
     report_wait(float(match["s"]))

@@ -39,6 +39,7 @@ RATE_LIMIT_MARGIN_S = 1.0
 # only a server that never lets us through would reach.
 RATE_LIMIT_WAITS = 12
 RESUME_HINT = "Run the same command again to resume from the last complete shard."
+NETWORK_HINT = "Check HF_ENDPOINT and your network connection. "
 
 WaitReporter = Callable[[str], None]
 _reporter: WaitReporter | None = None
@@ -115,6 +116,14 @@ def permanent(exc: BaseException) -> bool:
     return status is not None and 400 <= status < 500 and status not in (408, 429)
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The server could not be reached at all (refused, no route, name not found, connect timeout)."""
+    import socket
+
+    names = {"ConnectError", "ConnectTimeout"}  # httpx2's, without importing it for local sources
+    return isinstance(exc, (ConnectionRefusedError, socket.gaierror)) or type(exc).__name__ in names
+
+
 def describe(exc: BaseException) -> str:
     """The first line of an error's text, or its type when it has none."""
     text = str(exc).strip().splitlines()
@@ -154,8 +163,10 @@ def with_retries(
                 raise SourceError(f"cannot read {what}: {describe(exc)}") from exc
             if attempt == RETRY_ATTEMPTS:
                 elapsed = time.monotonic() - started
+                hint = NETWORK_HINT if unreachable(exc) else ""
                 raise RetriesExhausted(
                     f"cannot read {what} after {RETRY_ATTEMPTS} attempts over {elapsed:.0f} s: {describe(exc)}. "
+                    + hint
                     + RESUME_HINT,
                     attempt,
                     elapsed,

@@ -294,3 +294,37 @@ def test_definition_header_against_url_revision_and_the_command_line_override(hu
         plan(catalog.resolve(str(definition)), ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path))
     options = ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path, revision=parquet_ref)
     assert plan(catalog.resolve(str(definition)), options).source.commit == parquet_ref  # --revision wins
+
+
+def test_a_hub_gone_mid_run_says_to_check_the_network(hub, hub_dataset):
+    hub_dataset("fineweb-edu")
+    source = sources.open_source(HUB_URL)
+    hub.stop()
+    with pytest.raises(SourceError) as caught:
+        sources.read_footer(source, source.files[0])
+    assert re.fullmatch(
+        r"cannot read .*000_00000\.parquet \(bytes \d+-\d+\) after 6 attempts over \d+ s: .*\. "
+        r"Check HF_ENDPOINT and your network connection\. Run the same command again to resume from the last "
+        r"complete shard\.",
+        str(caught.value),
+    ), caught.value
+
+
+def test_a_206_longer_than_the_range_is_a_range_ignoring_server(hub, hub_dataset):
+    folder = hub_dataset("fineweb-edu")
+    source = sources.open_source(HUB_URL)
+    data = (folder / "000_00000.parquet").read_bytes()
+
+    def whole_file_as_206(handler) -> bool:
+        handler.send_response(206)
+        handler.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+        return True
+
+    hub.before_response = whole_file_as_206
+    hub.reset_counters()
+    with pytest.raises(SourceError, match=r"^127\.0\.0\.1:\d+ ignores HTTP Range requests \(asked for bytes"):
+        sources.read_footer(source, source.files[0])
+    assert len(hub.requests) == 1
