@@ -32,11 +32,12 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from . import retries
 from .errors import SourceError
-from .retries import RetriesExhausted, describe, report_wait, with_retries
+from .retries import RetriesExhausted, describe, report_wait, too_long, with_retries
 
 if TYPE_CHECKING:
     from .sources import SourceFile
@@ -51,11 +52,13 @@ REVISION_ALIASES = {"~parquet": PARQUET_REF}  # the alias DuckDB's hf:// reader 
 HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/@]+)(?P<tail>[@/].*)?$")
 # As huggingface_hub's parse_hf_uri: refs whose name spans several path segments.
 SPECIAL_REF = re.compile(r"^refs/(?:convert/[\w.-]+|pr/\d+)(?=/|$)")
+CONTENT_RANGE = re.compile(r"^bytes (\d+)-")
 INVALID_TOKEN_MESSAGE = "Invalid credentials in Authorization header"  # the real Hub's 401, even on public repos
 # huggingface_hub's http_backoff logs these on a 429 (utils/_http.py, 2.x): the first, then
 # the second before it sleeps. We say the wait ourselves, once, in our words.
 HF_429_LOG = re.compile(r"^HTTP Error 429 thrown while requesting ")
 HF_RATE_LIMIT_LOG = re.compile(r"^Rate limited\. Waiting (?P<s>[\d.]+)s before retry")
+HF_SLEEP_MARGIN_S = 1.0  # it sleeps the server's t + 1 s
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ def install_client_defaults() -> None:
         from huggingface_hub.utils import _http
 
         def factory() -> httpx2.Client:
+            # huggingface_hub's own client (its request hook: offline mode, request ids), plus ours.
+            # default_client_factory is not exported; the <3 bound in pyproject keeps it where it is.
             client = _http.default_client_factory()
             client.event_hooks["request"].append(_fill_timeouts)
             return client
@@ -131,14 +136,21 @@ def _fill_timeouts(request) -> None:
 
 
 def _relay_rate_limit_log(record: logging.LogRecord) -> bool:
-    """A log filter: huggingface_hub's own 429 sleeps become our wait message (and not a log line)."""
+    """A log filter: huggingface_hub's own 429 sleeps (tree pages) become our wait message.
+
+    A wait beyond the window raises here, in the thread about to sleep: huggingface_hub
+    sleeps as long as the server asks, and this is the only point where we can stop it.
+    """
     message = record.getMessage()
     if HF_429_LOG.match(message):
         return False
     match = HF_RATE_LIMIT_LOG.match(message)
     if match is None:
         return True
-    report_wait(float(match["s"]))
+    wait = float(match["s"]) - HF_SLEEP_MARGIN_S
+    if wait > retries.RATE_LIMIT_WINDOW_S:
+        raise too_long("a listing", wait)
+    report_wait(wait)
     return False
 
 
@@ -147,10 +159,10 @@ def _relay_rate_limit_log(record: logging.LogRecord) -> bool:
 
 @dataclass
 class HubListing:
-    revision: str
-    commit: str
-    files: list  # SourceFile
-    fs: object
+    revision: str  # as asked (a branch, tag, ref or commit)
+    commit: str  # what it resolved to
+    files: list[SourceFile]
+    fs: Any  # the HfFileSystem that listed them
     reader: HubReader
 
 
@@ -205,9 +217,10 @@ def _listing_error(exc: SourceError, repo: str, revision: str, endpoint: str) ->
 
 
 def _network_failure(exc: BaseException | None) -> bool:
+    """No answer at all: refused, unresolvable, timed out, hung up."""
     import httpx2
 
-    return isinstance(exc, (httpx2.TransportError, OSError))
+    return exc is not None and (isinstance(exc, httpx2.TransportError) or retries.unreachable(exc))
 
 
 def _explainer(repo: str, endpoint: str):
@@ -280,11 +293,15 @@ class HubReader:
 
 
 def _check_range(response, file: SourceFile, start: int, end: int) -> None:
+    """Refuse, before reading the body, an answer that is not the range asked for."""
     whole = start == 0 and end == file.size
     declared = response.headers.get("content-length")
+    answered = CONTENT_RANGE.match(response.headers.get("content-range", ""))
     if response.status_code == 200 and not whole:
         raise _range_ignored(response, file, start, end)
     if declared is not None and declared.isdigit() and int(declared) > end - start:
+        raise _range_ignored(response, file, start, end)
+    if response.status_code == 206 and answered and int(answered[1]) != start:
         raise _range_ignored(response, file, start, end)
 
 

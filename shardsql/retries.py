@@ -88,6 +88,13 @@ class RateLimitTooLong(SourceError):
     """The server asks for a wait beyond its rate-limit window."""
 
 
+def too_long(what: str, wait: float) -> RateLimitTooLong:
+    return RateLimitTooLong(
+        f"the Hub rate-limits {what} and asks to wait {wait:.0f} s, beyond its "
+        f"{RATE_LIMIT_WINDOW_S:.0f} s window. {RESUME_HINT}"
+    )
+
+
 def rate_limit_wait(exc: BaseException) -> float | None:
     """Seconds a 429 asks us to wait (`RateLimit` t= when r=0, else `Retry-After`), or None."""
     response = getattr(exc, "response", None)
@@ -149,10 +156,7 @@ def with_retries(
             wait = rate_limit_wait(exc)
             if wait is not None and waits < RATE_LIMIT_WAITS:
                 if wait > RATE_LIMIT_WINDOW_S:
-                    raise RateLimitTooLong(
-                        f"the Hub rate-limits {what} and asks to wait {wait:.0f} s, beyond its "
-                        f"{RATE_LIMIT_WINDOW_S:.0f} s window. {RESUME_HINT}"
-                    ) from exc
+                    raise too_long(what, wait) from exc
                 waits += 1
                 report_wait(wait)
                 time.sleep(wait + RATE_LIMIT_MARGIN_S)

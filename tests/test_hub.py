@@ -328,3 +328,15 @@ def test_a_206_longer_than_the_range_is_a_range_ignoring_server(hub, hub_dataset
     with pytest.raises(SourceError, match=r"^127\.0\.0\.1:\d+ ignores HTTP Range requests \(asked for bytes"):
         sources.read_footer(source, source.files[0])
     assert len(hub.requests) == 1
+
+
+def test_a_listing_asked_to_wait_beyond_the_window_ends_at_once(hub, hub_dataset):
+    hub_dataset("fineweb-edu")
+    hub.limit_rate(api=2, window_s=600)  # repo info twice, then the tree page is refused for 600 s
+    with pytest.raises(SourceError) as caught:
+        sources.open_source(HUB_URL)
+    assert str(caught.value) == (
+        "the Hub rate-limits a listing and asks to wait 600 s, beyond its 300 s window. "
+        "Run the same command again to resume from the last complete shard."
+    )
+    assert [r[3] for r in hub.requests] == [200, 200, 429]
