@@ -1,8 +1,10 @@
 """Source parquet files, read lazily: only the footers, columns and row groups needed.
 
-A source is a URL with a glob: `hf://datasets/<org>/<repo>/<path glob>` on the Hugging Face
-Hub (through huggingface_hub's `HfFileSystem`, so `HF_ENDPOINT` mirrors and `HF_TOKEN`
-work), a local folder or glob, or any other fsspec URL.
+A source is a URL with a glob: `hf://datasets/<org>/<repo>[@<rev>]/<path glob>` on the Hugging
+Face Hub (listed through huggingface_hub, so `HF_ENDPOINT` mirrors and `HF_TOKEN` work; read
+through hub.py, which checks every answer is the range asked for and waits out rate limits),
+a local folder or glob, or any other fsspec URL. Every read goes through `Source.fetch`,
+retried by retries.py.
 
 Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec's default
 read-ahead fetches far more than one column chunk, and a parquet reader's own coalescing
