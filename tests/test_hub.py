@@ -2,6 +2,7 @@
 rate limits waited out and said, timeouts on every call, Range-ignoring mirrors, cross-origin
 storage, every hf:// URL form, and clear one-line errors for network and token failures."""
 
+import io
 import re
 import socket
 
@@ -14,22 +15,13 @@ from shardsql import catalog, retries, sources
 from shardsql import hub as hub_access
 from shardsql.convert import ConvertOptions, convert
 from shardsql.errors import SourceError
-from shardsql.progress import Progress
+from shardsql.progress import PlainProgress
 from shardsql.samples import write_sample
 
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
 WAIT_MESSAGE = "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit)"
 CODE_REPO = "codeparrot/github-code-clean"
 PARTIAL = "Python-all/partial-train/*.parquet"
-
-
-class Recorder(Progress):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def message(self, text):
-        self.messages.append(text)
 
 
 def run(cache, progress=None):
@@ -49,14 +41,15 @@ def test_a_conversion_under_a_resolver_budget_waits_says_so_and_writes_the_same_
     run(tmp_path / "free")
     hub.reset_counters()
     hub.limit_rate(resolvers=12, window_s=1)
-    progress = Recorder()
-    run(tmp_path / "limited", progress)
+    output = io.StringIO()
+    run(tmp_path / "limited", PlainProgress(output))  # the progress display of a CLI run in a log
     assert shards(tmp_path / "limited") == shards(tmp_path / "free")
     expected = seed_shards(sorted(folder.glob("*.parquet")), "text", 3, 800)[0]
     assert shards(tmp_path / "limited") == expected
     refused = [r for r in hub.requests if r[3] == 429]
     assert refused and hub.budgets["resolvers"].refused == len(refused)
-    assert progress.messages and set(progress.messages) == {WAIT_MESSAGE}
+    waits = [line for line in output.getvalue().splitlines() if not line.startswith("  ")]
+    assert waits and set(waits) == {WAIT_MESSAGE}, output.getvalue()
 
 
 def test_the_429_carries_only_ratelimit_headers(hub, hub_dataset):
