@@ -116,9 +116,15 @@ def permanent(exc: BaseException) -> bool:
         return True
     errors = sys.modules.get("huggingface_hub.errors")
     if errors is not None and isinstance(
-        exc, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError)
+        exc,
+        (
+            errors.RepositoryNotFoundError,  # includes GatedRepoError
+            errors.RevisionNotFoundError,
+            errors.EntryNotFoundError,
+            errors.OfflineModeIsEnabled,  # HF_HUB_OFFLINE=1: no request will be sent
+        ),
     ):
-        return True  # includes GatedRepoError, a RepositoryNotFoundError
+        return True
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return status is not None and 400 <= status < 500 and status not in (408, 429)
 

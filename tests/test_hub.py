@@ -333,3 +333,13 @@ def test_a_listing_asked_to_wait_beyond_the_window_ends_at_once(hub, hub_dataset
         "Run the same command again to resume from the last complete shard."
     )
     assert [r[3] for r in hub.requests] == [200, 200, 429]
+
+
+def test_offline_mode_fails_at_once(hub, hub_dataset, monkeypatch):
+    hub_dataset("fineweb-edu")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(
+        SourceError, match=r"^cannot read HuggingFaceFW/fineweb-edu at the Hub .*offline mode is enabled"
+    ):
+        sources.open_source(HUB_URL)
+    assert hub.requests == []
