@@ -74,9 +74,10 @@ def parse_url(url: str) -> HubUrl | None:
     match = HF_URL.match(url)
     if match is None:
         return None
-    revision, path = None, (match["tail"] or "").removeprefix("/")
-    if path.startswith("@"):
-        rest = path[1:]
+    tail, revision = match["tail"] or "", None
+    path = tail.removeprefix("/")
+    if tail.startswith("@"):
+        rest = tail[1:]
         special = SPECIAL_REF.match(rest)
         revision, _, path = (special[0], "", rest[special.end() + 1 :]) if special else rest.partition("/")
         revision = REVISION_ALIASES.get(unquote(revision), unquote(revision))

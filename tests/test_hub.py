@@ -241,6 +241,7 @@ def test_a_commit_in_the_url_and_the_definition_revision(hub, parquet_ref):
     [
         ("hf://datasets/a/b/x/*.parquet", ("datasets", "a/b", None, "x/*.parquet")),
         ("hf://datasets/a/b", ("datasets", "a/b", None, "*.parquet")),
+        ("hf://datasets/a/b/x/@file.parquet", ("datasets", "a/b", None, "x/@file.parquet")),
         ("hf://datasets/a/b@v1.0/x/y.parquet", ("datasets", "a/b", "v1.0", "x/y.parquet")),
         ("hf://datasets/a/b@refs/pr/12/x/*.parquet", ("datasets", "a/b", "refs/pr/12", "x/*.parquet")),
         ("hf://datasets/a/b@refs/convert/duckdb/x.db", ("datasets", "a/b", "refs/convert/duckdb", "x.db")),
