@@ -102,12 +102,24 @@ def rate_limit_wait(exc: BaseException) -> float | None:
         return None
     from huggingface_hub.utils import parse_ratelimit_headers
 
-    headers = response.headers
-    info = parse_ratelimit_headers(headers)
+    info = parse_ratelimit_headers(response.headers)
     if info is not None and info.remaining == 0:
         return float(info.reset_in_seconds)
-    retry_after = str(headers.get("retry-after", "")).strip()
-    return float(retry_after) if retry_after.isdigit() else None
+    return _retry_after(exc)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    value = str(headers.get("retry-after", "")).strip() if hasattr(headers, "get") else ""
+    return float(value) if value.isdigit() else None
+
+
+def _backoff(exc: BaseException, attempt: int) -> float:
+    """Seconds before the next attempt: a 5xx's Retry-After (within the window), else exponential."""
+    retry_after = _retry_after(exc)
+    if retry_after is not None:
+        return min(retry_after, RATE_LIMIT_WINDOW_S)
+    return min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
 
 
 def permanent(exc: BaseException) -> bool:
@@ -181,6 +193,6 @@ def with_retries(
                     attempt,
                     elapsed,
                 ) from exc
-            time.sleep(min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S))
+            time.sleep(_backoff(exc, attempt))
             attempt += 1
             waits = 0
