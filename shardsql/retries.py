@@ -18,6 +18,7 @@ a `with` block, the callable that receives one line of text per wait (e.g.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -60,9 +61,9 @@ def report_waits(reporter: WaitReporter | None) -> Iterator[None]:
 
 def report_wait(seconds: float) -> None:
     """Say once that we wait `seconds` for the Hub's rate limit (parallel readers wait together)."""
-    import os
-
     global _reported_until
+    if seconds < 1:
+        return  # a blink, not worth a line
     until = time.monotonic() + seconds
     with _report_lock:
         if until <= _reported_until + 1:
