@@ -112,7 +112,7 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     click.echo(f"sha256:      {definition.sha256}")
     click.echo(f"path:        {_shape(definition)}\n")
     click.echo(definition.sql + "\n")
-    source = open_source(source_url or definition.source, revision or definition.revision)
+    source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
     click.echo(
         f"resolved:    {source.url}{pinned}: {len(source.files)} files, {_size(sum(f.size for f in source.files))}"

@@ -132,7 +132,7 @@ def _open(definition: Definition, options: ConvertOptions) -> _Opened:
 
     options.validate()
     revision = options.revision or definition.revision
-    source = open_source(options.source or definition.source, revision, options.num_source)
+    source = open_source(options.source or definition.source, revision, options.num_source, bool(options.revision))
     first = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
     engine = Engine(definition)
     try:
@@ -218,9 +218,12 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
 
     Resumes an interrupted run of the same conversion from its last complete shard.
     """
+    from .retries import report_waits
+
     progress = progress or Progress()
     cache = CacheDir(Path(options.cache_dir).expanduser())
-    with cache.lock():
+    # Rate-limit waits are said through the progress display, not over it.
+    with cache.lock(), report_waits(progress.message):
         return _convert(definition, options, progress, cache, _open(definition, options))
 
 

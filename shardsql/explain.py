@@ -106,7 +106,7 @@ def sample(definition: Definition, columns_for: list[Definition], rows: int, rev
     from .engine import Engine
     from .sources import open_source, read_footer
 
-    source = open_source(source_url or definition.source, revision or definition.revision)
+    source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
     schema = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
     columns: list[str] = []
     for d in columns_for:

@@ -105,7 +105,7 @@ class Session:
         from .plan import columns_needed
         from .sources import open_source, read_footer
 
-        source = open_source(url, revision)
+        source = open_source(url, revision, override=bool(self.revision))  # --revision wins
         self.sources.append(source)
         footer = read_footer(source, source.files[0])
         schema = footer.metadata.schema.to_arrow_schema()

@@ -1,8 +1,10 @@
 """Source parquet files, read lazily: only the footers, columns and row groups needed.
 
-A source is a URL with a glob: `hf://datasets/<org>/<repo>/<path glob>` on the Hugging Face
-Hub (through huggingface_hub's `HfFileSystem`, so `HF_ENDPOINT` mirrors and `HF_TOKEN`
-work), a local folder or glob, or any other fsspec URL.
+A source is a URL with a glob: `hf://datasets/<org>/<repo>[@<rev>]/<path glob>` on the Hugging
+Face Hub (listed through huggingface_hub, so `HF_ENDPOINT` mirrors and `HF_TOKEN` work; read
+through hub.py, which checks every answer is the range asked for and waits out rate limits),
+a local folder or glob, or any other fsspec URL. Every read goes through `Source.fetch`,
+retried by retries.py.
 
 Reading the data is planned elsewhere: plan.py says which byte ranges of which row groups a
 unit of work needs, reader.py fetches them through `Source.fetch` and decodes them. Here:
@@ -12,30 +14,22 @@ listing the files at a pinned revision, exact range reads with retries, and foot
 from __future__ import annotations
 
 import os
-import re
 import struct
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import hub
 from .errors import SourceError
+from .retries import describe as _describe
+from .retries import with_retries
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
 
 FETCH_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
-# Our own retries, around huggingface_hub's (which already backs off on 429, 5xx and dropped
-# connections for file reads). Ours add: any fsspec filesystem, the listing calls, and short
-# reads, which must never pass as data. Bounded: then a clear error, and the run resumes.
-RETRY_ATTEMPTS = 6
-RETRY_BASE_S = 0.5
-RETRY_MAX_S = 30.0
-RETRY_AFTER_MAX_S = 300.0  # honour a server's Retry-After, within reason
 PARQUET_MAGIC = b"PAR1"
-HF_URL = re.compile(r"^hf://(?P<type>datasets|models|spaces)/(?P<repo>[^/@]+/[^/@]+)(@(?P<rev>[^/]+))?/?(?P<path>.*)$")
-DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -68,148 +62,54 @@ class Source:
     fs: Any = field(repr=False)
     counter: ByteCounter = field(default_factory=ByteCounter)
     footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file
+    # Hub sources read through hub.HubReader (exact ranges, Range checked, rate limits waited
+    # out); any other source through its fsspec filesystem.
+    reader: hub.HubReader | None = field(default=None, repr=False)
 
     def fetch(self, file: SourceFile, start: int, end: int) -> bytes:
-        """Exactly the bytes [start, end) of a file, retried on transient faults, or a SourceError."""
+        """Exactly the bytes [start, end) of a file: retried on transient faults, rate limits
+        waited out, counted in `counter`; or a SourceError."""
 
         def read() -> bytes:
-            with self.fs.open(file.path, "rb", cache_type="none") as handle:
-                handle.seek(start)
-                data = handle.read(end - start)
+            data = self.reader.read(file, start, end) if self.reader else self._read_fs(file, start, end)
             if len(data) != end - start:
                 # A short read must never pass silently: it would decode into wrong rows.
                 raise ShortReadError(f"short read: asked for {end - start} bytes at {start}, got {len(data)}")
             return data
 
-        data = with_retries(read, f"{file.url} (bytes {start}-{end})")
+        explain = self.reader.explain if self.reader else None
+        data = with_retries(read, f"{file.url} (bytes {start}-{end})", explain)
         self.counter.add(len(data))
         return data
+
+    def _read_fs(self, file: SourceFile, start: int, end: int) -> bytes:
+        with self.fs.open(file.path, "rb", cache_type="none") as handle:
+            handle.seek(start)
+            return handle.read(end - start)
 
 
 class ShortReadError(OSError):
     """A range read returned fewer bytes than asked for."""
 
 
-def _permanent(exc: BaseException) -> bool:
-    """Errors that another attempt cannot fix: missing things, refused access, bad requests."""
-    import sys
+def open_source(url: str, revision: str | None = None, max_files: int | None = None, override: bool = False) -> Source:
+    """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision.
 
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError)):
-        return True
-    errors = sys.modules.get("huggingface_hub.errors")
-    if errors is not None and isinstance(
-        exc, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError)
-    ):
-        return True  # includes GatedRepoError, a RepositoryNotFoundError
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status is not None and 400 <= status < 500 and status not in (408, 429)
-
-
-def _retry_wait(exc: BaseException, attempt: int) -> float:
-    """Seconds to wait: as the server's Retry-After says, else exponential backoff."""
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    retry_after = headers.get("retry-after") if hasattr(headers, "get") else None
-    if retry_after is not None and str(retry_after).strip().isdigit():
-        return min(float(retry_after), RETRY_AFTER_MAX_S)
-    return min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
-
-
-def with_retries(action: Callable[[], Any], what: str) -> Any:
-    """Run `action`, retrying transient failures with backoff; a SourceError when they persist."""
-    import time
-
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
-        try:
-            return action()
-        except Exception as exc:  # the filesystems raise many kinds; sort them into permanent and not
-            gated = _gated_error(exc, what)
-            if gated:
-                raise gated from exc
-            if _permanent(exc):
-                raise SourceError(f"cannot read {what}: {_describe(exc)}") from exc
-            if attempt == RETRY_ATTEMPTS:
-                raise SourceError(
-                    f"cannot read {what} after {RETRY_ATTEMPTS} attempts: {_describe(exc)}. "
-                    "Run the same command again to resume from the last complete shard."
-                ) from exc
-            time.sleep(_retry_wait(exc, attempt))
-    raise AssertionError("unreachable")
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _gated_error(exc: Exception, what: str) -> SourceError | None:
-    """A clear error for a gated or private repo that refused us, else None."""
-    import sys
-
-    errors = sys.modules.get("huggingface_hub.errors")  # only loaded if the Hub was used
-    if errors is None or not isinstance(exc, errors.GatedRepoError):
-        return None
-    if os.environ.get("HF_TOKEN"):
-        return SourceError(f"{what} is gated and your HF_TOKEN has no access: accept its terms on the Hub")
-    return SourceError(f"{what} is gated: accept its terms on the Hub and set HF_TOKEN to a token with access")
-
-
-def _hf_error(exc: BaseException, repo: str, revision: str | None, endpoint: str) -> SourceError:
-    from huggingface_hub import errors
-
-    if isinstance(exc, SourceError):
-        return exc
-    gated = _gated_error(exc, repo)
-    if gated:
-        return gated
-    if isinstance(exc, errors.RevisionNotFoundError):
-        return SourceError(f"revision '{revision}' not found in dataset {repo}")
-    if isinstance(exc, errors.RepositoryNotFoundError):
-        return SourceError(f"dataset {repo} not found at {endpoint} (if it is private or gated, set HF_TOKEN)")
-    return SourceError(f"cannot list {repo} at the Hub ({endpoint}): {_describe(exc)}")
-
-
-def open_source(url: str, revision: str | None = None, max_files: int | None = None) -> Source:
-    """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision."""
-    match = HF_URL.match(url)
-    source = _open_hub(url, match, revision) if match else _open_fsspec(url)
+    For an `hf://` URL that names a revision (`@rev`), `revision` must agree with it unless
+    `override` (the command line's --revision, which wins over both); see hub.py.
+    """
+    parsed = hub.parse_url(url)
+    if parsed:
+        listing = hub.list_files(url, parsed, revision, override)
+        source = Source(url, listing.revision, listing.commit, listing.files, listing.fs, reader=listing.reader)
+    else:
+        source = _open_fsspec(url)
     if not source.files:
         at = f" at revision {source.revision}" if source.revision else ""
         raise SourceError(f"no parquet files match {url}{at}")
     if max_files is not None:
         source.files = source.files[:max_files]
     return source
-
-
-def _open_hub(url: str, match: re.Match, revision: str | None) -> Source:
-    from huggingface_hub import HfApi, HfFileSystem
-
-    # Read the environment now, not at import: huggingface_hub freezes HF_ENDPOINT when imported.
-    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT
-    token = os.environ.get("HF_TOKEN") or None
-    repo_type, repo = match.group("type"), match.group("repo")
-    revision = revision or (match.group("rev") and _unquote(match.group("rev"))) or "main"
-    pattern = match.group("path") or "*.parquet"
-    api = HfApi(endpoint=endpoint, token=token)
-    fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
-    try:
-        info = with_retries(lambda: api.repo_info(repo, repo_type=repo_type.rstrip("s"), revision=revision), repo)
-        commit = info.sha
-        found = with_retries(lambda: fs.glob(f"{repo_type}/{repo}@{commit}/{pattern}", detail=True), url)
-    except SourceError as exc:
-        raise _hf_error(exc.__cause__ or exc, repo, revision, endpoint) from exc
-    prefix = f"{repo_type}/{repo}@{commit}/"
-    files = [
-        SourceFile(path=path, url=f"hf://{repo_type}/{repo}/{path.removeprefix(prefix)}", size=int(info["size"]))
-        for path, info in sorted(found.items())
-        if info.get("type") == "file" and path.endswith(".parquet")
-    ]
-    return Source(url=url, revision=revision, commit=commit, files=files, fs=fs)
-
-
-def _unquote(text: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(text)
 
 
 def _open_fsspec(url: str) -> Source:

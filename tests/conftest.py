@@ -15,7 +15,8 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import pytest
 
-from shardsql import plan, sources
+from shardsql import hub as hub_module
+from shardsql import plan, retries
 from shardsql.hubstub import HubStandIn
 from shardsql.samples import LAYOUTS, write_sample
 
@@ -27,7 +28,10 @@ def _isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     # Same retry logic, shorter waits: the suite must stay fast.
-    monkeypatch.setattr(sources, "RETRY_BASE_S", 0.01)
+    monkeypatch.setattr(retries, "RETRY_BASE_S", 0.01)
+    monkeypatch.setattr(retries, "RATE_LIMIT_MARGIN_S", 0.05)
+    monkeypatch.setattr(retries, "_reported_until", 0.0)  # each test hears its own waits
+    monkeypatch.setattr(hub_module, "READ_TIMEOUT_S", 2.0)
 
 
 @pytest.fixture

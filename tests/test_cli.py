@@ -173,3 +173,24 @@ def test_verify_command(hub, hub_dataset, tmp_path):
     bad = run("verify", str(tmp_path / "data"))
     assert bad.exit_code == 1
     assert "error: shard_00001.parquet: sha256 is" in bad.output
+
+
+def test_a_cli_conversion_under_a_rate_limit_says_it_waits(hub, hub_dataset, tmp_path):
+    hub_dataset("fineweb-edu", row_group_size=300)
+    hub.limit_rate(resolvers=5, window_s=1)
+    result = run("convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "800", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit)\n" in result.output
+    assert "2 training + 1 validation" in result.output
+
+
+def test_an_invalid_token_is_one_clean_line(hub, hub_dataset, tmp_path, monkeypatch):
+    hub_dataset("fineweb-edu")
+    monkeypatch.setenv("HF_TOKEN", "not-a-token")
+    result = run("convert", "fineweb-edu", "--cache-dir", str(tmp_path), "--yes")
+    assert (result.exit_code, result.output.splitlines()[-1]) == (
+        1,
+        f"Error: the Hub ({hub.url}) rejects your HF_TOKEN as invalid: set a valid token, or unset HF_TOKEN "
+        "(public datasets need none)",
+    )
+    assert "Traceback" not in result.output

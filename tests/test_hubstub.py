@@ -19,6 +19,7 @@ import pytest
 from huggingface_hub import HfApi, HfFileSystem, constants, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
+    HfHubHTTPError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -366,3 +367,73 @@ def test_quiet_hook_and_stop(hub, fs, capfd):
     with pytest.raises(RuntimeError):
         hub.url  # noqa: B018
     assert capfd.readouterr().err == ""
+
+
+def test_routes_are_strict(hub):
+    session = get_session()
+    cases = [
+        ("POST", f"/api/datasets/{REPO}/tree/main", 405),
+        ("GET", f"/api/datasets/{REPO}/paths-info/main", 405),
+        ("PUT", f"/datasets/{REPO}/resolve/main/README.md", 405),
+        ("GET", f"/api/datasets/{REPO}/revision/main/extra", 404),
+        ("GET", f"/api/datasets/{REPO}/revision/{PARQUET_REF}/extra", 404),
+        ("POST", f"/api/datasets/{REPO}/paths-info/main/extra", 404),
+        ("GET", f"/__storage/{REPO}/{'0' * 40}/README.md", 404),  # storage paths only on the storage host
+        ("GET", f"/api/datasets/{REPO}/revision/{PARQUET_REF}", 200),
+    ]
+    got = [(m, p, session.request(m, hub.url + p).status_code) for m, p, _ in cases]
+    assert got == cases
+    assert session.get(f"{hub.storage_url}/api/datasets/{REPO}").status_code == 404  # and no API there
+
+
+def test_rate_limit_budget_per_window(hub):
+    hub.limit_rate(resolvers=2, api=1, window_s=1)
+    session, url = get_session(), f"{hub.url}/datasets/{REPO}/resolve/main/README.md"
+    answers = [session.get(url) for _ in range(3)]
+    assert [(r.status_code, r.headers["RateLimit"].split(";t=")[0]) for r in answers] == [
+        (200, '"resolvers";r=1'),
+        (200, '"resolvers";r=0'),
+        (429, '"resolvers";r=0'),
+    ]
+    assert "Retry-After" not in answers[2].headers
+    api = [session.get(f"{hub.url}/api/datasets/{REPO}").status_code for _ in range(2)]
+    assert api == [200, 429] and hub.budgets["api"].refused == 1
+    time.sleep(1.05)  # the next window
+    assert session.get(url).status_code == 200
+
+
+def test_storage_is_another_origin_and_may_ignore_range(hub, folders):
+    hub.redirect_files = True
+    session, data = get_session(), local(folders, "main", "data/blob.bin")
+    url = f"{hub.url}/datasets/{REPO}/resolve/main/data/blob.bin"
+    first = session.get(url, headers={"Range": "bytes=10-19", "Authorization": f"Bearer {TOKEN}"})
+    assert (first.status_code, first.content) == (206, data[10:20])
+    assert first.history[0].headers["Location"].startswith(hub.storage_url + "/__storage/")
+    assert hub.storage_url != hub.url
+    hub.storage_ignores_range = True
+    whole = session.get(url, headers={"Range": "bytes=10-19"})
+    assert (whole.status_code, whole.headers["Accept-Ranges"], len(whole.content)) == (200, "none", len(data))
+    assert [(role, auth) for role, path, auth in hub.authorizations] == [
+        ("hub", f"Bearer {TOKEN}"),
+        ("storage", None),  # the client drops the token on the way to another origin
+        ("hub", None),
+        ("storage", None),
+    ]
+
+
+def test_an_invalid_token_is_refused_everywhere_on_the_hub(hub):
+    api = HfApi(endpoint=hub.url, token="not-a-hub-token")
+    with pytest.raises(HfHubHTTPError) as caught:
+        api.dataset_info(REPO)  # a public repo: the real Hub refuses a bad token all the same
+    assert caught.value.response.status_code == 401
+    assert caught.value.response.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
+
+
+def test_a_stalled_request_gets_no_answer_then_a_closed_connection(hub):
+    hub.stall_s = 0.3
+    hub.stall("api")
+    with pytest.raises(httpx2.TransportError):
+        get_session().get(f"{hub.url}/api/datasets/{REPO}", timeout=5)
+    assert get_session().get(f"{hub.url}/api/datasets/{REPO}").status_code == 200
+    with pytest.raises(ValueError, match="kind must be one of"):
+        hub.stall("everything")

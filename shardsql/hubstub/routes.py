@@ -1,0 +1,52 @@
+"""The route table: which method and path reach which answer, strictly, as on the Hub.
+
+A path that matches a route with another method is a 405; a path that matches none is the
+Hub's 404 (RepoNotFound for other repo types, which the stand-in never has).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from . import api, files
+from .handler import HubError
+
+if TYPE_CHECKING:
+    from .handler import Handler
+
+REPO = r"(?P<repo>[^/]+/[^/]+)"
+STORAGE = files.STORAGE_PREFIX
+# (server, methods, path pattern, answer)
+ROUTES: list[tuple[str, tuple[str, ...], re.Pattern, Callable]] = [
+    ("hub", ("GET",), re.compile(rf"^/api/datasets/{REPO}$"), api.repo_info),
+    ("hub", ("GET",), re.compile(rf"^/api/datasets/{REPO}/revision/(?P<rest>.+)$"), api.repo_info),
+    ("hub", ("GET",), re.compile(rf"^/api/datasets/{REPO}/tree/(?P<rest>.+)$"), api.tree),
+    ("hub", ("POST",), re.compile(rf"^/api/datasets/{REPO}/paths-info/(?P<rest>.+)$"), api.paths_info),
+    ("hub", ("GET", "HEAD"), re.compile(rf"^/datasets/{REPO}/resolve/(?P<rest>.+)$"), files.resolve),
+    # Where `redirect_files` sends file reads, as the Hub sends them to its storage (LFS or Xet).
+    (
+        "storage",
+        ("GET", "HEAD"),
+        re.compile(rf"^{files.STORAGE_PREFIX}/{REPO}/(?P<rest>[0-9a-f]{{40}}/.+)$"),
+        files.storage,
+    ),  # noqa: E501
+]
+# Paths without "datasets/" mean model repos: a RepoNotFound makes HfFileSystem raise FileNotFoundError.
+OTHER_REPO_ROUTE = re.compile(r"^/(api/(models|spaces)/.*|[^/]+/[^/]+/resolve/.*)$")
+
+
+def dispatch(handler: Handler) -> None:
+    path = handler.path.split("?", 1)[0]
+    for server, methods, pattern, answer in ROUTES:
+        match = pattern.match(path)
+        if server != handler.server.role or match is None:
+            continue
+        if handler.command not in methods:
+            raise HubError(405, None, f"Method {handler.command} not allowed here", {"Allow": ", ".join(methods)})
+        return answer(handler, unquote(match["repo"]), match.groupdict().get("rest"))
+    if handler.server.role == "hub" and OTHER_REPO_ROUTE.match(path):
+        raise HubError(404, "RepoNotFound", "Repository not found")  # only datasets are served
+    raise HubError(404, None, "Sorry, we can't find the page you are looking for.")

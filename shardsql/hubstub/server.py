@@ -1,0 +1,183 @@
+"""The stand-in's state and lifecycle: served repos, settings, counters, and its two servers.
+
+Two HTTP servers on 127.0.0.1, each on its own free port: the Hub (API and `resolve`) and a
+storage host, a different origin as the Hub's storage is, so that redirected reads cross
+origins as they do in production (and an Authorization header sent there would show).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .limits import Budget
+from .store import Repo, Snapshot
+
+# The Hub's page sizes: HfFileSystem changes its listing strategy once a tree needs several pages.
+TREE_PAGE_SIZE = 1000
+TREE_PAGE_SIZE_EXPANDED = 50
+# shutdown() waits for the serve loop to notice; the default 0.5 s would dominate short tests.
+POLL_INTERVAL = 0.05
+STALL_S = 60.0  # a stalled request gets no answer for this long (or until stop()), then a closed connection
+STALL_KINDS = ("resolve", "api", "storage")
+RATE_LIMIT_WINDOW_S = 300  # the Hub's window
+
+
+class HubStandIn:
+    """Serve local folders as Hub dataset repos on ``http://127.0.0.1:<free port>``."""
+
+    def __init__(self, token: str | None = None):
+        self.token = token  # the one token that may read gated repos
+        self.repos: dict[str, Repo] = {}
+        self.tree_page_size = TREE_PAGE_SIZE
+        self.tree_page_size_expanded = TREE_PAGE_SIZE_EXPANDED
+        # Like the real Hub, answer `resolve` with a 302 to the storage host, which serves the bytes.
+        self.redirect_files = False
+        self.storage_ignores_range = False  # the storage host answers 200 with the whole file to a Range
+        self.stall_s = STALL_S
+        self.budgets: dict[str, Budget] = {}  # "resolvers", "api": see limit_rate()
+        # Both are updated as a response starts, before the client can see it (so a caller may check them
+        # right after a call), and corrected down if the client hangs up mid-body. bytes_served only counts
+        # file content bodies (resolve and storage GETs); requests holds (method, path, Range header, status,
+        # body bytes) per request, on either server.
+        self.bytes_served = 0
+        self.requests: list[tuple[str, str, str | None, int, int]] = []
+        # (server: "hub" or "storage", path, Authorization header or None) for every request.
+        self.authorizations: list[tuple[str, str, str | None]] = []
+        # Called with the request handler before each request is routed (its body already read into
+        # `handler.body`). Return True if the hook has sent the whole response itself (an error, a stall, a
+        # truncated body...): it is then not routed, and logged by its send_response() call with 0 body bytes.
+        self.before_response: Callable[[BaseHTTPRequestHandler], bool] | None = None
+        self._stalls = dict.fromkeys(STALL_KINDS, 0)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._servers: dict[str, _Server] = {}
+        self._connections: set[socket.socket] = set()
+
+    def add_dataset(self, repo_id: str, folder: Path, revision: str = "main", gated: bool = False) -> str:
+        """Serve the files under ``folder`` as dataset ``repo_id`` at ``revision``; return its commit sha.
+
+        Files are read now. Add the same repo again for more revisions; ``gated`` applies to the whole repo.
+        """
+        snapshot = Snapshot(repo_id, revision, Path(folder))
+        with self._lock:
+            repo = self.repos.setdefault(repo_id, Repo(gated))
+            repo.gated = gated
+            repo.revisions[revision] = snapshot
+        return snapshot.sha
+
+    def limit_rate(self, resolvers: int | None = None, api: int | None = None, window_s: int = RATE_LIMIT_WINDOW_S):
+        """Answer 429 past `resolvers` file requests or `api` API calls in each window (None: no limit)."""
+        budgets = {"resolvers": resolvers, "api": api}
+        self.budgets = {name: Budget(name, quota, window_s) for name, quota in budgets.items() if quota is not None}
+
+    def stall(self, kind: str, times: int = 1) -> None:
+        """Leave the next `times` requests of `kind` ("resolve", "api", "storage") unanswered for `stall_s`."""
+        if kind not in STALL_KINDS:
+            raise ValueError(f"kind must be one of {STALL_KINDS}, got {kind!r}")
+        with self._lock:
+            self._stalls[kind] += times
+
+    def take_stall(self, kind: str) -> bool:
+        with self._lock:
+            if self._stalls.get(kind, 0) <= 0:
+                return False
+            self._stalls[kind] -= 1
+            return True
+
+    def wait_stalled(self) -> None:
+        self._stopping.wait(self.stall_s)  # returns early at stop(): nothing hangs a test's teardown
+
+    @property
+    def url(self) -> str:
+        return self._url("hub")
+
+    @property
+    def storage_url(self) -> str:
+        return self._url("storage")
+
+    def _url(self, role: str) -> str:
+        if role not in self._servers:
+            raise RuntimeError("HubStandIn is not started")
+        host, port = self._servers[role].server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> HubStandIn:
+        from .handler import Handler
+
+        if not self._servers:
+            self._stopping.clear()
+            for role in ("hub", "storage"):
+                server = _Server(("127.0.0.1", 0), Handler)
+                server.hub, server.role = self, role
+                self._servers[role] = server
+                thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
+                thread.name = f"hubstub-{role}"
+                thread.start()
+        return self
+
+    def stop(self) -> None:
+        if not self._servers:
+            return
+        self._stopping.set()
+        servers, self._servers = self._servers, {}
+        for server in servers.values():
+            server.shutdown()
+            server.server_close()
+        # Clients keep pooled keep-alive connections open: close them so nothing is answered after stop().
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> HubStandIn:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.bytes_served = 0
+            self.requests = []
+            self.authorizations = []
+
+    def record(self, entry: tuple, served: int, replaces: tuple | None = None) -> None:
+        with self._lock:
+            if replaces is None:
+                self.requests.append(entry)
+            else:  # a correction, dropped if reset_counters() has run in between
+                index = next((i for i, e in enumerate(self.requests) if e is replaces), None)
+                if index is None:
+                    return
+                self.requests[index] = entry
+            self.bytes_served += served
+
+    def record_authorization(self, role: str, path: str, authorization: str | None) -> None:
+        with self._lock:
+            self.authorizations.append((role, path, authorization))
+
+    def track(self, connection: socket.socket, open: bool) -> None:
+        with self._lock:
+            if open:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+
+class _Server(ThreadingHTTPServer):
+    block_on_close = False  # idle keep-alive connections would otherwise make server_close() hang
+    daemon_threads = True  # a stalled request must not keep the process alive
+    hub: HubStandIn
+    role: str  # "hub" or "storage"
+
+    def handle_error(self, request, client_address) -> None:
+        # Clients hang up mid-response on purpose (a stream closed early): only report real errors.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
