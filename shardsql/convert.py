@@ -25,7 +25,16 @@ from .backups import DEFAULT_CACHE_DIR, CacheDir
 from .checkpoint import Position
 from .errors import ConversionError, OptionsError
 from .progress import Progress
-from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, WRITERS, ShardInfo, pin_validation, write_shards
+from .shards import (
+    ROW_GROUP_SIZE,
+    ROWS_PER_SHARD,
+    WRITERS,
+    RowStream,
+    ShardInfo,
+    TextDigest,
+    pin_validation,
+    write_shards,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -158,8 +167,9 @@ class _Output:
     `pending` unwritten rows" into the checkpoint position where the next shard starts.
 
     Row by row, a position is a unit's first row group and the kept rows of that unit
-    already written. Whole source, the query is run again from the start and a position
-    is the number of output rows already written.
+    already written. Whole source, a rerun runs the query again from the start, checks the
+    rows of the shards already written against their texts' digest (and does not write them
+    again), and a position is the number of output rows already written.
     """
 
     def __init__(self, scan: Scan, start: Position, progress, row_by_row: bool):
@@ -169,8 +179,12 @@ class _Output:
         self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
         self._last_kept = 0
 
-    def feed(self, pairs: Iterator[tuple[Unit | None, pa.Table]]) -> Iterator[pa.Table]:
-        skip = self.start.skip
+    def feed(self, pairs: Iterator[tuple[Unit | None, pa.Table]], done: list[ShardInfo]) -> Iterator[pa.Table]:
+        if not self.row_by_row:
+            # The query runs again from the start: the rows of the shards written before are
+            # recomputed, checked against those shards, and not written again.
+            pairs = self._check_rerun(pairs, done)
+        skip = self.start.skip if self.row_by_row else 0
         for unit, out in pairs:
             if unit is not None:
                 self._last = Position(unit.file_index, unit.row_groups[0], 0, self.read, self.kept)
@@ -188,6 +202,25 @@ class _Output:
                 out, skip = out.slice(cut), skip - cut
             if out.num_rows:
                 yield out
+
+    def _check_rerun(self, pairs, done: list[ShardInfo]) -> Iterator[tuple[None, pa.Table]]:
+        stream = RowStream(table for _, table in pairs)
+        for shard in done:
+            digest = TextDigest()
+            for piece in stream.take(shard.rows):
+                digest.update(piece)
+            if digest.hexdigest() != shard.texts_sha256:
+                raise ConversionError(
+                    f"the definition's query gave other rows for {shard.name} than the interrupted run wrote; "
+                    "remove the staging folder's checkpoint.json to start afresh"
+                )
+            self.kept += shard.rows
+        while True:
+            pieces = list(stream.take(1 << 16))
+            if not pieces:
+                return
+            for piece in pieces:
+                yield None, piece
 
     def position_after(self, pending: int) -> Position:
         if not self.row_by_row:
@@ -227,19 +260,19 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
         return _convert(definition, options, progress, cache, _open(definition, options))
 
 
-def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int):
+def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int, done):
     """The definition's output over the source, on the path its shape allows."""
     from . import execute
     from .engine import Engine
 
     if opened.shape.row_by_row:
-        yield from output.feed(execute.row_by_row(output.scan, definition, lambda: rows_wanted - output.kept))
+        yield from output.feed(execute.row_by_row(output.scan, definition, lambda: rows_wanted - output.kept), done)
         return
     spill_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(definition, spill_dir=spill_dir)
     try:
         engine.check(opened.schema)
-        yield from output.feed(execute.whole_source(output.scan, engine))
+        yield from output.feed(execute.whole_source(output.scan, engine), done)
     finally:
         engine.close()
 
@@ -275,11 +308,12 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     try:
         if not state.finished:
             done = list(state.shards)
-            output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted)
+            output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done)
             try:
                 write_shards(
                     output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
                     on_shard, done, batches.position_after, writers=max(WRITERS, options.workers // 2),
+                    digest=not opened.shape.row_by_row,
                 )  # fmt: skip
             finally:
                 output.close()  # stops the executor's threads now, not when garbage collected

@@ -15,6 +15,7 @@ file with a shard's name is always whole.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import queue
@@ -55,9 +56,33 @@ class ShardInfo:
     bytes: int
     sha256: str
     row_groups: list[int]
+    texts_sha256: str = ""  # of the rows' texts (TextDigest); kept for whole-source definitions
 
     def to_dict(self) -> dict:
         return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+
+class TextDigest:
+    """A sha256 of a sequence of texts that does not depend on how they are batched: the
+    texts' lengths and their bytes are hashed as two streams, then together."""
+
+    def __init__(self):
+        self._lengths, self._values = hashlib.sha256(), hashlib.sha256()
+
+    def update(self, table: pa.Table) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for chunk in table.column(0).cast(pa.large_string()).chunks:
+            lengths = pc.binary_length(chunk).fill_null(-1)  # a fresh int64 array: its buffer starts at row 0
+            self._lengths.update(memoryview(lengths.buffers()[1])[: len(lengths) * 8])
+            offsets = memoryview(chunk.buffers()[1]).cast("q")
+            data = chunk.buffers()[2]
+            if data is not None and len(chunk):
+                self._values.update(memoryview(data)[offsets[chunk.offset] : offsets[chunk.offset + len(chunk)]])
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(self._lengths.digest() + self._values.digest()).hexdigest()
 
 
 class RowStream:
@@ -154,27 +179,31 @@ _END = object()
 _ABORT = object()
 
 
-def _from_queue(pieces: queue.Queue) -> Iterator[pa.Table]:
+def _from_queue(pieces: queue.Queue, digest: TextDigest | None) -> Iterator[pa.Table]:
     while True:
         item = pieces.get()
         if item is _END:
             return
         if item is _ABORT:
             raise _Aborted
+        if digest is not None:
+            digest.update(item)
         yield item
 
 
-def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int) -> ShardInfo | None:
+def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int, digest: bool):
     """Write shard `index` from the tables in `pieces` (a thread of its own); None if it got no rows."""
     final = out_dir / shard_name(index)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
-    rows = _write_one(_from_queue(pieces), partial, row_group_size)
+    texts = TextDigest() if digest else None
+    rows = _write_one(_from_queue(pieces, texts), partial, row_group_size)
     if rows == 0:
         partial.unlink(missing_ok=True)
         return None
     groups = check_shard(partial, rows, row_group_size)
     os.replace(partial, final)
-    return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups)
+    texts_sha256 = texts.hexdigest() if texts else ""
+    return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups, texts_sha256)
 
 
 class _Writers:
@@ -185,8 +214,8 @@ class _Writers:
     bounded: a slow writer holds back the feeder, never memory.
     """
 
-    def __init__(self, out_dir: Path, row_group_size: int, writers: int):
-        self.out_dir, self.row_group_size = out_dir, row_group_size
+    def __init__(self, out_dir: Path, row_group_size: int, writers: int, digest: bool):
+        self.out_dir, self.row_group_size, self.digest = out_dir, row_group_size, digest
         self.pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="shardsql-write")
         self.limit = max(1, writers)
         self.flight: deque[list] = deque()  # [future, queue, token, fed] per shard, in order
@@ -194,7 +223,7 @@ class _Writers:
     def write(self, index: int, pieces: Iterator[pa.Table]) -> None:
         """Start shard `index` and feed it `pieces`; returns once every piece is queued."""
         tables: queue.Queue = queue.Queue(maxsize=QUEUED_TABLES)
-        future = self.pool.submit(_write_shard, tables, self.out_dir, index, self.row_group_size)
+        future = self.pool.submit(_write_shard, tables, self.out_dir, index, self.row_group_size, self.digest)
         self.flight.append([future, tables, None, False])
         for piece in pieces:
             self._put(future, tables, piece)
@@ -244,6 +273,7 @@ def write_shards(
     done: list[ShardInfo] | None = None,
     position: Callable[[int], Any] = lambda pending: pending,
     writers: int = WRITERS,
+    digest: bool = False,
 ) -> list[ShardInfo]:
     """Write the training shards and the validation shard from `batches`.
 
@@ -252,12 +282,12 @@ def write_shards(
     from `batches` but not yet written (where the next shard starts); after the shard is
     complete on disk, `on_shard(info, that position)` is called, in shard order. Stops
     pulling from `batches` as soon as the last shard is full. Returns the shards in order,
-    the validation shard last.
+    the validation shard last. With `digest`, each shard records a TextDigest of its texts.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)
     shards: list[ShardInfo] = list(done or [])
-    pool = _Writers(out_dir, row_group_size, writers)
+    pool = _Writers(out_dir, row_group_size, writers, digest)
     ended = False
 
     def collect(wait_for_room: bool) -> None:
@@ -297,4 +327,4 @@ def pin_validation(out_dir: Path, shards: list[ShardInfo]) -> list[ShardInfo]:
     last = shards[-1]
     if (out_dir / last.name).exists():
         os.replace(out_dir / last.name, out_dir / VAL_SHARD_NAME)
-    return [*shards[:-1], ShardInfo(VAL_SHARD_NAME, last.rows, last.bytes, last.sha256, last.row_groups)]
+    return [*shards[:-1], dataclasses.replace(last, name=VAL_SHARD_NAME)]

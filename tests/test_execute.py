@@ -89,3 +89,15 @@ def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path,
     assert resumed_after and resumed_after[0] >= 3, messages
     assert [s.sha256 for s in resumed.shards] == [s.sha256 for s in whole.shards]
     assert read_texts(tmp_path / "resumed" / "data" / "shard_00003.parquet")
+
+
+def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_folder, tmp_path):  # noqa: F811
+    from shardsql.errors import ConversionError
+
+    definition = definition_file(source_folder, "SELECT text FROM source WHERE text IS NOT NULL ORDER BY random()")
+    options = ConvertOptions(num_shards=500, rows_per_shard=4, cache_dir=tmp_path / "cache", workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        convert(definition, options, progress=StopAfter(3))
+    with pytest.raises(ConversionError, match=r"gave other rows for shard_00000\.parquet than the interrupted run"):
+        convert(definition, options)
+    assert not (tmp_path / "cache" / "data").exists(), "nothing reached the data folder"

@@ -6,7 +6,7 @@ import pytest
 from helpers import read_texts, row_groups
 
 from shardsql.errors import ConversionError
-from shardsql.shards import RowStream, check_shard, shard_name, write_shards
+from shardsql.shards import RowStream, TextDigest, check_shard, shard_name, write_shards
 
 SIZES = [700, 1500, 333, 5000, 17]
 
@@ -124,3 +124,21 @@ def test_a_failing_writer_raises_its_error_and_leaves_no_partial_file(tmp_path):
         write_shards(batches(), tmp_path, num_shards=3, rows_per_shard=1000, writers=2)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert not [t for t in threading.enumerate() if t.name.startswith("shardsql-write")]
+
+
+def test_the_text_digest_does_not_depend_on_batching():
+    texts = [f"text {i} " * (i % 7) for i in range(1000)]
+    whole, pieces = TextDigest(), TextDigest()
+    whole.update(pa.table({"text": texts}))
+    table = pa.table({"text": pa.array(texts, pa.large_string())})
+    for start in (0, 3, 250, 251, 900):  # uneven slices, with offsets into shared buffers
+        pieces.update(table.slice(start, {0: 3, 3: 247, 250: 1, 251: 649, 900: 100}[start]))
+    assert whole.hexdigest() == pieces.hexdigest()
+    other = TextDigest()
+    other.update(pa.table({"text": texts[:-1] + ["different"]}))
+    assert other.hexdigest() != whole.hexdigest()
+    moved = TextDigest()  # the same bytes cut into other texts differ
+    moved.update(pa.table({"text": ["ab", "c"]}))
+    cut = TextDigest()
+    cut.update(pa.table({"text": ["a", "bc"]}))
+    assert moved.hexdigest() != cut.hexdigest()
