@@ -24,7 +24,9 @@ from .backups import DEFAULT_CACHE_DIR, CacheDir
 from .checkpoint import Position
 from .errors import ConversionError, OptionsError
 from .progress import Progress
-from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, ShardInfo, pin_validation, write_shards
+from .shards import (
+    ROW_GROUP_SIZE, ROWS_PER_SHARD, VAL_SHARD_INDEX, VAL_SHARD_NAME, ShardInfo, pin_validation, write_shards,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from .sources import ParquetFooter, Source
 
 NEXT_STEP = "uv run prepare.py --num-shards {n}"
+MAX_TRAIN_SHARDS = VAL_SHARD_INDEX  # shard_00000 .. shard_06541; 06542 is the validation shard
 
 
 @dataclass
@@ -52,6 +55,14 @@ class ConvertOptions:
                 raise OptionsError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
+        if self.num_shards > MAX_TRAIN_SHARDS:
+            # Training shards are numbered from 0; shard_06542 is the validation shard's fixed
+            # name, so training shard 6542 would overwrite it (and the manifest list it twice).
+            raise OptionsError(
+                f"--num-shards must be at most {MAX_TRAIN_SHARDS:,}, got {self.num_shards:,}: training shards are "
+                f"shard_00000 to shard_{MAX_TRAIN_SHARDS - 1:05d} and must stop before the validation shard's "
+                f"number ({VAL_SHARD_NAME}, which autoresearch's prepare.py fixes)"
+            )
 
     def recorded(self) -> dict:
         """The options as the manifest records them."""
@@ -146,6 +157,7 @@ class _Batches:
 
     def __iter__(self) -> Iterator[pa.Table]:
         from .sources import iter_pieces
+        from .validate import check_text
 
         start = (self.start.file, self.start.row_group)
         current, skip = None, 0
@@ -158,6 +170,7 @@ class _Batches:
                 # Rows the shards before a restart already hold, at the start of its first row group.
                 skip = self.start.skip if (group.file_index, group.index) == start else 0
             out = self.engine.run(piece)
+            check_text(out, f"{group.file.url}, row group {group.index}")  # issue 10: before anything is written
             self._last_kept += out.num_rows
             self.kept += out.num_rows
             self.progress.update(self.read, self.kept, self.source.counter.bytes)

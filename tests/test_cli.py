@@ -92,6 +92,9 @@ def test_dry_run_lists_files_and_writes_nothing(hub, hub_dataset, tmp_path):
         (["convert", "finweb-edu"], "Did you mean: fineweb-edu", 1),
         (["convert", "fineweb-edu", "--num-shards", "0"], "--num-shards must be at least 1", 2),
         (["convert", "fineweb-edu", "--num-shards", "ten"], "'ten' is not a valid integer", 2),
+        # Training shard 6542 would overwrite the validation shard_06542 (issue 10).
+        (["convert", "fineweb-edu", "--num-shards", "6543"], "must stop before the validation shard's number", 2),
+        (["convert", "fineweb-edu", "--num-shards", "6543", "--dry-run"], "at most 6,542", 2),
         (["show", "nope.sql"], "no such definition file", 1),
     ],
 )
