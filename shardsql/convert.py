@@ -24,9 +24,7 @@ from .backups import DEFAULT_CACHE_DIR, CacheDir
 from .checkpoint import Position
 from .errors import ConversionError, OptionsError
 from .progress import Progress
-from .shards import (
-    ROW_GROUP_SIZE, ROWS_PER_SHARD, VAL_SHARD_INDEX, VAL_SHARD_NAME, ShardInfo, pin_validation, write_shards,
-)  # fmt: skip
+from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD, ShardInfo, pin_validation, write_shards
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
     from .sources import ParquetFooter, Source
 
 NEXT_STEP = "uv run prepare.py --num-shards {n}"
-MAX_TRAIN_SHARDS = VAL_SHARD_INDEX  # shard_00000 .. shard_06541; 06542 is the validation shard
 
 
 @dataclass
@@ -55,6 +52,8 @@ class ConvertOptions:
                 raise OptionsError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
+        from .shards import MAX_TRAIN_SHARDS, VAL_SHARD_NAME
+
         if self.num_shards > MAX_TRAIN_SHARDS:
             # Training shards are numbered from 0; shard_06542 is the validation shard's fixed
             # name, so training shard 6542 would overwrite it (and the manifest list it twice).
