@@ -155,9 +155,11 @@ class _Batches:
         self._last_kept = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
+        from .schemas import conform, source_schema
         from .sources import iter_pieces
         from .validate import check_text
 
+        schema = source_schema(self.source, self.columns)  # issue 10: one schema for files that differ
         start = (self.start.file, self.start.row_group)
         current, skip = None, 0
         for group, piece in iter_pieces(self.source, self.columns, lambda: self.rows_wanted - self.kept, start):
@@ -168,7 +170,7 @@ class _Batches:
                 self.read += group.num_rows
                 # Rows the shards before a restart already hold, at the start of its first row group.
                 skip = self.start.skip if (group.file_index, group.index) == start else 0
-            out = self.engine.run(piece)
+            out = self.engine.run(conform(piece, schema, group.file.url))
             check_text(out, f"{group.file.url}, row group {group.index}")  # issue 10: before anything is written
             self._last_kept += out.num_rows
             self.kept += out.num_rows

@@ -103,23 +103,25 @@ def sample(definition: Definition, columns_for: list[Definition], rows: int, rev
     import pyarrow as pa
 
     from .engine import Engine
+    from .schemas import conform, source_schema
     from .sources import iter_row_groups, open_source, read_footer
 
     source = open_source(source_url or definition.source, revision or definition.revision)
-    schema = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
+    first = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
     columns: list[str] = []
     for d in columns_for:
         engine = Engine(d)
-        columns += [c for c in engine.check(schema) if c not in columns]
+        columns += [c for c in engine.check(first) if c not in columns]
         engine.close()
-    columns = [c for c in schema.names if c in columns]
+    schema = source_schema(source, [c for c in first.names if c in columns])
     tables: list[pa.Table] = []
     taken = lambda: sum(t.num_rows for t in tables)  # noqa: E731
-    for group in iter_row_groups(source, columns, lambda: rows - taken()):
-        tables.append(group.table)
+    for group in iter_row_groups(source, schema.names, lambda: rows - taken()):
+        # Batch by batch: a row group of 0 rows yields none (and is simply skipped).
+        tables += [conform(piece, schema, group.file.url) for piece in group.batches()]
         if taken() >= rows:
             break
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else schema.empty_table()
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
     return table.slice(0, rows), source
 
 

@@ -70,6 +70,7 @@ def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.Rec
     """A stream of the source's row groups (only `columns`), fetched as they are pulled."""
     import pyarrow as pa
 
+    from .schemas import conform
     from .sources import iter_row_groups
 
     pulled = [0]
@@ -80,7 +81,7 @@ def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.Rec
         for group in iter_row_groups(source, columns, lambda: max(pulled[0], 1)):
             pulled[0] += group.num_rows
             for piece in group.batches():
-                yield from piece.select(schema.names).cast(schema).to_batches()
+                yield from conform(piece, schema, group.file.url).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -98,8 +99,7 @@ class Session:
 
     def _register_source(self, name: str, url: str, revision: str | None, names: set[str], star: bool) -> None:
         """Open a source and register it as `name`, reading only the columns in `names`."""
-        import pyarrow as pa
-
+        from .schemas import source_schema
         from .sources import open_source, read_footer
 
         source = open_source(url, revision)
@@ -109,8 +109,7 @@ class Session:
         columns = list(schema.names) if star else [n for n in schema.names if n.lower() in names]
         # count(*) names no column but needs the row counts: read the cheapest column.
         columns = columns or [footer.cheapest_column()]
-        narrow = pa.schema([schema.field(n) for n in columns])
-        self.con.register(name, lazy_reader(source, columns, narrow))
+        self.con.register(name, lazy_reader(source, columns, source_schema(source, columns)))
 
     def prepare(self, sql: str) -> None:
         """Register exactly the views the query reads, then lock the connection."""
