@@ -19,6 +19,12 @@ from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_CACHE_DIR = Path("~/.cache/autoresearch")
+# What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.
+INTERRUPTED = {
+    "convert": "Interrupted. Your data folder was not changed; run the same command to resume.",
+    "sql": "Interrupted: the query was stopped, so its output above is incomplete.",
+    "demo": "Interrupted: the demo was stopped; its files are left in its folder.",
+}
 
 # Options several commands share, defined once so they read the same everywhere.
 cache_dir_option = click.option(
@@ -53,7 +59,7 @@ class _Group(click.Group):
                 traceback.print_exc()
             message, code = str(exc), exc.exit_code
         except KeyboardInterrupt:
-            message, code = "Interrupted. Your data folder was not changed; run the same command to resume.", 130
+            message, code = INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), 130
         # Raised outside the except block, so the new error does not hold the old one (and,
         # through its traceback, DuckDB objects) until the interpreter exits.
         error = click.ClickException(message)
@@ -257,40 +263,66 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     definition keeps; its unfiltered source is source.<name> (source.fineweb_edu).
     Example: shardsql sql "SELECT count(*) FROM source.fineweb_edu WHERE int_score >= 4"
     """
-    from .query import DEFAULT_TABLE_ROWS, run_query
+    from .query import DEFAULT_TABLE_ROWS, stream_query
 
     if limit is None:
         limit = DEFAULT_TABLE_ROWS if fmt == "table" else 0
     if limit < 0:
         raise click.BadParameter("must be 0 (all rows) or more", param_hint="--limit")
-    result = run_query(query, limit or None, revision, source_url)
-    _print_table(result.table, fmt)
-    note = f"{result.table.num_rows:,} rows" + (" (more not shown: use --limit)" if result.truncated else "")
-    click.echo(f"{note}; fetched {_size(result.bytes_fetched)}", err=True)
+    with stream_query(query, limit or None, revision, source_url) as (stream, session):
+        # csv and json are written batch by batch as DuckDB produces them: memory stays
+        # bounded whatever the result's size. A table needs all its rows to lay them out.
+        write = {"csv": _write_csv, "json": _write_json, "table": _write_table}[fmt]
+        rows = write(stream.schema.names, stream.batches)
+        truncated, fetched = session.truncated, stream.bytes_fetched
+    note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
+    click.echo(f"{note}; fetched {_size(fetched)}", err=True)
 
 
-def _print_table(table, fmt: str) -> None:
-    rows = table.to_pylist()
-    if fmt == "json":
-        import json
+def _write_csv(names: list[str], batches) -> int:
+    import csv
 
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
-    elif fmt == "csv":
-        import csv
+    writer = csv.writer(sys.stdout)
+    writer.writerow(names)
+    count = 0
+    for batch in batches:
+        columns = [column.to_pylist() for column in batch.columns]
+        writer.writerows(zip(*columns, strict=True))
+        count += batch.num_rows
+    sys.stdout.flush()
+    return count
 
-        writer = csv.writer(sys.stdout)
-        writer.writerow(table.column_names)
-        writer.writerows([row[name] for name in table.column_names] for row in rows)
-    else:
-        from rich.console import Console
-        from rich.table import Table
 
-        view = Table(*table.column_names, show_lines=False)
-        for column in view.columns:
-            column.overflow, column.no_wrap, column.max_width = "ellipsis", True, 60
-        for row in rows:
+def _write_json(names: list[str], batches) -> int:
+    """A JSON array of row objects, written row by row (one object per row, as json.dumps
+    with indent=1 would lay out the whole array)."""
+    import json
+
+    out, count = sys.stdout, 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            text = json.dumps(row, ensure_ascii=False, indent=1, default=str).replace("\n", "\n ")
+            out.write(("[\n " if count == 0 else ",\n ") + text)
+            count += 1
+    out.write("[]\n" if count == 0 else "\n]\n")
+    out.flush()
+    return count
+
+
+def _write_table(names: list[str], batches) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(*names, show_lines=False)
+    for column in view.columns:
+        column.overflow, column.no_wrap, column.max_width = "ellipsis", True, 60
+    count = 0
+    for batch in batches:
+        for row in batch.to_pylist():
             view.add_row(*("NULL" if v is None else str(v) for v in row.values()))
-        Console(width=max(80, click.get_terminal_size()[0]) if sys.stdout.isatty() else 200).print(view)
+            count += 1
+    Console(width=max(80, click.get_terminal_size()[0]) if sys.stdout.isatty() else 200).print(view)
+    return count
 
 
 @cli.command("explain")

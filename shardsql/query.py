@@ -13,6 +13,7 @@ one row group of the columns it needs, and a count over one column reads only th
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,10 +28,26 @@ if TYPE_CHECKING:
 
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
 DEFAULT_TABLE_ROWS = 20
+STREAM_ROWS = 2048  # rows per batch pulled from DuckDB when streaming a result out
+INTERRUPT_POLL_S = 0.1  # how often the main thread wakes while DuckDB works (to see Ctrl-C)
+INTERRUPT_WAIT_S = 5.0  # how long an interrupted query may take to stop
 
 
 class QueryError(ShardsqlError):
     """The ad-hoc query is invalid or failed."""
+
+
+@dataclass
+class QueryStream:
+    """A result being computed: its schema, and its batches as DuckDB produces them."""
+
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+    sources: list[Source] = field(default_factory=list)
+
+    @property
+    def bytes_fetched(self) -> int:
+        return sum(s.counter.bytes for s in self.sources)
 
 
 @dataclass
@@ -66,8 +83,13 @@ def table_refs(tree: object) -> list[tuple[str, str]]:
     return refs
 
 
-def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.RecordBatchReader:
-    """A stream of the source's row groups (only `columns`), fetched as they are pulled."""
+def lazy_reader(
+    source: Source, columns: list[str], schema: pa.Schema, failures: list[ShardsqlError] | None = None
+) -> pa.RecordBatchReader:
+    """A stream of the source's row groups (only `columns`), fetched as they are pulled.
+
+    A ShardsqlError raised while reading is also put in `failures`: DuckDB, which pulls the
+    stream, reports it wrapped in its own message with a Python traceback."""
     import pyarrow as pa
 
     from .schemas import conform
@@ -78,10 +100,15 @@ def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.Rec
     def batches() -> Iterator[pa.RecordBatch]:
         # Read-ahead as large as what was already consumed: nothing ahead for the first row
         # group (a LIMIT may need no more), then growing for scans.
-        for group in iter_row_groups(source, columns, lambda: max(pulled[0], 1)):
-            pulled[0] += group.num_rows
-            for piece in group.batches():
-                yield from conform(piece, schema, group.file.url).to_batches()
+        try:
+            for group in iter_row_groups(source, columns, lambda: max(pulled[0], 1)):
+                pulled[0] += group.num_rows
+                for piece in group.batches():
+                    yield from conform(piece, schema, group.file.url).to_batches()
+        except ShardsqlError as exc:
+            if failures is not None:
+                failures.append(exc)
+            raise
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -96,6 +123,9 @@ class Session:
         self.con = duckdb.connect(":memory:")
         self.revision, self.source_url = revision, source_url
         self.sources: list[Source] = []
+        self.failures: list[ShardsqlError] = []  # raised inside a source stream that DuckDB pulls
+        self.truncated = False  # the result had more rows than the limit
+        self._pool = None  # runs DuckDB calls off the main thread (see _interruptible)
 
     def _register_source(self, name: str, url: str, revision: str | None, names: set[str], star: bool) -> None:
         """Open a source and register it as `name`, reading only the columns in `names`."""
@@ -109,7 +139,7 @@ class Session:
         columns = list(schema.names) if star else [n for n in schema.names if n.lower() in names]
         # count(*) names no column but needs the row counts: read the cheapest column.
         columns = columns or [footer.cheapest_column()]
-        self.con.register(name, lazy_reader(source, columns, source_schema(source, columns)))
+        self.con.register(name, lazy_reader(source, columns, source_schema(source, columns), self.failures))
 
     def prepare(self, sql: str) -> None:
         """Register exactly the views the query reads, then lock the connection."""
@@ -146,33 +176,101 @@ class Session:
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
-    def run(self, sql: str, limit: int | None = None) -> QueryResult:
+    def stream(self, sql: str, limit: int | None = None) -> QueryStream:
+        """The query's result as a stream of record batches (at most `limit` rows), pulled
+        from DuckDB as the caller consumes them: memory stays bounded whatever the size."""
+        import pyarrow as pa
+
         self.prepare(sql)
         wrapped = sql if limit is None else f"SELECT * FROM ({sql}) LIMIT {int(limit) + 1}"
         try:
-            table = self.con.sql(wrapped).to_arrow_table()
-        except self._duckdb.Error as exc:
-            message = str(exc).strip().splitlines()[0]
-            if "already been consumed" in message:
-                # Each view streams its source once; a query that reads it twice needs a copy.
-                message = (
-                    "the query reads the same dataset more than once; each is streamed once. Name it once "
-                    "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
-                )
-            if "does not exist" in message and "Table" in message:
-                from .catalog import load_all
+            relation = self.con.sql(wrapped)
+            # to_arrow_reader in newer DuckDB; fetch_record_batch (deprecated there) in older ones.
+            reader = self._interruptible(getattr(relation, "to_arrow_reader", relation.fetch_record_batch), STREAM_ROWS)
+        except (self._duckdb.Error, pa.ArrowException, RuntimeError) as exc:
+            raise self._error(exc) from None
+        return QueryStream(reader.schema, self._batches(reader, limit), self.sources)
 
-                views = ", ".join(d.view_name for d in load_all())
-                message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"
-                if self.source_url:
-                    message += "; the --source files are the view `source`"
-            raise QueryError(message) from None
-        except ShardsqlError:
+    def _batches(self, reader, limit: int | None) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        left = limit
+        while True:
+            try:
+                batch = self._interruptible(reader.read_next_batch)
+            except StopIteration:
+                return
+            except (self._duckdb.Error, pa.ArrowException, RuntimeError) as exc:
+                raise self._error(exc) from None
+            if left is not None:
+                if batch.num_rows > left:
+                    batch = batch.slice(0, left)
+                    self.truncated = True
+                left -= batch.num_rows
+            if batch.num_rows:
+                yield batch
+            if left == 0 and self.truncated:
+                return
+
+    def _interruptible(self, call, *args):
+        """`call(*args)` on a worker thread, so that Ctrl-C stops DuckDB promptly.
+
+        While DuckDB computes, the main thread would sit in C code where Python cannot run
+        its SIGINT handler (DuckDB notices the signal only at some points, sometimes never);
+        waiting here in Python, we get the KeyboardInterrupt at once and interrupt DuckDB."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="shardsql-query")
+        future = self._pool.submit(call, *args)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=INTERRUPT_POLL_S)
+                except TimeoutError:
+                    continue
+        except KeyboardInterrupt:
+            self.con.interrupt()
+            # The query was interrupted: its own error ("Query interrupted") does not matter.
+            with contextlib.suppress(BaseException):
+                future.result(timeout=INTERRUPT_WAIT_S)
             raise
-        truncated = limit is not None and table.num_rows > limit
-        return QueryResult(table.slice(0, limit) if truncated else table, truncated, self.sources)
+
+    def _error(self, exc: Exception) -> BaseException:
+        """A DuckDB (or Arrow) error as one line; our own error from a source stream as itself."""
+        if "interrupted" in str(exc).lower() and not isinstance(exc, self._duckdb.Error):
+            return KeyboardInterrupt()  # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted")
+        if self.failures:
+            # A SourceError raised while DuckDB pulled a stream reaches us wrapped in DuckDB's
+            # message with a Python traceback; the original is the one worth showing.
+            return self.failures[0]
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "already been consumed" in message:
+            # Each view streams its source once; a query that reads it twice needs a copy.
+            message = (
+                "the query reads the same dataset more than once; each is streamed once. Name it once "
+                "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
+            )
+        if "does not exist" in message and "Table" in message:
+            from .catalog import load_all
+
+            views = ", ".join(d.view_name for d in load_all())
+            message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"
+            if self.source_url:
+                message += "; the --source files are the view `source`"
+        return QueryError(message)
+
+    def run(self, sql: str, limit: int | None = None) -> QueryResult:
+        """The whole result in memory (for small results: tables, tests); see `stream`."""
+        import pyarrow as pa
+
+        stream = self.stream(sql, limit)
+        table = pa.Table.from_batches(list(stream.batches), stream.schema)
+        return QueryResult(table, self.truncated, self.sources)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.con.close()
 
 
@@ -183,5 +281,19 @@ def run_query(
     session = Session(revision, source_url)
     try:
         return session.run(sql.strip().rstrip(";"), limit)
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def stream_query(
+    sql: str, limit: int | None = None, revision: str | None = None, source_url: str | None = None
+) -> Iterator[tuple[QueryStream, Session]]:
+    """Run one ad-hoc SELECT and stream its result; the session closes when the block ends.
+
+    `session.truncated` says, once the batches are consumed, whether rows beyond `limit` exist."""
+    session = Session(revision, source_url)
+    try:
+        yield session.stream(sql.strip().rstrip(";"), limit), session
     finally:
         session.close()

@@ -123,3 +123,59 @@ def test_a_dataset_read_twice_gets_a_clear_hint_and_the_cte_workaround_works(hub
     once = "WITH t AS MATERIALIZED (SELECT pmid FROM source) "
     once += "SELECT (SELECT count(*) FROM t) AS a, (SELECT max(pmid) FROM t) AS b"
     assert run_query(once, source_url=str(folder)).table.to_pylist() == [{"a": 9000, "b": 8999}]
+
+
+def _shardsql_sql(*args, **popen):
+    """The real entry point in a subprocess (memory and signals are the process's own)."""
+    import subprocess
+    import sys
+
+    code = "from shardsql.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, "sql", *args], stderr=subprocess.PIPE, **popen)
+
+
+def _max_rss_mb(fmt: str, rows: int) -> int:
+    import os
+    import subprocess
+
+    query = f"SELECT range AS n, repeat('x', 2000) AS t FROM range({rows})"
+    proc = _shardsql_sql("--format", fmt, query, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()
+    assert f"{rows:,} rows" in proc.stderr.read().decode()
+    proc.stderr.close()
+    return usage.ru_maxrss // 1024  # KiB on Linux
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_csv_and_json_stream_in_bounded_memory(fmt):
+    # 80 MB of output: held in memory (as rows, then as text) it adds well over 150 MB.
+    small, large = _max_rss_mb(fmt, 10), _max_rss_mb(fmt, 40_000)
+    assert large - small < 50, f"peak RSS {small} MB for 10 rows, {large} MB for 40,000 rows"
+
+
+def test_json_output_is_one_valid_array_and_csv_quotes(tmp_path):
+    query = "SELECT range AS n, 'a,\"b\"\nc' AS t FROM range(5000)"
+    as_json = CliRunner().invoke(cli, ["sql", "--format", "json", query])
+    assert json.loads(as_json.stdout) == [{"n": i, "t": 'a,"b"\nc'} for i in range(5000)]
+    empty = CliRunner().invoke(cli, ["sql", "--format", "json", "SELECT 1 AS n WHERE false"])
+    assert json.loads(empty.stdout) == [] and "0 rows" in empty.stderr
+    as_csv = CliRunner().invoke(cli, ["sql", "--format", "csv", query])
+    import csv
+    import io
+
+    assert list(csv.reader(io.StringIO(as_csv.stdout)))[1] == ["0", 'a,"b"\nc']
+
+
+def test_ctrl_c_stops_a_query_promptly_with_a_message_for_sql():
+    import signal
+    import subprocess
+    import time
+
+    proc = _shardsql_sql("--format", "csv", "SELECT range AS n FROM range(1000000000000)", stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"n"
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and time.monotonic() - sent < 5
+    assert err.decode().strip() == "Error: Interrupted: the query was stopped, so its output above is incomplete."
