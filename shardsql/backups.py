@@ -41,6 +41,19 @@ class BusyError(ShardsqlError):
     """Another conversion or restore holds the cache folder."""
 
 
+class CacheDirError(ShardsqlError):
+    """The cache folder cannot be created or written (a file in its place, read-only, no permission)."""
+
+    def __init__(self, root: Path, exc: OSError):
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "it, or a folder on its path, is a file, not a folder"
+        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            why = f"it is not writable ({exc.strerror})"
+        else:
+            why = exc.strerror or str(exc)
+        super().__init__(f"cannot use {root} as the cache folder: {why}. Choose another with --cache-dir.")
+
+
 class BackupError(ShardsqlError):
     """A backup that does not exist or cannot be restored."""
 
@@ -81,8 +94,12 @@ class CacheDir:
         An OS file lock (flock) is released by the kernel when its process dies, even by
         SIGKILL, so a lock left by a dead process never blocks the next run.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK_NAME, "a+") as handle:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK_NAME, "a+")  # noqa: SIM115 - closed by the `with` below
+        except OSError as exc:
+            raise CacheDirError(self.root, exc) from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -60,11 +60,28 @@ class _Group(click.Group):
             message, code = str(exc), exc.exit_code
         except KeyboardInterrupt:
             message, code = INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), 130
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, BrokenPipeError):
+            raise  # click's own (usage errors, --help, a declined prompt, `| head` closing the pipe)
+        except Exception as exc:
+            # Anything the library did not turn into a ShardsqlError: still one line, not a
+            # traceback; --debug shows it.
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            message, code = _unexpected(exc), 1
         # Raised outside the except block, so the new error does not hold the old one (and,
         # through its traceback, DuckDB objects) until the interpreter exits.
         error = click.ClickException(message)
         error.exit_code = code
         raise error
+
+
+def _unexpected(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return (f"unexpected {type(exc).__name__}: {text or '(no message)'} "
+            "(shardsql --debug COMMAND ... shows the traceback; please report it)")  # fmt: skip
 
 
 @click.group(cls=_Group, context_settings=HELP_SETTINGS)

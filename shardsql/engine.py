@@ -12,11 +12,11 @@ the configuration cannot be changed back, so a hostile definition can only read 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
 from .errors import DefinitionError
+from .statements import definition_tree
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,12 +55,7 @@ class Engine:
         self._duckdb = duckdb
         self._con = duckdb.connect(":memory:", config={"threads": DUCKDB_THREADS})
         # Parse with DuckDB itself: the only parser that agrees with the engine on what the SQL means.
-        tree = json.loads(self._con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchall()[0][0])
-        if tree.get("error"):
-            raise self._error(tree.get("error_message", "syntax error"))
-        statements = tree["statements"]
-        if len(statements) != 1:
-            raise DefinitionError(f"must hold exactly one SELECT, found {len(statements)} statements", definition.path)
+        statements = definition_tree(self._con, definition)["statements"]  # one SELECT; errors at file:line
         self._refs, self._star = column_refs(statements[0])
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")

@@ -77,9 +77,9 @@ class _Statement:
 
     def __init__(self, con, definition: Definition):
         self.con, self.definition = con, definition
-        self.tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchall()[0][0])
-        if self.tree.get("error") or len(self.tree["statements"]) != 1:
-            raise DefinitionError("must hold exactly one SELECT", definition.path)
+        from .statements import definition_tree
+
+        self.tree = definition_tree(con, definition)
         node = self.tree["statements"][0]["node"]
         # Only a plain SELECT ... WHERE splits into conditions; anything else (a UNION, say)
         # is measured whole.

@@ -14,12 +14,12 @@ one row group of the columns it needs, and a count over one column reads only th
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ShardsqlError
+from .statements import QueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,10 +31,6 @@ DEFAULT_TABLE_ROWS = 20
 STREAM_ROWS = 2048  # rows per batch pulled from DuckDB when streaming a result out
 INTERRUPT_POLL_S = 0.1  # how often the main thread wakes while DuckDB works (to see Ctrl-C)
 INTERRUPT_WAIT_S = 5.0  # how long an interrupted query may take to stop
-
-
-class QueryError(ShardsqlError):
-    """The ad-hoc query is invalid or failed."""
 
 
 @dataclass
@@ -62,11 +58,10 @@ class QueryResult:
 
 
 def parse_tree(con, sql: str) -> dict:
-    """DuckDB's own parse tree of `sql` (SELECT statements only)."""
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
-    if tree.get("error"):
-        raise QueryError(tree.get("error_message", "invalid SQL"))
-    return tree
+    """DuckDB's own parse tree of `sql`, which must be one SELECT (a QueryError naming the line if not)."""
+    from .statements import query_tree
+
+    return query_tree(con, sql)
 
 
 def table_refs(tree: object) -> list[tuple[str, str]]:
@@ -145,10 +140,9 @@ class Session:
         """Register exactly the views the query reads, then lock the connection."""
         from .catalog import load_all
         from .engine import column_refs
+        from .statements import definition_tree
 
         tree = parse_tree(self.con, sql)
-        if len(tree["statements"]) != 1:
-            raise QueryError(f"give exactly one SELECT, found {len(tree['statements'])} statements")
         names, star = column_refs(tree)
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_all()}
@@ -167,7 +161,7 @@ class Session:
                 self._register_source(f"__raw_{table}", url, revision, names, star)
                 self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}"."{table}" AS SELECT * FROM "__raw_{table}"')
             elif schema_name in ("", "main"):
-                own, own_star = column_refs(parse_tree(self.con, definition.sql))
+                own, own_star = column_refs(definition_tree(self.con, definition))
                 self._register_source(f"__src_{table}", url, revision, names | own, star or own_star)
                 self.con.execute(
                     f'CREATE VIEW "{table}" AS WITH source AS (SELECT * FROM "__src_{table}") '

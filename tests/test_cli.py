@@ -176,3 +176,33 @@ def test_verify_command(hub, hub_dataset, tmp_path):
     bad = run("verify", str(tmp_path / "data"))
     assert bad.exit_code == 1
     assert "error: shard_00001.parquet: sha256 is" in bad.output
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody can write: a read-only tmpfs as root (root ignores permissions), else chmod."""
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], check=True)
+        yield folder
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["file", "under a file", "read-only"])
+@pytest.mark.parametrize("command", ["convert", "restore"])
+def test_an_unusable_cache_dir_is_one_line(tmp_path, read_only_dir, where, command):
+    (tmp_path / "a-file").write_text("")
+    cache = {"file": tmp_path / "a-file", "under a file": tmp_path / "a-file" / "sub", "read-only": read_only_dir}
+    args = ["fineweb-edu", "--yes", "--source", str(tmp_path)] if command == "convert" else []
+    result = run(command, *args, "--cache-dir", str(cache[where]))
+    assert result.exit_code == 1, result.output
+    why = "is not writable" if where == "read-only" else "is a file, not a folder"
+    assert result.output.startswith(f"Error: cannot use {cache[where]} as the cache folder: "), result.output
+    assert why in result.output and len(result.output.strip().splitlines()) == 1

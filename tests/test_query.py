@@ -85,7 +85,7 @@ def test_limit_marks_truncation(hub_dataset):
     ("sql", "message"),
     [
         ("SELECT * FROM nope", "Datasets: cosmopedia_v2, fineweb, fineweb_edu"),
-        ("SELECT 1; SELECT 2", "exactly one SELECT, found 2"),
+        ("SELECT 1; SELECT 2", "the query must be one SELECT, found 2 statements"),
         ("SELEC 1", "syntax error"),
     ],
 )
