@@ -94,12 +94,7 @@ class CacheDir:
         An OS file lock (flock) is released by the kernel when its process dies, even by
         SIGKILL, so a lock left by a dead process never blocks the next run.
         """
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(self.root / LOCK_NAME, "a+")  # noqa: SIM115 - closed by the `with` below
-        except OSError as exc:
-            raise CacheDirError(self.root, exc) from None
-        with handle:
+        with self._open_lock_file() as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -115,6 +110,17 @@ class CacheDir:
             handle.write(f"pid {os.getpid()}")
             handle.flush()
             yield  # closing the file releases the lock
+
+    def _open_lock_file(self):
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return open(self.root / LOCK_NAME, "a+")  # noqa: SIM115 - the caller closes it
+        except OSError as exc:
+            raise CacheDirError(self.root, exc) from None
+
+    def check_usable(self) -> None:
+        """Fail with a one-line CacheDirError now, before any work, if the folder cannot be used."""
+        self._open_lock_file().close()
 
     def fresh_staging(self) -> Path:
         """An empty staging folder (a leftover from an interrupted run is discarded)."""

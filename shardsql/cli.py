@@ -194,6 +194,7 @@ def convert_command(
         _print_plan(plan(definition, options), options)
         return
     cache = CacheDir(options.cache_dir)
+    cache.check_usable()
     if cache.data.exists() and not yes:
         what = "DELETE" if skip_backup else "back up"
         question = f"This will {what} the current data and tokenizer in {cache.root} ({cache.live_label()}). Continue?"
