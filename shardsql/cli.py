@@ -7,6 +7,7 @@ from the library (`ShardsqlError`) become a one-line message and a non-zero exit
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -88,7 +89,15 @@ def _unexpected(exc: Exception) -> str:
 @click.version_option(__version__, prog_name="shardsql")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
 def cli(debug: bool) -> None:
-    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset."""
+    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset.
+
+    \b
+    Environment:
+      HF_ENDPOINT       a Hub mirror (default https://huggingface.co); `shardsql demo --serve`
+                        prints one to try every command offline
+      HF_TOKEN          a token for gated or private datasets (never written anywhere)
+      SHARDSQL_SQL_DIR  more folders of dataset definitions (.sql), separated by ':'
+    """
 
 
 @cli.command("list")
@@ -238,7 +247,7 @@ def _print_plan(p, options) -> None:
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
 
-def _print_result(result) -> None:
+def _print_result(result, next_steps: bool = True) -> None:
     source = result.source
     filtered = result.rows_read - result.rows_kept
     pinned = f" @ {source.commit[:12]}" if source.commit else ""
@@ -254,6 +263,8 @@ def _print_result(result) -> None:
     click.echo(f"  record:  {result.manifest_path}")
     if result.backup:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
+    if not next_steps:
+        return
     click.echo("\nNext: in your autoresearch checkout, train the tokenizer for the new data:")
     click.echo(f"  {result.next_step}")
     click.echo(
@@ -464,21 +475,81 @@ def restore_command(name: str | None, cache_dir: Path) -> None:
     type=click.Path(path_type=Path),
     help="Where to put the demo's files.  [default: a new temporary folder]",
 )
-def demo_command(workdir: Path | None) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Instead, serve generated data for every built-in dataset until Ctrl-C, to try any command offline.",
+)
+def demo_command(workdir: Path | None, serve: bool) -> None:
     """Run a whole conversion offline against a local Hub stand-in on generated data.
 
-    Your real ~/.cache/autoresearch is not touched.
+    Your real ~/.cache/autoresearch is not touched. With --serve, the stand-in keeps
+    serving a sample of every built-in dataset: set HF_ENDPOINT as it says, in another
+    terminal, and every command works offline.
     """
+    if serve:
+        _serve(workdir)
+        return
     from .demo import DEMO_DATASET, run_demo
     from .progress import for_terminal
 
     click.echo(f"Demo: converting a generated {DEMO_DATASET} sample served by a local Hub stand-in.", err=True)
     demo = run_demo(workdir, for_terminal())
-    _print_result(demo.result)
+    _print_result(demo.result, next_steps=False)
     click.echo(
         f"\nThe stand-in at {demo.endpoint} served {_size(demo.bytes_served)} of "
         f"{_size(demo.source_bytes)} in the source files: only the columns and row groups needed."
     )
+    made = "a temporary folder made for it" if demo.temporary else "the folder you gave"
+    click.echo(f"\nThat was the demo: a generated sample, not real data. Its files are in {demo.workdir} ({made}):")
+    click.echo("  hub/ holds the generated source, autoresearch/data/ the shards; ~/.cache/autoresearch is untouched.")
+    click.echo(f"  Remove them with: rm -rf {shlex.quote(str(demo.workdir))}")
+    click.echo("\nNext, for real data (from huggingface.co, or a mirror through HF_ENDPOINT):")
+    click.echo("  shardsql list                          the datasets you can convert")
+    click.echo("  shardsql convert NAME --dry-run        the files, sizes and rows a conversion reads (footers only)")
+    click.echo("  shardsql convert NAME                  the shards, into ~/.cache/autoresearch/data")
+    click.echo("To try every command offline first: shardsql demo --serve")
+
+
+def _serve(workdir: Path | None) -> None:
+    import shutil
+    import signal
+    import tempfile
+    import time
+
+    from .demo import serving
+
+    def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    temporary = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if temporary else workdir
+    click.echo("Generating a sample of every built-in dataset ...", err=True)
+    try:
+        with serving(folder) as served:
+            cache = shlex.quote(str(folder / "autoresearch"))
+            click.echo(f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}.")
+            click.echo("In another terminal, point shardsql at it (and keep your real token away from it):\n")
+            click.echo(f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n")
+            click.echo("Then every command works offline, e.g.:")
+            click.echo("  shardsql show fineweb-edu")
+            click.echo("  shardsql convert fineweb-edu --dry-run")
+            click.echo(f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000 --cache-dir {cache}")
+            click.echo('  shardsql sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"')
+            click.echo("  shardsql explain fineweb-edu-high")
+            click.echo(f"(--cache-dir keeps the shards out of your real ~/.cache/autoresearch; verify {cache}/data)")
+            click.echo("Serving until Ctrl-C.", err=True)
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("\nStopped serving.", err=True)
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+    if temporary:
+        click.echo(f"Removed {folder}.", err=True)
 
 
 def _steady_malloc() -> None:

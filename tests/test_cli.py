@@ -135,6 +135,51 @@ def test_demo_runs_offline(tmp_path):
     assert "2 training + 1 validation" in result.output
     assert (tmp_path / "autoresearch" / "data" / "shard_06542.parquet").is_file()
     assert "only the columns and row groups needed" in result.output
+    # The closing lines say it was the demo, where its files are and how to remove them,
+    # then the real next steps; not prepare.py, which would read ~/.cache/autoresearch.
+    assert f"That was the demo: a generated sample, not real data. Its files are in {tmp_path}" in result.output
+    assert f"Remove them with: rm -rf {tmp_path}" in result.output
+    assert "shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
+    assert "prepare.py" not in result.output
+
+
+def test_top_level_help_names_the_environment_variables():
+    result = run("--help")
+    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve"):
+        assert name in result.output
+
+
+def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkeypatch):
+    import re
+    import signal
+
+    code = "from shardsql.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "demo", "--serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        lines = []
+        while not any(line.startswith("(--cache-dir") for line in lines):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], proc.stderr.read()
+        printed = "".join(lines)
+        endpoint = re.search(r"export HF_ENDPOINT=(\S+) HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN", printed).group(1)
+        folder = re.search(r"from (/\S+)\.\n", printed).group(1)
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        cache = tmp_path / "cache"
+        for args in (
+            ["convert", "pubmed-abstract", "--dry-run"],
+            ["convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "1000", "--cache-dir", str(cache)],
+            ["verify", str(cache / "data")],
+            ["sql", "SELECT count(*) AS n FROM source.github_code_python"],
+            ["explain", "fineweb-edu-high", "--sample-rows", "1000"],
+        ):
+            result = run(*args)
+            assert result.exit_code == 0, (args, result.output)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Stopped serving." in err, err
+    assert f"Removed {folder}." in err and not __import__("pathlib").Path(folder).exists()
 
 
 def test_version():
