@@ -1,6 +1,8 @@
 """Conversions through a Hub stand-in that fails often: every run meets several faults and
 still writes exactly the seed's output; persistent faults end in a clear, resumable error."""
 
+import re
+
 import huggingface_hub.constants
 import pytest
 from faults import KINDS, Faults
@@ -77,5 +79,8 @@ def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dat
             messages.append(text)
 
     run(tmp_path, progress=Recorder())
-    assert any("Resuming an interrupted run after 1 complete shards" in m for m in messages), messages
+    # After at least the first shard: how many more depends on how far reads had got ahead
+    # (every footer is read up front to unify the files' schemas, so the first failing read
+    # is a later file's data).
+    assert any(re.match(r"Resuming an interrupted run after [123] complete shards", m) for m in messages), messages
     assert_equal_to_seed(tmp_path, folder)
