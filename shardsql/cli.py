@@ -292,7 +292,7 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     definition keeps; its unfiltered source is source.<name> (source.fineweb_edu).
     Example: shardsql sql "SELECT count(*) FROM source.fineweb_edu WHERE int_score >= 4"
     """
-    from .query import DEFAULT_TABLE_ROWS, stream_query
+    from .query import DEFAULT_TABLE_ROWS, QueryError, stream_query
 
     if limit is None:
         limit = DEFAULT_TABLE_ROWS if fmt == "table" else 0
@@ -302,7 +302,13 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
         # csv and json are written batch by batch as DuckDB produces them: memory stays
         # bounded whatever the result's size. A table needs all its rows to lay them out.
         write = {"csv": _write_csv, "json": _write_json, "table": _write_table}[fmt]
-        rows = write(stream.schema.names, stream.batches)
+        try:
+            rows = write(stream.schema.names, stream.batches)
+        except UnicodeDecodeError as exc:
+            raise QueryError(
+                f"the result holds text that is not valid UTF-8 ({exc.reason}); the source has such bytes "
+                "(cast the column to BLOB to see them)"
+            ) from None
         truncated, fetched = session.truncated, stream.bytes_fetched
     note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
     click.echo(f"{note}; fetched {_size(fetched)}", err=True)

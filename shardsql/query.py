@@ -181,7 +181,7 @@ class Session:
             relation = self.con.sql(wrapped)
             # to_arrow_reader in newer DuckDB; fetch_record_batch (deprecated there) in older ones.
             reader = self._interruptible(getattr(relation, "to_arrow_reader", relation.fetch_record_batch), STREAM_ROWS)
-        except (self._duckdb.Error, pa.ArrowException, RuntimeError) as exc:
+        except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
             raise self._error(exc) from None
         return QueryStream(reader.schema, self._batches(reader, limit), self.sources)
 
@@ -194,7 +194,7 @@ class Session:
                 batch = self._interruptible(reader.read_next_batch)
             except StopIteration:
                 return
-            except (self._duckdb.Error, pa.ArrowException, RuntimeError) as exc:
+            except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
                 raise self._error(exc) from None
             if left is not None:
                 if batch.num_rows > left:
@@ -234,6 +234,9 @@ class Session:
         """A DuckDB (or Arrow) error as one line; our own error from a source stream as itself."""
         if "interrupted" in str(exc).lower() and not isinstance(exc, self._duckdb.Error):
             return KeyboardInterrupt()  # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted")
+        if isinstance(exc, UnicodeDecodeError):
+            # DuckDB's own error message quoted the bad bytes and could not be decoded.
+            return QueryError("the query failed on source text that is not valid UTF-8 (the source has such bytes)")
         if self.failures:
             # A SourceError raised while DuckDB pulled a stream reaches us wrapped in DuckDB's
             # message with a Python traceback; the original is the one worth showing.

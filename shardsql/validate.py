@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 TEXT_COLUMN = "text"
-NULL_HINT = "add `AND text IS NOT NULL` to the definition's WHERE clause"
+UNCHANGED = "Your data folder was not changed."
 
 
 def check_text(table: pa.Table, where: str) -> None:
@@ -36,8 +36,8 @@ def check_text(table: pa.Table, where: str) -> None:
     column = table.column(TEXT_COLUMN)
     if column.null_count:
         raise ConversionError(
-            f"{where}: the definition yields {column.null_count:,} NULL text(s) in this batch; "
-            f"prepare.py fails on a NULL, so nothing was written. Fix: {NULL_HINT} (WHERE text IS NOT NULL)."
+            f"{where}: the definition keeps {column.null_count:,} NULL text(s) here, and prepare.py fails on a "
+            f"NULL; add `WHERE text IS NOT NULL` (or `AND text IS NOT NULL`) to it. {UNCHANGED}"
         )
     offset = 0
     for chunk in column.chunks:
@@ -48,8 +48,8 @@ def check_text(table: pa.Table, where: str) -> None:
             index = _bad_index(str(exc))
             row = f" (row {offset + index:,} of this batch)" if index is not None else ""
             raise ConversionError(
-                f"{where}: a text is not valid UTF-8{row}; prepare.py cannot read it, so nothing was written. "
-                "Clean or drop such rows in the source, or filter them out in the definition."
+                f"{where}: a text is not valid UTF-8{row}, so prepare.py cannot read it; fix that source file or "
+                f"leave it out (--source, --num-source). {UNCHANGED}"
             ) from None
         offset += len(chunk)
 

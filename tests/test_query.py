@@ -179,3 +179,15 @@ def test_ctrl_c_stops_a_query_promptly_with_a_message_for_sql():
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and time.monotonic() - sent < 5
     assert err.decode().strip() == "Error: Interrupted: the query was stopped, so its output above is incomplete."
+
+
+@pytest.mark.parametrize("select", ["text", "text::BLOB AS b"])
+def test_invalid_utf8_in_a_source_is_one_line_not_a_traceback(tmp_path, select):
+    bad = pa.array([b"ok", b"caf\xc3"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"text": bad}), tmp_path / "0.parquet")
+    result = CliRunner().invoke(
+        cli, ["sql", "--source", str(tmp_path), "--format", "csv", f"SELECT {select} FROM source"]
+    )
+    assert result.exit_code == 1
+    assert "not valid UTF-8" in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
