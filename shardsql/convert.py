@@ -131,12 +131,16 @@ def _open(definition: Definition, options: ConvertOptions) -> tuple[Source, Parq
 
 def plan(definition: Definition, options: ConvertOptions) -> Plan:
     """The dry run: list files and read their footers; no data pages are fetched."""
+    from .schemas import unify
     from .sources import read_footers
 
     source, _, columns, engine = _open(definition, options)  # footers are cached: the first is not read again
     engine.close()
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
-    return Plan(definition, source, read_footers(source, source.files), columns, rows_wanted)
+    footers = read_footers(source, source.files)
+    # Every footer is at hand: files whose columns cannot be read as one schema fail here (issue 10).
+    unify([f.metadata.schema.to_arrow_schema() for f in footers], [f.file.url for f in footers], columns)
+    return Plan(definition, source, footers, columns, rows_wanted)
 
 
 class _Batches:

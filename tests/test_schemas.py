@@ -97,7 +97,7 @@ def test_convert_reads_files_whose_schemas_differ(mixed, tmp_path):
     assert read_texts(tmp_path / "cache" / "data" / "shard_00000.parquet") == [TEXT, TEXT]
 
 
-@pytest.mark.parametrize("command", ["sql", "explain", "convert"])
+@pytest.mark.parametrize("command", ["sql", "explain", "convert", "dry-run"])
 def test_a_column_missing_from_a_later_file_is_one_line_naming_it(tmp_path, command):
     folder = tmp_path / "src"
     folder.mkdir()
@@ -109,6 +109,7 @@ def test_a_column_missing_from_a_later_file_is_one_line_naming_it(tmp_path, comm
         "sql": ["sql", "--source", str(folder), "SELECT score FROM source"],
         "explain": ["explain", str(definition)],
         "convert": ["convert", str(definition), "--cache-dir", str(tmp_path / "c"), "--rows-per-shard", "1", "-q"],
+        "dry-run": ["convert", str(definition), "--dry-run"],
     }[command]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, result.output
