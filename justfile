@@ -1,4 +1,6 @@
-# shardsql tasks. `just` with no arguments lists them.
+# shardsql tasks. `./dev` (or `just`, if you have it) with no arguments lists them.
+# Recipes that take arguments pass them on quoted, exactly as given ("$@"): globs, spaces
+# and quotes reach shardsql intact.
 
 default:
     @just --list
@@ -7,21 +9,39 @@ default:
 setup:
     uv sync --locked
 
+# Put `shardsql` on your PATH (uv's tool folder, ~/.local/bin; `uv tool update-shell` adds it to PATH).
+install:
+    uv tool install --force --reinstall .
+    @echo "shardsql is in $(uv tool dir --bin); if that is not on your PATH, run: {{justfile_directory()}}/.tools/bin/uv tool update-shell"
+
 # Convert a dataset into ~/.cache/autoresearch/data, e.g. `just convert fineweb-edu --num-shards 50`.
+[positional-arguments]
 convert dataset *args: setup
-    uv run shardsql convert {{dataset}} {{args}}
+    uv run shardsql convert "$@"
 
 # Run a whole conversion offline against a local Hub stand-in (touches nothing in ~/.cache).
+[positional-arguments]
 demo *args: setup
-    uv run shardsql demo {{args}}
+    uv run shardsql demo "$@"
+
+# Serve generated data from the local Hub stand-in until Ctrl-C, to try every command offline.
+[positional-arguments]
+serve *args: setup
+    uv run shardsql demo --serve "$@"
+
+# Run any shardsql command, e.g. `just shardsql sql "SELECT 1"`.
+[positional-arguments]
+shardsql *args: setup
+    uv run shardsql "$@"
 
 # List the dataset definitions in sql/.
 list: setup
     uv run shardsql list
 
 # Run the test suite with coverage.
+[positional-arguments]
 test *args: setup
-    uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered {{args}}
+    uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered "$@"
 
 # Lint and format-check (the same checks pre-commit runs).
 lint: setup
@@ -34,5 +54,6 @@ fmt: setup
     uv run ruff check --fix .
 
 # Benchmark: speed vs the seed loop and a Polars pipeline, peak RSS, bytes fetched (bench/README.md).
+[positional-arguments]
 bench *args: setup
-    uv run python bench/bench.py {{args}}
+    uv run python bench/bench.py "$@"

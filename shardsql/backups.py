@@ -41,6 +41,19 @@ class BusyError(ShardsqlError):
     """Another conversion or restore holds the cache folder."""
 
 
+class CacheDirError(ShardsqlError):
+    """The cache folder cannot be created or written (a file in its place, read-only, no permission)."""
+
+    def __init__(self, root: Path, exc: OSError):
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "it, or a folder on its path, is a file, not a folder"
+        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            why = f"it is not writable ({exc.strerror})"
+        else:
+            why = exc.strerror or str(exc)
+        super().__init__(f"cannot use {root} as the cache folder: {why}. Choose another with --cache-dir.")
+
+
 class BackupError(ShardsqlError):
     """A backup that does not exist or cannot be restored."""
 
@@ -81,8 +94,7 @@ class CacheDir:
         An OS file lock (flock) is released by the kernel when its process dies, even by
         SIGKILL, so a lock left by a dead process never blocks the next run.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK_NAME, "a+") as handle:
+        with self._open_lock_file() as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -98,6 +110,17 @@ class CacheDir:
             handle.write(f"pid {os.getpid()}")
             handle.flush()
             yield  # closing the file releases the lock
+
+    def _open_lock_file(self):
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return open(self.root / LOCK_NAME, "a+")  # noqa: SIM115 - the caller closes it
+        except OSError as exc:
+            raise CacheDirError(self.root, exc) from None
+
+    def check_usable(self) -> None:
+        """Fail with a one-line CacheDirError now, before any work, if the folder cannot be used."""
+        self._open_lock_file().close()
 
     def fresh_staging(self) -> Path:
         """An empty staging folder (a leftover from an interrupted run is discarded)."""

@@ -106,17 +106,25 @@ def parse_definition(text: str, path: Path, name: str | None = None) -> Definiti
     if not sql:
         raise _fail("there is no SELECT after the header", path)
     if not re.match(r"(?is)^(with|select|from)\b", sql):
-        raise _fail("the body must be one SELECT statement over `source`", path, body_start + 1)
+        raise _fail("the definition must be one SELECT over source", path, body_start + 1)
     return Definition(
         name=name,
         path=path,
         description=header["description"],
-        source=header["source"],
+        source=resolve_source(header["source"], path),
         revision=header.get("revision"),
         sql=sql,
         text=text,
         extra={k: v for k, v in header.items() if k not in ("description", "source", "revision")},
     )
+
+
+def resolve_source(source: str, path: Path) -> str:
+    """A relative local `-- source:` path, resolved against the definition's own folder (as
+    an include would be), so the definition means the same from any working directory."""
+    if "://" in source or source.startswith(("/", "~")):
+        return source
+    return os.path.normpath(path.expanduser().absolute().parent / source) + ("/" if source.endswith("/") else "")
 
 
 def load_file(path: Path) -> Definition:

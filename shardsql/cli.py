@@ -7,6 +7,7 @@ from the library (`ShardsqlError`) become a one-line message and a non-zero exit
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -19,6 +20,12 @@ from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_CACHE_DIR = Path("~/.cache/autoresearch")
+# What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.
+INTERRUPTED = {
+    "convert": "Interrupted. Your data folder was not changed; run the same command to resume.",
+    "sql": "Interrupted: the query was stopped, so its output above is incomplete.",
+    "demo": "Interrupted: the demo was stopped; its files are left in its folder.",
+}
 
 # Options several commands share, defined once so they read the same everywhere.
 cache_dir_option = click.option(
@@ -62,7 +69,15 @@ class _Group(click.Group):
                 traceback.print_exc()
             message, code = str(exc), exc.exit_code
         except KeyboardInterrupt:
-            message, code = "Interrupted. Your data folder was not changed; run the same command to resume.", 130
+            message, code = INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), 130
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, BrokenPipeError):
+            raise  # click's own (usage errors, --help, a declined prompt, `| head` closing the pipe)
+        except Exception as exc:
+            # Anything the library did not turn into a ShardsqlError: still one line, not a
+            # traceback; --debug shows it.
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            message, code = _unexpected(exc), 1
         # Raised outside the except block, so the new error does not hold the old one (and,
         # through its traceback, DuckDB objects) until the interpreter exits.
         error = click.ClickException(message)
@@ -70,11 +85,28 @@ class _Group(click.Group):
         raise error
 
 
+def _unexpected(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return (f"unexpected {type(exc).__name__}: {text or '(no message)'} "
+            "(shardsql --debug COMMAND ... shows the traceback; please report it)")  # fmt: skip
+
+
 @click.group(cls=_Group, context_settings=HELP_SETTINGS)
 @click.version_option(__version__, prog_name="shardsql")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
 def cli(debug: bool) -> None:
-    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset."""
+    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset.
+
+    \b
+    Environment:
+      HF_ENDPOINT       a Hub mirror (default https://huggingface.co); `shardsql demo --serve`
+                        prints one to try every command offline
+      HF_TOKEN          a token for gated or private datasets (never written anywhere)
+      SHARDSQL_SQL_DIR  more folders of dataset definitions (.sql), separated by ':'
+    """
 
 
 @cli.command("list")
@@ -189,6 +221,7 @@ def convert_command(
         _print_plan(plan(definition, options), options)
         return
     cache = CacheDir(options.cache_dir)
+    cache.check_usable()
     if cache.data.exists() and not yes:
         what = "DELETE" if skip_backup else "back up"
         question = f"This will {what} the current data and tokenizer in {cache.root} ({cache.live_label()}). Continue?"
@@ -233,7 +266,7 @@ def _print_plan(p, options) -> None:
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
 
-def _print_result(result) -> None:
+def _print_result(result, next_steps: bool = True) -> None:
     source = result.source
     filtered = result.rows_read - result.rows_kept
     pinned = f" @ {source.commit[:12]}" if source.commit else ""
@@ -249,6 +282,8 @@ def _print_result(result) -> None:
     click.echo(f"  record:  {result.manifest_path}")
     if result.backup:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
+    if not next_steps:
+        return
     click.echo("\nNext: in your autoresearch checkout, train the tokenizer for the new data:")
     click.echo(f"  {result.next_step}")
     click.echo(
@@ -276,40 +311,72 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     definition keeps; its unfiltered source is source.<name> (source.fineweb_edu).
     Example: shardsql sql "SELECT count(*) FROM source.fineweb_edu WHERE int_score >= 4"
     """
-    from .query import DEFAULT_TABLE_ROWS, run_query
+    from .query import DEFAULT_TABLE_ROWS, QueryError, stream_query
 
     if limit is None:
         limit = DEFAULT_TABLE_ROWS if fmt == "table" else 0
     if limit < 0:
         raise click.BadParameter("must be 0 (all rows) or more", param_hint="--limit")
-    result = run_query(query, limit or None, revision, source_url)
-    _print_table(result.table, fmt)
-    note = f"{result.table.num_rows:,} rows" + (" (more not shown: use --limit)" if result.truncated else "")
-    click.echo(f"{note}; fetched {_size(result.bytes_fetched)}", err=True)
+    with stream_query(query, limit or None, revision, source_url) as (stream, session):
+        # csv and json are written batch by batch as DuckDB produces them: memory stays
+        # bounded whatever the result's size. A table needs all its rows to lay them out.
+        write = {"csv": _write_csv, "json": _write_json, "table": _write_table}[fmt]
+        try:
+            rows = write(stream.schema.names, stream.batches)
+        except UnicodeDecodeError as exc:
+            raise QueryError(
+                f"the result holds text that is not valid UTF-8 ({exc.reason}); the source has such bytes "
+                "(cast the column to BLOB to see them)"
+            ) from None
+        truncated, fetched = session.truncated, stream.bytes_fetched
+    note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
+    click.echo(f"{note}; fetched {_size(fetched)}", err=True)
 
 
-def _print_table(table, fmt: str) -> None:
-    rows = table.to_pylist()
-    if fmt == "json":
-        import json
+def _write_csv(names: list[str], batches) -> int:
+    import csv
 
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
-    elif fmt == "csv":
-        import csv
+    writer = csv.writer(sys.stdout)
+    writer.writerow(names)
+    count = 0
+    for batch in batches:
+        columns = [column.to_pylist() for column in batch.columns]
+        writer.writerows(zip(*columns, strict=True))
+        count += batch.num_rows
+    sys.stdout.flush()
+    return count
 
-        writer = csv.writer(sys.stdout)
-        writer.writerow(table.column_names)
-        writer.writerows([row[name] for name in table.column_names] for row in rows)
-    else:
-        from rich.console import Console
-        from rich.table import Table
 
-        view = Table(*table.column_names, show_lines=False)
-        for column in view.columns:
-            column.overflow, column.no_wrap, column.max_width = "ellipsis", True, 60
-        for row in rows:
+def _write_json(names: list[str], batches) -> int:
+    """A JSON array of row objects, written row by row (one object per row, as json.dumps
+    with indent=1 would lay out the whole array)."""
+    import json
+
+    out, count = sys.stdout, 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            text = json.dumps(row, ensure_ascii=False, indent=1, default=str).replace("\n", "\n ")
+            out.write(("[\n " if count == 0 else ",\n ") + text)
+            count += 1
+    out.write("[]\n" if count == 0 else "\n]\n")
+    out.flush()
+    return count
+
+
+def _write_table(names: list[str], batches) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(*names, show_lines=False)
+    for column in view.columns:
+        column.overflow, column.no_wrap, column.max_width = "ellipsis", True, 60
+    count = 0
+    for batch in batches:
+        for row in batch.to_pylist():
             view.add_row(*("NULL" if v is None else str(v) for v in row.values()))
-        Console(width=max(80, click.get_terminal_size()[0]) if sys.stdout.isatty() else 200).print(view)
+            count += 1
+    Console(width=max(80, click.get_terminal_size()[0]) if sys.stdout.isatty() else 200).print(view)
+    return count
 
 
 @cli.command("explain")
@@ -433,21 +500,81 @@ def restore_command(name: str | None, cache_dir: Path) -> None:
     type=click.Path(path_type=Path),
     help="Where to put the demo's files.  [default: a new temporary folder]",
 )
-def demo_command(workdir: Path | None) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Instead, serve generated data for every built-in dataset until Ctrl-C, to try any command offline.",
+)
+def demo_command(workdir: Path | None, serve: bool) -> None:
     """Run a whole conversion offline against a local Hub stand-in on generated data.
 
-    Your real ~/.cache/autoresearch is not touched.
+    Your real ~/.cache/autoresearch is not touched. With --serve, the stand-in keeps
+    serving a sample of every built-in dataset: set HF_ENDPOINT as it says, in another
+    terminal, and every command works offline.
     """
+    if serve:
+        _serve(workdir)
+        return
     from .demo import DEMO_DATASET, run_demo
     from .progress import for_terminal
 
     click.echo(f"Demo: converting a generated {DEMO_DATASET} sample served by a local Hub stand-in.", err=True)
     demo = run_demo(workdir, for_terminal())
-    _print_result(demo.result)
+    _print_result(demo.result, next_steps=False)
     click.echo(
         f"\nThe stand-in at {demo.endpoint} served {_size(demo.bytes_served)} of "
         f"{_size(demo.source_bytes)} in the source files: only the columns and row groups needed."
     )
+    made = "a temporary folder made for it" if demo.temporary else "the folder you gave"
+    click.echo(f"\nThat was the demo: a generated sample, not real data. Its files are in {demo.workdir} ({made}):")
+    click.echo("  hub/ holds the generated source, autoresearch/data/ the shards; ~/.cache/autoresearch is untouched.")
+    click.echo(f"  Remove them with: rm -rf {shlex.quote(str(demo.workdir))}")
+    click.echo("\nNext, for real data (from huggingface.co, or a mirror through HF_ENDPOINT):")
+    click.echo("  shardsql list                          the datasets you can convert")
+    click.echo("  shardsql convert NAME --dry-run        the files, sizes and rows a conversion reads (footers only)")
+    click.echo("  shardsql convert NAME                  the shards, into ~/.cache/autoresearch/data")
+    click.echo("To try every command offline first: shardsql demo --serve")
+
+
+def _serve(workdir: Path | None) -> None:
+    import shutil
+    import signal
+    import tempfile
+    import time
+
+    from .demo import serving
+
+    def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    temporary = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if temporary else workdir
+    click.echo("Generating a sample of every built-in dataset ...", err=True)
+    try:
+        with serving(folder) as served:
+            cache = shlex.quote(str(folder / "autoresearch"))
+            click.echo(f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}.")
+            click.echo("In another terminal, point shardsql at it (and keep your real token away from it):\n")
+            click.echo(f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n")
+            click.echo("Then every command works offline, e.g.:")
+            click.echo("  shardsql show fineweb-edu")
+            click.echo("  shardsql convert fineweb-edu --dry-run")
+            click.echo(f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000 --cache-dir {cache}")
+            click.echo('  shardsql sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"')
+            click.echo("  shardsql explain fineweb-edu-high")
+            click.echo(f"(--cache-dir keeps the shards out of your real ~/.cache/autoresearch; verify {cache}/data)")
+            click.echo("Serving until Ctrl-C.", err=True)
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("\nStopped serving.", err=True)
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+    if temporary:
+        click.echo(f"Removed {folder}.", err=True)
 
 
 def _steady_malloc() -> None:

@@ -68,6 +68,16 @@ class ConvertOptions:
             raise OptionsError(f"--workers must be at least 1, got {self.workers}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
+        from .shards import MAX_TRAIN_SHARDS, VAL_SHARD_NAME
+
+        if self.num_shards > MAX_TRAIN_SHARDS:
+            # Training shards are numbered from 0; shard_06542 is the validation shard's fixed
+            # name, so training shard 6542 would overwrite it (and the manifest list it twice).
+            raise OptionsError(
+                f"--num-shards must be at most {MAX_TRAIN_SHARDS:,}, got {self.num_shards:,}: training shards are "
+                f"shard_00000 to shard_{MAX_TRAIN_SHARDS - 1:05d} and must stop before the validation shard's "
+                f"number ({VAL_SHARD_NAME}, which autoresearch's prepare.py fixes)"
+            )
 
     def recorded(self) -> dict:
         """The options as the manifest records them."""
@@ -133,10 +143,10 @@ class _Opened:
 
 
 def _open(definition: Definition, options: ConvertOptions) -> _Opened:
-    """Open the source, read the first footer, and check the SQL against its schema."""
-    import pyarrow as pa
-
+    """Open the source, read the first footer, and check the SQL against its schema; the
+    columns it reads get one schema over the source's files (schemas.py)."""
     from .engine import Engine
+    from .schemas import source_schema
     from .sources import open_source, read_footer
 
     options.validate()
@@ -148,16 +158,19 @@ def _open(definition: Definition, options: ConvertOptions) -> _Opened:
         columns = engine.check(first)
     finally:
         engine.close()
-    return _Opened(source, pa.schema([first.field(c) for c in columns]), columns, engine.shape)
+    return _Opened(source, source_schema(source, columns), columns, engine.shape)
 
 
 def plan(definition: Definition, options: ConvertOptions) -> Plan:
     """The dry run: list files and read their footers; no data pages are fetched."""
+    from .schemas import unify
     from .sources import read_footers
 
     opened = _open(definition, options)  # footers are cached: the first is not read again
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
     footers = read_footers(opened.source, opened.source.files)
+    # Every footer is at hand: files whose columns cannot be read as one schema fail here.
+    unify([f.metadata.schema.to_arrow_schema() for f in footers], [f.file.url for f in footers], opened.columns)
     return Plan(definition, opened.source, footers, opened.columns, rows_wanted, opened.shape)
 
 

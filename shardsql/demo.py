@@ -4,14 +4,19 @@ It generates a small FineWeb-Edu-shaped sample, serves it from the local Hub sta
 (the same one the tests use), points `HF_ENDPOINT` at it and runs the real `fineweb-edu`
 conversion through huggingface_hub. A newcomer sees every stage work with no network, and
 the user's real `~/.cache/autoresearch` is never touched.
+
+`shardsql demo --serve` (`serving` here) instead serves a generated sample of every
+built-in dataset's repo until Ctrl-C, so that every command in the README can be tried
+offline from another terminal with `HF_ENDPOINT` pointing at the stand-in.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import resolve
@@ -24,6 +29,8 @@ DEMO_ROWS_PER_FILE = 4000
 DEMO_ROW_GROUP = 500
 DEMO_SHARDS = 2
 DEMO_ROWS_PER_SHARD = 2048
+SERVE_FILES = 2  # per repo, for `demo --serve`: enough for a conversion of a few small shards
+SERVE_ROWS_PER_FILE = 4000
 
 
 @dataclass
@@ -32,6 +39,17 @@ class DemoResult:
     bytes_served: int
     source_bytes: int
     endpoint: str
+    workdir: Path
+    temporary: bool  # the workdir is a temporary folder the demo made (not --workdir)
+
+
+@dataclass
+class Served:
+    """The stand-in serving generated data: where, what, and from which folder."""
+
+    endpoint: str
+    workdir: Path
+    repos: dict[str, str] = field(default_factory=dict)  # repo -> revision
 
 
 @contextmanager
@@ -60,6 +78,7 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
     from .hubstub import HubStandIn
     from .samples import LAYOUTS, write_sample
 
+    temporary = workdir is None
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shardsql-demo-"))
     repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
     repo_dir = workdir / "hub" / repo
@@ -75,4 +94,22 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
             _telemetry_off()
             result = convert(resolve(DEMO_DATASET), options, progress)
         served, endpoint = hub.bytes_served, hub.url
-    return DemoResult(result, served, sum(p.stat().st_size for p in paths), endpoint)
+    return DemoResult(result, served, sum(p.stat().st_size for p in paths), endpoint, workdir, temporary)
+
+
+@contextmanager
+def serving(workdir: Path) -> Iterator[Served]:
+    """Serve a generated sample of every built-in dataset's Hub repo from `workdir` while the block runs."""
+    from .hubstub import HubStandIn
+    from .samples import LAYOUTS, write_sample
+
+    with HubStandIn() as hub:
+        served = Served(hub.url, workdir)
+        for dataset, (repo, revision, *_rest) in LAYOUTS.items():
+            if repo in served.repos:  # several definitions read one repo (fineweb-edu, fineweb-edu-high)
+                continue
+            folder = workdir / "hub" / repo
+            write_sample(dataset, folder, SERVE_FILES, SERVE_ROWS_PER_FILE, DEMO_ROW_GROUP)
+            hub.add_dataset(repo, folder, revision=revision)
+            served.repos[repo] = revision
+        yield served

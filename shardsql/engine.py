@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import plan
 from .errors import DefinitionError
+from .statements import definition_tree
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,12 +49,7 @@ class Engine:
             config |= {"temp_directory": str(spill_dir), "memory_limit": WHOLE_MEMORY_LIMIT}
         self._con = duckdb.connect(":memory:", config=config)
         # Parse with DuckDB itself: the only parser that agrees with the engine on what the SQL means.
-        tree = plan.parse(self._con, definition.sql)
-        if tree.get("error"):
-            raise self._error(tree.get("error_message", "syntax error"))
-        statements = tree["statements"]
-        if len(statements) != 1:
-            raise DefinitionError(f"must hold exactly one SELECT, found {len(statements)} statements", definition.path)
+        statements = definition_tree(self._con, definition)["statements"]  # one SELECT; errors at file:line
         self.statement = statements[0]
         self.shape = plan.classify(self.statement)
         self._con.execute("SET enable_external_access = false")

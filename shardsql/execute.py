@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING
 
 from . import plan, reader
 from .engine import Engine
+from .errors import ConversionError
+from .schemas import conform
+from .validate import check_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,23 +52,7 @@ class Scan:
 
     def table(self, unit: Unit) -> pa.Table:
         """One unit's rows, with the scan's schema."""
-        table = reader.read_unit(self.source, unit, self.columns)
-        return conform(table, self.schema, unit)
-
-
-def conform(table: pa.Table, schema: pa.Schema, unit: Unit) -> pa.Table:
-    """A unit's table with the scan's column order and types (files may differ in both)."""
-    from .errors import SourceError
-
-    if table.schema.equals(schema):
-        return table
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise SourceError(f"{unit.file.url} has no column {', '.join(missing)}, which the first file has")
-    try:
-        return table.select(schema.names).cast(schema)
-    except Exception as exc:  # pyarrow's cast errors come in several kinds
-        raise SourceError(f"{unit.file.url}: its columns do not match the first file's: {exc}") from exc
+        return conform(reader.read_unit(self.source, unit, self.columns), self.schema, unit.file.url)
 
 
 def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
@@ -82,7 +69,13 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
             engine = local.engine = Engine(definition)
             with scan._lock:
                 engines.append(engine)
-        return engine.run(scan.table(unit))
+        table = scan.table(unit)
+        kept = engine.run(table)
+        try:
+            check_text(kept, unit.file.url)  # before anything is written: prepare.py needs valid texts
+        except ConversionError:
+            _raise_first_invalid(engine, scan, unit, table)
+        return kept
 
     in_window = reader.within_bytes()
 
@@ -96,6 +89,19 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
     finally:
         for engine in engines:
             engine.close()
+
+
+def _raise_first_invalid(engine: Engine, scan: Scan, unit: Unit, table: pa.Table) -> None:
+    """The definition kept a NULL or invalid text from this unit: name the row group it came from."""
+    from .sources import read_footer
+
+    metadata, start = read_footer(scan.source, unit.file).metadata, 0
+    for index in unit.row_groups:
+        rows = metadata.row_group(index).num_rows
+        check_text(engine.run(table.slice(start, rows)), f"{unit.file.url}, row group {index}")
+        start += rows
+    check_text(engine.run(table), f"{unit.file.url}, row groups {unit.row_groups[0]}-{unit.row_groups[-1]}")
+    raise AssertionError("a unit with invalid text has a row group with invalid text")
 
 
 def source_stream(scan: Scan) -> pa.RecordBatchReader:
@@ -112,5 +118,8 @@ def source_stream(scan: Scan) -> pa.RecordBatchReader:
 
 def whole_source(scan: Scan, engine: Engine) -> Iterator[tuple[None, pa.Table]]:
     """(None, a batch of the definition's result) over the whole source, as DuckDB yields it."""
+    rows = 0
     for table in engine.stream(source_stream(scan)):
+        check_text(table, f"the definition's result over the whole source, rows {rows:,} to {rows + len(table):,}")
+        rows += len(table)
         yield None, table

@@ -77,9 +77,9 @@ class _Statement:
 
     def __init__(self, con, definition: Definition):
         self.con, self.definition = con, definition
-        self.tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [definition.sql]).fetchall()[0][0])
-        if self.tree.get("error") or len(self.tree["statements"]) != 1:
-            raise DefinitionError("must hold exactly one SELECT", definition.path)
+        from .statements import definition_tree
+
+        self.tree = definition_tree(con, definition)
         node = self.tree["statements"][0]["node"]
         # Only a plain SELECT ... WHERE splits into conditions; anything else (a UNION, say)
         # is measured whole.
@@ -104,22 +104,23 @@ def sample(definition: Definition, columns_for: list[Definition], rows: int, rev
 
     from . import plan, reader
     from .engine import Engine
+    from .schemas import conform, source_schema
     from .sources import open_source, read_footer
 
     source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
-    schema = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
+    first = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
     columns: list[str] = []
     for d in columns_for:
         engine = Engine(d)
-        columns += [c for c in engine.check(schema) if c not in columns]
+        columns += [c for c in engine.check(first) if c not in columns]
         engine.close()
-    columns = [c for c in schema.names if c in columns]
+    schema = source_schema(source, [c for c in first.names if c in columns])
     tables: list[pa.Table] = []
-    for unit in plan.units(source, columns, grow=True):
-        tables.append(reader.read_unit(source, unit, columns))
+    for unit in plan.units(source, schema.names, grow=True):
+        tables.append(conform(reader.read_unit(source, unit, schema.names), schema, unit.file.url))
         if sum(t.num_rows for t in tables) >= rows:
             break
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else schema.empty_table()
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
     return table.slice(0, rows), source
 
 

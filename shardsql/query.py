@@ -13,12 +13,13 @@ one row group of the columns it needs, and a count over one column reads only th
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ShardsqlError
+from .statements import QueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,10 +29,22 @@ if TYPE_CHECKING:
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
 DEFAULT_TABLE_ROWS = 20
 READ_THREADS = 4  # units fetched and decoded ahead of the query, at most
+STREAM_ROWS = 2048  # rows per batch pulled from DuckDB when streaming a result out
+INTERRUPT_POLL_S = 0.1  # how often the main thread wakes while DuckDB works (to see Ctrl-C)
+INTERRUPT_WAIT_S = 5.0  # how long an interrupted query may take to stop
 
 
-class QueryError(ShardsqlError):
-    """The ad-hoc query is invalid or failed."""
+@dataclass
+class QueryStream:
+    """A result being computed: its schema, and its batches as DuckDB produces them."""
+
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+    sources: list[Source] = field(default_factory=list)
+
+    @property
+    def bytes_fetched(self) -> int:
+        return sum(s.counter.bytes for s in self.sources)
 
 
 @dataclass
@@ -46,11 +59,10 @@ class QueryResult:
 
 
 def parse_tree(con, sql: str) -> dict:
-    """DuckDB's own parse tree of `sql` (SELECT statements only)."""
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
-    if tree.get("error"):
-        raise QueryError(tree.get("error_message", "invalid SQL"))
-    return tree
+    """DuckDB's own parse tree of `sql`, which must be one SELECT (a QueryError naming the line if not)."""
+    from .statements import query_tree
+
+    return query_tree(con, sql)
 
 
 def table_refs(tree: object) -> list[tuple[str, str]]:
@@ -67,11 +79,17 @@ def table_refs(tree: object) -> list[tuple[str, str]]:
     return refs
 
 
-def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.RecordBatchReader:
-    """A stream of the source's rows (only `columns`), fetched as they are pulled."""
+def lazy_reader(
+    source: Source, columns: list[str], schema: pa.Schema, failures: list[ShardsqlError] | None = None
+) -> pa.RecordBatchReader:
+    """A stream of the source's rows (only `columns`), fetched as they are pulled.
+
+    A ShardsqlError raised while reading is also put in `failures`: DuckDB, which pulls the
+    stream, reports it wrapped in its own message with a Python traceback."""
     import pyarrow as pa
 
     from . import plan, reader
+    from .schemas import conform
 
     pulled = [0]
 
@@ -80,9 +98,15 @@ def lazy_reader(source: Source, columns: list[str], schema: pa.Schema) -> pa.Rec
         # consumed: nothing ahead for the first row group (a LIMIT may need no more).
         units = plan.units(source, columns, grow=True)
         ahead = lambda flight: sum(u.rows for u in flight) < max(pulled[0], 1)  # noqa: E731
-        for unit, table in reader.ordered(units, lambda u: reader.read_unit(source, u, columns), READ_THREADS, ahead):
-            pulled[0] += unit.rows
-            yield from table.select(schema.names).cast(schema).to_batches()
+        read = lambda u: reader.read_unit(source, u, columns)  # noqa: E731
+        try:
+            for unit, table in reader.ordered(units, read, READ_THREADS, ahead):
+                pulled[0] += unit.rows
+                yield from conform(table, schema, unit.file.url).to_batches()
+        except ShardsqlError as exc:
+            if failures is not None:
+                failures.append(exc)
+            raise
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -97,12 +121,14 @@ class Session:
         self.con = duckdb.connect(":memory:")
         self.revision, self.source_url = revision, source_url
         self.sources: list[Source] = []
+        self.failures: list[ShardsqlError] = []  # raised inside a source stream that DuckDB pulls
+        self.truncated = False  # the result had more rows than the limit
+        self._pool = None  # runs DuckDB calls off the main thread (see _interruptible)
 
     def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict]) -> None:
         """Open a source and register it as `name`, reading only the columns the parse trees name."""
-        import pyarrow as pa
-
         from .plan import columns_needed
+        from .schemas import source_schema
         from .sources import open_source, read_footer
 
         source = open_source(url, revision, override=bool(self.revision))  # --revision wins
@@ -112,16 +138,14 @@ class Session:
         columns = columns_needed(trees, list(schema.names))
         # count(*) names no column but needs the row counts: read the cheapest column.
         columns = columns or [footer.cheapest_column()]
-        narrow = pa.schema([schema.field(n) for n in columns])
-        self.con.register(name, lazy_reader(source, columns, narrow))
+        self.con.register(name, lazy_reader(source, columns, source_schema(source, columns), self.failures))
 
     def prepare(self, sql: str) -> None:
         """Register exactly the views the query reads, then lock the connection."""
         from .catalog import load_all
+        from .statements import definition_tree
 
         tree = parse_tree(self.con, sql)
-        if len(tree["statements"]) != 1:
-            raise QueryError(f"give exactly one SELECT, found {len(tree['statements'])} statements")
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_all()}
         if self.source_url and ("", SOURCE_SCHEMA) in refs:
@@ -139,7 +163,8 @@ class Session:
                 self._register_source(f"__raw_{table}", url, revision, [tree])
                 self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}"."{table}" AS SELECT * FROM "__raw_{table}"')
             elif schema_name in ("", "main"):
-                self._register_source(f"__src_{table}", url, revision, [tree, parse_tree(self.con, definition.sql)])
+                own = definition_tree(self.con, definition)
+                self._register_source(f"__src_{table}", url, revision, [tree, own])
                 self.con.execute(
                     f'CREATE VIEW "{table}" AS WITH source AS (SELECT * FROM "__src_{table}") '
                     f"SELECT * FROM ({definition.sql})"
@@ -147,33 +172,104 @@ class Session:
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
-    def run(self, sql: str, limit: int | None = None) -> QueryResult:
+    def stream(self, sql: str, limit: int | None = None) -> QueryStream:
+        """The query's result as a stream of record batches (at most `limit` rows), pulled
+        from DuckDB as the caller consumes them: memory stays bounded whatever the size."""
+        import pyarrow as pa
+
         self.prepare(sql)
         wrapped = sql if limit is None else f"SELECT * FROM ({sql}) LIMIT {int(limit) + 1}"
         try:
-            table = self.con.sql(wrapped).to_arrow_table()
-        except self._duckdb.Error as exc:
-            message = str(exc).strip().splitlines()[0]
-            if "already been consumed" in message:
-                # Each view streams its source once; a query that reads it twice needs a copy.
-                message = (
-                    "the query reads the same dataset more than once; each is streamed once. Name it once "
-                    "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
-                )
-            if "does not exist" in message and "Table" in message:
-                from .catalog import load_all
+            relation = self.con.sql(wrapped)
+            # to_arrow_reader in newer DuckDB; fetch_record_batch (deprecated there) in older ones.
+            reader = self._interruptible(getattr(relation, "to_arrow_reader", relation.fetch_record_batch), STREAM_ROWS)
+        except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
+            raise self._error(exc) from None
+        return QueryStream(reader.schema, self._batches(reader, limit), self.sources)
 
-                views = ", ".join(d.view_name for d in load_all())
-                message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"
-                if self.source_url:
-                    message += "; the --source files are the view `source`"
-            raise QueryError(message) from None
-        except ShardsqlError:
+    def _batches(self, reader, limit: int | None) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        left = limit
+        while True:
+            try:
+                batch = self._interruptible(reader.read_next_batch)
+            except StopIteration:
+                return
+            except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
+                raise self._error(exc) from None
+            if left is not None:
+                if batch.num_rows > left:
+                    batch = batch.slice(0, left)
+                    self.truncated = True
+                left -= batch.num_rows
+            if batch.num_rows:
+                yield batch
+            if left == 0 and self.truncated:
+                return
+
+    def _interruptible(self, call, *args):
+        """`call(*args)` on a worker thread, so that Ctrl-C stops DuckDB promptly.
+
+        While DuckDB computes, the main thread would sit in C code where Python cannot run
+        its SIGINT handler (DuckDB notices the signal only at some points, sometimes never);
+        waiting here in Python, we get the KeyboardInterrupt at once and interrupt DuckDB."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="shardsql-query")
+        future = self._pool.submit(call, *args)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=INTERRUPT_POLL_S)
+                except TimeoutError:
+                    continue
+        except KeyboardInterrupt:
+            self.con.interrupt()
+            # The query was interrupted: its own error ("Query interrupted") does not matter.
+            with contextlib.suppress(BaseException):
+                future.result(timeout=INTERRUPT_WAIT_S)
             raise
-        truncated = limit is not None and table.num_rows > limit
-        return QueryResult(table.slice(0, limit) if truncated else table, truncated, self.sources)
+
+    def _error(self, exc: Exception) -> BaseException:
+        """A DuckDB (or Arrow) error as one line; our own error from a source stream as itself."""
+        if "interrupted" in str(exc).lower() and not isinstance(exc, self._duckdb.Error):
+            return KeyboardInterrupt()  # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted")
+        if isinstance(exc, UnicodeDecodeError):
+            # DuckDB's own error message quoted the bad bytes and could not be decoded.
+            return QueryError("the query failed on source text that is not valid UTF-8 (the source has such bytes)")
+        if self.failures:
+            # A SourceError raised while DuckDB pulled a stream reaches us wrapped in DuckDB's
+            # message with a Python traceback; the original is the one worth showing.
+            return self.failures[0]
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "already been consumed" in message:
+            # Each view streams its source once; a query that reads it twice needs a copy.
+            message = (
+                "the query reads the same dataset more than once; each is streamed once. Name it once "
+                "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
+            )
+        if "does not exist" in message and "Table" in message:
+            from .catalog import load_all
+
+            views = ", ".join(d.view_name for d in load_all())
+            message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"
+            if self.source_url:
+                message += "; the --source files are the view `source`"
+        return QueryError(message)
+
+    def run(self, sql: str, limit: int | None = None) -> QueryResult:
+        """The whole result in memory (for small results: tables, tests); see `stream`."""
+        import pyarrow as pa
+
+        stream = self.stream(sql, limit)
+        table = pa.Table.from_batches(list(stream.batches), stream.schema)
+        return QueryResult(table, self.truncated, self.sources)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.con.close()
 
 
@@ -184,5 +280,19 @@ def run_query(
     session = Session(revision, source_url)
     try:
         return session.run(sql.strip().rstrip(";"), limit)
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def stream_query(
+    sql: str, limit: int | None = None, revision: str | None = None, source_url: str | None = None
+) -> Iterator[tuple[QueryStream, Session]]:
+    """Run one ad-hoc SELECT and stream its result; the session closes when the block ends.
+
+    `session.truncated` says, once the batches are consumed, whether rows beyond `limit` exist."""
+    session = Session(revision, source_url)
+    try:
+        yield session.stream(sql.strip().rstrip(";"), limit), session
     finally:
         session.close()

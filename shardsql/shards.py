@@ -47,6 +47,8 @@ def shard_name(index: int) -> str:
 
 
 VAL_SHARD_NAME = shard_name(VAL_SHARD_INDEX)
+# Training shards are shard_00000 .. shard_06541: one more would take the validation shard's name.
+MAX_TRAIN_SHARDS = VAL_SHARD_INDEX
 
 
 @dataclass(frozen=True)

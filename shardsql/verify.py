@@ -14,8 +14,10 @@ This module checks the folder first, in two layers:
   string `text` column without nulls in each, and `shard_06542.parquet`, big enough for the
   evaluation (a warning, since a small one still works, only less well).
 
-Training shards are read from their footers alone (and hashed, in blocks, when the manifest
-has a sha256); only the validation shard's text is read, a row group at a time, to size it.
+With a manifest, training shards are read from their footers alone and hashed, in blocks,
+against its sha256; without one, nothing vouches for their bytes, so every page of every
+shard is decoded (a row group at a time) and its text checked for UTF-8 and nulls. The
+validation shard's text is also read to size it.
 Problems are collected rather than raised, so one run lists them all; `check` raises.
 """
 
@@ -162,8 +164,15 @@ def _check_file(path: Path, entry: dict | None, group_size: int | None, report: 
         return
     column = schema.get_field_index("text")
     groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
-    stats = [g.column(column).statistics for g in groups]
-    nulls = sum(s.null_count for s in stats if s is not None and s.has_null_count)
+    if entry is None:
+        # No recorded sha256 to vouch for the bytes: decode every page instead (and count
+        # the real nulls, since statistics may be missing or wrong).
+        nulls = _decode(path, report)
+        if nulls is None:
+            return
+    else:
+        stats = [g.column(column).statistics for g in groups]
+        nulls = sum(s.null_count for s in stats if s is not None and s.has_null_count)
     if nulls:
         # prepare.py's text_iterator calls len(text) on every row: a null stops tokenizer training.
         report.errors.append(f"{name}: column 'text' has {nulls:,} nulls, expected none (prepare.py fails on a null)")
@@ -177,6 +186,34 @@ def _check_file(path: Path, entry: dict | None, group_size: int | None, report: 
                 f"(options.row_group_size in {MANIFEST}; only a file's last row group may be smaller)"
             )
             break
+
+
+def _decode(path: Path, report: VerifyReport) -> int | None:
+    """Decode every row group of a shard's `text`: each page must decompress and decode, hold
+    the rows the footer says, and be valid UTF-8. Returns the nulls, or None (reported) if damaged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nulls = 0
+    index = 0
+    try:
+        with pq.ParquetFile(path) as parquet:
+            for index in range(parquet.num_row_groups):  # a row group at a time: memory stays small
+                texts = parquet.read_row_group(index, columns=["text"]).column("text")
+                expected = parquet.metadata.row_group(index).num_rows
+                if len(texts) != expected:
+                    report.errors.append(f"{path.name}: row group {index} decodes to {len(texts):,} rows, "
+                                         f"its footer says {expected:,}")  # fmt: skip
+                    return None
+                for chunk in texts.chunks:
+                    chunk.validate(full=True)  # full: checks UTF-8 too
+                nulls += texts.null_count
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        what = "is not valid UTF-8" if "UTF8" in str(exc) else "is damaged"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        report.errors.append(f"{path.name}: row group {index} {what} ({first}); prepare.py cannot read it")
+        return None
+    return nulls
 
 
 def _check_validation_size(path: Path, report: VerifyReport) -> None:

@@ -40,7 +40,7 @@ def test_revision_is_optional():
         (GOOD.replace("-- revision: v1.0", "-- description: again"), "'description' is given twice", 3),
         (GOOD.replace("v1.0", ""), "header key 'revision' has no value", 3),
         ("-- description: a\n-- source: b\n", "there is no SELECT", None),
-        ("-- description: a\n-- source: b\nDROP TABLE x", "one SELECT statement", 3),
+        ("-- description: a\n-- source: b\nDROP TABLE x", "the definition must be one SELECT over source", 3),
     ],
 )
 def test_bad_headers_are_errors_with_an_example(text, message, line):

@@ -92,6 +92,9 @@ def test_dry_run_lists_files_and_writes_nothing(hub, hub_dataset, tmp_path):
         (["convert", "finweb-edu"], "Did you mean: fineweb-edu", 1),
         (["convert", "fineweb-edu", "--num-shards", "0"], "--num-shards must be at least 1", 2),
         (["convert", "fineweb-edu", "--num-shards", "ten"], "'ten' is not a valid integer", 2),
+        # Training shard 6542 would overwrite the validation shard_06542 (issue 10).
+        (["convert", "fineweb-edu", "--num-shards", "6543"], "must stop before the validation shard's number", 2),
+        (["convert", "fineweb-edu", "--num-shards", "6543", "--dry-run"], "at most 6,542", 2),
         (["show", "nope.sql"], "no such definition file", 1),
     ],
 )
@@ -132,6 +135,51 @@ def test_demo_runs_offline(tmp_path):
     assert "2 training + 1 validation" in result.output
     assert (tmp_path / "autoresearch" / "data" / "shard_06542.parquet").is_file()
     assert "only the columns and row groups needed" in result.output
+    # The closing lines say it was the demo, where its files are and how to remove them,
+    # then the real next steps; not prepare.py, which would read ~/.cache/autoresearch.
+    assert f"That was the demo: a generated sample, not real data. Its files are in {tmp_path}" in result.output
+    assert f"Remove them with: rm -rf {tmp_path}" in result.output
+    assert "shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
+    assert "prepare.py" not in result.output
+
+
+def test_top_level_help_names_the_environment_variables():
+    result = run("--help")
+    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve"):
+        assert name in result.output
+
+
+def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkeypatch):
+    import re
+    import signal
+
+    code = "from shardsql.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "demo", "--serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        lines = []
+        while not any(line.startswith("(--cache-dir") for line in lines):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], proc.stderr.read()
+        printed = "".join(lines)
+        endpoint = re.search(r"export HF_ENDPOINT=(\S+) HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN", printed).group(1)
+        folder = re.search(r"from (/\S+)\.\n", printed).group(1)
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        cache = tmp_path / "cache"
+        for args in (
+            ["convert", "pubmed-abstract", "--dry-run"],
+            ["convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "1000", "--cache-dir", str(cache)],
+            ["verify", str(cache / "data")],
+            ["sql", "SELECT count(*) AS n FROM source.github_code_python"],
+            ["explain", "fineweb-edu-high", "--sample-rows", "1000"],
+        ):
+            result = run(*args)
+            assert result.exit_code == 0, (args, result.output)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Stopped serving." in err, err
+    assert f"Removed {folder}." in err and not __import__("pathlib").Path(folder).exists()
 
 
 def test_version():
@@ -194,3 +242,33 @@ def test_an_invalid_token_is_one_clean_line(hub, hub_dataset, tmp_path, monkeypa
         "(public datasets need none)",
     )
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody can write: a read-only tmpfs as root (root ignores permissions), else chmod."""
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], check=True)
+        yield folder
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["file", "under a file", "read-only"])
+@pytest.mark.parametrize("command", ["convert", "restore"])
+def test_an_unusable_cache_dir_is_one_line(tmp_path, read_only_dir, where, command):
+    (tmp_path / "a-file").write_text("")
+    cache = {"file": tmp_path / "a-file", "under a file": tmp_path / "a-file" / "sub", "read-only": read_only_dir}
+    args = ["fineweb-edu", "--yes", "--source", str(tmp_path)] if command == "convert" else []
+    result = run(command, *args, "--cache-dir", str(cache[where]))
+    assert result.exit_code == 1, result.output
+    why = "is not writable" if where == "read-only" else "is a file, not a folder"
+    assert result.output.startswith(f"Error: cannot use {cache[where]} as the cache folder: "), result.output
+    assert why in result.output and len(result.output.strip().splitlines()) == 1

@@ -49,7 +49,7 @@ def test_renamed_column_becomes_text():
         ),
         ("SELECT score AS text FROM source", "it yields: text DOUBLE"),
         ("SELECT text AS body FROM source", "it yields: body VARCHAR"),
-        ("SELECT text FROM source; SELECT 1 AS text", "exactly one SELECT, found 2 statements"),
+        ("SELECT text FROM source; SELECT 1 AS text", "must be one SELECT over source, found 2 statements"),
     ],
 )
 def test_result_must_be_one_text_column(sql, message):

@@ -179,3 +179,32 @@ def test_no_directory_or_no_shards_is_a_verify_error(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(VerifyError, match=r"no shard files \(shard_NNNNN.parquet\) to verify"):
         verify.verify(tmp_path)
+
+
+def _corrupt_first_data_page(path):
+    """Overwrite bytes in the middle of the first row group's text data (compressed pages)."""
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    raw = bytearray(path.read_bytes())
+    raw[middle : middle + 64] = bytes(64)
+    path.write_bytes(bytes(raw))
+
+
+def test_without_a_manifest_a_corrupted_data_page_is_an_error(data):
+    (data / "manifest.json").unlink()
+    _corrupt_first_data_page(data / "shard_00000.parquet")
+    error = _only_error(verify.verify(data))
+    assert error.startswith("shard_00000.parquet: row group 0 is damaged ("), error
+    assert error.endswith("prepare.py cannot read it")
+
+
+def test_without_a_manifest_invalid_utf8_and_real_nulls_are_errors(data):
+    (data / "manifest.json").unlink()
+    bad = pa.array([b"ok", b"caf\xc3"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"text": bad}), data / "shard_00000.parquet")
+    # Nulls without statistics: only decoding finds them.
+    pq.write_table(pa.table({"text": ["a", None]}), data / "shard_00001.parquet", write_statistics=False)
+    errors = verify.verify(data).errors
+    assert errors[0].startswith("shard_00000.parquet: row group 0 is not valid UTF-8 ("), errors
+    assert errors[1] == "shard_00001.parquet: column 'text' has 1 nulls, expected none (prepare.py fails on a null)"
+    assert len(errors) == 2

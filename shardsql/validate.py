@@ -1,0 +1,89 @@
+"""Checks that every batch headed for a shard is text prepare.py can read.
+
+autoresearch's prepare.py calls `len(text)` on every row and tokenizes it as a Python
+`str`: a NULL stops tokenizer training, and bytes that are not UTF-8 fail to decode (or,
+read by a lenient reader, train on garbage). Neither pyarrow's parquet reader, DuckDB's
+scan of a registered Arrow table nor Polars' writer checks UTF-8 (tested in
+tests/test_validate.py), so a source column holding invalid bytes flows into the shards
+unnoticed. `check_text` is run on each batch of the definition's output before it is
+written: the first bad batch stops the conversion, before any shard holding it exists.
+
+Cost: a NULL count is free (Arrow keeps it); UTF-8 validation is Arrow's validator, about
+0.1 s for 100,000 texts of 3,500 characters (406 MB) on one core, `python -m
+shardsql.validate`. A whole conversion of 100,000 such rows took 1.49 s with the check and
+1.54 s without (medians of 4): the check is within the noise of decoding and compressing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import ConversionError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+TEXT_COLUMN = "text"
+UNCHANGED = "Your data folder was not changed."
+
+
+def check_text(table: pa.Table, where: str) -> None:
+    """Raise ConversionError unless `table`'s `text` column has no NULL and only valid UTF-8.
+
+    `where` names the rows for a person, e.g. "hf://.../0001.parquet, row group 3".
+    """
+    import pyarrow as pa
+
+    column = table.column(TEXT_COLUMN)
+    if column.null_count:
+        raise ConversionError(
+            f"{where}: the definition keeps {column.null_count:,} NULL text(s) here, and prepare.py fails on a "
+            f"NULL; add `WHERE text IS NOT NULL` (or `AND text IS NOT NULL`) to it. {UNCHANGED}"
+        )
+    offset = 0
+    for chunk in column.chunks:
+        try:
+            # Full validation is what checks UTF-8; the cheap one checks only offsets and sizes.
+            chunk.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            index = _bad_index(str(exc))
+            row = f" (row {offset + index:,} of this batch)" if index is not None else ""
+            raise ConversionError(
+                f"{where}: a text is not valid UTF-8{row}, so prepare.py cannot read it; fix that source file or "
+                f"leave it out (--source, --num-source). {UNCHANGED}"
+            ) from None
+        offset += len(chunk)
+
+
+def _bad_index(message: str) -> int | None:
+    """The row index in Arrow's 'Invalid UTF8 sequence at string index N' message."""
+    import re
+
+    found = re.search(r"string index (\d+)", message)
+    return int(found.group(1)) if found else None
+
+
+def _measure(rows: int = 100_000, chars: int = 3_500, batch_rows: int = 2_048) -> None:
+    """Print check_text's cost on `rows` texts of `chars` characters: `python -m shardsql.validate`."""
+    import random
+    import time
+
+    import pyarrow as pa
+
+    rng = random.Random(0)
+    base = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz      éü—数") for _ in range(chars))
+    table = pa.table({TEXT_COLUMN: pa.array([base[i % 97 :] + base[: i % 97] for i in range(rows)], pa.large_string())})
+    batches = [table.slice(i, batch_rows) for i in range(0, rows, batch_rows)]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for batch in batches:
+            check_text(batch, "measure")
+        best = min(best, time.perf_counter() - start)
+    size = table.column(TEXT_COLUMN).nbytes / 1e6
+    print(f"check_text: {rows:,} texts of {chars:,} characters ({size:,.0f} MB) in {batch_rows:,}-row batches: "
+          f"{best:.3f} s (best of 3, one core), {size / best:,.0f} MB/s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    _measure()
