@@ -77,6 +77,7 @@ def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
 
 def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]):
     """The unit's rows (only `columns`), decoded from fetched ranges."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     wanted = {c.lower() for c in columns}
@@ -84,7 +85,10 @@ def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list
     # pre_buffer=False: pyarrow's coalescing would read its own ranges, not the planned ones.
     parquet = pq.ParquetFile(RangeFile(source, unit.file, data), metadata=footer.metadata, pre_buffer=False)
     try:
-        return parquet.read_row_groups(list(unit.row_groups), columns=names, use_threads=False)
+        # Row group by row group: one call for the whole unit grows a single buffer by
+        # reallocation and costs up to twice the CPU (measured with pyarrow 26).
+        groups = [parquet.read_row_group(index, columns=names, use_threads=False) for index in unit.row_groups]
+        return pa.concat_tables(groups)
     except SourceError:
         raise
     except Exception as exc:
