@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,19 @@ class Scan:
         """One unit's rows, with the scan's schema."""
         return conform(reader.read_unit(self.source, unit, self.columns), self.schema, unit.file.url)
 
+    def prefetched(self) -> Iterator[tuple[Unit, Future]]:
+        """The units in order, each with the future of its fetched byte ranges (fetched ahead)."""
+        return reader.prefetched(self.source, self.units())
+
+    def decode(self, item: tuple[Unit, Future]) -> pa.Table:
+        """A prefetched unit's rows, with the scan's schema."""
+        from .sources import read_footer
+
+        unit, data = item
+        footer = read_footer(self.source, unit.file)
+        table = reader.decode_unit(self.source, unit, footer, self.columns, data.result())
+        return conform(table, self.schema, unit.file.url)
+
 
 def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
     """(unit, the definition's rows from it) in order, computed on `scan.workers` threads.
@@ -63,13 +77,13 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
     local = threading.local()
     engines: list[Engine] = []
 
-    def work(unit: Unit) -> pa.Table:
+    def work(item: tuple[Unit, Future]) -> pa.Table:
         engine = getattr(local, "engine", None)
         if engine is None:
             engine = local.engine = Engine(definition)
             with scan._lock:
                 engines.append(engine)
-        table = scan.table(unit)
+        unit, table = item[0], scan.decode(item)
         kept = engine.run(table)
         try:
             check_text(kept, unit.file.url)  # before anything is written: prepare.py needs valid texts
@@ -79,11 +93,11 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
 
     in_window = reader.within_bytes()
 
-    def may_submit(flight: list[Unit]) -> bool:
-        return in_window(flight) and sum(u.rows for u in flight) < rows_wanted()
+    def may_submit(flight: list[tuple[Unit, Future]]) -> bool:
+        return in_window(flight) and sum(unit.rows for unit, _ in flight) < rows_wanted()
 
     try:
-        for unit, kept in reader.ordered(scan.units(), work, scan.workers, may_submit):
+        for (unit, _), kept in reader.ordered(scan.prefetched(), work, scan.workers, may_submit):
             scan.read += unit.rows
             yield unit, kept
     finally:
@@ -109,7 +123,7 @@ def source_stream(scan: Scan) -> pa.RecordBatchReader:
     import pyarrow as pa
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for unit, table in reader.ordered(scan.units(), scan.table, scan.workers, reader.within_bytes()):
+        for (unit, _), table in reader.ordered(scan.prefetched(), scan.decode, scan.workers, reader.within_bytes()):
             scan.read += unit.rows
             yield from table.to_batches()
 

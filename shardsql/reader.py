@@ -7,9 +7,9 @@ fetched (one request each) and pyarrow decodes the unit from memory. A read outs
 planned ranges still works (it is fetched and counted), so the plan is an optimisation,
 never a correctness risk.
 
-`ordered` runs any per-unit work on a few threads and hands the results back in source
-order, with a bounded window: the conversion's executors and the whole-source stream
-are built on it.
+`prefetched` fetches a few units ahead on I/O threads, and `ordered` runs any per-unit
+work on a few threads and hands the results back in source order, with a bounded window:
+the conversion's executors and the whole-source stream are built on them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_BYTES_AHEAD = 64 << 20  # compressed bytes of units in flight: most of a conversion's memory
+WINDOW_UNITS = 8  # ... and at most this many units
+FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
+FETCH_AHEAD = 2  # units fetched ahead of the work started on them
 
 
 class RangeFile(io.RawIOBase):
@@ -149,6 +152,30 @@ def ordered(
         pool.shutdown(wait=True)
 
 
-def within_bytes(limit: int = MAX_BYTES_AHEAD, window: int = 8) -> Callable[[list[Any]], bool]:
-    """A `may_submit` that bounds the units in flight by count and by bytes fetched."""
-    return lambda flight: len(flight) < window and sum(u.fetch_bytes for u in flight) < limit
+def prefetched(source: Source, units: Iterator[Unit], ahead: int | None = None) -> Iterator[tuple[Unit, Future]]:
+    """(unit, the future of its fetched ranges), with the fetches of up to `ahead` more units
+    already under way: the network works while the cores decode and filter.
+
+    Items are pulled as work starts, so at most `ahead` units are fetched beyond the work
+    started (the bound on reading past what the shards need).
+    """
+    ahead = FETCH_AHEAD if ahead is None else ahead
+    pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="shardsql-fetch")
+    waiting: deque[tuple[Unit, Future]] = deque()
+    try:
+        for unit in units:
+            waiting.append((unit, pool.submit(fetch_unit, source, unit)))
+            if len(waiting) > ahead:
+                yield waiting.popleft()
+        while waiting:
+            yield waiting.popleft()
+    finally:
+        for _, future in waiting:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+def within_bytes() -> Callable[[list[Any]], bool]:
+    """A `may_submit` that bounds the (unit, data) items in flight by count and by bytes fetched."""
+    window, limit = WINDOW_UNITS, MAX_BYTES_AHEAD
+    return lambda flight: len(flight) < window and sum(unit.fetch_bytes for unit, _ in flight) < limit

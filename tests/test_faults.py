@@ -8,7 +8,7 @@ from faults import KINDS, Faults
 from helpers import read_texts
 from seed_reference import seed_shards
 
-from shardsql import catalog
+from shardsql import catalog, plan, reader
 from shardsql import hub as hub_access
 from shardsql.convert import ConvertOptions, convert
 from shardsql.errors import SourceError
@@ -21,8 +21,8 @@ def expected_shards(folder):
     return seed_shards(sorted(folder.glob("*.parquet")), "text", 3, 800)[0]
 
 
-def run(tmp_path, **kw):
-    options = ConvertOptions(num_shards=3, rows_per_shard=800, cache_dir=tmp_path / "cache")
+def run(tmp_path, workers=2, **kw):
+    options = ConvertOptions(num_shards=3, rows_per_shard=800, cache_dir=tmp_path / "cache", workers=workers)
     return convert(catalog.resolve("fineweb-edu"), options, **kw)
 
 
@@ -57,11 +57,16 @@ def test_a_stalled_read_times_out_and_is_retried(hub, hub_dataset, tmp_path, mon
     assert_equal_to_seed(tmp_path, folder)
 
 
-def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dataset, tmp_path):
+def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dataset, tmp_path, monkeypatch):
     folder = hub_dataset("fineweb-edu", row_group_size=200)
     live = tmp_path / "cache" / "data"
     live.mkdir(parents=True)
     (live / "shard_00000.parquet").write_bytes(b"old data")
+
+    # One unit (row group) at a time, nothing fetched ahead: the faults meet the reads after shard 1.
+    monkeypatch.setattr(plan, "UNIT_BYTES", 1)
+    monkeypatch.setattr(reader, "FETCH_AHEAD", 0)
+    monkeypatch.setattr(reader, "WINDOW_UNITS", 1)
 
     class BreakAfterFirstShard(Progress):
         def shard(self, info):
@@ -71,7 +76,7 @@ def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dat
     with pytest.raises(
         SourceError, match=r"after 6 attempts over \d+ s: short read.*Run the same command again to resume"
     ):
-        run(tmp_path, progress=BreakAfterFirstShard())
+        run(tmp_path, progress=BreakAfterFirstShard(), workers=1)
     assert [p.name for p in live.iterdir()] == ["shard_00000.parquet"]
     assert (live / "shard_00000.parquet").read_bytes() == b"old data"
 

@@ -50,8 +50,10 @@ def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
     assert pa.concat_tables(tables)["text"] == table["text"]
 
 
-def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ahead", [0, 1])
+def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_path, monkeypatch, ahead):
     monkeypatch.setattr(plan, "UNIT_BYTES", 1)  # a unit per row group
+    monkeypatch.setattr(reader, "FETCH_AHEAD", ahead)
     _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
     metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
@@ -63,7 +65,8 @@ def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_p
         if consumed[0] >= 1000:
             break  # the consumer stops pulling; nothing more was started
     assert consumed[0] == 1200, "three row groups of 400 rows hold the 1000 wanted"
-    text_chunks = sum(metadata.row_group(i).column(1).total_compressed_size for i in range(3))
+    # The three row groups, and as many more as are fetched ahead of the work started.
+    text_chunks = sum(metadata.row_group(i).column(1).total_compressed_size for i in range(3 + ahead))
     assert source.counter.bytes == metadata.serialized_size + 8 + text_chunks
 
 
