@@ -1,9 +1,10 @@
 """Resuming an interrupted conversion from its last complete shard.
 
 After each shard is complete, `checkpoint.json` in the staging folder records the shards
-so far and where in the source the next one starts: a row group and how many of its kept
-rows the previous shards already took. A rerun with the same definition, source and
-options reads from there and writes shards identical to an uninterrupted run. Anything
+so far and where in the source the next one starts: the first row group of a unit and how
+many of the unit's kept rows the previous shards already took (for a whole-source
+definition, whose query runs again from the start: the output rows already written). A
+rerun with the same definition, source and options reads from there and writes shards identical to an uninterrupted run. Anything
 else (an edited definition, another revision or option) starts afresh, and says why.
 
 The file is replaced atomically, so a crash leaves either the old or the new checkpoint.
@@ -24,7 +25,7 @@ CHECKPOINT_NAME = "checkpoint.json"
 
 @dataclass
 class Position:
-    """Where the next shard's rows start: file, row group, and kept rows of it already used."""
+    """Where the next shard's rows start: file, a unit's first row group, and kept rows of the unit already used."""
 
     file: int = 0
     row_group: int = 0

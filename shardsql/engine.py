@@ -77,7 +77,7 @@ class Engine:
         (a self-join, a subquery over source): the stream can be scanned only once."""
         refs = [
             item
-            for item in plan._walk(self.statement)
+            for item in plan.walk(self.statement)
             if item.get("type") == "BASE_TABLE" and item.get("table_name", "").lower() == plan.SOURCE_VIEW
         ]
         if len(refs) < 2:

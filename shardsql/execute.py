@@ -1,12 +1,15 @@
 """Executors: run a definition over the plan's units and hand its output on, in source order.
 
-* `row_by_row`: each unit is fetched, decoded and filtered on a worker thread (pyarrow's
-  decoder and DuckDB release the GIL, so threads use the cores), with its own DuckDB
-  connection; results come back in unit order. A unit starts only while the source rows
-  in flight are fewer than the rows still wanted, so nothing is read that the shards
-  cannot need, beyond the units already started.
+* `row_by_row`: each unit is decoded and filtered on a worker thread (pyarrow's decoder
+  and DuckDB release the GIL, so threads use the cores), with its own DuckDB connection;
+  results come back in unit order. Its bytes are fetched on I/O threads a couple of units
+  ahead (reader.prefetched), so the network works while the cores do. A unit starts only
+  while the source rows in flight are fewer than the rows still wanted, so nothing is read
+  that the shards cannot need, beyond the units already started or fetched ahead.
 * `whole_source`: the units are fetched and decoded ahead on worker threads and streamed,
   in order, into one DuckDB query over the whole source.
+
+Every kept text is checked (validate.py) before it leaves the executor.
 
 Both yield (unit or None, kept rows): the caller tracks positions for checkpoints.
 """

@@ -62,7 +62,7 @@ def parse(con, sql: str) -> dict:
     return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
 
 
-def _walk(node: object) -> Iterator[dict]:
+def walk(node: object) -> Iterator[dict]:
     stack = [node]
     while stack:
         item = stack.pop()
@@ -119,7 +119,7 @@ def classify(statement: dict) -> Shape:
     if node.get("qualify"):
         return whole("QUALIFY")
     kinds = _function_kinds()
-    for item in _walk([node.get("select_list"), node.get("where_clause")]):
+    for item in walk([node.get("select_list"), node.get("where_clause")]):
         cls = item.get("class")
         if cls == "SUBQUERY":
             return whole("a subquery")
@@ -146,7 +146,7 @@ def columns_needed(tree: object, schema_names: list[str]) -> list[str]:
     The caller picks a column when none is named: `count(*)` still needs the row count.
     """
     columns = {name.lower(): name for name in schema_names}
-    nodes = list(_walk(tree))
+    nodes = list(walk(tree))
     tables = {SOURCE_VIEW}
     for item in nodes:
         if item.get("type") == "BASE_TABLE":
