@@ -4,8 +4,9 @@ After each shard is complete, `checkpoint.json` in the staging folder records th
 so far and where in the source the next one starts: the first row group of a unit and how
 many of the unit's kept rows the previous shards already took (for a whole-source
 definition, whose query runs again from the start: the output rows already written). A
-rerun with the same definition, source and options reads from there and writes shards identical to an uninterrupted run. Anything
-else (an edited definition, another revision or option) starts afresh, and says why.
+rerun with the same definition, source and options reads from there and writes shards
+identical to an uninterrupted run. Anything else (an edited definition, another revision
+or option) starts afresh, and says why.
 
 The file is replaced atomically, so a crash leaves either the old or the new checkpoint.
 """
