@@ -62,14 +62,20 @@ class Scan:
         """The units in order, each with the future of its fetched byte ranges (fetched ahead)."""
         return reader.prefetched(self.source, self.units())
 
-    def decode(self, item: tuple[Unit, Future]) -> pa.Table:
-        """A prefetched unit's rows, with the scan's schema."""
+    def parts(self, item: tuple[Unit, Future]) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
+        """A prefetched unit's rows, with the scan's schema, a few row groups at a time."""
         from .sources import read_footer
 
         unit, data = item
         footer = read_footer(self.source, unit.file)
-        table = reader.decode_unit(self.source, unit, footer, self.columns, data.result())
-        return conform(table, self.schema, unit.file.url)
+        for groups, table in reader.decode_parts(self.source, unit, footer, self.columns, data.result()):
+            yield groups, conform(table, self.schema, unit.file.url)
+
+    def decode(self, item: tuple[Unit, Future]) -> pa.Table:
+        """A prefetched unit's rows, with the scan's schema."""
+        import pyarrow as pa
+
+        return pa.concat_tables([table for _, table in self.parts(item)])
 
 
 def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
@@ -81,20 +87,24 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
     engines: list[Engine] = []
 
     def work(item: tuple[Unit, Future]) -> pa.Table:
+        import pyarrow as pa
+
         engine = getattr(local, "engine", None)
         if engine is None:
             engine = local.engine = Engine(definition)
             with scan._lock:
                 engines.append(engine)
-        unit, table = item[0], scan.decode(item)
-        kept = engine.run(table)
-        try:
-            check_text(kept, unit.file.url)  # before anything is written: prepare.py needs valid texts
-        except ConversionError:
-            _raise_first_invalid(engine, scan, unit, table)
-        return kept
+        unit, kept = item[0], []
+        for groups, table in scan.parts(item):
+            out = engine.run(table)
+            try:
+                check_text(out, unit.file.url)  # before anything is written: prepare.py needs valid texts
+            except ConversionError:
+                _raise_first_invalid(engine, scan, unit.file, groups, table)
+            kept.append(out)
+        return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
 
-    in_window = reader.within_bytes()
+    in_window = reader.within_bytes(scan.workers)
 
     def may_submit(flight: list[tuple[Unit, Future]]) -> bool:
         return in_window(flight) and sum(unit.rows for unit, _ in flight) < rows_wanted()
@@ -108,17 +118,17 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
             engine.close()
 
 
-def _raise_first_invalid(engine: Engine, scan: Scan, unit: Unit, table: pa.Table) -> None:
-    """The definition kept a NULL or invalid text from this unit: name the row group it came from."""
+def _raise_first_invalid(engine: Engine, scan: Scan, file, groups: tuple[int, ...], table: pa.Table) -> None:
+    """The definition kept a NULL or invalid text from these row groups: name the one it came from."""
     from .sources import read_footer
 
-    metadata, start = read_footer(scan.source, unit.file).metadata, 0
-    for index in unit.row_groups:
+    metadata, start = read_footer(scan.source, file).metadata, 0
+    for index in groups:
         rows = metadata.row_group(index).num_rows
-        check_text(engine.run(table.slice(start, rows)), f"{unit.file.url}, row group {index}")
+        check_text(engine.run(table.slice(start, rows)), f"{file.url}, row group {index}")
         start += rows
-    check_text(engine.run(table), f"{unit.file.url}, row groups {unit.row_groups[0]}-{unit.row_groups[-1]}")
-    raise AssertionError("a unit with invalid text has a row group with invalid text")
+    check_text(engine.run(table), f"{file.url}, row groups {groups[0]}-{groups[-1]}")
+    raise AssertionError("rows with invalid text come from one of their row groups")
 
 
 def source_stream(scan: Scan) -> pa.RecordBatchReader:
@@ -126,7 +136,8 @@ def source_stream(scan: Scan) -> pa.RecordBatchReader:
     import pyarrow as pa
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for (unit, _), table in reader.ordered(scan.prefetched(), scan.decode, scan.workers, reader.within_bytes()):
+        window = reader.within_bytes(scan.workers)
+        for (unit, _), table in reader.ordered(scan.prefetched(), scan.decode, scan.workers, window):
             scan.read += unit.rows
             yield from table.to_batches()
 

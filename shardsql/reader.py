@@ -30,10 +30,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
-MAX_BYTES_AHEAD = 64 << 20  # compressed bytes of units in flight: most of a conversion's memory
-WINDOW_UNITS = 8  # ... and at most this many units
+# Units in flight (running, or done and waiting for the consumer): a unit per worker and
+# WAITING_UNITS more, and at most BYTES_PER_WORKER compressed bytes a worker. Decoded units
+# and their kept rows are most of a conversion's memory; more would not be faster, since
+# the shard writer is the slowest stage.
+WAITING_UNITS = 1
+BYTES_PER_WORKER = 24 << 20
 FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
 FETCH_AHEAD = 2  # units fetched ahead of the work started on them
+PART_ROWS = 1024  # a unit is decoded and filtered this many rows (or one row group) at a time: memory
 
 
 class RangeFile(io.RawIOBase):
@@ -78,8 +83,12 @@ def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
     return {start: source.fetch(unit.file, start, end) for start, end in unit.ranges}
 
 
-def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]):
-    """The unit's rows (only `columns`), decoded from fetched ranges."""
+def decode_parts(
+    source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]
+) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
+    """The unit's rows (only `columns`) from fetched ranges, a few row groups at a time:
+    (row group indexes, their rows). Parts of PART_ROWS rows or more keep a worker's memory
+    at a part's decoded rows, not a unit's."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -87,25 +96,30 @@ def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list
     names = [n for n in footer.metadata.schema.to_arrow_schema().names if n.lower() in wanted]
     # pre_buffer=False: pyarrow's coalescing would read its own ranges, not the planned ones.
     parquet = pq.ParquetFile(RangeFile(source, unit.file, data), metadata=footer.metadata, pre_buffer=False)
-    try:
-        # Row group by row group: one call for the whole unit grows a single buffer by
-        # reallocation and costs up to twice the CPU (measured with pyarrow 26).
-        groups = [parquet.read_row_group(index, columns=names, use_threads=False) for index in unit.row_groups]
-        return pa.concat_tables(groups)
-    except SourceError:
-        raise
-    except Exception as exc:
-        raise _corrupt(parquet, unit, names, exc) from exc
-
-
-def _corrupt(parquet, unit: Unit, names: list[str], exc: Exception) -> SourceError:
-    """The error for a unit that failed to decode, naming the first row group that does."""
+    indexes: list[int] = []
+    tables: list[pa.Table] = []
     for index in unit.row_groups:
+        # Row group by row group: one call for many grows a single buffer by reallocation
+        # and costs up to twice the CPU (measured with pyarrow 26).
         try:
-            parquet.read_row_group(index, columns=names, use_threads=False)
-        except Exception as inner:
-            return SourceError(f"{unit.file.url}: row group {index} is corrupt: {_first_line(inner)}")
-    return SourceError(f"{unit.file.url}: row groups {unit.row_groups[0]}-{unit.row_groups[-1]}: {_first_line(exc)}")
+            tables.append(parquet.read_row_group(index, columns=names, use_threads=False))
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(f"{unit.file.url}: row group {index} is corrupt: {_first_line(exc)}") from exc
+        indexes.append(index)
+        if sum(t.num_rows for t in tables) >= PART_ROWS:
+            yield tuple(indexes), pa.concat_tables(tables)
+            indexes, tables = [], []
+    if indexes:
+        yield tuple(indexes), pa.concat_tables(tables)
+
+
+def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]):
+    """The unit's rows (only `columns`), decoded from fetched ranges."""
+    import pyarrow as pa
+
+    return pa.concat_tables([table for _, table in decode_parts(source, unit, footer, columns, data)])
 
 
 def read_unit(source: Source, unit: Unit, columns: list[str]) -> pa.Table:
@@ -175,7 +189,7 @@ def prefetched(source: Source, units: Iterator[Unit], ahead: int | None = None) 
         pool.shutdown(wait=True)
 
 
-def within_bytes() -> Callable[[list[Any]], bool]:
+def within_bytes(workers: int) -> Callable[[list[Any]], bool]:
     """A `may_submit` that bounds the (unit, data) items in flight by count and by bytes fetched."""
-    window, limit = WINDOW_UNITS, MAX_BYTES_AHEAD
+    window, limit = workers + WAITING_UNITS, workers * BYTES_PER_WORKER
     return lambda flight: len(flight) < window and sum(unit.fetch_bytes for unit, _ in flight) < limit

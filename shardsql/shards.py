@@ -39,7 +39,7 @@ ROW_GROUP_SIZE = 1_024
 VAL_SHARD_INDEX = 6542  # prepare.py's VAL_SHARD
 PARTIAL_SUFFIX = ".partial"
 WRITERS = 2  # shards compressed at once: one is fed while the one before it finishes
-QUEUED_TABLES = 4  # tables waiting for a shard writer, at most
+QUEUED_TABLES = 1  # tables waiting for a shard writer, at most
 
 
 def shard_name(index: int) -> str:
