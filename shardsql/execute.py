@@ -8,7 +8,9 @@
 * `whole_source`: the units are fetched and decoded ahead on worker threads and streamed,
   in order, into one DuckDB query over the whole source.
 
-Both yield (unit or None, kept rows): the caller tracks positions for checkpoints.
+Both yield (unit or None, kept rows): the caller tracks positions for checkpoints. The
+Ray engine (ray_engine.py) has `row_by_row`'s signature and yield shape: convert.py only
+chooses between them. Each records what ran in `scan.record`, which the manifest keeps.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ DEFAULT_WORKERS = os.cpu_count() or 1
 
 
 @dataclass
+class EngineRecord:
+    """Which engine ran a conversion, on how many workers and nodes, in how many tasks (units)."""
+
+    name: str = "local"
+    workers: int = DEFAULT_WORKERS
+    tasks: int = 0  # units run by this run (a resumed run counts its own)
+    nodes: set[str] = field(default_factory=set)  # where tasks ran
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "workers": self.workers, "tasks": self.tasks, "nodes": max(1, len(self.nodes))}
+
+
+@dataclass
 class Scan:
     """What the executors read: the source, its columns and schema, and where to start."""
 
@@ -42,6 +57,7 @@ class Scan:
     start: tuple[int, int] = (0, 0)  # (file index, row group)
     workers: int = DEFAULT_WORKERS
     read: int = 0  # source rows of the units handed on so far
+    record: EngineRecord = field(default_factory=EngineRecord)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def units(self) -> Iterator[Unit]:
@@ -84,18 +100,22 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
                 engines.append(engine)
         return engine.run(scan.table(unit))
 
-    in_window = reader.within_bytes()
-
-    def may_submit(flight: list[Unit]) -> bool:
-        return in_window(flight) and sum(u.rows for u in flight) < rows_wanted()
-
+    scan.record = EngineRecord("local", scan.workers, nodes={"local"})
     try:
-        for unit, kept in reader.ordered(scan.units(), work, scan.workers, may_submit):
+        for unit, kept in reader.ordered(scan.units(), work, scan.workers, may_submit(rows_wanted)):
             scan.read += unit.rows
+            scan.record.tasks += 1
             yield unit, kept
     finally:
         for engine in engines:
             engine.close()
+
+
+def may_submit(rows_wanted: Callable[[], int], window: int = 8, limit: int = reader.MAX_BYTES_AHEAD):
+    """Whether another unit may start: the window has room, and the source rows in flight are
+    fewer than the kept rows still wanted (a unit keeps at most its rows)."""
+    in_window = reader.within_bytes(limit, window)
+    return lambda flight: in_window(flight) and sum(u.rows for u in flight) < rows_wanted()
 
 
 def source_stream(scan: Scan) -> pa.RecordBatchReader:
@@ -103,8 +123,10 @@ def source_stream(scan: Scan) -> pa.RecordBatchReader:
     import pyarrow as pa
 
     def batches() -> Iterator[pa.RecordBatch]:
+        scan.record = EngineRecord("local", scan.workers, nodes={"local"})
         for unit, table in reader.ordered(scan.units(), scan.table, scan.workers, reader.within_bytes()):
             scan.read += unit.rows
+            scan.record.tasks += 1
             yield from table.to_batches()
 
     return pa.RecordBatchReader.from_batches(scan.schema, batches())
