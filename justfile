@@ -7,6 +7,10 @@ default:
 setup:
     uv sync --locked
 
+# As setup, plus the optional extras the tests and the benchmark exercise (Ray, for --engine ray).
+setup-dev:
+    uv sync --locked --extra ray
+
 # Convert a dataset into ~/.cache/autoresearch/data, e.g. `just convert fineweb-edu --num-shards 50`.
 convert dataset *args: setup
     uv run shardsql convert {{dataset}} {{args}}
@@ -20,7 +24,7 @@ list: setup
     uv run shardsql list
 
 # Run the test suite with coverage.
-test *args: setup
+test *args: setup-dev
     uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered {{args}}
 
 # Lint and format-check (the same checks pre-commit runs).
@@ -34,5 +38,5 @@ fmt: setup
     uv run ruff check --fix .
 
 # Benchmark: speed vs the seed loop and a Polars pipeline, peak RSS, bytes fetched (bench/README.md).
-bench *args: setup
+bench *args: setup-dev
     uv run python bench/bench.py {{args}}
