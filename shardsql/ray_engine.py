@@ -76,7 +76,9 @@ def _connect(ray, workers: int | None) -> bool:
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS") or "local"
-    options: dict[str, Any] = {"address": address, "log_to_driver": False, "logging_level": "WARNING"}
+    options: dict[str, Any] = {"address": address}
+    if not address.startswith("ray://"):  # Ray Client hands other arguments on to the cluster's own init
+        options |= {"log_to_driver": False, "logging_level": "WARNING"}
     if address == "local":
         options |= {
             "num_cpus": workers or os.cpu_count() or 1,
