@@ -78,8 +78,9 @@ def run_scaling(args, work: Path, log: Callable[[str], None]) -> int:
             lambda w=workers: _convert(work / "run", source, args, "local", w), args.repeats, want
         )
         log(f"  local, {workers} workers: {statistics.median(results['local'][workers]):.2f} s")
-    import ray
+    from shardsql.ray_engine import require
 
+    ray = require()  # before anything else imports ray: its workers must use this Python
     cold, hashes = _convert(work / "cold", source, args, "ray", cores)  # starts and stops its own Ray
     if hashes != want:
         raise SystemExit("scaling: the Ray engine's shards differ from the local engine's")

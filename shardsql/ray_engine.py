@@ -67,6 +67,12 @@ def require() -> Any:
         import ray
     except ImportError:
         raise OptionsError(INSTALL_HINT) from None
+    try:  # ray was imported before this ran (a script, a test): the setting is already read
+        from ray._private import ray_constants
+
+        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+    except (ImportError, AttributeError):
+        pass
     return ray
 
 
