@@ -26,6 +26,7 @@ from test_execute import StopAfter  # noqa: E402
 from shardsql import catalog  # noqa: E402
 from shardsql.convert import ConvertOptions, convert  # noqa: E402
 from shardsql.hubstub import HubStandIn  # noqa: E402
+from shardsql.progress import Progress  # noqa: E402
 from shardsql.samples import LAYOUTS, write_sample  # noqa: E402
 
 NODES, CPUS_PER_NODE = 2, 1
@@ -81,11 +82,24 @@ def hashes(result) -> list[tuple[str, str]]:
     return [(s.name, s.sha256) for s in result.shards]
 
 
+class Counts(Progress):
+    """The progress display's last figures."""
+
+    def update(self, read, kept, fetched):
+        super().update(read, kept, fetched)
+        self.last = (read, kept, fetched)
+
+
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset):
-    local = run(dataset, tmp_path / "local", engine="local", workers=2)
-    on_ray = run(dataset, tmp_path / "ray")
+    local_progress, ray_progress = Counts(), Counts()
+    local = run(dataset, tmp_path / "local", engine="local", workers=2, progress=local_progress)
+    on_ray = run(dataset, tmp_path / "ray", progress=ray_progress)
     assert hashes(on_ray) == hashes(local) and len(local.shards) == SHARDS + 1
+    # Progress adds up the tasks' rows and bytes: the same rows, and at least the local bytes
+    # (each worker process also reads the footers of the files it reads).
+    assert ray_progress.last[:2] == local_progress.last[:2] and ray_progress.shards == SHARDS + 1
+    assert ray_progress.last[2] >= local_progress.last[2] > 0
     record = json.loads(on_ray.manifest_path.read_text())
     engine = record["engine"]
     assert engine["name"] == "ray" and engine["workers"] == NODES * CPUS_PER_NODE
@@ -179,3 +193,15 @@ def test_a_whole_source_definition_runs_locally_under_ray(hub_env, tmp_path):
     options = ConvertOptions(num_shards=2, rows_per_shard=500, cache_dir=tmp_path / "c", engine="ray")
     result = convert(definition, options)
     assert json.loads(result.manifest_path.read_text())["engine"]["name"] == "local"
+
+
+def test_the_command_line_runs_on_ray(hub_env, tmp_path):
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    args = ["convert", "github-code-python", "--engine", "ray", "--num-shards", "2", "--rows-per-shard", "500"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path), "--yes", "--quiet"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert record["engine"]["name"] == "ray" and len(record["shards"]) == 3
