@@ -6,8 +6,9 @@ shard writer cuts exactly the same shards. Only where a unit runs changes: here 
 task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for the run.
 
 * A task reopens the source in its worker from a `SourceSpec` (URL, commit, files; the
-  Hub endpoint and token come from the worker's environment, passed through Ray's
-  runtime_env, never in task arguments), fetches and decodes its unit, runs the
+  Hub endpoint comes through Ray's runtime_env, the token through the object store: Ray
+  writes a runtime_env, env_vars included, into its logs and the workers' command lines,
+  so the token is never put there), fetches and decodes its unit, runs the
   definition with a DuckDB `Engine` of its own, and returns the kept rows with the bytes
   and requests it fetched (the driver adds them up for the progress display).
 * The driver keeps a bounded window of tasks in flight, in unit order, and starts one only
@@ -43,9 +44,10 @@ if TYPE_CHECKING:
 
 NAME = "ray"
 INSTALL_HINT = "--engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
-# Passed to every task's worker through runtime_env when set here: where the Hub is, and the
-# token for gated datasets (never a task argument, so never in Ray's logs or dashboard).
-PASSED_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
+# Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
+# token: Ray logs a runtime_env whole (runtime_env_agent.log) and puts it on worker command lines.
+PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
+TOKEN_ENV = "HF_TOKEN"
 MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
 TASKS_PER_WORKER = 2  # tasks in flight per worker CPU: one running, one queued behind it
 BYTES_AHEAD_PER_WORKER = 16 << 20  # compressed bytes of units in flight, per worker CPU
@@ -100,27 +102,31 @@ def _connect(ray, workers: int | None) -> bool:
 
 
 def _env() -> dict[str, str]:
-    """The Hub settings workers need, from this process (a saved login's token included)."""
-    env = {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}
-    if "HF_TOKEN" not in env:
-        try:
-            from huggingface_hub import get_token
+    """The Hub settings workers need, from this process."""
+    return {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}
 
-            token = get_token()
-        except Exception:
-            token = None
-        if token:
-            env["HF_TOKEN"] = token
-    return env
+
+def _token() -> str | None:
+    """The Hub token of this process (HF_TOKEN, or a saved login's), for the workers."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:
+        return None
 
 
 # --- in the worker ---------------------------------------------------------------------------
 
-_worker_sources: dict[SourceSpec, Any] = {}  # reopened once per worker process: footers read once
+_worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
 _worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
 
 
-def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, unit: Unit):
+def run_unit(
+    spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None, unit: Unit
+):
     """One task: the unit's kept rows, and (bytes fetched, requests, node id)."""
     import dataclasses
 
@@ -131,10 +137,12 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     from .execute import conform
     from .sources import ByteCounter, reopen
 
-    if spec not in _worker_sources:
-        _worker_sources[spec] = reopen(spec)
+    if (spec, token) not in _worker_sources:
+        if token:
+            os.environ[TOKEN_ENV] = token  # read by reopen(), as in the driver
+        _worker_sources[spec, token] = reopen(spec)
     # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
-    source = dataclasses.replace(_worker_sources[spec], counter=ByteCounter())
+    source = dataclasses.replace(_worker_sources[spec, token], counter=ByteCounter())
     engine = _worker_engines.get(definition.sha256)
     if engine is None:
         engine = _worker_engines[definition.sha256] = Engine(definition)
@@ -162,7 +170,7 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
         task = ray.remote(run_unit).options(
             num_cpus=TASK_CPUS, max_retries=MAX_RETRIES, retry_exceptions=False, runtime_env={"env_vars": _env()}
         )
-        shared = [ray.put(scan.source.spec()), ray.put(definition), ray.put(scan.columns), ray.put(scan.schema)]
+        shared = [ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, _token())]
         allowed = may_submit(rows_wanted, TASKS_PER_WORKER * workers, BYTES_AHEAD_PER_WORKER * workers)
         yield from _ordered(ray, scan, scan.units(), lambda unit: task.remote(*shared, unit), allowed)
     finally:

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,7 @@ NODES, CPUS_PER_NODE = 2, 1
 OBJECT_STORE_BYTES = 100 << 20
 # Built-in definitions of different shapes: filters on a score, a struct, other text columns.
 DATASETS = ["fineweb-edu-high", "cosmopedia-v2", "github-code-python", "pubmed-abstract"]
+TOKEN, GATED_REPO = "hf_ray_test_secret_token", "org/gated-pubmed"
 SHARDS, ROWS_PER_SHARD = 4, 600  # 3,000 kept rows of 6,000: several tasks, and the run stops early
 
 
@@ -54,12 +56,14 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def ray_hub(tmp_path_factory):
     """The Hub stand-in serving a sample of each dataset at its real repo and revision."""
-    with HubStandIn() as stand_in:
+    with HubStandIn(token=TOKEN) as stand_in:
         for dataset in DATASETS:
             repo, revision, *_ = LAYOUTS[dataset]
             root = tmp_path_factory.mktemp(dataset)
             write_sample(dataset, root, files=2, rows_per_file=3000, row_group_size=250)
             stand_in.add_dataset(repo, root, revision=revision)
+            if dataset == "pubmed-abstract":
+                stand_in.add_dataset(GATED_REPO, root, revision=revision, gated=True)
         yield stand_in
 
 
@@ -205,3 +209,21 @@ def test_the_command_line_runs_on_ray(hub_env, tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert record["engine"]["name"] == "ray" and len(record["shards"]) == 3
+
+
+def test_a_gated_dataset_on_ray_and_the_token_is_in_no_ray_log(hub_env, ray_cluster, tmp_path, monkeypatch):
+    path = tmp_path / "gated.sql"
+    path.write_text(
+        f"-- description: gated\n-- source: hf://datasets/{GATED_REPO}@~parquet/default/train/*.parquet\n\n"
+        "SELECT abstract AS text FROM source WHERE length(abstract) >= 50\n"
+    )
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+
+    def run_gated(cache, engine):
+        options = ConvertOptions(num_shards=3, rows_per_shard=500, cache_dir=cache, engine=engine, workers=2)
+        return convert(catalog.load_file(path), options)
+
+    assert hashes(run_gated(tmp_path / "ray", "ray")) == hashes(run_gated(tmp_path / "local", "local"))
+    session = Path(ray_cluster.head_node.get_session_dir_path())
+    leaks = [p for p in session.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert not leaks, leaks
