@@ -59,6 +59,10 @@ LOCAL_OBJECT_STORE_BYTES = 256 << 20
 # working directory: a fresh environment, without the ray extra. Workers use this Python (on a
 # cluster: the nodes' own, which must have shardsql installed).
 NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+# What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
+# serves many conversions: a few reopened sources and DuckDB connections, and a few files' footers.
+WORKER_CACHE = 4
+WORKER_FOOTERS = 8
 
 
 def require() -> Any:
@@ -138,17 +142,28 @@ def run_unit(
     from .sources import ByteCounter, reopen
 
     if (spec, token) not in _worker_sources:
+        _evict(_worker_sources, lambda _: None)
         if token:
             os.environ[TOKEN_ENV] = token  # read by reopen(), as in the driver
         _worker_sources[spec, token] = reopen(spec)
+    cached = _worker_sources[spec, token]
+    if unit.file.path not in cached.footers and len(cached.footers) >= WORKER_FOOTERS:
+        cached.footers.clear()  # units come in file order: the footers of files behind are done with
     # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
-    source = dataclasses.replace(_worker_sources[spec, token], counter=ByteCounter())
+    source = dataclasses.replace(cached, counter=ByteCounter())
     engine = _worker_engines.get(definition.sha256)
     if engine is None:
+        _evict(_worker_engines, lambda old: old.close())
         engine = _worker_engines[definition.sha256] = Engine(definition)
     kept = engine.run(conform(reader.read_unit(source, unit, columns), schema, unit))
     node = ray.get_runtime_context().get_node_id()
     return kept, (source.counter.bytes, source.counter.requests, node)
+
+
+def _evict(cache: dict, close: Callable[[Any], None]) -> None:
+    """Make room in a worker's cache (a long-lived cluster serves many conversions): oldest first."""
+    while len(cache) >= WORKER_CACHE:
+        close(cache.pop(next(iter(cache))))
 
 
 # --- in the driver ---------------------------------------------------------------------------
