@@ -5,9 +5,14 @@
 default:
     @just --list
 
-# Install the project and its development tools into .venv (from uv.lock).
+# Install the project and its development tools into .venv (from uv.lock). --inexact: extras
+# that `setup-dev` installed (Ray) stay, so a recipe run during the tests does not remove them.
 setup:
-    uv sync --locked
+    uv sync --locked --inexact
+
+# As setup, plus the optional extras the tests and the benchmark exercise (Ray, for --engine ray).
+setup-dev:
+    uv sync --locked --extra ray
 
 # Put `shardsql` on your PATH (uv's tool folder, ~/.local/bin; `uv tool update-shell` adds it to PATH).
 install:
@@ -40,7 +45,7 @@ list: setup
 
 # Run the test suite with coverage.
 [positional-arguments]
-test *args: setup
+test *args: setup-dev
     uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered "$@"
 
 # Lint and format-check (the same checks pre-commit runs).
@@ -54,6 +59,7 @@ fmt: setup
     uv run ruff check --fix .
 
 # Benchmark: speed vs the seed loop and a Polars pipeline, peak RSS, bytes fetched (bench/README.md).
+# `just bench --scaling`: the scaling table, workers 1..cores, local and Ray (bench/scaling.py).
 [positional-arguments]
-bench *args: setup
+bench *args: setup-dev
     uv run python bench/bench.py "$@"

@@ -15,6 +15,8 @@ On the main layout it also measures shardsql's peak RSS in a fresh process for N
 shards, and the requests and bytes the stand-in served against the bytes needed.
 
 It prints one table against the goals and writes bench/results/latest.md and latest.json.
+With --scaling it measures instead how the local and the Ray engines scale with workers
+(scaling.py) and writes bench/results/scaling.md and scaling.json.
 A missed goal is reported as missed; the exit status is 0 unless something failed to run
 or the shards are wrong.
 """
@@ -111,6 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each contender; the median counts (3)")
     parser.add_argument("--seed", type=int, default=0, help="the data generator's seed (default 0)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default bench/results)")
+    parser.add_argument("--scaling", action="store_true", help="only the scaling table (workers, engines)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # internal: the stand-in's process
     args = parser.parse_args(argv)
     unknown = set(args.layouts.split(",")) - set(LAYOUTS)
@@ -135,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("HF_TOKEN", None)
     started = time.perf_counter()
     try:
+        if args.scaling:
+            from scaling import run_scaling
+
+            return run_scaling(args, work, log)
         return run(args, work, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -174,8 +174,13 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
     "--workers", type=int, default=None,
-    help="Threads fetching, decoding and filtering source units; the shards are the same for any number.  "
-    "[default: the machine's cores]",
+    help="Units run at once: threads (local) or Ray tasks (ray); the shards are the same for any number.  "
+    "[default: the machine's cores, or the Ray cluster's CPUs]",
+)  # fmt: skip
+@click.option(
+    "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+    help="Where row-by-row definitions run: threads on this machine, or Ray tasks on the cluster at RAY_ADDRESS "
+    "(a local Ray without it; needs the ray extra). The shards are the same.",
 )  # fmt: skip
 def convert_command(
     dataset,
@@ -191,6 +196,7 @@ def convert_command(
     yes,
     quiet,
     workers,
+    engine,
 ) -> None:
     """Convert DATASET into autoresearch shards in CACHE_DIR/data.
 
@@ -213,9 +219,9 @@ def convert_command(
         source=source_url,
         cache_dir=cache_dir.expanduser(),
         skip_backup=skip_backup,
+        workers=workers,
+        engine=engine,
     )
-    if workers is not None:
-        options.workers = workers
     options.validate()
     if dry_run:
         _print_plan(plan(definition, options), options)

@@ -16,7 +16,7 @@ import errno
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 NEXT_STEP = "uv run prepare.py --num-shards {n}"
 SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -58,13 +59,18 @@ class ConvertOptions:
     source: str | None = None  # overrides the definition's source URL
     cache_dir: Path = DEFAULT_CACHE_DIR
     skip_backup: bool = False
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # threads running units
+    # Units run at once: threads (local; default the machine's cores) or Ray tasks (ray; default
+    # the cluster's CPUs). The shards are the same for any number, and either engine.
+    workers: int | None = None
+    engine: str = "local"  # "local" or "ray" (ray_engine.py); whole-source definitions always run locally
 
     def validate(self) -> None:
         for name in ("num_shards", "rows_per_shard", "row_group_size"):
             if getattr(self, name) < 1:
                 raise OptionsError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.workers < 1:
+        if self.engine not in ENGINES:
+            raise OptionsError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.workers is not None and self.workers < 1:
             raise OptionsError(f"--workers must be at least 1, got {self.workers}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
@@ -273,13 +279,20 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
         return _convert(definition, options, progress, cache, _open(definition, options))
 
 
-def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int, done):
-    """The definition's output over the source, on the path its shape allows."""
+def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int, done,
+         engine_name: str):  # fmt: skip
+    """The definition's output over the source, on the path its shape allows, with the engine asked for."""
     from . import execute
     from .engine import Engine
 
     if opened.shape.row_by_row:
-        yield from output.feed(execute.row_by_row(output.scan, definition, lambda: rows_wanted - output.kept), done)
+        if engine_name == "ray":
+            from . import ray_engine
+
+            executor = ray_engine.row_by_row
+        else:
+            executor = execute.row_by_row
+        yield from output.feed(executor(output.scan, definition, lambda: rows_wanted - output.kept), done)
         return
     spill_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(definition, spill_dir=spill_dir)
@@ -288,6 +301,20 @@ def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Pa
         yield from output.feed(execute.whole_source(output.scan, engine), done)
     finally:
         engine.close()
+
+
+def _engine(options: ConvertOptions, opened: _Opened, progress: Progress) -> str:
+    """The engine that runs this conversion: Ray only for row-by-row definitions (checked installed now,
+    before anything is written); a whole-source query is one DuckDB query, on this machine."""
+    if options.engine != "ray":
+        return "local"
+    if not opened.shape.row_by_row:
+        progress.message("A whole-source definition runs as one query on this machine: --engine ray is not used.")
+        return "local"
+    from . import ray_engine
+
+    ray_engine.require()
+    return "ray"
 
 
 def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertResult:
@@ -307,7 +334,9 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
         progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
     staging = cache.staging
     start = (state.next.file, state.next.row_group)
-    scan = Scan(source, opened.columns, opened.schema, start, options.workers)
+    engine = _engine(options, opened, progress)
+    workers = options.workers or (None if engine == "ray" else os.cpu_count() or 1)
+    scan = Scan(source, opened.columns, opened.schema, start, workers)
     batches = _Output(scan, state.next, progress, opened.shape.row_by_row)
     progress.message(f"{definition.name} runs {opened.shape.path}: {opened.shape.reason}.")
 
@@ -321,12 +350,12 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     try:
         if not state.finished:
             done = list(state.shards)
-            output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done)
+            output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done, engine)
             try:
                 write_shards(
                     output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                    on_shard, done, batches.position_after, writers=max(WRITERS, options.workers // 2),
-                    digest=not opened.shape.row_by_row,
+                    on_shard, done, batches.position_after,
+                    writers=max(WRITERS, (workers or os.cpu_count() or 1) // 2), digest=not opened.shape.row_by_row,
                 )  # fmt: skip
             finally:
                 output.close()  # stops the executor's threads now, not when garbage collected
@@ -361,6 +390,7 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
         rows_kept=batches.kept,
         shards=shards,
         ran_out=ran_out,
+        engine=scan.record.to_dict(),
     )
     manifest.write(staging, record)
     if ran_out:

@@ -11,7 +11,9 @@
 
 Every kept text is checked (validate.py) before it leaves the executor.
 
-Both yield (unit or None, kept rows): the caller tracks positions for checkpoints.
+Both yield (unit or None, kept rows): the caller tracks positions for checkpoints. The
+Ray engine (ray_engine.py) has `row_by_row`'s signature and yield shape: convert.py only
+chooses between them. Each records what ran in `scan.record`, which the manifest keeps.
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ DEFAULT_WORKERS = os.cpu_count() or 1
 
 
 @dataclass
+class EngineRecord:
+    """Which engine ran a conversion, on how many workers and nodes, in how many tasks (units)."""
+
+    name: str = "local"
+    workers: int = DEFAULT_WORKERS
+    tasks: int = 0  # units run by this run (a resumed run counts its own)
+    nodes: set[str] = field(default_factory=set)  # where tasks ran
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "workers": self.workers, "tasks": self.tasks, "nodes": max(1, len(self.nodes))}
+
+
+@dataclass
 class Scan:
     """What the executors read: the source, its columns and schema, and where to start."""
 
@@ -49,6 +64,7 @@ class Scan:
     start: tuple[int, int] = (0, 0)  # (file index, row group)
     workers: int = DEFAULT_WORKERS
     read: int = 0  # source rows of the units handed on so far
+    record: EngineRecord = field(default_factory=EngineRecord)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def units(self) -> Iterator[Unit]:
@@ -104,14 +120,14 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
             kept.append(out)
         return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
 
-    in_window = reader.within_bytes(scan.workers)
-
-    def may_submit(flight: list[tuple[Unit, Future]]) -> bool:
-        return in_window(flight) and sum(unit.rows for unit, _ in flight) < rows_wanted()
-
+    allowed = may_submit(rows_wanted, scan.workers + reader.WAITING_UNITS, scan.workers * reader.BYTES_PER_WORKER)
+    scan.record = EngineRecord("local", scan.workers, nodes={"local"})
     try:
-        for (unit, _), kept in reader.ordered(scan.prefetched(), work, scan.workers, may_submit):
+        for (unit, _), kept in reader.ordered(
+            scan.prefetched(), work, scan.workers, lambda f: allowed([u for u, _ in f])
+        ):
             scan.read += unit.rows
+            scan.record.tasks += 1
             yield unit, kept
     finally:
         for engine in engines:
@@ -131,14 +147,25 @@ def _raise_first_invalid(engine: Engine, scan: Scan, file, groups: tuple[int, ..
     raise AssertionError("rows with invalid text come from one of their row groups")
 
 
+def may_submit(rows_wanted: Callable[[], int], window: int, limit: int) -> Callable[[list[Unit]], bool]:
+    """Whether another unit may start after the units in flight: fewer than `window` of them,
+    fewer than `limit` bytes fetched, and fewer source rows than the kept rows still wanted (a
+    unit keeps at most its rows). Both engines start units by this rule."""
+    return lambda units: (
+        len(units) < window and sum(u.fetch_bytes for u in units) < limit and sum(u.rows for u in units) < rows_wanted()
+    )
+
+
 def source_stream(scan: Scan) -> pa.RecordBatchReader:
     """The whole source (from `scan.start`) as one Arrow stream, units decoded ahead on threads."""
     import pyarrow as pa
 
     def batches() -> Iterator[pa.RecordBatch]:
+        scan.record = EngineRecord("local", scan.workers, nodes={"local"})
         window = reader.within_bytes(scan.workers)
         for (unit, _), table in reader.ordered(scan.prefetched(), scan.decode, scan.workers, window):
             scan.read += unit.rows
+            scan.record.tasks += 1
             yield from table.to_batches()
 
     return pa.RecordBatchReader.from_batches(scan.schema, batches())

@@ -201,6 +201,13 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
     return HubListing(revision, commit, files, fs, HubReader(endpoint, token, explain))
 
 
+def open_reader(parsed: HubUrl) -> HubReader:
+    """A reader for files already listed (by another process): this process's endpoint and token."""
+    install_client_defaults()
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT
+    return HubReader(endpoint, os.environ.get("HF_TOKEN") or None, _explainer(parsed.repo, endpoint))
+
+
 def _listing_error(exc: SourceError, repo: str, revision: str, endpoint: str) -> SourceError:
     from huggingface_hub import errors
 

@@ -27,6 +27,7 @@ def build(
     rows_kept: int,
     shards: list,
     ran_out: bool,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows_written = sum(s.rows for s in shards)
     return {
@@ -52,6 +53,9 @@ def build(
             "written": rows_written,
         },
         "source_ran_out": ran_out,
+        # Which engine ran it, on how many workers and nodes, in how many tasks (of this run, if it
+        # resumed): the shards are the same whatever these are.
+        "engine": engine or {"name": "local", "workers": 1, "tasks": 0, "nodes": 1},
         "shards": [s.to_dict() for s in shards],
     }
 

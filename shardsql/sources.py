@@ -47,10 +47,23 @@ class ByteCounter:
     requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, requests: int = 1) -> None:
         with self._lock:
             self.bytes += n
-            self.requests += 1
+            self.requests += requests
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What reopens a source elsewhere (a Ray worker): picklable, and holds no credentials.
+
+    The Hub's endpoint and token come from the reopening process's environment.
+    """
+
+    url: str
+    revision: str | None
+    commit: str | None
+    files: tuple[SourceFile, ...]
 
 
 @dataclass
@@ -65,6 +78,9 @@ class Source:
     # Hub sources read through hub.HubReader (exact ranges, Range checked, rate limits waited
     # out); any other source through its fsspec filesystem.
     reader: hub.HubReader | None = field(default=None, repr=False)
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(self.url, self.revision, self.commit, tuple(self.files))
 
     def fetch(self, file: SourceFile, start: int, end: int) -> bytes:
         """Exactly the bytes [start, end) of a file: retried on transient faults, rate limits
@@ -110,6 +126,19 @@ def open_source(url: str, revision: str | None = None, max_files: int | None = N
     if max_files is not None:
         source.files = source.files[:max_files]
     return source
+
+
+def reopen(spec: SourceSpec) -> Source:
+    """The source `spec` describes, without listing it again: the files are the spec's, pinned
+    to its commit. Hub reads use this process's HF_ENDPOINT and HF_TOKEN."""
+    parsed = hub.parse_url(spec.url)
+    if parsed:
+        fs, reader = None, hub.open_reader(parsed)
+    else:
+        import fsspec
+
+        fs, reader = fsspec.core.url_to_fs(os.path.expanduser(spec.url))[0], None
+    return Source(spec.url, spec.revision, spec.commit, list(spec.files), fs, reader=reader)
 
 
 def _open_fsspec(url: str) -> Source:

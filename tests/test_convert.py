@@ -176,6 +176,8 @@ def test_invalid_options_are_refused(tmp_path):
         ConvertOptions(rows_per_shard=0).validate()
     with pytest.raises(OptionsError, match="--num-source must be at least 1"):
         ConvertOptions(num_source=0).validate()
+    with pytest.raises(OptionsError, match="--engine must be one of local, ray, got 'spark'"):
+        ConvertOptions(engine="spark").validate()
 
 
 def test_plan_reads_only_footers(hub, hub_dataset):

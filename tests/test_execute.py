@@ -9,7 +9,7 @@ import pytest
 from helpers import read_texts
 from test_semantics import CASES, definition_file, source_folder  # noqa: F401 (a fixture)
 
-from shardsql import reader
+from shardsql import catalog, reader
 from shardsql.convert import ConvertOptions, convert
 from shardsql.progress import Progress
 
@@ -101,3 +101,21 @@ def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_fo
     with pytest.raises(ConversionError, match=r"gave other rows for shard_00000\.parquet than the interrupted run"):
         convert(definition, options)
     assert not (tmp_path / "cache" / "data").exists(), "nothing reached the data folder"
+
+
+@pytest.mark.parametrize("dataset", ["fineweb-edu", "slimpajama", "github-code-python"])
+def test_one_worker_and_four_resumed_give_the_same_bytes(hub_dataset, tmp_path, small_units, dataset):
+    """The built-in definitions on their samples: 1 worker, against 4 workers interrupted and resumed."""
+    hub_dataset(dataset, files=2, rows_per_file=3000, row_group_size=250)
+    definition = catalog.resolve(dataset)
+
+    def run(cache, workers, **kw):
+        options = ConvertOptions(num_shards=5, rows_per_shard=700, cache_dir=cache, workers=workers)
+        return convert(definition, options, **kw)
+
+    one = run(tmp_path / "one", 1)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "four", 4, progress=StopAfter(2))
+    four = run(tmp_path / "four", 4)
+    assert [(s.name, s.sha256) for s in four.shards] == [(s.name, s.sha256) for s in one.shards]
+    assert len(one.shards) == 6

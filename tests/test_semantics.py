@@ -8,6 +8,8 @@ same files read at once. `sql` and `explain` must agree with `convert`.
 
 from __future__ import annotations
 
+import sys
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -173,3 +175,18 @@ def test_workers_must_be_at_least_one(source_folder, tmp_path):
     args = ["convert", "fineweb-edu", "--source", str(source_folder), "--workers", "0", "--cache-dir", str(tmp_path)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "--workers must be at least 1, got 0" in result.output
+
+
+def test_the_ray_engine_without_ray_installed_is_one_clear_line(source_folder, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as without the extra
+    args = ["convert", "fineweb-edu", "--source", str(source_folder), "--engine", "ray", "--cache-dir", str(tmp_path)]
+    result = CliRunner().invoke(cli, [*args, "--yes"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: --engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
+    )
+    assert not (tmp_path / "data").exists()

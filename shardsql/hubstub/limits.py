@@ -35,7 +35,8 @@ class Budget:
             if now - self._start >= self.window_s:  # a new window, aligned to the first one
                 self._start += (now - self._start) // self.window_s * self.window_s
                 self._used = 0
-            reset = max(1, math.ceil(self._start + self.window_s - now))
+            # Elapsed time first: `start + window - now` can round up past the window (301 for 300).
+            reset = max(1, math.ceil(self.window_s - (now - self._start)))
             allowed = self._used < self.quota
             self._used += allowed
             self.refused += not allowed

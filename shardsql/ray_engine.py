@@ -1,0 +1,238 @@
+"""The Ray engine (`--engine ray`): the row-by-row plan run as Ray tasks on a cluster.
+
+The plan is the local engine's (execute.row_by_row): the source's units in order, each
+unit's kept rows computed independently, the results handed on in unit order, so the
+shard writer cuts exactly the same shards. Only where a unit runs changes: here one Ray
+task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for the run.
+
+* A task reopens the source in its worker from a `SourceSpec` (URL, commit, files; the
+  Hub endpoint comes through Ray's runtime_env, the token through the object store: Ray
+  writes a runtime_env, env_vars included, into its logs and the workers' command lines,
+  so the token is never put there), fetches and decodes its unit, runs the
+  definition with a DuckDB `Engine` of its own, and returns the kept rows with the bytes
+  and requests it fetched (the driver adds them up for the progress display).
+* The driver keeps a bounded window of tasks in flight, in unit order, and starts one only
+  while the source rows in flight are fewer than the rows still wanted, as the local engine
+  does. It holds at most the window's results; shards are written by the driver, as today.
+* A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
+  only on the unit, so a retried task returns the same rows.
+
+Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.py runs
+them locally. Ray Data's writers are not used: their rows per file are hints and their
+writes are not ordered, and autoresearch needs exact shards.
+
+Ray is an optional extra (`pip install 'shardsql[ray]'`): it is imported only here, and
+only when a conversion asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConversionError, OptionsError, ShardsqlError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .catalog import Definition
+    from .execute import Scan
+    from .plan import Unit
+    from .sources import SourceSpec
+
+NAME = "ray"
+INSTALL_HINT = "--engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
+# Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
+# token: Ray logs a runtime_env whole (runtime_env_agent.log) and puts it on worker command lines.
+PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
+TOKEN_ENV = "HF_TOKEN"
+MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
+TASKS_PER_WORKER = 2  # tasks in flight per worker CPU: one running, one queued behind it
+BYTES_AHEAD_PER_WORKER = 16 << 20  # compressed bytes of units in flight, per worker CPU
+TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
+# A Ray started for the run: no dashboard (a web server nobody asked for), a small object
+# store (results are a few units' kept rows at a time).
+LOCAL_OBJECT_STORE_BYTES = 256 << 20
+# Ray otherwise starts each worker of a driver run by `uv run` through `uv run` in a copy of the
+# working directory: a fresh environment, without the ray extra. Workers use this Python (on a
+# cluster: the nodes' own, which must have shardsql installed).
+NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+# What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
+# serves many conversions: a few reopened sources and DuckDB connections, and a few files' footers.
+WORKER_CACHE = 4
+WORKER_FOOTERS = 8
+
+
+def require() -> Any:
+    """The `ray` module, or a one-line error saying how to install it."""
+    for name, value in NO_UV_HOOK.items():  # read when ray is first imported
+        os.environ.setdefault(name, value)
+    try:
+        import ray
+    except ImportError:
+        raise OptionsError(INSTALL_HINT) from None
+    try:  # ray was imported before this ran (a script, a test): the setting is already read
+        from ray._private import ray_constants
+
+        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+    except (ImportError, AttributeError):
+        pass
+    return ray
+
+
+def _connect(ray, workers: int | None) -> bool:
+    """Join the cluster at RAY_ADDRESS (or the Ray this process already joined), or start a
+    local one with `workers` CPUs. True if this run started it and must shut it down."""
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS") or "local"
+    options: dict[str, Any] = {"address": address}
+    if not address.startswith("ray://"):  # Ray Client hands other arguments on to the cluster's own init
+        options |= {"log_to_driver": False, "logging_level": "WARNING"}
+    if address == "local":
+        options |= {
+            "num_cpus": workers or os.cpu_count() or 1,
+            "include_dashboard": False,
+            "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
+        }
+    try:
+        ray.init(**options)
+    except Exception as exc:
+        where = f"the Ray cluster at RAY_ADDRESS={address}" if address != "local" else "a local Ray"
+        raise ConversionError(f"cannot start or join {where}: {_first_line(exc)}") from exc
+    return True
+
+
+def _env() -> dict[str, str]:
+    """The Hub settings workers need, from this process."""
+    return {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}
+
+
+def _token() -> str | None:
+    """The Hub token of this process (HF_TOKEN, or a saved login's), for the workers."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:
+        return None
+
+
+# --- in the worker ---------------------------------------------------------------------------
+
+_worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
+_worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
+
+
+def run_unit(
+    spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None, unit: Unit
+):
+    """One task: the unit's kept rows, and (bytes fetched, requests, node id)."""
+    import dataclasses
+
+    import ray
+
+    from . import reader
+    from .engine import Engine
+    from .execute import conform
+    from .sources import ByteCounter, reopen
+
+    if (spec, token) not in _worker_sources:
+        _evict(_worker_sources, lambda _: None)
+        if token:
+            os.environ[TOKEN_ENV] = token  # read by reopen(), as in the driver
+        _worker_sources[spec, token] = reopen(spec)
+    cached = _worker_sources[spec, token]
+    if unit.file.path not in cached.footers and len(cached.footers) >= WORKER_FOOTERS:
+        cached.footers.clear()  # units come in file order: the footers of files behind are done with
+    # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
+    source = dataclasses.replace(cached, counter=ByteCounter())
+    engine = _worker_engines.get(definition.sha256)
+    if engine is None:
+        _evict(_worker_engines, lambda old: old.close())
+        engine = _worker_engines[definition.sha256] = Engine(definition)
+    kept = engine.run(conform(reader.read_unit(source, unit, columns), schema, unit))
+    node = ray.get_runtime_context().get_node_id()
+    return kept, (source.counter.bytes, source.counter.requests, node)
+
+
+def _evict(cache: dict, close: Callable[[Any], None]) -> None:
+    """Make room in a worker's cache (a long-lived cluster serves many conversions): oldest first."""
+    while len(cache) >= WORKER_CACHE:
+        close(cache.pop(next(iter(cache))))
+
+
+# --- in the driver ---------------------------------------------------------------------------
+
+
+def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
+    """(unit, the definition's rows from it) in order, each unit a Ray task.
+
+    The same plan, yield shape and stopping rule as execute.row_by_row; `scan.workers` is
+    the CPUs to use (None: all of the cluster's).
+    """
+    ray = require()
+    from .execute import EngineRecord, may_submit
+
+    started = _connect(ray, scan.workers)
+    try:
+        workers = scan.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        scan.record = EngineRecord(NAME, workers)
+        task = ray.remote(run_unit).options(
+            num_cpus=TASK_CPUS, max_retries=MAX_RETRIES, retry_exceptions=False, runtime_env={"env_vars": _env()}
+        )
+        shared = [ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, _token())]
+        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * workers, BYTES_AHEAD_PER_WORKER * workers)
+        yield from _ordered(ray, scan, scan.units(), lambda unit: task.remote(*shared, unit), allowed)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ordered(ray, scan: Scan, units: Iterator[Unit], submit, allowed) -> Iterator[tuple[Unit, pa.Table]]:
+    """Tasks started in unit order within the window, their results yielded in the same order."""
+    pending: deque[tuple[Unit, Any]] = deque()
+    try:
+        while True:
+            while not pending or allowed([unit for unit, _ in pending]):
+                unit = next(units, None)
+                if unit is None:
+                    break
+                pending.append((unit, submit(unit)))
+            if not pending:
+                return
+            unit, ref = pending.popleft()
+            kept, (fetched, requests, node) = _get(ray, ref)
+            del ref  # the driver holds this result only until it is handed on
+            scan.source.counter.add(fetched, requests)
+            scan.record.tasks += 1
+            scan.record.nodes.add(node)
+            scan.read += unit.rows
+            yield unit, kept
+    finally:
+        for _, ref in pending:  # stopped early (shards full, or an error): nothing more is needed
+            ray.cancel(ref, force=False)
+
+
+def _get(ray, ref):
+    """A task's result; a shardsql error raised in the task is raised here as itself (one line)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, ShardsqlError):
+            raise exc.cause from None
+        raise ConversionError(f"a Ray task failed: {_first_line(exc.cause or exc)}") from exc
+    except ray.exceptions.RayError as exc:
+        raise ConversionError(
+            f"a Ray task failed after {MAX_RETRIES} retries: {_first_line(exc)}. Run the same command again to "
+            "resume from the last complete shard."
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return text[0].strip() if text else type(exc).__name__

@@ -1,0 +1,234 @@
+"""The Ray engine on a real local Ray cluster of two nodes, against the local engine.
+
+The shards must be byte for byte the local engine's, for the built-in definitions read
+through the Hub stand-in (which Ray's workers reach on 127.0.0.1), also when a worker is
+killed mid-task (Ray runs the task again) and when the run is interrupted and resumed.
+
+One cluster and one stand-in serve the whole module: starting Ray costs seconds, and
+workers are reused across tests only while their environment (HF_ENDPOINT) is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this Python (see ray_engine.py)
+ray = pytest.importorskip("ray")
+
+from test_execute import StopAfter  # noqa: E402
+
+from shardsql import catalog  # noqa: E402
+from shardsql.convert import ConvertOptions, convert  # noqa: E402
+from shardsql.hubstub import HubStandIn  # noqa: E402
+from shardsql.progress import Progress  # noqa: E402
+from shardsql.samples import LAYOUTS, write_sample  # noqa: E402
+
+NODES, CPUS_PER_NODE = 2, 1
+OBJECT_STORE_BYTES = 100 << 20
+# Built-in definitions of different shapes: filters on a score, a struct, other text columns.
+DATASETS = ["fineweb-edu-high", "cosmopedia-v2", "github-code-python", "pubmed-abstract"]
+TOKEN, GATED_REPO = "hf_ray_test_secret_token", "org/gated-pubmed"
+SHARDS, ROWS_PER_SHARD = 4, 600  # 3,000 kept rows of 6,000: several tasks, and the run stops early
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A Ray cluster of two simulated nodes on this machine, joined by this process."""
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": CPUS_PER_NODE, "object_store_memory": OBJECT_STORE_BYTES}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    for _ in range(NODES - 1):
+        cluster.add_node(**node)
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_hub(tmp_path_factory):
+    """The Hub stand-in serving a sample of each dataset at its real repo and revision."""
+    with HubStandIn(token=TOKEN) as stand_in:
+        for dataset in DATASETS:
+            repo, revision, *_ = LAYOUTS[dataset]
+            root = tmp_path_factory.mktemp(dataset)
+            write_sample(dataset, root, files=2, rows_per_file=3000, row_group_size=250)
+            stand_in.add_dataset(repo, root, revision=revision)
+            if dataset == "pubmed-abstract":
+                stand_in.add_dataset(GATED_REPO, root, revision=revision, gated=True)
+        yield stand_in
+
+
+@pytest.fixture
+def hub_env(ray_hub, ray_cluster, monkeypatch, small_units):
+    monkeypatch.setenv("HF_ENDPOINT", ray_hub.url)
+    ray_hub.before_response = None
+    yield ray_hub
+    ray_hub.before_response = None
+
+
+def run(dataset, cache, engine="ray", workers=None, **kw):
+    options = ConvertOptions(
+        num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=cache, engine=engine, workers=workers
+    )
+    return convert(catalog.resolve(dataset), options, **kw)
+
+
+def hashes(result) -> list[tuple[str, str]]:
+    return [(s.name, s.sha256) for s in result.shards]
+
+
+class Counts(Progress):
+    """The progress display's last figures."""
+
+    def update(self, read, kept, fetched):
+        super().update(read, kept, fetched)
+        self.last = (read, kept, fetched)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset, monkeypatch):
+    from shardsql import reader
+
+    monkeypatch.setattr(reader, "FETCH_AHEAD", 0)  # the local engine reads no unit ahead, as Ray's tasks do
+    local_progress, ray_progress = Counts(), Counts()
+    local = run(dataset, tmp_path / "local", engine="local", workers=2, progress=local_progress)
+    on_ray = run(dataset, tmp_path / "ray", progress=ray_progress)
+    assert hashes(on_ray) == hashes(local) and len(local.shards) == SHARDS + 1
+    # Progress adds up the tasks' rows and bytes: the same rows, and at least the local bytes
+    # (each worker process also reads the footers of the files it reads).
+    assert ray_progress.last[:2] == local_progress.last[:2] and ray_progress.shards == SHARDS + 1
+    assert ray_progress.last[2] >= local_progress.last[2] > 0
+    record = json.loads(on_ray.manifest_path.read_text())
+    engine = record["engine"]
+    assert engine["name"] == "ray" and engine["workers"] == NODES * CPUS_PER_NODE
+    assert engine["tasks"] >= 2 and 1 <= engine["nodes"] <= NODES
+    local_record = json.loads(local.manifest_path.read_text())
+    assert record["rows"] == local_record["rows"]  # the same rows read: both stop at the same unit
+    assert local_record["engine"] == {"name": "local", "workers": 2, "tasks": engine["tasks"], "nodes": 1}
+
+
+def _pid_on_port(port: int) -> int | None:
+    """The process holding a TCP socket whose local port is `port` (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        if inodes & set(links):
+            return int(pid)
+    return None
+
+
+class KillReader:
+    """A stand-in hook: the first data read from a Ray worker kills that worker (SIGKILL),
+    mid-task, before it gets an answer."""
+
+    def __init__(self):
+        self.killed: list[int] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, handler) -> bool:
+        if "/resolve/" not in handler.path or not handler.headers.get("Range"):
+            return False
+        with self._lock:
+            if self.killed:
+                return False
+            pid = _pid_on_port(handler.client_address[1])
+            if pid is None or pid == os.getpid():
+                return False  # the driver's footer reads
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
+        handler.close_connection = True
+        return True  # no answer: the reader is dead
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's pid through /proc")
+def test_a_worker_killed_mid_task_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path):
+    local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2)
+    hub_env.before_response = killer = KillReader()
+    on_ray = run("fineweb-edu-high", tmp_path / "ray")
+    assert len(killer.killed) == 1, "a worker was killed mid-task"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killer.killed[0], 0)
+    assert hashes(on_ray) == hashes(local)
+
+
+@pytest.mark.parametrize("first", ["ray", "local"])
+def test_an_interrupted_run_resumes_on_ray_to_identical_shards(hub_env, tmp_path, first):
+    local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        run("pubmed-abstract", tmp_path / "ray", engine=first, progress=StopAfter(2))
+    assert (tmp_path / "ray" / ".shardsql-staging" / "shard_00000.parquet").exists()
+    resumed = run("pubmed-abstract", tmp_path / "ray")
+    assert hashes(resumed) == hashes(local)
+
+
+def test_ray_address_names_the_cluster_to_join(hub_env, ray_cluster, tmp_path, monkeypatch):
+    local = run("cosmopedia-v2", tmp_path / "local", engine="local", workers=2)
+    ray.shutdown()  # this process is no longer connected: the run joins the cluster at RAY_ADDRESS
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+    try:
+        on_ray = run("cosmopedia-v2", tmp_path / "ray", workers=1)
+        assert not ray.is_initialized(), "the run leaves the cluster it joined"
+    finally:
+        ray.init(address=ray_cluster.address, log_to_driver=False, logging_level="WARNING")
+    assert hashes(on_ray) == hashes(local)
+    assert json.loads(on_ray.manifest_path.read_text())["engine"]["workers"] == 1
+
+
+def test_a_whole_source_definition_runs_locally_under_ray(hub_env, tmp_path):
+    path = tmp_path / "sorted.sql"
+    path.write_text(
+        "-- description: sorted\n-- source: hf://datasets/uiyunkim-hub/pubmed-abstract@~parquet/default/train/*.parquet\n\n"
+        "SELECT abstract AS text FROM source WHERE abstract IS NOT NULL ORDER BY pmid DESC\n"
+    )
+    definition = catalog.load_file(path)
+    options = ConvertOptions(num_shards=2, rows_per_shard=500, cache_dir=tmp_path / "c", engine="ray")
+    result = convert(definition, options)
+    assert json.loads(result.manifest_path.read_text())["engine"]["name"] == "local"
+
+
+def test_the_command_line_runs_on_ray(hub_env, tmp_path):
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    args = ["convert", "github-code-python", "--engine", "ray", "--num-shards", "2", "--rows-per-shard", "500"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path), "--yes", "--quiet"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert record["engine"]["name"] == "ray" and len(record["shards"]) == 3
+
+
+def test_a_gated_dataset_on_ray_and_the_token_is_in_no_ray_log(hub_env, ray_cluster, tmp_path, monkeypatch):
+    path = tmp_path / "gated.sql"
+    path.write_text(
+        f"-- description: gated\n-- source: hf://datasets/{GATED_REPO}@~parquet/default/train/*.parquet\n\n"
+        "SELECT abstract AS text FROM source WHERE length(abstract) >= 50\n"
+    )
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+
+    def run_gated(cache, engine):
+        options = ConvertOptions(num_shards=3, rows_per_shard=500, cache_dir=cache, engine=engine, workers=2)
+        return convert(catalog.load_file(path), options)
+
+    assert hashes(run_gated(tmp_path / "ray", "ray")) == hashes(run_gated(tmp_path / "local", "local"))
+    session = Path(ray_cluster.head_node.get_session_dir_path())
+    leaks = [p for p in session.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert not leaks, leaks
