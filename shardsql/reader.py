@@ -38,7 +38,9 @@ WAITING_UNITS = 1
 BYTES_PER_WORKER = 24 << 20
 FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
 FETCH_AHEAD = 2  # units fetched ahead of the work started on them
-PART_ROWS = 1024  # a unit is decoded and filtered this many rows (or one row group) at a time: memory
+# A unit is decoded and filtered this many bytes of rows (or one row group) at a time: a
+# worker's memory is a part's, not a unit's, and a DuckDB call has a fixed cost to amortise.
+PART_BYTES = 4 << 20
 
 
 class RangeFile(io.RawIOBase):
@@ -87,8 +89,7 @@ def decode_parts(
     source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]
 ) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
     """The unit's rows (only `columns`) from fetched ranges, a few row groups at a time:
-    (row group indexes, their rows). Parts of PART_ROWS rows or more keep a worker's memory
-    at a part's decoded rows, not a unit's."""
+    (row group indexes, their rows), in parts of PART_BYTES decoded bytes or more."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -108,7 +109,7 @@ def decode_parts(
         except Exception as exc:
             raise SourceError(f"{unit.file.url}: row group {index} is corrupt: {_first_line(exc)}") from exc
         indexes.append(index)
-        if sum(t.num_rows for t in tables) >= PART_ROWS:
+        if sum(t.nbytes for t in tables) >= PART_BYTES:
             yield tuple(indexes), pa.concat_tables(tables)
             indexes, tables = [], []
     if indexes:
