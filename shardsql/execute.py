@@ -18,6 +18,7 @@ chooses between them. Each records what ran in `scan.record`, which the manifest
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -70,28 +71,43 @@ class Scan:
     def units(self) -> Iterator[Unit]:
         return plan.units(self.source, self.columns, self.start)
 
-    def table(self, unit: Unit) -> pa.Table:
-        """One unit's rows, with the scan's schema."""
-        return conform(reader.read_unit(self.source, unit, self.columns), self.schema, unit.file.url)
-
     def prefetched(self) -> Iterator[tuple[Unit, Future]]:
         """The units in order, each with the future of its fetched byte ranges (fetched ahead)."""
         return reader.prefetched(self.source, self.units())
-
-    def parts(self, item: tuple[Unit, Future]) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
-        """A prefetched unit's rows, with the scan's schema, a few row groups at a time."""
-        from .sources import read_footer
-
-        unit, data = item
-        footer = read_footer(self.source, unit.file)
-        for groups, table in reader.decode_parts(self.source, unit, footer, self.columns, data.result()):
-            yield groups, conform(table, self.schema, unit.file.url)
 
     def decode(self, item: tuple[Unit, Future]) -> pa.Table:
         """A prefetched unit's rows, with the scan's schema."""
         import pyarrow as pa
 
-        return pa.concat_tables([table for _, table in self.parts(item)])
+        unit, data = item
+        parts = _parts(self.source, unit, self.columns, self.schema, data.result())
+        return pa.concat_tables([table for _, table in parts])
+
+
+def _parts(source: Source, unit: Unit, columns: list[str], schema: pa.Schema, data: dict[int, bytes]):
+    """A unit's rows with `schema`, a few row groups at a time: (row group indexes, rows)."""
+    from .sources import read_footer
+
+    footer = read_footer(source, unit.file)
+    for groups, table in reader.decode_parts(source, unit, footer, columns, data):
+        yield groups, conform(table, schema, unit.file.url)
+
+
+def keep(engine: Engine, source: Source, unit: Unit, columns: list[str], schema: pa.Schema,
+         data: dict[int, bytes]) -> pa.Table:  # fmt: skip
+    """The definition's rows from one unit's fetched bytes, checked for prepare.py (no NULL,
+    valid UTF-8) before anything is written. Both engines run units through this."""
+    import pyarrow as pa
+
+    kept = []
+    for groups, table in _parts(source, unit, columns, schema, data):
+        out = engine.run(table)
+        try:
+            check_text(out, unit.file.url)
+        except ConversionError:
+            _raise_first_invalid(engine, source, unit.file, groups, table)
+        kept.append(out)
+    return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
 
 
 def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
@@ -103,22 +119,13 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
     engines: list[Engine] = []
 
     def work(item: tuple[Unit, Future]) -> pa.Table:
-        import pyarrow as pa
-
         engine = getattr(local, "engine", None)
         if engine is None:
             engine = local.engine = Engine(definition)
             with scan._lock:
                 engines.append(engine)
-        unit, kept = item[0], []
-        for groups, table in scan.parts(item):
-            out = engine.run(table)
-            try:
-                check_text(out, unit.file.url)  # before anything is written: prepare.py needs valid texts
-            except ConversionError:
-                _raise_first_invalid(engine, scan, unit.file, groups, table)
-            kept.append(out)
-        return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
+        unit, data = item
+        return keep(engine, scan.source, unit, scan.columns, scan.schema, data.result())
 
     allowed = may_submit(rows_wanted, scan.workers + reader.WAITING_UNITS, scan.workers * reader.BYTES_PER_WORKER)
     scan.record = EngineRecord("local", scan.workers, nodes={"local"})
@@ -134,11 +141,11 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
             engine.close()
 
 
-def _raise_first_invalid(engine: Engine, scan: Scan, file, groups: tuple[int, ...], table: pa.Table) -> None:
+def _raise_first_invalid(engine: Engine, source: Source, file, groups: tuple[int, ...], table: pa.Table) -> None:
     """The definition kept a NULL or invalid text from these row groups: name the one it came from."""
     from .sources import read_footer
 
-    metadata, start = read_footer(scan.source, file).metadata, 0
+    metadata, start = read_footer(source, file).metadata, 0
     for index in groups:
         rows = metadata.row_group(index).num_rows
         check_text(engine.run(table.slice(start, rows)), f"{file.url}, row group {index}")
@@ -156,13 +163,19 @@ def may_submit(rows_wanted: Callable[[], int], window: int, limit: int) -> Calla
     )
 
 
+def _window(scan: Scan, rows_wanted: Callable[[], float]) -> Callable[[list[tuple[Unit, Future]]], bool]:
+    """`may_submit` for the (unit, fetched data) items of the local executors."""
+    allowed = may_submit(rows_wanted, scan.workers + reader.WAITING_UNITS, scan.workers * reader.BYTES_PER_WORKER)
+    return lambda flight: allowed([unit for unit, _ in flight])
+
+
 def source_stream(scan: Scan) -> pa.RecordBatchReader:
     """The whole source (from `scan.start`) as one Arrow stream, units decoded ahead on threads."""
     import pyarrow as pa
 
     def batches() -> Iterator[pa.RecordBatch]:
         scan.record = EngineRecord("local", scan.workers, nodes={"local"})
-        window = reader.within_bytes(scan.workers)
+        window = _window(scan, lambda: math.inf)  # the query decides how much it reads
         for (unit, _), table in reader.ordered(scan.prefetched(), scan.decode, scan.workers, window):
             scan.read += unit.rows
             scan.record.tasks += 1

@@ -24,7 +24,6 @@ one or a few large requests instead of one per column chunk (the Hub rations req
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -55,11 +54,6 @@ class Shape:
     @property
     def path(self) -> str:
         return "row by row" if self.row_by_row else "whole source"
-
-
-def parse(con, sql: str) -> dict:
-    """DuckDB's parse tree of `sql`, or {"error": ..., "error_message": ...}."""
-    return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
 
 
 def walk(node: object) -> Iterator[dict]:

@@ -138,7 +138,7 @@ def run_unit(
 
     from . import reader
     from .engine import Engine
-    from .execute import conform
+    from .execute import keep
     from .sources import ByteCounter, reopen
 
     if (spec, token) not in _worker_sources:
@@ -155,7 +155,7 @@ def run_unit(
     if engine is None:
         _evict(_worker_engines, lambda old: old.close())
         engine = _worker_engines[definition.sha256] = Engine(definition)
-    kept = engine.run(conform(reader.read_unit(source, unit, columns), schema, unit))
+    kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
     node = ray.get_runtime_context().get_node_id()
     return kept, (source.counter.bytes, source.counter.requests, node)
 

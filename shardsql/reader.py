@@ -18,7 +18,7 @@ import io
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import SourceError
 
@@ -188,9 +188,3 @@ def prefetched(source: Source, units: Iterator[Unit], ahead: int | None = None) 
         for _, future in waiting:
             future.cancel()
         pool.shutdown(wait=True)
-
-
-def within_bytes(workers: int) -> Callable[[list[Any]], bool]:
-    """A `may_submit` that bounds the (unit, data) items in flight by count and by bytes fetched."""
-    window, limit = workers + WAITING_UNITS, workers * BYTES_PER_WORKER
-    return lambda flight: len(flight) < window and sum(unit.fetch_bytes for unit, _ in flight) < limit

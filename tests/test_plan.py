@@ -12,6 +12,7 @@ import pytest
 
 from shardsql import plan
 from shardsql.sources import open_source, read_footer
+from shardsql.statements import query_tree
 
 ROW_BY_ROW = [
     "SELECT text FROM source",
@@ -48,9 +49,7 @@ WHOLE = {
 
 
 def statement(sql: str) -> dict:
-    tree = plan.parse(duckdb.connect(), sql)
-    assert not tree.get("error"), tree
-    return tree["statements"][0]
+    return query_tree(duckdb.connect(), sql)["statements"][0]
 
 
 @pytest.mark.parametrize("sql", ROW_BY_ROW)

@@ -232,3 +232,16 @@ def test_a_gated_dataset_on_ray_and_the_token_is_in_no_ray_log(hub_env, ray_clus
     session = Path(ray_cluster.head_node.get_session_dir_path())
     leaks = [p for p in session.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert not leaks, leaks
+
+
+def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
+    from shardsql.errors import ConversionError
+
+    # The samples' text has NULLs; a definition that keeps them must fail in the task, as locally.
+    path = tmp_path / "keeps-nulls.sql"
+    source = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
+    path.write_text(f"-- description: keeps NULL texts\n-- source: {source}\n\nSELECT text FROM source\n")
+    options = ConvertOptions(num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=tmp_path / "c", engine="ray")
+    with pytest.raises(ConversionError, match=r"000_00000\.parquet, row group \d+: the definition keeps \d+ NULL"):
+        convert(catalog.load_file(path), options)
+    assert not (tmp_path / "c" / "data").exists()
