@@ -28,7 +28,6 @@ only when a conversion asks for it.
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -195,27 +194,16 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
 
 def _ordered(ray, scan: Scan, units: Iterator[Unit], submit, allowed) -> Iterator[tuple[Unit, pa.Table]]:
     """Tasks started in unit order within the window, their results yielded in the same order."""
-    pending: deque[tuple[Unit, Any]] = deque()
-    try:
-        while True:
-            while not pending or allowed([unit for unit, _ in pending]):
-                unit = next(units, None)
-                if unit is None:
-                    break
-                pending.append((unit, submit(unit)))
-            if not pending:
-                return
-            unit, ref = pending.popleft()
-            kept, (fetched, requests, node) = _get(ray, ref)
-            del ref  # the driver holds this result only until it is handed on
-            scan.source.counter.add(fetched, requests)
-            scan.record.tasks += 1
-            scan.record.nodes.add(node)
-            scan.read += unit.rows
-            yield unit, kept
-    finally:
-        for _, ref in pending:  # stopped early (shards full, or an error): nothing more is needed
-            ray.cancel(ref, force=False)
+    from .reader import in_order
+
+    # Stopped early (shards full, or an error): the tasks still pending are not needed.
+    cancel = lambda ref: ray.cancel(ref, force=False)  # noqa: E731
+    for unit, (kept, (fetched, requests, node)) in in_order(units, submit, lambda ref: _get(ray, ref), allowed, cancel):
+        scan.source.counter.add(fetched, requests)
+        scan.record.tasks += 1
+        scan.record.nodes.add(node)
+        scan.read += unit.rows
+        yield unit, kept
 
 
 def _get(ray, ref):

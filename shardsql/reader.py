@@ -18,7 +18,7 @@ import io
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import SourceError
 
@@ -135,35 +135,51 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def in_order(
+    items: Iterator[T],
+    start: Callable[[T], Any],
+    finish: Callable[[Any], R],
+    may_start: Callable[[list[T]], bool],
+    cancel: Callable[[Any], None],
+) -> Iterator[tuple[T, R]]:
+    """(item, finish(start(item))) for each item, in the items' order, with work started ahead.
+
+    `may_start(in_flight)` says whether another item may start while `in_flight` (items
+    started and not yet yielded) are pending; with nothing in flight an item always starts,
+    since the consumer is asking for one. Stopping the iteration cancels what is pending.
+    Both engines run units this way: threads here (`ordered`), Ray tasks in ray_engine.py.
+    """
+    pending: deque[tuple[T, Any]] = deque()
+    try:
+        while True:
+            while not pending or may_start([item for item, _ in pending]):
+                item = next(items, None)
+                if item is None:
+                    break
+                pending.append((item, start(item)))
+            if not pending:
+                return
+            item, handle = pending.popleft()
+            result = finish(handle)
+            del handle  # a Ray result is held only until it is handed on
+            yield item, result
+    finally:
+        for _, handle in pending:
+            cancel(handle)
+
+
 def ordered(
     items: Iterator[T],
     work: Callable[[T], R],
     workers: int,
     may_submit: Callable[[list[T]], bool],
 ) -> Iterator[tuple[T, R]]:
-    """`work(item)` for each item on `workers` threads, yielded in the items' order.
-
-    `may_submit(in_flight)` says whether another item may start while `in_flight` (items
-    started and not yet yielded) are pending; with nothing in flight an item always starts,
-    since the consumer is asking for one. Stopping the iteration cancels what has not
-    started and waits for what has.
-    """
-    pending: deque[tuple[T, Future[R]]] = deque()
+    """`work(item)` for each item on `workers` threads, yielded in the items' order (see
+    `in_order`). Stopping the iteration cancels what has not started and waits for what has."""
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="shardsql-unit")
     try:
-        while True:
-            while not pending or may_submit([item for item, _ in pending]):
-                item = next(items, None)
-                if item is None:
-                    break
-                pending.append((item, pool.submit(work, item)))
-            if not pending:
-                return
-            item, future = pending.popleft()
-            yield item, future.result()
+        yield from in_order(items, lambda item: pool.submit(work, item), Future.result, may_submit, Future.cancel)
     finally:
-        for _, future in pending:
-            future.cancel()
         pool.shutdown(wait=True)
 
 
