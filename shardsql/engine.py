@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import plan
 from .errors import DefinitionError
-from .statements import definition_tree
+from .statements import body_line, definition_tree
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,11 +59,8 @@ class Engine:
 
     def _error(self, message: str, hint: str = "") -> DefinitionError:
         """A DuckDB error as a DefinitionError pointing at the line in the .sql file."""
-        line = None
         found = re.search(r"LINE (\d+):", message)
-        if found:
-            header_lines = self.definition.text[: self.definition.text.find(self.definition.sql)].count("\n")
-            line = header_lines + int(found.group(1))
+        line = body_line(self.definition, int(found.group(1))) if found else None
         first = message.strip().splitlines()[0] if message.strip() else "invalid SQL"
         return DefinitionError(first + hint, self.definition.path, line)
 
