@@ -1,12 +1,21 @@
-"""The scaling table (`just bench --scaling`): rows a second for 1, 2, 4, ... workers up to the
-machine's cores, and the speed-up over 1 worker, for the local engine (threads) and the Ray
-engine (tasks on a local Ray), plus what starting Ray costs.
+"""The scaling table (`just bench --scaling`): how a conversion's speed grows with the cores it
+is given, for the local engine (threads) and the Ray engine (tasks on a local Ray), plus what
+starting Ray costs.
+
+Each configuration runs in a fresh process pinned to its first N CPUs (`sched_setaffinity`,
+as `taskset` does) with `--workers N`, so "N cores" means N cores: every thread shardsql,
+DuckDB and Polars start, and a local Ray's processes, share them. Counting workers on an
+unpinned machine says little, since the shard writers and fetch threads run beside the
+workers: one worker alone already keeps two cores busy.
 
 The same conversion each time (fineweb-edu on a local folder of FineWeb-Edu-shaped files in
-1,000-row groups, N training shards + 1), so the only difference is where the units run;
-every run's shards must be byte for byte the first run's. Ray is started once for the warm
-runs (its start-up is measured on its own, and in one cold run that starts and stops its own
-Ray, as a one-off `shardsql convert --engine ray` without RAY_ADDRESS does).
+1,000-row groups, N training shards + 1), so the only difference is the cores; every run's
+shards must be byte for byte the first run's. Within a process: one warm-up run, then
+--repeats timed runs (median). For Ray, the pinned process starts a local Ray with N CPUs
+once (timed: Ray's start-up) and converts on it; and one cold `--engine ray` run on all the
+cores starts and stops its own Ray, as a one-off `shardsql convert --engine ray` does.
+
+Where the OS cannot pin a process (macOS), the processes run unpinned and the table says so.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,10 +37,11 @@ from contenders import DATASET
 from data import DataSpec, ensure_data
 
 ROW_GROUP_ROWS, MEDIAN_CHARS, SIGMA = 1_000, 2_450, 0.85  # bench.py's fineweb-edu-1k layout
-LOCAL_RAY_OBJECT_STORE = 256 << 20
+CHILD_TIMEOUT_S = 1_800
+PINNABLE = hasattr(os, "sched_setaffinity")
 
 
-def worker_counts(cores: int) -> list[int]:
+def core_counts(cores: int) -> list[int]:
     """1, 2, 4, ... up to the cores, and the cores themselves."""
     counts, n = [], 1
     while n < cores:
@@ -37,69 +50,37 @@ def worker_counts(cores: int) -> list[int]:
     return [*counts, cores]
 
 
-def _convert(cache: Path, source: Path, args, engine: str, workers: int) -> tuple[float, list[str]]:
-    from shardsql.catalog import resolve
-    from shardsql.convert import ConvertOptions, convert
-
-    options = ConvertOptions(num_shards=args.num_shards, rows_per_shard=args.rows_per_shard, source=str(source),
-                             cache_dir=cache, engine=engine, workers=workers)  # fmt: skip
-    begin = time.perf_counter()
-    result = convert(resolve(DATASET), options)
-    seconds = time.perf_counter() - begin
-    shutil.rmtree(cache, ignore_errors=True)
-    return seconds, [s.sha256 for s in result.shards]
-
-
-def _timed(run: Callable[[], tuple[float, list[str]]], repeats: int, want: list[str]) -> list[float]:
-    """One warm-up, then `repeats` timed runs; every run's shards must be `want`."""
-    seconds = []
-    for index in range(repeats + 1):
-        took, hashes = run()
-        if hashes != want:
-            raise SystemExit("scaling: the shards differ from the first run's: the engines must agree")
-        if index:
-            seconds.append(took)
-    return seconds
-
-
 def run_scaling(args, work: Path, log: Callable[[str], None]) -> int:
-    cores = os.cpu_count() or 1
+    cpus = sorted(os.sched_getaffinity(0)) if PINNABLE else list(range(os.cpu_count() or 1))
     rows = (args.num_shards + 1) * args.rows_per_shard
     per_file = -(-round(rows * 1.15 / args.files) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
     spec = DataSpec(args.files, per_file, ROW_GROUP_ROWS, MEDIAN_CHARS, SIGMA, args.seed)
     _, source, stats = ensure_data(spec, log)
     info = measure.machine()
     load_before = measure.load_average()
-    log(f"scaling: {rows:,} rows into {args.num_shards} + 1 shards, workers {worker_counts(cores)}, {cores} cores")
-    _, want = _convert(work / "reference", source, args, "local", 1)
-    results: dict[str, dict[int, list[float]]] = {"local": {}, "ray": {}}
-    for workers in worker_counts(cores):
-        results["local"][workers] = _timed(
-            lambda w=workers: _convert(work / "run", source, args, "local", w), args.repeats, want
-        )
-        log(f"  local, {workers} workers: {statistics.median(results['local'][workers]):.2f} s")
-    from shardsql.ray_engine import require
-
-    ray = require()  # before anything else imports ray: its workers must use this Python
-    cold, hashes = _convert(work / "cold", source, args, "ray", cores)  # starts and stops its own Ray
-    if hashes != want:
-        raise SystemExit("scaling: the Ray engine's shards differ from the local engine's")
-    log(f"  ray, cold (starts its own Ray): {cold:.2f} s")
-    begin = time.perf_counter()
-    ray.init(num_cpus=cores, include_dashboard=False, object_store_memory=LOCAL_RAY_OBJECT_STORE,
-             log_to_driver=False, logging_level="WARNING")  # fmt: skip
-    ray_start = time.perf_counter() - begin
-    try:
-        for workers in worker_counts(cores):
-            results["ray"][workers] = _timed(
-                lambda w=workers: _convert(work / "run", source, args, "ray", w), args.repeats, want
-            )
-            log(f"  ray, {workers} workers: {statistics.median(results['ray'][workers]):.2f} s")
-    finally:
-        ray.shutdown()
+    counts = core_counts(len(cpus))
+    pinned = "pinned to" if PINNABLE else "NOT pinned (no sched_setaffinity here):"
+    log(f"scaling: {rows:,} rows into {args.num_shards} + 1 shards, {pinned} {counts} of {len(cpus)} cores")
+    job = {"source": str(source), "num_shards": args.num_shards, "rows_per_shard": args.rows_per_shard,
+           "repeats": args.repeats, "work": str(work)}  # fmt: skip
+    results: dict[str, dict[int, dict]] = {"local": {}, "ray": {}}
+    want = None
+    for engine in results:
+        for n in counts:
+            got = _child(job | {"engine": engine, "cores": n, "cpus": cpus[:n]})
+            want = want or got["hashes"]
+            if got["hashes"] != want:
+                raise SystemExit(f"scaling: {engine} on {n} cores wrote different shards: the engines must agree")
+            results[engine][n] = got
+            log(f"  {engine}, {n} cores: {statistics.median(got['seconds']):.2f} s")
+    cold = _child(job | {"engine": "ray", "cores": len(cpus), "cpus": cpus, "cold": True})
+    if cold["hashes"] != want:
+        raise SystemExit("scaling: the cold Ray run wrote different shards")
+    log(f"  ray, cold (starts its own Ray): {cold['seconds'][0]:.2f} s")
     record = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": info,
+        "pinned": PINNABLE,
         "load_average": {"before": load_before, "after": measure.load_average()},
         "parameters": {
             "dataset": DATASET,
@@ -109,9 +90,9 @@ def run_scaling(args, work: Path, log: Callable[[str], None]) -> int:
             "repeats": args.repeats,
             "data": stats,
         },  # fmt: skip
-        "seconds": {engine: {str(w): s for w, s in by.items()} for engine, by in results.items()},
-        "ray_start_seconds": round(ray_start, 2),
-        "ray_cold_run_seconds": round(cold, 2),
+        "runs": {engine: {str(n): got for n, got in by.items()} for engine, by in results.items()},
+        "ray_start_seconds": {str(n): got["ray_start"] for n, got in results["ray"].items()},
+        "ray_cold_run_seconds": round(cold["seconds"][0], 2),
     }
     markdown = render(record, results, rows)
     print(markdown)
@@ -122,29 +103,85 @@ def run_scaling(args, work: Path, log: Callable[[str], None]) -> int:
     return 0
 
 
-def render(record: dict, results: dict[str, dict[int, list[float]]], rows: int) -> str:
+def _child(job: dict) -> dict:
+    """Run one configuration in a fresh process (this file as a script) and return its figures."""
+    done = subprocess.run(
+        [sys.executable, __file__, json.dumps(job)], capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"scaling: the {job['engine']} run on {job['cores']} cores failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(job: dict) -> dict:
+    """In the pinned process: warm-up and timed conversions with `--workers` = the cores."""
+    if PINNABLE:
+        os.sched_setaffinity(0, job["cpus"])  # before anything starts a thread pool sized by the cores
+    from shardsql.catalog import resolve
+    from shardsql.convert import ConvertOptions, convert
+
+    cores, work = job["cores"], Path(tempfile.mkdtemp(prefix="scaling-", dir=job["work"]))
+    ray_start = None
+    if job["engine"] == "ray" and not job.get("cold"):
+        from shardsql.ray_engine import require
+
+        ray = require()
+        begin = time.perf_counter()
+        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        ray_start = round(time.perf_counter() - begin, 2)
+    seconds, cpu, hashes = [], [], None
+    runs = 1 if job.get("cold") else job["repeats"] + 1
+    for index in range(runs):
+        options = ConvertOptions(
+            num_shards=job["num_shards"], rows_per_shard=job["rows_per_shard"], source=job["source"],
+            cache_dir=work / "cache", engine=job["engine"], workers=cores,
+        )  # fmt: skip
+        begin, begin_cpu = time.perf_counter(), time.process_time()
+        result = convert(resolve(DATASET), options)
+        took, took_cpu = time.perf_counter() - begin, time.process_time() - begin_cpu
+        shutil.rmtree(work / "cache")
+        got = [s.sha256 for s in result.shards]
+        if hashes is not None and got != hashes:
+            raise SystemExit("the shards differ between runs in one process")
+        hashes = got
+        if index or job.get("cold"):  # the first run of a warm series is its warm-up
+            seconds.append(round(took, 3))
+            cpu.append(round(took_cpu, 3))
+    shutil.rmtree(work, ignore_errors=True)
+    return {"seconds": seconds, "cpu_seconds": cpu, "hashes": hashes, "ray_start": ray_start}
+
+
+def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
     m = record["machine"]
+    how = "a fresh process pinned to N of the CPUs" if record["pinned"] else "a fresh process, NOT pinned"
     lines = [
         "# shardsql scaling",
         "",
         f"{record['date']}; {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}; "
         f"shardsql {m['shardsql_commit']}; load average {record['load_average']['before']} before, "
         f"{record['load_average']['after']} after.",
-        f"`{DATASET}` on a local folder, {rows:,} rows written; median of {record['parameters']['repeats']} runs "
-        "after a warm-up; every run's shards identical.",
+        f"`{DATASET}` on a local folder, {rows:,} rows written. Each row: {how}, `--workers N`; median of "
+        f"{record['parameters']['repeats']} runs after a warm-up; every run's shards identical.",
         "",
-        "| engine | workers | seconds | rows a second | speed-up over 1 worker |",
-        "| --- | --- | --- | --- | --- |",
+        "| engine | cores | seconds | rows a second | speed-up over 1 core | cores busy (driver's CPU time / wall) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for engine, by_workers in results.items():
-        one = statistics.median(by_workers[1])
-        for workers, seconds in by_workers.items():
-            median = statistics.median(seconds)
-            lines.append(f"| {engine} | {workers} | {median:.2f} | {rows / median:,.0f} | {one / median:.2f}x |")
+    for engine, by_cores in results.items():
+        one = statistics.median(by_cores[1]["seconds"])
+        for n, got in by_cores.items():
+            median = statistics.median(got["seconds"])
+            busy = statistics.median(got["cpu_seconds"]) / median
+            lines.append(f"| {engine} | {n} | {median:.2f} | {rows / median:,.0f} | {one / median:.2f}x | {busy:.2f} |")
+    starts = ", ".join(f"{s:.1f} s on {n} cores" for n, s in record["ray_start_seconds"].items())
     lines += [
         "",
-        f"Ray start-up (a local Ray, `ray.init`): {record['ray_start_seconds']:.1f} s. A cold `--engine ray` run "
-        f"that starts and stops its own Ray: {record['ray_cold_run_seconds']:.1f} s.",
+        "For Ray, the driver's CPU time leaves out the tasks, which run in Ray's worker processes.",
+        f"Ray start-up (`ray.init` of a local Ray): {starts}. A cold `--engine ray` run that starts and "
+        f"stops its own Ray, on all {m['cpus']} cores: {record['ray_cold_run_seconds']:.1f} s.",
         "",
     ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # a pinned configuration's process (see _child)
+    print(json.dumps(child(json.loads(sys.argv[1]))))

@@ -175,7 +175,7 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 @click.option(
     "--workers", type=int, default=None,
     help="Units run at once: threads (local) or Ray tasks (ray); the shards are the same for any number.  "
-    "[default: the machine's cores, or the Ray cluster's CPUs]",
+    "[default: the cores this process may use, or the Ray cluster's CPUs]",
 )  # fmt: skip
 @click.option(
     "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from .progress import Progress
 from .shards import (
     ROW_GROUP_SIZE,
     ROWS_PER_SHARD,
-    WRITERS,
     RowStream,
     ShardInfo,
     TextDigest,
@@ -280,19 +278,13 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
 
 
 def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int, done,
-         engine_name: str):  # fmt: skip
-    """The definition's output over the source, on the path its shape allows, with the engine asked for."""
+         executor):  # fmt: skip
+    """The definition's output over the source, on the path its shape allows, with the executor chosen."""
     from . import execute
     from .engine import Engine
 
     if opened.shape.row_by_row:
-        if engine_name == "ray":
-            from . import ray_engine
-
-            executor = ray_engine.row_by_row
-        else:
-            executor = execute.row_by_row
-        yield from output.feed(executor(output.scan, definition, lambda: rows_wanted - output.kept), done)
+        yield from output.feed(executor.row_by_row(output.scan, definition, lambda: rows_wanted - output.kept), done)
         return
     spill_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(definition, spill_dir=spill_dir)
@@ -301,6 +293,17 @@ def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Pa
         yield from output.feed(execute.whole_source(output.scan, engine), done)
     finally:
         engine.close()
+
+
+def _executor(engine: str, workers: int | None):
+    """The local engine, or Ray (joined or started on entering it, left on leaving it)."""
+    if engine == "ray":
+        from .ray_engine import RayRun
+
+        return RayRun(workers)
+    from .execute import LocalRun
+
+    return LocalRun(workers)
 
 
 def _engine(options: ConvertOptions, opened: _Opened, progress: Progress) -> str:
@@ -318,7 +321,7 @@ def _engine(options: ConvertOptions, opened: _Opened, progress: Progress) -> str
 
 
 def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertResult:
-    from .execute import Scan
+    from .execute import Scan, available_cores
 
     source = opened.source
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
@@ -335,7 +338,7 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     staging = cache.staging
     start = (state.next.file, state.next.row_group)
     engine = _engine(options, opened, progress)
-    workers = options.workers or (None if engine == "ray" else os.cpu_count() or 1)
+    workers = options.workers or (None if engine == "ray" else available_cores())
     scan = Scan(source, opened.columns, opened.schema, start, workers)
     batches = _Output(scan, state.next, progress, opened.shape.row_by_row)
     progress.message(f"{definition.name} runs {opened.shape.path}: {opened.shape.reason}.")
@@ -350,16 +353,17 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     try:
         if not state.finished:
             done = list(state.shards)
-            output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done, engine)
-            try:
-                write_shards(
-                    output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                    on_shard, done, batches.position_after,
-                    writers=max(WRITERS, (workers or os.cpu_count() or 1) // 2), digest=not opened.shape.row_by_row,
-                )  # fmt: skip
-            finally:
-                output.close()  # stops the executor's threads now, not when garbage collected
-                shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
+            with _executor(engine, workers) as executor:
+                output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done, executor)
+                try:
+                    write_shards(
+                        output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
+                        on_shard, done, batches.position_after, writers=executor.shards_in_flight,
+                        digest=not opened.shape.row_by_row, encode=executor.encode,
+                    )  # fmt: skip
+                finally:
+                    output.close()  # stops the executor's threads now, not when garbage collected
+                    shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
             state.finished = True
             state.save(staging)
         shards = pin_validation(staging, state.shards)

@@ -11,9 +11,10 @@
 
 Every kept text is checked (validate.py) before it leaves the executor.
 
-Both yield (unit or None, kept rows): the caller tracks positions for checkpoints. The
-Ray engine (ray_engine.py) has `row_by_row`'s signature and yield shape: convert.py only
-chooses between them. Each records what ran in `scan.record`, which the manifest keeps.
+Both yield (unit or None, kept rows): the caller tracks positions for checkpoints. Each
+records what ran in `scan.record`, which the manifest keeps. `LocalRun` and the Ray
+engine's `RayRun` (ray_engine.py) are what convert.py chooses between: the same
+`row_by_row` signature and yield shape, and where shards are compressed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from . import plan, reader
 from .engine import Engine
 from .errors import ConversionError
 from .schemas import conform
+from .shards import WRITERS
 from .validate import check_text
 
 if TYPE_CHECKING:
@@ -39,7 +41,16 @@ if TYPE_CHECKING:
     from .plan import Unit
     from .sources import Source
 
-DEFAULT_WORKERS = os.cpu_count() or 1
+
+def available_cores() -> int:
+    """The CPUs this process may run on: its affinity set where the OS has one (taskset, a
+    container's cpuset), so `--workers` defaults to the cores we can use, not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+DEFAULT_WORKERS = available_cores()
 
 
 @dataclass
@@ -139,6 +150,32 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
     finally:
         for engine in engines:
             engine.close()
+
+
+class LocalRun:
+    """The local engine as a conversion uses it (ray_engine.RayRun has the same shape): units
+    on `workers` threads here, and shards compressed here by the shard writer's threads."""
+
+    name = "local"
+    encode = None  # shards.write_shards compresses with this process's Polars
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def __enter__(self) -> LocalRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    @property
+    def shards_in_flight(self) -> int:
+        # A shard is compressed on Polars' threads while the next is fed; with many cores,
+        # more shards at once keep them busy.
+        return max(WRITERS, self.workers // 2)
+
+    def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int]):
+        return row_by_row(scan, definition, rows_wanted)
 
 
 def _raise_first_invalid(engine: Engine, source: Source, file, groups: tuple[int, ...], table: pa.Table) -> None:

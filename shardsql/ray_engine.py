@@ -13,9 +13,15 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   and requests it fetched (the driver adds them up for the progress display).
 * The driver keeps a bounded window of tasks in flight, in unit order, and starts one only
   while the source rows in flight are fewer than the rows still wanted, as the local engine
-  does. It holds at most the window's results; shards are written by the driver, as today.
+  does. A task's kept rows stay in the object store: the driver gets only their count
+  (`RemoteRows`), which is all it needs to cut the shards.
+* Each shard is compressed by a task of its own (`encode_shard`) from the slices of the
+  units' rows that make it up, with the same Polars writer as locally, so the bytes are the
+  same. Compressing is about two thirds of a conversion's CPU: done by the driver, it would
+  bound what a cluster can add. The driver fetches one compressed shard at a time, writes it
+  to the staging folder, and checks it as the local writer does.
 * A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
-  only on the unit, so a retried task returns the same rows.
+  only on the unit, and a shard's only on its slices, so a retried task returns the same.
 
 Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.py runs
 them locally. Ray Data's writers are not used: their rows per file are hints and their
@@ -28,12 +34,15 @@ only when a conversion asks for it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError, OptionsError, ShardsqlError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
     from .catalog import Definition
@@ -51,9 +60,12 @@ MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
 TASKS_PER_WORKER = 2  # tasks in flight per worker CPU: one running, one queued behind it
 BYTES_AHEAD_PER_WORKER = 16 << 20  # compressed bytes of units in flight, per worker CPU
 TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
-# A Ray started for the run: no dashboard (a web server nobody asked for), a small object
-# store (results are a few units' kept rows at a time).
-LOCAL_OBJECT_STORE_BYTES = 256 << 20
+# Shards being compressed at once: each holds its kept rows in the object store (about 300 MB
+# for a full FineWeb-Edu shard) until it is written. Enough to keep the cluster busy (writing
+# is two thirds of the work), few enough that the object store need not spill.
+MAX_SHARDS_IN_FLIGHT = 16
+# A Ray started for the run has no dashboard (a web server nobody asked for) and Ray's default
+# object store (30% of memory): it holds the kept rows of the shards being compressed.
 # Ray otherwise starts each worker of a driver run by `uv run` through `uv run` in a copy of the
 # working directory: a fresh environment, without the ray extra. Workers use this Python (on a
 # cluster: the nodes' own, which must have shardsql installed).
@@ -84,6 +96,8 @@ def require() -> Any:
 def _connect(ray, workers: int | None) -> bool:
     """Join the cluster at RAY_ADDRESS (or the Ray this process already joined), or start a
     local one with `workers` CPUs. True if this run started it and must shut it down."""
+    from .execute import available_cores
+
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS") or "local"
@@ -92,9 +106,8 @@ def _connect(ray, workers: int | None) -> bool:
         options |= {"log_to_driver": False, "logging_level": "WARNING"}
     if address == "local":
         options |= {
-            "num_cpus": workers or os.cpu_count() or 1,
+            "num_cpus": workers or available_cores(),
             "include_dashboard": False,
-            "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
         }
     try:
         ray.init(**options)
@@ -130,7 +143,7 @@ _worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per
 def run_unit(
     spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None, unit: Unit
 ):
-    """One task: the unit's kept rows, and (bytes fetched, requests, node id)."""
+    """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id)."""
     import dataclasses
 
     import ray
@@ -156,7 +169,25 @@ def run_unit(
         engine = _worker_engines[definition.sha256] = Engine(definition)
     kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
     node = ray.get_runtime_context().get_node_id()
-    return kept, (source.counter.bytes, source.counter.requests, node)
+    return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
+
+
+def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, str]:
+    """One task: a shard's parquet bytes from (offset, rows) slices of the units' kept rows, and
+    the node id. The same writer as the local engine's, fed the same slices: the same bytes."""
+    import tempfile
+    from pathlib import Path
+
+    import ray
+
+    from .shards import write_pieces
+
+    pieces = (table.slice(offset, rows) for table, (offset, rows) in zip(tables, slices, strict=True))
+    with tempfile.TemporaryDirectory(prefix="shardsql-shard-") as folder:
+        path = Path(folder) / "shard.parquet"
+        write_pieces(pieces, path, row_group_size)
+        data = path.read_bytes()
+    return data, ray.get_runtime_context().get_node_id()
 
 
 def _evict(cache: dict, close: Callable[[Any], None]) -> None:
@@ -168,42 +199,90 @@ def _evict(cache: dict, close: Callable[[Any], None]) -> None:
 # --- in the driver ---------------------------------------------------------------------------
 
 
-def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int]) -> Iterator[tuple[Unit, pa.Table]]:
-    """(unit, the definition's rows from it) in order, each unit a Ray task.
+class RemoteRows:
+    """Rows [offset, offset + num_rows) of a unit's kept rows, held in the object store. It
+    slices like a pyarrow Table, so the shard writer cuts shards from these as from tables."""
 
-    The same plan, yield shape and stopping rule as execute.row_by_row; `scan.workers` is
-    the CPUs to use (None: all of the cluster's).
-    """
-    ray = require()
-    from .execute import EngineRecord, may_submit
+    def __init__(self, ref, offset: int, num_rows: int):
+        self.ref, self.offset, self.num_rows = ref, offset, num_rows
 
-    started = _connect(ray, scan.workers)
-    try:
-        workers = scan.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        scan.record = EngineRecord(NAME, workers)
-        task = ray.remote(run_unit).options(
-            num_cpus=TASK_CPUS, max_retries=MAX_RETRIES, retry_exceptions=False, runtime_env={"env_vars": _env()}
-        )
+    def slice(self, offset: int = 0, length: int | None = None) -> RemoteRows:
+        offset = min(offset, self.num_rows)
+        rows = self.num_rows - offset if length is None else min(length, self.num_rows - offset)
+        return RemoteRows(self.ref, self.offset + offset, rows)
+
+
+class RayRun:
+    """One conversion on Ray: joins (or starts) the cluster on entry and leaves it on exit; in
+    between, `row_by_row` runs the units as tasks and `encode` compresses shards in tasks."""
+
+    name = NAME
+
+    def __init__(self, workers: int | None):
+        self.workers = workers
+        self.ray: Any = None
+        self.started = False
+        self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
+        self._nodes: set[str] = set()
+
+    def __enter__(self) -> RayRun:
+        self.ray = require()
+        self.started = _connect(self.ray, self.workers)
+        self.workers = self.workers or max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        options = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False,
+                   "runtime_env": {"env_vars": _env()}}  # fmt: skip
+        self._unit_task = self.ray.remote(run_unit).options(num_returns=2, **options)
+        self._shard_task = self.ray.remote(encode_shard).options(**options)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+    @property
+    def shards_in_flight(self) -> int:
+        return max(2, min(MAX_SHARDS_IN_FLIGHT, self.workers // 2))
+
+    def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int]):
+        """(unit, its kept rows as RemoteRows) in order, each unit a Ray task.
+
+        The same plan, yield shape and stopping rule as execute.row_by_row.
+        """
+        from .execute import EngineRecord, may_submit
+
+        ray = self.ray
+        scan.record = EngineRecord(NAME, self.workers, nodes=self._nodes)
         shared = [ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, _token())]
-        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * workers, BYTES_AHEAD_PER_WORKER * workers)
-        yield from _ordered(ray, scan, scan.units(), lambda unit: task.remote(*shared, unit), allowed)
-    finally:
-        if started:
-            ray.shutdown()
+        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers)
+        yield from _ordered(ray, scan, scan.units(), lambda unit: self._unit_task.remote(*shared, unit), allowed)
+
+    def encode(self, pieces: list[RemoteRows], path: Path, row_group_size: int) -> None:
+        """Write the shard made of `pieces` to `path`, compressed by a task."""
+        slices = [(piece.offset, piece.num_rows) for piece in pieces]
+        ref = self._shard_task.remote(slices, row_group_size, *[piece.ref for piece in pieces])
+        with self._one_shard:
+            data, node = _get(self.ray, ref)
+            try:
+                path.write_bytes(data)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        self._nodes.add(node)
 
 
-def _ordered(ray, scan: Scan, units: Iterator[Unit], submit, allowed) -> Iterator[tuple[Unit, pa.Table]]:
-    """Tasks started in unit order within the window, their results yielded in the same order."""
+def _ordered(ray, scan: Scan, units: Iterator[Unit], submit, allowed) -> Iterator[tuple[Unit, RemoteRows]]:
+    """Tasks started in unit order within the window, their counts yielded in the same order."""
     from .reader import in_order
 
     # Stopped early (shards full, or an error): the tasks still pending are not needed.
-    cancel = lambda ref: ray.cancel(ref, force=False)  # noqa: E731
-    for unit, (kept, (fetched, requests, node)) in in_order(units, submit, lambda ref: _get(ray, ref), allowed, cancel):
+    cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
+    finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
+    for unit, (kept, (rows, fetched, requests, node)) in in_order(units, submit, finish, allowed, cancel):
         scan.source.counter.add(fetched, requests)
         scan.record.tasks += 1
         scan.record.nodes.add(node)
         scan.read += unit.rows
-        yield unit, kept
+        yield unit, RemoteRows(kept, 0, rows)
 
 
 def _get(ray, ref):

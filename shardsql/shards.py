@@ -51,6 +51,10 @@ VAL_SHARD_NAME = shard_name(VAL_SHARD_INDEX)
 MAX_TRAIN_SHARDS = VAL_SHARD_INDEX
 
 
+# Writes a shard's pieces to a path by other means than this process's Polars (ray_engine.RayRun.encode).
+Encoder = Callable[[list[Any], Path, int], None]
+
+
 @dataclass(frozen=True)
 class ShardInfo:
     name: str
@@ -123,7 +127,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_one(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
+def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
     """Stream `pieces` into one parquet file with Polars; return the rows written."""
     import polars as pl
     from polars.io.plugins import register_io_source
@@ -193,12 +197,19 @@ def _from_queue(pieces: queue.Queue, digest: TextDigest | None) -> Iterator[pa.T
         yield item
 
 
-def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int, digest: bool):
+def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int, digest: bool,
+                 encode: Encoder | None):  # fmt: skip
     """Write shard `index` from the tables in `pieces` (a thread of its own); None if it got no rows."""
     final = out_dir / shard_name(index)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     texts = TextDigest() if digest else None
-    rows = _write_one(_from_queue(pieces, texts), partial, row_group_size)
+    if encode is None:
+        rows = write_pieces(_from_queue(pieces, texts), partial, row_group_size)
+    else:  # compressed elsewhere (the Ray engine's tasks), once every piece is known
+        whole = list(_from_queue(pieces, texts))
+        rows = sum(piece.num_rows for piece in whole)
+        if rows:
+            encode(whole, partial, row_group_size)
     if rows == 0:
         partial.unlink(missing_ok=True)
         return None
@@ -216,8 +227,8 @@ class _Writers:
     bounded: a slow writer holds back the feeder, never memory.
     """
 
-    def __init__(self, out_dir: Path, row_group_size: int, writers: int, digest: bool):
-        self.out_dir, self.row_group_size, self.digest = out_dir, row_group_size, digest
+    def __init__(self, out_dir: Path, row_group_size: int, writers: int, digest: bool, encode: Encoder | None):
+        self.out_dir, self.row_group_size, self.digest, self.encode = out_dir, row_group_size, digest, encode
         self.pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="shardsql-write")
         self.limit = max(1, writers)
         self.flight: deque[list] = deque()  # [future, queue, token, fed] per shard, in order
@@ -225,7 +236,9 @@ class _Writers:
     def write(self, index: int, pieces: Iterator[pa.Table]) -> None:
         """Start shard `index` and feed it `pieces`; returns once every piece is queued."""
         tables: queue.Queue = queue.Queue(maxsize=QUEUED_TABLES)
-        future = self.pool.submit(_write_shard, tables, self.out_dir, index, self.row_group_size, self.digest)
+        future = self.pool.submit(
+            _write_shard, tables, self.out_dir, index, self.row_group_size, self.digest, self.encode
+        )
         self.flight.append([future, tables, None, False])
         for piece in pieces:
             self._put(future, tables, piece)
@@ -276,6 +289,7 @@ def write_shards(
     position: Callable[[int], Any] = lambda pending: pending,
     writers: int = WRITERS,
     digest: bool = False,
+    encode: Encoder | None = None,
 ) -> list[ShardInfo]:
     """Write the training shards and the validation shard from `batches`.
 
@@ -285,11 +299,15 @@ def write_shards(
     complete on disk, `on_shard(info, that position)` is called, in shard order. Stops
     pulling from `batches` as soon as the last shard is full. Returns the shards in order,
     the validation shard last. With `digest`, each shard records a TextDigest of its texts.
+
+    `writers` shards are written at once. With `encode`, the batches may be any row
+    slices with `num_rows` and `slice` (the Ray engine's RemoteRows), and each shard's
+    pieces are handed to `encode(pieces, path, row_group_size)`, which writes the file.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)
     shards: list[ShardInfo] = list(done or [])
-    pool = _Writers(out_dir, row_group_size, writers, digest)
+    pool = _Writers(out_dir, row_group_size, writers, digest, encode)
     ended = False
 
     def collect(wait_for_room: bool) -> None:

@@ -245,3 +245,32 @@ def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
     with pytest.raises(ConversionError, match=r"000_00000\.parquet, row group \d+: the definition keeps \d+ NULL"):
         convert(catalog.load_file(path), options)
     assert not (tmp_path / "c" / "data").exists()
+
+
+def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path, monkeypatch):
+    """Compressing is most of a conversion's CPU: under Ray the driver only cuts shards and
+    writes the bytes its tasks compressed, so a cluster's cores do the work."""
+    from shardsql import shards
+
+    local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2)
+
+    def driver_compresses(*args, **kwargs):
+        raise AssertionError("the driver compressed a shard")
+
+    monkeypatch.setattr(shards, "write_pieces", driver_compresses)  # this process only, not Ray's workers
+    on_ray = run("fineweb-edu-high", tmp_path / "ray")
+    assert hashes(on_ray) == hashes(local) and len(on_ray.shards) == SHARDS + 1
+    assert not list((tmp_path / "ray").rglob("*.partial"))
+
+
+@pytest.mark.parametrize("offset, length", [(0, None), (0, 3), (2, None), (2, 3), (7, 5), (10, None), (12, 4)])
+def test_remote_rows_slice_as_a_table_does(offset, length):
+    import pyarrow as pa
+
+    from shardsql.ray_engine import RemoteRows
+
+    unit = pa.table({"text": [str(i) for i in range(10)]})
+    sliced = RemoteRows("ref", 1, 9).slice(offset, length)  # rows 1..9 of the unit's kept rows
+    expected = unit.slice(1).slice(offset, length)
+    assert sliced.num_rows == expected.num_rows
+    assert unit.slice(sliced.offset, sliced.num_rows).equals(expected)

@@ -190,3 +190,24 @@ def test_the_ray_engine_without_ray_installed_is_one_clear_line(source_folder, t
         "Error: --engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
     )
     assert not (tmp_path / "data").exists()
+
+
+def test_the_default_workers_are_the_cores_this_process_may_use(source_folder, tmp_path):
+    """Pinned to one CPU (as taskset or a container's cpuset does), a conversion runs one
+    worker, not one per CPU of the machine."""
+    import json
+    import os
+    import subprocess
+
+    pin_then_run = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from shardsql.cli import cli; cli(prog_name='shardsql')"
+    )
+    args = ["convert", "fineweb-edu", "--source", str(source_folder), "--cache-dir", str(tmp_path / "cache")]
+    done = subprocess.run(
+        [sys.executable, "-c", pin_then_run, *args, "--num-shards", "2", "--rows-per-shard", "10", "--yes", "-q"],
+        capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "cache" / "data" / "manifest.json").read_text())
+    assert record["engine"]["workers"] == 1
