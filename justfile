@@ -59,7 +59,7 @@ fmt: setup
     uv run ruff check --fix .
 
 # Benchmark: speed vs the seed loop and a Polars pipeline, peak RSS, bytes fetched (bench/README.md).
-# `just bench --scaling`: the scaling table, workers 1..cores, local and Ray (bench/scaling.py).
+# `just bench --scaling`: the scaling table, 1..all cores (pinned), local and Ray (bench/scaling.py).
 [positional-arguments]
 bench *args: setup-dev
     uv run python bench/bench.py "$@"

@@ -153,3 +153,69 @@ def _git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
+
+
+# Which part of a conversion a thread does, by its name (Python's thread names, or the OS's
+# for native threads: Polars' streaming sink runs on "async-executor" threads).
+THREAD_GROUPS = (
+    ("shardsql-unit", "units: decode, filter, check"),
+    ("async-executor", "Polars: compressing shards"),
+    ("polars", "Polars: compressing shards"),
+    ("tokio", "Polars: compressing shards"),
+    ("shardsql-write", "feeding the shard writers"),
+    ("shardsql-fetch", "fetching byte ranges"),
+    ("MainThread", "main thread: cutting shards, checkpoints"),
+)
+
+
+class ThreadCPU:
+    """CPU seconds by thread group while the `with` block runs (Linux): samples
+    /proc/self/task every `every` seconds, so a thread's last moments before it exits are
+    missed. It costs CPU itself: use it on a run that is not timed."""
+
+    def __init__(self, every: float = 0.02):
+        import threading
+
+        self.every, self.seconds, self._names = every, {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="cpu-sampler", daemon=True)
+        self._start: dict[int, float] = {}
+
+    def _read(self) -> dict[int, float]:
+        import threading
+
+        python = {t.native_id: t.name for t in threading.enumerate()}
+        tick, now = os.sysconf("SC_CLK_TCK"), {}
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (task / "comm").read_text().strip()
+            except OSError:
+                continue  # the thread ended
+            tid = int(task.name)
+            now[tid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            self._names[tid] = python.get(tid, comm)
+        return now
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self._latest.update(self._read())
+
+    def __enter__(self) -> ThreadCPU:
+        self._start = self._read()
+        self._latest = dict(self._start)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._latest.update(self._read())
+        groups: dict[str, float] = {}
+        for tid, seconds in self._latest.items():
+            name = self._names.get(tid, "?")
+            if name == "cpu-sampler":
+                continue
+            group = next((label for prefix, label in THREAD_GROUPS if name.startswith(prefix)), "other threads")
+            groups[group] = groups.get(group, 0.0) + seconds - self._start.get(tid, 0.0)
+        self.seconds = {group: round(s, 2) for group, s in sorted(groups.items(), key=lambda kv: -kv[1])}

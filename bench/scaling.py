@@ -70,9 +70,9 @@ def run_scaling(args, work: Path, log: Callable[[str], None]) -> int:
             got = _child(job | {"engine": engine, "cores": n, "cpus": cpus[:n]})
             want = want or got["hashes"]
             if got["hashes"] != want:
-                raise SystemExit(f"scaling: {engine} on {n} cores wrote different shards: the engines must agree")
+                raise SystemExit(f"scaling: {engine} on {_cores(n)} wrote different shards: the engines must agree")
             results[engine][n] = got
-            log(f"  {engine}, {n} cores: {statistics.median(got['seconds']):.2f} s")
+            log(f"  {engine}, {_cores(n)}: {statistics.median(got['seconds']):.2f} s")
     cold = _child(job | {"engine": "ray", "cores": len(cpus), "cpus": cpus, "cold": True})
     if cold["hashes"] != want:
         raise SystemExit("scaling: the cold Ray run wrote different shards")
@@ -147,8 +147,14 @@ def child(job: dict) -> dict:
         if index or job.get("cold"):  # the first run of a warm series is its warm-up
             seconds.append(round(took, 3))
             cpu.append(round(took_cpu, 3))
+    threads = None
+    if job["engine"] == "local" and Path("/proc/self/task").is_dir():  # one more, untimed run
+        with measure.ThreadCPU() as threads:
+            convert(resolve(DATASET), options)
+        shutil.rmtree(work / "cache")
     shutil.rmtree(work, ignore_errors=True)
-    return {"seconds": seconds, "cpu_seconds": cpu, "hashes": hashes, "ray_start": ray_start}
+    return {"seconds": seconds, "cpu_seconds": cpu, "hashes": hashes, "ray_start": ray_start,
+            "thread_cpu_seconds": threads.seconds if threads else None}  # fmt: skip
 
 
 def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
@@ -172,7 +178,20 @@ def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
             median = statistics.median(got["seconds"])
             busy = statistics.median(got["cpu_seconds"]) / median
             lines.append(f"| {engine} | {n} | {median:.2f} | {rows / median:,.0f} | {one / median:.2f}x | {busy:.2f} |")
-    starts = ", ".join(f"{s:.1f} s on {n} cores" for n, s in record["ray_start_seconds"].items())
+    local = {n: got["thread_cpu_seconds"] for n, got in results["local"].items() if got["thread_cpu_seconds"]}
+    if local:
+        counts = list(local)
+        lines += [
+            "",
+            "Where the local engine's CPU goes, in seconds, by thread (a separate, untimed run at each core count, "
+            "sampled from /proc every 20 ms). A group that stays on one thread cannot use more cores.",
+            "",
+            "| threads | " + " | ".join(_cores(n) for n in counts) + " |",
+            "| --- |" + " --- |" * len(counts),
+        ]
+        for group in local[counts[-1]]:
+            lines.append(f"| {group} | " + " | ".join(f"{local[n].get(group, 0):.2f}" for n in counts) + " |")
+    starts = ", ".join(f"{s:.1f} s on {_cores(int(n))}" for n, s in record["ray_start_seconds"].items())
     lines += [
         "",
         "For Ray, the driver's CPU time leaves out the tasks, which run in Ray's worker processes.",
@@ -181,6 +200,10 @@ def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cores(n: int) -> str:
+    return f"{n} core" if n == 1 else f"{n} cores"
 
 
 if __name__ == "__main__":  # a pinned configuration's process (see _child)
