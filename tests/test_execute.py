@@ -103,9 +103,9 @@ def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_fo
     assert not (tmp_path / "cache" / "data").exists(), "nothing reached the data folder"
 
 
-@pytest.mark.parametrize("dataset", ["fineweb-edu", "slimpajama", "github-code-python"])
+@pytest.mark.parametrize("dataset", sorted(catalog.definition_paths()))
 def test_one_worker_and_four_resumed_give_the_same_bytes(hub_dataset, tmp_path, small_units, dataset):
-    """The built-in definitions on their samples: 1 worker, against 4 workers interrupted and resumed."""
+    """Every built-in definition on its sample: 1 worker, against 4 workers interrupted and resumed."""
     hub_dataset(dataset, files=2, rows_per_file=3000, row_group_size=250)
     definition = catalog.resolve(dataset)
 
@@ -118,4 +118,4 @@ def test_one_worker_and_four_resumed_give_the_same_bytes(hub_dataset, tmp_path, 
         run(tmp_path / "four", 4, progress=StopAfter(2))
     four = run(tmp_path / "four", 4)
     assert [(s.name, s.sha256) for s in four.shards] == [(s.name, s.sha256) for s in one.shards]
-    assert len(one.shards) == 6
+    assert len(one.shards) >= 4, "several shards, some written after the resume"

@@ -32,8 +32,8 @@ from shardsql.samples import LAYOUTS, write_sample  # noqa: E402
 
 NODES, CPUS_PER_NODE = 2, 1
 OBJECT_STORE_BYTES = 100 << 20
-# Built-in definitions of different shapes: filters on a score, a struct, other text columns.
-DATASETS = ["fineweb-edu-high", "cosmopedia-v2", "github-code-python", "pubmed-abstract"]
+# Every built-in definition: filters on a score, a struct, other text columns.
+DATASETS = sorted(catalog.definition_paths())
 TOKEN, GATED_REPO = "hf_ray_test_secret_token", "org/gated-pubmed"
 SHARDS, ROWS_PER_SHARD = 4, 600  # 3,000 kept rows of 6,000: several tasks, and the run stops early
 
