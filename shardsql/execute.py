@@ -156,7 +156,6 @@ class LocalRun:
     """The local engine as a conversion uses it (ray_engine.RayRun has the same shape): units
     on `workers` threads here, and shards compressed here by the shard writer's threads."""
 
-    name = "local"
     encode = None  # shards.write_shards compresses with this process's Polars
 
     def __init__(self, workers: int):

@@ -216,8 +216,6 @@ class RayRun:
     """One conversion on Ray: joins (or starts) the cluster on entry and leaves it on exit; in
     between, `row_by_row` runs the units as tasks and `encode` compresses shards in tasks."""
 
-    name = NAME
-
     def __init__(self, workers: int | None):
         self.workers = workers
         self.ray: Any = None
