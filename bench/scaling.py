@@ -153,8 +153,11 @@ def child(job: dict) -> dict:
             convert(resolve(DATASET), options)
         shutil.rmtree(work / "cache")
     shutil.rmtree(work, ignore_errors=True)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
     return {"seconds": seconds, "cpu_seconds": cpu, "hashes": hashes, "ray_start": ray_start,
-            "thread_cpu_seconds": threads.seconds if threads else None}  # fmt: skip
+            "thread_cpu_seconds": threads.seconds if threads else None, "peak_rss_mb": round(peak)}  # fmt: skip
 
 
 def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
@@ -169,15 +172,17 @@ def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
         f"`{DATASET}` on a local folder, {rows:,} rows written. Each row: {how}, `--workers N`; median of "
         f"{record['parameters']['repeats']} runs after a warm-up; every run's shards identical.",
         "",
-        "| engine | cores | seconds | rows a second | speed-up over 1 core | cores busy (driver's CPU time / wall) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| engine | cores | seconds | rows a second | speed-up over 1 core | cores busy (driver's CPU time / wall) "
+        "| driver's peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for engine, by_cores in results.items():
         one = statistics.median(by_cores[1]["seconds"])
         for n, got in by_cores.items():
             median = statistics.median(got["seconds"])
             busy = statistics.median(got["cpu_seconds"]) / median
-            lines.append(f"| {engine} | {n} | {median:.2f} | {rows / median:,.0f} | {one / median:.2f}x | {busy:.2f} |")
+            cells = f"{median:.2f} | {rows / median:,.0f} | {one / median:.2f}x | {busy:.2f} | {got['peak_rss_mb']} MB"
+            lines.append(f"| {engine} | {n} | {cells} |")
     local = {n: got["thread_cpu_seconds"] for n, got in results["local"].items() if got["thread_cpu_seconds"]}
     if local:
         counts = list(local)
@@ -194,7 +199,8 @@ def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
     starts = ", ".join(f"{s:.1f} s on {_cores(int(n))}" for n, s in record["ray_start_seconds"].items())
     lines += [
         "",
-        "For Ray, the driver's CPU time leaves out the tasks, which run in Ray's worker processes.",
+        "For Ray, the driver's CPU time and peak RSS leave out the tasks, which run in Ray's worker processes. "
+        "A peak RSS is the process's over all its runs.",
         f"Ray start-up (`ray.init` of a local Ray): {starts}. A cold `--engine ray` run that starts and "
         f"stops its own Ray, on all {m['cpus']} cores: {record['ray_cold_run_seconds']:.1f} s.",
         "",
