@@ -157,7 +157,18 @@ def child(job: dict) -> dict:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
     return {"seconds": seconds, "cpu_seconds": cpu, "hashes": hashes, "ray_start": ray_start,
-            "thread_cpu_seconds": threads.seconds if threads else None, "peak_rss_mb": round(peak)}  # fmt: skip
+            "thread_cpu_seconds": threads.seconds if threads else None, "peak_rss_mb": round(peak),
+            "shared_rss_mb": _shared_rss_mb()}  # fmt: skip
+
+
+def _shared_rss_mb() -> int | None:
+    """This process's resident shared-memory pages now (Linux): under Ray, the pages of the
+    object store it has read (the compressed shards), which its RSS counts too."""
+    try:
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("RssShmem:"))
+    except (OSError, StopIteration):
+        return None
+    return round(int(line.split()[1]) / 1024)
 
 
 def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
@@ -181,7 +192,10 @@ def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
         for n, got in by_cores.items():
             median = statistics.median(got["seconds"])
             busy = statistics.median(got["cpu_seconds"]) / median
-            cells = f"{median:.2f} | {rows / median:,.0f} | {one / median:.2f}x | {busy:.2f} | {got['peak_rss_mb']} MB"
+            rss = f"{got['peak_rss_mb']} MB"
+            if engine == "ray" and got["shared_rss_mb"]:
+                rss += f" ({got['shared_rss_mb']} MB shared)"
+            cells = f"{median:.2f} | {rows / median:,.0f} | {one / median:.2f}x | {busy:.2f} | {rss}"
             lines.append(f"| {engine} | {n} | {cells} |")
     local = {n: got["thread_cpu_seconds"] for n, got in results["local"].items() if got["thread_cpu_seconds"]}
     if local:
@@ -200,7 +214,8 @@ def render(record: dict, results: dict[str, dict[int, dict]], rows: int) -> str:
     lines += [
         "",
         "For Ray, the driver's CPU time and peak RSS leave out the tasks, which run in Ray's worker processes. "
-        "A peak RSS is the process's over all its runs.",
+        "A peak RSS is the process's over all its runs; under Ray it counts the pages of Ray's shared object "
+        "store that the driver has read (the compressed shards it writes), shown in brackets at the end.",
         f"Ray start-up (`ray.init` of a local Ray): {starts}. A cold `--engine ray` run that starts and "
         f"stops its own Ray, on all {m['cpus']} cores: {record['ray_cold_run_seconds']:.1f} s.",
         "",
