@@ -38,13 +38,23 @@ TOKEN, GATED_REPO = "hf_ray_test_secret_token", "org/gated-pubmed"
 SHARDS, ROWS_PER_SHARD = 4, 600  # 3,000 kept rows of 6,000: several tasks, and the run stops early
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A Ray cluster of two simulated nodes on this machine, joined by this process."""
     from ray.cluster_utils import Cluster
 
     node = {"num_cpus": CPUS_PER_NODE, "object_store_memory": OBJECT_STORE_BYTES}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    head = {**node, "include_dashboard": False, "ray_client_server_port": _free_port()}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    cluster.client_port = head["ray_client_server_port"]
     for _ in range(NODES - 1):
         cluster.add_node(**node)
     ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
@@ -190,6 +200,23 @@ def test_ray_address_names_the_cluster_to_join(hub_env, ray_cluster, tmp_path, m
         ray.init(address=ray_cluster.address, log_to_driver=False, logging_level="WARNING")
     assert hashes(on_ray) == hashes(local)
     assert json.loads(on_ray.manifest_path.read_text())["engine"]["workers"] == 1
+
+
+def test_ray_client_joins_a_cluster_by_its_ray_url(hub_env, ray_cluster, tmp_path, monkeypatch):
+    """RAY_ADDRESS=ray://host:port (Ray Client, as the README shows): the same bytes, the
+    compressed shards coming back through the client."""
+    local = run("github-code-python", tmp_path / "local", engine="local", workers=2)
+    ray.shutdown()
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{ray_cluster.client_port}")
+    try:
+        on_ray = run("github-code-python", tmp_path / "ray")
+        assert not ray.is_initialized(), "the run leaves the cluster it joined"
+    finally:
+        monkeypatch.delenv("RAY_ADDRESS")  # or ray.init would take the ray:// URL and join as a client again
+        ray.init(address=ray_cluster.address, log_to_driver=False, logging_level="WARNING")
+    assert hashes(on_ray) == hashes(local)
+    record = json.loads(on_ray.manifest_path.read_text())["engine"]
+    assert record["name"] == "ray" and record["workers"] == NODES * CPUS_PER_NODE
 
 
 def test_a_whole_source_definition_runs_locally_under_ray(hub_env, tmp_path):
