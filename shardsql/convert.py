@@ -295,12 +295,12 @@ def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Pa
         engine.close()
 
 
-def _executor(engine: str, workers: int | None):
+def _executor(engine: str, workers: int | None, progress: Progress):
     """The local engine, or Ray (joined or started on entering it, left on leaving it)."""
     if engine == "ray":
         from .ray_engine import RayRun
 
-        return RayRun(workers)
+        return RayRun(workers, progress.message)
     from .execute import LocalRun
 
     return LocalRun(workers)
@@ -353,7 +353,7 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     try:
         if not state.finished:
             done = list(state.shards)
-            with _executor(engine, workers) as executor:
+            with _executor(engine, workers, progress) as executor:
                 output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done, executor)
                 try:
                     write_shards(

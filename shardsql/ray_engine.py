@@ -33,6 +33,7 @@ only when a conversion asks for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -74,6 +75,7 @@ NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 # serves many conversions: a few reopened sources and DuckDB connections, and a few files' footers.
 WORKER_CACHE = 4
 WORKER_FOOTERS = 8
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def require() -> Any:
@@ -93,28 +95,38 @@ def require() -> Any:
     return ray
 
 
-def _connect(ray, workers: int | None) -> bool:
+def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
     """Join the cluster at RAY_ADDRESS (or the Ray this process already joined), or start a
     local one with `workers` CPUs. True if this run started it and must shut it down."""
     from .execute import available_cores
 
     if ray.is_initialized():
+        say("Ray: using the cluster this process has already joined.")
         return False
     address = os.environ.get("RAY_ADDRESS") or "local"
     options: dict[str, Any] = {"address": address}
     if not address.startswith("ray://"):  # Ray Client hands other arguments on to the cluster's own init
         options |= {"log_to_driver": False, "logging_level": "WARNING"}
     if address == "local":
-        options |= {
-            "num_cpus": workers or available_cores(),
-            "include_dashboard": False,
-        }
+        cpus = workers or available_cores()
+        options |= {"num_cpus": cpus, "include_dashboard": False}
+        say(f"Ray: starting a local Ray with {cpus} CPUs for this run (set RAY_ADDRESS to use a cluster)...")
+        # Ray says at length that the Ray it starts has token authentication on: it should.
+        logging.getLogger(TOKEN_NOTICE_LOGGER).addFilter(_no_token_notice)
+    else:
+        say(f"Ray: joining the cluster at RAY_ADDRESS={address}...")
     try:
         ray.init(**options)
     except Exception as exc:
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address != "local" else "a local Ray"
         raise ConversionError(f"cannot start or join {where}: {_first_line(exc)}") from exc
+    finally:
+        logging.getLogger(TOKEN_NOTICE_LOGGER).removeFilter(_no_token_notice)
     return True
+
+
+def _no_token_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def _env() -> dict[str, str]:
@@ -216,8 +228,8 @@ class RayRun:
     """One conversion on Ray: joins (or starts) the cluster on entry and leaves it on exit; in
     between, `row_by_row` runs the units as tasks and `encode` compresses shards in tasks."""
 
-    def __init__(self, workers: int | None):
-        self.workers = workers
+    def __init__(self, workers: int | None, say: Callable[[str], None] = lambda _: None):
+        self.workers, self.say = workers, say
         self.ray: Any = None
         self.started = False
         self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
@@ -225,8 +237,11 @@ class RayRun:
 
     def __enter__(self) -> RayRun:
         self.ray = require()
-        self.started = _connect(self.ray, self.workers)
-        self.workers = self.workers or max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        self.started = _connect(self.ray, self.workers, self.say)
+        cpus = int(self.ray.cluster_resources().get("CPU", 1))
+        self.workers = self.workers or max(1, cpus)
+        nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
+        self.say(f"Ray: {nodes} node{'s' * (nodes != 1)} with {cpus} CPUs; this run uses {self.workers} of them.")
         options = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False,
                    "runtime_env": {"env_vars": _env()}}  # fmt: skip
         self._unit_task = self.ray.remote(run_unit).options(num_returns=2, **options)

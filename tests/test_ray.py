@@ -10,6 +10,7 @@ workers are reused across tests only while their environment (HF_ENDPOINT) is th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -193,13 +194,37 @@ def test_ray_address_names_the_cluster_to_join(hub_env, ray_cluster, tmp_path, m
     local = run("cosmopedia-v2", tmp_path / "local", engine="local", workers=2)
     ray.shutdown()  # this process is no longer connected: the run joins the cluster at RAY_ADDRESS
     monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+    said = io.StringIO()
     try:
-        on_ray = run("cosmopedia-v2", tmp_path / "ray", workers=1)
+        on_ray = run("cosmopedia-v2", tmp_path / "ray", workers=1, progress=Progress(stream=said))
         assert not ray.is_initialized(), "the run leaves the cluster it joined"
     finally:
         ray.init(address=ray_cluster.address, log_to_driver=False, logging_level="WARNING")
     assert hashes(on_ray) == hashes(local)
     assert json.loads(on_ray.manifest_path.read_text())["engine"]["workers"] == 1
+    assert f"Ray: joining the cluster at RAY_ADDRESS={ray_cluster.address}..." in said.getvalue()
+    assert f"Ray: {NODES} nodes with {NODES * CPUS_PER_NODE} CPUs; this run uses 1 of them." in said.getvalue()
+
+
+def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(hub_env, tmp_path):
+    """`convert --engine ray` with no RAY_ADDRESS, in a process of its own (this one has joined
+    the test cluster): it starts a local Ray, says so, and stops it."""
+    import subprocess
+
+    local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=2)
+    args = ["convert", "pubmed-abstract", "--engine", "ray", "--workers", "2", "--num-shards", str(SHARDS),
+            "--rows-per-shard", str(ROWS_PER_SHARD), "--cache-dir", str(tmp_path / "ray"), "--yes"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    command = [sys.executable, "-m", "shardsql", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "Ray: starting a local Ray with 2 CPUs for this run (set RAY_ADDRESS to use a cluster)..." in said
+    assert "Ray: 1 node with 2 CPUs; this run uses 2 of them." in said
+    assert "Token authentication is enabled" not in said  # Ray's notice about the Ray it starts, not for our users
+    record = json.loads((tmp_path / "ray" / "data" / "manifest.json").read_text())
+    assert [(s["name"], s["sha256"]) for s in record["shards"]] == hashes(local)
+    assert record["engine"]["name"] == "ray"
 
 
 def test_ray_client_joins_a_cluster_by_its_ray_url(hub_env, ray_cluster, tmp_path, monkeypatch):
