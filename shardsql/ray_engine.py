@@ -8,9 +8,11 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
 * A task reopens the source in its worker from a `SourceSpec` (URL, commit, files; the
   Hub endpoint comes through Ray's runtime_env, the token through the object store: Ray
   writes a runtime_env, env_vars included, into its logs and the workers' command lines,
-  so the token is never put there), fetches and decodes its unit, runs the
-  definition with a DuckDB `Engine` of its own, and returns the kept rows with the bytes
-  and requests it fetched (the driver adds them up for the progress display).
+  so the token is never put there). It gets its file's footer from the driver, which read
+  it to plan the units (a worker reading every footer again would cost the Hub two
+  requests per file per worker), fetches and decodes its unit, runs the definition with a
+  DuckDB `Engine` of its own, and returns the kept rows, their count and the bytes and
+  requests it fetched (the driver adds them up for the progress display).
 * The driver keeps a bounded window of tasks in flight, in unit order, and starts one only
   while the source rows in flight are fewer than the rows still wanted, as the local engine
   does. A task's kept rows stay in the object store: the driver gets only their count
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from .catalog import Definition
     from .execute import Scan
     from .plan import Unit
-    from .sources import SourceSpec
+    from .sources import ParquetFooter, SourceSpec
 
 NAME = "ray"
 INSTALL_HINT = "--engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
@@ -152,10 +154,10 @@ _worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and t
 _worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
 
 
-def run_unit(
-    spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None, unit: Unit
-):
-    """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id)."""
+def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
+             unit: Unit, footer: ParquetFooter):  # fmt: skip
+    """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
+    `footer` is the unit's file's, as the driver read it: no worker reads a footer again."""
     import dataclasses
 
     import ray
@@ -173,6 +175,7 @@ def run_unit(
     cached = _worker_sources[spec, token]
     if unit.file.path not in cached.footers and len(cached.footers) >= WORKER_FOOTERS:
         cached.footers.clear()  # units come in file order: the footers of files behind are done with
+    cached.footers[unit.file.path] = footer
     # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
     source = dataclasses.replace(cached, counter=ByteCounter())
     engine = _worker_engines.get(definition.sha256)
@@ -262,12 +265,21 @@ class RayRun:
         The same plan, yield shape and stopping rule as execute.row_by_row.
         """
         from .execute import EngineRecord, may_submit
+        from .sources import read_footer
 
         ray = self.ray
         scan.record = EngineRecord(NAME, self.workers, nodes=self._nodes)
         shared = [ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, _token())]
         allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers)
-        yield from _ordered(ray, scan, scan.units(), lambda unit: self._unit_task.remote(*shared, unit), allowed)
+        footers: dict[str, Any] = {}  # the current file's footer, in the object store
+
+        def submit(unit: Unit):
+            if unit.file.path not in footers:  # units come file by file
+                footers.clear()
+                footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
+            return self._unit_task.remote(*shared, unit, footers[unit.file.path])
+
+        yield from _ordered(ray, scan, scan.units(), submit, allowed)
 
     def encode(self, pieces: list[RemoteRows], path: Path, row_group_size: int) -> None:
         """Write the shard made of `pieces` to `path`, compressed by a task."""
