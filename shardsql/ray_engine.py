@@ -78,6 +78,7 @@ NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 WORKER_CACHE = 4
 WORKER_FOOTERS = 8
 TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
 
 
 def require() -> Any:
@@ -155,9 +156,10 @@ _worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             unit: Unit, footer: ParquetFooter):  # fmt: skip
+             messages: Any, unit: Unit, footer: ParquetFooter):  # fmt: skip
     """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
-    `footer` is the unit's file's, as the driver read it: no worker reads a footer again."""
+    `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
+    the task has to say while it runs (a rate-limit wait) goes to the `messages` actor."""
     import dataclasses
 
     import ray
@@ -165,6 +167,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     from . import reader
     from .engine import Engine
     from .execute import keep
+    from .retries import report_waits
     from .sources import ByteCounter, reopen
 
     if (spec, token) not in _worker_sources:
@@ -182,7 +185,8 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     if engine is None:
         _evict(_worker_engines, lambda old: old.close())
         engine = _worker_engines[definition.sha256] = Engine(definition)
-    kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
+    with report_waits(lambda text: messages.say.remote(text)):
+        kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
 
@@ -211,6 +215,21 @@ def _evict(cache: dict, close: Callable[[Any], None]) -> None:
         close(cache.pop(next(iter(cache))))
 
 
+class Messages:
+    """A Ray actor: lines the tasks have to say while they run (a rate-limit wait of minutes
+    must not look like a hang), taken by the driver for its progress display."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.lines.append(text)
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
 # --- in the driver ---------------------------------------------------------------------------
 
 
@@ -237,6 +256,8 @@ class RayRun:
         self.started = False
         self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
         self._nodes: set[str] = set()
+        self._stop = threading.Event()
+        self._relay = threading.Thread(target=self._relay_messages, name="shardsql-ray-messages", daemon=True)
 
     def __enter__(self) -> RayRun:
         self.ray = require()
@@ -249,11 +270,29 @@ class RayRun:
                    "runtime_env": {"env_vars": _env()}}  # fmt: skip
         self._unit_task = self.ray.remote(run_unit).options(num_returns=2, **options)
         self._shard_task = self.ray.remote(encode_shard).options(**options)
+        self._messages = self.ray.remote(Messages).options(num_cpus=0).remote()
+        self._relay.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._relay.is_alive():
+            self._relay.join()
         if self.started:
             self.ray.shutdown()
+
+    def _relay_messages(self) -> None:
+        """Say what the tasks said, every MESSAGES_EVERY_S seconds and once more at the end."""
+        while True:
+            stopping = self._stop.wait(MESSAGES_EVERY_S)
+            try:
+                lines = self.ray.get(self._messages.take.remote())
+            except Exception:  # the cluster went away: the run itself says what failed
+                return
+            for line in dict.fromkeys(lines):  # workers waiting together say it once
+                self.say(f"{line} (in a Ray task)")
+            if stopping:
+                return
 
     @property
     def shards_in_flight(self) -> int:
@@ -277,7 +316,7 @@ class RayRun:
             if unit.file.path not in footers:  # units come file by file
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
-            return self._unit_task.remote(*shared, unit, footers[unit.file.path])
+            return self._unit_task.remote(*shared, self._messages, unit, footers[unit.file.path])
 
         yield from _ordered(ray, scan, scan.units(), submit, allowed)
 

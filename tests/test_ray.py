@@ -81,9 +81,9 @@ def ray_hub(tmp_path_factory):
 @pytest.fixture
 def hub_env(ray_hub, ray_cluster, monkeypatch, small_units):
     monkeypatch.setenv("HF_ENDPOINT", ray_hub.url)
-    ray_hub.before_response = None
+    ray_hub.before_response, ray_hub.budgets = None, {}
     yield ray_hub
-    ray_hub.before_response = None
+    ray_hub.before_response, ray_hub.budgets = None, {}
 
 
 def run(dataset, cache, engine="ray", workers=None, **kw):
@@ -95,6 +95,21 @@ def run(dataset, cache, engine="ray", workers=None, **kw):
 
 def hashes(result) -> list[tuple[str, str]]:
     return [(s.name, s.sha256) for s in result.shards]
+
+
+class Events(Progress):
+    """The messages and shards of a run, in the order they came."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def message(self, text):
+        self.lines.append(text)
+
+    def shard(self, info):
+        super().shard(info)
+        self.lines.append(info.name)
 
 
 class Counts(Progress):
@@ -286,6 +301,19 @@ def test_a_gated_dataset_on_ray_and_the_token_is_in_no_ray_log(hub_env, ray_clus
     session = Path(ray_cluster.head_node.get_session_dir_path())
     leaks = [p for p in session.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert not leaks, leaks
+
+
+def test_a_rate_limit_met_in_a_ray_task_is_said_by_the_driver_while_it_waits(hub_env, tmp_path):
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
+    hub_env.limit_rate(resolvers=3, window_s=1)  # the workers' range reads run into it
+    events = Events()
+    on_ray = run("fineweb-edu", tmp_path / "ray", progress=events)
+    assert hashes(on_ray) == hashes(local)
+    assert hub_env.budgets["resolvers"].refused > 0
+    wait = "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit) (in a Ray task)"
+    assert wait in events.lines, events.lines
+    last_shard = max(i for i, line in enumerate(events.lines) if line.startswith("shard_"))
+    assert events.lines.index(wait) < last_shard, "said while the run goes on, not after it"
 
 
 def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
