@@ -24,6 +24,8 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   to the staging folder, and checks it as the local writer does.
 * A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
   only on the unit, and a shard's only on its slices, so a retried task returns the same.
+* What a task has to say while it runs (a rate-limit wait) goes to a small actor
+  (`Messages`) that the driver reads twice a second for its progress display.
 
 Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.py runs
 them locally. Ray Data's writers are not used: their rows per file are hints and their
