@@ -31,8 +31,9 @@ Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.
 them locally. Ray Data's writers are not used: their rows per file are hints and their
 writes are not ordered, and autoresearch needs exact shards.
 
-Ray is an optional extra (`pip install 'shardsql[ray]'`): it is imported only here, and
-only when a conversion asks for it.
+The tasks themselves are in ray_tasks.py. Ray is an optional extra (`pip install
+'shardsql[ray]'`): it is imported only by these two modules, and only when a conversion
+asks for it.
 """
 
 from __future__ import annotations
@@ -44,23 +45,20 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError, OptionsError, ShardsqlError
+from .ray_tasks import TOKEN_ENV, Messages, encode_shard, run_unit
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pyarrow as pa
-
     from .catalog import Definition
     from .execute import Scan
     from .plan import Unit
-    from .sources import ParquetFooter, SourceSpec
 
 NAME = "ray"
 INSTALL_HINT = "--engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
 # Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
 # token: Ray logs a runtime_env whole (runtime_env_agent.log) and puts it on worker command lines.
 PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
-TOKEN_ENV = "HF_TOKEN"
 MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
 TASKS_PER_WORKER = 2  # tasks in flight per worker CPU: one running, one queued behind it
 BYTES_AHEAD_PER_WORKER = 16 << 20  # compressed bytes of units in flight, per worker CPU
@@ -69,16 +67,10 @@ TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
 # for a full FineWeb-Edu shard) until it is written. Enough to keep the cluster busy (writing
 # is two thirds of the work), few enough that the object store need not spill.
 MAX_SHARDS_IN_FLIGHT = 16
-# A Ray started for the run has no dashboard (a web server nobody asked for) and Ray's default
-# object store (30% of memory): it holds the kept rows of the shards being compressed.
 # Ray otherwise starts each worker of a driver run by `uv run` through `uv run` in a copy of the
 # working directory: a fresh environment, without the ray extra. Workers use this Python (on a
 # cluster: the nodes' own, which must have shardsql installed).
 NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-# What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
-# serves many conversions: a few reopened sources and DuckDB connections, and a few files' footers.
-WORKER_CACHE = 4
-WORKER_FOOTERS = 8
 TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
 
@@ -114,6 +106,8 @@ def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
         options |= {"log_to_driver": False, "logging_level": "WARNING"}
     if address == "local":
         cpus = workers or available_cores()
+        # No dashboard (a web server nobody asked for), and Ray's default object store (30% of
+        # memory): it holds the kept rows of the shards being compressed.
         options |= {"num_cpus": cpus, "include_dashboard": False}
         say(f"Ray: starting a local Ray with {cpus} CPUs for this run (set RAY_ADDRESS to use a cluster)...")
         # Ray says at length that the Ray it starts has token authentication on: it should.
@@ -149,90 +143,6 @@ def _token() -> str | None:
         return get_token()
     except Exception:
         return None
-
-
-# --- in the worker ---------------------------------------------------------------------------
-
-_worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
-_worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
-
-
-def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             messages: Any, unit: Unit, footer: ParquetFooter):  # fmt: skip
-    """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
-    `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
-    the task has to say while it runs (a rate-limit wait) goes to the `messages` actor."""
-    import dataclasses
-
-    import ray
-
-    from . import reader
-    from .engine import Engine
-    from .execute import keep
-    from .retries import report_waits
-    from .sources import ByteCounter, reopen
-
-    if (spec, token) not in _worker_sources:
-        _evict(_worker_sources, lambda _: None)
-        if token:
-            os.environ[TOKEN_ENV] = token  # read by reopen(), as in the driver
-        _worker_sources[spec, token] = reopen(spec)
-    cached = _worker_sources[spec, token]
-    if unit.file.path not in cached.footers and len(cached.footers) >= WORKER_FOOTERS:
-        cached.footers.clear()  # units come in file order: the footers of files behind are done with
-    cached.footers[unit.file.path] = footer
-    # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
-    source = dataclasses.replace(cached, counter=ByteCounter())
-    engine = _worker_engines.get(definition.sha256)
-    if engine is None:
-        _evict(_worker_engines, lambda old: old.close())
-        engine = _worker_engines[definition.sha256] = Engine(definition)
-    with report_waits(lambda text: messages.say.remote(text)):
-        kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
-    node = ray.get_runtime_context().get_node_id()
-    return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
-
-
-def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, str]:
-    """One task: a shard's parquet bytes from (offset, rows) slices of the units' kept rows, and
-    the node id. The same writer as the local engine's, fed the same slices: the same bytes."""
-    import tempfile
-    from pathlib import Path
-
-    import ray
-
-    from .shards import write_pieces
-
-    pieces = (table.slice(offset, rows) for table, (offset, rows) in zip(tables, slices, strict=True))
-    with tempfile.TemporaryDirectory(prefix="shardsql-shard-") as folder:
-        path = Path(folder) / "shard.parquet"
-        write_pieces(pieces, path, row_group_size)
-        data = path.read_bytes()
-    return data, ray.get_runtime_context().get_node_id()
-
-
-def _evict(cache: dict, close: Callable[[Any], None]) -> None:
-    """Make room in a worker's cache (a long-lived cluster serves many conversions): oldest first."""
-    while len(cache) >= WORKER_CACHE:
-        close(cache.pop(next(iter(cache))))
-
-
-class Messages:
-    """A Ray actor: lines the tasks have to say while they run (a rate-limit wait of minutes
-    must not look like a hang), taken by the driver for its progress display."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def say(self, text: str) -> None:
-        self.lines.append(text)
-
-    def take(self) -> list[str]:
-        lines, self.lines = self.lines, []
-        return lines
-
-
-# --- in the driver ---------------------------------------------------------------------------
 
 
 class RemoteRows:

@@ -316,6 +316,25 @@ def test_a_rate_limit_met_in_a_ray_task_is_said_by_the_driver_while_it_waits(hub
     assert events.lines.index(wait) < last_shard, "said while the run goes on, not after it"
 
 
+def test_a_worker_does_not_keep_a_token_for_the_next_conversion(hub_env, tmp_path, monkeypatch):
+    """On a shared cluster a worker serves many conversions: one run without a token sends
+    none, even on workers that served a run with one."""
+    path = tmp_path / "gated.sql"
+    path.write_text(
+        f"-- description: gated\n-- source: hf://datasets/{GATED_REPO}@~parquet/default/train/*.parquet\n\n"
+        "SELECT abstract AS text FROM source WHERE length(abstract) >= 50\n"
+    )
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    options = ConvertOptions(num_shards=3, rows_per_shard=500, cache_dir=tmp_path / "gated", engine="ray")
+    convert(catalog.load_file(path), options)
+    assert any(auth == f"Bearer {TOKEN}" for _, _, auth in hub_env.authorizations)
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-login"))  # no saved login either
+    hub_env.reset_counters()
+    run("pubmed-abstract", tmp_path / "public")
+    assert hub_env.authorizations and not [a for a in hub_env.authorizations if a[2]], "a token was sent"
+
+
 def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
     from shardsql.errors import ConversionError
 

@@ -1,0 +1,115 @@
+"""The Ray engine's tasks: what runs in Ray's worker processes (ray_engine.py is the driver).
+
+* `run_unit`: one unit of the source, fetched, decoded and run through the definition, as
+  the local engine does (execute.keep). The source is reopened once per worker process from
+  its `SourceSpec`, the unit's file's footer comes from the driver, and a DuckDB connection
+  per definition is kept between tasks.
+* `encode_shard`: one shard, compressed by the same Polars writer as the local engine's
+  from the slices of the units' kept rows that make it up.
+* `Messages`: an actor that holds what the tasks have to say while they run (a rate-limit
+  wait) until the driver reads it.
+
+A worker process serves many tasks, and on a shared cluster many conversions: what it keeps
+between tasks is bounded (WORKER_CACHE, WORKER_FOOTERS).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .catalog import Definition
+    from .plan import Unit
+    from .sources import ParquetFooter, SourceSpec
+
+TOKEN_ENV = "HF_TOKEN"
+# What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
+# serves many conversions: a few reopened sources and DuckDB connections, and a few files' footers.
+WORKER_CACHE = 4
+WORKER_FOOTERS = 8
+
+_worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
+_worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
+
+
+def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
+             messages: Any, unit: Unit, footer: ParquetFooter):  # fmt: skip
+    """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
+    `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
+    the task has to say while it runs (a rate-limit wait) goes to the `messages` actor."""
+    import dataclasses
+
+    import ray
+
+    from . import reader
+    from .engine import Engine
+    from .execute import keep
+    from .retries import report_waits
+    from .sources import ByteCounter, reopen
+
+    # Read by reopen() and the messages, as in the driver. A worker serves many conversions:
+    # one without a token must not use, or be told about, the token of one before it.
+    if token:
+        os.environ[TOKEN_ENV] = token
+    else:
+        os.environ.pop(TOKEN_ENV, None)
+    if (spec, token) not in _worker_sources:
+        _evict(_worker_sources, lambda _: None)
+        _worker_sources[spec, token] = reopen(spec)
+    cached = _worker_sources[spec, token]
+    if unit.file.path not in cached.footers and len(cached.footers) >= WORKER_FOOTERS:
+        cached.footers.clear()  # units come in file order: the footers of files behind are done with
+    cached.footers[unit.file.path] = footer
+    # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
+    source = dataclasses.replace(cached, counter=ByteCounter())
+    engine = _worker_engines.get(definition.sha256)
+    if engine is None:
+        _evict(_worker_engines, lambda old: old.close())
+        engine = _worker_engines[definition.sha256] = Engine(definition)
+    with report_waits(lambda text: messages.say.remote(text)):
+        kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
+    node = ray.get_runtime_context().get_node_id()
+    return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
+
+
+def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, str]:
+    """One task: a shard's parquet bytes from (offset, rows) slices of the units' kept rows, and
+    the node id. The same writer as the local engine's, fed the same slices: the same bytes."""
+    import tempfile
+    from pathlib import Path
+
+    import ray
+
+    from .shards import write_pieces
+
+    pieces = (table.slice(offset, rows) for table, (offset, rows) in zip(tables, slices, strict=True))
+    with tempfile.TemporaryDirectory(prefix="shardsql-shard-") as folder:
+        path = Path(folder) / "shard.parquet"
+        write_pieces(pieces, path, row_group_size)
+        data = path.read_bytes()
+    return data, ray.get_runtime_context().get_node_id()
+
+
+def _evict(cache: dict, close: Callable[[Any], None]) -> None:
+    """Make room in a worker's cache (a long-lived cluster serves many conversions): oldest first."""
+    while len(cache) >= WORKER_CACHE:
+        close(cache.pop(next(iter(cache))))
+
+
+class Messages:
+    """A Ray actor: lines the tasks have to say while they run (a rate-limit wait of minutes
+    must not look like a hang), taken by the driver for its progress display."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.lines.append(text)
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
