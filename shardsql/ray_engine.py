@@ -38,6 +38,7 @@ asks for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -73,6 +74,7 @@ MAX_SHARDS_IN_FLIGHT = 16
 NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
+MESSAGES_TIMEOUT_S = 30  # an actor that does not answer in this time is given up on
 
 
 def require() -> Any:
@@ -169,11 +171,21 @@ class RayRun:
         self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
         self._nodes: set[str] = set()
         self._stop = threading.Event()
+        self._messages: Any = None
         self._relay = threading.Thread(target=self._relay_messages, name="shardsql-ray-messages", daemon=True)
 
     def __enter__(self) -> RayRun:
         self.ray = require()
         self.started = _connect(self.ray, self.workers, self.say)
+        try:
+            self._prepare()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _prepare(self) -> None:
+        """Size the run to the cluster, say so, and define the tasks and the messages actor."""
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         self.workers = self.workers or max(1, cpus)
         nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
@@ -184,12 +196,14 @@ class RayRun:
         self._shard_task = self.ray.remote(encode_shard).options(**options)
         self._messages = self.ray.remote(Messages).options(num_cpus=0).remote()
         self._relay.start()
-        return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self._relay.is_alive():
             self._relay.join()
+        if self._messages is not None and not self.started:  # on a cluster this process stays joined to
+            with contextlib.suppress(Exception):
+                self.ray.kill(self._messages)
         if self.started:
             self.ray.shutdown()
 
@@ -198,7 +212,7 @@ class RayRun:
         while True:
             stopping = self._stop.wait(MESSAGES_EVERY_S)
             try:
-                lines = self.ray.get(self._messages.take.remote())
+                lines = self.ray.get(self._messages.take.remote(), timeout=MESSAGES_TIMEOUT_S)
             except Exception:  # the cluster went away: the run itself says what failed
                 return
             for line in dict.fromkeys(lines):  # workers waiting together say it once
