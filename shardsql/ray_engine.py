@@ -24,8 +24,9 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   to the staging folder, and checks it as the local writer does.
 * A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
   only on the unit, and a shard's only on its slices, so a retried task returns the same.
-* What a task has to say while it runs (a rate-limit wait) goes to a small actor
-  (`Messages`) that the driver reads twice a second for its progress display.
+* What a task has to say while it runs (a rate-limit wait) goes to a small actor that the
+  first such task starts (ray_tasks.say), which the driver reads twice a second for its
+  progress display.
 
 Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.py runs
 them locally. Ray Data's writers are not used: their rows per file are hints and their
@@ -42,11 +43,12 @@ import contextlib
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError, OptionsError, ShardsqlError
-from .ray_tasks import TOKEN_ENV, Messages, encode_shard, run_unit
+from .ray_tasks import TOKEN_ENV, encode_shard, run_unit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -171,7 +173,8 @@ class RayRun:
         self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
         self._nodes: set[str] = set()
         self._stop = threading.Event()
-        self._messages: Any = None
+        self._messages = f"shardsql-messages-{uuid.uuid4().hex}"  # the run's Messages actor, once a task starts it
+        self._actor: Any = None
         self._relay = threading.Thread(target=self._relay_messages, name="shardsql-ray-messages", daemon=True)
 
     def __enter__(self) -> RayRun:
@@ -194,16 +197,15 @@ class RayRun:
                    "runtime_env": {"env_vars": _env()}}  # fmt: skip
         self._unit_task = self.ray.remote(run_unit).options(num_returns=2, **options)
         self._shard_task = self.ray.remote(encode_shard).options(**options)
-        self._messages = self.ray.remote(Messages).options(num_cpus=0).remote()
         self._relay.start()
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self._relay.is_alive():
             self._relay.join()
-        if self._messages is not None and not self.started:  # on a cluster this process stays joined to
+        if self._actor is not None and not self.started:  # on a cluster this process stays joined to
             with contextlib.suppress(Exception):
-                self.ray.kill(self._messages)
+                self.ray.kill(self._actor)
         if self.started:
             self.ray.shutdown()
 
@@ -212,7 +214,11 @@ class RayRun:
         while True:
             stopping = self._stop.wait(MESSAGES_EVERY_S)
             try:
-                lines = self.ray.get(self._messages.take.remote(), timeout=MESSAGES_TIMEOUT_S)
+                if self._actor is None:
+                    self._actor = self.ray.get_actor(self._messages)
+                lines = self.ray.get(self._actor.take.remote(), timeout=MESSAGES_TIMEOUT_S)
+            except ValueError:  # no actor: no task has had anything to say yet
+                lines = []
             except Exception:  # the cluster went away: the run itself says what failed
                 return
             for line in dict.fromkeys(lines):  # workers waiting together say it once

@@ -6,8 +6,8 @@
   per definition is kept between tasks.
 * `encode_shard`: one shard, compressed by the same Polars writer as the local engine's
   from the slices of the units' kept rows that make it up.
-* `Messages`: an actor that holds what the tasks have to say while they run (a rate-limit
-  wait) until the driver reads it.
+* `Messages`: an actor, started by the first task with something to say (`say`), that
+  holds what the tasks say while they run (a rate-limit wait) until the driver reads it.
 
 A worker process serves many tasks, and on a shared cluster many conversions: what it keeps
 between tasks is bounded (WORKER_CACHE, WORKER_FOOTERS).
@@ -37,10 +37,10 @@ _worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             messages: Any, unit: Unit, footer: ParquetFooter):  # fmt: skip
+             messages: str, unit: Unit, footer: ParquetFooter):  # fmt: skip
     """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
     `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
-    the task has to say while it runs (a rate-limit wait) goes to the `messages` actor."""
+    the task has to say while it runs (a rate-limit wait) goes to the run's `messages` actor."""
     import dataclasses
 
     import ray
@@ -70,7 +70,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     if engine is None:
         _evict(_worker_engines, lambda old: old.close())
         engine = _worker_engines[definition.sha256] = Engine(definition)
-    with report_waits(lambda text: messages.say.remote(text)):
+    with report_waits(lambda text: say(messages, text)):
         kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
@@ -98,6 +98,16 @@ def _evict(cache: dict, close: Callable[[Any], None]) -> None:
     """Make room in a worker's cache (a long-lived cluster serves many conversions): oldest first."""
     while len(cache) >= WORKER_CACHE:
         close(cache.pop(next(iter(cache))))
+
+
+def say(messages: str, text: str) -> None:
+    """From a task: pass `text` to the driver, through the run's actor named `messages`. The
+    first task with something to say starts it (most runs have nothing to say, and an actor
+    costs a worker process)."""
+    import ray
+
+    actor = ray.remote(Messages).options(name=messages, get_if_exists=True, num_cpus=0).remote()
+    actor.say.remote(text)
 
 
 class Messages:
