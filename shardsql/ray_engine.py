@@ -76,7 +76,7 @@ MAX_SHARDS_IN_FLIGHT = 16
 NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
-MESSAGES_TIMEOUT_S = 30  # an actor that does not answer in this time is given up on
+MESSAGES_TIMEOUT_S = 5  # an actor that does not answer in this time is asked again later
 
 
 def require() -> Any:
@@ -173,7 +173,7 @@ class RayRun:
         self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
         self._nodes: set[str] = set()
         self._stop = threading.Event()
-        self._messages = f"shardsql-messages-{uuid.uuid4().hex}"  # the run's Messages actor, once a task starts it
+        self.messages = f"shardsql-messages-{uuid.uuid4().hex}"  # the name of the run's Messages actor
         self._actor: Any = None
         self._relay = threading.Thread(target=self._relay_messages, name="shardsql-ray-messages", daemon=True)
 
@@ -213,18 +213,20 @@ class RayRun:
         """Say what the tasks said, every MESSAGES_EVERY_S seconds and once more at the end."""
         while True:
             stopping = self._stop.wait(MESSAGES_EVERY_S)
-            try:
-                if self._actor is None:
-                    self._actor = self.ray.get_actor(self._messages)
-                lines = self.ray.get(self._actor.take.remote(), timeout=MESSAGES_TIMEOUT_S)
-            except ValueError:  # no actor: no task has had anything to say yet
-                lines = []
-            except Exception:  # the cluster went away: the run itself says what failed
-                return
-            for line in dict.fromkeys(lines):  # workers waiting together say it once
+            for line in dict.fromkeys(self._take_messages()):  # workers waiting together say it once
                 self.say(f"{line} (in a Ray task)")
             if stopping:
                 return
+
+    def _take_messages(self) -> list[str]:
+        try:
+            if self._actor is None:
+                self._actor = self.ray.get_actor(self.messages)
+            return self.ray.get(self._actor.take.remote(), timeout=MESSAGES_TIMEOUT_S)
+        except ValueError:  # no actor: no task has had anything to say yet
+            return []
+        except Exception:  # not reachable now (starting, or the cluster going away): later, or never
+            return []
 
     @property
     def shards_in_flight(self) -> int:
@@ -248,7 +250,7 @@ class RayRun:
             if unit.file.path not in footers:  # units come file by file
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
-            return self._unit_task.remote(*shared, self._messages, unit, footers[unit.file.path])
+            return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path])
 
         yield from _ordered(ray, scan, scan.units(), submit, allowed)
 

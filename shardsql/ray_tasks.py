@@ -31,9 +31,11 @@ TOKEN_ENV = "HF_TOKEN"
 # serves many conversions: a few reopened sources and DuckDB connections, and a few files' footers.
 WORKER_CACHE = 4
 WORKER_FOOTERS = 8
+SAY_TIMEOUT_S = 10  # how long a task waits for the messages actor to take a line
 
 _worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
 _worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
+_worker_messages: dict[str, Any] = {}  # handles to the messages actors of the runs this worker spoke in
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
@@ -103,11 +105,22 @@ def _evict(cache: dict, close: Callable[[Any], None]) -> None:
 def say(messages: str, text: str) -> None:
     """From a task: pass `text` to the driver, through the run's actor named `messages`. The
     first task with something to say starts it (most runs have nothing to say, and an actor
-    costs a worker process)."""
+    costs a worker process). Waits until the actor has it (the task is about to wait anyway),
+    so that it is said before the task's result arrives; a message that cannot be delivered
+    is dropped, never a reason to fail the task."""
     import ray
 
-    actor = ray.remote(Messages).options(name=messages, get_if_exists=True, num_cpus=0).remote()
-    actor.say.remote(text)
+    try:
+        actor = _worker_messages.get(messages)
+        if actor is None:
+            # Kept here: Ray removes a (non-detached) actor once no handle to it is left. The
+            # driver removes it at the end of the run; a worker keeps a few runs' at most.
+            _evict(_worker_messages, lambda _: None)
+            options = {"name": messages, "get_if_exists": True, "num_cpus": 0}
+            actor = _worker_messages[messages] = ray.remote(Messages).options(**options).remote()
+        ray.get(actor.say.remote(text), timeout=SAY_TIMEOUT_S)
+    except Exception:
+        pass
 
 
 class Messages:

@@ -10,6 +10,7 @@ workers are reused across tests only while their environment (HF_ENDPOINT) is th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -21,6 +22,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this Python (see ray_engine.py)
+# grpcio's default epoll1 poller sometimes aborts Ray Client's server on this project's CI-like
+# sandboxes ("Check failed: next_worker->state == KICKED"); the portable poller does not.
+os.environ.setdefault("GRPC_POLL_STRATEGY", "poll")
 ray = pytest.importorskip("ray")
 
 from test_execute import StopAfter  # noqa: E402
@@ -62,6 +66,21 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+    _stop_client_servers(cluster.address)
+
+
+def _stop_client_servers(address: str) -> None:
+    """Ray Client's per-client server outlives the cluster for about 30 s, on a fixed port
+    (23000 up), which a test run started meanwhile would share. Stop this cluster's."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                args = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--mode=specific-server" in args and f"--address={address}".encode() in args:
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +216,46 @@ def test_a_worker_killed_mid_task_is_retried_and_the_bytes_are_the_same(hub_env,
     assert hashes(on_ray) == hashes(local)
 
 
+class KillCompressor:
+    """Kills (SIGKILL) the first Ray worker seen compressing a shard: Ray titles a worker's
+    process `ray::encode_shard` while it runs that task."""
+
+    def __init__(self):
+        self.killed: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self):
+        while not self._stop.is_set() and not self.killed:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                        title = handle.read(64)
+                except OSError:
+                    continue
+                if title.startswith(b"ray::encode_shard"):
+                    os.kill(int(pid), signal.SIGKILL)
+                    self.killed.append(int(pid))
+                    return
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
+def test_a_worker_killed_while_compressing_a_shard_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path):
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
+    with KillCompressor() as killer:
+        on_ray = run("fineweb-edu", tmp_path / "ray")
+    assert len(killer.killed) == 1, "a worker was killed while it compressed a shard"
+    assert hashes(on_ray) == hashes(local)
+
+
 @pytest.mark.parametrize("first", ["ray", "local"])
 def test_an_interrupted_run_resumes_on_ray_to_identical_shards(hub_env, tmp_path, first):
     local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=1)
@@ -303,17 +362,36 @@ def test_a_gated_dataset_on_ray_and_the_token_is_in_no_ray_log(hub_env, ray_clus
     assert not leaks, leaks
 
 
-def test_a_rate_limit_met_in_a_ray_task_is_said_by_the_driver_while_it_waits(hub_env, tmp_path):
+def test_rate_limits_met_in_ray_tasks_are_waited_out_and_said(hub_env, tmp_path):
     local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
     hub_env.limit_rate(resolvers=3, window_s=1)  # the workers' range reads run into it
     events = Events()
     on_ray = run("fineweb-edu", tmp_path / "ray", progress=events)
     assert hashes(on_ray) == hashes(local)
     assert hub_env.budgets["resolvers"].refused > 0
-    wait = "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit) (in a Ray task)"
-    assert wait in events.lines, events.lines
+    # (Whether it ends with the hint about HF_TOKEN depends on a saved login on this machine.)
+    said = [i for i, line in enumerate(events.lines) if line.startswith("rate-limited") and "(in a Ray task)" in line]
+    assert said, "\n".join(events.lines)
     last_shard = max(i for i, line in enumerate(events.lines) if line.startswith("shard_"))
-    assert events.lines.index(wait) < last_shard, "said while the run goes on, not after it"
+    assert said[0] < last_shard, "said while the run goes on, not after it"
+
+
+def test_what_a_task_says_reaches_the_driver_while_the_run_goes_on(ray_cluster):
+    """A rate-limit wait in a task is said through the run's messages actor (ray_tasks.say),
+    which the first such task starts; the driver passes it on within a second, not at the end."""
+    import time
+
+    from shardsql.ray_engine import RayRun
+    from shardsql.ray_tasks import say
+
+    said: list[str] = []
+    with RayRun(2, said.append) as ray_run:
+        ray.get(ray.remote(say).remote(ray_run.messages, "rate-limited by the Hub: waiting 9 s"))
+        deadline = time.monotonic() + 10
+        while "rate-limited by the Hub: waiting 9 s (in a Ray task)" not in said and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "rate-limited by the Hub: waiting 9 s (in a Ray task)" in said, said
+    assert said.count("rate-limited by the Hub: waiting 9 s (in a Ray task)") == 1
 
 
 def test_a_worker_does_not_keep_a_token_for_the_next_conversion(hub_env, tmp_path, monkeypatch):
