@@ -188,7 +188,7 @@ class RayRun:
         return self
 
     def _prepare(self) -> None:
-        """Size the run to the cluster, say so, and define the tasks and the messages actor."""
+        """Size the run to the cluster, say so, define the tasks, and start relaying messages."""
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         self.workers = self.workers or max(1, cpus)
         nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
@@ -223,9 +223,7 @@ class RayRun:
             if self._actor is None:
                 self._actor = self.ray.get_actor(self.messages)
             return self.ray.get(self._actor.take.remote(), timeout=MESSAGES_TIMEOUT_S)
-        except ValueError:  # no actor: no task has had anything to say yet
-            return []
-        except Exception:  # not reachable now (starting, or the cluster going away): later, or never
+        except Exception:  # no actor yet (no task has said anything), or not reachable now: try later
             return []
 
     @property
