@@ -138,12 +138,9 @@ def row_by_row(scan: Scan, definition: Definition, rows_wanted: Callable[[], int
         unit, data = item
         return keep(engine, scan.source, unit, scan.columns, scan.schema, data.result())
 
-    allowed = may_submit(rows_wanted, scan.workers + reader.WAITING_UNITS, scan.workers * reader.BYTES_PER_WORKER)
     scan.record = EngineRecord("local", scan.workers, nodes={"local"})
     try:
-        for (unit, _), kept in reader.ordered(
-            scan.prefetched(), work, scan.workers, lambda f: allowed([u for u, _ in f])
-        ):
+        for (unit, _), kept in reader.ordered(scan.prefetched(), work, scan.workers, _window(scan, rows_wanted)):
             scan.read += unit.rows
             scan.record.tasks += 1
             yield unit, kept

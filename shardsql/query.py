@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ShardsqlError
+from .retries import describe
 from .statements import QueryError
 
 if TYPE_CHECKING:
@@ -56,13 +57,6 @@ class QueryResult:
     @property
     def bytes_fetched(self) -> int:
         return sum(s.counter.bytes for s in self.sources)
-
-
-def parse_tree(con, sql: str) -> dict:
-    """DuckDB's own parse tree of `sql`, which must be one SELECT (a QueryError naming the line if not)."""
-    from .statements import query_tree
-
-    return query_tree(con, sql)
 
 
 def table_refs(tree: object) -> list[tuple[str, str]]:
@@ -143,9 +137,9 @@ class Session:
     def prepare(self, sql: str) -> None:
         """Register exactly the views the query reads, then lock the connection."""
         from .catalog import load_all
-        from .statements import definition_tree
+        from .statements import definition_tree, query_tree
 
-        tree = parse_tree(self.con, sql)
+        tree = query_tree(self.con, sql)  # one SELECT, or a QueryError naming the line
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_all()}
         if self.source_url and ("", SOURCE_SCHEMA) in refs:
@@ -243,7 +237,7 @@ class Session:
             # A SourceError raised while DuckDB pulled a stream reaches us wrapped in DuckDB's
             # message with a Python traceback; the original is the one worth showing.
             return self.failures[0]
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = describe(exc)
         if "already been consumed" in message:
             # Each view streams its source once; a query that reads it twice needs a copy.
             message = (

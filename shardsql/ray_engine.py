@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError, OptionsError, ShardsqlError
 from .ray_tasks import TOKEN_ENV, encode_shard, run_unit
+from .retries import describe
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -122,7 +123,7 @@ def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
         ray.init(**options)
     except Exception as exc:
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address != "local" else "a local Ray"
-        raise ConversionError(f"cannot start or join {where}: {_first_line(exc)}") from exc
+        raise ConversionError(f"cannot start or join {where}: {describe(exc)}") from exc
     finally:
         logging.getLogger(TOKEN_NOTICE_LOGGER).removeFilter(_no_token_notice)
     return True
@@ -288,14 +289,9 @@ def _get(ray, ref):
     except ray.exceptions.RayTaskError as exc:
         if isinstance(exc.cause, ShardsqlError):
             raise exc.cause from None
-        raise ConversionError(f"a Ray task failed: {_first_line(exc.cause or exc)}") from exc
+        raise ConversionError(f"a Ray task failed: {describe(exc.cause or exc)}") from exc
     except ray.exceptions.RayError as exc:
         raise ConversionError(
-            f"a Ray task failed after {MAX_RETRIES} retries: {_first_line(exc)}. Run the same command again to "
+            f"a Ray task failed after {MAX_RETRIES} retries: {describe(exc)}. Run the same command again to "
             "resume from the last complete shard."
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return text[0].strip() if text else type(exc).__name__

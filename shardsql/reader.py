@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import SourceError
+from .retries import describe
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -107,7 +108,7 @@ def decode_parts(
         except SourceError:
             raise
         except Exception as exc:
-            raise SourceError(f"{unit.file.url}: row group {index} is corrupt: {_first_line(exc)}") from exc
+            raise SourceError(f"{unit.file.url}: row group {index} is corrupt: {describe(exc)}") from exc
         indexes.append(index)
         if sum(t.nbytes for t in tables) >= PART_BYTES:
             yield tuple(indexes), pa.concat_tables(tables)
@@ -128,11 +129,6 @@ def read_unit(source: Source, unit: Unit, columns: list[str]) -> pa.Table:
     from .sources import read_footer
 
     return decode_unit(source, unit, read_footer(source, unit.file), columns, fetch_unit(source, unit))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def in_order(

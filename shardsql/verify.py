@@ -30,6 +30,7 @@ from typing import Any
 from . import manifest as manifest_file
 from .backups import DEFAULT_CACHE_DIR
 from .errors import ShardsqlError
+from .retries import describe
 from .shards import ROW_GROUP_SIZE, VAL_SHARD_NAME
 from .shards import sha256_file as sha256_of_file
 
@@ -210,8 +211,7 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
                 nulls += texts.null_count
     except (pa.ArrowException, OSError, ValueError) as exc:
         what = "is not valid UTF-8" if "UTF8" in str(exc) else "is damaged"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        report.errors.append(f"{path.name}: row group {index} {what} ({first}); prepare.py cannot read it")
+        report.errors.append(f"{path.name}: row group {index} {what} ({describe(exc)}); prepare.py cannot read it")
         return None
     return nulls
 
