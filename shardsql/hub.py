@@ -173,10 +173,7 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
 
     from .sources import SourceFile
 
-    install_client_defaults()
-    # Read the environment now, not at import: huggingface_hub freezes HF_ENDPOINT when imported.
-    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT
-    token = os.environ.get("HF_TOKEN") or None
+    endpoint, token = _client_settings()
     revision = choose_revision(url, parsed.revision, revision, override)
     api = HfApi(endpoint=endpoint, token=token)
     fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
@@ -203,9 +200,16 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
 
 def open_reader(parsed: HubUrl) -> HubReader:
     """A reader for files already listed (by another process): this process's endpoint and token."""
+    endpoint, token = _client_settings()
+    return HubReader(endpoint, token, _explainer(parsed.repo, endpoint))
+
+
+def _client_settings() -> tuple[str, str | None]:
+    """The Hub endpoint and token of this process, with the client's defaults installed.
+
+    Read from the environment now, not at import: huggingface_hub freezes HF_ENDPOINT when imported."""
     install_client_defaults()
-    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT
-    return HubReader(endpoint, os.environ.get("HF_TOKEN") or None, _explainer(parsed.repo, endpoint))
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT, os.environ.get("HF_TOKEN") or None
 
 
 def _listing_error(exc: SourceError, repo: str, revision: str, endpoint: str) -> SourceError:
