@@ -1,25 +1,41 @@
-"""The command line: a thin layer over the library.
+"""The command line: a thin layer over the library (commands/, output/).
 
 Each command parses options, calls one library function and prints its result. Errors
 from the library (`ShardsqlError`) become a one-line message and a non-zero exit status;
 `--debug` shows the traceback instead.
+
+The modules that load DuckDB, Polars, pyarrow or huggingface_hub (commands/, source/,
+definition/evaluator) are imported inside the commands that need them: `shardsql list`,
+`backups` and `--help` stay instant, and a conversion does not wait for what it never uses.
 """
 
 from __future__ import annotations
 
+import csv
+import ctypes
+import ctypes.util
+import gc
+import json
 import shlex
+import shutil
+import signal
 import sys
+import tempfile
+import time
 import traceback
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import ShardsqlError
-from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD
+from .autoresearch import DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD
+from .definition.catalog import Definition, load_all, resolve
+from .errors import ShardsqlError, describe
+from .output.cache_dir import CacheDir
+from .progress import for_terminal, format_size
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-DEFAULT_CACHE_DIR = Path("~/.cache/autoresearch")
+EXPLAIN_SAMPLE_ROWS = 10_000  # rows of the source `explain` measures on, by default
 # What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.
 INTERRUPTED = {
     "convert": "Interrupted. Your data folder was not changed; run the same command to resume.",
@@ -43,19 +59,13 @@ def source_option(help: str = "Read these files instead of the definition's sour
     return click.option("--source", "source_url", metavar="URL", help=help)
 
 
-def _shape(definition) -> str:
+def _shape(definition: Definition) -> str:
     """How a definition runs, e.g. "whole source (ORDER BY: reads the whole source)"."""
-    from .engine import Engine
+    from .definition.evaluator import Evaluator
 
-    engine = Engine(definition)
-    engine.close()
-    return f"{engine.shape.path} ({engine.shape.reason})"
-
-
-def _size(n: float) -> str:
-    from .progress import _size as size
-
-    return size(n)
+    evaluator = Evaluator(definition)
+    evaluator.close()
+    return f"{evaluator.shape.path} ({evaluator.shape.reason})"
 
 
 class _Group(click.Group):
@@ -86,11 +96,10 @@ class _Group(click.Group):
 
 
 def _unexpected(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    return (f"unexpected {type(exc).__name__}: {text or '(no message)'} "
+    return (f"unexpected {type(exc).__name__}: {describe(exc)} "
             "(shardsql --debug COMMAND ... shows the traceback; please report it)")  # fmt: skip
 
 
@@ -112,8 +121,6 @@ def cli(debug: bool) -> None:
 @cli.command("list")
 def list_command() -> None:
     """List the known datasets: name, description and source."""
-    from .catalog import load_all
-
     definitions = load_all()
     width = max((len(d.name) for d in definitions), default=4)
     for d in definitions:
@@ -130,8 +137,7 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 
     DATASET is a name from `shardsql list` or the path of a .sql file.
     """
-    from .catalog import resolve
-    from .sources import open_source
+    from .source.files import open_source
 
     definition = resolve(dataset)
     click.echo(f"name:        {definition.name}")
@@ -146,11 +152,10 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     click.echo(definition.sql + "\n")
     source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
-    click.echo(
-        f"resolved:    {source.url}{pinned}: {len(source.files)} files, {_size(sum(f.size for f in source.files))}"
-    )
+    total = format_size(sum(f.size for f in source.files))
+    click.echo(f"resolved:    {source.url}{pinned}: {len(source.files)} files, {total}")
     for file in source.files:
-        click.echo(f"  {file.url}  {_size(file.size)}")
+        click.echo(f"  {file.url}  {format_size(file.size)}")
 
 
 @cli.command("convert")
@@ -204,10 +209,7 @@ def convert_command(
     built in a staging folder; the current data and tokenizer are moved to a labelled
     backup only once the new set is complete.
     """
-    from .backups import CacheDir
-    from .catalog import resolve
-    from .convert import ConvertOptions, convert, plan
-    from .progress import for_terminal
+    from .commands.convert import ConvertOptions, convert, preview
 
     definition = resolve(dataset)
     options = ConvertOptions(
@@ -224,7 +226,7 @@ def convert_command(
     )
     options.validate()
     if dry_run:
-        _print_plan(plan(definition, options), options)
+        _print_preview(preview(definition, options), options)
         return
     cache = CacheDir(options.cache_dir)
     cache.check_usable()
@@ -240,7 +242,7 @@ def convert_command(
     _print_result(result)
 
 
-def _print_plan(p, options) -> None:
+def _print_preview(p, options) -> None:
     source = p.source
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
     click.echo(f"Dataset:  {p.definition.name}  ({p.definition.path})")
@@ -249,13 +251,13 @@ def _print_plan(p, options) -> None:
     click.echo(f"Path:     {p.shape.path} ({p.shape.reason})")
     click.echo(f"Files ({len(p.footers)}):")
     for footer in p.footers:
-        md = footer.metadata
-        click.echo(
-            f"  {footer.file.url}  {_size(footer.file.size)}  {md.num_rows:,} rows  {md.num_row_groups} row groups"
-        )
+        md, size = footer.metadata, format_size(footer.file.size)
+        click.echo(f"  {footer.file.url}  {size}  {md.num_rows:,} rows  {md.num_row_groups} row groups")
     total_size = sum(f.file.size for f in p.footers)
-    columns = _size(p.column_bytes())
-    click.echo(f"Total:    {p.source_rows:,} rows, {_size(total_size)}; the columns read are {columns} compressed")
+    columns = format_size(p.column_bytes())
+    click.echo(
+        f"Total:    {p.source_rows:,} rows, {format_size(total_size)}; the columns read are {columns} compressed"
+    )
     click.echo(
         f"Wanted:   {options.num_shards + 1} shards x {options.rows_per_shard:,} rows = {p.rows_wanted:,} rows kept"
     )
@@ -266,9 +268,11 @@ def _print_plan(p, options) -> None:
         )
     else:
         bytes_per_row = p.column_bytes() / max(p.source_rows, 1)
-        click.echo(f"Estimate: at least {_size(bytes_per_row * p.rows_wanted)} fetched (more as the filter drops rows)")
+        click.echo(
+            f"Estimate: at least {format_size(bytes_per_row * p.rows_wanted)} fetched (more as the filter drops rows)"
+        )
     click.echo(f"Output:   {options.cache_dir / 'data'}")
-    fetched = f"{_size(source.counter.bytes)} in {source.counter.requests} requests"
+    fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
 
@@ -284,7 +288,7 @@ def _print_result(result, next_steps: bool = True) -> None:
         f"  rows:    {result.rows_read:,} read, {filtered:,} filtered, {result.rows_kept:,} kept, "
         f"{sum(s.rows for s in result.shards):,} written"
     )
-    click.echo(f"  fetched: {_size(source.counter.bytes)} in {source.counter.requests} requests")
+    click.echo(f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests")
     click.echo(f"  record:  {result.manifest_path}")
     if result.backup:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
@@ -317,7 +321,7 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     definition keeps; its unfiltered source is source.<name> (source.fineweb_edu).
     Example: shardsql sql "SELECT count(*) FROM source.fineweb_edu WHERE int_score >= 4"
     """
-    from .query import DEFAULT_TABLE_ROWS, QueryError, stream_query
+    from .commands.query import DEFAULT_TABLE_ROWS, QueryError, stream_query
 
     if limit is None:
         limit = DEFAULT_TABLE_ROWS if fmt == "table" else 0
@@ -336,12 +340,10 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
             ) from None
         truncated, fetched = session.truncated, stream.bytes_fetched
     note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
-    click.echo(f"{note}; fetched {_size(fetched)}", err=True)
+    click.echo(f"{note}; fetched {format_size(fetched)}", err=True)
 
 
 def _write_csv(names: list[str], batches) -> int:
-    import csv
-
     writer = csv.writer(sys.stdout)
     writer.writerow(names)
     count = 0
@@ -356,8 +358,6 @@ def _write_csv(names: list[str], batches) -> int:
 def _write_json(names: list[str], batches) -> int:
     """A JSON array of row objects, written row by row (one object per row, as json.dumps
     with indent=1 would lay out the whole array)."""
-    import json
-
     out, count = sys.stdout, 0
     for batch in batches:
         for row in batch.to_pylist():
@@ -370,7 +370,7 @@ def _write_json(names: list[str], batches) -> int:
 
 
 def _write_table(names: list[str], batches) -> int:
-    from rich.console import Console
+    from rich.console import Console  # rich's import costs: only tables use it
     from rich.table import Table
 
     view = Table(*names, show_lines=False)
@@ -387,7 +387,12 @@ def _write_table(names: list[str], batches) -> int:
 
 @cli.command("explain")
 @click.argument("dataset")
-@click.option("--sample-rows", default=10_000, show_default=True, help="Rows of the source to measure on (its first).")
+@click.option(
+    "--sample-rows",
+    default=EXPLAIN_SAMPLE_ROWS,
+    show_default=True,
+    help="Rows of the source to measure on (its first).",
+)
 @click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
 @revision_option()
 @source_option()
@@ -398,8 +403,7 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, revisio
     DATASET is a name or a .sql file. With --against, the same for a second definition on
     the same sample, and how their outputs differ: what an edit to a definition changes.
     """
-    from .catalog import resolve
-    from .explain import compare, funnel, sample
+    from .commands.explain import compare, funnel, sample
 
     if sample_rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
@@ -411,9 +415,8 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, revisio
     )
     table, source = sample(first, [first, second] if same_source else [first], sample_rows, revision, source_url)
     pinned = f" (commit {source.commit[:12]})" if source.commit else ""
-    click.echo(
-        f"Sample: the first {table.num_rows:,} rows of {source.url}{pinned}; fetched {_size(source.counter.bytes)}\n"
-    )
+    fetched = format_size(source.counter.bytes)
+    click.echo(f"Sample: the first {table.num_rows:,} rows of {source.url}{pinned}; fetched {fetched}\n")
     _print_funnel(funnel(first, table))
     if second is None:
         return
@@ -451,7 +454,7 @@ def verify_command(directory: Path | None) -> None:
     DIRECTORY defaults to ~/.cache/autoresearch/data. Checks each shard's sha256, size,
     rows, row groups and schema, and the validation shard; exits non-zero on any problem.
     """
-    from .verify import verify
+    from .output.verify import verify
 
     report = verify(directory)
     for warning in report.warnings:
@@ -467,8 +470,6 @@ def verify_command(directory: Path | None) -> None:
 @cache_dir_option
 def backups_command(cache_dir: Path) -> None:
     """List the backups of earlier data sets: name, label, shards, size and date."""
-    from .backups import CacheDir
-
     cache = CacheDir(cache_dir.expanduser())
     backups = cache.backups()
     if not backups:
@@ -477,7 +478,9 @@ def backups_command(cache_dir: Path) -> None:
     width = max(len(b.name) for b in backups)
     click.echo(f"{'name':<{width}}  {'label':<20}  shards  {'size':>9}  date")
     for b in backups:
-        click.echo(f"{b.name:<{width}}  {b.label:<20}  {b.shards:>6}  {_size(b.bytes):>9}  {b.created:%Y-%m-%d %H:%M}")
+        click.echo(
+            f"{b.name:<{width}}  {b.label:<20}  {b.shards:>6}  {format_size(b.bytes):>9}  {b.created:%Y-%m-%d %H:%M}"
+        )
     click.echo(f"\nLive data: {cache.live_label()} in {cache.data}")
 
 
@@ -490,8 +493,6 @@ def restore_command(name: str | None, cache_dir: Path) -> None:
     NAME is a name from `shardsql backups`. The current data and tokenizer become a backup
     in turn, so nothing is lost.
     """
-    from .backups import CacheDir
-
     cache = CacheDir(cache_dir.expanduser())
     with cache.lock():
         restored, kept = cache.restore(name)
@@ -521,15 +522,14 @@ def demo_command(workdir: Path | None, serve: bool) -> None:
     if serve:
         _serve(workdir)
         return
-    from .demo import DEMO_DATASET, run_demo
-    from .progress import for_terminal
+    from .commands.demo import DEMO_DATASET, run_demo
 
     click.echo(f"Demo: converting a generated {DEMO_DATASET} sample served by a local Hub stand-in.", err=True)
     demo = run_demo(workdir, for_terminal())
     _print_result(demo.result, next_steps=False)
     click.echo(
-        f"\nThe stand-in at {demo.endpoint} served {_size(demo.bytes_served)} of "
-        f"{_size(demo.source_bytes)} in the source files: only the columns and row groups needed."
+        f"\nThe stand-in at {demo.endpoint} served {format_size(demo.bytes_served)} of "
+        f"{format_size(demo.source_bytes)} in the source files: only the columns and row groups needed."
     )
     made = "a temporary folder made for it" if demo.temporary else "the folder you gave"
     click.echo(f"\nThat was the demo: a generated sample, not real data. Its files are in {demo.workdir} ({made}):")
@@ -543,12 +543,7 @@ def demo_command(workdir: Path | None, serve: bool) -> None:
 
 
 def _serve(workdir: Path | None) -> None:
-    import shutil
-    import signal
-    import tempfile
-    import time
-
-    from .demo import serving
+    from .commands.demo import serving
 
     def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
         raise KeyboardInterrupt
@@ -590,9 +585,6 @@ def _steady_malloc() -> None:
     later ones from its heaps, which it rarely returns to the system: a conversion's memory
     would keep growing with the size of its row groups. A fixed threshold stops that.
     """
-    import ctypes
-    import ctypes.util
-
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
@@ -609,6 +601,4 @@ def main() -> None:
     finally:
         # A failed run leaves reference cycles (exception -> traceback -> frames -> DuckDB
         # objects); collect them now, or DuckDB's bindings report them as leaks at exit.
-        import gc
-
         gc.collect()

@@ -1,17 +1,38 @@
-"""One error hierarchy for everything shardsql reports to a user.
+"""Every error class shardsql raises, in one place.
 
 The CLI catches `ShardsqlError` and prints its message without a traceback, so every
 message here is written for a person: it names the file or dataset involved and, where
-it can, says what to do next.
+it can, says what to do next. Anything else that escapes is a bug: the CLI says so in one
+line (`--debug` shows the traceback).
 """
 
 from __future__ import annotations
+
+import difflib
+import errno
+from pathlib import Path
+
+
+def describe(exc: BaseException) -> str:
+    """The first line of an error's text; its type only when it has no text at all.
+
+    The one way an error from a library (DuckDB, Arrow, an HTTP client) becomes part of a
+    message: its own words first, never just the name of its class.
+    """
+    try:
+        text = str(exc).strip().splitlines()
+    except Exception:  # an exception whose __str__ fails: its arguments still say something
+        text = [repr(arg) for arg in getattr(exc, "args", ())][:1]
+    return text[0] if text else type(exc).__name__
 
 
 class ShardsqlError(Exception):
     """Base class: a problem the user can act on (bad input, missing data, network)."""
 
     exit_code = 1
+
+
+# --- definitions and queries ----------------------------------------------------------------
 
 
 class DefinitionError(ShardsqlError):
@@ -28,8 +49,6 @@ class UnknownDatasetError(ShardsqlError):
     """A name that is neither a known dataset nor an existing .sql file."""
 
     def __init__(self, name: str, known: list[str]):
-        import difflib
-
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         super().__init__(
@@ -39,8 +58,8 @@ class UnknownDatasetError(ShardsqlError):
         self.name = name
 
 
-class SourceError(ShardsqlError):
-    """The source data cannot be listed or read (missing repo, revision, files, bad parquet)."""
+class QueryError(ShardsqlError):
+    """An ad-hoc query (`shardsql sql`) is invalid or failed."""
 
 
 class OptionsError(ShardsqlError):
@@ -49,5 +68,60 @@ class OptionsError(ShardsqlError):
     exit_code = 2
 
 
+# --- reading the source ---------------------------------------------------------------------
+
+
+class SourceError(ShardsqlError):
+    """The source data cannot be listed or read (missing repo, revision, files, bad parquet)."""
+
+
+class RetriesExhausted(SourceError):
+    """Transient faults that persisted through every attempt."""
+
+    def __init__(self, message: str, attempts: int, elapsed: float):
+        super().__init__(message)
+        self.attempts, self.elapsed = attempts, elapsed
+
+
+class RateLimitTooLong(SourceError):
+    """The server asks for a wait beyond its rate-limit window."""
+
+
+class RangeIgnoredError(SourceError):
+    """The server answered a range request with more than the range: it ignores Range."""
+
+
+class ShortReadError(OSError):
+    """A range read returned fewer bytes than asked for: transient, retried (not a ShardsqlError)."""
+
+
+# --- writing the output ---------------------------------------------------------------------
+
+
 class ConversionError(ShardsqlError):
     """The conversion ran but its output is not usable (e.g. no rows survived the filter)."""
+
+
+class BusyError(ShardsqlError):
+    """Another conversion or restore holds the cache folder."""
+
+
+class CacheDirError(ShardsqlError):
+    """The cache folder cannot be created or written (a file in its place, read-only, no permission)."""
+
+    def __init__(self, root: Path, exc: OSError):
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "it, or a folder on its path, is a file, not a folder"
+        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            why = f"it is not writable ({exc.strerror})"
+        else:
+            why = exc.strerror or str(exc)
+        super().__init__(f"cannot use {root} as the cache folder: {why}. Choose another with --cache-dir.")
+
+
+class BackupError(ShardsqlError):
+    """A backup that does not exist or cannot be restored."""
+
+
+class VerifyError(ShardsqlError):
+    """A data folder that cannot be verified (missing, or holding no shards)."""

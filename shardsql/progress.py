@@ -12,12 +12,13 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .shards import ShardInfo
+    from .output.shards import ShardInfo
 
 PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shard
 
 
-def _size(n: float) -> str:
+def format_size(n: float) -> str:
+    """Bytes for a person: 512 B, 3.4 MB."""
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -67,7 +68,7 @@ class Progress:
         eta_text = f"ETA {eta:,.0f}s" if eta is not None else "ETA ?"
         return (
             f"{self.read:,} rows read, {self.kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
-            f"{_size(self.fetched)} fetched, {rate:,.0f} rows/s, {eta_text}"
+            f"{format_size(self.fetched)} fetched, {rate:,.0f} rows/s, {eta_text}"
         )
 
 
@@ -90,7 +91,7 @@ class PlainProgress(Progress):
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}  ({self.status()})")
+        self._print(f"  wrote {info.name}: {info.rows:,} rows, {format_size(info.bytes)}  ({self.status()})")
 
 
 class RichProgress(Progress):
@@ -98,6 +99,8 @@ class RichProgress(Progress):
 
     def __init__(self, console=None) -> None:
         super().__init__()
+        # Imported here: rich's progress display costs about 0.2 s to import, and only a
+        # terminal shows it (logs and library callers never do).
         from rich.console import Console
         from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
@@ -121,12 +124,12 @@ class RichProgress(Progress):
     def update(self, read: int, kept: int, fetched: int) -> None:
         super().update(read, kept, fetched)
         if self._task is not None:
-            status = f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {_size(fetched)}"
+            status = f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {format_size(fetched)}"
             self._bar.update(self._task, completed=min(kept, self.rows_wanted), status=status)
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._bar.console.print(f"  wrote {info.name}: {info.rows:,} rows, {_size(info.bytes)}", highlight=False)
+        self._bar.console.print(f"  wrote {info.name}: {info.rows:,} rows, {format_size(info.bytes)}", highlight=False)
         self.update(self.read, self.kept, self.fetched)  # redraw: the shard count changed
 
     def message(self, text: str) -> None:

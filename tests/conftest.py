@@ -15,10 +15,11 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import pytest
 
-from shardsql import hub as hub_module
-from shardsql import plan, retries
-from shardsql.hubstub import HubStandIn
-from shardsql.samples import LAYOUTS, write_sample
+from shardsql.hub import client as hub_client
+from shardsql.hub import retries
+from shardsql.source import units
+from shardsql.standin.hub import HubStandIn
+from shardsql.standin.samples import LAYOUTS, write_sample
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +32,7 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setattr(retries, "RETRY_BASE_S", 0.01)
     monkeypatch.setattr(retries, "RATE_LIMIT_MARGIN_S", 0.05)
     monkeypatch.setattr(retries, "_reported_until", 0.0)  # each test hears its own waits
-    monkeypatch.setattr(hub_module, "READ_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 2.0)
 
 
 @pytest.fixture
@@ -63,4 +64,4 @@ def hub_dataset(hub, tmp_path):
 def small_units(monkeypatch):
     """Units of about 64 KiB instead of 8 MiB: small test files then split into many units
     (many requests, many batches), as real files of gigabytes do."""
-    monkeypatch.setattr(plan, "UNIT_BYTES", 64 << 10)
+    monkeypatch.setattr(units, "UNIT_BYTES", 64 << 10)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from shardsql import catalog
+from shardsql.definition import catalog
 from shardsql.errors import DefinitionError, UnknownDatasetError
 
 GOOD = """\

@@ -189,7 +189,7 @@ def test_version():
 def test_a_failure_mid_run_prints_one_clean_error_from_the_real_entry_point(tmp_path):
     import pyarrow.parquet as pq
 
-    from shardsql.samples import write_sample
+    from shardsql.standin.samples import write_sample
 
     folder = tmp_path / "src"
     paths = write_sample("fineweb-edu", folder, files=2, rows_per_file=2000)

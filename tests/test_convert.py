@@ -4,10 +4,12 @@ import pyarrow.parquet as pq
 import pytest
 from seed_reference import seed_shards
 
-from shardsql import catalog
-from shardsql.backups import CacheDir
-from shardsql.convert import ConvertOptions, convert, plan
+from shardsql.commands.convert import ConvertOptions, convert, preview
+from shardsql.definition import catalog
 from shardsql.errors import ConversionError, DefinitionError, OptionsError, SourceError
+from shardsql.output.cache_dir import CacheDir
+from shardsql.run import scheduling
+from shardsql.source import units
 
 
 def _text_chunks_needed(files, rows_needed: int) -> int:
@@ -27,9 +29,7 @@ def _text_chunks_needed(files, rows_needed: int) -> int:
 @pytest.mark.parametrize(("workers", "ahead"), [(1, 0), (2, 2)])
 def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_path, small_units, monkeypatch,
                                                        workers, ahead):  # fmt: skip
-    from shardsql import plan, reader
-
-    monkeypatch.setattr(reader, "FETCH_AHEAD", ahead)
+    monkeypatch.setattr(scheduling, "FETCH_AHEAD", ahead)
     folder = hub_dataset("fineweb-edu", files=4, rows_per_file=3000, row_group_size=250)
     files = sorted(folder.glob("*.parquet"))
     hub.reset_counters()
@@ -41,7 +41,7 @@ def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_pat
     print(f"served {hub.bytes_served} bytes for {needed} bytes of text chunks needed")
     # Gaps fetched within 15%, and the units started beyond the rows needed: fetched ahead, or
     # in flight on the other workers.
-    beyond = (ahead + workers - 1) * plan.UNIT_BYTES * plan.GAP_BUDGET
+    beyond = (ahead + workers - 1) * units.UNIT_BYTES * units.GAP_BUDGET
     assert hub.bytes_served <= 1.25 * needed + beyond, (hub.bytes_served, needed)
     assert all(r[2] for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1]), "no whole-file GET"
 
@@ -180,10 +180,10 @@ def test_invalid_options_are_refused(tmp_path):
         ConvertOptions(engine="spark").validate()
 
 
-def test_plan_reads_only_footers(hub, hub_dataset):
+def test_the_dry_run_reads_only_footers(hub, hub_dataset):
     folder = hub_dataset("fineweb-edu")
     hub.reset_counters()
-    p = plan(catalog.resolve("fineweb-edu"), ConvertOptions(num_shards=2, rows_per_shard=1000))
+    p = preview(catalog.resolve("fineweb-edu"), ConvertOptions(num_shards=2, rows_per_shard=1000))
     footers = sum(pq.ParquetFile(f).metadata.serialized_size + 8 for f in folder.glob("*.parquet"))
     assert hub.bytes_served == footers
     assert p.source_rows == 9000 and p.rows_wanted == 3000

@@ -8,8 +8,8 @@ import pytest
 from helpers import read_texts
 from seed_reference import seed_shards
 
-from shardsql import catalog
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
 from shardsql.errors import ConversionError
 
 

@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from shardsql import catalog
 from shardsql.cli import cli
-from shardsql.explain import compare, funnel, sample
+from shardsql.commands.explain import compare, funnel, sample
+from shardsql.definition import catalog
 
 STRICTER = """\
 -- description: FineWeb-Edu, int_score >= 4 only

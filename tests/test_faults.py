@@ -8,11 +8,13 @@ from faults import KINDS, Faults
 from helpers import read_texts
 from seed_reference import seed_shards
 
-from shardsql import catalog, plan, reader
-from shardsql import hub as hub_access
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
 from shardsql.errors import SourceError
+from shardsql.hub import client as hub_client
 from shardsql.progress import Progress
+from shardsql.run import scheduling
+from shardsql.source import units as plan
 
 pytestmark = pytest.mark.usefixtures("small_units")  # many requests to fail, as with real files
 
@@ -49,7 +51,7 @@ def test_many_mixed_faults_including_listing_calls(hub, hub_dataset, tmp_path):
 
 
 def test_a_stalled_read_times_out_and_is_retried(hub, hub_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(hub_access, "READ_TIMEOUT_S", 0.5)  # shardsql's own read timeout, below STALL_S
+    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 0.5)  # shardsql's own read timeout, below STALL_S
     folder = hub_dataset("fineweb-edu", row_group_size=200)
     hub.before_response = faults = Faults(["stall"], rate=0.3, seed=1, limit=2)
     run(tmp_path)
@@ -65,8 +67,8 @@ def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dat
 
     # One unit (row group) at a time, nothing fetched ahead: the faults meet the reads after shard 1.
     monkeypatch.setattr(plan, "UNIT_BYTES", 1)
-    monkeypatch.setattr(reader, "FETCH_AHEAD", 0)
-    monkeypatch.setattr(reader, "WAITING_UNITS", 0)
+    monkeypatch.setattr(scheduling, "FETCH_AHEAD", 0)
+    monkeypatch.setattr(scheduling, "WAITING_UNITS", 0)
 
     class BreakAfterFirstShard(Progress):
         def shard(self, info):

@@ -11,12 +11,16 @@ import pytest
 from helpers import read_texts
 from seed_reference import seed_shards
 
-from shardsql import catalog, retries, sources
-from shardsql import hub as hub_access
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert, preview
+from shardsql.definition import catalog
 from shardsql.errors import SourceError
+from shardsql.hub import client as hub_client
+from shardsql.hub import retries
+from shardsql.hub import urls as hub_urls
 from shardsql.progress import PlainProgress
-from shardsql.samples import write_sample
+from shardsql.source import files as sources
+from shardsql.source import footers
+from shardsql.standin.samples import write_sample
 
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
 WAIT_MESSAGE = "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit)"
@@ -72,7 +76,7 @@ def test_a_wait_beyond_the_window_ends_the_run_in_one_line(hub, hub_dataset):
     source = sources.open_source(HUB_URL)
     hub.limit_rate(resolvers=0, window_s=600)
     with pytest.raises(SourceError) as caught:
-        sources.read_footer(source, source.files[0])
+        footers.read_footer(source, source.files[0])
     size = source.files[0].size
     assert str(caught.value) == (
         f"the Hub rate-limits {source.files[0].url} (bytes {size - 8}-{size}) and asks to wait 600 s, beyond its "
@@ -108,7 +112,7 @@ def test_rate_limit_waits_do_not_use_the_attempt_budget(hub, hub_dataset, monkey
     hub.before_response = lift_after_refusals
     messages = []
     with retries.report_waits(messages.append):
-        assert sources.read_footer(source, source.files[0]).num_rows == 3000
+        assert footers.read_footer(source, source.files[0]).num_rows == 3000
     assert [r[3] for r in hub.requests if "/resolve/" in r[1]][: refusals + 1] == [429] * refusals + [206]
     assert messages[0] == WAIT_MESSAGE
 
@@ -118,7 +122,7 @@ def test_rate_limit_waits_do_not_use_the_attempt_budget(hub, hub_dataset, monkey
 
 @pytest.fixture
 def short_timeouts(hub, monkeypatch):
-    monkeypatch.setattr(hub_access, "READ_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 0.3)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 0.3)
     hub.stall_s = 2.0
 
@@ -143,7 +147,7 @@ def test_a_read_that_always_stalls_ends_in_a_clear_error(hub, hub_dataset, short
     source = sources.open_source(HUB_URL)
     hub.stall("resolve", times=retries.RETRY_ATTEMPTS)
     with pytest.raises(SourceError, match=r"after 6 attempts over \d+ s: timed out\. Run the same command again"):
-        sources.read_footer(source, source.files[0])
+        footers.read_footer(source, source.files[0])
 
 
 # --- mirrors, redirects, tokens ----------------------------------------------------------------
@@ -155,7 +159,7 @@ def test_a_storage_host_that_ignores_range_is_named_at_its_first_answer(hub, hub
     hub.redirect_files = hub.storage_ignores_range = True
     hub.reset_counters()
     with pytest.raises(SourceError) as caught:
-        sources.read_footer(source, source.files[0])
+        footers.read_footer(source, source.files[0])
     file, host = source.files[0], hub.storage_url.removeprefix("http://")
     assert str(caught.value) == (
         f"{host} ignores HTTP Range requests (asked for bytes {file.size - 8}-{file.size - 1} of {file.url}, it "
@@ -209,7 +213,7 @@ def parquet_ref(hub, tmp_path):
     """A dataset's automatic parquet conversion: refs/convert/parquet with a partial-train folder."""
     root = tmp_path / "converted"
     write_sample("github-code-python", root, 2, 500, 250)  # Python-all/partial-train/0000.parquet, ...
-    return hub.add_dataset(CODE_REPO, root, revision=hub_access.PARQUET_REF)
+    return hub.add_dataset(CODE_REPO, root, revision=hub_urls.PARQUET_REF)
 
 
 @pytest.mark.parametrize(
@@ -226,7 +230,7 @@ def test_every_form_of_the_parquet_ref_reads_the_same_files(hub, parquet_ref, ur
     assert [f.url for f in source.files] == [
         f"hf://datasets/{CODE_REPO}/Python-all/partial-train/{i:04d}.parquet" for i in range(2)
     ]
-    assert sources.read_footer(source, source.files[1]).num_rows == 500
+    assert footers.read_footer(source, source.files[1]).num_rows == 500
 
 
 def test_a_commit_in_the_url_and_the_definition_revision(hub, parquet_ref):
@@ -257,12 +261,12 @@ def test_a_commit_in_the_url_and_the_definition_revision(hub, parquet_ref):
 def test_hf_urls_split_as_huggingface_hub_splits_them(url, expected):
     from huggingface_hub.utils import parse_hf_uri
 
-    parsed = hub_access.parse_url(url)
+    parsed = hub_urls.parse_url(url)
     assert (parsed.type, parsed.repo, parsed.revision, parsed.pattern) == expected
     if "~" not in url:  # huggingface_hub knows no alias; everything else it splits the same way
         theirs = parse_hf_uri(url)
         assert (theirs.id, theirs.revision) == (parsed.repo, parsed.revision)
-    assert hub_access.parse_url("/data/local/*.parquet") is None and hub_access.parse_url("s3://bucket/x") is None
+    assert hub_urls.parse_url("/data/local/*.parquet") is None and hub_urls.parse_url("s3://bucket/x") is None
 
 
 def test_a_url_revision_that_disagrees_is_an_error_unless_overridden(hub, parquet_ref):
@@ -277,7 +281,6 @@ def test_a_url_revision_that_disagrees_is_an_error_unless_overridden(hub, parque
 
 
 def test_definition_header_against_url_revision_and_the_command_line_override(hub, parquet_ref, tmp_path):
-    from shardsql.convert import plan
 
     definition = tmp_path / "code.sql"
     source = f"hf://datasets/{CODE_REPO}@~parquet/{PARTIAL}"
@@ -287,9 +290,9 @@ def test_definition_header_against_url_revision_and_the_command_line_override(hu
     with pytest.raises(
         SourceError, match=r"names revision 'refs/convert/parquet' but the definition's revision is 'main'"
     ):
-        plan(catalog.resolve(str(definition)), ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path))
+        preview(catalog.resolve(str(definition)), ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path))
     options = ConvertOptions(num_shards=1, rows_per_shard=100, cache_dir=tmp_path, revision=parquet_ref)
-    assert plan(catalog.resolve(str(definition)), options).source.commit == parquet_ref  # --revision wins
+    assert preview(catalog.resolve(str(definition)), options).source.commit == parquet_ref  # --revision wins
 
 
 def test_a_hub_gone_mid_run_says_to_check_the_network(hub, hub_dataset):
@@ -297,7 +300,7 @@ def test_a_hub_gone_mid_run_says_to_check_the_network(hub, hub_dataset):
     source = sources.open_source(HUB_URL)
     hub.stop()
     with pytest.raises(SourceError) as caught:
-        sources.read_footer(source, source.files[0])
+        footers.read_footer(source, source.files[0])
     assert re.fullmatch(
         r"cannot read .*000_00000\.parquet \(bytes \d+-\d+\) after 6 attempts over \d+ s: .*\. "
         r"Check HF_ENDPOINT and your network connection\. Run the same command again to resume from the last "
@@ -322,7 +325,7 @@ def test_a_206_longer_than_the_range_is_a_range_ignoring_server(hub, hub_dataset
     hub.before_response = whole_file_as_206
     hub.reset_counters()
     with pytest.raises(SourceError, match=r"^127\.0\.0\.1:\d+ ignores HTTP Range requests \(asked for bytes"):
-        sources.read_footer(source, source.files[0])
+        footers.read_footer(source, source.files[0])
     assert len(hub.requests) == 1
 
 

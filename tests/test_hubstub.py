@@ -26,7 +26,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import get_session
 
-from shardsql.hubstub import HubStandIn
+from shardsql.standin.hub import HubStandIn
 
 TOKEN = "hf_stand_in_token"
 REPO = "org/name"

@@ -2,8 +2,8 @@ import io
 
 from rich.console import Console
 
+from shardsql.output.shards import ShardInfo
 from shardsql.progress import PlainProgress, RichProgress
-from shardsql.shards import ShardInfo
 
 SHARD = ShardInfo("shard_00000.parquet", 1000, 2048, "0" * 64, [1000])
 

@@ -5,9 +5,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import run_query
 
 from shardsql.cli import cli
-from shardsql.query import QueryError, run_query
+from shardsql.errors import QueryError
 
 
 def local(folder, columns=None) -> pa.Table:

@@ -27,13 +27,13 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this 
 os.environ.setdefault("GRPC_POLL_STRATEGY", "poll")
 ray = pytest.importorskip("ray")
 
-from test_execute import StopAfter  # noqa: E402
+from test_scheduling import StopAfter  # noqa: E402
 
-from shardsql import catalog  # noqa: E402
-from shardsql.convert import ConvertOptions, convert  # noqa: E402
-from shardsql.hubstub import HubStandIn  # noqa: E402
+from shardsql.commands.convert import ConvertOptions, convert  # noqa: E402
+from shardsql.definition import catalog  # noqa: E402
 from shardsql.progress import Progress  # noqa: E402
-from shardsql.samples import LAYOUTS, write_sample  # noqa: E402
+from shardsql.standin.hub import HubStandIn  # noqa: E402
+from shardsql.standin.samples import LAYOUTS, write_sample  # noqa: E402
 
 NODES, CPUS_PER_NODE = 2, 1
 OBJECT_STORE_BYTES = 100 << 20
@@ -141,9 +141,9 @@ class Counts(Progress):
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset, monkeypatch):
-    from shardsql import reader
+    from shardsql.run import scheduling
 
-    monkeypatch.setattr(reader, "FETCH_AHEAD", 0)  # the local engine reads no unit ahead, as Ray's tasks do
+    monkeypatch.setattr(scheduling, "FETCH_AHEAD", 0)  # the local engine reads no unit ahead, as Ray's tasks do
     local_progress, ray_progress = Counts(), Counts()
     local = run(dataset, tmp_path / "local", engine="local", workers=2, progress=local_progress)
     hub_env.reset_counters()
@@ -381,11 +381,11 @@ def test_what_a_task_says_reaches_the_driver_while_the_run_goes_on(ray_cluster):
     which the first such task starts; the driver passes it on within a second, not at the end."""
     import time
 
-    from shardsql.ray_engine import RayRun
-    from shardsql.ray_tasks import say
+    from shardsql.run.ray.driver import RayExecutor
+    from shardsql.run.ray.tasks import say
 
     said: list[str] = []
-    with RayRun(2, said.append) as ray_run:
+    with RayExecutor(2, said.append) as ray_run:
         ray.get(ray.remote(say).remote(ray_run.messages, "rate-limited by the Hub: waiting 9 s"))
         deadline = time.monotonic() + 10
         while "rate-limited by the Hub: waiting 9 s (in a Ray task)" not in said and time.monotonic() < deadline:
@@ -429,14 +429,16 @@ def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
 def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path, monkeypatch):
     """Compressing is most of a conversion's CPU: under Ray the driver only cuts shards and
     writes the bytes its tasks compressed, so a cluster's cores do the work."""
-    from shardsql import shards
+    import polars as pl
 
     local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2)
 
     def driver_compresses(*args, **kwargs):
         raise AssertionError("the driver compressed a shard")
 
-    monkeypatch.setattr(shards, "write_pieces", driver_compresses)  # this process only, not Ray's workers
+    # Polars' parquet writer in this process only, not in Ray's workers: whatever path the
+    # driver took to compress a shard would end here.
+    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", driver_compresses)
     on_ray = run("fineweb-edu-high", tmp_path / "ray")
     assert hashes(on_ray) == hashes(local) and len(on_ray.shards) == SHARDS + 1
     assert not list((tmp_path / "ray").rglob("*.partial"))
@@ -446,7 +448,7 @@ def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path,
 def test_remote_rows_slice_as_a_table_does(offset, length):
     import pyarrow as pa
 
-    from shardsql.ray_engine import RemoteRows
+    from shardsql.run.ray.driver import RemoteRows
 
     unit = pa.table({"text": [str(i) for i in range(10)]})
     sliced = RemoteRows("ref", 1, 9).slice(offset, length)  # rows 1..9 of the unit's kept rows

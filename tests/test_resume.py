@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from shardsql import catalog
-from shardsql.backups import CacheDir
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
+from shardsql.output.cache_dir import CacheDir
 
 ARGS = ["convert", "fineweb-edu", "--num-shards", "6", "--rows-per-shard", "1000", "--yes", "--quiet"]
 
@@ -127,7 +127,7 @@ def test_changed_options_start_afresh_and_say_why(hub_dataset, tmp_path):
     # Leave a checkpoint behind as an interrupted run would: a run with 2 shards of 1000 rows.
     staging = cache.staging
     staging.mkdir(parents=True)
-    from shardsql.checkpoint import Checkpoint
+    from shardsql.output.checkpoint import Checkpoint
 
     Checkpoint({"rows_per_shard": 1000, "num_shards": 2}).save(staging)
     messages = []

@@ -4,15 +4,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import read_texts
+from helpers import read_texts, run_query
 
-from shardsql import catalog
 from shardsql.cli import cli
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.explain import sample
+from shardsql.definition import catalog
 from shardsql.errors import SourceError
-from shardsql.explain import sample
-from shardsql.query import run_query
-from shardsql.schemas import conform, unify
+from shardsql.source.schemas import conform, unify
 
 TEXT = "a document long enough to pass every filter " * 3
 

@@ -14,10 +14,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import read_texts
+from helpers import read_texts, run_query
 
-from shardsql import catalog, explain, plan, query
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands import explain
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
+from shardsql.definition.evaluator import Evaluator
+from shardsql.source import units
 
 FILES, ROWS_PER_FILE, ROW_GROUP = 3, 40, 7
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
@@ -76,7 +79,7 @@ def _text(i: int) -> str | None:
 def source_folder(tmp_path, monkeypatch):
     """Three files of 7-row row groups; `meta` (a struct) is not the first column. Every
     row group is its own unit."""
-    monkeypatch.setattr(plan, "UNIT_BYTES", 1)
+    monkeypatch.setattr(units, "UNIT_BYTES", 1)
     folder = tmp_path / "src"
     folder.mkdir()
     for f in range(FILES):
@@ -122,15 +125,13 @@ def test_convert_equals_the_sql_over_the_whole_source(source_folder, tmp_path, c
     got, want = converted(definition, tmp_path), duckdb_answer(source_folder, sql)
     assert len(want) >= 8, "the case must keep enough rows to span several shards"
     assert (got if ordered else sorted(got)) == (want if ordered else sorted(want))
-    assert catalog.load_file(definition.path) and plan_shape(definition).row_by_row is row_by_row
+    assert shape(definition).row_by_row is row_by_row, "the case must test the path it is named for"
 
 
-def plan_shape(definition):
-    from shardsql.engine import Engine
-
-    engine = Engine(definition)
-    engine.close()
-    return engine.shape
+def shape(definition):
+    evaluator = Evaluator(definition)
+    evaluator.close()
+    return evaluator.shape
 
 
 @pytest.mark.parametrize("case", ["distinct", "order-by", "limit", "scalar-subquery", "filter", "struct-field"])
@@ -139,7 +140,7 @@ def test_sql_and_explain_agree_with_convert(source_folder, tmp_path, monkeypatch
     definition = definition_file(source_folder, sql)
     monkeypatch.setenv("SHARDSQL_SQL_DIR", str(definition.path.parent))
     got = converted(definition, tmp_path)
-    via_sql = query.run_query("SELECT text FROM my_case").table["text"].to_pylist()
+    via_sql = run_query("SELECT text FROM my_case").table["text"].to_pylist()
     assert (via_sql if ordered else sorted(via_sql)) == (got if ordered else sorted(got))
     table, _ = explain.sample(definition, [definition], rows=10_000)
     assert explain.funnel(definition, table).rows_out == len(got)

@@ -6,7 +6,7 @@ import pytest
 from helpers import read_texts, row_groups
 
 from shardsql.errors import ConversionError
-from shardsql.shards import RowStream, TextDigest, check_shard, shard_name, write_shards
+from shardsql.output.shards import RowStream, TextDigest, check_shard, shard_name, write_shards
 
 SIZES = [700, 1500, 333, 5000, 17]
 

@@ -5,9 +5,9 @@ import pytest
 from helpers import read_texts, row_groups
 from seed_reference import seed_shards
 
-from shardsql import catalog
-from shardsql.convert import ConvertOptions, convert
-from shardsql.samples import LAYOUTS
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
+from shardsql.standin.samples import LAYOUTS
 
 # The seed's DATASETS table: the column it reads as text, and its min_score filter.
 SEED = {

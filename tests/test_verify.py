@@ -8,11 +8,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql import catalog, verify
-from shardsql.convert import ConvertOptions, convert
-from shardsql.errors import ShardsqlError
-from shardsql.samples import LAYOUTS, write_sample
-from shardsql.verify import EVAL_TOKENS, VerifyError, VerifyReport, check
+from shardsql.autoresearch import EVAL_TOKENS
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
+from shardsql.errors import VerifyError
+from shardsql.output import verify
+from shardsql.output.verify import VerifyReport
+from shardsql.standin.samples import LAYOUTS, write_sample
 
 VAL = "shard_06542.parquet"
 
@@ -52,7 +54,7 @@ def test_a_good_set_verifies_with_a_warning_that_its_validation_shard_is_small(d
         f"the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
         "it would evaluate on the same text more than once"
     ]
-    assert check(data) == report
+    assert report.ok, "a warning is not a problem"
 
 
 def test_the_default_directory_is_autoresearchs_data_folder(data, monkeypatch):
@@ -69,9 +71,6 @@ def test_a_changed_byte_is_a_sha256_mismatch(data):
     error = _only_error(verify.verify(data))
     assert error.startswith("shard_00000.parquet: sha256 is ")
     assert error.endswith(f", manifest.json says {expected}")
-    with pytest.raises(VerifyError, match=r"1 problem: shard_00000.parquet: sha256") as raised:
-        check(data)
-    assert isinstance(raised.value, ShardsqlError) and raised.value.exit_code == 1
 
 
 def test_a_missing_shard(data):
@@ -143,8 +142,6 @@ def test_only_one_shard_and_no_manifest(data):
             path.unlink()
     report = verify.verify(data)
     assert _only_error(report).startswith(f"{VAL}: the only parquet file in {data}; autoresearch needs at least two")
-    with pytest.raises(VerifyError, match="needs at least two"):
-        check(data)
 
 
 def test_a_set_without_a_manifest_verifies_with_a_note(data):

@@ -2,10 +2,10 @@
 
 This module wires the stages together and holds no stage's logic itself:
 
-    catalog.Definition -> sources (lazy row groups) -> engine (DuckDB view)
-        -> shards (Polars writer, in a staging folder) -> manifest -> backups (swap in)
+    definition (catalog, evaluator) -> source (scan, units, decode) -> run (an executor)
+        -> output (shards in a staging folder, checkpoint, manifest) -> cache_dir (swap in)
 
-`plan` is the dry run: it reads only parquet footers. A conversion holds the cache
+`preview` is the dry run: it reads only parquet footers. A conversion holds the cache
 folder's lock, and checkpoints after every shard so that a rerun resumes (checkpoint.py).
 """
 
@@ -17,34 +17,37 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import checkpoint, manifest
-from .backups import DEFAULT_CACHE_DIR, CacheDir
-from .checkpoint import Position
-from .errors import ConversionError, OptionsError
-from .progress import Progress
-from .shards import (
+import pyarrow as pa
+
+from ..autoresearch import (
+    DEFAULT_CACHE_DIR,
+    MAX_TRAIN_SHARDS,
+    NEXT_STEP,
     ROW_GROUP_SIZE,
     ROWS_PER_SHARD,
-    RowStream,
-    ShardInfo,
-    TextDigest,
-    pin_validation,
-    write_shards,
+    VAL_SHARD_NAME,
 )
+from ..definition.analysis import Shape
+from ..definition.catalog import Definition
+from ..definition.evaluator import Evaluator
+from ..errors import ConversionError, OptionsError
+from ..hub.retries import report_waits
+from ..output import checkpoint, manifest
+from ..output.cache_dir import CacheDir
+from ..output.checkpoint import Position
+from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
+from ..progress import Progress
+from ..run.executor import Executor, RunRecord, available_cores
+from ..run.local import LocalExecutor
+from ..source.files import Source
+from ..source.footers import ParquetFooter, read_footers
+from ..source.scan import Scan, open_scan
+from ..source.schemas import unify
+from ..source.units import Unit, chunk_ranges
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from .catalog import Definition
-    from .execute import Scan
-    from .plan import Shape, Unit
-    from .sources import ParquetFooter, Source
-
-NEXT_STEP = "uv run prepare.py --num-shards {n}"
 SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
-ENGINES = ("local", "ray")
+ENGINES = ("local", "ray")  # --engine: where row-by-row definitions run
 
 
 @dataclass
@@ -55,12 +58,12 @@ class ConvertOptions:
     row_group_size: int = ROW_GROUP_SIZE
     revision: str | None = None  # overrides the definition's revision
     source: str | None = None  # overrides the definition's source URL
-    cache_dir: Path = DEFAULT_CACHE_DIR
+    cache_dir: Path = DEFAULT_CACHE_DIR.expanduser()
     skip_backup: bool = False
     # Units run at once: threads (local; default the machine's cores) or Ray tasks (ray; default
     # the cluster's CPUs). The shards are the same for any number, and either engine.
     workers: int | None = None
-    engine: str = "local"  # "local" or "ray" (ray_engine.py); whole-source definitions always run locally
+    engine: str = "local"  # "local" or "ray" (run/ray/); whole-source definitions always run locally
 
     def validate(self) -> None:
         for name in ("num_shards", "rows_per_shard", "row_group_size"):
@@ -72,8 +75,6 @@ class ConvertOptions:
             raise OptionsError(f"--workers must be at least 1, got {self.workers}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
-        from .shards import MAX_TRAIN_SHARDS, VAL_SHARD_NAME
-
         if self.num_shards > MAX_TRAIN_SHARDS:
             # Training shards are numbered from 0; shard_06542 is the validation shard's fixed
             # name, so training shard 6542 would overwrite it (and the manifest list it twice).
@@ -112,8 +113,8 @@ class ConvertResult:
 
 
 @dataclass
-class Plan:
-    """What a conversion would read and write, from parquet footers alone."""
+class Preview:
+    """What a conversion would read and write (the dry run), from parquet footers alone."""
 
     definition: Definition
     source: Source
@@ -128,8 +129,6 @@ class Plan:
 
     def column_bytes(self) -> int:
         """Compressed bytes of the needed columns in all listed files."""
-        from .plan import chunk_ranges
-
         return sum(
             end - start
             for footer in self.footers
@@ -138,90 +137,70 @@ class Plan:
         )
 
 
-@dataclass
-class _Opened:
-    source: Source
-    schema: pa.Schema  # of the columns read
-    columns: list[str]
-    shape: Shape
-
-
-def _open(definition: Definition, options: ConvertOptions) -> _Opened:
-    """Open the source, read the first footer, and check the SQL against its schema; the
-    columns it reads get one schema over the source's files (schemas.py)."""
-    from .engine import Engine
-    from .schemas import source_schema
-    from .sources import open_source, read_footer
-
+def _open(definition: Definition, options: ConvertOptions) -> tuple[Scan, Shape]:
+    """Open the source for the definition: the SQL is bound to the first file's schema (bad
+    SQL fails here, before any data is fetched), the columns it reads get one schema."""
     options.validate()
-    revision = options.revision or definition.revision
-    source = open_source(options.source or definition.source, revision, options.num_source, bool(options.revision))
-    first = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
-    engine = Engine(definition)
+    evaluator = Evaluator(definition)
     try:
-        columns = engine.check(first)
+        url, revision = options.source or definition.source, options.revision or definition.revision
+        scan = open_scan(url, revision, evaluator.check, options.num_source, override=bool(options.revision))
     finally:
-        engine.close()
-    return _Opened(source, source_schema(source, columns), columns, engine.shape)
+        evaluator.close()
+    return scan, evaluator.shape
 
 
-def plan(definition: Definition, options: ConvertOptions) -> Plan:
+def preview(definition: Definition, options: ConvertOptions) -> Preview:
     """The dry run: list files and read their footers; no data pages are fetched."""
-    from .schemas import unify
-    from .sources import read_footers
-
-    opened = _open(definition, options)  # footers are cached: the first is not read again
+    scan, shape = _open(definition, options)  # footers are cached: the first ones are not read again
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
-    footers = read_footers(opened.source, opened.source.files)
+    footers = read_footers(scan.source, scan.source.files)
     # Every footer is at hand: files whose columns cannot be read as one schema fail here.
-    unify([f.metadata.schema.to_arrow_schema() for f in footers], [f.file.url for f in footers], opened.columns)
-    return Plan(definition, opened.source, footers, opened.columns, rows_wanted, opened.shape)
+    unify([f.schema for f in footers], [f.file.url for f in footers], scan.columns)
+    return Preview(definition, scan.source, footers, scan.columns, rows_wanted, shape)
 
 
-class _Output:
-    """The definition's output, batch by batch in source order, remembering where each
-    batch came from, so that `position_after(pending)` turns "the last batch still has
-    `pending` unwritten rows" into the checkpoint position where the next shard starts.
+class _Tracker:
+    """The definition's output in source order, tracking where each batch came from, so
+    that `position_after(pending)` turns "the last batch still has `pending` unwritten rows"
+    into the checkpoint position where the next shard starts.
 
     Row by row, a position is a unit's first row group and the kept rows of that unit
     already written. Whole source, a rerun runs the query again from the start, checks the
-    rows of the shards already written against their texts' digest (and does not write them
-    again), and a position is the number of output rows already written.
+    rows of the shards already written against their texts' digest and does not write them
+    again: it needs no position.
     """
 
-    def __init__(self, scan: Scan, start: Position, progress, row_by_row: bool):
-        self.scan, self.start, self.progress, self.row_by_row = scan, start, progress, row_by_row
-        self.read = start.rows_read if row_by_row else 0
-        self.kept = start.rows_kept if row_by_row else 0
+    def __init__(self, source: Source, start: Position, progress: Progress, row_by_row: bool):
+        self.source, self.start, self.progress, self.row_by_row = source, start, progress, row_by_row
+        self.read = start.rows_read
+        self.kept = start.rows_kept
         self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
         self._last_kept = 0
 
-    def feed(self, pairs: Iterator[tuple[Unit | None, pa.Table]], done: list[ShardInfo]) -> Iterator[pa.Table]:
-        if not self.row_by_row:
-            # The query runs again from the start: the rows of the shards written before are
-            # recomputed, checked against those shards, and not written again.
-            pairs = self._check_rerun(pairs, done)
-        skip = self.start.skip if self.row_by_row else 0
+    def from_units(self, pairs: Iterator[tuple[Unit, pa.Table]]) -> Iterator[pa.Table]:
+        """The kept rows of each unit, less those the shards before a restart already hold."""
+        skip = self.start.unit_rows_written
         for unit, out in pairs:
-            if unit is not None:
-                self._last = Position(unit.file_index, unit.row_groups[0], 0, self.read, self.kept)
-                self._last_kept = 0
-                self.read += unit.rows
-                # The kept rows that shards before a restart already hold, at the start of its first unit.
-                skip = skip if unit.start == (self.start.file, self.start.row_group) else 0
-            else:
-                self.read = self.scan.read
+            self._last = Position(unit.file_index, unit.row_groups[0], 0, self.read, self.kept)
+            self._last_kept = 0
+            self.read += unit.rows
+            # The kept rows that shards before a restart already hold, at the start of its first unit.
+            skip = skip if unit.start == (self.start.file, self.start.row_group) else 0
             self._last_kept += out.num_rows
             self.kept += out.num_rows
-            self.progress.update(self.read, self.kept, self.scan.source.counter.bytes)
+            self.progress.update(self.read, self.kept, self.source.counter.bytes)
             if skip:
                 cut = min(skip, out.num_rows)
                 out, skip = out.slice(cut), skip - cut
             if out.num_rows:
                 yield out
 
-    def _check_rerun(self, pairs, done: list[ShardInfo]) -> Iterator[tuple[None, pa.Table]]:
-        stream = RowStream(table for _, table in pairs)
+    def from_query(self, batches: Iterator[pa.Table], done: list[ShardInfo], record: RunRecord) -> Iterator[pa.Table]:
+        """The query's result, less the rows of the shards written before a restart: the query
+        runs again from the start, so those rows are recomputed, checked against the shards'
+        digests, and not written again."""
+        stream = RowStream(batches)
         for shard in done:
             digest = TextDigest()
             for piece in stream.take(shard.rows):
@@ -232,16 +211,16 @@ class _Output:
                     "remove the staging folder's checkpoint.json to start afresh"
                 )
             self.kept += shard.rows
-        while True:
-            pieces = list(stream.take(1 << 16))
-            if not pieces:
-                return
+        while pieces := list(stream.take(1 << 16)):
             for piece in pieces:
-                yield None, piece
+                self.read = record.rows_read
+                self.kept += piece.num_rows
+                self.progress.update(self.read, self.kept, self.source.counter.bytes)
+                yield piece
 
     def position_after(self, pending: int) -> Position:
         if not self.row_by_row:
-            return Position(0, 0, self.kept - pending, 0, 0)
+            return Position()
         last = self._last
         return Position(last.file, last.row_group, self._last_kept - pending, last.rows_read, last.rows_kept)
 
@@ -268,62 +247,53 @@ def convert(definition: Definition, options: ConvertOptions, progress: Progress 
 
     Resumes an interrupted run of the same conversion from its last complete shard.
     """
-    from .retries import report_waits
-
     progress = progress or Progress()
     cache = CacheDir(Path(options.cache_dir).expanduser())
     # Rate-limit waits are said through the progress display, not over it.
     with cache.lock(), report_waits(progress.message):
-        return _convert(definition, options, progress, cache, _open(definition, options))
+        scan, shape = _open(definition, options)
+        return _convert(definition, options, progress, cache, scan, shape)
 
 
-def _run(definition: Definition, opened: _Opened, output: _Output, spill_dir: Path, rows_wanted: int, done,
-         executor):  # fmt: skip
-    """The definition's output over the source, on the path its shape allows, with the executor chosen."""
-    from . import execute
-    from .engine import Engine
-
-    if opened.shape.row_by_row:
-        yield from output.feed(executor.row_by_row(output.scan, definition, lambda: rows_wanted - output.kept), done)
-        return
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(definition, spill_dir=spill_dir)
-    try:
-        engine.check(opened.schema)
-        yield from output.feed(execute.whole_source(output.scan, engine), done)
-    finally:
-        engine.close()
-
-
-def _executor(engine: str, workers: int | None, progress: Progress):
-    """The local engine, or Ray (joined or started on entering it, left on leaving it)."""
-    if engine == "ray":
-        from .ray_engine import RayRun
-
-        return RayRun(workers, progress.message)
-    from .execute import LocalRun
-
-    return LocalRun(workers)
-
-
-def _engine(options: ConvertOptions, opened: _Opened, progress: Progress) -> str:
-    """The engine that runs this conversion: Ray only for row-by-row definitions (checked installed now,
-    before anything is written); a whole-source query is one DuckDB query, on this machine."""
-    if options.engine != "ray":
-        return "local"
-    if not opened.shape.row_by_row:
+def _choose_engine(options: ConvertOptions, shape: Shape, progress: Progress) -> str:
+    """The engine that runs this conversion: Ray only for row-by-row definitions; a
+    whole-source query is one DuckDB query, on this machine."""
+    if options.engine == "ray" and not shape.row_by_row:
         progress.message("A whole-source definition runs as one query on this machine: --engine ray is not used.")
         return "local"
-    from . import ray_engine
-
-    ray_engine.require()
-    return "ray"
+    return options.engine
 
 
-def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertResult:
-    from .execute import Scan, available_cores
+def _executor_for(engine: str, workers: int | None, progress: Progress) -> Executor:
+    """The local engine, or Ray (joined or started on entering it, left on leaving it)."""
+    if engine == "ray":
+        # Imported here: Ray is an optional extra, loaded only by a conversion that asks for it.
+        from ..run.ray.driver import RayExecutor
 
-    source = opened.source
+        return RayExecutor(workers, progress.message)
+    return LocalExecutor(workers or available_cores())
+
+
+def _rows(definition, scan: Scan, shape: Shape, tracker: _Tracker, executor: Executor, rows_wanted: int,
+          done: list[ShardInfo], spill_dir: Path) -> Iterator[pa.Table]:  # fmt: skip
+    """The definition's output over the source, on the path its shape allows."""
+    if shape.row_by_row:
+        yield from tracker.from_units(executor.row_by_row(scan, definition, lambda: rows_wanted - tracker.kept))
+        return
+    # A whole-source query is one DuckDB query on this machine (_choose_engine): the local executor.
+    assert isinstance(executor, LocalExecutor)
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    evaluator = Evaluator(definition, spill_dir=spill_dir)
+    try:
+        batches = (table for _, table in executor.whole_source(scan, evaluator))
+        yield from tracker.from_query(batches, done, executor.record)
+    finally:
+        evaluator.close()
+
+
+def _convert(definition: Definition, options: ConvertOptions, progress: Progress, cache: CacheDir, scan: Scan,
+             shape: Shape) -> ConvertResult:  # fmt: skip
+    source = scan.source
     rows_wanted = (options.num_shards + 1) * options.rows_per_shard
     fingerprint = _fingerprint(definition, source, options)
     state, why_not = checkpoint.load(cache.staging, fingerprint)
@@ -336,12 +306,11 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     elif state.shards:
         progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
     staging = cache.staging
-    start = (state.next.file, state.next.row_group)
-    engine = _engine(options, opened, progress)
-    workers = options.workers or (None if engine == "ray" else available_cores())
-    scan = Scan(source, opened.columns, opened.schema, start, workers)
-    batches = _Output(scan, state.next, progress, opened.shape.row_by_row)
-    progress.message(f"{definition.name} runs {opened.shape.path}: {opened.shape.reason}.")
+    # Ray is checked to be installed now, before anything is written (RayExecutor loads it on entry).
+    executor = _executor_for(_choose_engine(options, shape, progress), options.workers, progress)
+    scan = dataclasses.replace(scan, start=(state.next.file, state.next.row_group) if shape.row_by_row else (0, 0))
+    tracker = _Tracker(source, state.next, progress, shape.row_by_row)
+    progress.message(f"{definition.name} runs {shape.path}: {shape.reason}.")
 
     def on_shard(info: ShardInfo, position: Position) -> None:
         state.shards.append(info)
@@ -349,20 +318,20 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
         state.save(staging)
         progress.shard(info)
 
-    progress.start(rows_wanted, options.num_shards + 1, kept=batches.kept, shards=len(state.shards))
+    progress.start(rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
     try:
         if not state.finished:
             done = list(state.shards)
-            with _executor(engine, workers, progress) as executor:
-                output = _run(definition, opened, batches, staging / SPILL_DIR, rows_wanted, done, executor)
+            with executor:
+                rows = _rows(definition, scan, shape, tracker, executor, rows_wanted, done, staging / SPILL_DIR)
                 try:
                     write_shards(
-                        output, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                        on_shard, done, batches.position_after, writers=executor.shards_in_flight,
-                        digest=not opened.shape.row_by_row, encode=executor.encode,
+                        rows, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
+                        on_shard, done, tracker.position_after, writers=executor.shards_in_flight,
+                        digest=not shape.row_by_row, encode=executor.encode,
                     )  # fmt: skip
                 finally:
-                    output.close()  # stops the executor's threads now, not when garbage collected
+                    rows.close()  # stops the executor's threads now, not when garbage collected
                     shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
             state.finished = True
             state.save(staging)
@@ -379,7 +348,7 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
         raise ConversionError(
-            f"the source ran out: {batches.read:,} rows read, {batches.kept:,} kept, which is "
+            f"the source ran out: {tracker.read:,} rows read, {tracker.kept:,} kept, which is "
             f"{'no' if not shards else 'only one'} shard; autoresearch needs at least one training shard "
             "and the validation shard. Use more source files or fewer --rows-per-shard. "
             "Your data folder was not changed."
@@ -390,16 +359,16 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
         definition=definition,
         source=source,
         options=options.recorded(),
-        rows_read=batches.read,
-        rows_kept=batches.kept,
+        rows_read=tracker.read,
+        rows_kept=tracker.kept,
         shards=shards,
         ran_out=ran_out,
-        engine=scan.record.to_dict(),
+        engine=executor.record.to_dict(),
     )
     manifest.write(staging, record)
     if ran_out:
         progress.message(
-            f"The source ran out: {batches.read:,} rows read and {batches.kept:,} kept, so "
+            f"The source ran out: {tracker.read:,} rows read and {tracker.kept:,} kept, so "
             f"{len(shards) - 1} training shards (of {options.num_shards} asked) and a validation shard of "
             f"{shards[-1].rows:,} rows were written."
         )
@@ -412,8 +381,8 @@ def _convert(definition, options, progress, cache, opened: _Opened) -> ConvertRe
         source=source,
         data_dir=cache.data,
         shards=shards,
-        rows_read=batches.read,
-        rows_kept=batches.kept,
+        rows_read=tracker.read,
+        rows_kept=tracker.kept,
         ran_out=ran_out,
         backup=backup,
         manifest_path=cache.data / manifest.MANIFEST_NAME,

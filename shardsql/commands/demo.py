@@ -19,9 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import resolve
+from ..definition.catalog import resolve
+from ..hub.client import disable_telemetry
+from ..progress import Progress
+from ..standin.hub import HubStandIn
+from ..standin.samples import LAYOUTS, write_sample
 from .convert import ConvertOptions, ConvertResult, convert
-from .progress import Progress
 
 DEMO_DATASET = "fineweb-edu"
 DEMO_FILES = 3
@@ -65,19 +68,8 @@ def _env(name: str, value: str):
             os.environ[name] = old
 
 
-def _telemetry_off() -> None:
-    import sys
-
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None:  # already imported: the environment variable was read too early
-        constants.HF_HUB_DISABLE_TELEMETRY = True
-
-
 def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> DemoResult:
     """Run the demo in `workdir` (a new temporary folder if None) and return what it did."""
-    from .hubstub import HubStandIn
-    from .samples import LAYOUTS, write_sample
-
     temporary = workdir is None
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shardsql-demo-"))
     repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
@@ -91,7 +83,7 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
         # HF_TOKEN is cleared: a real token must never be sent to the stand-in. Telemetry is
         # off: huggingface_hub would otherwise report to the real Hub, and the demo is offline.
         with _env("HF_ENDPOINT", hub.url), _env("HF_TOKEN", ""), _env("HF_HUB_DISABLE_TELEMETRY", "1"):
-            _telemetry_off()
+            disable_telemetry()
             result = convert(resolve(DEMO_DATASET), options, progress)
         served, endpoint = hub.bytes_served, hub.url
     return DemoResult(result, served, sum(p.stat().st_size for p in paths), endpoint, workdir, temporary)
@@ -100,9 +92,6 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
 @contextmanager
 def serving(workdir: Path) -> Iterator[Served]:
     """Serve a generated sample of every built-in dataset's Hub repo from `workdir` while the block runs."""
-    from .hubstub import HubStandIn
-    from .samples import LAYOUTS, write_sample
-
     with HubStandIn() as hub:
         served = Served(hub.url, workdir)
         for dataset, (repo, revision, *_rest) in LAYOUTS.items():

@@ -14,16 +14,20 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .errors import DefinitionError
+import duckdb
+import pyarrow as pa
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from .catalog import Definition
-
-DEFAULT_SAMPLE_ROWS = 10_000
+from ..autoresearch import TEXT_COLUMN
+from ..definition import sandbox
+from ..definition.catalog import Definition
+from ..definition.evaluator import Evaluator
+from ..definition.statement import definition_tree
+from ..errors import DefinitionError, describe
+from ..source.decode import read_unit
+from ..source.files import Source
+from ..source.scan import open_scan
+from ..source.units import units
 
 
 @dataclass
@@ -77,8 +81,6 @@ class _Statement:
 
     def __init__(self, con, definition: Definition):
         self.con, self.definition = con, definition
-        from .statements import definition_tree
-
         self.tree = definition_tree(con, definition)
         node = self.tree["statements"][0]["node"]
         # Only a plain SELECT ... WHERE splits into conditions; anything else (a UNION, say)
@@ -98,45 +100,42 @@ class _Statement:
         return self.sql([condition]).split(" WHERE ", 1)[1]
 
 
-def sample(definition: Definition, columns_for: list[Definition], rows: int, revision=None, source_url=None):
+def sample(definition: Definition, columns_for: list[Definition], rows: int, revision: str | None = None,
+           source_url: str | None = None) -> tuple[pa.Table, Source]:  # fmt: skip
     """The first `rows` rows of a definition's source, with the columns all of `columns_for` read."""
-    import pyarrow as pa
 
-    from . import plan, reader
-    from .engine import Engine
-    from .schemas import conform, source_schema
-    from .sources import open_source, read_footer
+    def columns(schema: pa.Schema) -> list[str]:
+        named: set[str] = set()
+        for each in columns_for:
+            evaluator = Evaluator(each)
+            try:
+                named.update(evaluator.check(schema))  # binds each definition: bad SQL fails here
+            finally:
+                evaluator.close()
+        return [name for name in schema.names if name in named]
 
-    source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
-    first = read_footer(source, source.files[0]).metadata.schema.to_arrow_schema()
-    columns: list[str] = []
-    for d in columns_for:
-        engine = Engine(d)
-        columns += [c for c in engine.check(first) if c not in columns]
-        engine.close()
-    schema = source_schema(source, [c for c in first.names if c in columns])
+    url, revision_ = source_url or definition.source, revision or definition.revision
+    scan = open_scan(url, revision_, columns, override=bool(revision))
     tables: list[pa.Table] = []
-    for unit in plan.units(source, schema.names, grow=True):
-        tables.append(conform(reader.read_unit(source, unit, schema.names), schema, unit.file.url))
+    for unit in units(scan.source, scan.columns, grow=True):
+        tables.append(read_unit(scan, unit))
         if sum(t.num_rows for t in tables) >= rows:
             break
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    return table.slice(0, rows), source
+    table = pa.concat_tables(tables) if tables else scan.schema.empty_table()
+    return table.slice(0, rows), scan.source
 
 
 def funnel(definition: Definition, table: pa.Table) -> Funnel:
     """The filter funnel of `definition` on the rows of `table` (its source's sample)."""
-    import duckdb
-
-    con = duckdb.connect(":memory:")
+    con = sandbox.connect()
     try:
         con.register("source", table)
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
         statement = _Statement(con, definition)
 
         def measure(sql: str) -> tuple[int, int]:
-            count, chars = con.sql(f"SELECT count(*), coalesce(sum(length(text)), 0) FROM ({sql})").fetchall()[0]
+            count, chars = con.sql(f"SELECT count(*), coalesce(sum(length({TEXT_COLUMN})), 0) FROM ({sql})").fetchall()[
+                0
+            ]
             return int(count), int(chars)
 
         rows_in, chars_in = measure(statement.sql([])) if statement.plain else (table.num_rows, 0)
@@ -150,20 +149,17 @@ def funnel(definition: Definition, table: pa.Table) -> Funnel:
         result.rows_out, result.chars_out = measure(definition.sql)
         return result
     except duckdb.Error as exc:
-        raise DefinitionError(str(exc).strip().splitlines()[0], definition.path) from None
+        raise DefinitionError(describe(exc), definition.path) from None
     finally:
         con.close()
 
 
 def compare(first: Definition, second: Definition, table: pa.Table) -> Comparison:
     """How the outputs of two definitions on the same rows differ (texts, with repeats)."""
-    import duckdb
-
-    con = duckdb.connect(":memory:")
+    con = sandbox.connect()
     try:
         con.register("source", table)
-        con.execute("SET enable_external_access = false")
-        a, b = f"SELECT text FROM ({first.sql})", f"SELECT text FROM ({second.sql})"
+        a, b = f"SELECT {TEXT_COLUMN} FROM ({first.sql})", f"SELECT {TEXT_COLUMN} FROM ({second.sql})"
         only_a = con.sql(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall()[0][0]
         only_b = con.sql(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchall()[0][0]
         both = con.sql(f"SELECT count(*) FROM ({a} INTERSECT ALL {b})").fetchall()[0][0]

@@ -2,8 +2,8 @@
 
 Every dataset is a view named after it (`-` as `_`: `fineweb_edu_high`) holding what its
 definition keeps, and its unfiltered source is `source.<name>`. With `--source URL` the
-given files are the view `source`. The query is DuckDB's dialect and runs locked down
-like a definition (no file or network access of its own).
+given files are the view `source`. The query is DuckDB's dialect and runs in the same
+locked-down connection as a definition (definition/sandbox.py).
 
 Reading stays lazy: only the datasets the query names are opened, only the columns it
 names are fetched, and row groups are fetched as DuckDB asks for them, with a read-ahead
@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .errors import ShardsqlError
-from .retries import describe
-from .statements import QueryError
+import duckdb
+import pyarrow as pa
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from .sources import Source
+from ..definition import sandbox
+from ..definition.analysis import columns_needed, table_refs
+from ..definition.catalog import load_all
+from ..definition.statement import definition_tree, query_tree
+from ..errors import QueryError, ShardsqlError, describe
+from ..run.scheduling import ordered
+from ..source.decode import read_unit
+from ..source.files import Source
+from ..source.scan import Scan, open_scan
+from ..source.units import units
 
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
 DEFAULT_TABLE_ROWS = 20
@@ -48,71 +53,35 @@ class QueryStream:
         return sum(s.counter.bytes for s in self.sources)
 
 
-@dataclass
-class QueryResult:
-    table: pa.Table
-    truncated: bool  # more rows exist than shown
-    sources: list[Source] = field(default_factory=list)
-
-    @property
-    def bytes_fetched(self) -> int:
-        return sum(s.counter.bytes for s in self.sources)
-
-
-def table_refs(tree: object) -> list[tuple[str, str]]:
-    """(schema, table) of every table the query reads, lower-cased; schema '' when not given."""
-    refs, stack = [], [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get("type") == "BASE_TABLE" and item.get("table_name"):
-                refs.append((item.get("schema_name", "").lower(), item["table_name"].lower()))
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return refs
-
-
-def lazy_reader(
-    source: Source, columns: list[str], schema: pa.Schema, failures: list[ShardsqlError] | None = None
-) -> pa.RecordBatchReader:
-    """A stream of the source's rows (only `columns`), fetched as they are pulled.
+def lazy_reader(scan: Scan, failures: list[ShardsqlError] | None = None) -> pa.RecordBatchReader:
+    """A stream of the scan's rows, fetched as they are pulled.
 
     A ShardsqlError raised while reading is also put in `failures`: DuckDB, which pulls the
     stream, reports it wrapped in its own message with a Python traceback."""
-    import pyarrow as pa
-
-    from . import plan, reader
-    from .schemas import conform
-
     pulled = [0]
 
     def batches() -> Iterator[pa.RecordBatch]:
         # Units grow from one row group, and the read-ahead is as large as what was already
         # consumed: nothing ahead for the first row group (a LIMIT may need no more).
-        units = plan.units(source, columns, grow=True)
+        grown = units(scan.source, scan.columns, grow=True)
         ahead = lambda flight: sum(u.rows for u in flight) < max(pulled[0], 1)  # noqa: E731
-        read = lambda u: reader.read_unit(source, u, columns)  # noqa: E731
         try:
-            for unit, table in reader.ordered(units, read, READ_THREADS, ahead):
+            for unit, table in ordered(grown, lambda u: read_unit(scan, u), READ_THREADS, ahead):
                 pulled[0] += unit.rows
-                yield from conform(table, schema, unit.file.url).to_batches()
+                yield from table.to_batches()
         except ShardsqlError as exc:
             if failures is not None:
                 failures.append(exc)
             raise
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    return pa.RecordBatchReader.from_batches(scan.schema, batches())
 
 
 class Session:
     """A locked-down DuckDB connection where datasets and sources appear as views on demand."""
 
     def __init__(self, revision: str | None = None, source_url: str | None = None):
-        import duckdb
-
-        self._duckdb = duckdb
-        self.con = duckdb.connect(":memory:")
+        self.con = sandbox.connect(threads=None)  # an ad-hoc query may use every core
         self.revision, self.source_url = revision, source_url
         self.sources: list[Source] = []
         self.failures: list[ShardsqlError] = []  # raised inside a source stream that DuckDB pulls
@@ -121,24 +90,13 @@ class Session:
 
     def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict]) -> None:
         """Open a source and register it as `name`, reading only the columns the parse trees name."""
-        from .plan import columns_needed
-        from .schemas import source_schema
-        from .sources import open_source, read_footer
-
-        source = open_source(url, revision, override=bool(self.revision))  # --revision wins
-        self.sources.append(source)
-        footer = read_footer(source, source.files[0])
-        schema = footer.metadata.schema.to_arrow_schema()
-        columns = columns_needed(trees, list(schema.names))
-        # count(*) names no column but needs the row counts: read the cheapest column.
-        columns = columns or [footer.cheapest_column()]
-        self.con.register(name, lazy_reader(source, columns, source_schema(source, columns), self.failures))
+        needed = lambda schema: columns_needed(trees, list(schema.names))  # noqa: E731
+        scan = open_scan(url, revision, needed, override=bool(self.revision))  # --revision wins
+        self.sources.append(scan.source)
+        self.con.register(name, lazy_reader(scan, self.failures))
 
     def prepare(self, sql: str) -> None:
-        """Register exactly the views the query reads, then lock the connection."""
-        from .catalog import load_all
-        from .statements import definition_tree, query_tree
-
+        """Register exactly the views the query reads."""
         tree = query_tree(self.con, sql)  # one SELECT, or a QueryError naming the line
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_all()}
@@ -163,34 +121,28 @@ class Session:
                     f'CREATE VIEW "{table}" AS WITH source AS (SELECT * FROM "__src_{table}") '
                     f"SELECT * FROM ({definition.sql})"
                 )
-        self.con.execute("SET enable_external_access = false")
-        self.con.execute("SET lock_configuration = true")
 
     def stream(self, sql: str, limit: int | None = None) -> QueryStream:
         """The query's result as a stream of record batches (at most `limit` rows), pulled
         from DuckDB as the caller consumes them: memory stays bounded whatever the size."""
-        import pyarrow as pa
-
         self.prepare(sql)
         wrapped = sql if limit is None else f"SELECT * FROM ({sql}) LIMIT {int(limit) + 1}"
         try:
             relation = self.con.sql(wrapped)
             # to_arrow_reader in newer DuckDB; fetch_record_batch (deprecated there) in older ones.
             reader = self._interruptible(getattr(relation, "to_arrow_reader", relation.fetch_record_batch), STREAM_ROWS)
-        except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
+        except (duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
             raise self._error(exc) from None
         return QueryStream(reader.schema, self._batches(reader, limit), self.sources)
 
     def _batches(self, reader, limit: int | None) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
-
         left = limit
         while True:
             try:
                 batch = self._interruptible(reader.read_next_batch)
             except StopIteration:
                 return
-            except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
+            except (duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
                 raise self._error(exc) from None
             if left is not None:
                 if batch.num_rows > left:
@@ -208,8 +160,6 @@ class Session:
         While DuckDB computes, the main thread would sit in C code where Python cannot run
         its SIGINT handler (DuckDB notices the signal only at some points, sometimes never);
         waiting here in Python, we get the KeyboardInterrupt at once and interrupt DuckDB."""
-        from concurrent.futures import ThreadPoolExecutor
-
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="shardsql-query")
         future = self._pool.submit(call, *args)
@@ -228,7 +178,7 @@ class Session:
 
     def _error(self, exc: Exception) -> BaseException:
         """A DuckDB (or Arrow) error as one line; our own error from a source stream as itself."""
-        if "interrupted" in str(exc).lower() and not isinstance(exc, self._duckdb.Error):
+        if "interrupted" in str(exc).lower() and not isinstance(exc, duckdb.Error):
             return KeyboardInterrupt()  # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted")
         if isinstance(exc, UnicodeDecodeError):
             # DuckDB's own error message quoted the bad bytes and could not be decoded.
@@ -245,37 +195,16 @@ class Session:
                 "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
             )
         if "does not exist" in message and "Table" in message:
-            from .catalog import load_all
-
             views = ", ".join(d.view_name for d in load_all())
             message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"
             if self.source_url:
                 message += "; the --source files are the view `source`"
         return QueryError(message)
 
-    def run(self, sql: str, limit: int | None = None) -> QueryResult:
-        """The whole result in memory (for small results: tables, tests); see `stream`."""
-        import pyarrow as pa
-
-        stream = self.stream(sql, limit)
-        table = pa.Table.from_batches(list(stream.batches), stream.schema)
-        return QueryResult(table, self.truncated, self.sources)
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self.con.close()
-
-
-def run_query(
-    sql: str, limit: int | None = None, revision: str | None = None, source_url: str | None = None
-) -> QueryResult:
-    """Run one ad-hoc SELECT over the datasets; `limit` caps the rows returned."""
-    session = Session(revision, source_url)
-    try:
-        return session.run(sql.strip().rstrip(";"), limit)
-    finally:
-        session.close()
 
 
 @contextlib.contextmanager

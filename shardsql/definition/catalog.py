@@ -13,7 +13,7 @@ over a view named `source` that yields one column, `text`:
 The header is parsed strictly (unknown or repeated keys are errors) so that a typo in a
 pull request fails loudly instead of silently converting the wrong thing. This module
 only reads text: it imports nothing heavy, which keeps `shardsql list` instant. The SQL
-itself is checked by the engine, which is the only thing that can really judge it.
+itself is checked by DuckDB (evaluator.py), the only thing that can really judge it.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DefinitionError, UnknownDatasetError
+from ..errors import DefinitionError, UnknownDatasetError
 
 REQUIRED_KEYS = ("description", "source")
 OPTIONAL_KEYS = ("revision", "license", "notes")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
-# Where the built-in definitions live: `sql/` at the repository root in a checkout, and
-# `shardsql/sql/` inside an installed wheel (see pyproject's force-include).
-BUILTIN_DIRS = (Path(__file__).resolve().parent / "sql", Path(__file__).resolve().parent.parent / "sql")
+# Where the built-in definitions live: `shardsql/sql/` inside an installed wheel (see
+# pyproject's force-include), and `sql/` at the repository root in a checkout.
+_PACKAGE = Path(__file__).resolve().parent.parent
+BUILTIN_DIRS = (_PACKAGE / "sql", _PACKAGE.parent / "sql")
 SQL_DIR_ENV = "SHARDSQL_SQL_DIR"
 
 EXAMPLE = """\

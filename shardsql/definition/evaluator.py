@@ -1,17 +1,17 @@
-"""The SQL engine: DuckDB evaluates a definition as a view over the `source` rows.
+"""A definition evaluated by DuckDB as a view over source rows.
 
 A definition is parsed once by DuckDB itself, which gives its shape (row by row, or whole
-source: see plan.py) and the columns it reads. Then:
+source: see analysis.py) and the columns it reads. Then:
 
 * row by row, `run` evaluates it on one unit of source rows at a time (each executor
-  thread has its own Engine, and so its own connection);
+  thread has its own Evaluator, and so its own connection);
 * whole source, `stream` evaluates it once over a stream of all the source's units, and
   yields the result as DuckDB produces it. DuckDB runs single-threaded there, so that
   the output order of DISTINCT, GROUP BY or ORDER BY ties is the same on every run (the
   manifest promises a reproducible conversion), and may spill to disk.
 
-The connection is locked down before any definition runs: no file or network access, and
-the configuration cannot be changed back, so a hostile definition can only read `source`.
+The connection is sandbox.py's: locked down before the definition runs, so a hostile
+definition can only read `source`.
 """
 
 from __future__ import annotations
@@ -19,41 +19,34 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import plan
-from .errors import DefinitionError
-from .statements import body_line, definition_tree
+import duckdb
+import pyarrow as pa
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+from ..autoresearch import TEXT_COLUMN
+from ..errors import DefinitionError
+from . import analysis, sandbox
+from .catalog import Definition
+from .statement import body_line, definition_tree
 
-    from .catalog import Definition
-
-OUTPUT_COLUMN = "text"
-DUCKDB_THREADS = 1  # per unit: the executors run units in parallel, one connection each
 WHOLE_MEMORY_LIMIT = "1GB"  # whole-source queries spill to disk past this (sorts, hash tables)
 RESULT_BATCH_ROWS = 8192  # rows per batch of a whole-source result
 
 
-class Engine:
+class Evaluator:
     """A definition's SQL, parsed and classified, ready to run on source rows."""
 
     def __init__(self, definition: Definition, spill_dir: Path | None = None):
-        import duckdb
-
         self.definition = definition
-        self._duckdb = duckdb
-        config = {"threads": DUCKDB_THREADS}
-        if spill_dir is not None:
-            config |= {"temp_directory": str(spill_dir), "memory_limit": WHOLE_MEMORY_LIMIT}
-        self._con = duckdb.connect(":memory:", config=config)
-        # Parse with DuckDB itself: the only parser that agrees with the engine on what the SQL means.
+        memory = WHOLE_MEMORY_LIMIT if spill_dir is not None else None
+        self._con = sandbox.connect(memory_limit=memory, spill_dir=spill_dir)
+        # Parsed by DuckDB itself: the only parser that agrees with DuckDB on what the SQL means.
         statements = definition_tree(self._con, definition)["statements"]  # one SELECT; errors at file:line
         self.statement = statements[0]
-        self.shape = plan.classify(self.statement)
-        self._con.execute("SET enable_external_access = false")
-        self._con.execute("SET lock_configuration = true")
+        self.shape = analysis.classify(self.statement)
+        # `source` is a stream that can be scanned once: a definition reading it twice (a
+        # self-join, a subquery over source) reads it once into a buffer instead.
+        self._twice = analysis.reads_source_twice(self.statement)
         self._view_ready = False
         self._source_schema: pa.Schema | None = None  # the full source schema, for error messages
 
@@ -64,29 +57,15 @@ class Engine:
         first = message.strip().splitlines()[0] if message.strip() else "invalid SQL"
         return DefinitionError(first + hint, self.definition.path, line)
 
-    def columns_needed(self, schema: pa.Schema) -> list[str]:
-        """The source columns the SQL reads: only these are fetched from the network."""
-        # SQL naming no column (a constant) still needs the row count: the first column gives it.
-        return plan.columns_needed(self.statement, list(schema.names)) or list(schema.names[:1])
-
-    def _sql(self) -> str:
-        """The definition, with `source` read once into a buffer if it reads `source` twice
-        (a self-join, a subquery over source): the stream can be scanned only once."""
-        refs = [
-            item
-            for item in plan.walk(self.statement)
-            if item.get("type") == "BASE_TABLE" and item.get("table_name", "").lower() == plan.SOURCE_VIEW
-        ]
-        if len(refs) < 2:
-            return self.definition.sql
-        return f"WITH source AS MATERIALIZED (SELECT * FROM __stream) SELECT * FROM ({self.definition.sql})"
-
     def _register(self, source: pa.Table | pa.RecordBatchReader) -> None:
-        self._con.register("__stream" if "__stream" in self._sql() else "source", source)
+        self._con.register("__stream" if self._twice else "source", source)
         if not self._view_ready:
+            sql = self.definition.sql
+            if self._twice:
+                sql = f"WITH source AS MATERIALIZED (SELECT * FROM __stream) SELECT * FROM ({sql})"
             try:
-                self._con.execute(f"CREATE VIEW dataset AS {self._sql()}")
-            except self._duckdb.Error as exc:
+                self._con.execute(f"CREATE VIEW dataset AS {sql}")
+            except duckdb.Error as exc:
                 raise self._error_with_columns(exc, source.schema) from exc
             self._view_ready = True
 
@@ -97,22 +76,23 @@ class Engine:
         return self._error(str(exc), hint)
 
     def check(self, schema: pa.Schema) -> list[str]:
-        """Bind the SQL against the source schema; return the columns to fetch.
+        """Bind the SQL against the source schema; return the columns it names (only these are
+        fetched; none for SQL that names no column, such as a constant).
 
         Fails with a DefinitionError unless the result is exactly one text column named `text`.
         """
-        import pyarrow as pa
-
         self._source_schema = schema
-        columns = self.columns_needed(schema)
-        empty = pa.schema([schema.field(name) for name in columns]).empty_table()
+        columns = analysis.columns_needed(self.statement, list(schema.names))
+        # A table to bind against needs a column, even when the SQL names none.
+        bound = columns or list(schema.names[:1])
+        empty = pa.schema([schema.field(name) for name in bound]).empty_table()
         self._register(empty)
         try:
             result = self._con.sql("SELECT * FROM dataset LIMIT 0")
             names, types = result.columns, [str(t) for t in result.types]
-        except self._duckdb.Error as exc:
+        except duckdb.Error as exc:
             raise self._error_with_columns(exc, schema) from exc
-        if names != [OUTPUT_COLUMN] or types != ["VARCHAR"]:
+        if names != [TEXT_COLUMN] or types != ["VARCHAR"]:
             found = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
             raise DefinitionError(
                 f"must yield exactly one column, `text` of type VARCHAR; it yields: {found}",
@@ -124,20 +104,18 @@ class Engine:
         """The definition's result on some source rows, in source order (row-by-row definitions)."""
         self._register(table)
         try:
-            return self._con.sql("SELECT text FROM dataset").to_arrow_table()
-        except self._duckdb.Error as exc:
+            return self._con.sql(f"SELECT {TEXT_COLUMN} FROM dataset").to_arrow_table()
+        except duckdb.Error as exc:
             raise self._error_with_columns(exc, table.schema) from exc
 
     def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
         """The definition's result over the whole `reader`, batch by batch as DuckDB makes it."""
-        import pyarrow as pa
-
         self._register(reader)
         try:
-            result = self._con.sql("SELECT text FROM dataset").to_arrow_reader(RESULT_BATCH_ROWS)
+            result = self._con.sql(f"SELECT {TEXT_COLUMN} FROM dataset").to_arrow_reader(RESULT_BATCH_ROWS)
             for batch in result:
                 yield pa.Table.from_batches([batch])
-        except self._duckdb.Error as exc:
+        except duckdb.Error as exc:
             raise self._error_with_columns(exc, reader.schema) from exc
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """One SELECT, parsed by DuckDB's own parser, with errors that point at a file and line.
 
 A definition (or an ad-hoc query) must be exactly one SELECT. DuckDB's parse-tree
-serializer, which the engine, explain and sql use to see what a statement reads, reports
+serializer, which the evaluator, explain and sql use to see what a statement reads, reports
 a syntax error by character offset and anything but a SELECT as "Only SELECT statements
 can be serialized to json!". Here both become messages a person can act on: the line of
 the problem, counted in the .sql file (header included), and what was found instead.
@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
 
-from .errors import DefinitionError, ShardsqlError
-
-if TYPE_CHECKING:
-    from .catalog import Definition
+from ..errors import DefinitionError, QueryError
+from .catalog import Definition
 
 NOT_SELECT = "the definition must be one SELECT over source"
 QUERY_NOT_SELECT = "the query must be one SELECT"
-
-
-class QueryError(ShardsqlError):
-    """The ad-hoc query is invalid or failed."""
 
 
 def _line(sql: str, offset: int) -> int:

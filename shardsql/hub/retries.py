@@ -1,5 +1,10 @@
 """Retrying reads and listings: backoff on transient faults, patience on rate limits.
 
+Only transient failures are retried: no answer at all (refused, unresolvable, timed out,
+hung up), a short read, a 5xx, a 408 or a 429. A permanent one (a 4xx, a missing file, no
+permission) becomes a one-line SourceError at once, and anything else (a bug in a read) is
+raised as it is, at once: a bug must not look like a network fault.
+
 Two budgets, because the two failures mean different things:
 
 * A transient fault (5xx, a dropped connection, a timeout, a short read) costs one of
@@ -19,6 +24,7 @@ a `with` block, the callable that receives one line of text per wait (e.g.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -26,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import SourceError
+from ..errors import RateLimitTooLong, RetriesExhausted, ShortReadError, SourceError, describe
 
 RETRY_ATTEMPTS = 6
 RETRY_BASE_S = 0.5
@@ -77,18 +83,6 @@ def report_wait(seconds: float) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-class RetriesExhausted(SourceError):
-    """Transient faults that persisted through every attempt."""
-
-    def __init__(self, message: str, attempts: int, elapsed: float):
-        super().__init__(message)
-        self.attempts, self.elapsed = attempts, elapsed
-
-
-class RateLimitTooLong(SourceError):
-    """The server asks for a wait beyond its rate-limit window."""
-
-
 def too_long(what: str, wait: float) -> RateLimitTooLong:
     return RateLimitTooLong(
         f"the Hub rate-limits {what} and asks to wait {wait:.0f} s, beyond its "
@@ -101,6 +95,8 @@ def rate_limit_wait(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     if getattr(response, "status_code", None) != 429:
         return None
+    # Imported here: a local source never loads huggingface_hub (start-up time), and only an
+    # HTTP answer has a status.
     from huggingface_hub.utils import parse_ratelimit_headers
 
     info = parse_ratelimit_headers(response.headers)
@@ -123,9 +119,29 @@ def _backoff(exc: BaseException, attempt: int) -> float:
     return min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
 
 
+def _status(exc: BaseException) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def transport_failure(exc: BaseException) -> bool:
+    """No answer, or an answer cut short: refused, unresolvable, timed out, hung up, a short read."""
+    # httpx2 is checked only if something imported it: a local source's reads never do.
+    httpx2 = sys.modules.get("httpx2")
+    if httpx2 is not None and isinstance(exc, httpx2.TransportError):
+        return True
+    return isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, socket.timeout, ShortReadError))
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another attempt may succeed: a transport failure, a 5xx, a 408 or a 429."""
+    status = _status(exc)
+    return transport_failure(exc) or (status is not None and (status >= 500 or status in (408, 429)))
+
+
 def permanent(exc: BaseException) -> bool:
-    """Errors that another attempt cannot fix: missing things, refused access, bad requests."""
-    if isinstance(exc, (SourceError, FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError)):
+    """Failures of the source, not of shardsql, that another attempt cannot fix: missing
+    things, refused access, offline mode, a 4xx other than 408 and 429."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
         return True
     errors = sys.modules.get("huggingface_hub.errors")
     if errors is not None and isinstance(
@@ -134,32 +150,25 @@ def permanent(exc: BaseException) -> bool:
             errors.RepositoryNotFoundError,  # includes GatedRepoError
             errors.RevisionNotFoundError,
             errors.EntryNotFoundError,
-            errors.OfflineModeIsEnabled,  # HF_HUB_OFFLINE=1: no request will be sent
+            errors.OfflineModeIsEnabled,  # HF_HUB_OFFLINE=1: no request will be sent (a ConnectionError)
         ),
     ):
         return True
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    status = _status(exc)
     return status is not None and 400 <= status < 500 and status not in (408, 429)
 
 
 def unreachable(exc: BaseException) -> bool:
     """The server could not be reached at all (refused, no route, name not found, connect timeout)."""
-    import socket
-
     names = {"ConnectError", "ConnectTimeout"}  # httpx2's, without importing it for local sources
     return isinstance(exc, (ConnectionRefusedError, socket.gaierror)) or type(exc).__name__ in names
-
-
-def describe(exc: BaseException) -> str:
-    """The first line of an error's text, or its type when it has none."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def with_retries(
     action: Callable[[], Any], what: str, explain: Callable[[BaseException], SourceError | None] | None = None
 ) -> Any:
-    """Run `action`, waiting out rate limits and retrying transient faults; a SourceError when they persist.
+    """Run `action`, waiting out rate limits and retrying transient faults; a SourceError when they
+    persist or when the failure is permanent. Any other exception (a bug) is raised at once, unchanged.
 
     `explain(exc)` may turn a failure into a clearer SourceError (gated repo, invalid token),
     which is raised at once.
@@ -182,8 +191,10 @@ def with_retries(
                 continue
             if isinstance(exc, SourceError):
                 raise
-            if permanent(exc):
+            if permanent(exc) or (not transient(exc) and isinstance(exc, OSError)):  # OSError: a local disk's
                 raise SourceError(f"cannot read {what}: {describe(exc)}") from exc
+            if not transient(exc):
+                raise  # a bug: not retried, and not disguised as a network fault
             if attempt == RETRY_ATTEMPTS:
                 elapsed = time.monotonic() - started
                 hint = NETWORK_HINT if unreachable(exc) else ""

@@ -26,36 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import BackupError, BusyError, CacheDirError
 from . import manifest
-from .errors import ShardsqlError
 
-DEFAULT_CACHE_DIR = Path("~/.cache/autoresearch").expanduser()
 STAGING_NAME = ".shardsql-staging"
 BACKUP_PREFIX = "backup_"
 ORIGINAL_LABEL = "climbmix"  # what autoresearch ships with; data with no manifest is this
 LABEL_FILE = "source.txt"  # the seed script's label file, kept for compatibility
 LOCK_NAME = ".shardsql.lock"
-
-
-class BusyError(ShardsqlError):
-    """Another conversion or restore holds the cache folder."""
-
-
-class CacheDirError(ShardsqlError):
-    """The cache folder cannot be created or written (a file in its place, read-only, no permission)."""
-
-    def __init__(self, root: Path, exc: OSError):
-        if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            why = "it, or a folder on its path, is a file, not a folder"
-        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            why = f"it is not writable ({exc.strerror})"
-        else:
-            why = exc.strerror or str(exc)
-        super().__init__(f"cannot use {root} as the cache folder: {why}. Choose another with --cache-dir.")
-
-
-class BackupError(ShardsqlError):
-    """A backup that does not exist or cannot be restored."""
 
 
 @dataclass(frozen=True)

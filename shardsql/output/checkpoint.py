@@ -2,8 +2,9 @@
 
 After each shard is complete, `checkpoint.json` in the staging folder records the shards
 so far and where in the source the next one starts: the first row group of a unit and how
-many of the unit's kept rows the previous shards already took (for a whole-source
-definition, whose query runs again from the start: the output rows already written). A
+many of the unit's kept rows the previous shards already took. (A whole-source
+definition's query runs again from the start: it needs only the shards written, whose
+rows it checks and skips.) A
 rerun with the same definition, source and options reads from there and writes shards
 identical to an uninterrupted run. Anything else (an edited definition, another revision
 or option) starts afresh, and says why.
@@ -26,11 +27,12 @@ CHECKPOINT_NAME = "checkpoint.json"
 
 @dataclass
 class Position:
-    """Where the next shard's rows start: file, a unit's first row group, and kept rows of the unit already used."""
+    """Where the next shard's rows start, row by row: a unit's file and first row group, and
+    how many of that unit's kept rows the shards before already hold."""
 
     file: int = 0
     row_group: int = 0
-    skip: int = 0
+    unit_rows_written: int = 0  # kept rows of the unit at (file, row_group) already in shards
     rows_read: int = 0  # source rows in the row groups before this one
     rows_kept: int = 0  # rows the definition kept from them
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

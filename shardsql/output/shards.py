@@ -6,10 +6,12 @@ the seed script, we cut the stream into `num_shards + 1` consecutive shards and 
 the last one to the validation name; if the source runs out first, the partial remainder
 becomes the last (validation) shard.
 
-Polars streams each shard to disk (memory stays at a few row groups, not a whole shard).
-Polars does not promise exact row-group sizes, so every file is checked from its footer
-after writing. A shard is written under a temporary name and renamed when complete, so a
-file with a shard's name is always whole.
+Polars streams each shard to disk (memory stays at a few row groups, not a whole shard):
+`write_pieces` is the one writer, which the local engine runs here and the Ray engine in
+its tasks; `write_shards` cuts the shards and hands each one's pieces to the executor's
+`encode`. Polars does not promise exact row-group sizes, so every file is checked from its
+footer after writing. A shard is written under a temporary name and renamed when complete,
+so a file with a shard's name is always whole.
 """
 
 from __future__ import annotations
@@ -24,35 +26,28 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ConversionError
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from polars.io.plugins import register_io_source
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+from ..autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD, TEXT_COLUMN, VAL_SHARD_NAME, shard_name
+from ..errors import ConversionError
 
-ROWS_PER_SHARD = 86_016
 # zstd at level 1: about as fast to write as snappy (the seed's) and a third smaller; writing
 # is most of a conversion's CPU, and higher levels cost more than they save here.
 COMPRESSION, COMPRESSION_LEVEL = "zstd", 1
-ROW_GROUP_SIZE = 1_024
-VAL_SHARD_INDEX = 6542  # prepare.py's VAL_SHARD
 PARTIAL_SUFFIX = ".partial"
 WRITERS = 2  # shards compressed at once: one is fed while the one before it finishes
 QUEUED_TABLES = 1  # tables waiting for a shard writer, at most
 
 
-def shard_name(index: int) -> str:
-    return f"shard_{index:05d}.parquet"
-
-
-VAL_SHARD_NAME = shard_name(VAL_SHARD_INDEX)
-# Training shards are shard_00000 .. shard_06541: one more would take the validation shard's name.
-MAX_TRAIN_SHARDS = VAL_SHARD_INDEX
-
-
-# Writes a shard's pieces to a path by other means than this process's Polars (ray_engine.RayRun.encode).
-Encoder = Callable[[list[Any], Path, int], None]
+# Writes one shard from its pieces (slices of kept rows) to a path; returns the rows written
+# (an executor's `encode`: write_pieces here, a Ray task on the Ray engine).
+Encoder = Callable[[Iterator[Any], Path, int], int]
 
 
 @dataclass(frozen=True)
@@ -76,9 +71,6 @@ class TextDigest:
         self._lengths, self._values = hashlib.sha256(), hashlib.sha256()
 
     def update(self, table: pa.Table) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         for chunk in table.column(0).cast(pa.large_string()).chunks:
             lengths = pc.binary_length(chunk).fill_null(-1)  # a fresh int64 array: its buffer starts at row 0
             self._lengths.update(memoryview(lengths.buffers()[1])[: len(lengths) * 8])
@@ -129,9 +121,6 @@ def sha256_file(path: Path) -> str:
 
 def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
     """Stream `pieces` into one parquet file with Polars; return the rows written."""
-    import polars as pl
-    from polars.io.plugins import register_io_source
-
     written = 0
     failure: list[BaseException] = []
 
@@ -140,14 +129,14 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
         try:
             for piece in pieces:
                 written += piece.num_rows
-                yield pl.from_arrow(piece.select(["text"]))
+                yield pl.from_arrow(piece.select([TEXT_COLUMN]))
         except Exception as exc:
             # Ends the stream instead of raising through Polars: an exception that crosses
             # into Polars' threads is kept alive there (with our DuckDB objects in its frames)
             # until exit. We raise it ourselves once the sink returns.
             failure.append(exc)
 
-    frame = register_io_source(frames, schema={"text": pl.String})
+    frame = register_io_source(frames, schema={TEXT_COLUMN: pl.String})
     try:
         frame.sink_parquet(
             path, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL, row_group_size=row_group_size
@@ -163,13 +152,11 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
 
 def check_shard(path: Path, expected_rows: int, row_group_size: int) -> list[int]:
     """The row-group sizes of a shard, after checking the format autoresearch needs."""
-    import pyarrow.parquet as pq
-
     metadata = pq.ParquetFile(path).metadata
     groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     names = metadata.schema.to_arrow_schema().names
-    if names != ["text"]:
-        raise ConversionError(f"{path.name}: columns are {names}, expected ['text']")
+    if names != [TEXT_COLUMN]:
+        raise ConversionError(f"{path.name}: columns are {names}, expected ['{TEXT_COLUMN}']")
     if sum(groups) != expected_rows:
         raise ConversionError(f"{path.name}: {sum(groups)} rows, expected {expected_rows}")
     if any(size != row_group_size for size in groups[:-1]) or (groups and groups[-1] > row_group_size):
@@ -198,18 +185,12 @@ def _from_queue(pieces: queue.Queue, digest: TextDigest | None) -> Iterator[pa.T
 
 
 def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int, digest: bool,
-                 encode: Encoder | None):  # fmt: skip
+                 encode: Encoder):  # fmt: skip
     """Write shard `index` from the tables in `pieces` (a thread of its own); None if it got no rows."""
     final = out_dir / shard_name(index)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     texts = TextDigest() if digest else None
-    if encode is None:
-        rows = write_pieces(_from_queue(pieces, texts), partial, row_group_size)
-    else:  # compressed elsewhere (the Ray engine's tasks), once every piece is known
-        whole = list(_from_queue(pieces, texts))
-        rows = sum(piece.num_rows for piece in whole)
-        if rows:
-            encode(whole, partial, row_group_size)
+    rows = encode(_from_queue(pieces, texts), partial, row_group_size)
     if rows == 0:
         partial.unlink(missing_ok=True)
         return None
@@ -227,7 +208,7 @@ class _Writers:
     bounded: a slow writer holds back the feeder, never memory.
     """
 
-    def __init__(self, out_dir: Path, row_group_size: int, writers: int, digest: bool, encode: Encoder | None):
+    def __init__(self, out_dir: Path, row_group_size: int, writers: int, digest: bool, encode: Encoder):
         self.out_dir, self.row_group_size, self.digest, self.encode = out_dir, row_group_size, digest, encode
         self.pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="shardsql-write")
         self.limit = max(1, writers)
@@ -289,7 +270,7 @@ def write_shards(
     position: Callable[[int], Any] = lambda pending: pending,
     writers: int = WRITERS,
     digest: bool = False,
-    encode: Encoder | None = None,
+    encode: Encoder = write_pieces,
 ) -> list[ShardInfo]:
     """Write the training shards and the validation shard from `batches`.
 
@@ -300,9 +281,9 @@ def write_shards(
     pulling from `batches` as soon as the last shard is full. Returns the shards in order,
     the validation shard last. With `digest`, each shard records a TextDigest of its texts.
 
-    `writers` shards are written at once. With `encode`, the batches may be any row
-    slices with `num_rows` and `slice` (the Ray engine's RemoteRows), and each shard's
-    pieces are handed to `encode(pieces, path, row_group_size)`, which writes the file.
+    `writers` shards are written at once, each by `encode(pieces, path, row_group_size)`
+    (an executor's: `write_pieces` by default); with another encoder the batches may be any
+    row slices with `num_rows` and `slice` (the Ray engine's rows in its object store).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)

@@ -10,20 +10,19 @@ written: the first bad batch stops the conversion, before any shard holding it e
 
 Cost: a NULL count is free (Arrow keeps it); UTF-8 validation is Arrow's validator, about
 0.1 s for 100,000 texts of 3,500 characters (406 MB) on one core, `python -m
-shardsql.validate`. A whole conversion of 100,000 such rows took 1.49 s with the check and
+shardsql.output.text_check`. A whole conversion of 100,000 such rows took 1.49 s with the check and
 1.54 s without (medians of 4): the check is within the noise of decoding and compressing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
 
-from .errors import ConversionError
+import pyarrow as pa
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+from ..autoresearch import TEXT_COLUMN
+from ..errors import ConversionError
 
-TEXT_COLUMN = "text"
 UNCHANGED = "Your data folder was not changed."
 
 
@@ -32,8 +31,6 @@ def check_text(table: pa.Table, where: str) -> None:
 
     `where` names the rows for a person, e.g. "hf://.../0001.parquet, row group 3".
     """
-    import pyarrow as pa
-
     column = table.column(TEXT_COLUMN)
     if column.null_count:
         raise ConversionError(
@@ -57,18 +54,14 @@ def check_text(table: pa.Table, where: str) -> None:
 
 def _bad_index(message: str) -> int | None:
     """The row index in Arrow's 'Invalid UTF8 sequence at string index N' message."""
-    import re
-
     found = re.search(r"string index (\d+)", message)
     return int(found.group(1)) if found else None
 
 
 def _measure(rows: int = 100_000, chars: int = 3_500, batch_rows: int = 2_048) -> None:
-    """Print check_text's cost on `rows` texts of `chars` characters: `python -m shardsql.validate`."""
+    """Print check_text's cost on `rows` texts of `chars` characters: `python -m shardsql.output.text_check`."""
     import random
     import time
-
-    import pyarrow as pa
 
     rng = random.Random(0)
     base = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz      éü—数") for _ in range(chars))

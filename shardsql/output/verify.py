@@ -18,7 +18,7 @@ With a manifest, training shards are read from their footers alone and hashed, i
 against its sha256; without one, nothing vouches for their bytes, so every page of every
 shard is decoded (a row group at a time) and its text checked for UTF-8 and nulls. The
 validation shard's text is also read to size it.
-Problems are collected rather than raised, so one run lists them all; `check` raises.
+Problems are collected rather than raised, so one run lists them all.
 """
 
 from __future__ import annotations
@@ -27,25 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, EVAL_TOKENS, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
+from ..errors import VerifyError, describe
 from . import manifest as manifest_file
-from .backups import DEFAULT_CACHE_DIR
-from .errors import ShardsqlError
-from .retries import describe
-from .shards import ROW_GROUP_SIZE, VAL_SHARD_NAME
-from .shards import sha256_file as sha256_of_file
+from .shards import sha256_file
 
 DEFAULT_DATA_DIR = DEFAULT_CACHE_DIR / "data"
-EVAL_TOKENS = 40 * 524_288  # prepare.py's EVAL_TOKENS: what evaluate_bpb reads from the validation shard
-# The validation shard's size in tokens is estimated without a tokenizer (prepare.py trains
-# it later, on this very data): UTF-8 bytes of text / BYTES_PER_TOKEN. About 4 bytes a token
-# is typical of English under a BPE vocabulary like autoresearch's; code, non-Latin scripts
-# or a small vocabulary give fewer, so the estimate is rough, which is enough for a warning.
-BYTES_PER_TOKEN = 4
 MANIFEST = manifest_file.MANIFEST_NAME
-
-
-class VerifyError(ShardsqlError):
-    """A data folder that cannot be verified (missing, no shards) or that failed `check`."""
 
 
 @dataclass
@@ -60,21 +52,10 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def raise_if_failed(self) -> VerifyReport:
-        if self.errors:
-            count = f"{len(self.errors)} problem{'s' if len(self.errors) > 1 else ''}"
-            raise VerifyError(f"{self.directory}: {count}: " + "; ".join(self.errors))
-        return self
-
-
-def check(directory: str | Path | None = None) -> VerifyReport:
-    """`verify`, raising `VerifyError` (listing every problem) unless the folder is fine."""
-    return verify(directory).raise_if_failed()
-
 
 def verify(directory: str | Path | None = None) -> VerifyReport:
     """Check the shards in `directory` (default: autoresearch's data folder); see the module doc."""
-    folder = Path(directory).expanduser() if directory is not None else DEFAULT_DATA_DIR
+    folder = Path(directory if directory is not None else DEFAULT_DATA_DIR).expanduser()
     if not folder.is_dir():
         raise VerifyError(f"{folder}: no such directory, so no shards to verify")
     # prepare.py reads every *.parquet file here, whatever its name, so every one is checked.
@@ -138,15 +119,12 @@ def _differs(report: VerifyReport, name: str, what: str, found: object, expected
 def _check_file(path: Path, entry: dict | None, group_size: int | None, report: VerifyReport) -> None:
     """Check one parquet file: against its manifest `entry` if any, and (with a manifest,
     so `group_size` is set) its exact schema and row groups."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     name, strict = path.name, group_size is not None
     report.shards_checked += 1
     if entry is not None:
         _differs(report, name, "size", path.stat().st_size, entry.get("bytes"), " bytes")
         if "sha256" in entry:
-            _differs(report, name, "sha256", sha256_of_file(path), entry["sha256"])
+            _differs(report, name, "sha256", sha256_file(path), entry["sha256"])
     try:
         metadata = pq.read_metadata(path)
         schema = metadata.schema.to_arrow_schema()
@@ -155,15 +133,15 @@ def _check_file(path: Path, entry: dict | None, group_size: int | None, report: 
         return
     if entry is not None:
         _differs(report, name, "the row count", metadata.num_rows, entry.get("rows"))
-    if schema.names != ["text"] and (strict or "text" not in schema.names):
-        expected = "['text']" if strict else "a 'text' column, which autoresearch reads"
+    if schema.names != [TEXT_COLUMN] and (strict or TEXT_COLUMN not in schema.names):
+        expected = f"['{TEXT_COLUMN}']" if strict else f"a '{TEXT_COLUMN}' column, which autoresearch reads"
         report.errors.append(f"{name}: columns are {schema.names}, expected {expected}")
         return
-    text_type = schema.field("text").type
+    text_type = schema.field(TEXT_COLUMN).type
     if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
         report.errors.append(f"{name}: column 'text' is {text_type}, expected string or large_string")
         return
-    column = schema.get_field_index("text")
+    column = schema.get_field_index(TEXT_COLUMN)
     groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
     if entry is None:
         # No recorded sha256 to vouch for the bytes: decode every page instead (and count
@@ -192,15 +170,12 @@ def _check_file(path: Path, entry: dict | None, group_size: int | None, report: 
 def _decode(path: Path, report: VerifyReport) -> int | None:
     """Decode every row group of a shard's `text`: each page must decompress and decode, hold
     the rows the footer says, and be valid UTF-8. Returns the nulls, or None (reported) if damaged."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     nulls = 0
     index = 0
     try:
         with pq.ParquetFile(path) as parquet:
             for index in range(parquet.num_row_groups):  # a row group at a time: memory stays small
-                texts = parquet.read_row_group(index, columns=["text"]).column("text")
+                texts = parquet.read_row_group(index, columns=[TEXT_COLUMN]).column(TEXT_COLUMN)
                 expected = parquet.metadata.row_group(index).num_rows
                 if len(texts) != expected:
                     report.errors.append(f"{path.name}: row group {index} decodes to {len(texts):,} rows, "
@@ -218,15 +193,11 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
 
 def _check_validation_size(path: Path, report: VerifyReport) -> None:
     """Warn when the validation shard likely holds fewer tokens than one evaluation reads."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     text_bytes = 0
     try:
         with pq.ParquetFile(path) as parquet:
             for index in range(parquet.num_row_groups):  # a row group at a time: memory stays small
-                texts = parquet.read_row_group(index, columns=["text"]).column("text")
+                texts = parquet.read_row_group(index, columns=[TEXT_COLUMN]).column(TEXT_COLUMN)
                 text_bytes += pc.sum(pc.binary_length(texts)).as_py() or 0
     except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
         if not any(e.startswith(f"{path.name}:") for e in report.errors):

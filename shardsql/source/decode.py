@@ -1,45 +1,32 @@
-"""Reading units of the source: fetch a unit's planned byte ranges, decode its row groups.
+"""A unit's rows: its planned byte ranges fetched, then decoded, the one way every reader does.
 
 Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec's
 read-ahead fetches far more than the needed column chunks, and pyarrow's own coalescing
-is tuned for local disks. `plan.units` says which ranges a unit needs; here they are
-fetched (one request each) and pyarrow decodes the unit from memory. A read outside the
-planned ranges still works (it is fetched and counted), so the plan is an optimisation,
-never a correctness risk.
+is tuned for local disks. units.py says which ranges a unit needs; here they are fetched
+(one request each) and pyarrow decodes the unit from memory. A read outside the planned
+ranges still works (it is fetched and counted), so the plan is an optimisation, never a
+correctness risk.
 
-`prefetched` fetches a few units ahead on I/O threads, and `ordered` runs any per-unit
-work on a few threads and hands the results back in source order, with a bounded window:
-the conversion's executors and the whole-source stream are built on them.
+`decode` is the one decode of a unit: conversions (both engines), `sql` and `explain` all
+read units through it, with the scan's one schema (schemas.py).
 """
 
 from __future__ import annotations
 
 import io
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator
 
-from .errors import SourceError
-from .retries import describe
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+from ..errors import SourceError, describe
+from .files import Source, SourceFile
+from .footers import read_footer
+from .scan import Scan
+from .schemas import conform
+from .units import Unit
 
-    from .plan import Unit
-    from .sources import ParquetFooter, Source, SourceFile
-
-T = TypeVar("T")
-R = TypeVar("R")
-# Units in flight (running, or done and waiting for the consumer): a unit per worker and
-# WAITING_UNITS more, and at most BYTES_PER_WORKER compressed bytes a worker. Decoded units
-# and their kept rows are most of a conversion's memory; more would not be faster, since
-# the shard writer is the slowest stage.
-WAITING_UNITS = 1
-BYTES_PER_WORKER = 24 << 20
-FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
-FETCH_AHEAD = 2  # units fetched ahead of the work started on them
-# A unit is decoded and filtered this many bytes of rows (or one row group) at a time: a
+# A unit is decoded (and filtered) this many bytes of rows (or one row group) at a time: a
 # worker's memory is a part's, not a unit's, and a DuckDB call has a fixed cost to amortise.
 PART_BYTES = 4 << 20
 
@@ -86,16 +73,12 @@ def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
     return {start: source.fetch(unit.file, start, end) for start, end in unit.ranges}
 
 
-def decode_parts(
-    source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]
-) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
-    """The unit's rows (only `columns`) from fetched ranges, a few row groups at a time:
-    (row group indexes, their rows), in parts of PART_BYTES decoded bytes or more."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    wanted = {c.lower() for c in columns}
-    names = [n for n in footer.metadata.schema.to_arrow_schema().names if n.lower() in wanted]
+def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
+    """The unit's rows (the scan's columns, with its schema) from fetched ranges, a few row
+    groups at a time: (row group indexes, their rows), in parts of PART_BYTES decoded bytes or more."""
+    source, footer = scan.source, read_footer(scan.source, unit.file)
+    wanted = {c.lower() for c in scan.columns}
+    names = [n for n in footer.schema.names if n.lower() in wanted]
     # pre_buffer=False: pyarrow's coalescing would read its own ranges, not the planned ones.
     parquet = pq.ParquetFile(RangeFile(source, unit.file, data), metadata=footer.metadata, pre_buffer=False)
     indexes: list[int] = []
@@ -111,92 +94,13 @@ def decode_parts(
             raise SourceError(f"{unit.file.url}: row group {index} is corrupt: {describe(exc)}") from exc
         indexes.append(index)
         if sum(t.nbytes for t in tables) >= PART_BYTES:
-            yield tuple(indexes), pa.concat_tables(tables)
+            yield tuple(indexes), conform(pa.concat_tables(tables), scan.schema, unit.file.url)
             indexes, tables = [], []
     if indexes:
-        yield tuple(indexes), pa.concat_tables(tables)
+        yield tuple(indexes), conform(pa.concat_tables(tables), scan.schema, unit.file.url)
 
 
-def decode_unit(source: Source, unit: Unit, footer: ParquetFooter, columns: list[str], data: dict[int, bytes]):
-    """The unit's rows (only `columns`), decoded from fetched ranges."""
-    import pyarrow as pa
-
-    return pa.concat_tables([table for _, table in decode_parts(source, unit, footer, columns, data)])
-
-
-def read_unit(source: Source, unit: Unit, columns: list[str]) -> pa.Table:
-    """Fetch and decode one unit."""
-    from .sources import read_footer
-
-    return decode_unit(source, unit, read_footer(source, unit.file), columns, fetch_unit(source, unit))
-
-
-def in_order(
-    items: Iterator[T],
-    start: Callable[[T], Any],
-    finish: Callable[[Any], R],
-    may_start: Callable[[list[T]], bool],
-    cancel: Callable[[Any], None],
-) -> Iterator[tuple[T, R]]:
-    """(item, finish(start(item))) for each item, in the items' order, with work started ahead.
-
-    `may_start(in_flight)` says whether another item may start while `in_flight` (items
-    started and not yet yielded) are pending; with nothing in flight an item always starts,
-    since the consumer is asking for one. Stopping the iteration cancels what is pending.
-    Both engines run units this way: threads here (`ordered`), Ray tasks in ray_engine.py.
-    """
-    pending: deque[tuple[T, Any]] = deque()
-    try:
-        while True:
-            while not pending or may_start([item for item, _ in pending]):
-                item = next(items, None)
-                if item is None:
-                    break
-                pending.append((item, start(item)))
-            if not pending:
-                return
-            item, handle = pending.popleft()
-            result = finish(handle)
-            del handle  # a Ray result is held only until it is handed on
-            yield item, result
-    finally:
-        for _, handle in pending:
-            cancel(handle)
-
-
-def ordered(
-    items: Iterator[T],
-    work: Callable[[T], R],
-    workers: int,
-    may_submit: Callable[[list[T]], bool],
-) -> Iterator[tuple[T, R]]:
-    """`work(item)` for each item on `workers` threads, yielded in the items' order (see
-    `in_order`). Stopping the iteration cancels what has not started and waits for what has."""
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="shardsql-unit")
-    try:
-        yield from in_order(items, lambda item: pool.submit(work, item), Future.result, may_submit, Future.cancel)
-    finally:
-        pool.shutdown(wait=True)
-
-
-def prefetched(source: Source, units: Iterator[Unit], ahead: int | None = None) -> Iterator[tuple[Unit, Future]]:
-    """(unit, the future of its fetched ranges), with the fetches of up to `ahead` more units
-    already under way: the network works while the cores decode and filter.
-
-    Items are pulled as work starts, so at most `ahead` units are fetched beyond the work
-    started (the bound on reading past what the shards need).
-    """
-    ahead = FETCH_AHEAD if ahead is None else ahead
-    pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="shardsql-fetch")
-    waiting: deque[tuple[Unit, Future]] = deque()
-    try:
-        for unit in units:
-            waiting.append((unit, pool.submit(fetch_unit, source, unit)))
-            if len(waiting) > ahead:
-                yield waiting.popleft()
-        while waiting:
-            yield waiting.popleft()
-    finally:
-        for _, future in waiting:
-            future.cancel()
-        pool.shutdown(wait=True)
+def read_unit(scan: Scan, unit: Unit, data: dict[int, bytes] | None = None) -> pa.Table:
+    """A unit's rows, whole: fetched now unless `data` holds its fetched ranges."""
+    data = fetch_unit(scan.source, unit) if data is None else data
+    return pa.concat_tables([table for _, table in decode(scan, unit, data)])

@@ -1,35 +1,29 @@
-"""Source parquet files, read lazily: only the footers, columns and row groups needed.
+"""A source: its parquet files listed at a pinned revision, and exact range reads of them.
 
 A source is a URL with a glob: `hf://datasets/<org>/<repo>[@<rev>]/<path glob>` on the Hugging
-Face Hub (listed through huggingface_hub, so `HF_ENDPOINT` mirrors and `HF_TOKEN` work; read
-through hub.py, which checks every answer is the range asked for and waits out rate limits),
-a local folder or glob, or any other fsspec URL. Every read goes through `Source.fetch`,
-retried by retries.py.
-
-Reading the data is planned elsewhere: plan.py says which byte ranges of which row groups a
-unit of work needs, reader.py fetches them through `Source.fetch` and decodes them. Here:
-listing the files at a pinned revision, exact range reads with retries, and footers.
+Face Hub (listed and read through hub/, so `HF_ENDPOINT` mirrors and `HF_TOKEN` work, every
+answer is checked to be the range asked for and rate limits are waited out), a local folder
+or glob, or any other fsspec URL. Every read goes through `Source.fetch`, retried by
+hub/retries.py and counted.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import hub
-from .errors import SourceError
-from .retries import describe as _describe
-from .retries import with_retries
+import fsspec
+
+from ..errors import ShortReadError, SourceError, describe
+from ..hub import repo
+from ..hub.reader import HubReader
+from ..hub.retries import with_retries
+from ..hub.urls import parse_url
 
 if TYPE_CHECKING:
-    import pyarrow.parquet as pq
-
-FETCH_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
-PARQUET_MAGIC = b"PAR1"
+    from .footers import ParquetFooter
 
 
 @dataclass(frozen=True)
@@ -72,12 +66,12 @@ class Source:
     revision: str | None
     commit: str | None
     files: list[SourceFile]
-    fs: Any = field(repr=False)
+    # Hub sources read through hub.reader.HubReader (exact ranges, Range checked, rate limits
+    # waited out); any other source through its fsspec filesystem.
+    reader: HubReader | None = field(default=None, repr=False)
+    fs: Any = field(default=None, repr=False)
     counter: ByteCounter = field(default_factory=ByteCounter)
-    footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file
-    # Hub sources read through hub.HubReader (exact ranges, Range checked, rate limits waited
-    # out); any other source through its fsspec filesystem.
-    reader: hub.HubReader | None = field(default=None, repr=False)
+    footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file (footers.py)
 
     def spec(self) -> SourceSpec:
         return SourceSpec(self.url, self.revision, self.commit, tuple(self.files))
@@ -104,20 +98,17 @@ class Source:
             return handle.read(end - start)
 
 
-class ShortReadError(OSError):
-    """A range read returned fewer bytes than asked for."""
-
-
 def open_source(url: str, revision: str | None = None, max_files: int | None = None, override: bool = False) -> Source:
     """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision.
 
     For an `hf://` URL that names a revision (`@rev`), `revision` must agree with it unless
-    `override` (the command line's --revision, which wins over both); see hub.py.
+    `override` (the command line's --revision, which wins over both); see hub/urls.py.
     """
-    parsed = hub.parse_url(url)
+    parsed = parse_url(url)
     if parsed:
-        listing = hub.list_files(url, parsed, revision, override)
-        source = Source(url, listing.revision, listing.commit, listing.files, listing.fs, reader=listing.reader)
+        listing = repo.list_files(url, parsed, revision, override)
+        files = [SourceFile(f.path, f.url, f.size) for f in listing.files]
+        source = Source(url, listing.revision, listing.commit, files, reader=listing.reader)
     else:
         source = _open_fsspec(url)
     if not source.files:
@@ -131,19 +122,14 @@ def open_source(url: str, revision: str | None = None, max_files: int | None = N
 def reopen(spec: SourceSpec) -> Source:
     """The source `spec` describes, without listing it again: the files are the spec's, pinned
     to its commit. Hub reads use this process's HF_ENDPOINT and HF_TOKEN."""
-    parsed = hub.parse_url(spec.url)
+    parsed = parse_url(spec.url)
     if parsed:
-        fs, reader = None, hub.open_reader(parsed)
-    else:
-        import fsspec
-
-        fs, reader = fsspec.core.url_to_fs(os.path.expanduser(spec.url))[0], None
-    return Source(spec.url, spec.revision, spec.commit, list(spec.files), fs, reader=reader)
+        return Source(spec.url, spec.revision, spec.commit, list(spec.files), reader=repo.open_reader(parsed))
+    fs = fsspec.core.url_to_fs(os.path.expanduser(spec.url))[0]
+    return Source(spec.url, spec.revision, spec.commit, list(spec.files), fs=fs)
 
 
 def _open_fsspec(url: str) -> Source:
-    import fsspec
-
     expanded = os.path.expanduser(url)
     try:
         fs, path = fsspec.core.url_to_fs(expanded)
@@ -151,67 +137,10 @@ def _open_fsspec(url: str) -> Source:
             path = path.rstrip("/") + "/*.parquet"
         found = fs.glob(path, detail=True)
     except Exception as exc:
-        raise SourceError(f"cannot list {url}: {_describe(exc)}") from exc
+        raise SourceError(f"cannot list {url}: {describe(exc)}") from exc
     files = [
         SourceFile(path=p, url=p if "://" not in url else fs.unstrip_protocol(p), size=int(info["size"]))
         for p, info in sorted(found.items())
         if info.get("type") == "file" and p.endswith(".parquet")
     ]
     return Source(url=url, revision=None, commit=None, files=files, fs=fs)
-
-
-@dataclass
-class ParquetFooter:
-    file: SourceFile
-    metadata: pq.FileMetaData
-
-    @property
-    def num_rows(self) -> int:
-        return self.metadata.num_rows
-
-    def cheapest_column(self) -> str:
-        """The top-level column with the fewest compressed bytes (to count rows cheaply)."""
-        sizes: dict[str, int] = {}
-        for i in range(self.metadata.num_row_groups):
-            rg = self.metadata.row_group(i)
-            for j in range(rg.num_columns):
-                name = rg.column(j).path_in_schema.split(".")[0]
-                sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
-        names = self.metadata.schema.to_arrow_schema().names
-        return min(names, key=lambda n: sizes.get(n, 0))
-
-
-def read_footer(source: Source, file: SourceFile) -> ParquetFooter:
-    """The parquet footer of a file, in two exact range reads (length, then metadata); cached."""
-    if file.path not in source.footers:
-        source.footers[file.path] = _fetch_footer(source, file)
-    return source.footers[file.path]
-
-
-def _fetch_footer(source: Source, file: SourceFile) -> ParquetFooter:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if file.size < 12:
-        raise SourceError(f"{file.url} is not a parquet file ({file.size} bytes)")
-    tail = source.fetch(file, file.size - 8, file.size)
-    if tail[4:] != PARQUET_MAGIC:
-        raise SourceError(f"{file.url} is not a parquet file (no PAR1 footer); it may be truncated")
-    length = struct.unpack("<I", tail[:4])[0]
-    if length + 12 > file.size:
-        raise SourceError(f"{file.url} has a corrupt parquet footer (length {length} > file size)")
-    start = file.size - 8 - length
-    footer = source.fetch(file, start, file.size - 8)
-    try:
-        # The footer alone parses as a parquet "file": pyarrow only needs its last 8 bytes
-        # and the metadata before them, and so reads nothing more from the network.
-        metadata = pq.ParquetFile(pa.BufferReader(footer + tail)).metadata
-    except Exception as exc:
-        raise SourceError(f"{file.url} has a corrupt parquet footer: {_describe(exc)}") from exc
-    return ParquetFooter(file, metadata)
-
-
-def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]:
-    """The footers of `files`, fetched in parallel (for dry runs and estimates)."""
-    with ThreadPoolExecutor(FETCH_THREADS) as pool:
-        return list(pool.map(lambda f: read_footer(source, f), files))

@@ -20,21 +20,16 @@ than the query); a later file that cannot be read as that schema still fails cle
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import pyarrow as pa
 
-from .errors import SourceError
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from .sources import Source
+from ..errors import SourceError
+from .files import Source
+from .footers import read_footers
 
 SCHEMA_FILES = 64  # footers read up front to unify a source's schema (they are cached for the reads after)
 
 
 def _kind(type_: pa.DataType) -> str:
-    import pyarrow as pa
-
     if pa.types.is_dictionary(type_):
         return _kind(type_.value_type)
     if pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_):
@@ -48,8 +43,6 @@ def _kind(type_: pa.DataType) -> str:
 
 def _common(types: list[pa.DataType]) -> pa.DataType | None:
     """The type all of `types` are read as, or None when they cannot be combined."""
-    import pyarrow as pa
-
     if all(t == types[0] for t in types):
         return types[0]
     kinds = {_kind(t) for t in types}
@@ -65,8 +58,6 @@ def _common(types: list[pa.DataType]) -> pa.DataType | None:
 def unify(schemas: list[pa.Schema], files: list[str], columns: list[str] | None = None) -> pa.Schema:
     """The schema to read `files` (whose footers' schemas are `schemas`) as, for `columns`
     (default: the first file's). Raises SourceError naming the first file that cannot fit."""
-    import pyarrow as pa
-
     first = schemas[0]
     names = list(columns) if columns is not None else list(first.names)
     fields = []
@@ -99,8 +90,6 @@ def _missing(name: str, file: str, first: str) -> SourceError:
 
 def conform(table: pa.Table, schema: pa.Schema, file: str) -> pa.Table:
     """`table` (rows of `file`) with exactly `schema`'s columns and types; free when they match."""
-    import pyarrow as pa
-
     if table.schema.names != schema.names:
         missing = [n for n in schema.names if n not in table.column_names]
         if missing:
@@ -123,7 +112,5 @@ def conform(table: pa.Table, schema: pa.Schema, file: str) -> pa.Table:
 
 def source_schema(source: Source, columns: list[str]) -> pa.Schema:
     """The unified schema of `columns` over the source's first SCHEMA_FILES files (footers only, cached)."""
-    from .sources import read_footers
-
     footers = read_footers(source, source.files[:SCHEMA_FILES])
-    return unify([f.metadata.schema.to_arrow_schema() for f in footers], [f.file.url for f in footers], columns)
+    return unify([f.schema for f in footers], [f.file.url for f in footers], columns)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 # dataset name -> (Hub repo, revision, folder in the repo, file name pattern, text column, shape)
 LAYOUTS: dict[str, tuple[str, str, str, str, str, str]] = {
     "fineweb-edu": ("HuggingFaceFW/fineweb-edu", "main", "sample/10BT", "{i:03d}_00000.parquet", "text", "edu"),
@@ -79,8 +82,6 @@ def _text(rng: random.Random) -> str | None:
 
 
 def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: int):
-    import pyarrow as pa
-
     texts = [_text(rng) for _ in range(rows)]
     ids = [f"<urn:uuid:{offset + i:08d}>" for i in range(rows)]
     columns: dict[str, object] = {}
@@ -135,8 +136,6 @@ def write_sample(
     Returns the written paths. `folder` plays the role of the repo root, so the files land in
     the same sub-folder and under the same names as on the Hub.
     """
-    import pyarrow.parquet as pq
-
     repo, _revision, sub, pattern, text_column, shape = LAYOUTS[dataset]
     rng = random.Random(f"{dataset}-{seed}")
     target = folder / sub

@@ -1,6 +1,6 @@
 """The Ray engine (`--engine ray`): the row-by-row plan run as Ray tasks on a cluster.
 
-The plan is the local engine's (execute.row_by_row): the source's units in order, each
+The plan is the local engine's (run/local.py): the source's units in order, each
 unit's kept rows computed independently, the results handed on in unit order, so the
 shard writer cuts exactly the same shards. Only where a unit runs changes: here one Ray
 task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for the run.
@@ -11,7 +11,7 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   so the token is never put there). It gets its file's footer from the driver, which read
   it to plan the units (a worker reading every footer again would cost the Hub two
   requests per file per worker), fetches and decodes its unit, runs the definition with a
-  DuckDB `Engine` of its own, and returns the kept rows, their count and the bytes and
+  DuckDB `Evaluator` of its own, and returns the kept rows, their count and the bytes and
   requests it fetched (the driver adds them up for the progress display).
 * The driver keeps a bounded window of tasks in flight, in unit order, and starts one only
   while the source rows in flight are fewer than the rows still wanted, as the local engine
@@ -32,34 +32,33 @@ Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.
 them locally. Ray Data's writers are not used: their rows per file are hints and their
 writes are not ordered, and autoresearch needs exact shards.
 
-The tasks themselves are in ray_tasks.py. Ray is an optional extra (`pip install
-'shardsql[ray]'`): it is imported only by these two modules, and only when a conversion
-asks for it.
+The tasks themselves are in tasks.py. Ray is an optional extra (`pip install
+'shardsql[ray]'`): it is loaded by adapter.py, only when a conversion asks for it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from .errors import ConversionError, OptionsError, ShardsqlError
-from .ray_tasks import TOKEN_ENV, encode_shard, run_unit
-from .retries import describe
+from huggingface_hub import get_token
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from ...definition.catalog import Definition
+from ...errors import ConversionError, ShardsqlError, describe
+from ...source.footers import read_footer
+from ...source.scan import Scan
+from ...source.units import Unit, units
+from ..executor import RunRecord, available_cores
+from ..scheduling import in_order, may_submit
+from .adapter import load_ray, quiet_token_notice
+from .tasks import TOKEN_ENV, encode_shard, run_unit
 
-    from .catalog import Definition
-    from .execute import Scan
-    from .plan import Unit
-
-NAME = "ray"
-INSTALL_HINT = "--engine ray needs Ray: pip install 'shardsql[ray]' (or, in a clone, uv sync --extra ray)"
+ENGINE = "ray"
 # Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
 # token: Ray logs a runtime_env whole (runtime_env_agent.log) and puts it on worker command lines.
 PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
@@ -71,37 +70,13 @@ TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
 # for a full FineWeb-Edu shard) until it is written. Enough to keep the cluster busy (writing
 # is two thirds of the work), few enough that the object store need not spill.
 MAX_SHARDS_IN_FLIGHT = 16
-# Ray otherwise starts each worker of a driver run by `uv run` through `uv run` in a copy of the
-# working directory: a fresh environment, without the ray extra. Workers use this Python (on a
-# cluster: the nodes' own, which must have shardsql installed).
-NO_UV_HOOK = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
 MESSAGES_TIMEOUT_S = 5  # an actor that does not answer in this time is asked again later
-
-
-def require() -> Any:
-    """The `ray` module, or a one-line error saying how to install it."""
-    for name, value in NO_UV_HOOK.items():  # read when ray is first imported
-        os.environ.setdefault(name, value)
-    try:
-        import ray
-    except ImportError:
-        raise OptionsError(INSTALL_HINT) from None
-    try:  # ray was imported before this ran (a script, a test): the setting is already read
-        from ray._private import ray_constants
-
-        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
-    except (ImportError, AttributeError):
-        pass
-    return ray
 
 
 def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
     """Join the cluster at RAY_ADDRESS (or the Ray this process already joined), or start a
     local one with `workers` CPUs. True if this run started it and must shut it down."""
-    from .execute import available_cores
-
     if ray.is_initialized():
         say("Ray: using the cluster this process has already joined.")
         return False
@@ -115,22 +90,15 @@ def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
         # memory): it holds the kept rows of the shards being compressed.
         options |= {"num_cpus": cpus, "include_dashboard": False}
         say(f"Ray: starting a local Ray with {cpus} CPUs for this run (set RAY_ADDRESS to use a cluster)...")
-        # Ray says at length that the Ray it starts has token authentication on: it should.
-        logging.getLogger(TOKEN_NOTICE_LOGGER).addFilter(_no_token_notice)
     else:
         say(f"Ray: joining the cluster at RAY_ADDRESS={address}...")
     try:
-        ray.init(**options)
+        with quiet_token_notice():  # Ray says at length that the Ray it starts has token authentication on: it should
+            ray.init(**options)
     except Exception as exc:
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address != "local" else "a local Ray"
         raise ConversionError(f"cannot start or join {where}: {describe(exc)}") from exc
-    finally:
-        logging.getLogger(TOKEN_NOTICE_LOGGER).removeFilter(_no_token_notice)
     return True
-
-
-def _no_token_notice(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def _env() -> dict[str, str]:
@@ -143,8 +111,6 @@ def _token() -> str | None:
     if os.environ.get(TOKEN_ENV):
         return os.environ[TOKEN_ENV]
     try:
-        from huggingface_hub import get_token
-
         return get_token()
     except Exception:
         return None
@@ -163,23 +129,24 @@ class RemoteRows:
         return RemoteRows(self.ref, self.offset + offset, rows)
 
 
-class RayRun:
-    """One conversion on Ray: joins (or starts) the cluster on entry and leaves it on exit; in
-    between, `row_by_row` runs the units as tasks and `encode` compresses shards in tasks."""
+class RayExecutor:
+    """One conversion on Ray (executor.Executor): joins (or starts) the cluster on entry and
+    leaves it on exit; in between, `row_by_row` runs the units as tasks and `encode`
+    compresses shards in tasks."""
 
     def __init__(self, workers: int | None, say: Callable[[str], None] = lambda _: None):
         self.workers, self.say = workers, say
+        self.record = RunRecord(ENGINE, workers or 0)
         self.ray: Any = None
         self.started = False
         self._one_shard = threading.Lock()  # the driver holds one compressed shard at a time
-        self._nodes: set[str] = set()
         self._stop = threading.Event()
         self.messages = f"shardsql-messages-{uuid.uuid4().hex}"  # the name of the run's Messages actor
         self._actor: Any = None
         self._relay = threading.Thread(target=self._relay_messages, name="shardsql-ray-messages", daemon=True)
 
-    def __enter__(self) -> RayRun:
-        self.ray = require()
+    def __enter__(self) -> RayExecutor:
+        self.ray = load_ray()
         self.started = _connect(self.ray, self.workers, self.say)
         try:
             self._prepare()
@@ -191,7 +158,7 @@ class RayRun:
     def _prepare(self) -> None:
         """Size the run to the cluster, say so, define the tasks, and start relaying messages."""
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
-        self.workers = self.workers or max(1, cpus)
+        self.workers = self.record.workers = self.workers or max(1, cpus)
         nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
         self.say(f"Ray: {nodes} node{'s' * (nodes != 1)} with {cpus} CPUs; this run uses {self.workers} of them.")
         options = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False,
@@ -234,13 +201,9 @@ class RayRun:
     def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int]):
         """(unit, its kept rows as RemoteRows) in order, each unit a Ray task.
 
-        The same plan, yield shape and stopping rule as execute.row_by_row.
+        The same plan, yield shape and stopping rule as the local engine's.
         """
-        from .execute import EngineRecord, may_submit
-        from .sources import read_footer
-
         ray = self.ray
-        scan.record = EngineRecord(NAME, self.workers, nodes=self._nodes)
         shared = [ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, _token())]
         allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
@@ -251,10 +214,23 @@ class RayRun:
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
             return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path])
 
-        yield from _ordered(ray, scan, scan.units(), submit, allowed)
+        # Stopped early (shards full, or an error): the tasks still pending are not needed.
+        cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
+        finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
+        work = units(scan.source, scan.columns, scan.start)
+        for unit, (kept, (rows, fetched, requests, node)) in in_order(work, submit, finish, allowed, cancel):
+            scan.source.counter.add(fetched, requests)
+            self.record.tasks += 1
+            self.record.nodes.add(node)
+            self.record.rows_read += unit.rows
+            yield unit, RemoteRows(kept, 0, rows)
 
-    def encode(self, pieces: list[RemoteRows], path: Path, row_group_size: int) -> None:
-        """Write the shard made of `pieces` to `path`, compressed by a task."""
+    def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:
+        """Write the shard made of `pieces` to `path`, compressed by a task, once every piece is known."""
+        pieces = list(pieces)
+        rows = sum(piece.num_rows for piece in pieces)
+        if not rows:
+            return 0
         slices = [(piece.offset, piece.num_rows) for piece in pieces]
         ref = self._shard_task.remote(slices, row_group_size, *[piece.ref for piece in pieces])
         with self._one_shard:
@@ -264,22 +240,8 @@ class RayRun:
             except BaseException:
                 path.unlink(missing_ok=True)
                 raise
-        self._nodes.add(node)
-
-
-def _ordered(ray, scan: Scan, units: Iterator[Unit], submit, allowed) -> Iterator[tuple[Unit, RemoteRows]]:
-    """Tasks started in unit order within the window, their counts yielded in the same order."""
-    from .reader import in_order
-
-    # Stopped early (shards full, or an error): the tasks still pending are not needed.
-    cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
-    finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
-    for unit, (kept, (rows, fetched, requests, node)) in in_order(units, submit, finish, allowed, cancel):
-        scan.source.counter.add(fetched, requests)
-        scan.record.tasks += 1
-        scan.record.nodes.add(node)
-        scan.read += unit.rows
-        yield unit, RemoteRows(kept, 0, rows)
+        self.record.nodes.add(node)
+        return rows
 
 
 def _get(ray, ref):

@@ -1,7 +1,7 @@
-"""The Ray engine's tasks: what runs in Ray's worker processes (ray_engine.py is the driver).
+"""The Ray engine's tasks: what runs in Ray's worker processes (driver.py is the driver).
 
 * `run_unit`: one unit of the source, fetched, decoded and run through the definition, as
-  the local engine does (execute.keep). The source is reopened once per worker process from
+  the local engine does (run/unit.py). The source is reopened once per worker process from
   its `SourceSpec`, the unit's file's footer comes from the driver, and a DuckDB connection
   per definition is kept between tasks.
 * `encode_shard`: one shard, compressed by the same Polars writer as the local engine's
@@ -11,20 +11,32 @@
 
 A worker process serves many tasks, and on a shared cluster many conversions: what it keeps
 between tasks is bounded (WORKER_CACHE, WORKER_FOOTERS).
+
+`ray` itself is imported inside the functions: this module is imported by the driver before
+adapter.py has loaded Ray the way shardsql needs it (Ray is an optional extra).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+import pyarrow as pa
 
-    from .catalog import Definition
-    from .plan import Unit
-    from .sources import ParquetFooter, SourceSpec
+from ...definition.catalog import Definition
+from ...definition.evaluator import Evaluator
+from ...hub.retries import report_waits
+from ...output.shards import write_pieces
+from ...source.decode import fetch_unit
+from ...source.files import ByteCounter, SourceSpec, reopen
+from ...source.footers import ParquetFooter
+from ...source.scan import Scan
+from ...source.units import Unit
+from ..unit import keep
 
 TOKEN_ENV = "HF_TOKEN"
 # What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
@@ -34,7 +46,7 @@ WORKER_FOOTERS = 8
 SAY_TIMEOUT_S = 10  # how long a task waits for the messages actor to take a line
 
 _worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
-_worker_engines: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
+_worker_evaluators: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
 _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the runs this worker spoke in
 
 
@@ -43,15 +55,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
     `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
     the task has to say while it runs (a rate-limit wait) goes to the run's `messages` actor."""
-    import dataclasses
-
     import ray
-
-    from . import reader
-    from .engine import Engine
-    from .execute import keep
-    from .retries import report_waits
-    from .sources import ByteCounter, reopen
 
     # Read by reopen() and the messages, as in the driver. A worker serves many conversions:
     # one without a token must not use, or be told about, the token of one before it.
@@ -68,12 +72,12 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     cached.footers[unit.file.path] = footer
     # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
     source = dataclasses.replace(cached, counter=ByteCounter())
-    engine = _worker_engines.get(definition.sha256)
-    if engine is None:
-        _evict(_worker_engines, lambda old: old.close())
-        engine = _worker_engines[definition.sha256] = Engine(definition)
+    evaluator = _worker_evaluators.get(definition.sha256)
+    if evaluator is None:
+        _evict(_worker_evaluators, lambda old: old.close())
+        evaluator = _worker_evaluators[definition.sha256] = Evaluator(definition)
     with report_waits(lambda text: say(messages, text)):
-        kept = keep(engine, source, unit, columns, schema, reader.fetch_unit(source, unit))
+        kept = keep(evaluator, Scan(source, columns, schema), unit, fetch_unit(source, unit))
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
 
@@ -81,12 +85,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
 def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, str]:
     """One task: a shard's parquet bytes from (offset, rows) slices of the units' kept rows, and
     the node id. The same writer as the local engine's, fed the same slices: the same bytes."""
-    import tempfile
-    from pathlib import Path
-
     import ray
-
-    from .shards import write_pieces
 
     pieces = (table.slice(offset, rows) for table, (offset, rows) in zip(tables, slices, strict=True))
     with tempfile.TemporaryDirectory(prefix="shardsql-shard-") as folder:

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from .handler import HubError
+from .errors import HubError
 from .store import COMMIT_DATE
 
 if TYPE_CHECKING:

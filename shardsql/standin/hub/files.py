@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from .handler import HubError
+from .errors import HubError
 
 if TYPE_CHECKING:
     from .handler import Handler

@@ -10,6 +10,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from .errors import HubError
+from .routes import dispatch
+
 if TYPE_CHECKING:
     from .server import HubStandIn, _Server
     from .store import Repo, Snapshot
@@ -19,12 +22,6 @@ WRITE_CHUNK = 64 * 1024
 # A ref sent unquoted spans several path segments (refs/convert/parquet is 3); try up to this many.
 MAX_REVISION_SEGMENTS = 4
 INVALID_TOKEN = "Invalid credentials in Authorization header"  # the real Hub's words
-
-
-class HubError(Exception):
-    def __init__(self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -68,8 +65,6 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._check_token()
             self._take_budget()
-            from .routes import dispatch  # routes import this module
-
             dispatch(self)
         except HubError as err:
             self.send_error_json(err)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from . import api, files
-from .handler import HubError
+from .errors import HubError
 
 if TYPE_CHECKING:
     from .handler import Handler

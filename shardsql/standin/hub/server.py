@@ -15,6 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .handler import Handler
 from .limits import Budget
 from .store import Repo, Snapshot
 
@@ -108,8 +109,6 @@ class HubStandIn:
         return f"http://{host}:{port}"
 
     def start(self) -> HubStandIn:
-        from .handler import Handler
-
         if not self._servers:
             self._stopping.clear()
             for role in ("hub", "storage"):

@@ -5,10 +5,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from shardsql import catalog
-from shardsql.backups import BackupError, BusyError, CacheDir
 from shardsql.cli import cli
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
+from shardsql.output.cache_dir import BackupError, BusyError, CacheDir
 
 
 def make_live(cache: CacheDir, content: bytes, manifest_dataset: str | None = None) -> None:
@@ -89,7 +89,7 @@ def test_a_second_conversion_is_refused_while_one_runs(tmp_path):
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, hub_dataset):
     folder = hub_dataset("fineweb-edu")
     code = (
-        "import os, sys\nfrom shardsql.backups import CacheDir\n"
+        "import os, sys\nfrom shardsql.output.cache_dir import CacheDir\n"
         "with CacheDir(__import__('pathlib').Path(sys.argv[1])).lock():\n    os.kill(os.getpid(), 9)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)])

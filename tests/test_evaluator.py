@@ -3,30 +3,30 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from shardsql.catalog import parse_definition
-from shardsql.engine import Engine
+from shardsql.definition.catalog import parse_definition
+from shardsql.definition.evaluator import Evaluator
 from shardsql.errors import DefinitionError
 
 SCHEMA = pa.schema([("text", pa.string()), ("id", pa.string()), ("score", pa.float64()), ("int_score", pa.int64())])
 
 
-def engine(sql: str, tmp_path: Path | None = None) -> Engine:
+def evaluator(sql: str, tmp_path: Path | None = None) -> Evaluator:
     path = (tmp_path or Path(".")) / "test.sql"
-    return Engine(parse_definition(f"-- description: t\n-- source: /nowhere\n\n{sql}\n", path))
+    return Evaluator(parse_definition(f"-- description: t\n-- source: /nowhere\n\n{sql}\n", path))
 
 
 def test_only_the_columns_the_sql_uses_are_read():
-    e = engine("SELECT text FROM source WHERE int_score >= 3 AND length(text) >= 50")
+    e = evaluator("SELECT text FROM source WHERE int_score >= 3 AND length(text) >= 50")
     assert e.check(SCHEMA) == ["text", "int_score"]
 
 
 def test_star_reads_every_column():
-    e = engine("SELECT * EXCLUDE (id, score, int_score) FROM source")
+    e = evaluator("SELECT * EXCLUDE (id, score, int_score) FROM source")
     assert e.check(SCHEMA) == SCHEMA.names
 
 
 def test_run_filters_in_source_order_and_counts_code_points_like_python():
-    e = engine("SELECT text FROM source WHERE text IS NOT NULL AND length(text) >= 50")
+    e = evaluator("SELECT text FROM source WHERE text IS NOT NULL AND length(text) >= 50")
     e.check(SCHEMA)
     texts = ["é" * 49, "日" * 50, "👍🏽" * 25, None, "", "b" * 50, "🚀" * 49, "a" * 200]
     batch = pa.table({"text": texts}, schema=pa.schema([("text", pa.string())]))
@@ -35,7 +35,7 @@ def test_run_filters_in_source_order_and_counts_code_points_like_python():
 
 
 def test_renamed_column_becomes_text():
-    e = engine("SELECT code AS text FROM source")
+    e = evaluator("SELECT code AS text FROM source")
     assert e.check(pa.schema([("code", pa.string()), ("path", pa.string())])) == ["code"]
     assert e.run(pa.table({"code": ["x" * 60]}))["text"].to_pylist() == ["x" * 60]
 
@@ -54,12 +54,12 @@ def test_renamed_column_becomes_text():
 )
 def test_result_must_be_one_text_column(sql, message):
     with pytest.raises(DefinitionError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        engine(sql).check(SCHEMA)
+        evaluator(sql).check(SCHEMA)
 
 
 def test_missing_column_lists_the_source_columns():
     with pytest.raises(DefinitionError) as info:
-        engine("SELECT body AS text FROM source").check(SCHEMA)
+        evaluator("SELECT body AS text FROM source").check(SCHEMA)
     assert 'column "body" not found' in str(info.value)
     assert "The source has these columns: text, id, score, int_score" in str(info.value)
     assert "test.sql:4:" in str(info.value), "line 4 of the file: after the 3 header lines"
@@ -67,18 +67,18 @@ def test_missing_column_lists_the_source_columns():
 
 def test_syntax_error_names_file_and_line():
     with pytest.raises(DefinitionError, match=r"test\.sql:5: .*lengthx"):
-        engine("SELECT text FROM source\nWHERE lengthx(text) > 3").check(SCHEMA)
+        evaluator("SELECT text FROM source\nWHERE lengthx(text) > 3").check(SCHEMA)
 
 
 def test_a_definition_cannot_read_files(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("x" * 100)
     with pytest.raises(DefinitionError, match="disabled by configuration"):
-        engine(f"SELECT content AS text FROM read_text('{secret}')").check(SCHEMA)
+        evaluator(f"SELECT content AS text FROM read_text('{secret}')").check(SCHEMA)
 
 
 def test_a_definition_cannot_write_files(tmp_path):
     target = tmp_path / "out.csv"
     with pytest.raises(DefinitionError):
-        engine(f"COPY (SELECT 1) TO '{target}'").check(SCHEMA)
+        evaluator(f"COPY (SELECT 1) TO '{target}'").check(SCHEMA)
     assert not target.exists()

@@ -2,8 +2,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql import catalog, execute, plan, reader, sources
+from shardsql.definition import catalog
 from shardsql.errors import SourceError
+from shardsql.run import scheduling
+from shardsql.run.local import LocalExecutor
+from shardsql.source import files as sources
+from shardsql.source import units as plan
+from shardsql.source.decode import read_unit
+from shardsql.source.footers import read_footer
+from shardsql.source.scan import Scan
 
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
 
@@ -45,7 +52,8 @@ def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
     source = sources.open_source(str(tmp_path))
     units = list(plan.units(source, ["text"]))
     assert [u.row_groups for u in units] == [(0,), (1,), (2,), (3,), (4,)]
-    tables = [reader.read_unit(source, u, ["text"]) for u in units]
+    scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
+    tables = [read_unit(scan, u) for u in units]
     assert all(t.column_names == ["text"] for t in tables)
     assert pa.concat_tables(tables)["text"] == table["text"]
 
@@ -53,14 +61,14 @@ def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
 @pytest.mark.parametrize("ahead", [0, 1])
 def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_path, monkeypatch, ahead):
     monkeypatch.setattr(plan, "UNIT_BYTES", 1)  # a unit per row group
-    monkeypatch.setattr(reader, "FETCH_AHEAD", ahead)
+    monkeypatch.setattr(scheduling, "FETCH_AHEAD", ahead)
     _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
     metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
     schema = pa.schema([("text", pa.string())])
-    scan = execute.Scan(source, ["text"], schema, workers=4)
+    scan = Scan(source, ["text"], schema)
     consumed = [0]
-    for _, kept in execute.row_by_row(scan, _keep_all(tmp_path), lambda: 1000 - consumed[0]):
+    for _, kept in LocalExecutor(4).row_by_row(scan, _keep_all(tmp_path), lambda: 1000 - consumed[0]):
         consumed[0] += kept.num_rows
         if consumed[0] >= 1000:
             break  # the consumer stops pulling; nothing more was started
@@ -87,7 +95,8 @@ def test_hub_source_resolves_revision_to_a_commit(hub, hub_dataset):
 def test_hub_reads_are_range_requests_only(hub, hub_dataset):
     folder = hub_dataset("fineweb-edu")
     source = sources.open_source(HUB_URL)
-    tables = [reader.read_unit(source, u, ["text"]) for u in plan.units(source, ["text"])]
+    scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
+    tables = [read_unit(scan, u) for u in plan.units(source, ["text"])]
     local = pa.concat_tables(pq.read_table(p, columns=["text"]) for p in sorted(folder.glob("*.parquet")))
     assert pa.concat_tables(tables)["text"] == local["text"]
     gets = [r for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1]]
@@ -112,14 +121,14 @@ def test_gated_dataset_asks_for_a_token_and_works_with_it(hub, hub_dataset, monk
     hub_dataset("fineweb-edu", gated=True)
     source = sources.open_source(HUB_URL)  # as on the Hub, listing a gated repo needs no token
     with pytest.raises(SourceError, match="is gated: accept its terms on the Hub and set HF_TOKEN"):
-        sources.read_footer(source, source.files[0])
+        read_footer(source, source.files[0])
     monkeypatch.setenv("HF_TOKEN", "hf_wrong")
     source = sources.open_source(HUB_URL)
     with pytest.raises(SourceError, match="your HF_TOKEN has no access"):
-        sources.read_footer(source, source.files[0])
+        read_footer(source, source.files[0])
     monkeypatch.setenv("HF_TOKEN", "hf_test_secret_token")
     source = sources.open_source(HUB_URL)
-    assert sources.read_footer(source, source.files[0]).num_rows == 3000
+    assert read_footer(source, source.files[0]).num_rows == 3000
 
 
 def test_truncated_file_is_named(tmp_path):
@@ -128,7 +137,7 @@ def test_truncated_file_is_named(tmp_path):
     (tmp_path / "a.parquet").write_bytes(data[: len(data) // 2])
     source = sources.open_source(str(tmp_path))
     with pytest.raises(SourceError, match=r"a\.parquet is not a parquet file .*truncated"):
-        sources.read_footer(source, source.files[0])
+        read_footer(source, source.files[0])
 
 
 def test_corrupt_row_group_names_file_and_row_group(tmp_path):
@@ -142,7 +151,7 @@ def test_corrupt_row_group_names_file_and_row_group(tmp_path):
     source = sources.open_source(str(tmp_path))
     (unit,) = plan.units(source, ["text"])  # one unit holds all five row groups
     with pytest.raises(SourceError, match=r"a\.parquet: row group 2 is corrupt"):
-        reader.read_unit(source, unit, ["text"])
+        read_unit(Scan(source, ["text"], pa.schema([("text", pa.string())])), unit)
 
 
 def test_short_read_is_an_error(tmp_path):

@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import run_query
 
-from shardsql import catalog
 from shardsql.cli import cli
-from shardsql.errors import DefinitionError
-from shardsql.query import run_query
-from shardsql.statements import QueryError, definition_tree
+from shardsql.definition import catalog
+from shardsql.definition.statement import definition_tree
+from shardsql.errors import DefinitionError, QueryError
 
 HEADER = "-- description: d\n-- source: ./src\n-- notes: three header lines, then a blank one\n\n"
 

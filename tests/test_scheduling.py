@@ -1,4 +1,4 @@
-"""The executors: ordered parallel work over units, stopping early, and resuming both paths."""
+"""Scheduling and the local executor: ordered parallel work over units, stopping early, and resuming both paths."""
 
 from __future__ import annotations
 
@@ -9,17 +9,25 @@ import pytest
 from helpers import read_texts
 from test_semantics import CASES, definition_file, source_folder  # noqa: F401 (a fixture)
 
-from shardsql import catalog, reader
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
+from shardsql.errors import ConversionError
 from shardsql.progress import Progress
+from shardsql.run import scheduling
 
 
-def test_ordered_yields_in_input_order_whatever_finishes_first():
+def test_ordered_runs_items_at_once_and_yields_them_in_input_order():
+    # Passes only once four items run at the same time: a serial implementation never gets
+    # past the first (the timeout only bounds how long that failure takes to show).
+    together = threading.Barrier(4, timeout=60)
+
     def work(i):
+        if i < 4:
+            together.wait()
         time.sleep(0.02 * (5 - i % 5))  # later items finish first
         return i * i
 
-    got = list(reader.ordered(iter(range(12)), work, 4, lambda flight: len(flight) < 4))
+    got = list(scheduling.ordered(iter(range(12)), work, 4, lambda flight: len(flight) < 4))
     assert got == [(i, i * i) for i in range(12)]
 
 
@@ -31,7 +39,7 @@ def test_ordered_starts_nothing_the_consumer_cannot_need():
         return i
 
     # Nothing may start while one item is in flight: strictly one at a time, on demand.
-    items = reader.ordered(iter(range(100)), work, 4, lambda flight: False)
+    items = scheduling.ordered(iter(range(100)), work, 4, lambda flight: False)
     assert [next(items)[0] for _ in range(3)] == [0, 1, 2]
     items.close()
     assert started == [0, 1, 2]
@@ -48,7 +56,7 @@ def test_ordered_raises_the_first_error_in_order_and_stops_the_workers():
 
     got = []
     with pytest.raises(ValueError, match="unit 3 is broken"):
-        for item, _ in reader.ordered(iter(range(50)), work, 2, lambda flight: len(flight) < 3):
+        for item, _ in scheduling.ordered(iter(range(50)), work, 2, lambda flight: len(flight) < 3):
             got.append(item)
     assert got == [0, 1, 2]
     assert not [t for t in threading.enumerate() if t.name.startswith("shardsql-unit")], "workers stopped"
@@ -92,8 +100,6 @@ def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path,
 
 
 def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_folder, tmp_path):  # noqa: F811
-    from shardsql.errors import ConversionError
-
     definition = definition_file(source_folder, "SELECT text FROM source WHERE text IS NOT NULL ORDER BY random()")
     options = ConvertOptions(num_shards=500, rows_per_shard=4, cache_dir=tmp_path / "cache", workers=2)
     with pytest.raises(KeyboardInterrupt):

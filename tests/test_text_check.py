@@ -4,10 +4,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql import catalog
-from shardsql.convert import ConvertOptions, convert
+from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.definition import catalog
 from shardsql.errors import ConversionError
-from shardsql.validate import check_text
+from shardsql.output.text_check import check_text
 
 BAD = b"caf\xc3 au lait"  # a truncated two-byte sequence: not UTF-8
 

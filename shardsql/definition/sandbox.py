@@ -1,0 +1,30 @@
+"""The one DuckDB connection that user SQL runs in: locked down before any of it runs.
+
+A definition or an ad-hoc query may only read the views shardsql registers (`source`, the
+datasets): external access is off, so no file, URL or extension can be read, and the
+configuration is locked, so the SQL cannot turn that back on. Registering Arrow data and
+creating views still work afterwards, so every connection is locked the moment it exists:
+convert, `sql` and `explain` all get theirs here, and none can be weaker than the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+THREADS = 1  # a connection per unit: the executors run units in parallel
+
+
+def connect(threads: int | None = THREADS, memory_limit: str | None = None, spill_dir: Path | None = None):
+    """A locked-down in-memory DuckDB connection (`threads` None: DuckDB's default, every core),
+    spilling to `spill_dir` past `memory_limit`."""
+    config: dict[str, str | int] = {} if threads is None else {"threads": threads}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if spill_dir is not None:
+        config["temp_directory"] = str(spill_dir)
+    con = duckdb.connect(":memory:", config=config)
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con

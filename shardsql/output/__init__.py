@@ -1,0 +1,9 @@
+"""What a conversion writes and keeps: shards, their record, and the cache folder they live in.
+
+- `text_check`: every text headed for a shard is what prepare.py can read (no NULL, valid UTF-8);
+- `shards`: a stream of kept rows cut into exact shards, written by Polars, the validation shard pinned;
+- `checkpoint`: where an interrupted conversion resumes;
+- `manifest`: the `manifest.json` record of how the shards were made;
+- `cache_dir`: autoresearch's cache folder: the lock, staging, labelled backups, the swap, restore;
+- `verify`: a data folder checked against its manifest and against what prepare.py needs.
+"""

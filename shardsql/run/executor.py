@@ -1,0 +1,75 @@
+"""What every executor offers, and what it records of a run.
+
+An executor runs a row-by-row definition over the source's units and hands each unit's
+kept rows on in unit order; the shard writer cuts the shards from them and asks the
+executor to compress each shard. The local engine (local.py) does both on this machine's
+threads; the Ray engine (ray/driver.py) in Ray tasks. convert.py chooses by `--engine`
+and sees only this interface, so the shards are the same whichever runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..definition.catalog import Definition
+from ..source.scan import Scan
+from ..source.units import Unit
+
+# A unit's kept rows as an executor hands them on: a pyarrow Table, or anything that slices
+# like one (`num_rows`, `slice`), such as the Ray engine's rows held in its object store.
+Rows = Any
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on: its affinity set where the OS has one (taskset, a
+    container's cpuset), so `--workers` defaults to the cores we can use, not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+@dataclass
+class RunRecord:
+    """Which engine ran a conversion, on how many workers and nodes, in how many tasks (units),
+    and how many source rows it read: written by the executor, read by convert and the manifest."""
+
+    engine: str = "local"
+    workers: int = 1
+    tasks: int = 0  # units run by this run (a resumed run counts its own)
+    nodes: set[str] = field(default_factory=set)  # where tasks ran
+    rows_read: int = 0  # source rows of the units handed on (whole source: streamed into the query)
+
+    def to_dict(self) -> dict:
+        return {"name": self.engine, "workers": self.workers, "tasks": self.tasks, "nodes": max(1, len(self.nodes))}
+
+
+class Executor(Protocol):
+    """Runs units and compresses shards; entered for the length of a conversion's writing."""
+
+    record: RunRecord
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    @property
+    def shards_in_flight(self) -> int:
+        """Shards the writer may have being compressed at once."""
+        ...
+
+    def row_by_row(
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int]
+    ) -> Iterator[tuple[Unit, Rows]]:
+        """(unit, the definition's kept rows of it) in unit order, from `scan.start`.
+
+        `rows_wanted()` is how many more kept rows the consumer can use; units start only
+        while the source rows in flight are fewer, and the consumer may stop at any point."""
+        ...
+
+    def encode(self, pieces: Iterator[Rows], path: Path, row_group_size: int) -> int:
+        """Write one shard made of `pieces` (slices of the kept rows) to `path`; the rows written."""
+        ...

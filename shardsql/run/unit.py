@@ -1,0 +1,44 @@
+"""One unit's work, the same on every executor: decode it, evaluate the definition, check the text.
+
+Every kept text is checked (output/text_check.py: no NULL, valid UTF-8, as prepare.py
+needs) before it leaves the unit, so nothing unreadable reaches a shard; a failure names
+the source file and the row group it came from.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ..definition.evaluator import Evaluator
+from ..errors import ConversionError
+from ..output.text_check import check_text
+from ..source.decode import decode
+from ..source.files import SourceFile
+from ..source.footers import read_footer
+from ..source.scan import Scan
+from ..source.units import Unit
+
+
+def keep(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -> pa.Table:
+    """The definition's rows from one unit's fetched bytes, checked for prepare.py."""
+    kept = []
+    for groups, table in decode(scan, unit, data):
+        out = evaluator.run(table)
+        try:
+            check_text(out, unit.file.url)
+        except ConversionError:
+            _raise_first_invalid(evaluator, scan, unit.file, groups, table)
+        kept.append(out)
+    return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
+
+
+def _raise_first_invalid(evaluator: Evaluator, scan: Scan, file: SourceFile, groups: tuple[int, ...],
+                         table: pa.Table) -> None:  # fmt: skip
+    """The definition kept a NULL or invalid text from these row groups: name the one it came from."""
+    metadata, start = read_footer(scan.source, file).metadata, 0
+    for index in groups:
+        rows = metadata.row_group(index).num_rows
+        check_text(evaluator.run(table.slice(start, rows)), f"{file.url}, row group {index}")
+        start += rows
+    check_text(evaluator.run(table), f"{file.url}, row groups {groups[0]}-{groups[-1]}")
+    raise AssertionError("rows with invalid text come from one of their row groups")
