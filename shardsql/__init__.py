@@ -1,1 +1,8 @@
+"""shardsql: Hugging Face Hub datasets into autoresearch training shards, one SQL file per dataset.
+
+The data's path, top to bottom: definition/ (what a dataset means) -> source/ (what is read,
+through hub/) -> run/ (where the work runs) -> output/ (shards, manifest, cache folder);
+commands/ wires them into the verbs that cli.py offers.
+"""
+
 __version__ = "0.1.0"

@@ -1,3 +1,5 @@
+"""`python -m shardsql`: the command line."""
+
 from .cli import main
 
 main()

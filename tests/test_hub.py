@@ -349,3 +349,30 @@ def test_offline_mode_fails_at_once(hub, hub_dataset, monkeypatch):
     ):
         sources.open_source(HUB_URL)
     assert hub.requests == []
+
+
+def test_a_bug_inside_a_read_is_not_retried_nor_reported_as_a_network_fault(hub, hub_dataset, tmp_path, monkeypatch):
+    """Only transient failures are retried: a programming error in a read surfaces at once,
+    as itself, and the CLI says it is unexpected (not "cannot read ... run again to resume")."""
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+    from shardsql.hub.reader import HubReader
+
+    hub_dataset("fineweb-edu")
+    calls = []
+
+    def buggy_read(self, file, start, end):
+        calls.append((start, end))
+        return {}["a key that is not there"]
+
+    monkeypatch.setattr(HubReader, "read", buggy_read)
+    source = sources.open_source(HUB_URL)
+    with pytest.raises(KeyError):
+        footers.read_footer(source, source.files[0])
+    assert len(calls) == 1, "a bug is not retried"
+    result = CliRunner().invoke(cli, ["convert", "fineweb-edu", "--yes", "--quiet", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: unexpected KeyError: 'a key that is not there'") and "please report it" in last
+    assert "resume" not in result.output and len(calls) == 2

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this Python (see ray_engine.py)
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this Python (see run/ray/adapter.py)
 # grpcio's default epoll1 poller sometimes aborts Ray Client's server on this project's CI-like
 # sandboxes ("Check failed: next_worker->state == KICKED"); the portable poller does not.
 os.environ.setdefault("GRPC_POLL_STRATEGY", "poll")
@@ -377,7 +377,7 @@ def test_rate_limits_met_in_ray_tasks_are_waited_out_and_said(hub_env, tmp_path)
 
 
 def test_what_a_task_says_reaches_the_driver_while_the_run_goes_on(ray_cluster):
-    """A rate-limit wait in a task is said through the run's messages actor (ray_tasks.say),
+    """A rate-limit wait in a task is said through the run's messages actor (run/ray/tasks.say),
     which the first such task starts; the driver passes it on within a second, not at the end."""
     import time
 

@@ -1,6 +1,7 @@
 """A conversion killed with SIGKILL leaves the old data intact, and the same command run
 again resumes from the last complete shard and ends with an uninterrupted run's shards."""
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -9,10 +10,12 @@ import sys
 import time
 
 import pytest
+from test_scheduling import StopAfter
 
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.output.cache_dir import CacheDir
+from shardsql.progress import Progress
 
 ARGS = ["convert", "fineweb-edu", "--num-shards", "6", "--rows-per-shard", "1000", "--yes", "--quiet"]
 
@@ -120,26 +123,42 @@ def test_kill_at_a_random_moment_then_rerun(reference, hub, tmp_path, seed):
     assert shard_hashes(cache / "data") == reference
 
 
-def test_changed_options_start_afresh_and_say_why(hub_dataset, tmp_path):
+@pytest.mark.parametrize("change", ["rows_per_shard", "definition"])
+def test_a_changed_conversion_starts_afresh_and_says_why(hub_dataset, tmp_path, change):
+    """A real interrupted run's checkpoint (its whole fingerprint), then a rerun that differs
+    in one thing only: it starts afresh, naming exactly that thing."""
     folder = hub_dataset("fineweb-edu")
     definition = catalog.resolve("fineweb-edu")
-    cache = CacheDir(tmp_path)
-    # Leave a checkpoint behind as an interrupted run would: a run with 2 shards of 1000 rows.
-    staging = cache.staging
-    staging.mkdir(parents=True)
-    from shardsql.output.checkpoint import Checkpoint
+    options = ConvertOptions(num_shards=3, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        convert(definition, options, progress=StopAfter(1))
+    if change == "rows_per_shard":
+        options = dataclasses.replace(options, rows_per_shard=900)
+    else:  # the same SQL, one more comment: a reviewed file that changed
+        edited = tmp_path / "fineweb-edu.sql"
+        edited.write_text(definition.text + "-- edited\n")
+        definition = catalog.load_file(edited)
+    messages: list[str] = []
 
-    Checkpoint({"rows_per_shard": 1000, "num_shards": 2}).save(staging)
-    messages = []
-
-    class Recorder:
-        def __getattr__(self, name):
-            return lambda *a, **k: None
-
+    class Recorder(Progress):
         def message(self, text):
             messages.append(text)
 
-    options = ConvertOptions(num_shards=2, rows_per_shard=900, source=str(folder), cache_dir=tmp_path)
     convert(definition, options, Recorder())
-    assert any(m.startswith("Starting afresh: the previous unfinished run differs in:") for m in messages), messages
-    assert "rows per shard" in messages[0]
+    assert messages[0] == f"Starting afresh: the previous unfinished run differs in: {change.replace('_', ' ')}."
+
+
+def test_the_same_conversion_resumes(hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    definition = catalog.resolve("fineweb-edu")
+    options = ConvertOptions(num_shards=3, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        convert(definition, options, progress=StopAfter(1))
+    messages: list[str] = []
+
+    class Recorder(Progress):
+        def message(self, text):
+            messages.append(text)
+
+    convert(definition, options, Recorder())
+    assert messages[0].startswith("Resuming an interrupted run after "), messages

@@ -23,7 +23,7 @@ import sys
 import threading
 
 import httpx2
-from huggingface_hub import set_client_factory
+from huggingface_hub import get_token, set_client_factory
 
 from .retries import RATE_LIMIT_WINDOW_S, report_wait, too_long
 
@@ -49,6 +49,16 @@ def settings() -> tuple[str, str | None]:
     Read from the environment now, not at import: huggingface_hub freezes HF_ENDPOINT when imported."""
     install_client_defaults()
     return os.environ.get("HF_ENDPOINT", "").rstrip("/") or DEFAULT_HF_ENDPOINT, os.environ.get("HF_TOKEN") or None
+
+
+def token() -> str | None:
+    """The Hub token of this process: HF_TOKEN, or a saved login's (as HfApi finds it)."""
+    if os.environ.get("HF_TOKEN"):
+        return os.environ["HF_TOKEN"]
+    try:
+        return get_token()
+    except Exception:  # an unreadable token file is no token, not a failed conversion
+        return None
 
 
 def default_client_factory():

@@ -4,7 +4,7 @@ autoresearch's prepare.py calls `len(text)` on every row and tokenizes it as a P
 `str`: a NULL stops tokenizer training, and bytes that are not UTF-8 fail to decode (or,
 read by a lenient reader, train on garbage). Neither pyarrow's parquet reader, DuckDB's
 scan of a registered Arrow table nor Polars' writer checks UTF-8 (tested in
-tests/test_validate.py), so a source column holding invalid bytes flows into the shards
+tests/test_text_check.py), so a source column holding invalid bytes flows into the shards
 unnoticed. `check_text` is run on each batch of the definition's output before it is
 written: the first bad batch stops the conversion, before any shard holding it exists.
 
@@ -16,7 +16,9 @@ shardsql.output.text_check`. A whole conversion of 100,000 such rows took 1.49 s
 
 from __future__ import annotations
 
+import random
 import re
+import time
 
 import pyarrow as pa
 
@@ -60,9 +62,6 @@ def _bad_index(message: str) -> int | None:
 
 def _measure(rows: int = 100_000, chars: int = 3_500, batch_rows: int = 2_048) -> None:
     """Print check_text's cost on `rows` texts of `chars` characters: `python -m shardsql.output.text_check`."""
-    import random
-    import time
-
     rng = random.Random(0)
     base = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz      éü—数") for _ in range(chars))
     table = pa.table({TEXT_COLUMN: pa.array([base[i % 97 :] + base[: i % 97] for i in range(rows)], pa.large_string())})

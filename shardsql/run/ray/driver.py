@@ -25,7 +25,7 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
 * A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
   only on the unit, and a shard's only on its slices, so a retried task returns the same.
 * What a task has to say while it runs (a rate-limit wait) goes to a small actor that the
-  first such task starts (ray_tasks.say), which the driver reads twice a second for its
+  first such task starts (tasks.say), which the driver reads twice a second for its
   progress display.
 
 Whole-source definitions (ORDER BY, DISTINCT, ...) are not distributed: convert.py runs
@@ -46,17 +46,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import get_token
-
 from ...definition.catalog import Definition
 from ...errors import ConversionError, ShardsqlError, describe
+from ...hub import client
 from ...source.footers import read_footer
 from ...source.scan import Scan
 from ...source.units import Unit, units
 from ..executor import RunRecord, available_cores
 from ..scheduling import in_order, may_submit
 from .adapter import load_ray, quiet_token_notice
-from .tasks import TOKEN_ENV, encode_shard, run_unit
+from .tasks import encode_shard, run_unit
 
 ENGINE = "ray"
 # Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
@@ -104,16 +103,6 @@ def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
 def _env() -> dict[str, str]:
     """The Hub settings workers need, from this process."""
     return {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}
-
-
-def _token() -> str | None:
-    """The Hub token of this process (HF_TOKEN, or a saved login's), for the workers."""
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV]
-    try:
-        return get_token()
-    except Exception:
-        return None
 
 
 class RemoteRows:
@@ -204,7 +193,9 @@ class RayExecutor:
         The same plan, yield shape and stopping rule as the local engine's.
         """
         ray = self.ray
-        shared = [ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, _token())]
+        shared = [
+            ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
+        ]
         allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 

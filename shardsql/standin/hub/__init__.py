@@ -57,8 +57,9 @@ Pointing the client at it:
   ``HF_HUB_DISABLE_TELEMETRY=1`` is in the environment or ``constants.HF_HUB_DISABLE_TELEMETRY`` is True.
 
 Modules: ``server`` (the stand-in's state and lifecycle), ``handler`` (one request: faults, routing,
-sending), ``routes`` (the route table), ``api`` (repo info, tree, paths-info), ``files`` (file content,
-storage, ranges), ``store`` (the served snapshots), ``limits`` (rate-limit budgets).
+sending), ``errors`` (the error answer), ``routes`` (the route table), ``api`` (repo info, tree,
+paths-info), ``files`` (file content, storage, ranges), ``store`` (the served snapshots), ``limits``
+(rate-limit budgets).
 """
 
 from .server import HubStandIn

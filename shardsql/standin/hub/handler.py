@@ -70,7 +70,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(err)
         except Exception as exc:
             if not self.status:  # a bug in the stand-in: answer, then let handle_error print the traceback
-                self.send_error_json(HubError(500, None, f"hubstub internal error: {exc!r}"))
+                self.send_error_json(HubError(500, None, f"stand-in internal error: {exc!r}"))
             raise
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_GET

@@ -116,7 +116,7 @@ class HubStandIn:
                 server.hub, server.role = self, role
                 self._servers[role] = server
                 thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
-                thread.name = f"hubstub-{role}"
+                thread.name = f"standin-hub-{role}"
                 thread.start()
         return self
 

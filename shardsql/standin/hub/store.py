@@ -7,7 +7,7 @@ from pathlib import Path
 
 # Fixed metadata keeps every response, and so every test, deterministic.
 COMMIT_DATE = "2024-01-01T00:00:00.000Z"
-COMMIT_TITLE = "Snapshot served by shardsql.hubstub"
+COMMIT_TITLE = "Snapshot served by shardsql's Hub stand-in"
 
 
 def git_blob_oid(data: bytes) -> str:

@@ -1,0 +1,123 @@
+"""The package's layout holds: packages depend on each other in one direction only, no module
+imports one that imports it back, and each dependency's use stays in the package that owns it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "shardsql"
+# What each part may import from shardsql, top to bottom: the data's path. A part not listed
+# here (the top-level modules) may import what it needs, as long as no cycle appears.
+ALLOWED = {
+    "definition": {"definition", "errors", "autoresearch"},
+    "hub": {"hub", "errors"},
+    "source": {"source", "hub", "errors", "autoresearch"},
+    "output": {"output", "errors", "autoresearch", ""},  # "": shardsql/__init__ (the version)
+    "run": {"run", "definition", "source", "output", "hub", "errors", "autoresearch"},
+    "commands": {
+        "commands",
+        "definition",
+        "source",
+        "run",
+        "output",
+        "hub",
+        "standin",
+        "errors",
+        "autoresearch",
+        "progress",
+    },  # fmt: skip
+    "standin": {"standin"},
+}
+# Third-party packages that only one part of shardsql may import.
+OWNERS = {"huggingface_hub": {"hub"}, "httpx2": {"hub"}, "ray": {"run/ray"}}
+
+
+def modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): p for p in PACKAGE.rglob("*.py")}
+
+
+def _runtime_imports(path: Path, name: str) -> list[str]:
+    """Absolute names of what a module imports when it runs (not under `if TYPE_CHECKING:`)."""
+    tree = ast.parse(path.read_text())
+    typing_only = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only |= {id(child) for stmt in node.body for child in ast.walk(stmt)}
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.append(base)
+            found += [f"{base}.{alias.name}" for alias in node.names]  # `from . import x`: x may be a module
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {
+        name: {target for target in _runtime_imports(path, name) if target in known and target != name}
+        for name, path in known.items()
+    }
+
+
+def _part(module: str) -> str:
+    """`definition` for shardsql.definition.catalog, `errors` for shardsql.errors, '' for shardsql."""
+    parts = module.split(".")[1:]
+    return parts[0] if parts else ""
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    edges = graph()
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                cycles.append(path[path.index(target) :] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_packages_depend_on_each_other_in_one_direction():
+    wrong = []
+    for module, targets in graph().items():
+        allowed = ALLOWED.get(_part(module))
+        if allowed is None:
+            continue
+        wrong += [f"{module} imports {t}" for t in sorted(targets) if _part(t) not in allowed]
+    assert not wrong, wrong
+
+
+def test_each_dependency_is_used_only_where_it_belongs():
+    wrong = []
+    for module, path in modules().items():
+        where = "/".join(module.split(".")[1:-1])
+        for target in _runtime_imports(path, module):
+            top = target.split(".")[0]
+            owners = OWNERS.get(top)
+            if owners and not any(where == o or where.startswith(o + "/") for o in owners):
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, wrong
+
+
+def test_every_module_says_what_it_is_for():
+    missing = [name for name, path in modules().items() if not ast.get_docstring(ast.parse(path.read_text()))]
+    assert not missing, f"modules without a docstring: {missing}"
