@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import ShardsqlError
+from .retries import describe
 from .shards import ROW_GROUP_SIZE, ROWS_PER_SHARD
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -86,12 +87,12 @@ class _Group(click.Group):
 
 
 def _unexpected(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    return (f"unexpected {type(exc).__name__}: {text or '(no message)'} "
-            "(shardsql --debug COMMAND ... shows the traceback; please report it)")  # fmt: skip
+    text, name = describe(exc), type(exc).__name__
+    what = text if text.startswith(name) else f"{name}: {text}"  # describe names the type when there is no text
+    return f"unexpected {what} (shardsql --debug COMMAND ... shows the traceback; please report it)"
 
 
 @click.group(cls=_Group, context_settings=HELP_SETTINGS)

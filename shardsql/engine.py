@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import plan
 from .errors import DefinitionError
+from .retries import describe
 from .statements import body_line, definition_tree
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ class Engine:
         import duckdb
 
         self.definition = definition
-        self._duckdb = duckdb
+        # What a failed DuckDB call raises: its error, or a UnicodeDecodeError when its message
+        # quotes bytes that are not valid UTF-8 (Python 3.11.5+; retries.describe says more).
+        self._errors = (duckdb.Error, UnicodeDecodeError)
         config = {"threads": DUCKDB_THREADS}
         if spill_dir is not None:
             config |= {"temp_directory": str(spill_dir), "memory_limit": WHOLE_MEMORY_LIMIT}
@@ -57,12 +60,11 @@ class Engine:
         self._view_ready = False
         self._source_schema: pa.Schema | None = None  # the full source schema, for error messages
 
-    def _error(self, message: str, hint: str = "") -> DefinitionError:
+    def _error(self, exc: Exception, hint: str = "") -> DefinitionError:
         """A DuckDB error as a DefinitionError pointing at the line in the .sql file."""
-        found = re.search(r"LINE (\d+):", message)
+        found = re.search(r"LINE (\d+):", str(exc))
         line = body_line(self.definition, int(found.group(1))) if found else None
-        first = message.strip().splitlines()[0] if message.strip() else "invalid SQL"
-        return DefinitionError(first + hint, self.definition.path, line)
+        return DefinitionError(describe(exc) + hint, self.definition.path, line)
 
     def columns_needed(self, schema: pa.Schema) -> list[str]:
         """The source columns the SQL reads: only these are fetched from the network."""
@@ -86,7 +88,7 @@ class Engine:
         if not self._view_ready:
             try:
                 self._con.execute(f"CREATE VIEW dataset AS {self._sql()}")
-            except self._duckdb.Error as exc:
+            except self._errors as exc:
                 raise self._error_with_columns(exc, source.schema) from exc
             self._view_ready = True
 
@@ -94,7 +96,7 @@ class Engine:
         missing_column = "column" in str(exc).lower() and "not found" in str(exc).lower()
         names = (self._source_schema or schema).names
         hint = f"\nThe source has these columns: {', '.join(names)}" if missing_column else ""
-        return self._error(str(exc), hint)
+        return self._error(exc, hint)
 
     def check(self, schema: pa.Schema) -> list[str]:
         """Bind the SQL against the source schema; return the columns to fetch.
@@ -110,7 +112,7 @@ class Engine:
         try:
             result = self._con.sql("SELECT * FROM dataset LIMIT 0")
             names, types = result.columns, [str(t) for t in result.types]
-        except self._duckdb.Error as exc:
+        except self._errors as exc:
             raise self._error_with_columns(exc, schema) from exc
         if names != [OUTPUT_COLUMN] or types != ["VARCHAR"]:
             found = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
@@ -125,7 +127,7 @@ class Engine:
         self._register(table)
         try:
             return self._con.sql("SELECT text FROM dataset").to_arrow_table()
-        except self._duckdb.Error as exc:
+        except self._errors as exc:
             raise self._error_with_columns(exc, table.schema) from exc
 
     def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
@@ -137,7 +139,7 @@ class Engine:
             result = self._con.sql("SELECT text FROM dataset").to_arrow_reader(RESULT_BATCH_ROWS)
             for batch in result:
                 yield pa.Table.from_batches([batch])
-        except self._duckdb.Error as exc:
+        except self._errors as exc:
             raise self._error_with_columns(exc, reader.schema) from exc
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import DefinitionError
+from .retries import describe
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -149,8 +150,8 @@ def funnel(definition: Definition, table: pa.Table) -> Funnel:
             before = rows
         result.rows_out, result.chars_out = measure(definition.sql)
         return result
-    except duckdb.Error as exc:
-        raise DefinitionError(str(exc).strip().splitlines()[0], definition.path) from None
+    except (duckdb.Error, UnicodeDecodeError) as exc:  # UnicodeDecodeError: see retries.describe
+        raise DefinitionError(describe(exc), definition.path) from None
     finally:
         con.close()
 

@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import ShardsqlError
+from .errors import ShardsqlError, SourceError
 from .retries import describe
 from .statements import QueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .plan import Unit
     from .sources import Source
 
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
@@ -92,7 +93,7 @@ def lazy_reader(
         # consumed: nothing ahead for the first row group (a LIMIT may need no more).
         units = plan.units(source, columns, grow=True)
         ahead = lambda flight: sum(u.rows for u in flight) < max(pulled[0], 1)  # noqa: E731
-        read = lambda u: reader.read_unit(source, u, columns)  # noqa: E731
+        read = lambda u: _valid_text(source, u, reader.read_unit(source, u, columns))  # noqa: E731
         try:
             for unit, table in reader.ordered(units, read, READ_THREADS, ahead):
                 pulled[0] += unit.rows
@@ -103,6 +104,38 @@ def lazy_reader(
             raise
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _valid_text(source: Source, unit: Unit, table: pa.Table) -> pa.Table:
+    """`table` (a unit's rows) unless a text in it is not valid UTF-8: then a SourceError naming
+    the file, the column and the row.
+
+    DuckDB does not check the UTF-8 of the Arrow text it scans, then fails on such bytes in
+    ways that depend on the query and on the Python: a cast to BLOB raises an error quoting the
+    bytes, which Python 3.11.5+ turns into a UnicodeDecodeError and older ones into an error with
+    no message at all; upper() raises an internal error that invalidates the connection."""
+    import pyarrow as pa
+
+    from .sources import read_footer
+    from .validate import first_invalid_utf8
+
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+            continue
+        bad = first_invalid_utf8(column)
+        if bad is None:
+            continue
+        row = ""
+        if bad >= 0:
+            metadata = read_footer(source, unit.file).metadata  # cached: read when the source was opened
+            before = sum(metadata.row_group(i).num_rows for i in range(unit.row_groups[0]))
+            row = f" (row {before + bad:,} of the file)"
+        raise SourceError(
+            f"{unit.file.url}: column '{name}' holds text that is not valid UTF-8{row}, which the query cannot "
+            "read; leave that column out, or query the other files with --source"
+        )
+    return table
 
 
 class Session:
@@ -190,7 +223,9 @@ class Session:
                 batch = self._interruptible(reader.read_next_batch)
             except StopIteration:
                 return
-            except (self._duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
+            # OSError: pyarrow's reader reports a failure of DuckDB's stream after the first
+            # batch (a source stream that raised while DuckDB read ahead) as a plain OSError.
+            except (self._duckdb.Error, pa.ArrowException, OSError, RuntimeError, UnicodeDecodeError) as exc:
                 raise self._error(exc) from None
             if left is not None:
                 if batch.num_rows > left:
@@ -228,16 +263,13 @@ class Session:
 
     def _error(self, exc: Exception) -> BaseException:
         """A DuckDB (or Arrow) error as one line; our own error from a source stream as itself."""
-        if "interrupted" in str(exc).lower() and not isinstance(exc, self._duckdb.Error):
+        message = describe(exc)  # also when DuckDB's message was not valid UTF-8 (a UnicodeDecodeError)
+        if "interrupted" in message.lower() and not isinstance(exc, (self._duckdb.Error, UnicodeDecodeError)):
             return KeyboardInterrupt()  # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted")
-        if isinstance(exc, UnicodeDecodeError):
-            # DuckDB's own error message quoted the bad bytes and could not be decoded.
-            return QueryError("the query failed on source text that is not valid UTF-8 (the source has such bytes)")
         if self.failures:
             # A SourceError raised while DuckDB pulled a stream reaches us wrapped in DuckDB's
             # message with a Python traceback; the original is the one worth showing.
             return self.failures[0]
-        message = describe(exc)
         if "already been consumed" in message:
             # Each view streams its source once; a query that reads it twice needs a copy.
             message = (
