@@ -99,8 +99,9 @@ def _unexpected(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    return (f"unexpected {type(exc).__name__}: {describe(exc)} "
-            "(shardsql --debug COMMAND ... shows the traceback; please report it)")  # fmt: skip
+    text, name = describe(exc), type(exc).__name__
+    what = text if text.startswith(name) else f"{name}: {text}"  # describe names the type when there is no text
+    return f"unexpected {what} (shardsql --debug COMMAND ... shows the traceback; please report it)"
 
 
 @click.group(cls=_Group, context_settings=HELP_SETTINGS)

@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import difflib
 import errno
+import re
 from pathlib import Path
 
 
 def describe(exc: BaseException) -> str:
-    """The first line of an error's text; its type only when it has no text at all.
+    """The first line of an error's text, or its type when it has none: the one helper that
+    turns an exception (DuckDB's, Arrow's, an HTTP client's) into the text of a one-line message.
 
-    The one way an error from a library (DuckDB, Arrow, an HTTP client) becomes part of a
-    message: its own words first, never just the name of its class.
-    """
+    A C extension's message that is not valid UTF-8 (DuckDB's, when it quotes bytes of the
+    data) cannot become a str. Since Python 3.11.5 (CPython gh-107915) the extension raises
+    a UnicodeDecodeError holding the message's bytes instead of its own error; before, its
+    own error with no message at all (Debian 12's python3 is 3.11.2). Both are said here."""
     try:
-        text = str(exc).strip().splitlines()
-    except Exception:  # an exception whose __str__ fails: its arguments still say something
-        text = [repr(arg) for arg in getattr(exc, "args", ())][:1]
-    return text[0] if text else type(exc).__name__
+        text = str(exc).strip()
+    except Exception:  # a broken __str__ must not hide the error being reported
+        text = ""
+    name = type(exc).__name__
+    # The bytes of DuckDB's message ("Conversion Error: ..."), shown with \xNN for the bad ones.
+    if isinstance(exc, UnicodeDecodeError) and re.match(rb"[A-Za-z ]+ Error: ", exc.object or b""):
+        message = exc.object.decode("utf-8", "backslashreplace").strip().splitlines()[0]
+        return f"{message} (the message holds bytes that are not valid UTF-8, shown as \\xNN)"
+    if not text and type(exc).__module__.lstrip("_") == "duckdb":
+        # DuckDB's errors always have a message: an empty one is one that Python dropped.
+        return (f"{name} (DuckDB's message was not valid UTF-8, as it quotes such bytes, "
+                "and Python 3.11.4 or older drops such a message)")  # fmt: skip
+    return text.splitlines()[0] if text else name
 
 
 class ShardsqlError(Exception):

@@ -82,3 +82,17 @@ def test_a_definition_cannot_write_files(tmp_path):
     with pytest.raises(DefinitionError):
         evaluator(f"COPY (SELECT 1) TO '{target}'").check(SCHEMA)
     assert not target.exists()
+
+
+# DuckDB's error quotes the bytes that are not valid UTF-8: Python 3.11.4 and older raise it with
+# no message, 3.11.5+ raise a UnicodeDecodeError instead (tests/test_describe.py). Either way the
+# definition's error says so (it said "invalid SQL", or was an unexpected UnicodeDecodeError).
+INVALID_TEXT = pa.table({"text": pa.array([b"ok", b"caf\xc3"], pa.binary()).view(pa.string())})
+CASTS_TO_BLOB = "SELECT text FROM source WHERE octet_length(text::BLOB) > 0"
+
+
+def test_a_duckdb_error_on_text_that_is_not_utf8_says_so_on_any_python():
+    e = evaluator(CASTS_TO_BLOB)
+    e.check(INVALID_TEXT.schema)
+    with pytest.raises(DefinitionError, match=r"^test\.sql:.*not valid UTF-8"):
+        e.run(INVALID_TEXT)

@@ -2,11 +2,13 @@ from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from shardsql.cli import cli
 from shardsql.commands.explain import compare, funnel, sample
 from shardsql.definition import catalog
+from shardsql.errors import DefinitionError
 
 STRICTER = """\
 -- description: FineWeb-Edu, int_score >= 4 only
@@ -100,3 +102,13 @@ def test_definition_without_where_has_no_steps(hub_dataset, tmp_path):
     table, _ = sample(definition, [definition], 500)
     result = funnel(definition, table)
     assert result.steps == [] and result.rows_out == 500 == result.sample_rows
+
+
+def test_a_duckdb_error_on_text_that_is_not_utf8_is_a_definition_error(tmp_path):
+    # DuckDB's error quotes the bad bytes: see tests/test_describe.py. It was an IndexError on
+    # Python 3.11.4 and older (the error had no text), an unexpected UnicodeDecodeError since.
+    invalid = pa.table({"text": pa.array([b"ok", b"caf\xc3"], pa.binary()).view(pa.string())})
+    path = tmp_path / "blob.sql"
+    path.write_text(f"-- description: d\n-- source: {tmp_path}\n\nSELECT text FROM source WHERE text::BLOB <> ''\n")
+    with pytest.raises(DefinitionError, match="not valid UTF-8"):
+        funnel(catalog.resolve(str(path)), invalid)

@@ -122,9 +122,11 @@ def test_rate_limit_waits_do_not_use_the_attempt_budget(hub, hub_dataset, monkey
 
 @pytest.fixture
 def short_timeouts(hub, monkeypatch):
-    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 0.3)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 0.3)
-    hub.stall_s = 2.0
+    # A stalled request gets no answer until the stand-in stops (its default stall_s is a minute),
+    # so it times out however long a timeout is; and 1 s leaves a loaded machine time to answer the
+    # others (a loopback answer takes milliseconds) while the 11 stalls below cost 11 s in all.
+    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 1.0)
 
 
 def test_stalled_reads_time_out_and_are_retried(hub, hub_dataset, tmp_path, short_timeouts):

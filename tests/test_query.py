@@ -126,12 +126,13 @@ def test_a_dataset_read_twice_gets_a_clear_hint_and_the_cte_workaround_works(hub
     assert run_query(once, source_url=str(folder)).table.to_pylist() == [{"a": 9000, "b": 8999}]
 
 
-def _shardsql_sql(*args, **popen):
-    """The real entry point in a subprocess (memory and signals are the process's own)."""
+def _shardsql_sql(*args, setup: str = "", **popen):
+    """The real entry point in a subprocess (memory and signals are the process's own);
+    `setup`: Python run in it first."""
     import subprocess
     import sys
 
-    code = "from shardsql.cli import main; main()"
+    code = f"{setup}\nfrom shardsql.cli import main; main()"
     return subprocess.Popen([sys.executable, "-c", code, "sql", *args], stderr=subprocess.PIPE, **popen)
 
 
@@ -173,22 +174,36 @@ def test_ctrl_c_stops_a_query_promptly_with_a_message_for_sql():
     import subprocess
     import time
 
-    proc = _shardsql_sql("--format", "csv", "SELECT range AS n FROM range(1000000000000)", stdout=subprocess.PIPE)
+    # Interrupted, the query stops in well under a second; one that ignored the interrupt would
+    # be waited for INTERRUPT_WAIT_S before giving up. That wait is made 60 s here, far above the
+    # 5 s allowed, so only a query stopped by the interrupt passes, however loaded the machine is.
+    wait = "import shardsql.commands.query as q; q.INTERRUPT_WAIT_S = 60.0"
+    query = "SELECT range AS n FROM range(1000000000000)"
+    proc = _shardsql_sql("--format", "csv", query, setup=wait, stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"n"
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and time.monotonic() - sent < 5
     assert err.decode().strip() == "Error: Interrupted: the query was stopped, so its output above is incomplete."
 
 
-@pytest.mark.parametrize("select", ["text", "text::BLOB AS b"])
-def test_invalid_utf8_in_a_source_is_one_line_not_a_traceback(tmp_path, select):
-    bad = pa.array([b"ok", b"caf\xc3"], pa.binary()).view(pa.string())
-    pq.write_table(pa.table({"text": bad}), tmp_path / "0.parquet")
+# DuckDB does not check the UTF-8 of the text it scans, then fails on it in ways that depend on
+# the query and on the Python (a cast to BLOB: an error with no message on Python 3.11.4 or older,
+# a UnicodeDecodeError since 3.11.5; upper(): an internal error). Each query says the same here.
+@pytest.mark.parametrize("select", ["text", "text::BLOB AS b", "upper(text) AS u", "count(*) FILTER (text > 'a')"])
+def test_invalid_utf8_in_a_source_is_one_line_naming_the_file_not_a_traceback(tmp_path, select):
+    bad = pa.array([b"ok", b"fine", b"caf\xc3"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"id": [0, 1, 2], "text": bad}), tmp_path / "0.parquet", row_group_size=2)
     result = CliRunner().invoke(
         cli, ["sql", "--source", str(tmp_path), "--format", "csv", f"SELECT {select} FROM source"]
     )
     assert result.exit_code == 1
-    assert "not valid UTF-8" in result.stderr and "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / '0.parquet'}: column 'text' holds text that is not valid UTF-8 (row 2 of the file), "
+        "which the query cannot read; leave that column out, or query the other files with --source"
+    ]
+    # The file's other columns can still be queried.
+    ids = CliRunner().invoke(cli, ["sql", "--source", str(tmp_path), "--format", "csv", "SELECT max(id) FROM source"])
+    assert ids.exit_code == 0 and ids.stdout.splitlines()[1] == "2"

@@ -24,8 +24,10 @@ def shard_hashes(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
 
 
-def start(cache, *extra):
-    cmd = [sys.executable, "-m", "shardsql", *ARGS, "--cache-dir", str(cache), *extra]
+def start(cache, *extra, setup=""):
+    """`shardsql convert` in a subprocess; `setup`: Python run in it first."""
+    code = f"{setup}\nfrom shardsql.cli import main\nmain()"
+    cmd = [sys.executable, "-c", code, *ARGS, "--cache-dir", str(cache), *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -58,27 +60,35 @@ def live_files(cache):
 
 @pytest.fixture
 def reference(hub, hub_dataset, tmp_path):
-    """An uninterrupted run's shard hashes, with the stand-in slowed so runs can be killed mid-way."""
+    """An uninterrupted run's shard hashes (and how many requests it made, in hub.reference_requests)."""
     hub_dataset("fineweb-edu", files=4, rows_per_file=2500, row_group_size=100)
     hub.reset_counters()
     proc = start(tmp_path / "reference")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     hub.reference_requests = len(hub.requests)
-    hub.before_response = lambda handler: time.sleep(0.004) or False
     return shard_hashes(tmp_path / "reference" / "data")
 
 
 def test_kill_after_two_shards_then_resume(reference, hub, tmp_path):
     cache = tmp_path / "run"
     before = old_data(cache)
-    proc = start(cache)
-    deadline = time.monotonic() + 60
-    while checkpointed_shards(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.kill()
-    proc.wait()
-    assert checkpointed_shards(cache) >= 2, "the run was meant to be killed mid-way"
+    # One row group (100 rows) a unit and one worker: the run fetches a few units ahead of the
+    # shard it writes, so the later shards' rows are requested after the second shard is
+    # checkpointed (with whole-file units it fetches everything first). The stand-in kills it at
+    # the first such request: the run cannot finish without its answer, however fast it is
+    # (polled from here, a fast run could write its last shards between two looks).
+    proc = start(cache, "--workers", "1", setup="from shardsql.source import units; units.UNIT_BYTES = 1")
+
+    def kill_after_two_shards(handler):
+        if checkpointed_shards(cache) >= 2 and proc.poll() is None:
+            proc.kill()
+        return False
+
+    hub.before_response = kill_after_two_shards
+    proc.wait(timeout=120)
+    hub.before_response = None
+    assert proc.returncode == -9 and checkpointed_shards(cache) >= 2, "the run was meant to be killed mid-way"
     assert live_files(cache) == before, "the user's data is untouched by the killed run"
 
     hub.reset_counters()

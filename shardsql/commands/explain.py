@@ -15,13 +15,12 @@ import copy
 import json
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
 from ..autoresearch import TEXT_COLUMN
 from ..definition import sandbox
 from ..definition.catalog import Definition
-from ..definition.evaluator import Evaluator
+from ..definition.evaluator import DUCKDB_ERRORS, Evaluator
 from ..definition.statement import definition_tree
 from ..errors import DefinitionError, describe
 from ..source.decode import read_unit
@@ -148,7 +147,7 @@ def funnel(definition: Definition, table: pa.Table) -> Funnel:
             before = rows
         result.rows_out, result.chars_out = measure(definition.sql)
         return result
-    except duckdb.Error as exc:
+    except DUCKDB_ERRORS as exc:
         raise DefinitionError(describe(exc), definition.path) from None
     finally:
         con.close()

@@ -25,12 +25,14 @@ from ..definition import sandbox
 from ..definition.analysis import columns_needed, table_refs
 from ..definition.catalog import load_all
 from ..definition.statement import definition_tree, query_tree
-from ..errors import QueryError, ShardsqlError, describe
+from ..errors import QueryError, ShardsqlError, SourceError, describe
+from ..output.text_check import first_invalid_utf8
 from ..run.scheduling import ordered
 from ..source.decode import read_unit
 from ..source.files import Source
+from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan
-from ..source.units import units
+from ..source.units import Unit, units
 
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
 DEFAULT_TABLE_ROWS = 20
@@ -66,7 +68,7 @@ def lazy_reader(scan: Scan, failures: list[ShardsqlError] | None = None) -> pa.R
         grown = units(scan.source, scan.columns, grow=True)
         ahead = lambda flight: sum(u.rows for u in flight) < max(pulled[0], 1)  # noqa: E731
         try:
-            for unit, table in ordered(grown, lambda u: read_unit(scan, u), READ_THREADS, ahead):
+            for unit, table in ordered(grown, lambda u: _valid_text(scan, u, read_unit(scan, u)), READ_THREADS, ahead):
                 pulled[0] += unit.rows
                 yield from table.to_batches()
         except ShardsqlError as exc:
@@ -75,6 +77,33 @@ def lazy_reader(scan: Scan, failures: list[ShardsqlError] | None = None) -> pa.R
             raise
 
     return pa.RecordBatchReader.from_batches(scan.schema, batches())
+
+
+def _valid_text(scan: Scan, unit: Unit, table: pa.Table) -> pa.Table:
+    """`table` (a unit's rows) unless a text in it is not valid UTF-8: then a SourceError naming
+    the file, the column and the row.
+
+    DuckDB does not check the UTF-8 of the Arrow text it scans, then fails on such bytes in
+    ways that depend on the query and on the Python: a cast to BLOB raises an error quoting the
+    bytes, which Python 3.11.5+ turns into a UnicodeDecodeError and older ones into an error with
+    no message at all; upper() raises an internal error that invalidates the connection."""
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+            continue
+        bad = first_invalid_utf8(column)
+        if bad is None:
+            continue
+        row = ""
+        if bad >= 0:
+            metadata = read_footer(scan.source, unit.file).metadata  # cached: read when the source was opened
+            before = sum(metadata.row_group(i).num_rows for i in range(unit.row_groups[0]))
+            row = f" (row {before + bad:,} of the file)"
+        raise SourceError(
+            f"{unit.file.url}: column '{name}' holds text that is not valid UTF-8{row}, which the query cannot "
+            "read; leave that column out, or query the other files with --source"
+        )
+    return table
 
 
 class Session:
@@ -142,7 +171,9 @@ class Session:
                 batch = self._interruptible(reader.read_next_batch)
             except StopIteration:
                 return
-            except (duckdb.Error, pa.ArrowException, RuntimeError, UnicodeDecodeError) as exc:
+            # OSError: pyarrow's reader reports a failure of DuckDB's stream after the first
+            # batch (a source stream that raised while DuckDB read ahead) as a plain OSError.
+            except (duckdb.Error, pa.ArrowException, OSError, RuntimeError, UnicodeDecodeError) as exc:
                 raise self._error(exc) from None
             if left is not None:
                 if batch.num_rows > left:
@@ -178,16 +209,13 @@ class Session:
 
     def _error(self, exc: Exception) -> BaseException:
         """A DuckDB (or Arrow) error as one line; our own error from a source stream as itself."""
-        if "interrupted" in str(exc).lower() and not isinstance(exc, duckdb.Error):
+        message = describe(exc)  # also when DuckDB's message was not valid UTF-8 (a UnicodeDecodeError)
+        if "interrupted" in message.lower() and not isinstance(exc, (duckdb.Error, UnicodeDecodeError)):
             return KeyboardInterrupt()  # DuckDB turns Ctrl-C during a query into RuntimeError("Query interrupted")
-        if isinstance(exc, UnicodeDecodeError):
-            # DuckDB's own error message quoted the bad bytes and could not be decoded.
-            return QueryError("the query failed on source text that is not valid UTF-8 (the source has such bytes)")
         if self.failures:
             # A SourceError raised while DuckDB pulled a stream reaches us wrapped in DuckDB's
             # message with a Python traceback; the original is the one worth showing.
             return self.failures[0]
-        message = describe(exc)
         if "already been consumed" in message:
             # Each view streams its source once; a query that reads it twice needs a copy.
             message = (

@@ -24,13 +24,16 @@ import duckdb
 import pyarrow as pa
 
 from ..autoresearch import TEXT_COLUMN
-from ..errors import DefinitionError
+from ..errors import DefinitionError, describe
 from . import analysis, sandbox
 from .catalog import Definition
 from .statement import body_line, definition_tree
 
 WHOLE_MEMORY_LIMIT = "1GB"  # whole-source queries spill to disk past this (sorts, hash tables)
 RESULT_BATCH_ROWS = 8192  # rows per batch of a whole-source result
+# What a failed DuckDB call raises: its error, or a UnicodeDecodeError when its message quotes
+# bytes that are not valid UTF-8 (Python 3.11.5+; errors.describe says more).
+DUCKDB_ERRORS = (duckdb.Error, UnicodeDecodeError)
 
 
 class Evaluator:
@@ -50,12 +53,11 @@ class Evaluator:
         self._view_ready = False
         self._source_schema: pa.Schema | None = None  # the full source schema, for error messages
 
-    def _error(self, message: str, hint: str = "") -> DefinitionError:
+    def _error(self, exc: Exception, hint: str = "") -> DefinitionError:
         """A DuckDB error as a DefinitionError pointing at the line in the .sql file."""
-        found = re.search(r"LINE (\d+):", message)
+        found = re.search(r"LINE (\d+):", str(exc))
         line = body_line(self.definition, int(found.group(1))) if found else None
-        first = message.strip().splitlines()[0] if message.strip() else "invalid SQL"
-        return DefinitionError(first + hint, self.definition.path, line)
+        return DefinitionError(describe(exc) + hint, self.definition.path, line)
 
     def _register(self, source: pa.Table | pa.RecordBatchReader) -> None:
         self._con.register("__stream" if self._twice else "source", source)
@@ -65,7 +67,7 @@ class Evaluator:
                 sql = f"WITH source AS MATERIALIZED (SELECT * FROM __stream) SELECT * FROM ({sql})"
             try:
                 self._con.execute(f"CREATE VIEW dataset AS {sql}")
-            except duckdb.Error as exc:
+            except DUCKDB_ERRORS as exc:
                 raise self._error_with_columns(exc, source.schema) from exc
             self._view_ready = True
 
@@ -73,7 +75,7 @@ class Evaluator:
         missing_column = "column" in str(exc).lower() and "not found" in str(exc).lower()
         names = (self._source_schema or schema).names
         hint = f"\nThe source has these columns: {', '.join(names)}" if missing_column else ""
-        return self._error(str(exc), hint)
+        return self._error(exc, hint)
 
     def check(self, schema: pa.Schema) -> list[str]:
         """Bind the SQL against the source schema; return the columns it names (only these are
@@ -90,7 +92,7 @@ class Evaluator:
         try:
             result = self._con.sql("SELECT * FROM dataset LIMIT 0")
             names, types = result.columns, [str(t) for t in result.types]
-        except duckdb.Error as exc:
+        except DUCKDB_ERRORS as exc:
             raise self._error_with_columns(exc, schema) from exc
         if names != [TEXT_COLUMN] or types != ["VARCHAR"]:
             found = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
@@ -105,7 +107,7 @@ class Evaluator:
         self._register(table)
         try:
             return self._con.sql(f"SELECT {TEXT_COLUMN} FROM dataset").to_arrow_table()
-        except duckdb.Error as exc:
+        except DUCKDB_ERRORS as exc:
             raise self._error_with_columns(exc, table.schema) from exc
 
     def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
@@ -115,7 +117,7 @@ class Evaluator:
             result = self._con.sql(f"SELECT {TEXT_COLUMN} FROM dataset").to_arrow_reader(RESULT_BATCH_ROWS)
             for batch in result:
                 yield pa.Table.from_batches([batch])
-        except duckdb.Error as exc:
+        except DUCKDB_ERRORS as exc:
             raise self._error_with_columns(exc, reader.schema) from exc
 
     def close(self) -> None:

@@ -39,25 +39,29 @@ def check_text(table: pa.Table, where: str) -> None:
             f"{where}: the definition keeps {column.null_count:,} NULL text(s) here, and prepare.py fails on a "
             f"NULL; add `WHERE text IS NOT NULL` (or `AND text IS NOT NULL`) to it. {UNCHANGED}"
         )
+    bad = first_invalid_utf8(column)
+    if bad is not None:
+        row = f" (row {bad:,} of this batch)" if bad >= 0 else ""
+        raise ConversionError(
+            f"{where}: a text is not valid UTF-8{row}, so prepare.py cannot read it; fix that source file or "
+            f"leave it out (--source, --num-source). {UNCHANGED}"
+        )
+
+
+def first_invalid_utf8(column: pa.ChunkedArray | pa.Array) -> int | None:
+    """The index of the first text in `column` (any kind of text) that is not valid UTF-8:
+    None when all are valid, -1 when Arrow does not say which."""
     offset = 0
-    for chunk in column.chunks:
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         try:
             # Full validation is what checks UTF-8; the cheap one checks only offsets and sizes.
             chunk.validate(full=True)
         except pa.ArrowInvalid as exc:
-            index = _bad_index(str(exc))
-            row = f" (row {offset + index:,} of this batch)" if index is not None else ""
-            raise ConversionError(
-                f"{where}: a text is not valid UTF-8{row}, so prepare.py cannot read it; fix that source file or "
-                f"leave it out (--source, --num-source). {UNCHANGED}"
-            ) from None
+            # "Invalid UTF8 sequence at string index N" (for a dictionary, N is in its values).
+            found = re.search(r"string index (\d+)", str(exc))
+            return offset + int(found.group(1)) if found and not pa.types.is_dictionary(chunk.type) else -1
         offset += len(chunk)
-
-
-def _bad_index(message: str) -> int | None:
-    """The row index in Arrow's 'Invalid UTF8 sequence at string index N' message."""
-    found = re.search(r"string index (\d+)", message)
-    return int(found.group(1)) if found else None
+    return None
 
 
 def _measure(rows: int = 100_000, chars: int = 3_500, batch_rows: int = 2_048) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -72,10 +73,14 @@ class HubStandIn:
             repo.revisions[revision] = snapshot
         return snapshot.sha
 
-    def limit_rate(self, resolvers: int | None = None, api: int | None = None, window_s: int = RATE_LIMIT_WINDOW_S):
-        """Answer 429 past `resolvers` file requests or `api` API calls in each window (None: no limit)."""
+    def limit_rate(self, resolvers: int | None = None, api: int | None = None, window_s: int = RATE_LIMIT_WINDOW_S,
+                   clock: Callable[[], float] = time.monotonic):  # fmt: skip
+        """Answer 429 past `resolvers` file requests or `api` API calls in each window (None: no limit).
+        `clock` tells the windows' time (seconds)."""
         budgets = {"resolvers": resolvers, "api": api}
-        self.budgets = {name: Budget(name, quota, window_s) for name, quota in budgets.items() if quota is not None}
+        self.budgets = {
+            name: Budget(name, quota, window_s, clock) for name, quota in budgets.items() if quota is not None
+        }
 
     def stall(self, kind: str, times: int = 1) -> None:
         """Leave the next `times` requests of `kind` ("resolve", "api", "storage") unanswered for `stall_s`."""
