@@ -97,7 +97,7 @@ LAYOUTS = {
             "pubmed-1k",
             "short documents, PubMed-like (mean ~1,360 chars), 1,000-row groups",
             1_000,
-            1_140,
+            1_100,
             0.6,
             hub=False,
             small=True,
