@@ -131,6 +131,7 @@ class Job:
     rows_per_shard: int
     hub: bool  # also through the stand-in
     small: bool = False  # the small job's goals
+    old_case: bool = False  # the 20,000-row case of earlier runs: figures without goals
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -147,7 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the data generator's seed (default 0)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default bench/results)")
     parser.add_argument("--scaling", action="store_true", help="only the scaling table (workers, engines)")
-    parser.add_argument("--profile", action="store_true", help="only the main job's profile by thread (profile.py)")
+    parser.add_argument("--profile", action="store_true", help="only the main job's profile by thread (profiling.py)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # internal: the stand-in's process
     args = parser.parse_args(argv)
     unknown = set(args.layouts.split(",")) - set(LAYOUTS)
@@ -170,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve)
         return 0
     if args.profile:
-        import profile as bench_profile  # bench/profile.py (first on sys.path), not the standard library's
+        import profiling
 
-        return bench_profile.main(["--scale", str(args.scale)])
+        return profiling.main(["--scale", str(args.scale)])
     # Before anything imports huggingface_hub: no telemetry, no token, no user cache.
     work = Path(tempfile.mkdtemp(prefix="shardsql-bench-"))
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace, work: Path, started: float) -> int:
                                 hub=False, small=True))  # fmt: skip
             if layout.main:
                 jobs.append(Job(f"the old case: {DATASET}, 4 + 1 shards of {small_rows:,} rows", DATASET, 4,
-                                small_rows, hub=False))  # fmt: skip
+                                small_rows, hub=False, old_case=True))  # fmt: skip
             for job in jobs:
                 rows, job_record, fine = run_job(args, job, work / name, data_dir, files, hub)
                 sections.append((f"{layout.name}, {job.title}", rows))
@@ -249,6 +250,7 @@ def run(args: argparse.Namespace, work: Path, started: float) -> int:
                 extra, extra_record = main_extras(args, work / name, repo_dir, data_dir, files, hub, n, rows_per_shard)
                 sections.append((f"{layout.name}: memory, fixed cost, read-ahead", extra))
                 record |= extra_record
+            sections.append((f"{layout.name}: the source data", data_rows(stats)))
         finally:
             if hub:
                 hub.close()
@@ -353,10 +355,25 @@ def attempt(contender: Contender, out: Path, seed_out: Path, hub: HubProcess | N
     log(f"    {contender.name}: {seconds:.2f} s, {cpu:.2f} s CPU{'' if timed else ' (warm-up)'}")
 
 
+def data_rows(stats: dict) -> list[Row]:
+    """What the generated files hold, against real FineWeb-Edu where the issue gives a figure."""
+    c = stats["compression"]
+    return [
+        Row("rows, distinct texts, mean characters a document (nulls left out)",
+            f"{stats['rows']:,}, {stats['distinct_texts']:,}, {stats['mean_chars']:,}"),
+        Row("kept by fineweb-edu; by fineweb-edu-high", f"{stats['kept_fineweb_edu']:.1%}; "
+            f"{stats['kept_fineweb_edu_high']:.1%}"),
+        Row(f"text bytes / compressed bytes, the first {c['rows']:,} texts written as a shard (1,024-row groups): "
+            "snappy; zstd-1 (real FineWeb-Edu: 414 MB of text, 2.03x; 2.67x)",
+            f"{c['snappy_ratio']:.2f}x; {c['zstd_1_ratio']:.2f}x ({c['text_mb']:,.0f} MB of text: "
+            f"{c['snappy_mb']:,.0f} MB; {c['zstd_1_mb']:,.0f} MB)"),
+    ]  # fmt: skip
+
+
 def job_rows(job: Job, contenders: list[Contender], files: list[Path], docs_read: int) -> list[Row]:
     by_name = {c.name: c for c in contenders}
     seed, local, polars = by_name["seed loop"], by_name["shardsql, local folder"], by_name["Polars pipeline"]
-    old_case = not job.small and job.rows_per_shard == SMALL_ROWS_PER_SHARD and job.num_shards == 4
+    old_case = job.old_case
     vs_seed = GOAL_SMALL_VS_SEED if job.small else GOAL_SPEEDUP_VS_SEED
     vs_polars = GOAL_SMALL_VS_POLARS if job.small else GOAL_VS_POLARS
 
@@ -471,24 +488,26 @@ def doubled_repo(repo_dir: Path, copies: int) -> Path:
 
 
 def measure_rss(args, work: Path, repo_dir: Path, n: int, rows_per_shard: int) -> dict:
-    """Peak RSS of the CLI in a fresh process, through the stand-in, for n and --rss-shards shards."""
+    """Peak RSS of the CLI in a fresh process, through a stand-in, for n and --rss-shards shards.
+
+    Both runs read the same stand-in, serving the source files as many times over as the
+    larger run needs (hard links): only the number of shards differs between them."""
+    files = sorted((repo_dir / REPO_SUBDIR).glob("*.parquet"))
+    kept = sum(pq_rows(p) for p in files) * 0.95  # the fineweb-edu definition keeps ~97.5%
+    copies = -(-(max(n, args.rss_shards) + 1) * rows_per_shard // int(kept))
+    hub = HubProcess(doubled_repo(repo_dir, copies) if copies > 1 else repo_dir)
     rss = {}
-    for shards in (n, args.rss_shards):
-        rows_needed = (shards + 1) * rows_per_shard
-        have = sum(pq_rows(p) for p in (repo_dir / REPO_SUBDIR).glob("*.parquet")) * 0.95
-        copies = -(-rows_needed // int(have))
-        hub = HubProcess(doubled_repo(repo_dir, copies)) if copies > 1 else None
-        env = dict(os.environ) | ({"HF_ENDPOINT": hub.url} if hub else {})
-        command = ["convert", DATASET, "--num-shards", str(shards), "--rows-per-shard", str(rows_per_shard)]
-        command += ["--cache-dir", str(work / f"rss-{shards}"), "--yes", "--quiet"]
-        log(f"  peak RSS of `shardsql {' '.join(command[:6])}` in a fresh process...")
-        try:
+    try:
+        for shards in (n, args.rss_shards):
+            command = ["convert", DATASET, "--num-shards", str(shards), "--rows-per-shard", str(rows_per_shard)]
+            command += ["--cache-dir", str(work / f"rss-{shards}"), "--yes", "--quiet"]
+            log(f"  peak RSS of `shardsql {' '.join(command[:6])}` in a fresh process ({copies}x the files)...")
+            env = dict(os.environ) | {"HF_ENDPOINT": hub.url}
             rss[str(shards)], seconds = measure.peak_rss(measure.RUN_CLI, command, env)
-        finally:
-            if hub:
-                hub.close()
-        log(f"    {rss[str(shards)]:.0f} MB, {seconds:.1f} s")
-        shutil.rmtree(work / f"rss-{shards}", ignore_errors=True)
+            log(f"    {rss[str(shards)]:.0f} MB, {seconds:.1f} s")
+            shutil.rmtree(work / f"rss-{shards}", ignore_errors=True)
+    finally:
+        hub.close()
     rss["imports_only"], _ = measure.peak_rss(measure.IMPORTS_ONLY, [], dict(os.environ))
     return rss
 

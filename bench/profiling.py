@@ -1,6 +1,6 @@
 """Where the main job's time goes, by thread and by stage (`just bench --profile`, or this file).
 
-    uv run python bench/profile.py [--rate 100] [--scale 1]
+    uv run python bench/profiling.py [--rate 100] [--scale 1]
 
 Runs the main job (fineweb-edu, 3 + 1 shards of 86,016 rows, the fineweb-edu-1k layout's
 local folder) once in a fresh process under py-spy (`py-spy record --threads --format raw`;
