@@ -58,8 +58,10 @@ fmt: setup
     uv run ruff format .
     uv run ruff check --fix .
 
-# Benchmark: speed vs the seed loop and a Polars pipeline, peak RSS, bytes fetched (bench/README.md).
+# Benchmark of the real job (3 + 1 shards of 86,016 rows): wall and CPU time vs the seed loop and a
+# Polars pipeline, peak RSS, fixed cost, bytes fetched (bench/README.md); ~15 minutes on 2 cores.
 # `just bench --scaling`: the scaling table, 1..all cores (pinned), local and Ray (bench/scaling.py).
+# `just bench --profile`: where the main job's time goes, by thread (bench/profiling.py; py-spy via uvx).
 [positional-arguments]
 bench *args: setup-dev
     uv run python bench/bench.py "$@"

@@ -2,7 +2,11 @@
 
 Each writes `num_shards` training shards and the validation shard of `rows_per_shard`
 rows from the same files, keeping the same rows (the fineweb-edu definition: text not
-null and at least 50 characters), so their shards can be compared row for row.
+null and at least 50 characters; fineweb-edu-high also keeps int_score >= 3 or null), so
+their shards can be compared row for row.
+
+This is the only module of the benchmark that imports shardsql (the others reach it
+through the functions and strings here), so a move of shardsql's modules is one edit here.
 """
 
 from __future__ import annotations
@@ -13,15 +17,23 @@ from pathlib import Path
 
 VAL_SHARD_INDEX = 6542
 DATASET = "fineweb-edu"  # sql/fineweb-edu.sql: text IS NOT NULL AND length(text) >= 50
+HIGH = "fineweb-edu-high"  # sql/fineweb-edu-high.sql: and (int_score IS NULL OR int_score >= 3)
+MIN_SCORE = {DATASET: None, HIGH: 3}
+
+# shardsql as a fresh process sees it: its CLI, and the modules a conversion imports.
+CLI_CODE = "from shardsql.cli import main\nsys.argv = ['shardsql', *sys.argv[1:]]\nmain()\n"
+IMPORTS_CODE = "import duckdb, polars, pyarrow.parquet, huggingface_hub, shardsql.convert, shardsql.engine\n"
 
 
-def seed_loop(source_files: list[Path], output_dir: Path, num_shards: int, rows_per_shard: int) -> int:
+def seed_loop(
+    source_files: list[Path], output_dir: Path, num_shards: int, rows_per_shard: int, dataset: str = DATASET
+) -> int:
     """The seed's rechunk_to_shards (convert_dataset.py), logic unchanged, as in tests/seed_reference.py,
     writing shards with pyarrow as the seed's _write_shard does. Returns the documents read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    text_col, min_score = "text", None  # fineweb-edu: no score filter
+    text_col, min_score = "text", MIN_SCORE[dataset]  # fineweb-edu: no score filter; -high: 3
     score_col = "int_score" if min_score is not None else None
 
     def write_shard(shard_idx: int, texts: list[str]) -> None:
@@ -71,15 +83,20 @@ def seed_loop(source_files: list[Path], output_dir: Path, num_shards: int, rows_
     return total_docs
 
 
-def polars_pipeline(source_files: list[Path], output_dir: Path, num_shards: int, rows_per_shard: int) -> None:
+def polars_pipeline(
+    source_files: list[Path], output_dir: Path, num_shards: int, rows_per_shard: int, dataset: str = DATASET
+) -> None:
     """What one would write by hand with Polars: scan, filter, take the rows, partitioned sink."""
     import polars as pl
 
-    text = pl.col("text")
+    text, score = pl.col("text"), pl.col("int_score")
+    keep = text.is_not_null() & (text.str.len_chars() >= 50)
+    if MIN_SCORE[dataset] is not None:
+        keep = (score.is_null() | (score >= MIN_SCORE[dataset])) & keep
     (
         pl.scan_parquet(source_files)
+        .filter(keep)
         .select("text")
-        .filter(text.is_not_null() & (text.str.len_chars() >= 50))
         .head((num_shards + 1) * rows_per_shard)
         .sink_parquet(
             pl.PartitionBy(
@@ -97,7 +114,13 @@ def polars_pipeline(source_files: list[Path], output_dir: Path, num_shards: int,
 
 
 def shardsql_convert(
-    cache_dir: Path, num_shards: int, rows_per_shard: int, source: str | None, workers: int | None = None
+    cache_dir: Path,
+    num_shards: int,
+    rows_per_shard: int,
+    source: str | None,
+    workers: int | None = None,
+    dataset: str = DATASET,
+    engine: str | None = None,
 ):
     """shardsql's `convert`, as a library call (source None: the definition's, through HF_ENDPOINT)."""
     from shardsql.catalog import resolve
@@ -106,4 +129,25 @@ def shardsql_convert(
     options = ConvertOptions(num_shards=num_shards, rows_per_shard=rows_per_shard, source=source, cache_dir=cache_dir)
     if workers:
         options.workers = workers
-    return convert(resolve(DATASET), options)
+    if engine:
+        options.engine = engine
+    return convert(resolve(dataset), options)
+
+
+def import_shardsql() -> None:
+    """Import what a conversion needs, before any clock starts."""
+    import shardsql.convert  # noqa: F401
+
+
+def ray_module():
+    """Ray, as shardsql's Ray engine requires it."""
+    from shardsql.ray_engine import require
+
+    return require()
+
+
+def hub_stand_in():
+    """shardsql's local Hub stand-in (not started)."""
+    from shardsql.hubstub import HubStandIn
+
+    return HubStandIn()

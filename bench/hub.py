@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def serve(repo_dir: Path) -> None:
     """`bench.py --serve REPO_DIR`: run the stand-in; print its URL; answer commands."""
-    from shardsql.hubstub import HubStandIn
+    from contenders import hub_stand_in
 
-    hub = HubStandIn().start()
+    hub = hub_stand_in().start()
     hub.add_dataset(REPO, repo_dir, revision="main")
     print(hub.url, flush=True)
     for line in sys.stdin:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from contenders import CLI_CODE, IMPORTS_CODE
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -83,10 +85,8 @@ def report():
             print("PEAK_RSS_KB", line.split()[1], file=sys.__stderr__, flush=True)
 atexit.register(report)
 """
-RUN_CLI = RSS_REPORT + "from shardsql.cli import main\nsys.argv = ['shardsql', *sys.argv[1:]]\nmain()\n"
-IMPORTS_ONLY = (
-    RSS_REPORT + "import duckdb, polars, pyarrow.parquet, huggingface_hub, shardsql.convert, shardsql.engine\n"
-)
+RUN_CLI = RSS_REPORT + CLI_CODE
+IMPORTS_ONLY = RSS_REPORT + IMPORTS_CODE
 
 
 def peak_rss(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:

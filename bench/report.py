@@ -3,7 +3,6 @@ as markdown for bench/results/latest.md."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,19 +34,21 @@ class Contender:
     layout: dict | None = None
 
     @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
+    def best(self) -> float:
+        """The lowest wall time of the timed runs (the issue's "best of two")."""
+        return min(self.seconds)
 
     @property
-    def median_cpu(self) -> float:
-        return statistics.median(self.cpu)
+    def best_cpu(self) -> float:
+        """The lowest CPU time of the timed runs."""
+        return min(self.cpu)
 
     def record(self) -> dict:
         return {
             "seconds": [round(s, 3) for s in self.seconds],
             "cpu_seconds": [round(s, 3) for s in self.cpu],
-            "median_seconds": round(self.median, 3),
-            "median_cpu_seconds": round(self.median_cpu, 3),
+            "best_seconds": round(self.best, 3),
+            "best_cpu_seconds": round(self.best_cpu, 3),
             "same_as_seed": None if self.check is None else {"ok": self.check[0], "detail": self.check[1]},
             "output_bytes": self.layout["bytes"],
             "row_groups_all_1024": self.layout["row_groups_1024"],
@@ -67,9 +68,10 @@ def render(result: dict, sections: list[tuple[str, list[Row]]]) -> str:
         f"{result['load_average']['before']} before, {result['load_average']['after']} after",
         f"- Python {m['python']}, polars {m['polars']}, duckdb {m['duckdb']}, pyarrow {m['pyarrow']}, "
         f"huggingface_hub {m['huggingface_hub']}",
-        f"- Runs: `{p['dataset']}`, {p['num_shards']} training shards + 1 of {p['rows_per_shard']:,} rows, "
-        f"1,024-row row groups; median of {p['repeats']} interleaved runs after a warm-up round; warm page cache; "
-        "the Hub stand-in runs in its own process",
+        f"- Main job: `{p['dataset']}`, {p['num_shards']} training shards + 1 of {p['rows_per_shard']:,} rows, "
+        f"1,024-row row groups, from {p['files']} files of {p['rows_per_file']:,} unique documents; best of "
+        f"{p['repeats']} interleaved runs (wall and CPU each) after a warm-up round; warm page cache; the Hub "
+        "stand-in runs in its own process",
         "",
     ]
     number = 0

@@ -36,7 +36,7 @@ import measure
 from contenders import DATASET
 from data import DataSpec, ensure_data
 
-ROW_GROUP_ROWS, MEDIAN_CHARS, SIGMA = 1_000, 2_450, 0.85  # bench.py's fineweb-edu-1k layout
+ROW_GROUP_ROWS, MEDIAN_CHARS, SIGMA = 1_000, 2_770, 1.0  # bench.py's fineweb-edu-1k layout
 CHILD_TIMEOUT_S = 1_800
 PINNABLE = hasattr(os, "sched_setaffinity")
 
@@ -117,27 +117,25 @@ def child(job: dict) -> dict:
     """In the pinned process: warm-up and timed conversions with `--workers` = the cores."""
     if PINNABLE:
         os.sched_setaffinity(0, job["cpus"])  # before anything starts a thread pool sized by the cores
-    from shardsql.catalog import resolve
-    from shardsql.convert import ConvertOptions, convert
+    from contenders import ray_module, shardsql_convert
 
     cores, work = job["cores"], Path(tempfile.mkdtemp(prefix="scaling-", dir=job["work"]))
     ray_start = None
     if job["engine"] == "ray" and not job.get("cold"):
-        from shardsql.ray_engine import require
-
-        ray = require()
+        ray = ray_module()
         begin = time.perf_counter()
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         ray_start = round(time.perf_counter() - begin, 2)
     seconds, cpu, hashes = [], [], None
     runs = 1 if job.get("cold") else job["repeats"] + 1
     for index in range(runs):
-        options = ConvertOptions(
-            num_shards=job["num_shards"], rows_per_shard=job["rows_per_shard"], source=job["source"],
-            cache_dir=work / "cache", engine=job["engine"], workers=cores,
-        )  # fmt: skip
+
+        def options():
+            return dict(num_shards=job["num_shards"], rows_per_shard=job["rows_per_shard"], source=job["source"],
+                        cache_dir=work / "cache", engine=job["engine"], workers=cores)  # fmt: skip
+
         begin, begin_cpu = time.perf_counter(), time.process_time()
-        result = convert(resolve(DATASET), options)
+        result = shardsql_convert(**options())
         took, took_cpu = time.perf_counter() - begin, time.process_time() - begin_cpu
         shutil.rmtree(work / "cache")
         got = [s.sha256 for s in result.shards]
@@ -150,7 +148,7 @@ def child(job: dict) -> dict:
     threads = None
     if job["engine"] == "local" and Path("/proc/self/task").is_dir():  # one more, untimed run
         with measure.ThreadCPU() as threads:
-            convert(resolve(DATASET), options)
+            shardsql_convert(**options())
         shutil.rmtree(work / "cache")
     shutil.rmtree(work, ignore_errors=True)
     import resource
