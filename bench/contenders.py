@@ -22,7 +22,7 @@ MIN_SCORE = {DATASET: None, HIGH: 3}
 
 # shardsql as a fresh process sees it: its CLI, and the modules a conversion imports.
 CLI_CODE = "from shardsql.cli import main\nsys.argv = ['shardsql', *sys.argv[1:]]\nmain()\n"
-IMPORTS_CODE = "import duckdb, polars, pyarrow.parquet, huggingface_hub, shardsql.convert, shardsql.engine\n"
+IMPORTS_CODE = "import duckdb, polars, pyarrow.parquet, huggingface_hub, shardsql.commands.convert\n"
 
 
 def seed_loop(
@@ -123,8 +123,8 @@ def shardsql_convert(
     engine: str | None = None,
 ):
     """shardsql's `convert`, as a library call (source None: the definition's, through HF_ENDPOINT)."""
-    from shardsql.catalog import resolve
-    from shardsql.convert import ConvertOptions, convert
+    from shardsql.commands.convert import ConvertOptions, convert
+    from shardsql.definition.catalog import resolve
 
     options = ConvertOptions(num_shards=num_shards, rows_per_shard=rows_per_shard, source=source, cache_dir=cache_dir)
     if workers:
@@ -136,18 +136,18 @@ def shardsql_convert(
 
 def import_shardsql() -> None:
     """Import what a conversion needs, before any clock starts."""
-    import shardsql.convert  # noqa: F401
+    import shardsql.commands.convert  # noqa: F401
 
 
 def ray_module():
-    """Ray, as shardsql's Ray engine requires it."""
-    from shardsql.ray_engine import require
+    """Ray, as shardsql's Ray engine loads it."""
+    from shardsql.run.ray.adapter import load_ray
 
-    return require()
+    return load_ray()
 
 
 def hub_stand_in():
     """shardsql's local Hub stand-in (not started)."""
-    from shardsql.hubstub import HubStandIn
+    from shardsql.standin.hub import HubStandIn
 
     return HubStandIn()
