@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ShortReadError, SourceError, describe
 from ..hub import repo
@@ -72,6 +73,11 @@ class Source:
     fs: Any = field(default=None, repr=False)
     counter: ByteCounter = field(default_factory=ByteCounter)
     footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file (footers.py)
+
+    @property
+    def local(self) -> bool:
+        """Files on this machine's disk: read by the decoder itself, with no copy into memory first."""
+        return isinstance(self.fs, LocalFileSystem)
 
     def spec(self) -> SourceSpec:
         return SourceSpec(self.url, self.revision, self.commit, tuple(self.files))
