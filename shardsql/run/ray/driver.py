@@ -197,9 +197,7 @@ class RayExecutor:
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
         ]
         ratio = KeepRatio()
-        allowed = may_submit(
-            rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers, ratio
-        )
+        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers, ratio)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
         def submit(unit: Unit):
