@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from polars.io.plugins import register_io_source
 
 from ..autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD, TEXT_COLUMN, VAL_SHARD_NAME, shard_name
 from ..errors import ConversionError
@@ -122,10 +120,15 @@ def sha256_file(path: Path) -> str:
 
 def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
     """Stream `pieces` into one parquet file with Polars; return the rows written."""
+    # Imported here, by the first shard's writer thread: Polars takes about half a second to
+    # import, which then overlaps the first units' decoding instead of delaying it.
+    import polars as pl
+    from polars.io.plugins import register_io_source
+
     written = 0
     failure: list[BaseException] = []
 
-    def frames(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+    def frames(with_columns, predicate, n_rows, batch_size) -> Iterator[Any]:
         nonlocal written
         try:
             for piece in pieces:
