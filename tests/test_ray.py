@@ -140,10 +140,7 @@ class Counts(Progress):
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset, monkeypatch):
-    from shardsql.run import scheduling
-
-    monkeypatch.setattr(scheduling, "FETCH_AHEAD", 0)  # the local engine reads no unit ahead, as Ray's tasks do
+def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset):
     local_progress, ray_progress = Counts(), Counts()
     local = run(dataset, tmp_path / "local", engine="local", workers=2, progress=local_progress)
     hub_env.reset_counters()

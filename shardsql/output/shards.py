@@ -28,18 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from polars.io.plugins import register_io_source
 
 from ..autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD, TEXT_COLUMN, VAL_SHARD_NAME, shard_name
 from ..errors import ConversionError
 
-# zstd at level 1: about as fast to write as snappy (the seed's) and a third smaller; writing
-# is most of a conversion's CPU, and higher levels cost more than they save here.
-COMPRESSION, COMPRESSION_LEVEL = "zstd", 1
+# snappy, as the seed wrote and the hand-written Polars pipeline does: writing is most of a
+# conversion's CPU, and zstd at level 1 cost about a third more CPU to write (and more to
+# read, in autoresearch's loader) for shards about a quarter smaller. Disk is cheaper than time.
+COMPRESSION, COMPRESSION_LEVEL = "snappy", None
 PARTIAL_SUFFIX = ".partial"
 WRITERS = 2  # shards compressed at once: one is fed while the one before it finishes
 QUEUED_TABLES = 1  # tables waiting for a shard writer, at most
@@ -121,10 +120,15 @@ def sha256_file(path: Path) -> str:
 
 def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
     """Stream `pieces` into one parquet file with Polars; return the rows written."""
+    # Imported here, by the first shard's writer thread: Polars takes about half a second to
+    # import, which then overlaps the first units' decoding instead of delaying it.
+    import polars as pl
+    from polars.io.plugins import register_io_source
+
     written = 0
     failure: list[BaseException] = []
 
-    def frames(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+    def frames(with_columns, predicate, n_rows, batch_size) -> Iterator[Any]:
         nonlocal written
         try:
             for piece in pieces:
@@ -139,7 +143,11 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
     frame = register_io_source(frames, schema={TEXT_COLUMN: pl.String})
     try:
         frame.sink_parquet(
-            path, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL, row_group_size=row_group_size
+            path,
+            compression=COMPRESSION,
+            compression_level=COMPRESSION_LEVEL,
+            statistics=False,  # min/max over long texts cost ~0.26 s a shard, and nothing reads them
+            row_group_size=row_group_size,
         )
     except BaseException:
         path.unlink(missing_ok=True)

@@ -3,7 +3,8 @@
 * `LocalExecutor.row_by_row`: each unit is decoded and filtered on a worker thread
   (pyarrow's decoder and DuckDB release the GIL, so threads use the cores), with its own
   DuckDB connection; results come back in unit order. Its bytes are fetched on I/O threads
-  a couple of units ahead (scheduling.prefetched), so the network works while the cores do.
+  from the moment it is admitted (scheduling.fetching), while the workers decode the units
+  admitted before it, so the network works while the cores do.
 * `whole_source`: the units are fetched and decoded ahead on worker threads and streamed,
   in order, into one DuckDB query over the whole source. It runs here whatever the engine:
   one query is not split across machines.
@@ -72,10 +73,12 @@ class LocalExecutor:
             unit, data = item
             return keep(evaluator, scan, unit, data.result())
 
-        fetched = scheduling.prefetched(scan.source, units(scan.source, scan.columns, scan.start))
+        fetched = scheduling.fetching(scan.source, units(scan.source, scan.columns, scan.start))
+        ratio = scheduling.KeepRatio()
         try:
-            window = scheduling.window(self.workers, rows_wanted)
+            window = scheduling.window(self.workers, rows_wanted, ratio)
             for (unit, _), kept in scheduling.ordered(fetched, work, self.workers, window):
+                ratio.add(unit.rows, kept.num_rows)
                 self.record.rows_read += unit.rows
                 self.record.tasks += 1
                 yield unit, kept
@@ -95,7 +98,7 @@ class LocalExecutor:
         """The whole source (from `scan.start`) as one Arrow stream, units decoded ahead on threads."""
 
         def batches() -> Iterator[pa.RecordBatch]:
-            fetched = scheduling.prefetched(scan.source, units(scan.source, scan.columns, scan.start))
+            fetched = scheduling.fetching(scan.source, units(scan.source, scan.columns, scan.start))
             decode = lambda item: read_unit(scan, item[0], item[1].result())  # noqa: E731
             window = scheduling.window(self.workers, lambda: math.inf)  # the query decides how much it reads
             for (unit, _), table in scheduling.ordered(fetched, decode, self.workers, window):

@@ -2,13 +2,15 @@
 
 `in_order` is the one scheduler: work started ahead, results handed on in the items'
 order, a window saying how much may be in flight. Both engines use it: threads here
-(`ordered`), Ray tasks in ray/driver.py. `prefetched` fetches units' bytes a couple of
-units ahead on I/O threads, so the network works while the cores decode and filter.
+(`ordered`), Ray tasks in ray/driver.py. `fetching` starts a unit's fetch on I/O threads
+the moment the unit is admitted, so the network works while the cores decode and filter
+the units admitted before it.
 
-The limits on what is in flight (`window`) are here too: a unit starts only while fewer
-than a worker's worth of units and bytes are in flight, and while the source rows in
-flight are fewer than the kept rows still wanted (a unit keeps at most its rows), so
-nothing is read that the shards cannot need beyond the units already started.
+The limits on what is in flight (`may_submit`, `window`) are here too: a unit starts only
+while fewer than a worker's worth of units and bytes (and AHEAD_UNITS more) are in flight,
+and while the kept rows the units in flight are expected to give, at the keep ratio seen
+so far (`KeepRatio`), are fewer than the rows still wanted. So a small job fetches about
+what its shards need, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from ..source.units import Unit
 
 T = TypeVar("T")
 R = TypeVar("R")
-# Units in flight (running, or done and waiting for the consumer): a unit per worker and
-# WAITING_UNITS more, and at most BYTES_PER_WORKER compressed bytes a worker. Decoded units
-# and their kept rows are most of a conversion's memory; more would not be faster, since
-# the shard writer is the slowest stage.
-WAITING_UNITS = 1
+# Units in flight: a unit per worker and AHEAD_UNITS more (being fetched while the workers
+# decode, or done and waiting for the consumer), and at most BYTES_PER_WORKER compressed
+# bytes a worker. Fetched bytes, decoded units and their kept rows are most of a conversion's
+# memory; more would not be faster, since the shard writer is the slowest stage.
+AHEAD_UNITS = 2
 BYTES_PER_WORKER = 24 << 20
 FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
-FETCH_AHEAD = 2  # units fetched ahead of the work started on them
 
 
 def in_order(
@@ -82,39 +83,52 @@ def ordered(
         pool.shutdown(wait=True)
 
 
-def prefetched(source: Source, units: Iterator[Unit], ahead: int | None = None) -> Iterator[tuple[Unit, Future]]:
-    """(unit, the future of its fetched ranges), with the fetches of up to `ahead` more units
-    already under way: the network works while the cores decode and filter.
-
-    Items are pulled as work starts, so at most `ahead` units are fetched beyond the work
-    started (the bound on reading past what the shards need).
-    """
-    ahead = FETCH_AHEAD if ahead is None else ahead
+def fetching(source: Source, units: Iterator[Unit]) -> Iterator[tuple[Unit, Future]]:
+    """(unit, the future of its fetched ranges): a unit's fetch starts when the unit is taken
+    from here, that is when the scheduler admits it, never before."""
     pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="shardsql-fetch")
-    waiting: deque[tuple[Unit, Future]] = deque()
     try:
         for unit in units:
-            waiting.append((unit, pool.submit(fetch_unit, source, unit)))
-            if len(waiting) > ahead:
-                yield waiting.popleft()
-        while waiting:
-            yield waiting.popleft()
+            yield unit, pool.submit(fetch_unit, source, unit)
     finally:
-        for _, future in waiting:
-            future.cancel()
+        # Every fetch started belongs to an admitted unit, whose work may still wait for it:
+        # none is cancelled (the window bounds how many there are).
         pool.shutdown(wait=True)
 
 
-def may_submit(rows_wanted: Callable[[], float], window: int, limit: int) -> Callable[[list[Unit]], bool]:
+class KeepRatio:
+    """The share of the source rows read so far that the definition kept (1.0 before any):
+    what a unit in flight is expected to keep, per row."""
+
+    def __init__(self) -> None:
+        self.read = self.kept = 0
+
+    def add(self, read: int, kept: int) -> None:
+        self.read, self.kept = self.read + read, self.kept + kept
+
+    def __call__(self) -> float:
+        return self.kept / self.read if self.read else 1.0
+
+
+def may_submit(
+    rows_wanted: Callable[[], float], window: int, limit: int, ratio: Callable[[], float] = lambda: 1.0
+) -> Callable[[list[Unit]], bool]:
     """Whether another unit may start after the units in flight: fewer than `window` of them,
-    fewer than `limit` bytes fetched, and fewer source rows than the kept rows still wanted (a
-    unit keeps at most its rows). Both engines start units by this rule."""
-    return lambda units: (
-        len(units) < window and sum(u.fetch_bytes for u in units) < limit and sum(u.rows for u in units) < rows_wanted()
-    )
+    fewer than `limit` bytes fetched, and fewer kept rows expected of them (their source rows
+    times `ratio()`, the keep ratio so far) than the rows still wanted. Both engines start
+    units by this rule."""
+
+    def allowed(units: list[Unit]) -> bool:
+        if len(units) >= window or sum(u.fetch_bytes for u in units) >= limit:
+            return False
+        return sum(u.rows for u in units) * ratio() < rows_wanted()
+
+    return allowed
 
 
-def window(workers: int, rows_wanted: Callable[[], float]) -> Callable[[list[tuple[Unit, Future]]], bool]:
+def window(
+    workers: int, rows_wanted: Callable[[], float], ratio: Callable[[], float] = lambda: 1.0
+) -> Callable[[list[tuple[Unit, Future]]], bool]:
     """`may_submit` for the (unit, fetched data) items of the local executor's threads."""
-    allowed = may_submit(rows_wanted, workers + WAITING_UNITS, workers * BYTES_PER_WORKER)
+    allowed = may_submit(rows_wanted, workers + AHEAD_UNITS, workers * BYTES_PER_WORKER, ratio)
     return lambda flight: allowed([unit for unit, _ in flight])

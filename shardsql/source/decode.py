@@ -5,7 +5,8 @@ read-ahead fetches far more than the needed column chunks, and pyarrow's own coa
 is tuned for local disks. units.py says which ranges a unit needs; here they are fetched
 (one request each) and pyarrow decodes the unit from memory. A read outside the planned
 ranges still works (it is fetched and counted), so the plan is an optimisation, never a
-correctness risk.
+correctness risk. A local file is the exception: pyarrow reads the column chunks from it
+itself (the page cache is already memory), so its bytes are not copied into Python first.
 
 `decode` is the one decode of a unit: conversions (both engines), `sql` and `explain` all
 read units through it, with the scan's one schema (schemas.py).
@@ -69,7 +70,11 @@ class RangeFile(io.RawIOBase):
 
 
 def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
-    """The unit's planned byte ranges, fetched: {start: bytes}."""
+    """The unit's planned byte ranges, fetched: {start: bytes}. A local file's are read by the
+    decoder itself (nothing is fetched ahead; they are counted as read)."""
+    if source.local:
+        source.counter.add(unit.fetch_bytes, len(unit.ranges))
+        return {}
     return {start: source.fetch(unit.file, start, end) for start, end in unit.ranges}
 
 
@@ -80,7 +85,8 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[tuple[tup
     wanted = {c.lower() for c in scan.columns}
     names = [n for n in footer.schema.names if n.lower() in wanted]
     # pre_buffer=False: pyarrow's coalescing would read its own ranges, not the planned ones.
-    parquet = pq.ParquetFile(RangeFile(source, unit.file, data), metadata=footer.metadata, pre_buffer=False)
+    handle = unit.file.path if source.local else RangeFile(source, unit.file, data)
+    parquet = pq.ParquetFile(handle, metadata=footer.metadata, pre_buffer=False)
     indexes: list[int] = []
     tables: list[pa.Table] = []
     for index in unit.row_groups:

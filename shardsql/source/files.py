@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ShortReadError, SourceError, describe
-from ..hub import repo
-from ..hub.reader import HubReader
 from ..hub.retries import with_retries
 from ..hub.urls import parse_url
 
 if TYPE_CHECKING:
+    from ..hub.reader import HubReader
     from .footers import ParquetFooter
 
 
@@ -73,6 +73,11 @@ class Source:
     counter: ByteCounter = field(default_factory=ByteCounter)
     footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file (footers.py)
 
+    @property
+    def local(self) -> bool:
+        """Files on this machine's disk: read by the decoder itself, with no copy into memory first."""
+        return isinstance(self.fs, LocalFileSystem)
+
     def spec(self) -> SourceSpec:
         return SourceSpec(self.url, self.revision, self.commit, tuple(self.files))
 
@@ -106,6 +111,10 @@ def open_source(url: str, revision: str | None = None, max_files: int | None = N
     """
     parsed = parse_url(url)
     if parsed:
+        # Imported here: huggingface_hub takes about half a second to import, which a local
+        # source never needs.
+        from ..hub import repo
+
         listing = repo.list_files(url, parsed, revision, override)
         files = [SourceFile(f.path, f.url, f.size) for f in listing.files]
         source = Source(url, listing.revision, listing.commit, files, reader=listing.reader)
@@ -124,6 +133,8 @@ def reopen(spec: SourceSpec) -> Source:
     to its commit. Hub reads use this process's HF_ENDPOINT and HF_TOKEN."""
     parsed = parse_url(spec.url)
     if parsed:
+        from ..hub import repo  # a Hub source only: see open_source
+
         return Source(spec.url, spec.revision, spec.commit, list(spec.files), reader=repo.open_reader(parsed))
     fs = fsspec.core.url_to_fs(os.path.expanduser(spec.url))[0]
     return Source(spec.url, spec.revision, spec.commit, list(spec.files), fs=fs)

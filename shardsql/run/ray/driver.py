@@ -53,7 +53,7 @@ from ...source.footers import read_footer
 from ...source.scan import Scan
 from ...source.units import Unit, units
 from ..executor import RunRecord, available_cores
-from ..scheduling import in_order, may_submit
+from ..scheduling import KeepRatio, in_order, may_submit
 from .adapter import load_ray, quiet_token_notice
 from .tasks import encode_shard, run_unit
 
@@ -196,7 +196,8 @@ class RayExecutor:
         shared = [
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
         ]
-        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers)
+        ratio = KeepRatio()
+        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers, ratio)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
         def submit(unit: Unit):
@@ -210,6 +211,7 @@ class RayExecutor:
         finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
         work = units(scan.source, scan.columns, scan.start)
         for unit, (kept, (rows, fetched, requests, node)) in in_order(work, submit, finish, allowed, cancel):
+            ratio.add(unit.rows, rows)
             scan.source.counter.add(fetched, requests)
             self.record.tasks += 1
             self.record.nodes.add(node)
