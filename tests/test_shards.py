@@ -6,7 +6,7 @@ import pytest
 from helpers import read_texts, row_groups
 
 from shardsql.errors import ConversionError
-from shardsql.output.shards import RowStream, TextDigest, check_shard, shard_name, write_shards
+from shardsql.output.shards import RowStream, TextDigest, check_shard, shard_name, write_pieces, write_shards
 
 SIZES = [700, 1500, 333, 5000, 17]
 
@@ -142,3 +142,25 @@ def test_the_text_digest_does_not_depend_on_batching():
     cut = TextDigest()
     cut.update(pa.table({"text": ["a", "bc"]}))
     assert moved.hexdigest() != cut.hexdigest()
+
+
+def test_a_failed_shard_is_never_skipped_by_the_ones_after_it(tmp_path):
+    """Shard 1's writer fails (a full disk) after shard 2, written beside it, has finished:
+    shard 2 must not be recorded, or a resumed run would go on from it and lose shard 1."""
+    shard_2_done = threading.Event()
+
+    def encode(pieces, path, row_group_size):
+        pieces = list(pieces)
+        if path.name.startswith(shard_name(1)):
+            assert shard_2_done.wait(timeout=60), "shard 2 is written while shard 1 still runs"
+            raise OSError(28, "No space left on device")
+        rows = write_pieces(iter(pieces), path, row_group_size)
+        if path.name.startswith(shard_name(2)):
+            shard_2_done.set()
+        return rows
+
+    recorded = []
+    with pytest.raises(OSError, match="No space left"):
+        write_shards(numbered(), tmp_path, num_shards=5, rows_per_shard=2500,
+                     on_shard=lambda info, _: recorded.append(info.name), writers=2, encode=encode)  # fmt: skip
+    assert recorded == [shard_name(0)], "shards after a failed one are not recorded"

@@ -221,6 +221,7 @@ class _Writers:
         self.pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="shardsql-write")
         self.limit = max(1, writers)
         self.flight: deque[list] = deque()  # [future, queue, token, fed] per shard, in order
+        self.failed = False  # a shard's writer failed: the shards after it are not recorded
 
     def write(self, index: int, pieces: Iterator[pa.Table]) -> None:
         """Start shard `index` and feed it `pieces`; returns once every piece is queued."""
@@ -250,10 +251,22 @@ class _Writers:
         self.flight[-1][2] = token
 
     def finished(self, wait_for_room: bool) -> Iterator[tuple[ShardInfo | None, Any]]:
-        """(shard, token) of the shards done, in order: all of them, or until there is room for one more."""
-        while self.flight and (self.flight[0][0].done() or not wait_for_room or len(self.flight) >= self.limit):
+        """(shard, token) of the shards done, in order: all of them, or until there is room for one more.
+
+        A shard whose writer failed raises its error here; no shard after it is handed out
+        again (a checkpoint must never skip a shard)."""
+        while (
+            not self.failed
+            and self.flight
+            and (self.flight[0][0].done() or not wait_for_room or len(self.flight) >= self.limit)
+        ):
             future, _, token, _ = self.flight.popleft()
-            yield future.result(), token
+            try:
+                info = future.result()
+            except BaseException:
+                self.failed = True
+                raise
+            yield info, token
 
     def abort(self) -> None:
         """Abandon the shard being fed (its partial file is removed); let the fed ones finish."""
