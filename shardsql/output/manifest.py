@@ -12,7 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from .. import __version__
+from ..autoresearch import BYTES_PER_TOKEN, TEXT_COLUMN
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -28,6 +32,8 @@ def build(
     shards: list,
     ran_out: bool,
     engine: dict[str, Any] | None = None,
+    order: dict[str, Any] | None = None,
+    val_tokens: int | None = None,
 ) -> dict[str, Any]:
     rows_written = sum(s.rows for s in shards)
     return {
@@ -56,8 +62,24 @@ def build(
         # Which engine ran it, on how many workers and nodes, in how many tasks (of this run, if it
         # resumed): the shards are the same whatever these are.
         "engine": engine or {"name": "local", "workers": 1, "tasks": 0, "nodes": 1},
+        # The rows' order: "shuffled" (with its seed, and the duplicate texts removed), "source"
+        # (--no-shuffle) or "sql" (the definition's own ORDER BY).
+        "order": order or {"order": "source", "seed": None, "duplicates_removed": 0},
+        # The validation shard (the last listed): its rows and estimated tokens (UTF-8 bytes / 4).
+        "validation": {"rows": shards[-1].rows if shards else 0, "tokens": val_tokens},
         "shards": [s.to_dict() for s in shards],
     }
+
+
+def val_tokens(path: Path) -> int:
+    """A shard's estimated tokens, as autoresearch's evaluation counts them: UTF-8 bytes / 4 (0 if absent)."""
+    if not path.is_file():
+        return 0
+    total, parquet = 0, pq.ParquetFile(path)
+    for index in range(parquet.metadata.num_row_groups):  # a row group at a time: memory stays small
+        column = parquet.read_row_group(index, columns=[TEXT_COLUMN]).column(0)
+        total += pc.sum(pc.binary_length(column)).as_py() or 0
+    return total // BYTES_PER_TOKEN
 
 
 def write(folder: Path, manifest: dict[str, Any]) -> Path:
