@@ -126,6 +126,7 @@ class ConvertResult:
     manifest_path: Path
     order: str = "source"  # "shuffled", "source" or "sql"
     duplicates_removed: int = 0
+    seed: int | None = None
 
     @property
     def val_tokens(self) -> int:
@@ -163,6 +164,17 @@ class Preview:
             for footer in self.footers
             for index in range(footer.metadata.num_row_groups)
             for start, end in chunk_ranges(footer, index, self.columns)
+        )
+
+    def text_bytes(self) -> int:
+        """Uncompressed bytes of the needed columns in all listed files (the text's size, roughly)."""
+        wanted = {c.lower() for c in self.columns}
+        return sum(
+            rg.column(j).total_uncompressed_size
+            for footer in self.footers
+            for rg in (footer.metadata.row_group(i) for i in range(footer.metadata.num_row_groups))
+            for j in range(rg.num_columns)
+            if rg.column(j).path_in_schema.split(".")[0].lower() in wanted
         )
 
 
@@ -441,4 +453,5 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         manifest_path=cache.data / manifest.MANIFEST_NAME,
         order=order,
         duplicates_removed=duplicates,
+        seed=options.seed if order == "shuffled" else None,
     )
