@@ -333,7 +333,9 @@ def _print_result(result, next_steps: bool = True) -> None:
     if result.order == "shuffled":
         click.echo(f"  order:   shuffled (seed {result.seed}); {result.duplicates_removed:,} duplicate texts removed")
     else:
-        click.echo("  order:   " + ("the definition's ORDER BY" if result.order == "sql" else "source order (--no-shuffle)"))
+        click.echo(
+            "  order:   " + ("the definition's ORDER BY" if result.order == "sql" else "source order (--no-shuffle)")
+        )
     tokens = result.val_tokens
     click.echo(f"  validation: {result.shards[-1].rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4)")
     advice = val_advice(tokens, result.shards[-1].rows)

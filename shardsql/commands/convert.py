@@ -112,7 +112,6 @@ class ConvertOptions:
         return "shuffled" if self.shuffle else "source"
 
 
-
 @dataclass
 class ConvertResult:
     definition: Definition
@@ -426,8 +425,11 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         shards=shards,
         ran_out=ran_out,
         engine=executor.record.to_dict(),
-        order={"order": order, "seed": options.seed if order == "shuffled" else None,
-               "duplicates_removed": duplicates},  # fmt: skip
+        order={
+            "order": order,
+            "seed": options.seed if order == "shuffled" else None,
+            "duplicates_removed": duplicates,
+        },  # fmt: skip
         val_tokens=manifest.val_tokens(staging / VAL_SHARD_NAME),
     )
     manifest.write(staging, record)

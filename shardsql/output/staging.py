@@ -6,7 +6,7 @@ the Arrow buffers: stable across versions and processes), its global ordinal `g`
 order, and a 64-bit shuffle key, a seeded mix of the fingerprint: duplicates share a key.
 Rows are scattered by the key's top PILE_BITS bits into piles, each two append-only files
 in the staging folder: `NN.keys` (fp_hi, fp_lo, g: 24 bytes a row, uncompressed, since
-hashes do not compress) and `NN.text` (the texts, lz4-compressed). Each file is a run of
+hashes do not compress) and `NN.text` (the texts, zstd-compressed at level 1). Each file is a run of
 chunks, `[8-byte length][an Arrow IPC stream]`, flushed together; a checkpoint records
 the files' sizes, and a resume truncates them to those sizes.
 
@@ -39,7 +39,7 @@ SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
 # 3x that in memory: texts decompressed, the sort's indices and the taken copy).
 LEAF_BYTES = 96 << 20
 FLUSH_BYTES = 32 << 20  # rows buffered in memory before every pile is appended to (a checkpoint boundary)
-COMPRESSION = "lz4"  # cheap to write and read back: staging is read once
+COMPRESSION = pa.Codec("zstd", 1)  # as cheap as lz4 here, and text staged takes about 1.4x its shard bytes, not 2x
 KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64())])
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
 HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this many ordinals
@@ -241,11 +241,10 @@ def select(piles: Piles, wanted: int, staged: int) -> Selection:
             buckets[entry["values"]] += entry["counts"]
     if distinct <= wanted:
         return Selection(distinct, staged - 1, staged)
-    total = 0
-    for bucket, count in enumerate(buckets):
-        if total + count >= wanted:
-            break
-        total += count
+    total = bucket = 0
+    while total + buckets[bucket] < wanted:
+        total += buckets[bucket]
+        bucket += 1
     low, high = bucket * HISTOGRAM_WIDTH, (bucket + 1) * HISTOGRAM_WIDTH
     inside: list[int] = []
     for leaf in piles.leaves():
@@ -290,4 +289,3 @@ def clear(folder: Path) -> None:
 
 def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
-
