@@ -29,7 +29,7 @@ def test_disk_full_is_a_clear_error_and_the_run_resumes(hub_dataset, small_disk)
     live = small_disk / "data"
     live.mkdir()
     (live / "shard_00000.parquet").write_bytes(b"the user's data")
-    options = ConvertOptions(num_shards=5, rows_per_shard=1500, source=str(folder), cache_dir=small_disk)
+    options = ConvertOptions(shuffle=False, num_shards=5, rows_per_shard=1500, source=str(folder), cache_dir=small_disk)
     with pytest.raises(ConversionError, match="the disk is full .* run the same command again: it resumes"):
         convert(catalog.resolve("fineweb-edu"), options)
     assert [p.name for p in live.iterdir()] == ["shard_00000.parquet"]
