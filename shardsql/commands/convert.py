@@ -37,6 +37,7 @@ from ..output import checkpoint, manifest
 from ..output.cache_dir import CacheDir
 from ..output.checkpoint import Position
 from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
+from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import LocalExecutor
@@ -130,7 +131,7 @@ class ConvertResult:
     @property
     def val_tokens(self) -> int:
         """The validation shard's estimated tokens (UTF-8 bytes / 4)."""
-        return manifest.val_tokens(self.data_dir / VAL_SHARD_NAME)
+        return val_tokens(self.data_dir / VAL_SHARD_NAME)
 
     @property
     def train_shards(self) -> int:
@@ -430,7 +431,7 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
             "seed": options.seed if order == "shuffled" else None,
             "duplicates_removed": duplicates,
         },  # fmt: skip
-        val_tokens=manifest.val_tokens(staging / VAL_SHARD_NAME),
+        val_tokens=val_tokens(staging / VAL_SHARD_NAME),
     )
     manifest.write(staging, record)
     if ran_out:

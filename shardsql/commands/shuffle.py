@@ -215,4 +215,5 @@ def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor:
         )  # fmt: skip
     finally:
         batches.close()
+    staging.clear(folder / PILES_DIR)  # the staging folder becomes the data folder: no piles in it
     return Outcome(list(checkpoint.shards), s["read"], s["staged"], duplicates, s["selected"])

@@ -12,11 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from .. import __version__
-from ..autoresearch import BYTES_PER_TOKEN, TEXT_COLUMN
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -69,17 +65,6 @@ def build(
         "validation": {"rows": shards[-1].rows if shards else 0, "tokens": val_tokens},
         "shards": [s.to_dict() for s in shards],
     }
-
-
-def val_tokens(path: Path) -> int:
-    """A shard's estimated tokens, as autoresearch's evaluation counts them: UTF-8 bytes / 4 (0 if absent)."""
-    if not path.is_file():
-        return 0
-    total, parquet = 0, pq.ParquetFile(path)
-    for index in range(parquet.metadata.num_row_groups):  # a row group at a time: memory stays small
-        column = parquet.read_row_group(index, columns=[TEXT_COLUMN]).column(0)
-        total += pc.sum(pc.binary_length(column)).as_py() or 0
-    return total // BYTES_PER_TOKEN
 
 
 def write(folder: Path, manifest: dict[str, Any]) -> Path:

@@ -236,6 +236,13 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
     return nulls
 
 
+def val_tokens(path: Path) -> int:
+    """A shard's estimated tokens, as autoresearch's evaluation counts them: UTF-8 bytes / 4 (0 if absent)."""
+    if not path.is_file():
+        return 0
+    return sum(pc.sum(pc.binary_length(texts)).as_py() or 0 for texts in _texts(path)) // BYTES_PER_TOKEN
+
+
 def _check_validation_size(path: Path, report: VerifyReport) -> None:
     """Warn when the validation shard likely holds fewer tokens than one evaluation reads."""
     text_bytes = 0
