@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql.autoresearch import EVAL_TOKENS
+from shardsql.autoresearch import EVAL_TOKENS, val_advice
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.errors import VerifyError
