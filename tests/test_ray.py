@@ -250,9 +250,10 @@ class KillCompressor:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 def test_a_worker_killed_while_compressing_a_shard_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path):
-    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
+    # In order: a shuffled conversion compresses its shards on the driver (README, Scaling out).
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
     with KillCompressor() as killer:
-        on_ray = run("fineweb-edu", tmp_path / "ray")
+        on_ray = run("fineweb-edu", tmp_path / "ray", shuffle=False)
     assert len(killer.killed) == 1, "a worker was killed while it compressed a shard"
     assert hashes(on_ray) == hashes(local)
 

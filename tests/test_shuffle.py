@@ -367,3 +367,36 @@ def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tmp_path, phas
     else:
         assert "Resuming an interrupted run after" in resumed.stderr
     assert _hashes(cache / "data") == _hashes(tmp_path / "ref" / "data")
+
+
+MEASURE = """
+import resource, sys
+from shardsql.output import staging
+from shardsql.source import draw, units
+units.UNIT_BYTES, draw.MIN_SLOT_BYTES = 16 << 10, 1
+staging.LEAF_BYTES, staging.FLUSH_BYTES = 64 << 10, 128 << 10  # a selection many times the budgets
+from shardsql.cli import main
+sys.argv = ["shardsql"] + sys.argv[1:]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_peak_memory_is_flat_in_the_number_of_shards(tmp_path):
+    """Four times the shards (and a selection far beyond the staging budgets) adds little to the
+    peak RSS: the selection is on disk, never in memory."""
+    write_sample("fineweb-edu", tmp_path / "repo", files=8, rows_per_file=4000, row_group_size=200)
+    definition = definition_for(tmp_path / "repo" / LAYOUTS["fineweb-edu"][2])
+    peaks = []
+    for shards in (2, 8):
+        cache = str(tmp_path / f"c{shards}")
+        args = [sys.executable, "-c", MEASURE, "convert", str(definition.path), "--num-shards", str(shards),
+                "--rows-per-shard", "2000", "--yes", "--quiet", "--cache-dir", cache]  # fmt: skip
+        done = subprocess.run(args, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        peaks.append(int(done.stdout.split("RSS")[-1]) * 1024)
+    print(f"peak RSS: {peaks[0] >> 20} MB for 2 shards, {peaks[1] >> 20} MB for 8")
+    assert peaks[1] <= 1.25 * peaks[0] and peaks[1] < 1 << 30
