@@ -109,6 +109,17 @@ def test_another_seed_draws_other_units_in_another_order(tmp_path, small_slots):
     assert first(0) != first(7) and sorted(first(0)) != sorted(first(7))
 
 
+def test_drawing_every_slot_covers_every_row_group_once_in_an_order_fixed_by_the_seed(tmp_path, small_slots):
+    folder = write_source(tmp_path / "src")
+    source = open_source(str(folder), None)
+    drawn = [(u.file_index, g) for u in Draw.open(source, ["text"], 0).units() for g in u.row_groups]
+    every = [(f, g) for f in range(FILES) for g in range(ROWS_PER_FILE // ROW_GROUP)]
+    assert sorted(drawn) == every and drawn != every
+    again = [(u.file_index, u.row_groups) for u in Draw.open(open_source(str(folder), None), ["text"], 0).units()]
+    assert again == [(u.file_index, u.row_groups) for u in Draw.open(source, ["text"], 0).units()]
+    assert len(again) > FILES, "several units a file"
+
+
 def _draw_order_selection(folder: Path, wanted: int, seed: int) -> list[str]:
     """Independently of the conversion: the definition over the drawn units in draw order
     (DuckDB over each unit's row groups read by pyarrow), deduplicated, the first `wanted`."""
