@@ -284,10 +284,15 @@ def test_ray_address_names_the_cluster_to_join(hub_env, ray_cluster, tmp_path, m
     assert f"Ray: {NODES} nodes with {NODES * CPUS_PER_NODE} CPUs; this run uses 1 of them." in said.getvalue()
 
 
-def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(hub_env, tmp_path):
+def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(hub_env, tmp_path, monkeypatch):
     """`convert --engine ray` with no RAY_ADDRESS, in a process of its own (this one has joined
     the test cluster): it starts a local Ray, says so, and stops it."""
     import subprocess
+
+    from shardsql.source import units
+
+    # The subprocess's units are the default size: a shuffle's draw (its slots) depends on it.
+    monkeypatch.setattr(units, "UNIT_BYTES", 8 << 20)
 
     local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=2)
     args = ["convert", "pubmed-abstract", "--engine", "ray", "--workers", "2", "--num-shards", str(SHARDS),
