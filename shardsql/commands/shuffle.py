@@ -28,6 +28,8 @@ phase 1 runs it again from the start.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ from ..source.scan import Scan
 PILES_DIR = "piles"  # in the staging folder
 SPILL_DIR = "spill"  # where a whole-source query may spill
 BATCH_ROWS = 8192  # rows per piece handed to the shard writer in phase 2
+STAGE_QUEUE = 4  # units' rows waiting for the stager thread, at most
 # When duplicates leave the selection short, the next round draws the rows missing, scaled by
 # the rows drawn per distinct text so far, and this margin more.
 REDRAW_MARGIN = 1.05
@@ -68,17 +71,77 @@ def _table(rows: Any) -> pa.Table:
     return rows if isinstance(rows, pa.Table) else rows.fetch()
 
 
+class _Stager:
+    """Stages rows on a thread of its own, in order: fingerprinting, scattering and compressing
+    the rows drawn so far while the draw goes on. A checkpoint is queued in line with the
+    rows, and saved once every row before it is on disk (the piles flushed)."""
+
+    def __init__(self, piles: staging.Piles, save: Callable[[dict], None]):
+        self.piles, self.save = piles, save
+        self.queue: queue.Queue = queue.Queue(maxsize=STAGE_QUEUE)
+        self.error: BaseException | None = None
+        self.aborted = False
+        self.last: dict | None = None  # the last checkpoint saved
+        self.thread = threading.Thread(target=self._run, name="shardsql-stage", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None or self.aborted:
+                continue  # drained: nothing after a failure or an abort reaches the disk
+            try:
+                kind, value, first_g = item
+                if kind == "rows":
+                    self.piles.add(value, first_g)
+                else:
+                    value["sizes"] = self.piles.flush()
+                    self.save(value)
+                    self.last = value
+            except BaseException as exc:  # raised in the drawing thread, at its next put or close
+                self.error = exc
+
+    def _put(self, item: object) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def rows(self, table: pa.Table, first_g: int) -> None:
+        self._put(("rows", table, first_g))
+
+    def checkpoint(self, state: dict) -> None:
+        self._put(("checkpoint", dict(state), None))
+
+    def close(self, abort: bool = False) -> dict | None:
+        """Wait for what is queued (all of it, or with `abort` none of it); the last checkpoint saved."""
+        self.aborted = abort
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.05)
+                break
+            except queue.Full:
+                continue
+        self.thread.join()
+        if self.error is not None and not abort:
+            raise self.error
+        return self.last
+
+
 class _Select:
     """Phase 1: draw, run, stage; count; draw more if short. `state` is the checkpoint's dict."""
 
     def __init__(self, definition: Definition, scan: Scan, shape: Shape, executor: Executor, piles: staging.Piles,
-                 state: dict, save: Callable[[], None], progress: Progress, spill: Path):  # fmt: skip
+                 state: dict, save: Callable[[dict], None], progress: Progress, spill: Path):  # fmt: skip
         self.definition, self.scan, self.shape, self.executor = definition, scan, shape, executor
         self.piles, self.state, self.save, self.progress, self.spill = piles, state, save, progress, spill
 
     def checkpoint(self) -> None:
         self.state["sizes"] = self.piles.flush()
-        self.save()
+        self.save(self.state)
 
     def _stage(self, table: pa.Table) -> None:
         s = self.state
@@ -93,20 +156,33 @@ class _Select:
         stream = self.executor.row_by_row(
             self.scan, self.definition, lambda: s["target"] - s["staged"], plan=draw.units(s["slot"])
         )
+        stager = _Stager(self.piles, self.save)
+        buffered = 0
         try:
             for unit, rows in stream:
+                table = _table(rows)
                 s["read"] += unit.rows
                 s["slot"] = draw.claim()
-                self._stage(_table(rows))
+                stager.rows(table, s["staged"])
+                s["staged"] += table.num_rows
+                buffered += table.nbytes
+                self.progress.update(s["read"], s["staged"], self.scan.source.counter.bytes)
                 if s["staged"] >= s["target"]:
                     break
-                if self.piles.buffered >= staging.FLUSH_BYTES:
-                    self.checkpoint()
+                if buffered >= staging.FLUSH_BYTES:
+                    stager.checkpoint(s)
+                    buffered = 0
             else:
                 s["exhausted"] = True
+            stager.checkpoint(s)
+        except BaseException:
+            stager.close(abort=True)
+            raise
         finally:
             stream.close()  # stops the executor's threads now
-        self.checkpoint()
+        last = stager.close()
+        s["sizes"] = last["sizes"] if last else s["sizes"]
+        self.save(s)
 
     def _run_query(self) -> None:
         """A whole-source definition: its whole result staged, in the query's order."""
@@ -144,7 +220,7 @@ class _Select:
                 f"{s['staged'] - selection.rows:,} duplicate texts among {s['staged']:,} rows drawn: "
                 f"drawing about {s['target'] - s['staged']:,} more"
             )
-            self.save()
+            self.save(s)
 
 
 class _Sorted:
@@ -183,7 +259,11 @@ def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor:
     if not s or (s["phase"] == "select" and not shape.row_by_row):
         s.clear()
         s.update(phase="select", slot=0, staged=0, read=0, target=wanted, exhausted=False, sizes={})
-    save = lambda: checkpoint.save(folder)  # noqa: E731
+    def save(state: dict | None = None) -> None:
+        """Save the checkpoint, with `state` as the shuffle's (a stager's snapshot, or the live one)."""
+        checkpoint.shuffle = state if state is not None else s
+        checkpoint.save(folder)
+
     piles = staging.Piles(folder / PILES_DIR, options.seed, s["sizes"])
     progress.start(wanted, options.num_shards + 1, kept=s["staged"], shards=len(checkpoint.shards))
     if s["phase"] == "select":
@@ -194,7 +274,7 @@ def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor:
                 wanted, options.seed
             )
         s.update(phase="write", cut=selection.cut, selected=selection.rows, write=None)
-        save()
+        save(s)
     duplicates = s["cut"] + 1 - s["selected"]
     s["duplicates"] = duplicates
     rows = _Sorted(piles, options.seed, s["cut"], s.get("write"))

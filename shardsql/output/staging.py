@@ -49,21 +49,26 @@ _WRITE = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
 
 
 def fingerprints(texts: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(hi, lo) 64-bit halves of each text's xxh3-128 over its UTF-8 bytes (no str decoding)."""
-    hi: list[int] = []
-    lo: list[int] = []
+    """Each text's xxh3-128 over its UTF-8 bytes (no str decoding), as two 64-bit halves: the
+    16-byte digests, joined and read as pairs of little-endian uint64 (hi, lo)."""
+    his, los = [], []
+    digest = xxhash.xxh3_128_digest
     chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
     for chunk in chunks:
         chunk = chunk.cast(pa.large_string())
-        offsets = memoryview(chunk.buffers()[1]).cast("q")[chunk.offset : chunk.offset + len(chunk) + 1]
+        if not len(chunk):
+            continue
+        offsets = memoryview(chunk.buffers()[1]).cast("q")[chunk.offset : chunk.offset + len(chunk) + 1].tolist()
         data = chunk.buffers()[2]
         view = memoryview(data) if data is not None else memoryview(b"")
-        digest = xxhash.xxh3_128_intdigest
-        for i in range(len(chunk)):
-            value = digest(view[offsets[i] : offsets[i + 1]])
-            hi.append(value >> 64)
-            lo.append(value & MASK64)
-    return pa.array(hi, pa.uint64()), pa.array(lo, pa.uint64())
+        joined = b"".join([digest(view[start:end]) for start, end in zip(offsets, offsets[1:], strict=False)])
+        words = pa.Array.from_buffers(pa.uint64(), 2 * len(chunk), [None, pa.py_buffer(joined)])
+        pairs = pa.FixedSizeListArray.from_arrays(words, 2)
+        his.append(pc.list_element(pairs, 0))
+        los.append(pc.list_element(pairs, 1))
+    if not his:
+        return pa.array([], pa.uint64()), pa.array([], pa.uint64())
+    return pa.concat_arrays(his), pa.concat_arrays(los)
 
 
 def splitmix64(value: int) -> int:
