@@ -127,11 +127,7 @@ class ConvertResult:
     order: str = "source"  # "shuffled", "source" or "sql"
     duplicates_removed: int = 0
     seed: int | None = None
-
-    @property
-    def val_tokens(self) -> int:
-        """The validation shard's estimated tokens (UTF-8 bytes / 4)."""
-        return val_tokens(self.data_dir / VAL_SHARD_NAME)
+    val_tokens: int = 0  # the validation shard's estimated tokens (UTF-8 bytes / 4)
 
     @property
     def train_shards(self) -> int:
@@ -417,6 +413,7 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         )
     written = sum(s.rows for s in shards)
     ran_out = written < rows_wanted
+    tokens = val_tokens(staging / VAL_SHARD_NAME)
     record = manifest.build(
         definition=definition,
         source=source,
@@ -431,7 +428,7 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
             "seed": options.seed if order == "shuffled" else None,
             "duplicates_removed": duplicates,
         },  # fmt: skip
-        val_tokens=val_tokens(staging / VAL_SHARD_NAME),
+        val_tokens=tokens,
     )
     manifest.write(staging, record)
     if ran_out:
@@ -457,4 +454,5 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         order=order,
         duplicates_removed=duplicates,
         seed=options.seed if order == "shuffled" else None,
+        val_tokens=tokens,
     )

@@ -31,6 +31,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,17 +235,25 @@ class _Sorted:
         self.yielded = self.start_offset
 
     def batches(self) -> Iterator[pa.Table]:
+        """The rows in output order. The next leaf is read and sorted on a thread while this
+        one is fed to the writer (two leaves in memory at most); a leaf's files are left
+        alone until it is loaded (the split removes them once the iteration moves on)."""
         first_pile = self.start_leaf[0] if self.start_leaf else 0
-        for leaf in self.piles.leaves(first_pile):
-            if leaf.path < self.start_leaf:
-                continue
-            skip = self.start_offset if leaf.path == self.start_leaf else 0
-            rows = staging.sorted_rows(leaf, self.seed, self.cut)
-            self.leaf, self.yielded = leaf.path, skip
-            for offset in range(skip, rows.num_rows, BATCH_ROWS):
-                piece = rows.slice(offset, BATCH_ROWS)
-                self.yielded += piece.num_rows
-                yield piece
+        leaves = (leaf for leaf in self.piles.leaves(first_pile) if leaf.path >= self.start_leaf)
+        load = lambda leaf: (leaf, staging.sorted_rows(leaf, self.seed, self.cut))  # noqa: E731
+        with ThreadPoolExecutor(1, thread_name_prefix="shardsql-sort") as pool:
+            leaf = next(leaves, None)
+            pending = pool.submit(load, leaf) if leaf is not None else None
+            while pending is not None:
+                leaf, rows = pending.result()
+                following = next(leaves, None)
+                pending = pool.submit(load, following) if following is not None else None
+                skip = self.start_offset if leaf.path == self.start_leaf else 0
+                self.leaf, self.yielded = leaf.path, skip
+                for offset in range(skip, rows.num_rows, BATCH_ROWS):
+                    piece = rows.slice(offset, BATCH_ROWS)
+                    self.yielded += piece.num_rows
+                    yield piece
 
     def position(self, pending: int) -> dict:
         return {"leaf": list(self.leaf), "offset": self.yielded - pending}

@@ -36,8 +36,9 @@ from ..errors import ConversionError
 PILE_BITS = 6  # 64 level-1 piles
 SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
 # A leaf is loaded whole to be sorted: at most this many bytes of its files on disk (about
-# 3x that in memory: texts decompressed, the sort's indices and the taken copy).
-LEAF_BYTES = 96 << 20
+# 6x that in memory: texts decompressed (about 2.5x), and the sorted copy); the write phase
+# holds two leaves (one fed to the writer, the next being sorted).
+LEAF_BYTES = 48 << 20
 FLUSH_BYTES = 32 << 20  # rows buffered in memory before every pile is appended to (a checkpoint boundary)
 COMPRESSION = pa.Codec("zstd", 1)  # as cheap as lz4 here, and text staged takes about 1.4x its shard bytes, not 2x
 KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64())])
@@ -93,7 +94,8 @@ def shuffle_keys(fp_lo: pa.Array, seed: int) -> pa.Array:
 
 def _append(path: Path, table: pa.Table) -> None:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_WRITE) as writer:
+    options = _WRITE if TEXT_COLUMN in table.column_names else None  # hashes do not compress
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     data = sink.getvalue()
     with open(path, "ab") as handle:
