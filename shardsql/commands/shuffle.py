@@ -268,6 +268,7 @@ def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor:
     if not s or (s["phase"] == "select" and not shape.row_by_row):
         s.clear()
         s.update(phase="select", slot=0, staged=0, read=0, target=wanted, exhausted=False, sizes={})
+
     def save(state: dict | None = None) -> None:
         """Save the checkpoint, with `state` as the shuffle's (a stager's snapshot, or the live one)."""
         checkpoint.shuffle = state if state is not None else s

@@ -170,6 +170,11 @@ class Piles:
         if self._buffer:
             table = pa.concat_tables(self._buffer)
             self._buffer, self.buffered = [], 0
+            # A text repeated within the chunk is staged once, at its lowest g: the selection
+            # (first occurrences) is the same, and a much-repeated text takes less disk and memory.
+            firsts = _first_occurrences(table.select(["fp_hi", "fp_lo", "g"]))
+            if len(firsts) < table.num_rows:
+                table = table.filter(pc.is_in(table["g"], value_set=firsts))
             pile = pc.shift_right(shuffle_keys(table["fp_lo"], self.seed), _u64(64 - PILE_BITS))
             order = pc.sort_indices(pile)
             table, pile = table.take(order), pile.take(order)
