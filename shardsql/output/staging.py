@@ -23,6 +23,7 @@ from __future__ import annotations
 import shutil
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
 # holds two leaves (one fed to the writer, the next being sorted).
 LEAF_BYTES = 48 << 20
 FLUSH_BYTES = 32 << 20  # rows buffered in memory before every pile is appended to (a checkpoint boundary)
+FLUSH_THREADS = 4  # piles compressed and appended at once
 COMPRESSION = pa.Codec("zstd", 1)  # as cheap as lz4 here, and text staged takes about 1.4x its shard bytes, not 2x
 KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64())])
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
@@ -178,15 +180,19 @@ class Piles:
             pile = pc.shift_right(shuffle_keys(table["fp_lo"], self.seed), _u64(64 - PILE_BITS))
             order = pc.sort_indices(pile)
             table, pile = table.take(order), pile.take(order)
-            start = 0
+            parts, start = [], 0
             for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
-                number, count = entry["values"], entry["counts"]
-                part = table.slice(start, count)
-                keys_file, text_file = self._files(number)
-                _append(keys_file, part.select(["fp_hi", "fp_lo", "g"]))
-                _append(text_file, part.select([TEXT_COLUMN]))
-                start += count
+                parts.append((entry["values"], table.slice(start, entry["counts"])))
+                start += entry["counts"]
+            with ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="shardsql-flush") as pool:
+                list(pool.map(self._append_part, parts))  # compressing releases the GIL: piles at once
         return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
+
+    def _append_part(self, part: tuple[int, pa.Table]) -> None:
+        number, rows = part
+        keys_file, text_file = self._files(number)
+        _append(keys_file, rows.select(["fp_hi", "fp_lo", "g"]))
+        _append(text_file, rows.select([TEXT_COLUMN]))
 
     def leaves(self, first_pile: int = 0) -> Iterator[Leaf]:
         """Every leaf in key order (from pile `first_pile`): the piles, those larger than
