@@ -229,6 +229,7 @@ def test_a_distinct_definition_is_shuffled_too(tmp_path):
     texts = all_texts(result)
     assert len(texts) == len(set(texts)) == 900
     assert texts != sorted(texts) and json.loads(result.manifest_path.read_text())["order"]["order"] == "shuffled"
+    assert sorted(p.name for p in result.data_dir.iterdir() if not p.name.endswith(".parquet")) == ["manifest.json"]
 
 
 def test_val_rows_sizes_the_validation_shard(tmp_path, small_slots):
@@ -276,6 +277,7 @@ def test_the_staging_stays_within_its_disk_budget(tmp_path, small_slots, monkeyp
     monkeypatch.setattr(staging.Piles, "flush", flush)
     result = run(definition, tmp_path / "out", num_shards=6)
     output = sum(s.bytes for s in result.shards)
+    assert sorted(p.name for p in result.data_dir.iterdir() if not p.name.endswith(".parquet")) == ["manifest.json"]
     assert max(peak) <= 2.5 * output, (max(peak), output)
     assert not (tmp_path / "out" / ".shardsql-staging").exists()
 

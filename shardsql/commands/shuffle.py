@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -199,6 +200,7 @@ class _Select:
                     self.piles.flush()  # not a checkpoint: a query cannot resume midway
         finally:
             evaluator.close()
+            shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
         s["read"] = self.executor.record.rows_read
         s["exhausted"] = True
         self.checkpoint()
