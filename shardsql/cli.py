@@ -285,9 +285,11 @@ def _print_preview(p, options) -> None:
     click.echo(
         f"Total:    {p.source_rows:,} rows, {format_size(total_size)}; the columns read are {columns} compressed"
     )
-    click.echo(
-        f"Wanted:   {options.num_shards + 1} shards x {options.rows_per_shard:,} rows = {p.rows_wanted:,} rows kept"
-    )
+    if options.val_rows is None:
+        shape = f"{options.num_shards + 1} shards x {options.rows_per_shard:,} rows"
+    else:
+        shape = f"{options.num_shards} shards x {options.rows_per_shard:,} rows + {options.val_rows:,} validation rows"
+    click.echo(f"Wanted:   {shape} = {p.rows_wanted:,} rows kept")
     if p.source_rows < p.rows_wanted:
         click.echo(
             f"Estimate: the source has fewer rows than wanted even if every row is kept: "

@@ -288,6 +288,7 @@ def test_dry_run_says_the_staging_and_the_validation_tokens(tmp_path):
     out = CliRunner().invoke(cli, ["convert", str(definition.path), "--dry-run", "--val-rows", "200"])
     assert out.exit_code == 0, out.output
     assert "Staging: about" in out.output and "Validation: 200 rows, about" in out.output
+    assert "Wanted:   10 shards x 86,016 rows + 200 validation rows = 860,360 rows kept" in out.output
     assert "--val-rows" in out.output.split("Validation:")[1]
 
 
