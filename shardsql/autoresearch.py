@@ -23,6 +23,9 @@ EVAL_TOKENS = 40 * 524_288  # prepare.py's EVAL_TOKENS: what evaluate_bpb reads 
 # is typical of English under a BPE vocabulary like autoresearch's; code, non-Latin scripts
 # or a small vocabulary give fewer, so the estimate is rough, which is enough for a warning.
 BYTES_PER_TOKEN = 4
+# Tokens the validation shard should hold so that autoresearch's evaluation (EVAL_TOKENS, read
+# as BOS-aligned packed rows that waste part of each document) never wraps around: about 32M.
+VAL_TOKENS_WANTED = 32 << 20
 NEXT_STEP = "uv run prepare.py --num-shards {n}"  # what a user runs in autoresearch after converting
 
 
@@ -31,3 +34,17 @@ def shard_name(index: int) -> str:
 
 
 VAL_SHARD_NAME = shard_name(VAL_SHARD_INDEX)
+
+
+def val_advice(tokens: int, rows: int) -> str | None:
+    """A warning when a validation shard of `rows` rows and `tokens` estimated tokens is below
+    VAL_TOKENS_WANTED, with the --val-rows that would reach it at its mean length; None if not."""
+    if tokens >= VAL_TOKENS_WANTED:
+        return None
+    per_row = tokens / rows if rows else 0
+    reach = f"--val-rows {-(-VAL_TOKENS_WANTED // max(1, int(per_row))):,}" if per_row >= 1 else "a larger --val-rows"
+    return (
+        f"the validation shard holds about {tokens:,} tokens (UTF-8 bytes / {BYTES_PER_TOKEN}), fewer than the "
+        f"{VAL_TOKENS_WANTED:,} autoresearch's evaluation needs before it reads the same text again; "
+        f"{reach} would reach it at the sample's mean of {per_row:,.0f} tokens a row"
+    )

@@ -28,13 +28,16 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .autoresearch import DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD
+from .autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD, val_advice
 from .definition.catalog import Definition, load_all, resolve
 from .errors import ShardsqlError, describe
 from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# The dry run's staging estimate: staged texts (lz4) take about this many times their parquet
+# (zstd) bytes, plus the keys' 24 bytes a row.
+STAGING_PER_COMPRESSED, STAGING_ROW_BYTES = 1.6, 24
 EXPLAIN_SAMPLE_ROWS = 10_000  # rows of the source `explain` measures on, by default
 # What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.
 INTERRUPTED = {
@@ -60,12 +63,18 @@ def source_option(help: str = "Read these files instead of the definition's sour
 
 
 def _shape(definition: Definition) -> str:
-    """How a definition runs, e.g. "whole source (ORDER BY: reads the whole source)"."""
+    """How a definition runs, e.g. "whole source (ORDER BY: reads the whole source)", and its order."""
     from .definition.evaluator import Evaluator
 
     evaluator = Evaluator(definition)
     evaluator.close()
-    return f"{evaluator.shape.path} ({evaluator.shape.reason})"
+    shape = evaluator.shape
+    order = (
+        "its own ORDER BY, kept (convert does not shuffle it)"
+        if shape.ordered
+        else "shuffled by convert (--seed N; --no-shuffle: source order)"
+    )
+    return f"{shape.path} ({shape.reason})\norder:       {order}"
 
 
 class _Group(click.Group):
@@ -188,6 +197,18 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     help="Where row-by-row definitions run: threads on this machine, or Ray tasks on the cluster at RAY_ADDRESS "
     "(a local Ray without it; needs the ray extra). The shards are the same.",
 )  # fmt: skip
+@click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Seed of the shuffle: which units are drawn from the whole source, and the rows' random order.",
+)  # fmt: skip
+@click.option(
+    "--no-shuffle", is_flag=True,
+    help="The first kept rows in source order, no deduplication, the last shard as validation (as before 0.2).",
+)  # fmt: skip
+@click.option(
+    "--val-rows", type=int, default=None,
+    help="Rows of the validation shard (shard_06542).  [default: --rows-per-shard]",
+)  # fmt: skip
 def convert_command(
     dataset,
     num_shards,
@@ -203,6 +224,9 @@ def convert_command(
     quiet,
     workers,
     engine,
+    seed,
+    no_shuffle,
+    val_rows,
 ) -> None:
     """Convert DATASET into autoresearch shards in CACHE_DIR/data.
 
@@ -224,6 +248,9 @@ def convert_command(
         skip_backup=skip_backup,
         workers=workers,
         engine=engine,
+        shuffle=not no_shuffle,
+        seed=seed,
+        val_rows=val_rows,
     )
     options.validate()
     if dry_run:
@@ -259,9 +286,11 @@ def _print_preview(p, options) -> None:
     click.echo(
         f"Total:    {p.source_rows:,} rows, {format_size(total_size)}; the columns read are {columns} compressed"
     )
-    click.echo(
-        f"Wanted:   {options.num_shards + 1} shards x {options.rows_per_shard:,} rows = {p.rows_wanted:,} rows kept"
-    )
+    if options.val_rows is None:
+        shape = f"{options.num_shards + 1} shards x {options.rows_per_shard:,} rows"
+    else:
+        shape = f"{options.num_shards} shards x {options.rows_per_shard:,} rows + {options.val_rows:,} validation rows"
+    click.echo(f"Wanted:   {shape} = {p.rows_wanted:,} rows kept")
     if p.source_rows < p.rows_wanted:
         click.echo(
             f"Estimate: the source has fewer rows than wanted even if every row is kept: "
@@ -272,6 +301,20 @@ def _print_preview(p, options) -> None:
         click.echo(
             f"Estimate: at least {format_size(bytes_per_row * p.rows_wanted)} fetched (more as the filter drops rows)"
         )
+    if p.source_rows:
+        text_bytes = p.text_bytes() / p.source_rows  # uncompressed bytes a source row, before filtering
+        val_rows = options.val_rows or options.rows_per_shard
+        tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
+        click.echo(f"Validation: {val_rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4, at the source's mean)")
+        advice = val_advice(tokens, val_rows)
+        if advice:
+            click.echo(f"warning: {advice}")
+        if options.shuffle and not p.shape.ordered:
+            staged = p.rows_wanted * (p.column_bytes() / p.source_rows * STAGING_PER_COMPRESSED + STAGING_ROW_BYTES)
+            click.echo(
+                f"Staging: about {format_size(staged)} on disk in the cache folder while it runs (the selection, "
+                "shuffled on disk; more where the filter or duplicates make it draw more)"
+            )
     click.echo(f"Output:   {options.cache_dir / 'data'}")
     fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
@@ -290,6 +333,17 @@ def _print_result(result, next_steps: bool = True) -> None:
         f"{sum(s.rows for s in result.shards):,} written"
     )
     click.echo(f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests")
+    if result.order == "shuffled":
+        click.echo(f"  order:   shuffled (seed {result.seed}); {result.duplicates_removed:,} duplicate texts removed")
+    else:
+        click.echo(
+            "  order:   " + ("the definition's ORDER BY" if result.order == "sql" else "source order (--no-shuffle)")
+        )
+    tokens = result.val_tokens
+    click.echo(f"  validation: {result.shards[-1].rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4)")
+    advice = val_advice(tokens, result.shards[-1].rows)
+    if advice:
+        click.echo(f"  warning: {advice}")
     click.echo(f"  record:  {result.manifest_path}")
     if result.backup:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
@@ -464,6 +518,8 @@ def verify_command(directory: Path | None) -> None:
         click.echo(f"error: {error}", err=True)
     if not report.ok:
         raise click.ClickException(f"{len(report.errors)} problem(s) in {report.directory}")
+    if report.val_tokens is not None:
+        click.echo(f"Validation shard: about {report.val_tokens:,} tokens (UTF-8 bytes / 4)")
     click.echo(f"OK: {report.shards_checked} shards in {report.directory}")
 
 

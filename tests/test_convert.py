@@ -30,7 +30,7 @@ def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_pat
     folder = hub_dataset("fineweb-edu", files=4, rows_per_file=3000, row_group_size=250)
     files = sorted(folder.glob("*.parquet"))
     hub.reset_counters()
-    options = ConvertOptions(num_shards=3, rows_per_shard=1500, cache_dir=tmp_path, workers=workers)
+    options = ConvertOptions(shuffle=False, num_shards=3, rows_per_shard=1500, cache_dir=tmp_path, workers=workers)
     convert(catalog.resolve("fineweb-edu"), options)
     _, docs_read, _ = seed_shards(files, "text", 3, 1500)
     needed = _text_chunks_needed(files, docs_read)
@@ -80,7 +80,9 @@ def test_manifest_records_how_the_shards_were_made(hub, hub_dataset, tmp_path, m
 
 def test_local_source_override_and_num_source(hub_dataset, tmp_path):
     folder = hub_dataset("fineweb-edu")
-    options = ConvertOptions(num_shards=5, rows_per_shard=1000, source=str(folder), num_source=1, cache_dir=tmp_path)
+    options = ConvertOptions(
+        shuffle=False, num_shards=5, rows_per_shard=1000, source=str(folder), num_source=1, cache_dir=tmp_path
+    )
     result = convert(catalog.resolve("fineweb-edu"), options)
     assert len(result.source.files) == 1
     assert result.ran_out, "one file of 3000 rows cannot fill 6 shards of 1000"
@@ -240,7 +242,10 @@ def test_file_reads_follow_the_hubs_redirect_to_storage(hub, hub_dataset, tmp_pa
     folder = hub_dataset("fineweb-edu")
     hub.redirect_files = True
     hub.reset_counters()
-    convert(catalog.resolve("fineweb-edu"), ConvertOptions(num_shards=2, rows_per_shard=1000, cache_dir=tmp_path))
+    convert(
+        catalog.resolve("fineweb-edu"),
+        ConvertOptions(shuffle=False, num_shards=2, rows_per_shard=1000, cache_dir=tmp_path),
+    )
     redirects = [r for r in hub.requests if "/resolve/" in r[1]]
     storage = [r for r in hub.requests if r[1].startswith("/__storage/")]
     assert redirects and all(r[3] == 302 for r in redirects)

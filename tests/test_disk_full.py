@@ -1,6 +1,7 @@
 """A disk that fills up mid-conversion: a clear error, the live data untouched, and the run
 resumes once there is space. Needs root to mount a small tmpfs (CI runs as root)."""
 
+import dataclasses
 import os
 import subprocess
 
@@ -29,7 +30,7 @@ def test_disk_full_is_a_clear_error_and_the_run_resumes(hub_dataset, small_disk)
     live = small_disk / "data"
     live.mkdir()
     (live / "shard_00000.parquet").write_bytes(b"the user's data")
-    options = ConvertOptions(num_shards=5, rows_per_shard=1500, source=str(folder), cache_dir=small_disk)
+    options = ConvertOptions(shuffle=False, num_shards=5, rows_per_shard=1500, source=str(folder), cache_dir=small_disk)
     with pytest.raises(ConversionError, match="the disk is full .* run the same command again: it resumes"):
         convert(catalog.resolve("fineweb-edu"), options)
     assert [p.name for p in live.iterdir()] == ["shard_00000.parquet"]
@@ -40,3 +41,15 @@ def test_disk_full_is_a_clear_error_and_the_run_resumes(hub_dataset, small_disk)
     expected, _, _ = seed_shards(sorted(folder.glob("*.parquet")), "text", 5, 1500)
     for name, rows in expected.items():
         assert read_texts(small_disk / "data" / name) == rows
+
+
+def test_disk_full_while_staging_a_shuffle_is_the_same_clear_error_and_resumes(hub_dataset, small_disk, tmp_path):
+    folder = hub_dataset("fineweb-edu", files=3, rows_per_file=4000)
+    options = ConvertOptions(num_shards=5, rows_per_shard=1500, source=str(folder), cache_dir=small_disk)
+    reference = convert(catalog.resolve("fineweb-edu"), dataclasses.replace(options, cache_dir=tmp_path / "ref"))
+    subprocess.run(["mount", "-o", "remount,size=300k", str(small_disk)], check=True)
+    with pytest.raises(ConversionError, match="the disk is full .* run the same command again: it resumes"):
+        convert(catalog.resolve("fineweb-edu"), options)
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+    resumed = convert(catalog.resolve("fineweb-edu"), options)
+    assert [(s.name, s.sha256) for s in resumed.shards] == [(s.name, s.sha256) for s in reference.shards]

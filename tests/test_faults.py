@@ -24,7 +24,9 @@ def expected_shards(folder):
 
 
 def run(tmp_path, workers=2, **kw):
-    options = ConvertOptions(num_shards=3, rows_per_shard=800, cache_dir=tmp_path / "cache", workers=workers)
+    options = ConvertOptions(
+        shuffle=False, num_shards=3, rows_per_shard=800, cache_dir=tmp_path / "cache", workers=workers
+    )
     return convert(catalog.resolve("fineweb-edu"), options, **kw)
 
 

@@ -29,7 +29,7 @@ PARTIAL = "Python-all/partial-train/*.parquet"
 
 
 def run(cache, progress=None):
-    options = ConvertOptions(num_shards=3, rows_per_shard=800, cache_dir=cache)
+    options = ConvertOptions(shuffle=False, num_shards=3, rows_per_shard=800, cache_dir=cache)
     return convert(catalog.resolve("fineweb-edu"), options, progress)
 
 

@@ -105,10 +105,11 @@ def hub_env(ray_hub, ray_cluster, monkeypatch, small_units):
     ray_hub.before_response, ray_hub.budgets = None, {}
 
 
-def run(dataset, cache, engine="ray", workers=None, **kw):
+def run(dataset, cache, engine="ray", workers=None, shuffle=True, **kw):
     options = ConvertOptions(
-        num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=cache, engine=engine, workers=workers
-    )
+        num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=cache, engine=engine, workers=workers,
+        shuffle=shuffle,
+    )  # fmt: skip
     return convert(catalog.resolve(dataset), options, **kw)
 
 
@@ -246,9 +247,10 @@ class KillCompressor:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 def test_a_worker_killed_while_compressing_a_shard_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path):
-    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
+    # In order: a shuffled conversion compresses its shards on the driver (README, Scaling out).
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
     with KillCompressor() as killer:
-        on_ray = run("fineweb-edu", tmp_path / "ray")
+        on_ray = run("fineweb-edu", tmp_path / "ray", shuffle=False)
     assert len(killer.killed) == 1, "a worker was killed while it compressed a shard"
     assert hashes(on_ray) == hashes(local)
 
@@ -279,10 +281,15 @@ def test_ray_address_names_the_cluster_to_join(hub_env, ray_cluster, tmp_path, m
     assert f"Ray: {NODES} nodes with {NODES * CPUS_PER_NODE} CPUs; this run uses 1 of them." in said.getvalue()
 
 
-def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(hub_env, tmp_path):
+def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(hub_env, tmp_path, monkeypatch):
     """`convert --engine ray` with no RAY_ADDRESS, in a process of its own (this one has joined
     the test cluster): it starts a local Ray, says so, and stops it."""
     import subprocess
+
+    from shardsql.source import units
+
+    # The subprocess's units are the default size: a shuffle's draw (its slots) depends on it.
+    monkeypatch.setattr(units, "UNIT_BYTES", 8 << 20)
 
     local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=2)
     args = ["convert", "pubmed-abstract", "--engine", "ray", "--workers", "2", "--num-shards", str(SHARDS),
@@ -425,10 +432,11 @@ def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
 
 def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path, monkeypatch):
     """Compressing is most of a conversion's CPU: under Ray the driver only cuts shards and
-    writes the bytes its tasks compressed, so a cluster's cores do the work."""
+    writes the bytes its tasks compressed, so a cluster's cores do the work. (In order: a
+    shuffled conversion on Ray compresses its shards on the driver, as the README says.)"""
     import polars as pl
 
-    local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2)
+    local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2, shuffle=False)
 
     def driver_compresses(*args, **kwargs):
         raise AssertionError("the driver compressed a shard")
@@ -436,7 +444,7 @@ def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path,
     # Polars' parquet writer in this process only, not in Ray's workers: whatever path the
     # driver took to compress a shard would end here.
     monkeypatch.setattr(pl.LazyFrame, "sink_parquet", driver_compresses)
-    on_ray = run("fineweb-edu-high", tmp_path / "ray")
+    on_ray = run("fineweb-edu-high", tmp_path / "ray", shuffle=False)
     assert hashes(on_ray) == hashes(local) and len(on_ray.shards) == SHARDS + 1
     assert not list((tmp_path / "ray").rglob("*.partial"))
 

@@ -113,7 +113,7 @@ def duckdb_answer(folder, sql: str) -> list[str]:
 
 def converted(definition, tmp_path, workers: int = 2) -> list[str]:
     cache = tmp_path / "cache"
-    options = ConvertOptions(num_shards=500, rows_per_shard=4, cache_dir=cache, workers=workers)
+    options = ConvertOptions(shuffle=False, num_shards=500, rows_per_shard=4, cache_dir=cache, workers=workers)
     result = convert(definition, options)
     return [text for shard in result.shards for text in read_texts(cache / "data" / shard.name)]
 

@@ -36,7 +36,7 @@ def test_definition_matches_the_seed_repo_and_revision(name):
 def test_conversion_through_the_hub_equals_the_seed(name, hub_dataset, tmp_path):
     folder = hub_dataset(name)
     column, min_score = SEED[name]
-    options = ConvertOptions(num_shards=2, rows_per_shard=1200, cache_dir=tmp_path / "cache")
+    options = ConvertOptions(shuffle=False, num_shards=2, rows_per_shard=1200, cache_dir=tmp_path / "cache")
     result = convert(catalog.resolve(name), options)
 
     expected, read, filtered = seed_shards(sorted(folder.glob("*.parquet")), column, 2, 1200, min_score)
@@ -54,7 +54,9 @@ def test_conversion_through_the_hub_equals_the_seed(name, hub_dataset, tmp_path)
 def test_running_out_of_source_equals_the_seed(name, hub_dataset, tmp_path):
     folder = hub_dataset(name, files=2, rows_per_file=1000, row_group_size=300)
     column, min_score = SEED[name]
-    result = convert(catalog.resolve(name), ConvertOptions(num_shards=5, rows_per_shard=500, cache_dir=tmp_path))
+    result = convert(
+        catalog.resolve(name), ConvertOptions(shuffle=False, num_shards=5, rows_per_shard=500, cache_dir=tmp_path)
+    )
 
     expected, read, filtered = seed_shards(sorted(folder.glob("*.parquet")), column, 5, 500, min_score)
     assert len(expected) < 6, "the sample is meant to run out"

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql.autoresearch import EVAL_TOKENS
+from shardsql.autoresearch import EVAL_TOKENS, val_advice
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.errors import VerifyError
@@ -52,7 +52,7 @@ def test_a_good_set_verifies_with_a_warning_that_its_validation_shard_is_small(d
     assert report.warnings == [
         f"{VAL}: about {text_bytes // 4:,} tokens ({text_bytes:,} bytes of text / 4 bytes a token), fewer than "
         f"the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
-        "it would evaluate on the same text more than once"
+        f"it would evaluate on the same text more than once ({val_advice(text_bytes // 4, len(text))})"
     ]
     assert report.ok, "a warning is not a problem"
 

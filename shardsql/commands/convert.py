@@ -37,6 +37,7 @@ from ..output import checkpoint, manifest
 from ..output.cache_dir import CacheDir
 from ..output.checkpoint import Position
 from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
+from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import LocalExecutor
@@ -45,6 +46,7 @@ from ..source.footers import ParquetFooter, read_footers
 from ..source.scan import Scan, open_scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges
+from .shuffle import convert_shuffled
 
 SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
 ENGINES = ("local", "ray")  # --engine: where row-by-row definitions run
@@ -64,6 +66,11 @@ class ConvertOptions:
     # the cluster's CPUs). The shards are the same for any number, and either engine.
     workers: int | None = None
     engine: str = "local"  # "local" or "ray" (run/ray/); whole-source definitions always run locally
+    # Shuffled (commands/shuffle.py): a seeded random, deduplicated sample over the whole source.
+    # shuffle=False is the in-order conversion: the first kept rows, in source order, no deduplication.
+    shuffle: bool = True
+    seed: int = 0
+    val_rows: int | None = None  # rows of the validation shard; None: rows_per_shard
 
     def validate(self) -> None:
         for name in ("num_shards", "rows_per_shard", "row_group_size"):
@@ -73,6 +80,10 @@ class ConvertOptions:
             raise OptionsError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.workers is not None and self.workers < 1:
             raise OptionsError(f"--workers must be at least 1, got {self.workers}")
+        if self.val_rows is not None and self.val_rows < 1:
+            raise OptionsError(f"--val-rows must be at least 1, got {self.val_rows}")
+        if self.seed < 0:
+            raise OptionsError(f"--seed must be at least 0, got {self.seed}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
         if self.num_shards > MAX_TRAIN_SHARDS:
@@ -90,6 +101,17 @@ class ConvertOptions:
         values["cache_dir"] = str(self.cache_dir)
         return values
 
+    @property
+    def rows_wanted(self) -> int:
+        """Training shards' rows and the validation shard's."""
+        return self.num_shards * self.rows_per_shard + (self.val_rows or self.rows_per_shard)
+
+    def order(self, shape: Shape) -> str:
+        """The output's order: "shuffled", "source" (--no-shuffle) or "sql" (the definition's ORDER BY)."""
+        if shape.ordered:
+            return "sql"
+        return "shuffled" if self.shuffle else "source"
+
 
 @dataclass
 class ConvertResult:
@@ -102,6 +124,10 @@ class ConvertResult:
     ran_out: bool
     backup: Path | None
     manifest_path: Path
+    order: str = "source"  # "shuffled", "source" or "sql"
+    duplicates_removed: int = 0
+    seed: int | None = None
+    val_tokens: int = 0  # the validation shard's estimated tokens (UTF-8 bytes / 4)
 
     @property
     def train_shards(self) -> int:
@@ -136,6 +162,17 @@ class Preview:
             for start, end in chunk_ranges(footer, index, self.columns)
         )
 
+    def text_bytes(self) -> int:
+        """Uncompressed bytes of the needed columns in all listed files (the text's size, roughly)."""
+        wanted = {c.lower() for c in self.columns}
+        return sum(
+            rg.column(j).total_uncompressed_size
+            for footer in self.footers
+            for rg in (footer.metadata.row_group(i) for i in range(footer.metadata.num_row_groups))
+            for j in range(rg.num_columns)
+            if rg.column(j).path_in_schema.split(".")[0].lower() in wanted
+        )
+
 
 def _open(definition: Definition, options: ConvertOptions) -> tuple[Scan, Shape]:
     """Open the source for the definition: the SQL is bound to the first file's schema (bad
@@ -153,7 +190,7 @@ def _open(definition: Definition, options: ConvertOptions) -> tuple[Scan, Shape]
 def preview(definition: Definition, options: ConvertOptions) -> Preview:
     """The dry run: list files and read their footers; no data pages are fetched."""
     scan, shape = _open(definition, options)  # footers are cached: the first ones are not read again
-    rows_wanted = (options.num_shards + 1) * options.rows_per_shard
+    rows_wanted = options.rows_wanted
     footers = read_footers(scan.source, scan.source.files)
     # Every footer is at hand: files whose columns cannot be read as one schema fail here.
     unify([f.schema for f in footers], [f.file.url for f in footers], scan.columns)
@@ -235,6 +272,9 @@ def _fingerprint(definition: Definition, source: Source, options: ConvertOptions
         "num_shards": options.num_shards,
         "rows_per_shard": options.rows_per_shard,
         "row_group_size": options.row_group_size,
+        "shuffle": options.shuffle,
+        "seed": options.seed if options.shuffle else None,
+        "val_rows": options.val_rows,
     }
 
 
@@ -294,7 +334,8 @@ def _rows(definition, scan: Scan, shape: Shape, tracker: _Tracker, executor: Exe
 def _convert(definition: Definition, options: ConvertOptions, progress: Progress, cache: CacheDir, scan: Scan,
              shape: Shape) -> ConvertResult:  # fmt: skip
     source = scan.source
-    rows_wanted = (options.num_shards + 1) * options.rows_per_shard
+    rows_wanted = options.rows_wanted
+    order = options.order(shape)
     fingerprint = _fingerprint(definition, source, options)
     state, why_not = checkpoint.load(cache.staging, fingerprint)
     if why_not:
@@ -311,6 +352,14 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
     scan = dataclasses.replace(scan, start=(state.next.file, state.next.row_group) if shape.row_by_row else (0, 0))
     tracker = _Tracker(source, state.next, progress, shape.row_by_row)
     progress.message(f"{definition.name} runs {shape.path}: {shape.reason}.")
+    if order == "sql":
+        progress.message(f"{definition.name} has its own ORDER BY: the shards keep its order (not shuffled).")
+    elif order == "shuffled":
+        progress.message(
+            f"Shuffled with seed {options.seed}: units drawn at random over all {len(source.files)} source files, "
+            "duplicate texts removed (--no-shuffle: the first rows in source order)."
+        )
+    duplicates = 0
 
     def on_shard(info: ShardInfo, position: Position) -> None:
         state.shards.append(info)
@@ -318,9 +367,15 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         state.save(staging)
         progress.shard(info)
 
-    progress.start(rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
+    if order != "shuffled":
+        progress.start(rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
     try:
-        if not state.finished:
+        if not state.finished and order == "shuffled":
+            outcome = convert_shuffled(definition, scan, shape, executor, options, staging, state, progress)
+            tracker.read, tracker.kept = outcome.rows_read, outcome.rows_kept
+            state.finished = True
+            state.save(staging)
+        elif not state.finished:
             done = list(state.shards)
             with executor:
                 rows = _rows(definition, scan, shape, tracker, executor, rows_wanted, done, staging / SPILL_DIR)
@@ -328,13 +383,16 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
                     write_shards(
                         rows, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
                         on_shard, done, tracker.position_after, writers=executor.shards_in_flight,
-                        digest=not shape.row_by_row, encode=executor.encode,
+                        digest=not shape.row_by_row, encode=executor.encode, last_rows=options.val_rows,
                     )  # fmt: skip
                 finally:
                     rows.close()  # stops the executor's threads now, not when garbage collected
                     shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
             state.finished = True
             state.save(staging)
+        if order == "shuffled":
+            tracker.read, tracker.kept = state.shuffle["read"], state.shuffle["staged"]
+            duplicates = state.shuffle["duplicates"]
         shards = pin_validation(staging, state.shards)
     except BaseException as exc:
         progress.stop()
@@ -355,6 +413,7 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         )
     written = sum(s.rows for s in shards)
     ran_out = written < rows_wanted
+    tokens = val_tokens(staging / VAL_SHARD_NAME)
     record = manifest.build(
         definition=definition,
         source=source,
@@ -364,6 +423,12 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         shards=shards,
         ran_out=ran_out,
         engine=executor.record.to_dict(),
+        order={
+            "order": order,
+            "seed": options.seed if order == "shuffled" else None,
+            "duplicates_removed": duplicates,
+        },  # fmt: skip
+        val_tokens=tokens,
     )
     manifest.write(staging, record)
     if ran_out:
@@ -386,4 +451,8 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         ran_out=ran_out,
         backup=backup,
         manifest_path=cache.data / manifest.MANIFEST_NAME,
+        order=order,
+        duplicates_removed=duplicates,
+        seed=options.seed if order == "shuffled" else None,
+        val_tokens=tokens,
     )

@@ -36,6 +36,7 @@ class Shape:
 
     row_by_row: bool
     reason: str
+    ordered: bool = False  # a top-level ORDER BY: the order is the definition's, a conversion keeps it
 
     @property
     def path(self) -> str:
@@ -71,7 +72,16 @@ _MODIFIERS = {"DISTINCT_MODIFIER": "DISTINCT", "ORDER_MODIFIER": "ORDER BY", "LI
 
 
 def classify(statement: dict) -> Shape:
-    """Row by row, or whole source (with the first construct that makes it so)."""
+    """Row by row, or whole source (with the first construct that makes it so); and whether
+    the statement's own ORDER BY fixes its output's order."""
+    shape = _classify(statement)
+    modifiers = statement["node"].get("modifiers") or []
+    if any(m.get("type") == "ORDER_MODIFIER" for m in modifiers):
+        return Shape(shape.row_by_row, shape.reason, ordered=True)
+    return shape
+
+
+def _classify(statement: dict) -> Shape:
     node = statement["node"]
     whole = lambda what: Shape(False, f"{what}: reads the whole source")  # noqa: E731
     if node.get("type") != "SELECT_NODE":

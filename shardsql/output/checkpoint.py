@@ -43,6 +43,9 @@ class Checkpoint:
     shards: list[ShardInfo] = field(default_factory=list)
     next: Position = field(default_factory=Position)
     finished: bool = False  # every shard is written (the source may have run out)
+    # A shuffled conversion's state (commands/shuffle.py): its phase, the draw's position,
+    # the staged piles' sizes, the cut, and where the next shard starts in the sorted rows.
+    shuffle: dict[str, Any] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
         data = {
@@ -50,6 +53,7 @@ class Checkpoint:
             "shards": [asdict(s) for s in self.shards],
             "next": asdict(self.next),
             "finished": self.finished,
+            "shuffle": self.shuffle,
         }
         tmp = folder / (CHECKPOINT_NAME + ".tmp")
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
@@ -72,6 +76,7 @@ def load(folder: Path, fingerprint: dict[str, Any]) -> tuple[Checkpoint | None, 
             shards=[ShardInfo(**s) for s in data["shards"]],
             next=Position(**data["next"]),
             finished=bool(data["finished"]),
+            shuffle=data.get("shuffle") or {},
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None, "the previous run's checkpoint is unreadable"

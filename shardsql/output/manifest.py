@@ -28,6 +28,8 @@ def build(
     shards: list,
     ran_out: bool,
     engine: dict[str, Any] | None = None,
+    order: dict[str, Any] | None = None,
+    val_tokens: int | None = None,
 ) -> dict[str, Any]:
     rows_written = sum(s.rows for s in shards)
     return {
@@ -56,6 +58,11 @@ def build(
         # Which engine ran it, on how many workers and nodes, in how many tasks (of this run, if it
         # resumed): the shards are the same whatever these are.
         "engine": engine or {"name": "local", "workers": 1, "tasks": 0, "nodes": 1},
+        # The rows' order: "shuffled" (with its seed, and the duplicate texts removed), "source"
+        # (--no-shuffle) or "sql" (the definition's own ORDER BY).
+        "order": order or {"order": "source", "seed": None, "duplicates_removed": 0},
+        # The validation shard (the last listed): its rows and estimated tokens (UTF-8 bytes / 4).
+        "validation": {"rows": shards[-1].rows if shards else 0, "tokens": val_tokens},
         "shards": [s.to_dict() for s in shards],
     }
 

@@ -292,6 +292,7 @@ def write_shards(
     writers: int = WRITERS,
     digest: bool = False,
     encode: Encoder = write_pieces,
+    last_rows: int | None = None,
 ) -> list[ShardInfo]:
     """Write the training shards and the validation shard from `batches`.
 
@@ -305,6 +306,7 @@ def write_shards(
     `writers` shards are written at once, each by `encode(pieces, path, row_group_size)`
     (an executor's: `write_pieces` by default); with another encoder the batches may be any
     row slices with `num_rows` and `slice` (the Ray engine's rows in its object store).
+    `last_rows` sizes the last (validation) shard (`--val-rows`; default `rows_per_shard`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)
@@ -325,7 +327,8 @@ def write_shards(
     try:
         index = len(shards)
         while index < num_shards + 1 and not stream.exhausted:
-            pool.write(index, stream.take(rows_per_shard))
+            rows = last_rows if index == num_shards and last_rows is not None else rows_per_shard
+            pool.write(index, stream.take(rows))
             pool.mark(position(stream.pending))
             index += 1
             collect(wait_for_room=True)

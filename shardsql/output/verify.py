@@ -23,6 +23,7 @@ Problems are collected rather than raised, so one run lists them all.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, EVAL_TOKENS, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
+from ..autoresearch import (
+    BYTES_PER_TOKEN,
+    DEFAULT_CACHE_DIR,
+    EVAL_TOKENS,
+    ROW_GROUP_SIZE,
+    TEXT_COLUMN,
+    VAL_SHARD_NAME,
+    val_advice,
+)
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
 from .shards import sha256_file
+from .staging import fingerprints
 
 DEFAULT_DATA_DIR = DEFAULT_CACHE_DIR / "data"
 MANIFEST = manifest_file.MANIFEST_NAME
@@ -47,6 +57,7 @@ class VerifyReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    val_tokens: int | None = None  # the validation shard's estimated tokens (UTF-8 bytes / 4)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +98,41 @@ def verify(directory: str | Path | None = None) -> VerifyReport:
         report.errors.append(f"{VAL_SHARD_NAME}: missing; autoresearch evaluates on it (the validation shard)")
     if VAL_SHARD_NAME in files:
         _check_validation_size(folder / VAL_SHARD_NAME, report)
+        _check_no_val_text_in_training(folder, [f for f in files if f != VAL_SHARD_NAME], report)
     return report
+
+
+def _texts(path: Path) -> Iterator[pa.ChunkedArray]:
+    """A shard's texts, a row group at a time."""
+    with pq.ParquetFile(path) as parquet:
+        for index in range(parquet.num_row_groups):
+            yield parquet.read_row_group(index, columns=[TEXT_COLUMN]).column(TEXT_COLUMN)
+
+
+def _check_no_val_text_in_training(folder: Path, training: list[str], report: VerifyReport) -> None:
+    """No validation text occurs in a training shard: the validation shard's 128-bit fingerprints
+    (16 bytes a row, held here) against every training text's, one row group at a time.
+    An error for a shuffled (deduplicated) conversion; a warning otherwise (--no-shuffle keeps duplicates)."""
+    try:
+        val: set[tuple[int, int]] = set()
+        for texts in _texts(folder / VAL_SHARD_NAME):
+            hi, lo = fingerprints(texts)
+            val.update(zip(hi.to_pylist(), lo.to_pylist(), strict=True))
+        found: dict[str, int] = {}
+        for name in training:
+            for texts in _texts(folder / name):
+                hi, lo = fingerprints(texts)
+                hits = sum(1 for pair in zip(hi.to_pylist(), lo.to_pylist(), strict=True) if pair in val)
+                if hits:
+                    found[name] = found.get(name, 0) + hits
+    except (pa.ArrowException, OSError, ValueError, KeyError):
+        return  # an unreadable shard is reported by its own check
+    if not found:
+        return
+    where = ", ".join(f"{name} ({count:,})" for name, count in found.items())
+    line = f"{VAL_SHARD_NAME}: {sum(found.values()):,} training rows repeat a validation text: {where}"
+    shuffled = ((report.manifest or {}).get("order") or {}).get("order") == "shuffled"
+    (report.errors if shuffled else report.warnings).append(line)
 
 
 def _listed_shards(report: VerifyReport) -> dict[str, dict] | None:
@@ -191,6 +236,13 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
     return nulls
 
 
+def val_tokens(path: Path) -> int:
+    """A shard's estimated tokens, as autoresearch's evaluation counts them: UTF-8 bytes / 4 (0 if absent)."""
+    if not path.is_file():
+        return 0
+    return sum(pc.sum(pc.binary_length(texts)).as_py() or 0 for texts in _texts(path)) // BYTES_PER_TOKEN
+
+
 def _check_validation_size(path: Path, report: VerifyReport) -> None:
     """Warn when the validation shard likely holds fewer tokens than one evaluation reads."""
     text_bytes = 0
@@ -204,9 +256,13 @@ def _check_validation_size(path: Path, report: VerifyReport) -> None:
             report.errors.append(f"{path.name}: its text could not be read ({exc})")
         return
     tokens = text_bytes // BYTES_PER_TOKEN
+    report.val_tokens = tokens
+    advice = val_advice(tokens, pq.read_metadata(path).num_rows)
+    if tokens >= EVAL_TOKENS and advice:
+        report.warnings.append(f"{path.name}: {advice}")
     if tokens < EVAL_TOKENS:
         report.warnings.append(
             f"{path.name}: about {tokens:,} tokens ({text_bytes:,} bytes of text / {BYTES_PER_TOKEN} bytes a "
             f"token), fewer than the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
-            "it would evaluate on the same text more than once"
+            f"it would evaluate on the same text more than once ({advice})"
         )

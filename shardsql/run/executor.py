@@ -62,9 +62,10 @@ class Executor(Protocol):
         ...
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int]
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], plan: Iterator[Unit] | None = None
     ) -> Iterator[tuple[Unit, Rows]]:
-        """(unit, the definition's kept rows of it) in unit order, from `scan.start`.
+        """(unit, the definition's kept rows of it) in unit order: the units of `plan` when
+        given (a shuffled conversion's draw, source/draw.py), else the source's from `scan.start`.
 
         `rows_wanted()` is how many more kept rows the consumer can use; units start only
         while the source rows in flight are fewer, and the consumer may stop at any point."""

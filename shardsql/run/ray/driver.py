@@ -117,6 +117,12 @@ class RemoteRows:
         rows = self.num_rows - offset if length is None else min(length, self.num_rows - offset)
         return RemoteRows(self.ref, self.offset + offset, rows)
 
+    def fetch(self):
+        """These rows as a pyarrow Table, here (a shuffled conversion stages every kept row on the driver)."""
+        import ray  # loaded already by adapter.py: this object exists only on a Ray run
+
+        return ray.get(self.ref).slice(self.offset, self.num_rows)
+
 
 class RayExecutor:
     """One conversion on Ray (executor.Executor): joins (or starts) the cluster on entry and
@@ -187,8 +193,10 @@ class RayExecutor:
     def shards_in_flight(self) -> int:
         return max(2, min(MAX_SHARDS_IN_FLIGHT, self.workers // 2))
 
-    def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int]):
-        """(unit, its kept rows as RemoteRows) in order, each unit a Ray task.
+    def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int],
+                   plan: Iterator[Unit] | None = None):  # fmt: skip
+        """(unit, its kept rows as RemoteRows) in order, each unit a Ray task; the units are
+        `plan` when given (a shuffled draw), else the source's from `scan.start`.
 
         The same plan, yield shape and stopping rule as the local engine's.
         """
@@ -201,7 +209,7 @@ class RayExecutor:
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
         def submit(unit: Unit):
-            if unit.file.path not in footers:  # units come file by file
+            if unit.file.path not in footers:  # units come file by file (a shuffled draw: any order)
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
             return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path])
@@ -209,8 +217,8 @@ class RayExecutor:
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
         finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
-        work = units(scan.source, scan.columns, scan.start)
-        for unit, (kept, (rows, fetched, requests, node)) in in_order(work, submit, finish, allowed, cancel):
+        todo = units(scan.source, scan.columns, scan.start) if plan is None else plan
+        for unit, (kept, (rows, fetched, requests, node)) in in_order(todo, submit, finish, allowed, cancel):
             ratio.add(unit.rows, rows)
             scan.source.counter.add(fetched, requests)
             self.record.tasks += 1

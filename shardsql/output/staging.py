@@ -1,0 +1,309 @@
+"""The shuffle's staging: kept rows scattered into piles on disk, then deduplicated, cut and sorted.
+
+A shuffled conversion (commands/shuffle.py) never holds its selection in memory. Every
+kept row gets a 128-bit fingerprint of its text (xxh3-128 of the UTF-8 bytes, read from
+the Arrow buffers: stable across versions and processes), its global ordinal `g` in draw
+order, and a 64-bit shuffle key, a seeded mix of the fingerprint: duplicates share a key.
+Rows are scattered by the key's top PILE_BITS bits into piles, each two append-only files
+in the staging folder: `NN.keys` (fp_hi, fp_lo, g: 24 bytes a row, uncompressed, since
+hashes do not compress) and `NN.text` (the texts, zstd-compressed at level 1). Each file is a run of
+chunks, `[8-byte length][an Arrow IPC stream]`, flushed together; a checkpoint records
+the files' sizes, and a resume truncates them to those sizes.
+
+The output is the rows sorted by (key, fingerprint, g): a seeded uniformly random order
+that is a total order (g is unique), so it is the same however the rows were chunked or
+the piles split. A pile too large to sort in memory is split on disk by the key's next
+SPLIT_BITS bits (`leaves`), recursively, so memory stays bounded at any size. The
+deduplication index is the keys files: counting distinct texts reads 24 bytes a row, one
+leaf at a time; the first occurrence (lowest g) of each fingerprint is kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from ..autoresearch import TEXT_COLUMN
+from ..errors import ConversionError
+
+PILE_BITS = 6  # 64 level-1 piles
+SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
+# A leaf is loaded whole to be sorted: at most this many bytes of its files on disk (about
+# 6x that in memory: texts decompressed (about 2.5x), and the sorted copy); the write phase
+# holds two leaves (one fed to the writer, the next being sorted).
+LEAF_BYTES = 48 << 20
+FLUSH_BYTES = 32 << 20  # rows buffered in memory before every pile is appended to (a checkpoint boundary)
+FLUSH_THREADS = 4  # piles compressed and appended at once
+COMPRESSION = pa.Codec("zstd", 1)  # as cheap as lz4 here, and text staged takes about 1.4x its shard bytes, not 2x
+KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64())])
+TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
+HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this many ordinals
+MASK64 = (1 << 64) - 1
+_LENGTH = struct.Struct("<Q")
+_WRITE = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
+
+
+def fingerprints(texts: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each text's xxh3-128 over its UTF-8 bytes (no str decoding), as two 64-bit halves: the
+    16-byte digests, joined and read as pairs of little-endian uint64 (hi, lo)."""
+    his, los = [], []
+    digest = xxhash.xxh3_128_digest
+    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    for chunk in chunks:
+        chunk = chunk.cast(pa.large_string())
+        if not len(chunk):
+            continue
+        offsets = memoryview(chunk.buffers()[1]).cast("q")[chunk.offset : chunk.offset + len(chunk) + 1].tolist()
+        data = chunk.buffers()[2]
+        view = memoryview(data) if data is not None else memoryview(b"")
+        joined = b"".join([digest(view[start:end]) for start, end in zip(offsets, offsets[1:], strict=False)])
+        words = pa.Array.from_buffers(pa.uint64(), 2 * len(chunk), [None, pa.py_buffer(joined)])
+        pairs = pa.FixedSizeListArray.from_arrays(words, 2)
+        his.append(pc.list_element(pairs, 0))
+        los.append(pc.list_element(pairs, 1))
+    if not his:
+        return pa.array([], pa.uint64()), pa.array([], pa.uint64())
+    return pa.concat_arrays(his), pa.concat_arrays(los)
+
+
+def splitmix64(value: int) -> int:
+    """The splitmix64 finaliser: a fixed, well-mixed 64-bit function (stable across versions)."""
+    z = (value + 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def _u64(value: int) -> pa.Scalar:
+    return pa.scalar(value & MASK64, pa.uint64())
+
+
+def shuffle_keys(fp_lo: pa.Array, seed: int) -> pa.Array:
+    """The seeded 64-bit shuffle key of each fingerprint: splitmix64(fp_lo ^ splitmix64(seed))."""
+    z = pc.add(pc.bit_wise_xor(fp_lo, _u64(splitmix64(seed))), _u64(0x9E3779B97F4A7C15))
+    z = pc.multiply(pc.bit_wise_xor(z, pc.shift_right(z, _u64(30))), _u64(0xBF58476D1CE4E5B9))
+    z = pc.multiply(pc.bit_wise_xor(z, pc.shift_right(z, _u64(27))), _u64(0x94D049BB133111EB))
+    return pc.bit_wise_xor(z, pc.shift_right(z, _u64(31)))
+
+
+def _append(path: Path, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    options = _WRITE if TEXT_COLUMN in table.column_names else None  # hashes do not compress
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    data = sink.getvalue()
+    with open(path, "ab") as handle:
+        handle.write(_LENGTH.pack(len(data)))
+        handle.write(data)
+
+
+def _chunks(path: Path, fields: list[int] | None = None) -> Iterator[pa.Table]:
+    if not path.exists():
+        return
+    options = pa.ipc.IpcReadOptions(included_fields=fields) if fields is not None else None
+    with open(path, "rb") as handle:
+        while header := handle.read(_LENGTH.size):
+            (length,) = _LENGTH.unpack(header)
+            yield pa.ipc.open_stream(pa.py_buffer(handle.read(length)), options=options).read_all()
+
+
+def _read(path: Path, schema: pa.Schema) -> pa.Table:
+    tables = list(_chunks(path))
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A set of rows whose keys share a prefix (`path`: the pile, then each split's bits), on disk."""
+
+    path: tuple[int, ...]
+    keys: Path
+    text: Path
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in (self.keys, self.text) if p.exists())
+
+
+class Piles:
+    """The level-1 piles of a shuffled conversion, in `folder`, keyed by `seed`."""
+
+    def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None):
+        self.folder, self.seed = folder, seed
+        folder.mkdir(parents=True, exist_ok=True)
+        self._buffer: list[pa.Table] = []
+        self.buffered = 0
+        self.truncate(sizes or {})
+
+    def _files(self, pile: int) -> tuple[Path, Path]:
+        return self.folder / f"{pile:03d}.keys", self.folder / f"{pile:03d}.text"
+
+    def truncate(self, sizes: dict[str, int]) -> None:
+        """Cut every pile file back to its size at the last checkpoint (absent: empty)."""
+        for pile in range(1 << PILE_BITS):
+            for path in self._files(pile):
+                size = sizes.get(path.name, 0)
+                if path.exists() and path.stat().st_size != size:
+                    with open(path, "r+b") as handle:
+                        handle.truncate(size)
+        shutil.rmtree(self.folder / "split", ignore_errors=True)
+
+    def add(self, texts: pa.Table | pa.ChunkedArray, first_g: int) -> None:
+        """Stage rows whose ordinals start at `first_g` (buffered until `flush`)."""
+        column = texts.column(0) if isinstance(texts, pa.Table) else texts
+        if not len(column):
+            return
+        hi, lo = fingerprints(column)
+        g = pa.array(range(first_g, first_g + len(column)), pa.int64())
+        table = pa.table({"fp_hi": hi, "fp_lo": lo, "g": g, TEXT_COLUMN: column.cast(pa.large_string())})
+        self._buffer.append(table)
+        self.buffered += table.nbytes
+
+    def flush(self) -> dict[str, int]:
+        """Append the buffered rows to their piles; the files' sizes (what a checkpoint records)."""
+        if self._buffer:
+            table = pa.concat_tables(self._buffer)
+            self._buffer, self.buffered = [], 0
+            # A text repeated within the chunk is staged once, at its lowest g: the selection
+            # (first occurrences) is the same, and a much-repeated text takes less disk and memory.
+            firsts = _first_occurrences(table.select(["fp_hi", "fp_lo", "g"]))
+            if len(firsts) < table.num_rows:
+                table = table.filter(pc.is_in(table["g"], value_set=firsts))
+            pile = pc.shift_right(shuffle_keys(table["fp_lo"], self.seed), _u64(64 - PILE_BITS))
+            order = pc.sort_indices(pile)
+            table, pile = table.take(order), pile.take(order)
+            parts, start = [], 0
+            for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
+                parts.append((entry["values"], table.slice(start, entry["counts"])))
+                start += entry["counts"]
+            with ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="shardsql-flush") as pool:
+                list(pool.map(self._append_part, parts))  # compressing releases the GIL: piles at once
+        return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
+
+    def _append_part(self, part: tuple[int, pa.Table]) -> None:
+        number, rows = part
+        keys_file, text_file = self._files(number)
+        _append(keys_file, rows.select(["fp_hi", "fp_lo", "g"]))
+        _append(text_file, rows.select([TEXT_COLUMN]))
+
+    def leaves(self, first_pile: int = 0) -> Iterator[Leaf]:
+        """Every leaf in key order (from pile `first_pile`): the piles, those larger than
+        LEAF_BYTES split on disk by the key's next bits."""
+        for pile in range(first_pile, 1 << PILE_BITS):
+            keys, text = self._files(pile)
+            if keys.exists() and keys.stat().st_size:
+                yield from self._split(Leaf((pile,), keys, text), PILE_BITS)
+
+    def _split(self, leaf: Leaf, bits: int) -> Iterator[Leaf]:
+        if leaf.size <= LEAF_BYTES or bits + SPLIT_BITS > 64:
+            yield leaf
+            return
+        folder = self.folder / "split" / "-".join(map(str, leaf.path))
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        shift = _u64(64 - bits - SPLIT_BITS)
+        mask = _u64((1 << SPLIT_BITS) - 1)
+        children = [Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(16)]
+        for keys, texts in zip(_chunks(leaf.keys), _chunks(leaf.text), strict=True):
+            part = pc.bit_wise_and(pc.shift_right(shuffle_keys(keys["fp_lo"], self.seed), shift), mask)
+            for i in range(1 << SPLIT_BITS):
+                chosen = pc.equal(part, pa.scalar(i, pa.uint64()))
+                if pc.any(chosen).as_py():
+                    _append(children[i].keys, keys.filter(chosen))
+                    _append(children[i].text, texts.filter(chosen))
+        for child in children:
+            if child.keys.exists():
+                yield from self._split(child, bits + SPLIT_BITS)
+                for path in (child.keys, child.text):  # done with: a resume splits again
+                    path.unlink(missing_ok=True)
+
+
+@dataclass
+class Selection:
+    """The cut: the first `rows` distinct texts in draw order are those whose first
+    occurrence has g <= `cut`; `staged` rows were drawn in all."""
+
+    rows: int
+    cut: int
+    staged: int
+
+    @property
+    def duplicates(self) -> int:
+        """Rows drawn up to the cut that repeat a text drawn before them."""
+        return self.cut + 1 - self.rows
+
+
+def _first_occurrences(keys: pa.Table) -> pa.Array:
+    """The g of each fingerprint's first occurrence in a leaf's keys."""
+    grouped = keys.group_by(["fp_hi", "fp_lo"], use_threads=False).aggregate([("g", "min")])
+    return grouped["g_min"].combine_chunks()
+
+
+def select(piles: Piles, wanted: int, staged: int) -> Selection:
+    """The first `wanted` distinct texts among the `staged` rows (fewer if there are not
+    so many): two passes over the keys, one leaf at a time (the index held is one leaf's)."""
+    buckets = [0] * (staged // HISTOGRAM_WIDTH + 1)
+    distinct = 0
+    for leaf in piles.leaves():
+        firsts = _first_occurrences(_read(leaf.keys, KEYS_SCHEMA))
+        distinct += len(firsts)
+        for entry in pc.value_counts(pc.divide(firsts, pa.scalar(HISTOGRAM_WIDTH, pa.int64()))).to_pylist():
+            buckets[entry["values"]] += entry["counts"]
+    if distinct <= wanted:
+        return Selection(distinct, staged - 1, staged)
+    total = bucket = 0
+    while total + buckets[bucket] < wanted:
+        total += buckets[bucket]
+        bucket += 1
+    low, high = bucket * HISTOGRAM_WIDTH, (bucket + 1) * HISTOGRAM_WIDTH
+    inside: list[int] = []
+    for leaf in piles.leaves():
+        firsts = _first_occurrences(_read(leaf.keys, KEYS_SCHEMA))
+        mask = pc.and_(pc.greater_equal(firsts, low), pc.less(firsts, high))
+        inside += firsts.filter(mask).to_pylist()
+    inside.sort()
+    return Selection(wanted, inside[wanted - total - 1], staged)
+
+
+def sorted_rows(leaf: Leaf, seed: int, cut: int) -> pa.Table:
+    """A leaf's selected rows (first occurrences with g <= cut) in output order: by (key, fp, g)."""
+    keys, texts = _read(leaf.keys, KEYS_SCHEMA), _read(leaf.text, TEXT_SCHEMA)
+    table = pa.table({"key": shuffle_keys(keys["fp_lo"], seed), "fp_hi": keys["fp_hi"], "fp_lo": keys["fp_lo"],
+                      "g": keys["g"]})  # fmt: skip
+    order = pc.sort_indices(table, [("key", "ascending"), ("fp_hi", "ascending"), ("fp_lo", "ascending"),
+                                    ("g", "ascending")])  # fmt: skip
+    table = table.take(order)
+    text = texts.column(0).take(order)
+    hi, lo = table["fp_hi"].combine_chunks(), table["fp_lo"].combine_chunks()
+    n = len(table)
+    if n > 1:
+        same = pc.and_(pc.equal(hi.slice(1), hi.slice(0, n - 1)), pc.equal(lo.slice(1), lo.slice(0, n - 1)))
+        repeat = pa.concat_arrays([pa.array([False]), same])
+    else:
+        repeat = pa.array([False] * n)
+    if n > 1 and pc.any(repeat).as_py():
+        # Exact: a repeat's text must equal the text before it (the same fingerprint); a
+        # 128-bit collision between different texts would stop the run rather than drop one.
+        flat = text.combine_chunks()
+        prev_same = pc.equal(flat.slice(1), flat.slice(0, n - 1))
+        bad = pc.and_(repeat.slice(1), pc.invert(prev_same))
+        if pc.any(bad).as_py():
+            raise ConversionError("two different texts share a 128-bit fingerprint; run again with another --seed")
+    keep = pc.and_(pc.invert(repeat), pc.less_equal(table["g"], cut))
+    return pa.table({TEXT_COLUMN: text.filter(keep)})
+
+
+def clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
