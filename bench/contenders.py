@@ -121,12 +121,17 @@ def shardsql_convert(
     workers: int | None = None,
     dataset: str = DATASET,
     engine: str | None = None,
+    shuffle: bool = False,
 ):
-    """shardsql's `convert`, as a library call (source None: the definition's, through HF_ENDPOINT)."""
+    """shardsql's `convert`, as a library call (source None: the definition's, through HF_ENDPOINT).
+
+    In source order (`--no-shuffle`) unless `shuffle`: that is the seed loop's work, row for row,
+    so that every run can be checked against it; the shuffled default is its own contender."""
     from shardsql.commands.convert import ConvertOptions, convert
     from shardsql.definition.catalog import resolve
 
-    options = ConvertOptions(num_shards=num_shards, rows_per_shard=rows_per_shard, source=source, cache_dir=cache_dir)
+    options = ConvertOptions(num_shards=num_shards, rows_per_shard=rows_per_shard, source=source,
+                             cache_dir=cache_dir, shuffle=shuffle)  # fmt: skip
     if workers:
         options.workers = workers
     if engine:

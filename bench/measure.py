@@ -41,6 +41,28 @@ def compare_shards(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
     return True, f"{len(want)} shards, {rows:,} rows identical"
 
 
+def compare_shuffled(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
+    """A shuffled run against the seed loop's: the same shard names and row counts, and no text twice."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    got, want = shard_files(got_dir), shard_files(want_dir)
+    if list(got) != list(want):
+        return False, f"shard names differ: {list(got)} vs {list(want)}"
+    seen, rows = set(), 0
+    for name in want:
+        texts = pq.read_table(got[name], columns=["text"])["text"]
+        expected = pq.read_metadata(want[name]).num_rows
+        if len(texts) != expected:
+            return False, f"{name}: {len(texts):,} rows, the seed's has {expected:,}"
+        seen.update(hashlib.blake2b(t.encode(), digest_size=16).digest() for t in texts.to_pylist())
+        rows += len(texts)
+    if len(seen) != rows:
+        return False, f"{rows - len(seen):,} texts repeated"
+    return True, f"{len(want)} shards, {rows:,} rows, as many as the seed's, no text twice"
+
+
 def shard_layout(folder: Path) -> dict:
     """Row-group sizes and bytes of the shards in a folder."""
     import pyarrow.parquet as pq

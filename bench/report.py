@@ -32,6 +32,9 @@ class Contender:
     served: list[dict] = field(default_factory=list)  # the stand-in's counters, per run
     check: tuple[bool, str] | None = None
     layout: dict | None = None
+    # Checked against the seed loop's shards row for row; False: a shuffled run, checked for
+    # the seed's shard names and row counts and no repeated text instead.
+    in_order: bool = True
 
     @property
     def best(self) -> float:
