@@ -5,8 +5,8 @@ kept row gets a 128-bit fingerprint of its text (xxh3-128 of the UTF-8 bytes, re
 the Arrow buffers: stable across versions and processes), its global ordinal `g` in draw
 order, and a 64-bit shuffle key, a seeded mix of the fingerprint: duplicates share a key.
 Rows are scattered by the key's top PILE_BITS bits into piles, each two append-only files
-in the staging folder: `NN.keys` (fp_hi, fp_lo, g: 24 bytes a row, uncompressed, since
-hashes do not compress) and `NN.text` (the texts, zstd-compressed at level 1). Each file is a run of
+in the staging folder: `NN.keys` (fp_hi, fp_lo, g: 24 bytes a row) and `NN.text` (the
+texts, zstd-compressed at level 1; hashes do not compress). Each file is a run of
 chunks, `[8-byte length][an Arrow IPC stream]`, flushed together; a checkpoint records
 the files' sizes, and a resume truncates them to those sizes.
 
@@ -37,12 +37,17 @@ from ..errors import ConversionError
 PILE_BITS = 6  # 64 level-1 piles
 SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
 # A leaf is loaded whole to be sorted: at most this many bytes of its files on disk (about
-# 6x that in memory: texts decompressed (about 2.5x), and the sorted copy); the write phase
+# 4x that in memory: texts decompressed (about 2.5x), and their sorted copy); the write phase
 # holds two leaves (one fed to the writer, the next being sorted).
 LEAF_BYTES = 48 << 20
 FLUSH_BYTES = 32 << 20  # rows buffered in memory before every pile is appended to (a checkpoint boundary)
 FLUSH_THREADS = 4  # piles compressed and appended at once
-COMPRESSION = pa.Codec("zstd", 1)  # as cheap as lz4 here, and text staged takes about 1.4x its shard bytes, not 2x
+# zstd level 1: the staged text takes about 1.4x the shards' bytes on disk. It is the shuffle's
+# largest cost: on the benchmark's main job (3 + 1 shards of 86,016 rows) Arrow's IPC compression
+# took 14.1 CPU-seconds with zstd-1 and 8.7 with lz4 (compressing, then decompressing) against 1.3
+# uncompressed, and the conversion 24.3 s, 19.1 s and 16.4 s; but uncompressed piles hold the
+# texts' own bytes, 3.8x the shards of the tests' repetitive samples: past the 2.5x budget.
+COMPRESSION: pa.Codec | None = pa.Codec("zstd", 1)
 KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64())])
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
 HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this many ordinals
@@ -274,14 +279,16 @@ def select(piles: Piles, wanted: int, staged: int) -> Selection:
 
 
 def sorted_rows(leaf: Leaf, seed: int, cut: int) -> pa.Table:
-    """A leaf's selected rows (first occurrences with g <= cut) in output order: by (key, fp, g)."""
+    """A leaf's selected rows (first occurrences with g <= cut) in output order: by (key, fp, g).
+
+    The order and the rows kept are worked out on the keys alone; the texts are then taken
+    once, in that order (each copy of a leaf's texts costs as much as reading them)."""
     keys, texts = _read(leaf.keys, KEYS_SCHEMA), _read(leaf.text, TEXT_SCHEMA)
     table = pa.table({"key": shuffle_keys(keys["fp_lo"], seed), "fp_hi": keys["fp_hi"], "fp_lo": keys["fp_lo"],
                       "g": keys["g"]})  # fmt: skip
     order = pc.sort_indices(table, [("key", "ascending"), ("fp_hi", "ascending"), ("fp_lo", "ascending"),
                                     ("g", "ascending")])  # fmt: skip
     table = table.take(order)
-    text = texts.column(0).take(order)
     hi, lo = table["fp_hi"].combine_chunks(), table["fp_lo"].combine_chunks()
     n = len(table)
     if n > 1:
@@ -289,16 +296,18 @@ def sorted_rows(leaf: Leaf, seed: int, cut: int) -> pa.Table:
         repeat = pa.concat_arrays([pa.array([False]), same])
     else:
         repeat = pa.array([False] * n)
+    column = texts.column(0)
     if n > 1 and pc.any(repeat).as_py():
         # Exact: a repeat's text must equal the text before it (the same fingerprint); a
         # 128-bit collision between different texts would stop the run rather than drop one.
-        flat = text.combine_chunks()
-        prev_same = pc.equal(flat.slice(1), flat.slice(0, n - 1))
-        bad = pc.and_(repeat.slice(1), pc.invert(prev_same))
-        if pc.any(bad).as_py():
+        positions = pc.indices_nonzero(repeat)
+        before = pc.subtract(positions, pa.scalar(1, pa.uint64()))
+        repeated = column.take(order.take(positions))
+        previous = column.take(order.take(before))
+        if not pc.all(pc.equal(repeated, previous)).as_py():
             raise ConversionError("two different texts share a 128-bit fingerprint; run again with another --seed")
-    keep = pc.and_(pc.invert(repeat), pc.less_equal(table["g"], cut))
-    return pa.table({TEXT_COLUMN: text.filter(keep)})
+    keep = pc.and_(pc.invert(repeat), pc.less_equal(table["g"].combine_chunks(), cut))
+    return pa.table({TEXT_COLUMN: column.take(order.filter(keep))})
 
 
 def clear(folder: Path) -> None:
