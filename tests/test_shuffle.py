@@ -321,23 +321,17 @@ import sys
 from shardsql.output import staging
 from shardsql.source import draw, units
 units.UNIT_BYTES, draw.MIN_SLOT_BYTES, staging.FLUSH_BYTES = 4 << 10, 1, 16 << 10
-from shardsql.output import shards
 import time
-original = shards.write_pieces
-def slow(*a, **k):
-    time.sleep(0.3)
-    return original(*a, **k)
-shards.write_pieces = slow
+def slowed(function, seconds):
+    def wrapper(*a, **k):
+        time.sleep(seconds)
+        return function(*a, **k)
+    return wrapper
+from shardsql.output import shards
 from shardsql.commands import shuffle
-shuffle.write_pieces = slow
-from shardsql.run import unit
-keep = unit.keep
-def slow_keep(*a, **k):
-    time.sleep(0.02)
-    return keep(*a, **k)
-unit.keep = slow_keep
-from shardsql.run import local
-local.keep = slow_keep
+shards.write_pieces = shuffle.write_pieces = slowed(shards.write_pieces, 0.3)
+from shardsql.run import local, unit
+unit.keep = local.keep = slowed(unit.keep, 0.02)
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 main()
