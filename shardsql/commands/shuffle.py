@@ -156,7 +156,7 @@ class _Select:
         s = self.state
         draw = Draw.open(self.scan.source, self.scan.columns, seed)
         stream = self.executor.row_by_row(
-            self.scan, self.definition, lambda: s["target"] - s["staged"], plan=draw.units(s["slot"])
+            self.scan, self.definition, lambda: s["target"] - s["staged"], drawn=draw.units(s["slot"])
         )
         stager = _Stager(self.piles, self.save)
         buffered = 0

@@ -62,9 +62,9 @@ class Executor(Protocol):
         ...
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], plan: Iterator[Unit] | None = None
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None
     ) -> Iterator[tuple[Unit, Rows]]:
-        """(unit, the definition's kept rows of it) in unit order: the units of `plan` when
+        """(unit, the definition's kept rows of it) in unit order: the units of `drawn` when
         given (a shuffled conversion's draw, source/draw.py), else the source's from `scan.start`.
 
         `rows_wanted()` is how many more kept rows the consumer can use; units start only

@@ -57,10 +57,10 @@ class LocalExecutor:
         return write_pieces(pieces, path, row_group_size)
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], plan: Iterator[Unit] | None = None
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None
     ) -> Iterator[tuple[Unit, pa.Table]]:
         """(unit, the definition's rows from it) in order, computed on `workers` threads; the
-        units are `plan` when given (a shuffled draw), else the source's from `scan.start`."""
+        units are `drawn` when given (a shuffled draw), else the source's from `scan.start`."""
         local = threading.local()
         evaluators: list[Evaluator] = []
         lock = threading.Lock()
@@ -74,7 +74,7 @@ class LocalExecutor:
             unit, data = item
             return keep(evaluator, scan, unit, data.result())
 
-        todo = units(scan.source, scan.columns, scan.start) if plan is None else plan
+        todo = units(scan.source, scan.columns, scan.start) if drawn is None else drawn
         fetched = scheduling.fetching(scan.source, todo)
         ratio = scheduling.KeepRatio()
         try:

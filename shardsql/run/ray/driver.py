@@ -1,6 +1,6 @@
-"""The Ray engine (`--engine ray`): the row-by-row plan run as Ray tasks on a cluster.
+"""The Ray engine (`--engine ray`): a row-by-row definition's units run as Ray tasks on a cluster.
 
-The plan is the local engine's (run/local.py): the source's units in order, each
+The units are the local engine's (run/local.py): the source's units in order, each
 unit's kept rows computed independently, the results handed on in unit order, so the
 shard writer cuts exactly the same shards. Only where a unit runs changes: here one Ray
 task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for the run.
@@ -9,7 +9,7 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   Hub endpoint comes through Ray's runtime_env, the token through the object store: Ray
   writes a runtime_env, env_vars included, into its logs and the workers' command lines,
   so the token is never put there). It gets its file's footer from the driver, which read
-  it to plan the units (a worker reading every footer again would cost the Hub two
+  it to split the units (a worker reading every footer again would cost the Hub two
   requests per file per worker), fetches and decodes its unit, runs the definition with a
   DuckDB `Evaluator` of its own, and returns the kept rows, their count and the bytes and
   requests it fetched (the driver adds them up for the progress display).
@@ -194,11 +194,11 @@ class RayExecutor:
         return max(2, min(MAX_SHARDS_IN_FLIGHT, self.workers // 2))
 
     def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int],
-                   plan: Iterator[Unit] | None = None):  # fmt: skip
+                   drawn: Iterator[Unit] | None = None):  # fmt: skip
         """(unit, its kept rows as RemoteRows) in order, each unit a Ray task; the units are
-        `plan` when given (a shuffled draw), else the source's from `scan.start`.
+        `drawn` when given (a shuffled draw), else the source's from `scan.start`.
 
-        The same plan, yield shape and stopping rule as the local engine's.
+        The same units, yield shape and stopping rule as the local engine's.
         """
         ray = self.ray
         shared = [
@@ -217,7 +217,7 @@ class RayExecutor:
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
         finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
-        todo = units(scan.source, scan.columns, scan.start) if plan is None else plan
+        todo = units(scan.source, scan.columns, scan.start) if drawn is None else drawn
         for unit, (kept, (rows, fetched, requests, node)) in in_order(todo, submit, finish, allowed, cancel):
             ratio.add(unit.rows, rows)
             scan.source.counter.add(fetched, requests)
