@@ -35,8 +35,9 @@ from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-# The dry run's staging estimate: staged texts (lz4) take about this many times their parquet
-# (zstd) bytes, plus the keys' 24 bytes a row.
+# The dry run's staging estimate: staged texts take about this many times the source's compressed
+# bytes of the columns read, plus the keys' 24 bytes a row. Measured when staging used lz4; the
+# zstd-1 it uses now (output/staging.py) stages smaller, so the estimate errs on the safe side.
 STAGING_PER_COMPRESSED, STAGING_ROW_BYTES = 1.6, 24
 EXPLAIN_SAMPLE_ROWS = 10_000  # rows of the source `explain` measures on, by default
 # What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.

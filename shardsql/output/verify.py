@@ -236,21 +236,20 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
     return nulls
 
 
+def _text_bytes(path: Path) -> int:
+    """The UTF-8 bytes of a shard's texts, read a row group at a time (memory stays small)."""
+    return sum(pc.sum(pc.binary_length(texts)).as_py() or 0 for texts in _texts(path))
+
+
 def val_tokens(path: Path) -> int:
     """A shard's estimated tokens, as autoresearch's evaluation counts them: UTF-8 bytes / 4 (0 if absent)."""
-    if not path.is_file():
-        return 0
-    return sum(pc.sum(pc.binary_length(texts)).as_py() or 0 for texts in _texts(path)) // BYTES_PER_TOKEN
+    return _text_bytes(path) // BYTES_PER_TOKEN if path.is_file() else 0
 
 
 def _check_validation_size(path: Path, report: VerifyReport) -> None:
     """Warn when the validation shard likely holds fewer tokens than one evaluation reads."""
-    text_bytes = 0
     try:
-        with pq.ParquetFile(path) as parquet:
-            for index in range(parquet.num_row_groups):  # a row group at a time: memory stays small
-                texts = parquet.read_row_group(index, columns=[TEXT_COLUMN]).column(TEXT_COLUMN)
-                text_bytes += pc.sum(pc.binary_length(texts)).as_py() or 0
+        text_bytes = _text_bytes(path)
     except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
         if not any(e.startswith(f"{path.name}:") for e in report.errors):
             report.errors.append(f"{path.name}: its text could not be read ({exc})")
