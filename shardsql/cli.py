@@ -30,6 +30,7 @@ import click
 from . import __version__
 from .autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD, val_advice
 from .definition.catalog import Definition, load_all, resolve
+from .definition.mixture import Mixture
 from .errors import ShardsqlError, describe
 from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
@@ -210,6 +211,15 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     "--val-rows", type=int, default=None,
     help="Rows of the validation shard (shard_06542).  [default: --rows-per-shard]",
 )  # fmt: skip
+@click.option(
+    "--val-from", metavar="NAME|PATH|live",
+    help="Take the validation shard from another dataset or mixture (drawn with the same seed, so two "
+    "conversions share it byte for byte), or keep the live one (`live`); its texts are kept out of training.",
+)  # fmt: skip
+@click.option(
+    "--allow-short", is_flag=True,
+    help="A mixture whose component runs out writes fewer rows in the same proportions instead of stopping.",
+)  # fmt: skip
 def convert_command(
     dataset,
     num_shards,
@@ -228,14 +238,17 @@ def convert_command(
     seed,
     no_shuffle,
     val_rows,
+    val_from,
+    allow_short,
 ) -> None:
     """Convert DATASET into autoresearch shards in CACHE_DIR/data.
 
-    DATASET is a name from `shardsql list` or the path of a .sql file. The new shards are
+    DATASET is a name from `shardsql list` or the path of a .sql file: a dataset, or a
+    mixture of datasets in set proportions. The new shards are
     built in a staging folder; the current data and tokenizer are moved to a labelled
     backup only once the new set is complete.
     """
-    from .commands.convert import ConvertOptions, convert, preview
+    from .commands.convert import ConvertOptions, convert, preview, preview_mixture
 
     definition = resolve(dataset)
     options = ConvertOptions(
@@ -252,10 +265,15 @@ def convert_command(
         shuffle=not no_shuffle,
         seed=seed,
         val_rows=val_rows,
+        val_from=val_from,
+        allow_short=allow_short,
     )
     options.validate()
     if dry_run:
-        _print_preview(preview(definition, options), options)
+        if isinstance(definition, Mixture):
+            _print_mixture_preview(preview_mixture(definition, options), options)
+        else:
+            _print_preview(preview(definition, options), options)
         return
     cache = CacheDir(options.cache_dir)
     cache.check_usable()
@@ -321,11 +339,39 @@ def _print_preview(p, options) -> None:
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
 
+def _print_mixture_preview(m, options) -> None:
+    mixture = m.mixture
+    click.echo(f"Mixture:  {mixture.name}  ({mixture.path}), by {mixture.mix_by}")
+    val_rows = options.val_rows or options.rows_per_shard
+    shape = f"{options.num_shards} shards x {options.rows_per_shard:,} rows + {val_rows:,} validation rows"
+    click.echo(f"Wanted:   {shape} = {options.rows_wanted:,} rows, shuffled together")
+    for c in m.components:
+        p = c.preview
+        pinned = f" (commit {p.source.commit[:12]})" if p.source.commit else ""
+        click.echo(f"  {p.definition.name}  {float(c.weight):.1%}: {p.source.url}{pinned}")
+        click.echo(f"    {len(p.footers)} files, {p.source_rows:,} rows; mean {c.chars_per_row:,.0f} characters a row")
+        click.echo(f"    needs about {c.rows:,} rows kept, {format_size(c.bytes)} fetched (more as its filter drops)")
+        if c.rows > p.source_rows:
+            click.echo(f"    warning: its source has only {p.source_rows:,} rows: the mixture would stop there")
+    click.echo(f"Output:   {options.cache_dir / 'data'}")
+    fetched = sum(c.preview.source.counter.bytes for c in m.components)
+    click.echo(f"Dry run: only parquet footers were read ({format_size(fetched)}).")
+
+
 def _print_result(result, next_steps: bool = True) -> None:
     source = result.source
     filtered = result.rows_read - result.rows_kept
-    pinned = f" @ {source.commit[:12]}" if source.commit else ""
-    click.echo(f"\nDone: {result.definition.name} from {source.url}{pinned}")
+    if source is not None:
+        pinned = f" @ {source.commit[:12]}" if source.commit else ""
+        click.echo(f"\nDone: {result.definition.name} from {source.url}{pinned}")
+    else:
+        click.echo(f"\nDone: {result.definition.name}")
+    training = [p for p in result.parts if not p.validation]
+    rows, chars = sum(p.rows_written for p in training) or 1, sum(p.chars_written for p in training) or 1
+    for part in result.parts:
+        share = f"{part.chars_written / chars:.1%} of characters, {part.rows_written / rows:.1%} of rows"
+        role = "the validation shard" if part.validation else share
+        click.echo(f"  {part.name}: {part.rows_written:,} rows, {part.chars_written:,} characters ({role})")
     click.echo(
         f"  shards:  {result.train_shards} training + 1 validation ({result.shards[-1].name}) in {result.data_dir}"
     )
@@ -333,7 +379,8 @@ def _print_result(result, next_steps: bool = True) -> None:
         f"  rows:    {result.rows_read:,} read, {filtered:,} filtered, {result.rows_kept:,} kept, "
         f"{sum(s.rows for s in result.shards):,} written"
     )
-    click.echo(f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests")
+    if source is not None:
+        click.echo(f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests")
     if result.order == "shuffled":
         click.echo(f"  order:   shuffled (seed {result.seed}); {result.duplicates_removed:,} duplicate texts removed")
     else:
@@ -341,7 +388,8 @@ def _print_result(result, next_steps: bool = True) -> None:
             "  order:   " + ("the definition's ORDER BY" if result.order == "sql" else "source order (--no-shuffle)")
         )
     tokens = result.val_tokens
-    click.echo(f"  validation: {result.shards[-1].rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4)")
+    origin = f" from {result.val_from}" if result.val_from else ""
+    click.echo(f"  validation: {result.shards[-1].rows:,} rows{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)")
     advice = val_advice(tokens, result.shards[-1].rows)
     if advice:
         click.echo(f"  warning: {advice}")

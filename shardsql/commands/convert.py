@@ -16,6 +16,7 @@ import errno
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,12 +32,13 @@ from ..autoresearch import (
 from ..definition.analysis import Shape
 from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
+from ..definition.mixture import Mixture
 from ..errors import ConversionError, OptionsError
 from ..hub.retries import report_waits
 from ..output import checkpoint, manifest
 from ..output.cache_dir import CacheDir
 from ..output.checkpoint import Position
-from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
+from ..output.shards import RowStream, ShardInfo, TextDigest, keep_shard, pin_validation, write_shards
 from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
@@ -46,7 +48,8 @@ from ..source.footers import ParquetFooter, read_footers
 from ..source.scan import Scan, open_scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges
-from .shuffle import convert_shuffled
+from .plan import LIVE, Opened, open_parts
+from .shuffle import Part, PartOutcome, convert_shuffled
 
 SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
 ENGINES = ("local", "ray")  # --engine: where row-by-row definitions run
@@ -71,6 +74,11 @@ class ConvertOptions:
     shuffle: bool = True
     seed: int = 0
     val_rows: int | None = None  # rows of the validation shard; None: rows_per_shard
+    # Where the validation shard's rows come from (commands/shuffle.py): None, this conversion's
+    # own rows; a dataset or mixture (a name or a .sql file), drawn by the same seed; or "live",
+    # the validation shard already in the cache folder, kept byte for byte.
+    val_from: str | None = None
+    allow_short: bool = False  # a mixture whose component runs out writes fewer rows, in the same proportions
 
     def validate(self) -> None:
         for name in ("num_shards", "rows_per_shard", "row_group_size"):
@@ -86,6 +94,10 @@ class ConvertOptions:
             raise OptionsError(f"--seed must be at least 0, got {self.seed}")
         if self.num_source is not None and self.num_source < 1:
             raise OptionsError(f"--num-source must be at least 1, got {self.num_source}")
+        if self.val_from is not None and not self.shuffle:
+            raise OptionsError("--val-from draws the validation shard with the shuffle's seed: drop --no-shuffle")
+        if self.val_from == LIVE and self.val_rows is not None:
+            raise OptionsError("--val-from live keeps the live validation shard as it is: drop --val-rows")
         if self.num_shards > MAX_TRAIN_SHARDS:
             # Training shards are numbered from 0; shard_06542 is the validation shard's fixed
             # name, so training shard 6542 would overwrite it (and the manifest list it twice).
@@ -115,8 +127,8 @@ class ConvertOptions:
 
 @dataclass
 class ConvertResult:
-    definition: Definition
-    source: Source
+    definition: Definition | Mixture
+    source: Source | None  # a mixture's, or with --val-from, the parts' sources are in `parts`
     data_dir: Path
     shards: list[ShardInfo]
     rows_read: int
@@ -128,6 +140,8 @@ class ConvertResult:
     duplicates_removed: int = 0
     seed: int | None = None
     val_tokens: int = 0  # the validation shard's estimated tokens (UTF-8 bytes / 4)
+    parts: list[PartOutcome] = dataclasses.field(default_factory=list)  # a mixture's or --val-from's parts
+    val_from: str | None = None
 
     @property
     def train_shards(self) -> int:
@@ -172,6 +186,42 @@ class Preview:
             for j in range(rg.num_columns)
             if rg.column(j).path_in_schema.split(".")[0].lower() in wanted
         )
+
+
+@dataclass
+class ComponentPreview:
+    """A mixture component's dry run, and its expected share of the work."""
+
+    preview: Preview
+    weight: Fraction
+    chars_per_row: float  # the needed columns' uncompressed bytes a source row: its characters, roughly
+    rows: int  # rows it is expected to give
+    bytes: int  # compressed bytes it is expected to fetch for them, if its filter kept every row
+
+
+@dataclass
+class MixturePreview:
+    mixture: Mixture
+    components: list[ComponentPreview]
+
+
+def preview_mixture(mixture: Mixture, options: ConvertOptions) -> MixturePreview:
+    """The dry run of a mixture: each component's footers, and the rows and bytes it is expected
+    to need for its share (by characters: in inverse proportion to its mean row length)."""
+    if options.source or options.revision:
+        raise OptionsError("--source and --revision apply to one dataset; a mixture's components name their own")
+    previews = [preview(c.definition, options) for c in mixture.components]
+    lengths = [p.text_bytes() / max(1, p.source_rows) for p in previews]
+    weights = [c.weight for c in mixture.components]
+    if mixture.mix_by == "characters":
+        scale = [float(w) / max(1.0, n) for w, n in zip(weights, lengths, strict=True)]
+    else:
+        scale = [float(w) for w in weights]
+    rows = [round(options.rows_wanted * x / sum(scale)) for x in scale]
+    return MixturePreview(mixture, [
+        ComponentPreview(p, w, n, r, int(r * p.column_bytes() / max(1, p.source_rows)))
+        for p, w, n, r in zip(previews, weights, lengths, rows, strict=True)
+    ])  # fmt: skip
 
 
 def _open(definition: Definition, options: ConvertOptions) -> tuple[Scan, Shape]:
@@ -262,19 +312,19 @@ class _Tracker:
         return Position(last.file, last.row_group, self._last_kept - pending, last.rows_read, last.rows_kept)
 
 
-def _fingerprint(definition: Definition, source: Source, options: ConvertOptions) -> dict:
+def _fingerprint(opened: Opened, options: ConvertOptions) -> dict:
     """What must be the same for a rerun to continue an interrupted one."""
     return {
-        "definition": definition.sha256,
-        "source": source.url,
-        "commit": source.commit,
-        "files": [[f.url, f.size] for f in source.files],
+        "definition": opened.model.sha256,
+        "parts": opened.fingerprint(),
         "num_shards": options.num_shards,
         "rows_per_shard": options.rows_per_shard,
         "row_group_size": options.row_group_size,
         "shuffle": options.shuffle,
         "seed": options.seed if options.shuffle else None,
         "val_rows": options.val_rows,
+        "val_from": options.val_from,
+        "allow_short": options.allow_short,
     }
 
 
@@ -282,17 +332,17 @@ def _disk_full(exc: BaseException) -> bool:
     return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
 
 
-def convert(definition: Definition, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:
-    """Convert `definition` into shards in `options.cache_dir/data`, the old data backed up.
+def convert(model: Definition | Mixture, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:
+    """Convert a dataset or a mixture into shards in `options.cache_dir/data`, the old data backed up.
 
-    Resumes an interrupted run of the same conversion from its last complete shard.
+    Resumes an interrupted run of the same conversion where it stopped.
     """
     progress = progress or Progress()
     cache = CacheDir(Path(options.cache_dir).expanduser())
     # Rate-limit waits are said through the progress display, not over it.
     with cache.lock(), report_waits(progress.message):
-        scan, shape = _open(definition, options)
-        return _convert(definition, options, progress, cache, scan, shape)
+        opened = open_parts(model, options, cache.data)
+        return _convert(opened, options, progress, cache)
 
 
 def _choose_engine(options: ConvertOptions, shape: Shape, progress: Progress) -> str:
@@ -331,12 +381,22 @@ def _rows(definition, scan: Scan, shape: Shape, tracker: _Tracker, executor: Exe
         evaluator.close()
 
 
-def _convert(definition: Definition, options: ConvertOptions, progress: Progress, cache: CacheDir, scan: Scan,
-             shape: Shape) -> ConvertResult:  # fmt: skip
-    source = scan.source
+def _order(opened: Opened, options: ConvertOptions) -> str:
+    single = opened.single
+    if single is None:
+        if not options.shuffle:
+            raise OptionsError(
+                "a mixture is always shuffled: --no-shuffle converts one dataset in source order"
+            )
+        return "shuffled"
+    return options.order(single.shape)
+
+
+def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir) -> ConvertResult:
+    model, single = opened.model, opened.single
     rows_wanted = options.rows_wanted
-    order = options.order(shape)
-    fingerprint = _fingerprint(definition, source, options)
+    order = _order(opened, options)
+    fingerprint = _fingerprint(opened, options)
     state, why_not = checkpoint.load(cache.staging, fingerprint)
     if why_not:
         progress.message(f"Starting afresh: {why_not}.")
@@ -347,19 +407,51 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
     elif state.shards:
         progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
     staging = cache.staging
+    drawn = [p for p in opened.parts if p.shape is not None]
+    row_by_row = any(p.shape.row_by_row for p in drawn)
     # Ray is checked to be installed now, before anything is written (RayExecutor loads it on entry).
-    executor = _executor_for(_choose_engine(options, shape, progress), options.workers, progress)
-    scan = dataclasses.replace(scan, start=(state.next.file, state.next.row_group) if shape.row_by_row else (0, 0))
-    tracker = _Tracker(source, state.next, progress, shape.row_by_row)
-    progress.message(f"{definition.name} runs {shape.path}: {shape.reason}.")
+    engine = options.engine if row_by_row else _choose_engine(options, drawn[0].shape, progress)
+    executor = _executor_for(engine, options.workers, progress)
+    for part in drawn:
+        progress.message(f"{part.name} runs {part.shape.path}: {part.shape.reason}.")
     if order == "sql":
-        progress.message(f"{definition.name} has its own ORDER BY: the shards keep its order (not shuffled).")
+        progress.message(f"{model.name} has its own ORDER BY: the shards keep its order (not shuffled).")
     elif order == "shuffled":
         progress.message(
-            f"Shuffled with seed {options.seed}: units drawn at random over all {len(source.files)} source files, "
+            f"Shuffled with seed {options.seed}: units drawn at random over all of each source's files, "
             "duplicate texts removed (--no-shuffle: the first rows in source order)."
         )
+    if not single:
+        for part in drawn:
+            if part.shape.ordered:
+                progress.message(f"{part.name}'s own ORDER BY does not apply in a mixture: its rows are shuffled.")
     duplicates = 0
+    outcome = None
+    if order == "shuffled":
+        try:
+            if not state.finished:
+                plan = opened.plan(options.allow_short)
+                outcome = convert_shuffled(plan, executor, options, staging, state, progress)
+                state.shuffle["outcome"] = [dataclasses.asdict(p) for p in outcome.parts]
+                state.finished = True
+                state.save(staging)
+            parts = [PartOutcome(**p) for p in state.shuffle["outcome"]]
+            if opened.live is not None:
+                state.shards[-1] = keep_shard(opened.live, staging, state.shards[-1])
+                state.save(staging)
+            shards = pin_validation(staging, state.shards)
+        except BaseException as exc:
+            progress.stop()
+            raise _clean_disk_error(exc, staging) from exc
+        progress.stop()
+        read, kept = sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts)
+        duplicates = sum(p.duplicates for p in parts)
+        return _finish(opened, options, progress, cache, shards, read, kept, executor, order, duplicates, parts)
+    scan, shape = single.scan, single.shape
+    source = scan.source
+    scan = dataclasses.replace(scan, start=(state.next.file, state.next.row_group) if shape.row_by_row else (0, 0))
+    tracker = _Tracker(source, state.next, progress, shape.row_by_row)
+    definition = single.definition
 
     def on_shard(info: ShardInfo, position: Position) -> None:
         state.shards.append(info)
@@ -367,15 +459,9 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
         state.save(staging)
         progress.shard(info)
 
-    if order != "shuffled":
-        progress.start(rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
+    progress.start(rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
     try:
-        if not state.finished and order == "shuffled":
-            outcome = convert_shuffled(definition, scan, shape, executor, options, staging, state, progress)
-            tracker.read, tracker.kept = outcome.rows_read, outcome.rows_kept
-            state.finished = True
-            state.save(staging)
-        elif not state.finished:
+        if not state.finished:
             done = list(state.shards)
             with executor:
                 rows = _rows(definition, scan, shape, tracker, executor, rows_wanted, done, staging / SPILL_DIR)
@@ -390,50 +476,61 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
                     shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
             state.finished = True
             state.save(staging)
-        if order == "shuffled":
-            tracker.read, tracker.kept = state.shuffle["read"], state.shuffle["staged"]
-            duplicates = state.shuffle["duplicates"]
         shards = pin_validation(staging, state.shards)
     except BaseException as exc:
         progress.stop()
-        if _disk_full(exc):
-            raise ConversionError(
-                f"the disk is full while writing shards in {staging}. Free some space and run the same "
-                "command again: it resumes from the last complete shard. Your data folder was not changed."
-            ) from exc
-        raise
+        raise _clean_disk_error(exc, staging) from exc
     progress.stop()
+    return _finish(opened, options, progress, cache, shards, tracker.read, tracker.kept, executor, order, 0, [])
+
+
+def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
+    if _disk_full(exc):
+        return ConversionError(
+            f"the disk is full while writing shards in {staging}. Free some space and run the same "
+            "command again: it resumes from the last complete shard. Your data folder was not changed."
+        )
+    return exc
+
+
+def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir, shards: list[ShardInfo],
+            read: int, kept: int, executor: Executor, order: str, duplicates: int,
+            parts: list[PartOutcome]) -> ConvertResult:  # fmt: skip
+    """Check the shards are enough, write the manifest, swap the staging folder in."""
+    staging, model = cache.staging, opened.model
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
         raise ConversionError(
-            f"the source ran out: {tracker.read:,} rows read, {tracker.kept:,} kept, which is "
+            f"the source ran out: {read:,} rows read, {kept:,} kept, which is "
             f"{'no' if not shards else 'only one'} shard; autoresearch needs at least one training shard "
             "and the validation shard. Use more source files or fewer --rows-per-shard. "
             "Your data folder was not changed."
         )
     written = sum(s.rows for s in shards)
-    ran_out = written < rows_wanted
+    ran_out = written < options.rows_wanted and opened.live is None
     tokens = val_tokens(staging / VAL_SHARD_NAME)
+    source = opened.single.scan.source if opened.single else None
+    seed = options.seed if order == "shuffled" else None
     record = manifest.build(
-        definition=definition,
+        definition=model,
         source=source,
         options=options.recorded(),
-        rows_read=tracker.read,
-        rows_kept=tracker.kept,
+        rows_read=read,
+        rows_kept=kept,
         shards=shards,
         ran_out=ran_out,
         engine=executor.record.to_dict(),
-        order={
-            "order": order,
-            "seed": options.seed if order == "shuffled" else None,
-            "duplicates_removed": duplicates,
-        },  # fmt: skip
+        order={"order": order, "seed": seed, "duplicates_removed": duplicates},
         val_tokens=tokens,
+        components=[_component_record(p, o) for p, o in zip(opened.parts, parts, strict=True)] if parts else None,
+        val_from=opened.val_from,
+        mix_by=opened.mix_by if opened.single is None else None,
     )
     manifest.write(staging, record)
     if ran_out:
+        cause = "The source ran out" if opened.single else "A component ran out (--allow-short)"
         progress.message(
-            f"The source ran out: {tracker.read:,} rows read and {tracker.kept:,} kept, so "
+            f"{cause}: {read:,} rows read and {kept:,} kept, so "
             f"{len(shards) - 1} training shards (of {options.num_shards} asked) and a validation shard of "
             f"{shards[-1].rows:,} rows were written."
         )
@@ -442,17 +539,35 @@ def _convert(definition: Definition, options: ConvertOptions, progress: Progress
     # completes the swap when run again.
     (cache.data / checkpoint.CHECKPOINT_NAME).unlink()
     return ConvertResult(
-        definition=definition,
+        definition=model,
         source=source,
         data_dir=cache.data,
         shards=shards,
-        rows_read=tracker.read,
-        rows_kept=tracker.kept,
+        rows_read=read,
+        rows_kept=kept,
         ran_out=ran_out,
         backup=backup,
         manifest_path=cache.data / manifest.MANIFEST_NAME,
         order=order,
         duplicates_removed=duplicates,
-        seed=options.seed if order == "shuffled" else None,
+        seed=seed,
         val_tokens=tokens,
+        parts=parts if opened.single is None else [],
+        val_from=opened.val_from,
     )
+
+
+def _component_record(part: Part, outcome: PartOutcome) -> dict:
+    source = part.scan.source if part.scan else None
+    return {
+        "name": part.name,
+        "role": "validation" if part.validation else "training",
+        "weight": str(part.weight),
+        "definition": {"path": str(part.definition.path), "sha256": part.definition.sha256}
+        if part.definition
+        else None,
+        "source": {"url": source.url, "revision": source.revision, "commit": source.commit} if source else None,
+        "rows": {"read": outcome.rows_read, "kept": outcome.rows_kept, "duplicates": outcome.duplicates,
+                 "written": outcome.rows_written},  # fmt: skip
+        "characters_written": outcome.chars_written,
+    }

@@ -31,21 +31,27 @@ import math
 import queue
 import shutil
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from ..autoresearch import TEXT_COLUMN
 from ..definition.analysis import Shape
 from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
+from ..errors import ConversionError
 from ..output import staging
+from ..output.interleave import Interleave
 from ..output.shards import WRITERS, ShardInfo, write_pieces, write_shards
 from ..progress import Progress
-from ..run.executor import Executor
+from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
 from ..source.draw import Draw
 from ..source.scan import Scan
@@ -57,15 +63,6 @@ STAGE_QUEUE = 4  # units' rows waiting for the stager thread, at most
 # When duplicates leave the selection short, the next round draws the rows missing, scaled by
 # the rows drawn per distinct text so far, and this margin more.
 REDRAW_MARGIN = 1.05
-
-
-@dataclass
-class Outcome:
-    shards: list[ShardInfo]
-    rows_read: int
-    rows_kept: int  # rows staged (kept by the definition, duplicates included)
-    duplicates: int  # rows up to the cut that repeat a text drawn before them
-    selected: int  # distinct rows selected (fewer than wanted only if the source ran out)
 
 
 def _table(rows: Any) -> pa.Table:
@@ -133,30 +130,80 @@ class _Stager:
         return self.last
 
 
+@dataclass
+class Part:
+    """One stream of rows in a shuffled conversion: the dataset itself, a mixture's component,
+    or (with --val-from) a source of the validation shard. Parts are numbered in priority
+    order, the validation's first: a text drawn by two parts belongs to the first."""
+
+    name: str
+    definition: Definition | None  # None: `given` rows (the live validation shard of --val-from live)
+    scan: Scan | None
+    shape: Shape | None
+    weight: Fraction  # its share of its group's rows
+    validation: bool = False  # in the validation shard (--val-from), not the training shards
+    given: pa.Table | None = None
+
+
+@dataclass
+class Plan:
+    """What a shuffled conversion draws: its parts, how shares are measured, what happens when one runs short."""
+
+    parts: list[Part]
+    mix_by: str = "documents"  # the training parts' interleave: "characters" or "documents"
+    val_mix_by: str = "documents"  # --val-from's parts'
+    # A part that cannot give its share: stop the conversion (a mixture), or write fewer rows
+    # in the same proportions (a single dataset, whose source simply ran out; --allow-short).
+    allow_short: bool = True
+
+    def group(self, validation: bool) -> list[int]:
+        """The parts interleaved into the training shards (and, without --val-from, the validation
+        shard), or those of --val-from's validation shard."""
+        return [i for i, part in enumerate(self.parts) if part.validation == validation]
+
+
+@dataclass
+class PartOutcome:
+    name: str
+    validation: bool
+    rows_read: int
+    rows_kept: int  # staged (kept by its definition, duplicates included)
+    duplicates: int
+    rows_written: int
+    chars_written: int
+
+
+@dataclass
+class Outcome:
+    shards: list[ShardInfo]
+    rows_read: int
+    rows_kept: int  # rows staged (kept by the definition, duplicates included)
+    duplicates: int  # rows up to the cuts that repeat a text drawn before them
+    selected: int  # distinct rows selected (fewer than wanted only if the source ran out)
+    parts: list[PartOutcome]
+
+
 class _Select:
-    """Phase 1: draw, run, stage; count; draw more if short. `state` is the checkpoint's dict."""
+    """Phase 1: draw, run, stage, part by part; count; draw more for a part that is short.
+    `state` is the checkpoint's dict: one entry a part in state["parts"]."""
 
-    def __init__(self, definition: Definition, scan: Scan, shape: Shape, executor: Executor, piles: staging.Piles,
-                 state: dict, save: Callable[[dict], None], progress: Progress, spill: Path):  # fmt: skip
-        self.definition, self.scan, self.shape, self.executor = definition, scan, shape, executor
-        self.piles, self.state, self.save, self.progress, self.spill = piles, state, save, progress, spill
+    def __init__(self, plan: Plan, executor: Executor, piles: staging.Piles, state: dict,
+                 save: Callable[[dict], None], progress: Progress, spill: Path):  # fmt: skip
+        self.plan, self.executor, self.piles, self.state = plan, executor, piles, state
+        self.save, self.progress, self.spill = save, progress, spill
 
-    def checkpoint(self) -> None:
-        self.state["sizes"] = self.piles.flush()
-        self.save(self.state)
+    def _update(self) -> None:
+        parts = self.state["parts"]
+        fetched = sum(p.scan.source.counter.bytes for p in self.plan.parts if p.scan is not None)
+        self.progress.update(sum(p["read"] for p in parts), sum(p["staged"] for p in parts), fetched)
 
-    def _stage(self, table: pa.Table) -> None:
-        s = self.state
-        self.piles.add(table, s["staged"])
-        s["staged"] += table.num_rows
-        self.progress.update(s["read"], s["staged"], self.scan.source.counter.bytes)
-
-    def _draw_units(self, seed: int) -> None:
-        """Draw units until the rows staged reach the target (or the draw is exhausted)."""
-        s = self.state
-        draw = Draw.open(self.scan.source, self.scan.columns, seed)
+    def _draw_units(self, index: int, seed: int) -> None:
+        """Draw units of part `index` until its rows staged reach its target (or its draw is exhausted)."""
+        part, s = self.plan.parts[index], self.state["parts"][index]
+        base = index << staging.PART_SHIFT
+        draw = Draw.open(part.scan.source, part.scan.columns, seed)
         stream = self.executor.row_by_row(
-            self.scan, self.definition, lambda: s["target"] - s["staged"], drawn=draw.units(s["slot"])
+            part.scan, part.definition, lambda: s["target"] - s["staged"], drawn=draw.units(s["slot"])
         )
         stager = _Stager(self.piles, self.save)
         buffered = 0
@@ -165,111 +212,304 @@ class _Select:
                 table = _table(rows)
                 s["read"] += unit.rows
                 s["slot"] = draw.claim()
-                stager.rows(table, s["staged"])
+                stager.rows(table, base + s["staged"])
                 s["staged"] += table.num_rows
                 buffered += table.nbytes
-                self.progress.update(s["read"], s["staged"], self.scan.source.counter.bytes)
+                self._update()
                 if s["staged"] >= s["target"]:
                     break
                 if buffered >= staging.FLUSH_BYTES:
-                    stager.checkpoint(s)
+                    stager.checkpoint(self.state)
                     buffered = 0
             else:
                 s["exhausted"] = True
-            stager.checkpoint(s)
+            stager.checkpoint(self.state)
         except BaseException:
             stager.close(abort=True)
             raise
         finally:
             stream.close()  # stops the executor's threads now
         last = stager.close()
-        s["sizes"] = last["sizes"] if last else s["sizes"]
-        self.save(s)
+        self.state["sizes"] = last["sizes"] if last else self.state["sizes"]
+        self.save(self.state)
 
-    def _run_query(self) -> None:
+    def _run_query(self, index: int) -> None:
         """A whole-source definition: its whole result staged, in the query's order."""
-        s = self.state
-        assert isinstance(self.executor, LocalExecutor)  # a whole-source query runs here (convert._choose_engine)
+        part, s = self.plan.parts[index], self.state["parts"][index]
+        # A whole-source query is one DuckDB query on this machine, whatever the engine.
+        local = self.executor if isinstance(self.executor, LocalExecutor) else LocalExecutor(available_cores())
         self.spill.mkdir(parents=True, exist_ok=True)
-        evaluator = Evaluator(self.definition, spill_dir=self.spill)
+        evaluator = Evaluator(part.definition, spill_dir=self.spill)
         try:
-            for _, table in self.executor.whole_source(self.scan, evaluator):
-                s["read"] = self.executor.record.rows_read
-                self._stage(table)
-                if self.piles.buffered >= staging.FLUSH_BYTES:
-                    self.piles.flush()  # not a checkpoint: a query cannot resume midway
+            for _, table in local.whole_source(part.scan, evaluator):
+                s["read"] = local.record.rows_read
+                self._stage(index, table)
         finally:
             evaluator.close()
             shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
-        s["read"] = self.executor.record.rows_read
+        s["read"] = local.record.rows_read
         s["exhausted"] = True
-        self.checkpoint()
+        self.state["sizes"] = self.piles.flush()
+        self.save(self.state)
 
-    def run(self, wanted: int, seed: int) -> staging.Selection:
-        s = self.state
+    def _stage(self, index: int, table: pa.Table) -> None:
+        s = self.state["parts"][index]
+        self.piles.add(table, (index << staging.PART_SHIFT) + s["staged"])
+        s["staged"] += table.num_rows
+        self._update()
+        if self.piles.buffered >= staging.FLUSH_BYTES:
+            self.piles.flush()  # not a checkpoint: a query or given rows cannot resume midway
+
+    def _fill(self, index: int, seed: int) -> None:
+        part, s = self.plan.parts[index], self.state["parts"][index]
+        if s["exhausted"] or s["staged"] >= s["target"]:
+            return
+        if part.given is not None:
+            self._stage(index, part.given)
+            s["exhausted"] = True
+            self.state["sizes"] = self.piles.flush()
+            self.save(self.state)
+        elif part.shape.row_by_row:
+            self._draw_units(index, seed)
+        else:
+            self._run_query(index)
+
+    def run(self, seed: int, rows: int, val_rows: int) -> tuple[list[staging.Selection], dict[bool, _Count]]:
+        """Draw until every part's selection holds its share of `rows` training rows (with the
+        validation shard's unless --val-from gives it) and of `val_rows` --val-from rows."""
+        parts = self.state["parts"]
+        groups = {False: rows} | ({True: val_rows} if self.plan.group(True) else {})
         while True:
-            if not s["exhausted"] and s["staged"] < s["target"]:
-                if self.shape.row_by_row:
-                    self._draw_units(seed)
-                else:
-                    self._run_query()
-            selection = staging.select(self.piles, wanted, s["staged"])
-            if selection.rows >= wanted or s["exhausted"]:
-                return selection
-            missing = wanted - selection.rows
-            per_distinct = s["staged"] / max(1, selection.rows)
-            s["target"] = s["staged"] + max(missing, math.ceil(missing * per_distinct * REDRAW_MARGIN))
-            self.progress.message(
-                f"{s['staged'] - selection.rows:,} duplicate texts among {s['staged']:,} rows drawn: "
-                f"drawing about {s['target'] - s['staged']:,} more"
-            )
-            self.save(s)
+            for index in range(len(parts)):
+                self._fill(index, seed)
+            selections = staging.select(self.piles, [p["wanted"] for p in parts], [p["staged"] for p in parts])
+            short = [i for i, (p, sel) in enumerate(zip(parts, selections, strict=True))
+                     if sel.rows < p["wanted"] and not p["exhausted"]]  # fmt: skip
+            if not short:
+                cuts = [x.cut for x in selections]
+                counts = {v: _count(self.piles, seed, self.plan, cuts, n, v) for v, n in groups.items()}
+                for count in counts.values():
+                    dry = count.dry
+                    if dry is None or parts[dry]["exhausted"] and selections[dry].rows < parts[dry]["wanted"]:
+                        continue  # enough, or as much as the source has
+                    # The interleave needs more of this part than its selection holds: select more.
+                    wanted = groups[self.plan.parts[dry].validation]
+                    more = math.ceil(selections[dry].rows * wanted / max(1, count.rows) * REDRAW_MARGIN) + 16
+                    parts[dry]["wanted"] = max(parts[dry]["wanted"] + 1, more)
+                    short.append(dry)
+                if not short:
+                    return selections, counts
+            for index in short:
+                p, sel = parts[index], selections[index]
+                missing = p["wanted"] - sel.rows
+                per_distinct = p["staged"] / max(1, sel.rows)
+                more = max(missing, math.ceil(missing * per_distinct * REDRAW_MARGIN))
+                p["target"] = max(p["target"], p["staged"] + more)
+                self.progress.message(
+                    f"{self.plan.parts[index].name}: {sel.rows:,} distinct texts selected of the {p['wanted']:,} "
+                    f"needed ({p['staged']:,} rows drawn): drawing about {p['target'] - p['staged']:,} more"
+                )
+            self.save(self.state)
 
 
-class _Sorted:
-    """Phase 2's rows: the leaves in key order, each sorted and deduplicated, from a position."""
+@dataclass
+class _Count:
+    """The interleave worked out on the keys alone: the rows it gives, per part, before the first part runs dry."""
 
-    def __init__(self, piles: staging.Piles, seed: int, cut: int, start: dict | None):
-        self.piles, self.seed, self.cut = piles, seed, cut
-        self.start_leaf = tuple(start["leaf"]) if start else ()
-        self.start_offset = start["offset"] if start else 0
-        self.leaf: tuple[int, ...] = self.start_leaf
-        self.yielded = self.start_offset
+    rows: int
+    rows_by_part: list[int]
+    chars_by_part: list[int]
+    dry: int | None  # the part that ran out before `rows` (None: every part had enough)
 
-    def batches(self) -> Iterator[pa.Table]:
-        """The rows in output order. The next leaf is read and sorted on a thread while this
-        one is fed to the writer (two leaves in memory at most); a leaf's files are left
-        alone until it is loaded (the split removes them once the iteration moves on)."""
-        first_pile = self.start_leaf[0] if self.start_leaf else 0
-        leaves = (leaf for leaf in self.piles.leaves(first_pile) if leaf.path >= self.start_leaf)
-        load = lambda leaf: (leaf, staging.sorted_rows(leaf, self.seed, self.cut))  # noqa: E731
+
+class _Queue:
+    """A part's rows fed to the interleave and not yet taken: chunks of (texts or None, sizes, chars)."""
+
+    def __init__(self):
+        self.chunks: deque[tuple[pa.Array | None, np.ndarray]] = deque()
+
+    def put(self, texts: pa.Array | None, chars: np.ndarray) -> None:
+        if len(chars):
+            self.chunks.append((texts, chars))
+
+    def take(self, rows: int) -> tuple[list[pa.Array], np.ndarray]:
+        texts, chars = [], []
+        while rows:
+            head_texts, head_chars = self.chunks[0]
+            n = min(rows, len(head_chars))
+            if head_texts is not None:
+                texts.append(head_texts.slice(0, n))
+            chars.append(head_chars[:n])
+            if n == len(head_chars):
+                self.chunks.popleft()
+            else:
+                self.chunks[0] = (head_texts.slice(n) if head_texts is not None else None, head_chars[n:])
+            rows -= n
+        return texts, np.concatenate(chars) if chars else np.empty(0, dtype=np.int64)
+
+
+class _Merged:
+    """The training parts' selected rows interleaved (output/interleave.py), at most `rows` of
+    them, from `start` (a resume's: each part's rows already taken and their sizes), as
+    batches of (each row's part, each part's taken rows' characters, the texts or None).
+    The leaves are read in key order; with texts, the next one is read and sorted on a
+    thread while this one is merged. `dry` is the part that ran out first, if any did."""
+
+    def __init__(self, piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int,
+                 start: dict | None, with_texts: bool, validation: bool = False):  # fmt: skip
+        self.piles, self.seed, self.plan, self.cuts, self.rows = piles, seed, plan, cuts, rows
+        self.with_texts = with_texts
+        self.members = plan.group(validation)
+        self.by_chars = (plan.val_mix_by if validation else plan.mix_by) == "characters"
+        self.taken = list(start["taken"]) if start else [0] * len(self.members)
+        self.sizes = list(start["sizes"]) if start else [0] * len(self.members)  # of the rows taken
+        self.merge = Interleave([plan.parts[i].weight for i in self.members], self.sizes)
+        self.queues = [_Queue() for _ in self.members]
+        self.dry: int | None = None
+        self._last: tuple[np.ndarray, list[np.ndarray]] | None = None
+        self._before: tuple[list[int], list[int]] = (list(self.taken), list(self.sizes))
+
+    def _load(self, leaf: staging.Leaf) -> tuple[staging.Ordered, pa.Array | None]:
+        order = staging.ordered(staging.leaf_keys(leaf), self.seed, self.cuts)
+        return order, staging.leaf_texts(leaf, order) if self.with_texts else None
+
+    def _emit(self) -> Iterator[tuple[np.ndarray, list[np.ndarray], pa.Table | None]]:
+        while (emitted := sum(self.taken)) < self.rows:
+            picks = self.merge.emit(min(self.rows - emitted, BATCH_ROWS))
+            if not len(picks):
+                return
+            self._before = (list(self.taken), list(self.sizes))
+            texts, chars = [], []
+            for j in range(len(self.members)):
+                count = int(np.count_nonzero(picks == j))
+                part_texts, part_chars = self.queues[j].take(count)
+                texts.append(part_texts)
+                chars.append(part_chars)
+                self.taken[j] += count
+                self.sizes[j] += int(part_chars.sum()) if self.by_chars else count
+            self._last = (picks, chars)
+            table = None
+            if self.with_texts:
+                # Row i of the batch is the next row of its part: its index among the parts' rows joined.
+                index = np.empty(len(picks), dtype=np.int64)
+                base = 0
+                for j, count in enumerate(len(c) for c in chars):
+                    index[picks == j] = base + np.arange(count)
+                    base += count
+                joined = pa.chunked_array([a for part in texts for a in part], pa.large_string())
+                table = pa.table({TEXT_COLUMN: joined.take(pa.array(index))})
+            yield picks, chars, table
+
+    def batches(self) -> Iterator[tuple[np.ndarray, list[np.ndarray], pa.Table | None]]:
+        seen = [0] * len(self.members)  # each part's rows met in the leaves so far
+        leaves = iter(self.piles.leaves())
         with ThreadPoolExecutor(1, thread_name_prefix="shardsql-sort") as pool:
             leaf = next(leaves, None)
-            pending = pool.submit(load, leaf) if leaf is not None else None
+            pending = pool.submit(self._load, leaf) if leaf is not None and sum(self.taken) < self.rows else None
             while pending is not None:
-                leaf, rows = pending.result()
+                order, texts = pending.result()
                 following = next(leaves, None)
-                pending = pool.submit(load, following) if following is not None else None
-                skip = self.start_offset if leaf.path == self.start_leaf else 0
-                self.leaf, self.yielded = leaf.path, skip
-                for offset in range(skip, rows.num_rows, BATCH_ROWS):
-                    piece = rows.slice(offset, BATCH_ROWS)
-                    self.yielded += piece.num_rows
-                    yield piece
+                pending = pool.submit(self._load, following) if following is not None else None
+                for j, p in enumerate(self.members):
+                    mine = np.flatnonzero(order.part == p)
+                    skip = max(0, min(len(mine), self.taken[j] - seen[j]))  # rows written before a resume
+                    seen[j] += len(mine)
+                    mine = mine[skip:]
+                    self.queues[j].put(texts.take(pa.array(mine)) if texts is not None else None, order.size[mine])
+                    self.merge.feed(j, order.size[mine] if self.by_chars else np.ones(len(mine), dtype=np.int64))
+                yield from self._emit()
+                if sum(self.taken) >= self.rows:
+                    break
+            else:
+                for j in range(len(self.members)):
+                    self.merge.end(j)
+                yield from self._emit()
+                if sum(self.taken) < self.rows and self.merge.dry is not None:
+                    self.dry = self.members[self.merge.dry]
+            if pending is not None:
+                pending.cancel()
 
     def position(self, pending: int) -> dict:
-        return {"leaf": list(self.leaf), "offset": self.yielded - pending}
+        """Where the next shard starts, `pending` rows of the last batch not yet written."""
+        taken, sizes = list(self._before[0]), list(self._before[1])
+        if self._last is None:
+            return {"taken": self.taken, "sizes": self.sizes}
+        picks, chars = self._last
+        used = picks[: len(picks) - pending]
+        for j in range(len(self.members)):
+            count = int(np.count_nonzero(used == j))
+            taken[j] += count
+            sizes[j] += int(chars[j][:count].sum()) if self.by_chars else count
+        return {"taken": taken, "sizes": sizes}
 
 
-def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor: Executor, options, folder: Path,
-                     checkpoint, progress: Progress) -> Outcome:  # fmt: skip
+def _count(piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int, validation: bool) -> _Count:
+    """The interleave on the keys alone: how many rows and characters each part gives, and whether one runs dry."""
+    merged = _Merged(piles, seed, plan, cuts, rows, None, with_texts=False, validation=validation)
+    by_part, chars = [0] * len(plan.parts), [0] * len(plan.parts)
+    total = 0
+    for picks, part_chars, _ in merged.batches():
+        total += len(picks)
+        for j, p in enumerate(merged.members):
+            by_part[p] += len(part_chars[j])
+            chars[p] += int(part_chars[j].sum())
+    return _Count(total, by_part, chars, merged.dry)
+
+
+class _Output:
+    """Phase 2's rows: the training parts interleaved, then (with --val-from) the validation parts'."""
+
+    def __init__(self, piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], merged_rows: int,
+                 val_rows: int, start: dict | None):  # fmt: skip
+        self.piles, self.seed, self.plan, self.cuts, self.val_rows = piles, seed, plan, cuts, val_rows
+        self.merged = _Merged(piles, seed, plan, cuts, merged_rows, start, with_texts=True)
+        self.in_val = False
+
+    def batches(self) -> Iterator[pa.Table]:
+        for _, _, table in self.merged.batches():
+            yield table
+        val = self.plan.group(True)
+        if not val:
+            return
+        self.in_val = True  # the validation shard is written whole: no position inside it
+        given = self.plan.parts[val[0]].given
+        if given is not None:  # the live validation shard: its rows as they are (its file is kept too)
+            yield given.select([TEXT_COLUMN])
+            return
+        merged = _Merged(self.piles, self.seed, self.plan, self.cuts, self.val_rows, None, True, validation=True)
+        for _, _, table in merged.batches():
+            yield table
+
+    def position(self, pending: int) -> dict:
+        return self.merged.position(0 if self.in_val else pending)
+
+
+def _wanted(plan: Plan, merged_rows: int, val_rows: int) -> list[int]:
+    """Each part's first selection: its share of its group's rows by documents (the count
+    corrects it when mixing by characters), one more where parts share a group."""
+    wanted = []
+    for part in plan.parts:
+        group = plan.group(part.validation)
+        wanted.append(math.ceil(part.weight * (val_rows if part.validation else merged_rows)) + (len(group) > 1))
+    return wanted
+
+
+def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, checkpoint,
+                     progress: Progress) -> Outcome:  # fmt: skip
     """Both phases, resuming from `checkpoint.shuffle` where an interrupted run left it."""
     val_rows = options.val_rows or options.rows_per_shard
-    wanted = options.num_shards * options.rows_per_shard + val_rows
+    val = plan.group(True)
+    if val and plan.parts[val[0]].given is not None:
+        val_rows = plan.parts[val[0]].given.num_rows
+    train_rows = options.num_shards * options.rows_per_shard
+    merged_rows = train_rows + (0 if val else val_rows)  # without --val-from, validation is merged too
     s = checkpoint.shuffle
-    if not s or (s["phase"] == "select" and not shape.row_by_row):
+    whole_source = any(p.shape is not None and not p.shape.row_by_row for p in plan.parts)
+    if not s or (s["phase"] == "select" and whole_source):
         s.clear()
-        s.update(phase="select", slot=0, staged=0, read=0, target=wanted, exhausted=False, sizes={})
+        wanted = _wanted(plan, merged_rows, val_rows)
+        parts = [dict(slot=0, staged=0, read=0, target=w, wanted=w, exhausted=False) for w in wanted]
+        s.update(phase="select", sizes={}, parts=parts)
 
     def save(state: dict | None = None) -> None:
         """Save the checkpoint, with `state` as the shuffle's (a stager's snapshot, or the live one)."""
@@ -277,19 +517,28 @@ def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor:
         checkpoint.save(folder)
 
     piles = staging.Piles(folder / PILES_DIR, options.seed, s["sizes"])
-    progress.start(wanted, options.num_shards + 1, kept=s["staged"], shards=len(checkpoint.shards))
+    staged = sum(p["staged"] for p in s["parts"])
+    progress.start(merged_rows + (val_rows if val else 0), options.num_shards + 1, kept=staged,
+                   shards=len(checkpoint.shards))  # fmt: skip
     if s["phase"] == "select":
-        if s["staged"]:
-            progress.message(f"Resuming the selection after {s['staged']:,} rows drawn.")
+        if staged:
+            progress.message(f"Resuming the selection after {staged:,} rows drawn.")
         with executor:
-            selection = _Select(definition, scan, shape, executor, piles, s, save, progress, folder / SPILL_DIR).run(
-                wanted, options.seed
-            )
-        s.update(phase="write", cut=selection.cut, selected=selection.rows, write=None)
+            select = _Select(plan, executor, piles, s, save, progress, folder / SPILL_DIR)
+            selections, counts = select.run(options.seed, merged_rows, val_rows)
+        for validation, count in counts.items():
+            _check_shares(plan, selections, count, val_rows if validation else merged_rows)
+        if val and counts[False].rows < merged_rows:
+            # Short training rows (--allow-short) end at a shard: the validation shard follows them.
+            counts[False].rows -= counts[False].rows % options.rows_per_shard
+        written = [sum(c.rows_by_part[i] for c in counts.values()) for i in range(len(plan.parts))]
+        chars = [sum(c.chars_by_part[i] for c in counts.values()) for i in range(len(plan.parts))]
+        s.update(phase="write", cuts=[x.cut for x in selections], selected=[x.rows for x in selections],
+                 duplicates=[x.duplicates for x in selections], rows=counts[False].rows, written=written,
+                 chars=chars, val_rows=counts[True].rows if True in counts else val_rows, write=None)  # fmt: skip
         save(s)
-    duplicates = s["cut"] + 1 - s["selected"]
-    s["duplicates"] = duplicates
-    rows = _Sorted(piles, options.seed, s["cut"], s.get("write"))
+    output = _Output(piles, options.seed, plan, s["cuts"], s["rows"], s["val_rows"], s.get("write"))
+    num_shards = options.num_shards if not val else s["rows"] // options.rows_per_shard
 
     def on_shard(info: ShardInfo, position: dict) -> None:
         checkpoint.shards.append(info)
@@ -298,14 +547,33 @@ def convert_shuffled(definition: Definition, scan: Scan, shape: Shape, executor:
         progress.shard(info)
 
     done = list(checkpoint.shards)
-    batches = rows.batches()
+    batches = output.batches()
     try:
         # The local writer, whatever the engine: the rows are here, and its bytes are the Ray engine's too.
         write_shards(
-            batches, folder, options.num_shards, options.rows_per_shard, options.row_group_size, on_shard, done,
-            rows.position, writers=WRITERS, encode=write_pieces, last_rows=val_rows,
+            batches, folder, num_shards, options.rows_per_shard, options.row_group_size, on_shard, done,
+            output.position, writers=WRITERS, encode=write_pieces, last_rows=s["val_rows"],
         )  # fmt: skip
     finally:
         batches.close()
     staging.clear(folder / PILES_DIR)  # the staging folder becomes the data folder: no piles in it
-    return Outcome(list(checkpoint.shards), s["read"], s["staged"], duplicates, s["selected"])
+    parts = [
+        PartOutcome(part.name, part.validation, p["read"], p["staged"], duplicates, written, chars)
+        for part, p, duplicates, written, chars in zip(
+            plan.parts, s["parts"], s["duplicates"], s["written"], s["chars"], strict=True
+        )
+    ]
+    return Outcome(list(checkpoint.shards), sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts),
+                   sum(p.duplicates for p in parts), sum(s["selected"]), parts)  # fmt: skip
+
+
+def _check_shares(plan: Plan, selections: list[staging.Selection], count: _Count, rows: int) -> None:
+    """A part that cannot give its share stops a mixture (unless --allow-short): never other proportions."""
+    if count.dry is None or plan.allow_short:
+        return
+    part = plan.parts[count.dry]
+    raise ConversionError(
+        f"component {part.name} ran out: its source gives only {selections[count.dry].rows:,} distinct rows, "
+        f"so the mixture stops after {count.rows:,} of the {rows:,} rows wanted. Use fewer --num-shards, "
+        "more source files (--num-source), or --allow-short to write the smaller output in the same proportions."
+    )

@@ -30,9 +30,14 @@ def build(
     engine: dict[str, Any] | None = None,
     order: dict[str, Any] | None = None,
     val_tokens: int | None = None,
+    components: list[dict[str, Any]] | None = None,
+    val_from: str | None = None,
+    mix_by: str | None = None,
 ) -> dict[str, Any]:
+    """The record. `definition` is a dataset's or a mixture's; `source` is None for a mixture
+    or with --val-from, whose parts' sources are in `components`."""
     rows_written = sum(s.rows for s in shards)
-    return {
+    record = {
         "format": FORMAT_VERSION,
         "shardsql_version": __version__,
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -44,7 +49,9 @@ def build(
             "revision": source.revision,
             "commit": source.commit,
             "files": [{"url": f.url, "size": f.size} for f in source.files],
-        },
+        }
+        if source is not None
+        else None,
         "options": options,
         # rows_read counts whole row groups fetched; rows_kept is what the SQL kept of them;
         # rows_written is what went into shards (the rest of the last row group is unused).
@@ -61,10 +68,23 @@ def build(
         # The rows' order: "shuffled" (with its seed, and the duplicate texts removed), "source"
         # (--no-shuffle) or "sql" (the definition's own ORDER BY).
         "order": order or {"order": "source", "seed": None, "duplicates_removed": 0},
-        # The validation shard (the last listed): its rows and estimated tokens (UTF-8 bytes / 4).
-        "validation": {"rows": shards[-1].rows if shards else 0, "tokens": val_tokens},
+        # The validation shard (the last listed): its rows, estimated tokens (UTF-8 bytes / 4),
+        # where its rows came from (--val-from: a definition's name or path, or "live"; null:
+        # this conversion's own rows) and its sha256, so that two data sets sharing it show it.
+        "validation": {
+            "rows": shards[-1].rows if shards else 0,
+            "tokens": val_tokens,
+            "from": val_from,
+            "sha256": shards[-1].sha256 if shards else None,
+        },
         "shards": [s.to_dict() for s in shards],
     }
+    if components is not None:
+        # A mixture's components and --val-from's parts: each one's definition, source commit,
+        # weight (within its group: training, or validation) and rows and characters written.
+        record["mix_by"] = mix_by
+        record["components"] = components
+    return record
 
 
 def write(folder: Path, manifest: dict[str, Any]) -> Path:

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import os
 import queue
+import shutil
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -343,6 +344,18 @@ def write_shards(
     finally:
         pool.close()
     return pin_validation(out_dir, shards)
+
+
+def keep_shard(path: Path, out_dir: Path, written: ShardInfo) -> ShardInfo:
+    """Put the file at `path` in the place of the shard `written` (the same rows), byte for
+    byte: the live validation shard that --val-from live keeps."""
+    target = out_dir / written.name
+    tmp = target.with_suffix(".kept")
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, target)
+    metadata = pq.ParquetFile(target).metadata
+    groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    return ShardInfo(written.name, metadata.num_rows, target.stat().st_size, sha256_file(target), groups)
 
 
 def pin_validation(out_dir: Path, shards: list[ShardInfo]) -> list[ShardInfo]:

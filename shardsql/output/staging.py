@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -48,7 +49,13 @@ FLUSH_THREADS = 4  # piles compressed and appended at once
 # uncompressed, and the conversion 24.3 s, 19.1 s and 16.4 s; but uncompressed piles hold the
 # texts' own bytes, 3.8x the shards of the tests' repetitive samples: past the 2.5x budget.
 COMPRESSION: pa.Codec | None = pa.Codec("zstd", 1)
-KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64())])
+# n: the text's characters (a mixture's shares by characters are counted from the keys alone).
+KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64()), ("n", pa.int64())])
+KEY_COLUMNS = KEYS_SCHEMA.names
+# A row's ordinal g carries its part (a mixture's component, or the validation source of
+# --val-from) in its high bits: g = part << PART_SHIFT | the row's ordinal in its part's draw.
+# Ordering by g is then "earlier parts first": a text drawn by two parts belongs to the first.
+PART_SHIFT = 40
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
 HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this many ordinals
 MASK64 = (1 << 64) - 1
@@ -168,7 +175,8 @@ class Piles:
             return
         hi, lo = fingerprints(column)
         g = pa.array(range(first_g, first_g + len(column)), pa.int64())
-        table = pa.table({"fp_hi": hi, "fp_lo": lo, "g": g, TEXT_COLUMN: column.cast(pa.large_string())})
+        n = pc.utf8_length(column).cast(pa.int64())
+        table = pa.table({"fp_hi": hi, "fp_lo": lo, "g": g, "n": n, TEXT_COLUMN: column.cast(pa.large_string())})
         self._buffer.append(table)
         self.buffered += table.nbytes
 
@@ -179,7 +187,7 @@ class Piles:
             self._buffer, self.buffered = [], 0
             # A text repeated within the chunk is staged once, at its lowest g: the selection
             # (first occurrences) is the same, and a much-repeated text takes less disk and memory.
-            firsts = _first_occurrences(table.select(["fp_hi", "fp_lo", "g"]))
+            firsts = _first_occurrences(table.select(KEY_COLUMNS))
             if len(firsts) < table.num_rows:
                 table = table.filter(pc.is_in(table["g"], value_set=firsts))
             pile = pc.shift_right(shuffle_keys(table["fp_lo"], self.seed), _u64(64 - PILE_BITS))
@@ -196,7 +204,7 @@ class Piles:
     def _append_part(self, part: tuple[int, pa.Table]) -> None:
         number, rows = part
         keys_file, text_file = self._files(number)
-        _append(keys_file, rows.select(["fp_hi", "fp_lo", "g"]))
+        _append(keys_file, rows.select(KEY_COLUMNS))
         _append(text_file, rows.select([TEXT_COLUMN]))
 
     def leaves(self, first_pile: int = 0) -> Iterator[Leaf]:
@@ -233,8 +241,9 @@ class Piles:
 
 @dataclass
 class Selection:
-    """The cut: the first `rows` distinct texts in draw order are those whose first
-    occurrence has g <= `cut`; `staged` rows were drawn in all."""
+    """One part's cut: its first `rows` distinct texts in draw order are those whose first
+    occurrence (over every part, earlier parts first) is in this part with an ordinal
+    <= `cut`; `staged` rows were drawn for it in all."""
 
     rows: int
     cut: int
@@ -242,7 +251,7 @@ class Selection:
 
     @property
     def duplicates(self) -> int:
-        """Rows drawn up to the cut that repeat a text drawn before them."""
+        """Rows drawn up to the cut that repeat a text drawn before them (by this part or an earlier one)."""
         return self.cut + 1 - self.rows
 
 
@@ -252,38 +261,57 @@ def _first_occurrences(keys: pa.Table) -> pa.Array:
     return grouped["g_min"].combine_chunks()
 
 
-def select(piles: Piles, wanted: int, staged: int) -> Selection:
-    """The first `wanted` distinct texts among the `staged` rows (fewer if there are not
-    so many): two passes over the keys, one leaf at a time (the index held is one leaf's)."""
-    buckets = [0] * (staged // HISTOGRAM_WIDTH + 1)
-    distinct = 0
+def _split_g(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each ordinal's part and its ordinal within the part's draw."""
+    return g >> PART_SHIFT, g & ((1 << PART_SHIFT) - 1)
+
+
+def select(piles: Piles, wanted: list[int], staged: list[int]) -> list[Selection]:
+    """Each part's first `wanted` distinct texts among its `staged` rows (fewer if there are
+    not so many): two passes over the keys, one leaf at a time (the index held is one leaf's)."""
+    parts = range(len(wanted))
+    buckets = [np.zeros(n // HISTOGRAM_WIDTH + 1, dtype=np.int64) for n in staged]
     for leaf in piles.leaves():
-        firsts = _first_occurrences(_read(leaf.keys, KEYS_SCHEMA))
-        distinct += len(firsts)
-        for entry in pc.value_counts(pc.divide(firsts, pa.scalar(HISTOGRAM_WIDTH, pa.int64()))).to_pylist():
-            buckets[entry["values"]] += entry["counts"]
-    if distinct <= wanted:
-        return Selection(distinct, staged - 1, staged)
-    total = bucket = 0
-    while total + buckets[bucket] < wanted:
-        total += buckets[bucket]
-        bucket += 1
-    low, high = bucket * HISTOGRAM_WIDTH, (bucket + 1) * HISTOGRAM_WIDTH
-    inside: list[int] = []
-    for leaf in piles.leaves():
-        firsts = _first_occurrences(_read(leaf.keys, KEYS_SCHEMA))
-        mask = pc.and_(pc.greater_equal(firsts, low), pc.less(firsts, high))
-        inside += firsts.filter(mask).to_pylist()
-    inside.sort()
-    return Selection(wanted, inside[wanted - total - 1], staged)
+        part, local = _split_g(_first_occurrences(_read(leaf.keys, KEYS_SCHEMA)).to_numpy())
+        for p in parts:
+            buckets[p] += np.bincount(local[part == p] // HISTOGRAM_WIDTH, minlength=len(buckets[p]))
+    selections: list[Selection | None] = [None] * len(wanted)
+    bounds: dict[int, tuple[int, int]] = {}  # part -> (the bucket holding its cut, distinct texts before it)
+    for p in parts:
+        counts = np.cumsum(buckets[p])
+        distinct = int(counts[-1])
+        if distinct <= wanted[p]:
+            selections[p] = Selection(distinct, staged[p] - 1, staged[p])
+        else:
+            bucket = int(np.searchsorted(counts, wanted[p]))  # the first bucket reaching `wanted`
+            bounds[p] = (bucket, int(counts[bucket - 1]) if bucket else 0)
+    if bounds:
+        inside: dict[int, list[np.ndarray]] = {p: [] for p in bounds}
+        for leaf in piles.leaves():
+            part, local = _split_g(_first_occurrences(_read(leaf.keys, KEYS_SCHEMA)).to_numpy())
+            for p, (bucket, _) in bounds.items():
+                mine = local[(part == p) & (local // HISTOGRAM_WIDTH == bucket)]
+                inside[p].append(mine)
+        for p, (_, before) in bounds.items():
+            ordinals = np.sort(np.concatenate(inside[p]))
+            selections[p] = Selection(wanted[p], int(ordinals[wanted[p] - before - 1]), staged[p])
+    return [s for s in selections if s is not None]
 
 
-def sorted_rows(leaf: Leaf, seed: int, cut: int) -> pa.Table:
-    """A leaf's selected rows (first occurrences with g <= cut) in output order: by (key, fp, g).
+@dataclass
+class Ordered:
+    """A leaf's selected rows in output order, by their keys: `take` indexes the leaf's rows as staged."""
 
-    The order and the rows kept are worked out on the keys alone; the texts are then taken
-    once, in that order (each copy of a leaf's texts costs as much as reading them)."""
-    keys, texts = _read(leaf.keys, KEYS_SCHEMA), _read(leaf.text, TEXT_SCHEMA)
+    take: pa.Array
+    part: np.ndarray
+    size: np.ndarray  # characters
+    check: tuple[pa.Array, pa.Array] | None  # rows that repeat the text before them: (repeats, previous)
+
+
+def ordered(keys: pa.Table, seed: int, cuts: list[int]) -> Ordered:
+    """The selected rows of a leaf (first occurrences within their part's cut) in output
+    order, by (key, fp, g): a total order, whatever the chunking. Worked out on the keys
+    alone, so that the texts are taken once, in that order."""
     table = pa.table({"key": shuffle_keys(keys["fp_lo"], seed), "fp_hi": keys["fp_hi"], "fp_lo": keys["fp_lo"],
                       "g": keys["g"]})  # fmt: skip
     order = pc.sort_indices(table, [("key", "ascending"), ("fp_hi", "ascending"), ("fp_lo", "ascending"),
@@ -291,23 +319,35 @@ def sorted_rows(leaf: Leaf, seed: int, cut: int) -> pa.Table:
     table = table.take(order)
     hi, lo = table["fp_hi"].combine_chunks(), table["fp_lo"].combine_chunks()
     n = len(table)
+    repeat = np.zeros(n, dtype=bool)
     if n > 1:
         same = pc.and_(pc.equal(hi.slice(1), hi.slice(0, n - 1)), pc.equal(lo.slice(1), lo.slice(0, n - 1)))
-        repeat = pa.concat_arrays([pa.array([False]), same])
-    else:
-        repeat = pa.array([False] * n)
-    column = texts.column(0)
-    if n > 1 and pc.any(repeat).as_py():
-        # Exact: a repeat's text must equal the text before it (the same fingerprint); a
-        # 128-bit collision between different texts would stop the run rather than drop one.
-        positions = pc.indices_nonzero(repeat)
-        before = pc.subtract(positions, pa.scalar(1, pa.uint64()))
-        repeated = column.take(order.take(positions))
-        previous = column.take(order.take(before))
-        if not pc.all(pc.equal(repeated, previous)).as_py():
+        repeat[1:] = same.to_numpy(zero_copy_only=False)
+    check = None
+    if repeat.any():
+        positions = np.flatnonzero(repeat)
+        check = (order.take(pa.array(positions)), order.take(pa.array(positions - 1)))
+    part, local = _split_g(table["g"].to_numpy())
+    cut = np.asarray(cuts, dtype=np.int64)[part]
+    keep = ~repeat & (local <= cut)
+    size = keys["n"].take(order).to_numpy()
+    return Ordered(order.filter(pa.array(keep)), part[keep], size[keep], check)
+
+
+def leaf_keys(leaf: Leaf) -> pa.Table:
+    return _read(leaf.keys, KEYS_SCHEMA)
+
+
+def leaf_texts(leaf: Leaf, rows: Ordered) -> pa.Array:
+    """A leaf's selected texts, in output order. Exact: a repeat's text must equal the text
+    before it (the same fingerprint); a 128-bit collision between different texts stops
+    the run rather than drop one."""
+    column = _read(leaf.text, TEXT_SCHEMA).column(0)
+    if rows.check is not None:
+        repeats, previous = rows.check
+        if not pc.all(pc.equal(column.take(repeats), column.take(previous))).as_py():
             raise ConversionError("two different texts share a 128-bit fingerprint; run again with another --seed")
-    keep = pc.and_(pc.invert(repeat), pc.less_equal(table["g"].combine_chunks(), cut))
-    return pa.table({TEXT_COLUMN: column.take(order.filter(keep))})
+    return column.take(rows.take).combine_chunks()
 
 
 def clear(folder: Path) -> None:

@@ -1,0 +1,121 @@
+"""What a conversion draws from: the parts of a dataset, a mixture, and --val-from, opened.
+
+A plain dataset is one part. A mixture (definition/mixture.py) is one part per component,
+with its weight, interleaved by characters or documents (output/interleave.py). With
+`--val-from`, the validation shard has parts of its own, drawn first: they come first in
+the priority order that settles a text drawn by two parts (commands/shuffle.py), so the
+validation shard is the same whatever the training data beside it, and none of its texts
+is in training. `--val-from live` is one part whose rows are the live validation shard's,
+kept byte for byte.
+
+Every part's SQL is bound to its source's first file here, before anything is fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from ..autoresearch import TEXT_COLUMN, VAL_SHARD_NAME
+from ..definition.catalog import Definition, resolve
+from ..definition.evaluator import Evaluator
+from ..definition.mixture import Mixture
+from ..errors import OptionsError
+from ..source.scan import open_scan
+from .shuffle import Part, Plan
+
+LIVE = "live"  # --val-from live: keep the validation shard already in the cache folder
+
+
+@dataclass
+class Opened:
+    """A dataset or mixture, and --val-from's source, opened as the parts a conversion draws."""
+
+    model: Definition | Mixture
+    parts: list[Part]  # the validation's first (priority order), then the training parts
+    mix_by: str  # the training parts' interleave: "characters" or "documents"
+    val_mix_by: str  # the validation parts'
+    val_from: str | None
+    live: Path | None = None  # --val-from live: the validation shard kept, as it was
+
+    @property
+    def single(self) -> Part | None:
+        """The dataset's one part: a plain dataset without --val-from, the only case --no-shuffle
+        and a definition's own ORDER BY apply to."""
+        return self.parts[0] if isinstance(self.model, Definition) and self.val_from is None else None
+
+    def plan(self, allow_short: bool) -> Plan:
+        # A single dataset that runs out writes fewer shards, as it always has; a mixture stops
+        # rather than change its proportions, unless --allow-short.
+        return Plan(self.parts, self.mix_by, self.val_mix_by, allow_short or isinstance(self.model, Definition))
+
+    def fingerprint(self) -> list:
+        """The parts as a rerun must find them to continue an interrupted run."""
+        return [
+            [p.name, p.validation, str(p.weight), p.definition.sha256 if p.definition else None,
+             p.scan.source.url if p.scan else None, p.scan.source.commit if p.scan else None,
+             [[f.url, f.size] for f in p.scan.source.files] if p.scan else None]
+            for p in self.parts
+        ] + ([_sha256(self.live)] if self.live else [])  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_part(definition: Definition, options, weight: Fraction = Fraction(1), validation: bool = False,
+              overrides: bool = True) -> Part:  # fmt: skip
+    """A definition's part: the SQL bound to the first file's schema (bad SQL fails here, before
+    any data is fetched), the columns it reads given one schema."""
+    evaluator = Evaluator(definition)
+    try:
+        revision = options.revision if overrides else None
+        url = (options.source if overrides else None) or definition.source
+        scan = open_scan(url, revision or definition.revision, evaluator.check, options.num_source,
+                         override=bool(revision))  # fmt: skip
+    finally:
+        evaluator.close()
+    return Part(definition.name, definition, scan, evaluator.shape, weight, validation)
+
+
+def _components(model: Definition | Mixture, options, validation: bool) -> list[Part]:
+    if isinstance(model, Definition):
+        return [open_part(model, options, validation=validation, overrides=not validation)]
+    return [open_part(c.definition, options, c.weight, validation, overrides=False) for c in model.components]
+
+
+def open_parts(model: Definition | Mixture, options, live_dir: Path) -> Opened:
+    """The parts a conversion of `model` draws, with --val-from's first."""
+    options.validate()
+    if isinstance(model, Mixture) and (options.source or options.revision):
+        raise OptionsError("--source and --revision apply to one dataset; a mixture's components name their own")
+    val_parts: list[Part] = []
+    live = None
+    val_mix_by = "documents"
+    if options.val_from == LIVE:
+        live = live_dir / VAL_SHARD_NAME
+        if not live.is_file():
+            raise OptionsError(f"--val-from live: there is no validation shard ({VAL_SHARD_NAME}) in {live_dir}")
+        try:
+            rows = pq.read_table(live, columns=[TEXT_COLUMN])
+        except Exception as exc:  # a file that is not autoresearch's: say so in one line
+            raise OptionsError(f"--val-from live: cannot read {live}: {exc}") from exc
+        val_parts = [Part(f"{LIVE} validation shard", None, None, None, Fraction(1), True, rows)]
+    elif options.val_from is not None:
+        val_model = resolve(options.val_from)
+        val_parts = _components(val_model, options, validation=True)
+        val_mix_by = _mix_by(val_model)
+    parts = val_parts + _components(model, options, validation=False)
+    return Opened(model, parts, _mix_by(model), val_mix_by, options.val_from, live)
+
+
+def _mix_by(model: Definition | Mixture) -> str:
+    return model.mix_by if isinstance(model, Mixture) else "documents"
