@@ -78,10 +78,13 @@ class Mixture:
         return f"{parts} (by {self.mix_by})"
 
 
+def _decimal(value: Fraction, places: int) -> str:
+    return f"{float(value):.{places}f}".rstrip("0").rstrip(".")
+
+
 def percent(weight: Fraction) -> str:
     """A weight as a percentage: 70%, 12.5%, 33.3333% (at most 4 decimals)."""
-    text = f"{float(weight * 100):.4f}".rstrip("0").rstrip(".")
-    return f"{text}%"
+    return f"{_decimal(weight * 100, 4)}%"
 
 
 def fail(message: str, path: Path, line: int | None = None) -> DefinitionError:
@@ -102,7 +105,7 @@ def _weights(entries: list[tuple[str, str]], path: Path, line: int) -> list[Frac
             raise fail(f"the weight of '{ref}' is {weight}: a weight must be more than 0", path, line)
     total = sum(values, Fraction(0))
     if entries[0][1].endswith("%") and abs(total - 100) > PERCENT_TOLERANCE:
-        raise fail(f"the percentages add up to {float(total):g}%, not 100%", path, line)
+        raise fail(f"the percentages add up to {_decimal(total, 10)}%, not 100%", path, line)
     return [value / total for value in values]
 
 
