@@ -314,3 +314,21 @@ def test_show_and_explain_of_a_dataset_are_unchanged_by_mixtures(defs):
     explain = run("explain", str(defs / "a.sql"), "--sample-rows", "5")
     assert explain.exit_code == 0 and f"Sample: the first 5 rows of {defs / 'data' / 'a'}" in explain.output
     assert "==" not in explain.output
+
+
+def test_the_builtin_mixture_through_the_hub_stand_in(hub_dataset):
+    hub_dataset("fineweb-edu-high", files=2, rows_per_file=1000)
+    hub_dataset("github-code-python", files=2, rows_per_file=1000)
+    show = run("show", "edu-code-mix")
+    assert show.exit_code == 0, show.output
+    assert "  fineweb-edu-high  70% of the characters" in show.output
+    assert "    revision:  refs/convert/parquet" in show.output
+    edu = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
+    code = "hf://datasets/codeparrot/github-code-clean/Python-all/partial-train/*.parquet"
+    assert f"resolved:    fineweb-edu-high: {edu} at main (commit " in show.output
+    assert f"resolved:    github-code-python: {code} at refs/convert/parquet (commit " in show.output
+    explain = run("explain", "edu-code-mix", "--sample-rows", "300")
+    assert explain.exit_code == 0, explain.output
+    assert "== fineweb-edu-high: 70% of edu-code-mix's characters ==" in explain.output
+    assert "== github-code-python: 30% of edu-code-mix's characters ==" in explain.output
+    assert explain.output.count("Sample: the first 300 rows of hf://datasets/") == 2

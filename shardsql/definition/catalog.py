@@ -113,6 +113,7 @@ def read_header(text: str, path: Path) -> Header:
     values: dict[str, str] = {}
     where: dict[str, int] = {}
     for key, value, number in found:
+        # `source` in a mixture is a known key in the wrong place: parse_mixture says so.
         if key not in allowed + (mixture.DATASET_ONLY_KEYS if is_mixture else ()):
             kind = "a mixture's keys" if is_mixture else "allowed"
             raise fail(f"unknown header key '{key}' ({kind}: {', '.join(allowed)})", path, number)
@@ -235,12 +236,12 @@ def definition_paths() -> dict[str, Path]:
 
 
 def load_all() -> list[Definition | Mixture]:
-    """Every known dataset definition and mixture, by name."""
+    """Every known dataset definition and mixture (in definition_paths' order)."""
     return [load_file(path) for path in definition_paths().values()]
 
 
 def load_datasets() -> list[Definition]:
-    """Every known dataset definition (mixtures left out), by name."""
+    """Every known dataset definition, mixtures left out (`shardsql sql` makes a view of each)."""
     return [d for d in load_all() if isinstance(d, Definition)]
 
 
