@@ -30,8 +30,8 @@ import click
 from . import __version__
 from .autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD, val_advice
 from .definition.catalog import Definition, load_all, resolve
-from .definition.mixture import Mixture
-from .errors import ShardsqlError, describe
+from .definition.mixture import Mixture, percent
+from .errors import OptionsError, ShardsqlError, describe
 from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
 
@@ -132,12 +132,38 @@ def cli(debug: bool) -> None:
 
 @cli.command("list")
 def list_command() -> None:
-    """List the known datasets: name, description and source."""
+    """List the known datasets and mixtures: name, description, and source or mix."""
     definitions = load_all()
     width = max((len(d.name) for d in definitions), default=4)
     for d in definitions:
         click.echo(f"{d.name:<{width}}  {d.description}")
-        click.echo(f"{'':<{width}}  {d.source}" + (f"  (revision {d.revision})" if d.revision else ""))
+        if isinstance(d, Mixture):
+            click.echo(f"{'':<{width}}  mix: {d.mix}")
+        else:
+            click.echo(f"{'':<{width}}  {d.source}" + (f"  (revision {d.revision})" if d.revision else ""))
+
+
+def _for_one_dataset(definition: Definition | Mixture, command: str, **options: str | None) -> None:
+    """Refuse options that apply to one dataset (--revision, --source) when `definition` is a mixture."""
+    given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value]
+    if isinstance(definition, Mixture) and given:
+        names = ", ".join(c.definition.name for c in definition.components)
+        verb, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+        raise OptionsError(f"{' and '.join(given)} {verb} to one dataset, and {definition.name} is a mixture: "
+                           f"give {them} to `shardsql {command}` for one of its components ({names})")  # fmt: skip
+
+
+def _print_resolved(definition: Definition, revision: str | None = None, source_url: str | None = None,
+                    label: str = "") -> None:  # fmt: skip
+    """The source files a dataset definition reads (after --revision and --source), with their sizes."""
+    from .source.files import open_source
+
+    source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
+    pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
+    total = format_size(sum(f.size for f in source.files))
+    click.echo(f"resolved:    {label}{source.url}{pinned}: {len(source.files)} files, {total}")
+    for file in source.files:
+        click.echo(f"  {file.url}  {format_size(file.size)}")
 
 
 @cli.command("show")
@@ -147,11 +173,14 @@ def list_command() -> None:
 def show_command(dataset: str, revision: str | None, source_url: str | None) -> None:
     """Show a definition (header and SQL) and the source files it resolves to.
 
-    DATASET is a name from `shardsql list` or the path of a .sql file.
+    DATASET is a name from `shardsql list` or the path of a .sql file. For a mixture: its
+    components, their weights and definitions, and each one's source files.
     """
-    from .source.files import open_source
-
     definition = resolve(dataset)
+    _for_one_dataset(definition, "show", revision=revision, source=source_url)
+    if isinstance(definition, Mixture):
+        _show_mixture(definition)
+        return
     click.echo(f"name:        {definition.name}")
     click.echo(f"file:        {definition.path}")
     click.echo(f"description: {definition.description}")
@@ -162,12 +191,27 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     click.echo(f"sha256:      {definition.sha256}")
     click.echo(f"path:        {_shape(definition)}\n")
     click.echo(definition.sql + "\n")
-    source = open_source(source_url or definition.source, revision or definition.revision, override=bool(revision))
-    pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
-    total = format_size(sum(f.size for f in source.files))
-    click.echo(f"resolved:    {source.url}{pinned}: {len(source.files)} files, {total}")
-    for file in source.files:
-        click.echo(f"  {file.url}  {format_size(file.size)}")
+    _print_resolved(definition, revision, source_url)
+
+
+def _show_mixture(m: Mixture) -> None:
+    click.echo(f"name:        {m.name}")
+    click.echo(f"file:        {m.path}")
+    click.echo(f"description: {m.description}")
+    click.echo(f"mix-by:      {m.mix_by}")
+    for key, value in m.extra.items():
+        click.echo(f"{key + ':':<12} {value}")
+    click.echo(f"sha256:      {m.sha256}\n")
+    click.echo(f"components ({len(m.components)}):")
+    for c in m.components:
+        d = c.definition
+        click.echo(f"  {d.name}  {percent(c.weight)} of the {m.mix_by}")
+        click.echo(f"    file:      {d.path}")
+        click.echo(f"    source:    {d.source}")
+        click.echo(f"    revision:  {d.revision or '(default)'}")
+    click.echo("")
+    for c in m.components:
+        _print_resolved(c.definition, label=f"{c.definition.name}: ")
 
 
 @cli.command("convert")
@@ -506,21 +550,33 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, revisio
 
     DATASET is a name or a .sql file. With --against, the same for a second definition on
     the same sample, and how their outputs differ: what an edit to a definition changes.
+    For a mixture, each component in turn, each on a sample of its own source.
     """
     from .commands.explain import compare, funnel, sample
 
     if sample_rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
     first = resolve(dataset)
+    _for_one_dataset(first, "explain", revision=revision, source=source_url)
     second = resolve(against) if against else None
+    mixture = next((d for d in (first, second) if isinstance(d, Mixture)), None)
+    if mixture is not None and second is not None:
+        raise OptionsError(f"--against compares two datasets, and {mixture.name} is a mixture: compare one of its "
+                           f"components ({', '.join(c.definition.name for c in mixture.components)})")  # fmt: skip
+    if isinstance(first, Mixture):
+        for number, c in enumerate(first.components):
+            click.echo(("\n" if number else "") + f"== {c.definition.name}: {percent(c.weight)} of {first.name}'s "
+                       f"{first.mix_by} ==")  # fmt: skip
+            table, source = sample(c.definition, [c.definition], sample_rows)
+            _print_sample(table, source)
+            _print_funnel(funnel(c.definition, table))
+        return
     # The Hub's default branch is main: no revision and `main` read the same files.
     same_source = second is not None and bool(
         source_url or (second.source, second.revision or "main") == (first.source, first.revision or "main")
     )
     table, source = sample(first, [first, second] if same_source else [first], sample_rows, revision, source_url)
-    pinned = f" (commit {source.commit[:12]})" if source.commit else ""
-    fetched = format_size(source.counter.bytes)
-    click.echo(f"Sample: the first {table.num_rows:,} rows of {source.url}{pinned}; fetched {fetched}\n")
+    _print_sample(table, source)
     _print_funnel(funnel(first, table))
     if second is None:
         return
@@ -534,6 +590,12 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, revisio
     diff = compare(first, second, table)
     click.echo(f"\nOn the same rows: {diff.both:,} texts kept by both, {diff.only_first:,} only by {first.name}, "
                f"{diff.only_second:,} only by {second.name}.")  # fmt: skip
+
+
+def _print_sample(table, source) -> None:
+    pinned = f" (commit {source.commit[:12]})" if source.commit else ""
+    fetched = format_size(source.counter.bytes)
+    click.echo(f"Sample: the first {table.num_rows:,} rows of {source.url}{pinned}; fetched {fetched}\n")
 
 
 def _print_funnel(f) -> None:

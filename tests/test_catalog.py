@@ -58,8 +58,9 @@ def test_bad_name_is_rejected():
         catalog.parse_definition(GOOD, Path("My Corpus.sql"))
 
 
-def test_builtin_definitions_are_the_seed_datasets():
-    assert sorted(catalog.definition_paths()) == [
+def test_builtin_definitions_are_the_seed_datasets_and_one_mixture_of_them():
+    assert sorted(catalog.definition_paths()) == sorted([d.name for d in catalog.load_datasets()] + ["edu-code-mix"])
+    assert [d.name for d in catalog.load_datasets()] == [
         "cosmopedia-v2",
         "fineweb",
         "fineweb-edu",

@@ -37,8 +37,8 @@ from shardsql.standin.samples import LAYOUTS, write_sample  # noqa: E402
 
 NODES, CPUS_PER_NODE = 2, 1
 OBJECT_STORE_BYTES = 100 << 20
-# Every built-in definition: filters on a score, a struct, other text columns.
-DATASETS = sorted(catalog.definition_paths())
+# Every built-in dataset definition (mixtures are not): filters on a score, a struct, other text columns.
+DATASETS = sorted(d.name for d in catalog.load_datasets())
 TOKEN, GATED_REPO = "hf_ray_test_secret_token", "org/gated-pubmed"
 SHARDS, ROWS_PER_SHARD = 4, 600  # 3,000 kept rows of 6,000: several tasks, and the run stops early
 

@@ -109,7 +109,7 @@ def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_fo
     assert not (tmp_path / "cache" / "data").exists(), "nothing reached the data folder"
 
 
-@pytest.mark.parametrize("dataset", sorted(catalog.definition_paths()))
+@pytest.mark.parametrize("dataset", sorted(d.name for d in catalog.load_datasets()))
 def test_one_worker_and_four_resumed_give_the_same_bytes(hub_dataset, tmp_path, small_units, dataset):
     """Every built-in definition on its sample: 1 worker, against 4 workers interrupted and resumed."""
     hub_dataset(dataset, files=2, rows_per_file=3000, row_group_size=250)

@@ -1,5 +1,8 @@
-"""Every file in sql/: it parses, its SQL binds against its source's shape, and a conversion
-through the local Hub stand-in equals the seed script's output row for row."""
+"""Every file in sql/: a dataset parses, its SQL binds against its source's shape, and a
+conversion through the local Hub stand-in equals the seed script's output row for row; a
+mixture names built-in datasets."""
+
+from fractions import Fraction
 
 import pytest
 from helpers import read_texts, row_groups
@@ -7,6 +10,7 @@ from seed_reference import seed_shards
 
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
+from shardsql.definition.mixture import Mixture
 from shardsql.standin.samples import LAYOUTS
 
 # The seed's DATASETS table: the column it reads as text, and its min_score filter.
@@ -20,7 +24,21 @@ SEED = {
     "slimpajama-627b": ("text", None),
     "pubmed-abstract": ("abstract", None),
 }
-NAMES = sorted(catalog.definition_paths())
+NAMES = sorted(d.name for d in catalog.load_datasets())
+MIXTURES = sorted(name for name in catalog.definition_paths() if name not in NAMES)
+
+
+def test_every_builtin_file_is_a_dataset_or_a_mixture_of_builtin_datasets():
+    assert MIXTURES == ["edu-code-mix"]
+    for name in MIXTURES:
+        mixture = catalog.resolve(name)
+        assert isinstance(mixture, Mixture), name
+        assert mixture.description and mixture.extra.get("notes"), "a built-in mixture says what it is"
+        assert [c.definition.name for c in mixture.components] == ["fineweb-edu-high", "github-code-python"]
+        assert all(c.definition.path == catalog.definition_paths()[c.definition.name] for c in mixture.components)
+        assert sum(c.weight for c in mixture.components) == 1
+        assert [c.weight for c in mixture.components] == [Fraction(7, 10), Fraction(3, 10)]
+        assert mixture.mix_by == "characters"
 
 
 @pytest.mark.parametrize("name", NAMES)

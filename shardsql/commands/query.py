@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ..definition import sandbox
 from ..definition.analysis import columns_needed, table_refs
-from ..definition.catalog import load_all
+from ..definition.catalog import load_datasets
 from ..definition.statement import definition_tree, query_tree
 from ..errors import QueryError, ShardsqlError, SourceError, describe
 from ..output.text_check import first_invalid_utf8
@@ -128,7 +128,7 @@ class Session:
         """Register exactly the views the query reads."""
         tree = query_tree(self.con, sql)  # one SELECT, or a QueryError naming the line
         refs = set(table_refs(tree))
-        by_view = {d.view_name: d for d in load_all()}
+        by_view = {d.view_name: d for d in load_datasets()}
         if self.source_url and ("", SOURCE_SCHEMA) in refs:
             self._register_source("__source", self.source_url, self.revision, [tree])
             self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}" AS SELECT * FROM __source')
@@ -223,7 +223,7 @@ class Session:
                 "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
             )
         if "does not exist" in message and "Table" in message:
-            views = ", ".join(d.view_name for d in load_all())
+            views = ", ".join(d.view_name for d in load_datasets())
             message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"
             if self.source_url:
                 message += "; the --source files are the view `source`"

@@ -1,6 +1,7 @@
 """What a dataset means: its `.sql` file, parsed, analysed and evaluated by DuckDB.
 
 - `catalog`: the `.sql` files (a strict `-- key: value` header, then one SELECT) as `Definition`s;
+- `mixture`: a `.sql` file whose header mixes datasets by weight (`-- mix:`) as a `Mixture`;
 - `statement`: one SELECT, parsed by DuckDB itself, errors at file and line;
 - `analysis`: the parse tree read: which path a definition takes (`Shape`), the columns it reads;
 - `sandbox`: the one locked-down DuckDB connection that every definition and query runs in;

@@ -10,6 +10,9 @@ over a view named `source` that yields one column, `text`:
     SELECT text FROM source
     WHERE text IS NOT NULL AND length(text) >= 50
 
+A file whose header has a `-- mix:` line is a mixture of datasets instead (mixture.py):
+`load_file` and `resolve` give a `Definition` or a `Mixture`.
+
 The header is parsed strictly (unknown or repeated keys are errors) so that a typo in a
 pull request fails loudly instead of silently converting the wrong thing. This module
 only reads text: it imports nothing heavy, which keeps `shardsql list` instant. The SQL
@@ -25,9 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DefinitionError, UnknownDatasetError
+from . import mixture
+from .mixture import Mixture, parse_mixture
 
 REQUIRED_KEYS = ("description", "source")
 OPTIONAL_KEYS = ("revision", "license", "notes")
+MIXTURE_ONLY_KEYS = ("mix", "mix-by")  # either of them makes the file a mixture
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
 # Where the built-in definitions live: `shardsql/sql/` inside an installed wheel (see
@@ -68,16 +74,27 @@ class Definition:
         return self.name.replace("-", "_")
 
 
+@dataclass(frozen=True)
+class Header:
+    """A file's `-- key: value` lines (keys lowercased), the line of each, and the SQL after them."""
+
+    values: dict[str, str]
+    lines: dict[str, int]
+    body: str  # what follows the header, stripped ('' when nothing does)
+    body_line: int | None  # the line where the body starts
+
+    @property
+    def is_mixture(self) -> bool:
+        return any(key in self.values for key in MIXTURE_ONLY_KEYS)
+
+
 def _fail(message: str, path: Path, line: int | None = None) -> DefinitionError:
     return DefinitionError(f"{message}\nA definition looks like this:\n{EXAMPLE}", path, line)
 
 
-def parse_definition(text: str, path: Path, name: str | None = None) -> Definition:
-    """Parse a definition's text; `path` is used for the name and in error messages."""
-    name = name or path.stem
-    if not NAME_PATTERN.match(name):
-        raise _fail(f"'{name}' is not a valid dataset name (lowercase letters, digits, '-' and '_')", path)
-    header: dict[str, str] = {}
+def read_header(text: str, path: Path) -> Header:
+    """The header of a definition or a mixture; unknown, repeated and empty keys are errors."""
+    found: list[tuple[str, str, int]] = []
     lines = text.splitlines()
     body_start = len(lines)
     for number, line in enumerate(lines, start=1):
@@ -88,35 +105,71 @@ def parse_definition(text: str, path: Path, name: str | None = None) -> Definiti
             body_start = number - 1
             break
         match = HEADER_LINE.match(stripped)
-        if not match:
-            # A free comment inside the header is fine: only `-- key: value` lines are keys.
-            continue
-        key, value = match.group(1).lower(), match.group(2)
-        if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
-            allowed = ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS)
-            raise _fail(f"unknown header key '{key}' (allowed: {allowed})", path, number)
-        if key in header:
-            raise _fail(f"header key '{key}' is given twice", path, number)
+        if match:  # a free comment inside the header is fine: only `-- key: value` lines are keys
+            found.append((match.group(1).lower(), match.group(2), number))
+    is_mixture = any(key in MIXTURE_ONLY_KEYS for key, _, _ in found)
+    fail = mixture.fail if is_mixture else _fail
+    allowed = mixture.REQUIRED_KEYS + mixture.OPTIONAL_KEYS if is_mixture else REQUIRED_KEYS + OPTIONAL_KEYS
+    values: dict[str, str] = {}
+    where: dict[str, int] = {}
+    for key, value, number in found:
+        # `source` in a mixture is a known key in the wrong place: parse_mixture says so.
+        if key not in allowed + (mixture.DATASET_ONLY_KEYS if is_mixture else ()):
+            kind = "a mixture's keys" if is_mixture else "allowed"
+            raise fail(f"unknown header key '{key}' ({kind}: {', '.join(allowed)})", path, number)
+        if key in values:
+            raise fail(f"header key '{key}' is given twice", path, number)
         if not value:
-            raise _fail(f"header key '{key}' has no value", path, number)
-        header[key] = value
+            raise fail(f"header key '{key}' has no value", path, number)
+        values[key], where[key] = value, number
+    body = "\n".join(lines[body_start:]).strip().rstrip(";").strip()
+    return Header(values, where, body, body_start + 1 if body else None)
+
+
+def _check_name(name: str, path: Path) -> None:
+    if not NAME_PATTERN.match(name):
+        raise _fail(f"'{name}' is not a valid dataset name (lowercase letters, digits, '-' and '_')", path)
+
+
+def parse(text: str, path: Path, name: str | None = None) -> Definition | Mixture:
+    """A file's text as a dataset definition or, when its header has `-- mix:`, a mixture."""
+    name = name or path.stem
+    _check_name(name, path)
+    header = read_header(text, path)
+    if header.is_mixture:
+        return parse_mixture(text, path, header, name, lambda ref: _component_file(ref, path), _component)
+    return _definition(text, path, header, name)
+
+
+def parse_definition(text: str, path: Path, name: str | None = None) -> Definition:
+    """Parse a dataset definition's text; `path` is used for the name and in error messages."""
+    name = name or path.stem
+    _check_name(name, path)
+    header = read_header(text, path)
+    if header.is_mixture:
+        raise _fail("this is a mixture (its header has a `-- mix:` line), not a dataset definition", path)
+    return _definition(text, path, header, name)
+
+
+def _definition(text: str, path: Path, header: Header, name: str) -> Definition:
     for key in REQUIRED_KEYS:
-        if key not in header:
+        if key not in header.values:
             raise _fail(f"the header has no '{key}'", path)
-    sql = "\n".join(lines[body_start:]).strip().rstrip(";").strip()
+    sql = header.body
     if not sql:
         raise _fail("there is no SELECT after the header", path)
     if not re.match(r"(?is)^(with|select|from)\b", sql):
-        raise _fail("the definition must be one SELECT over source", path, body_start + 1)
+        raise _fail("the definition must be one SELECT over source", path, header.body_line)
+    values = header.values
     return Definition(
         name=name,
         path=path,
-        description=header["description"],
-        source=resolve_source(header["source"], path),
-        revision=header.get("revision"),
+        description=values["description"],
+        source=resolve_source(values["source"], path),
+        revision=values.get("revision"),
         sql=sql,
         text=text,
-        extra={k: v for k, v in header.items() if k not in ("description", "source", "revision")},
+        extra={k: v for k, v in values.items() if k not in ("description", "source", "revision")},
     )
 
 
@@ -128,14 +181,40 @@ def resolve_source(source: str, path: Path) -> str:
     return os.path.normpath(path.expanduser().absolute().parent / source) + ("/" if source.endswith("/") else "")
 
 
-def load_file(path: Path) -> Definition:
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DefinitionError(f"cannot read the definition: {exc.strerror}", path) from exc
     except UnicodeDecodeError as exc:
         raise DefinitionError("the definition is not UTF-8 text", path) from exc
-    return parse_definition(text, path)
+
+
+def load_file(path: Path) -> Definition | Mixture:
+    """The dataset definition or the mixture in a .sql file."""
+    return parse(_read(path), path)
+
+
+def _component_file(ref: str, mixture_path: Path) -> Path:
+    """A mixture's component: a dataset's name, or a .sql file's path (relative to the mixture's folder)."""
+    if _is_path(ref):
+        candidate = Path(ref).expanduser()
+        if not candidate.is_absolute():
+            candidate = Path(os.path.normpath(mixture_path.expanduser().absolute().parent / candidate))
+        if not candidate.is_file():
+            raise DefinitionError("no such definition file", candidate)
+        return candidate
+    return _named(ref)
+
+
+def _component(path: Path) -> Definition | None:
+    """A component's dataset definition; None for a mixture, whose own components are not read."""
+    text = _read(path)
+    header = read_header(text, path)
+    if header.is_mixture:
+        return None
+    _check_name(path.stem, path)
+    return _definition(text, path, header, path.stem)
 
 
 def sql_dirs() -> list[Path]:
@@ -156,18 +235,32 @@ def definition_paths() -> dict[str, Path]:
     return found
 
 
-def load_all() -> list[Definition]:
+def load_all() -> list[Definition | Mixture]:
+    """Every known dataset definition and mixture (in definition_paths' order)."""
     return [load_file(path) for path in definition_paths().values()]
 
 
-def resolve(name_or_path: str) -> Definition:
-    """A dataset by name (`fineweb-edu`) or by the path of a .sql file."""
-    candidate = Path(name_or_path).expanduser()
-    if name_or_path.endswith(".sql") or os.sep in name_or_path:
+def load_datasets() -> list[Definition]:
+    """Every known dataset definition, mixtures left out (`shardsql sql` makes a view of each)."""
+    return [d for d in load_all() if isinstance(d, Definition)]
+
+
+def _is_path(name_or_path: str) -> bool:
+    return name_or_path.endswith(".sql") or os.sep in name_or_path
+
+
+def _named(name: str) -> Path:
+    paths = definition_paths()
+    if name not in paths:
+        raise UnknownDatasetError(name, sorted(paths))
+    return paths[name]
+
+
+def resolve(name_or_path: str) -> Definition | Mixture:
+    """A dataset or a mixture by name (`fineweb-edu`) or by the path of a .sql file."""
+    if _is_path(name_or_path):
+        candidate = Path(name_or_path).expanduser()
         if not candidate.is_file():
             raise DefinitionError("no such definition file", candidate)
         return load_file(candidate)
-    paths = definition_paths()
-    if name_or_path not in paths:
-        raise UnknownDatasetError(name_or_path, sorted(paths))
-    return load_file(paths[name_or_path])
+    return load_file(_named(name_or_path))

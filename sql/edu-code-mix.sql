@@ -1,0 +1,4 @@
+-- description: Educational web text with Python code: FineWeb-Edu (score >= 3) and GitHub Python
+-- mix: fineweb-edu-high 70%, github-code-python 30%
+-- mix-by: characters
+-- notes: 70% of the characters from fineweb-edu-high, 30% from github-code-python, each filtered by its own definition
