@@ -161,6 +161,20 @@ def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset):
     assert local_record["engine"] == {"name": "local", "workers": 2, "tasks": engine["tasks"], "nodes": 1}
 
 
+def test_a_mixture_with_val_from_on_ray_gives_the_local_engines_bytes(hub_env, tmp_path):
+    """The built-in mixture, its validation shard from a third dataset: the same bytes on either engine."""
+    results = {}
+    for engine in ("local", "ray"):
+        options = ConvertOptions(num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=tmp_path / engine,
+                                 engine=engine, workers=2 if engine == "local" else None,
+                                 val_from="pubmed-abstract")  # fmt: skip
+        results[engine] = convert(catalog.resolve("edu-code-mix"), options)
+    assert hashes(results["ray"]) == hashes(results["local"]) and len(results["ray"].shards) == SHARDS + 1
+    record = json.loads(results["ray"].manifest_path.read_text())
+    assert record["engine"]["name"] == "ray"
+    assert [c["name"] for c in record["components"]] == ["pubmed-abstract", "fineweb-edu-high", "github-code-python"]
+
+
 def _pid_on_port(port: int) -> int | None:
     """The process holding a TCP socket whose local port is `port` (Linux /proc)."""
     inodes = set()

@@ -314,9 +314,7 @@ class _Tracker:
 
 def _fingerprint(opened: Opened, options: ConvertOptions) -> dict:
     """What must be the same for a rerun to continue an interrupted one."""
-    return {
-        "definition": opened.model.sha256,
-        "parts": opened.fingerprint(),
+    return opened.fingerprint() | {
         "num_shards": options.num_shards,
         "rows_per_shard": options.rows_per_shard,
         "row_group_size": options.row_group_size,
@@ -385,9 +383,7 @@ def _order(opened: Opened, options: ConvertOptions) -> str:
     single = opened.single
     if single is None:
         if not options.shuffle:
-            raise OptionsError(
-                "a mixture is always shuffled: --no-shuffle converts one dataset in source order"
-            )
+            raise OptionsError("a mixture is always shuffled: --no-shuffle converts one dataset in source order")
         return "shuffled"
     return options.order(single.shape)
 
@@ -567,7 +563,11 @@ def _component_record(part: Part, outcome: PartOutcome) -> dict:
         if part.definition
         else None,
         "source": {"url": source.url, "revision": source.revision, "commit": source.commit} if source else None,
-        "rows": {"read": outcome.rows_read, "kept": outcome.rows_kept, "duplicates": outcome.duplicates,
-                 "written": outcome.rows_written},  # fmt: skip
+        "rows": {
+            "read": outcome.rows_read,
+            "kept": outcome.rows_kept,
+            "duplicates": outcome.duplicates,
+            "written": outcome.rows_written,
+        },  # fmt: skip
         "characters_written": outcome.chars_written,
     }

@@ -2,8 +2,10 @@
 
 It generates a small FineWeb-Edu-shaped sample, serves it from the local Hub stand-in
 (the same one the tests use), points `HF_ENDPOINT` at it and runs the real `fineweb-edu`
-conversion through huggingface_hub. A newcomer sees every stage work with no network, and
-the user's real `~/.cache/autoresearch` is never touched.
+conversion through huggingface_hub; then the `edu-code-mix` mixture (FineWeb-Edu with
+Python code), keeping the first conversion's validation shard (`--val-from live`) so that
+the two runs' val_bpb would be comparable. A newcomer sees every stage work with no
+network, and the user's real `~/.cache/autoresearch` is never touched.
 
 `shardsql demo --serve` (`serving` here) instead serves a generated sample of every
 built-in dataset's repo until Ctrl-C, so that every command in the README can be tried
@@ -12,6 +14,7 @@ offline from another terminal with `HF_ENDPOINT` pointing at the stand-in.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,8 +28,10 @@ from ..progress import Progress
 from ..standin.hub import HubStandIn
 from ..standin.samples import LAYOUTS, write_sample
 from .convert import ConvertOptions, ConvertResult, convert
+from .plan import LIVE
 
 DEMO_DATASET = "fineweb-edu"
+DEMO_MIXTURE = "edu-code-mix"  # fineweb-edu-high (the same repo) and github-code-python
 DEMO_FILES = 3
 DEMO_ROWS_PER_FILE = 4000
 DEMO_ROW_GROUP = 500
@@ -39,8 +44,9 @@ SERVE_ROWS_PER_FILE = 4000
 @dataclass
 class DemoResult:
     result: ConvertResult
-    bytes_served: int
-    source_bytes: int
+    mixture: ConvertResult  # the mixture, with the first conversion's validation shard kept
+    bytes_served: int  # by the first conversion (the mixture's reads come after)
+    source_bytes: int  # of the first conversion's source files
     endpoint: str
     workdir: Path
     temporary: bool  # the workdir is a temporary folder the demo made (not --workdir)
@@ -75,18 +81,26 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
     repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
     repo_dir = workdir / "hub" / repo
     paths = write_sample(DEMO_DATASET, repo_dir, DEMO_FILES, DEMO_ROWS_PER_FILE, DEMO_ROW_GROUP)
+    code_repo, code_revision = LAYOUTS["github-code-python"][0], LAYOUTS["github-code-python"][1]
+    write_sample("github-code-python", workdir / "hub" / code_repo, DEMO_FILES, DEMO_ROWS_PER_FILE,
+                          DEMO_ROW_GROUP)  # fmt: skip
     options = ConvertOptions(
         num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, cache_dir=workdir / "autoresearch"
     )
     with HubStandIn() as hub:
         hub.add_dataset(repo, repo_dir, revision=revision)
+        hub.add_dataset(code_repo, workdir / "hub" / code_repo, revision=code_revision)
         # HF_TOKEN is cleared: a real token must never be sent to the stand-in. Telemetry is
         # off: huggingface_hub would otherwise report to the real Hub, and the demo is offline.
         with _env("HF_ENDPOINT", hub.url), _env("HF_TOKEN", ""), _env("HF_HUB_DISABLE_TELEMETRY", "1"):
             disable_telemetry()
             result = convert(resolve(DEMO_DATASET), options, progress)
-        served, endpoint = hub.bytes_served, hub.url
-    return DemoResult(result, served, sum(p.stat().st_size for p in paths), endpoint, workdir, temporary)
+            served = hub.bytes_served
+            # The mixture replaces it, keeping its validation shard: the runs' val_bpb compare.
+            mixed = dataclasses.replace(options, val_from=LIVE, skip_backup=True)
+            mixture = convert(resolve(DEMO_MIXTURE), mixed, progress)
+        endpoint = hub.url
+    return DemoResult(result, mixture, served, sum(p.stat().st_size for p in paths), endpoint, workdir, temporary)
 
 
 @contextmanager

@@ -53,14 +53,19 @@ class Opened:
         # rather than change its proportions, unless --allow-short.
         return Plan(self.parts, self.mix_by, self.val_mix_by, allow_short or isinstance(self.model, Definition))
 
-    def fingerprint(self) -> list:
-        """The parts as a rerun must find them to continue an interrupted run."""
-        return [
-            [p.name, p.validation, str(p.weight), p.definition.sha256 if p.definition else None,
-             p.scan.source.url if p.scan else None, p.scan.source.commit if p.scan else None,
-             [[f.url, f.size] for f in p.scan.source.files] if p.scan else None]
-            for p in self.parts
-        ] + ([_sha256(self.live)] if self.live else [])  # fmt: skip
+    def fingerprint(self) -> dict:
+        """The definitions and sources as a rerun must find them to continue an interrupted run."""
+        return {
+            # The model's text, and each part's: a mixture's text does not hold its components' SQL.
+            "definition": [self.model.sha256] + [p.definition.sha256 for p in self.parts if p.definition],
+            "parts": [[p.name, p.validation, str(p.weight)] for p in self.parts],
+            "source": [
+                [p.scan.source.url, p.scan.source.commit, [[f.url, f.size] for f in p.scan.source.files]]
+                for p in self.parts
+                if p.scan
+            ]
+            + ([_sha256(self.live)] if self.live else []),
+        }
 
 
 def _sha256(path: Path) -> str:

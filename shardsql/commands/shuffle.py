@@ -1,32 +1,37 @@
 """A shuffled conversion (the default): a seeded, deduplicated sample spread over the whole source.
 
 Two phases, each resumable, both driven from here; convert.py chooses this path unless
-`--no-shuffle` is given or the definition has its own top-level ORDER BY.
+`--no-shuffle` is given or a single dataset's definition has its own top-level ORDER BY.
+What is drawn is a `Plan` of parts (commands/plan.py builds it): one for a dataset, one per
+component of a mixture, and with --val-from the validation shard's parts, first.
 
-1. **Select.** Units are drawn in the seed's random order over all the source's files
-   (source/draw.py) and run through the executor as an in-order conversion's are, so
-   their kept rows arrive in draw order whatever the workers or the engine; each kept row
-   gets its ordinal g in that order and is staged on disk in piles by its shuffle key
-   (output/staging.py). A whole-source definition (DISTINCT, GROUP BY, LIMIT, ...) stages
-   its query's result the same way, in the query's order. Once the rows drawn reach the
-   rows wanted, the distinct texts are counted from the piles' keys; if duplicates leave
-   the selection short, more units are drawn (deterministically: how many depends only on
-   the counts) and the count is made again. The selection is the first `wanted` distinct
-   texts in draw order: those whose first occurrence has g <= the cut.
+1. **Select.** For each part in turn, units are drawn in the seed's random order over all
+   its source's files (source/draw.py) and run through the executor as an in-order
+   conversion's are, so their kept rows arrive in draw order whatever the workers or the
+   engine; each kept row gets its ordinal g (its part in the high bits) and is staged on
+   disk in piles by its shuffle key (output/staging.py). A whole-source definition
+   (DISTINCT, GROUP BY, LIMIT, ...) stages its query's result the same way. Once a part's
+   rows drawn reach its target, the distinct texts are counted from the piles' keys: a
+   part's selection is its first `wanted` texts in draw order (a text drawn by two parts is
+   the first part's). The parts' selections are then interleaved on the keys alone (`_count`,
+   output/interleave.py) to see that each holds its share; a part short of distinct texts,
+   or of its share, draws more (deterministically: how many depends only on the counts).
 2. **Write.** The piles are read one leaf at a time in key order, each sorted by
-   (key, fingerprint, g) and deduplicated, and streamed into the shard writer: the
-   training shards, then the validation shard of `--val-rows` rows (the last rows of the
-   shuffled stream), pinned as shard_06542.parquet.
+   (key, fingerprint, g) and deduplicated; each part's rows, in that order, are interleaved
+   by the weights (`_Merged`) and streamed into the shard writer: the training shards, then
+   the validation shard of `--val-rows` rows (the last rows of the stream, or --val-from's
+   parts interleaved the same way), pinned as shard_06542.parquet.
 
-Checkpoints: in phase 1 at every flush of the piles (the draw's next slot, the rows staged,
-the piles' sizes; a resume truncates the piles to those sizes and draws on from there, so
-no staged unit is fetched again); in phase 2 after every shard (the leaf and the offset in
-it where the next shard starts). A whole-source query cannot stop midway: a rerun in its
-phase 1 runs it again from the start.
+Checkpoints: in phase 1 at every flush of the piles (each part's next slot, rows staged and
+target, the piles' sizes; a resume truncates the piles to those sizes and draws on from
+there, so no staged unit is fetched again); in phase 2 after every shard (each part's rows
+taken and their sizes so far: the interleave's exact state). A whole-source query cannot
+stop midway: a rerun in its phase 1 runs it again from the start.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import queue
 import shutil
@@ -113,7 +118,7 @@ class _Stager:
         self._put(("rows", table, first_g))
 
     def checkpoint(self, state: dict) -> None:
-        self._put(("checkpoint", dict(state), None))
+        self._put(("checkpoint", copy.deepcopy(state), None))  # a snapshot: the parts go on changing
 
     def close(self, abort: bool = False) -> dict | None:
         """Wait for what is queued (all of it, or with `abort` none of it); the last checkpoint saved."""

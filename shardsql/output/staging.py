@@ -5,7 +5,7 @@ kept row gets a 128-bit fingerprint of its text (xxh3-128 of the UTF-8 bytes, re
 the Arrow buffers: stable across versions and processes), its global ordinal `g` in draw
 order, and a 64-bit shuffle key, a seeded mix of the fingerprint: duplicates share a key.
 Rows are scattered by the key's top PILE_BITS bits into piles, each two append-only files
-in the staging folder: `NN.keys` (fp_hi, fp_lo, g: 24 bytes a row) and `NN.text` (the
+in the staging folder: `NN.keys` (fp_hi, fp_lo, g, n: 32 bytes a row) and `NN.text` (the
 texts, zstd-compressed at level 1; hashes do not compress). Each file is a run of
 chunks, `[8-byte length][an Arrow IPC stream]`, flushed together; a checkpoint records
 the files' sizes, and a resume truncates them to those sizes.
@@ -14,8 +14,13 @@ The output is the rows sorted by (key, fingerprint, g): a seeded uniformly rando
 that is a total order (g is unique), so it is the same however the rows were chunked or
 the piles split. A pile too large to sort in memory is split on disk by the key's next
 SPLIT_BITS bits (`leaves`), recursively, so memory stays bounded at any size. The
-deduplication index is the keys files: counting distinct texts reads 24 bytes a row, one
+deduplication index is the keys files: counting distinct texts reads 32 bytes a row, one
 leaf at a time; the first occurrence (lowest g) of each fingerprint is kept.
+
+Several parts (a mixture's components, --val-from's source) share the piles: g carries the
+part in its high bits (PART_SHIFT), so "lowest g" is "the first part that drew it", and each
+part has its own cut (`select`). `ordered` gives a leaf's selected rows in output order with
+each one's part and length, from the keys alone; the interleave of parts is commands/shuffle.py's.
 """
 
 from __future__ import annotations
