@@ -188,10 +188,42 @@ def test_val_from_live_keeps_the_live_validation_shard(sources, tmp_path):
     assert record["shards"][-1]["sha256"] == hashlib.sha256(live).hexdigest()
 
 
+@pytest.mark.parametrize("by, index", [("characters", 0), ("documents", 1)])
+def test_no_shuffle_interleaves_each_components_first_rows_in_source_order(sources, tmp_path, by, index):
+    mix = mixture(sources, "code 70%, abstracts 30%", by)
+    result = run(mix, tmp_path / "mix", shuffle=False)
+    per_shard = shard_texts(result)
+    assert [len(t) for t in per_shard] == [ROWS_PER_SHARD] * 5
+    texts = [t for shard in per_shard for t in shard]
+    # Not deduplicated: the SHARED texts come from both components, so the exact shares are
+    # the manifest's; the tagged rows alone are within a point of them.
+    record = json.loads(result.manifest_path.read_text())
+    counts = {c["name"]: (c["characters_written"], c["rows"]["written"]) for c in record["components"]}
+    total = [sum(c[i] for c in counts.values()) for i in (0, 1)]
+    assert abs(counts["code"][index] / total[index] - 0.70) <= 0.005
+    assert abs(shares(texts)["code"][index] - 0.70) <= 0.01
+    for shard in per_shard:
+        assert abs(shares(shard)["code"][index] - 0.70) <= 0.03
+    # Each component's rows are its own --no-shuffle conversion's first rows, in that order.
+    for name, tag in (("code", "code"), ("abstracts", "abstract")):
+        alone = run(catalog.resolve(name), tmp_path / name, shuffle=False, num_shards=8)
+        own = [t for shard in shard_texts(alone) for t in shard if t.startswith(tag + ":")]
+        mine = [t for t in texts if t.startswith(tag + ":")]
+        assert own[: len(mine)] == mine
+    assert record["order"]["order"] == "source" and record["order"]["duplicates_removed"] == 0
+    assert sum(c["rows"]["written"] for c in record["components"]) == len(texts)
+    assert hashes(run(mix, tmp_path / "again", shuffle=False, workers=3).data_dir) == hashes(result.data_dir)
+
+
 def test_mixture_errors_are_one_line_with_what_to_do(sources, tmp_path):
     mix = mixture(sources, "code 70%, abstracts 30%")
-    with pytest.raises(OptionsError, match="a mixture is always shuffled"):
-        run(mix, tmp_path / "a", shuffle=False)
+    distinct = sources / "distinct.sql"
+    distinct.write_text(
+        f"-- description: whole source\n-- source: {tmp_path / 'code'}\n\nSELECT DISTINCT text FROM source\n"
+    )
+    whole = mixture(sources, "distinct 50%, abstracts 50%", name="whole")
+    with pytest.raises(OptionsError, match="distinct is a whole-source definition .* Drop --no-shuffle"):
+        run(whole, tmp_path / "a", shuffle=False)
     with pytest.raises(OptionsError, match="drop --no-shuffle"):
         run(catalog.resolve(str(sources / "code.sql")), tmp_path / "a", shuffle=False, val_from="held")
     with pytest.raises(OptionsError, match="no validation shard"):
@@ -223,11 +255,11 @@ main()
 """
 
 
-def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path):
+@pytest.mark.parametrize("order", [["--val-from", "held"], ["--no-shuffle"]])
+def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path, order):
     mix = mixture(sources, "code 70%, abstracts 30%")
     args = [sys.executable, "-c", RUNNER, "convert", str(mix.path), "--num-shards", "4", "--rows-per-shard",
-            str(ROWS_PER_SHARD), "--yes", "--quiet", "--workers", "2",
-            "--val-from", str(sources / "held.sql")]  # fmt: skip
+            str(ROWS_PER_SHARD), "--yes", "--quiet", "--workers", "2", *order]  # fmt: skip
     reference = subprocess.run([*args, "--cache-dir", str(tmp_path / "ref")], capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr
     cache = tmp_path / "run"

@@ -48,6 +48,7 @@ from ..source.footers import ParquetFooter, read_footers
 from ..source.scan import Scan, open_scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges
+from .interleaved import convert_interleaved
 from .plan import LIVE, Opened, open_parts
 from .shuffle import Part, PartOutcome, convert_shuffled
 
@@ -381,16 +382,13 @@ def _rows(definition, scan: Scan, shape: Shape, tracker: _Tracker, executor: Exe
 
 def _order(opened: Opened, options: ConvertOptions) -> str:
     single = opened.single
-    if single is None:
-        if not options.shuffle:
-            raise OptionsError("a mixture is always shuffled: --no-shuffle converts one dataset in source order")
-        return "shuffled"
+    if single is None:  # a mixture: shuffled, or its components interleaved in source order
+        return "shuffled" if options.shuffle else "source"
     return options.order(single.shape)
 
 
 def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir) -> ConvertResult:
     model, single = opened.model, opened.single
-    rows_wanted = options.rows_wanted
     order = _order(opened, options)
     fingerprint = _fingerprint(opened, options)
     state, why_not = checkpoint.load(cache.staging, fingerprint)
@@ -421,33 +419,61 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
         for part in drawn:
             if part.shape.ordered:
                 progress.message(f"{part.name}'s own ORDER BY does not apply in a mixture: its rows are shuffled.")
-    duplicates = 0
-    outcome = None
-    if order == "shuffled":
-        try:
-            if not state.finished:
-                plan = opened.plan(options.allow_short)
-                outcome = convert_shuffled(plan, executor, options, staging, state, progress)
-                state.shuffle["outcome"] = [dataclasses.asdict(p) for p in outcome.parts]
-                state.finished = True
-                state.save(staging)
-            parts = [PartOutcome(**p) for p in state.shuffle["outcome"]]
-            if opened.live is not None:
-                state.shards[-1] = keep_shard(opened.live, staging, state.shards[-1])
-                state.save(staging)
-            shards = pin_validation(staging, state.shards)
-        except BaseException as exc:
-            progress.stop()
-            raise _clean_disk_error(exc, staging) from exc
+    write = _write_shuffled if order == "shuffled" else _write_in_order if single else _write_interleaved
+    try:
+        written = write(opened, options, progress, state, staging, executor)
+        if opened.live is not None:  # --val-from live: the live validation shard itself, byte for byte
+            state.shards[-1] = keep_shard(opened.live, staging, state.shards[-1])
+            state.save(staging)
+        shards = pin_validation(staging, state.shards)
+    except BaseException as exc:
         progress.stop()
-        read, kept = sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts)
-        duplicates = sum(p.duplicates for p in parts)
-        return _finish(opened, options, progress, cache, shards, read, kept, executor, order, duplicates, parts)
-    scan, shape = single.scan, single.shape
-    source = scan.source
+        raise _clean_disk_error(exc, staging) from exc
+    progress.stop()
+    return _finish(opened, options, progress, cache, shards, executor, order, written)
+
+
+@dataclass
+class _Written:
+    """What writing the shards read and kept (summed over the parts) and, shuffled, each part's account."""
+
+    rows_read: int
+    rows_kept: int
+    duplicates: int = 0
+    parts: list[PartOutcome] = dataclasses.field(default_factory=list)
+
+
+def _write_shuffled(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
+                    staging: Path, executor: Executor) -> _Written:  # fmt: skip
+    """The shuffle's two phases (commands/shuffle.py); its account kept in the checkpoint once done."""
+    if not state.finished:
+        outcome = convert_shuffled(opened.plan(options.allow_short), executor, options, staging, state, progress)
+        state.shuffle["outcome"] = [dataclasses.asdict(p) for p in outcome.parts]
+        state.finished = True
+        state.save(staging)
+    parts = [PartOutcome(**p) for p in state.shuffle["outcome"]]
+    return _Written(sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts),
+                    sum(p.duplicates for p in parts), parts)  # fmt: skip
+
+
+def _write_interleaved(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
+                       staging: Path, executor: Executor) -> _Written:  # fmt: skip
+    """A mixture's components in source order, interleaved (commands/interleaved.py)."""
+    if not state.finished:
+        parts = convert_interleaved(opened.parts, opened.mix_by, executor, options, staging, state, progress)
+        state.interleave["outcome"] = [dataclasses.asdict(p) for p in parts]
+        state.finished = True
+        state.save(staging)
+    parts = [PartOutcome(**p) for p in state.interleave["outcome"]]
+    return _Written(sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts), 0, parts)
+
+
+def _write_in_order(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
+                    staging: Path, executor: Executor) -> _Written:  # fmt: skip
+    """One dataset's kept rows in source order (--no-shuffle) or its ORDER BY's, resuming after the last shard."""
+    definition, scan, shape = opened.single.definition, opened.single.scan, opened.single.shape
     scan = dataclasses.replace(scan, start=(state.next.file, state.next.row_group) if shape.row_by_row else (0, 0))
-    tracker = _Tracker(source, state.next, progress, shape.row_by_row)
-    definition = single.definition
+    tracker = _Tracker(scan.source, state.next, progress, shape.row_by_row)
 
     def on_shard(info: ShardInfo, position: Position) -> None:
         state.shards.append(info)
@@ -455,29 +481,23 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
         state.save(staging)
         progress.shard(info)
 
-    progress.start(rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
-    try:
-        if not state.finished:
-            done = list(state.shards)
-            with executor:
-                rows = _rows(definition, scan, shape, tracker, executor, rows_wanted, done, staging / SPILL_DIR)
-                try:
-                    write_shards(
-                        rows, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                        on_shard, done, tracker.position_after, writers=executor.shards_in_flight,
-                        digest=not shape.row_by_row, encode=executor.encode, last_rows=options.val_rows,
-                    )  # fmt: skip
-                finally:
-                    rows.close()  # stops the executor's threads now, not when garbage collected
-                    shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
-            state.finished = True
-            state.save(staging)
-        shards = pin_validation(staging, state.shards)
-    except BaseException as exc:
-        progress.stop()
-        raise _clean_disk_error(exc, staging) from exc
-    progress.stop()
-    return _finish(opened, options, progress, cache, shards, tracker.read, tracker.kept, executor, order, 0, [])
+    progress.start(options.rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
+    if not state.finished:
+        done = list(state.shards)
+        with executor:
+            rows = _rows(definition, scan, shape, tracker, executor, options.rows_wanted, done, staging / SPILL_DIR)
+            try:
+                write_shards(
+                    rows, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
+                    on_shard, done, tracker.position_after, writers=executor.shards_in_flight,
+                    digest=not shape.row_by_row, encode=executor.encode, last_rows=options.val_rows,
+                )  # fmt: skip
+            finally:
+                rows.close()  # stops the executor's threads now, not when garbage collected
+                shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
+        state.finished = True
+        state.save(staging)
+    return _Written(tracker.read, tracker.kept)
 
 
 def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
@@ -490,10 +510,10 @@ def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
 
 
 def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir, shards: list[ShardInfo],
-            read: int, kept: int, executor: Executor, order: str, duplicates: int,
-            parts: list[PartOutcome]) -> ConvertResult:  # fmt: skip
+            executor: Executor, order: str, written: _Written) -> ConvertResult:  # fmt: skip
     """Check the shards are enough, write the manifest, swap the staging folder in."""
     staging, model = cache.staging, opened.model
+    read, kept, duplicates, parts = written.rows_read, written.rows_kept, written.duplicates, written.parts
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
         raise ConversionError(
@@ -502,8 +522,7 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
             "and the validation shard. Use more source files or fewer --rows-per-shard. "
             "Your data folder was not changed."
         )
-    written = sum(s.rows for s in shards)
-    ran_out = written < options.rows_wanted and opened.live is None
+    ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
     tokens = val_tokens(staging / VAL_SHARD_NAME)
     source = opened.single.scan.source if opened.single else None
     seed = options.seed if order == "shuffled" else None

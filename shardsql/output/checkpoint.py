@@ -46,6 +46,8 @@ class Checkpoint:
     # A shuffled conversion's state (commands/shuffle.py): its phase, the draw's position,
     # the staged piles' sizes, the cut, and where the next shard starts in the sorted rows.
     shuffle: dict[str, Any] = field(default_factory=dict)
+    # A --no-shuffle mixture's (commands/interleaved.py): each component's next row and size.
+    interleave: dict[str, Any] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
         data = {
@@ -54,6 +56,7 @@ class Checkpoint:
             "next": asdict(self.next),
             "finished": self.finished,
             "shuffle": self.shuffle,
+            "interleave": self.interleave,
         }
         tmp = folder / (CHECKPOINT_NAME + ".tmp")
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
@@ -77,6 +80,7 @@ def load(folder: Path, fingerprint: dict[str, Any]) -> tuple[Checkpoint | None, 
             next=Position(**data["next"]),
             finished=bool(data["finished"]),
             shuffle=data.get("shuffle") or {},
+            interleave=data.get("interleave") or {},
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None, "the previous run's checkpoint is unreadable"

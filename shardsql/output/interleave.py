@@ -54,6 +54,12 @@ class Interleave:
         return len(self._times[part])
 
     @property
+    def waiting(self) -> int | None:
+        """The part whose next rows the merge needs before it can emit more (None: that part has ended)."""
+        part = min(range(len(self.weights)), key=lambda p: (self._last[p], p))
+        return None if self._ended[part] else part
+
+    @property
     def dry(self) -> int | None:
         """The part that ran out of rows and holds the merge (None while every part has rows to come)."""
         part = min(range(len(self.weights)), key=lambda p: (self._last[p], p))
