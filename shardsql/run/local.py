@@ -74,11 +74,15 @@ class LocalExecutor:
             unit, data = item
             return keep(evaluator, scan, unit, data.result())
 
-        todo = units(scan.source, scan.columns, scan.start) if drawn is None else drawn
-        fetched = scheduling.fetching(scan.source, todo)
         ratio = scheduling.KeepRatio()
+        window = scheduling.Window(self.workers, rows_wanted, ratio)
+        todo = (
+            units(scan.source, scan.columns, scan.start, most_rows=window.admission.most_rows)
+            if drawn is None
+            else drawn
+        )
+        fetched = scheduling.fetching(scan.source, todo)
         try:
-            window = scheduling.window(self.workers, rows_wanted, ratio)
             for (unit, _), kept in scheduling.ordered(fetched, work, self.workers, window):
                 ratio.add(unit.rows, kept.num_rows)
                 self.record.rows_read += unit.rows
@@ -102,7 +106,7 @@ class LocalExecutor:
         def batches() -> Iterator[pa.RecordBatch]:
             fetched = scheduling.fetching(scan.source, units(scan.source, scan.columns, scan.start))
             decode = lambda item: read_unit(scan, item[0], item[1].result())  # noqa: E731
-            window = scheduling.window(self.workers, lambda: math.inf)  # the query decides how much it reads
+            window = scheduling.Window(self.workers, lambda: math.inf)  # the query decides how much it reads
             for (unit, _), table in scheduling.ordered(fetched, decode, self.workers, window):
                 self.record.rows_read += unit.rows
                 self.record.tasks += 1

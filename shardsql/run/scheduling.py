@@ -6,15 +6,19 @@ order, a window saying how much may be in flight. Both engines use it: threads h
 the moment the unit is admitted, so the network works while the cores decode and filter
 the units admitted before it.
 
-The limits on what is in flight (`may_submit`, `window`) are here too: a unit starts only
+The limits on what is in flight (`Admission`, `window`) are here too: a unit starts only
 while fewer than a worker's worth of units and bytes (and AHEAD_UNITS more) are in flight,
 and while the kept rows the units in flight are expected to give, at the keep ratio seen
-so far (`KeepRatio`), are fewer than the rows still wanted. So a small job fetches about
-what its shards need, whatever the number of workers.
+so far (`KeepRatio`), are fewer than the rows still wanted. The unit then started holds
+at most the source rows that the rest of the rows wanted are expected to need
+(`Admission.most_rows`, read by source/units.py as it closes the unit): near the end of a
+job, the last units are cut to what it still needs. So a small job fetches about what its
+shards need, whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +37,10 @@ R = TypeVar("R")
 AHEAD_UNITS = 2
 BYTES_PER_WORKER = 24 << 20
 FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
+# A unit cut to the rows still needed holds this many times the source rows they are expected
+# to need at the keep ratio so far: a filter that keeps a little less than so far does not
+# cost another, small, request.
+CUT_MARGIN = 1.1
 
 
 def in_order(
@@ -52,7 +60,8 @@ def in_order(
     pending: deque[tuple[T, Any]] = deque()
     try:
         while True:
-            while not pending or may_start([item for item, _ in pending]):
+            # may_start is asked first even with nothing in flight: what it sees sizes the next item.
+            while may_start([item for item, _ in pending]) or not pending:
                 item = next(items, None)
                 if item is None:
                     break
@@ -110,25 +119,38 @@ class KeepRatio:
         return self.kept / self.read if self.read else 1.0
 
 
-def may_submit(
-    rows_wanted: Callable[[], float], window: int, limit: int, ratio: Callable[[], float] = lambda: 1.0
-) -> Callable[[list[Unit]], bool]:
-    """Whether another unit may start after the units in flight: fewer than `window` of them,
-    fewer than `limit` bytes fetched, and fewer kept rows expected of them (their source rows
-    times `ratio()`, the keep ratio so far) than the rows still wanted. Both engines start
-    units by this rule."""
+class Admission:
+    """Whether another unit may start after the units in flight, and how large it may be.
 
-    def allowed(units: list[Unit]) -> bool:
-        if len(units) >= window or sum(u.fetch_bytes for u in units) >= limit:
+    A unit may start while fewer than `window` are in flight, fewer than `limit` bytes are
+    being fetched, and the kept rows they are expected to give (their source rows times
+    `ratio()`, the keep ratio so far) are fewer than the rows still wanted. Both engines
+    start units by this rule; `most_rows` is what the units' iterator reads to cut the unit
+    it starts next."""
+
+    def __init__(self, rows_wanted: Callable[[], float], window: int, limit: int,
+                 ratio: Callable[[], float] = lambda: 1.0):  # fmt: skip
+        self.rows_wanted, self.window, self.limit, self.ratio = rows_wanted, window, limit, ratio
+        self.room = math.inf  # the kept rows wanted beyond those expected of the units in flight, when last asked
+
+    def __call__(self, units: list[Unit]) -> bool:
+        expected = sum(u.rows for u in units) * self.ratio()
+        self.room = self.rows_wanted() - expected
+        if len(units) >= self.window or sum(u.fetch_bytes for u in units) >= self.limit:
             return False
-        return sum(u.rows for u in units) * ratio() < rows_wanted()
+        return self.room > 0
 
-    return allowed
+    def most_rows(self) -> float:
+        """The source rows the next unit needs hold at most: the room left, at the keep ratio, with a margin."""
+        ratio = self.ratio()
+        return math.inf if ratio <= 0 or self.room == math.inf else max(1.0, self.room / ratio * CUT_MARGIN)
 
 
-def window(
-    workers: int, rows_wanted: Callable[[], float], ratio: Callable[[], float] = lambda: 1.0
-) -> Callable[[list[tuple[Unit, Future]]], bool]:
-    """`may_submit` for the (unit, fetched data) items of the local executor's threads."""
-    allowed = may_submit(rows_wanted, workers + AHEAD_UNITS, workers * BYTES_PER_WORKER, ratio)
-    return lambda flight: allowed([unit for unit, _ in flight])
+class Window:
+    """The Admission of the local executor's threads, over its (unit, fetched data) items."""
+
+    def __init__(self, workers: int, rows_wanted: Callable[[], float], ratio: Callable[[], float] = lambda: 1.0):
+        self.admission = Admission(rows_wanted, workers + AHEAD_UNITS, workers * BYTES_PER_WORKER, ratio)
+
+    def __call__(self, flight: list[tuple[Unit, Future]]) -> bool:
+        return self.admission([unit for unit, _ in flight])

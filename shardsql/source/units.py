@@ -9,7 +9,8 @@ bytes, so that a unit is one or a few large requests instead of one per column c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .files import Source, SourceFile
@@ -85,13 +86,17 @@ def coalesce(ranges: list[tuple[int, int]], budget: float = GAP_BUDGET) -> list[
     return out
 
 
-def units(source: Source, columns: list[str], start: tuple[int, int] = (0, 0), grow: bool = False) -> Iterator[Unit]:
+def units(source: Source, columns: list[str], start: tuple[int, int] = (0, 0), grow: bool = False,
+          most_rows: Callable[[], float] | None = None) -> Iterator[Unit]:  # fmt: skip
     """The source's row groups from `start` (file index, row group), in order, as units.
 
     With `grow`, the first unit is one row group and each next one up to twice as large
     (until UNIT_BYTES): an interactive query that needs only the first rows reads only
-    those. Footers are read as the iteration reaches each file, so a conversion that
-    needs the first files of a large dataset never reads the others' footers.
+    those. With `most_rows`, asked as each unit starts (when the scheduler admits it), a
+    unit is closed once it holds that many source rows (at least one row group): the last
+    units of a job hold what it still needs. Footers are read as the iteration reaches
+    each file, so a conversion that needs the first files of a large dataset never reads
+    the others' footers.
     """
     target = 1 if grow else UNIT_BYTES
     for file_index in range(start[0], len(source.files)):
@@ -100,13 +105,16 @@ def units(source: Source, columns: list[str], start: tuple[int, int] = (0, 0), g
         groups: list[int] = []
         ranges: list[tuple[int, int]] = []
         rows = size = 0
+        cap = math.inf
         for index in range(first, footer.metadata.num_row_groups):
+            if not groups and most_rows is not None:
+                cap = most_rows()  # the unit starts now: what the rows still wanted need
             chunks = chunk_ranges(footer, index, columns)
             groups.append(index)
             ranges += chunks
             rows += footer.metadata.row_group(index).num_rows
             size += sum(end - begin for begin, end in chunks)
-            if size >= target or rows >= UNIT_MAX_ROWS:
+            if size >= target or rows >= UNIT_MAX_ROWS or rows >= cap:
                 yield Unit(file_index, footer.file, tuple(groups), rows, tuple(coalesce(ranges)))
                 target = min(UNIT_BYTES, 2 * max(target, size)) if grow else target
                 groups, ranges, rows, size = [], [], 0, 0

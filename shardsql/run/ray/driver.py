@@ -53,7 +53,7 @@ from ...source.footers import read_footer
 from ...source.scan import Scan
 from ...source.units import Unit, units
 from ..executor import RunRecord, available_cores
-from ..scheduling import KeepRatio, in_order, may_submit
+from ..scheduling import Admission, KeepRatio, in_order
 from .adapter import load_ray, quiet_token_notice
 from .tasks import encode_shard, run_unit
 
@@ -205,7 +205,7 @@ class RayExecutor:
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
         ]
         ratio = KeepRatio()
-        allowed = may_submit(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers, ratio)
+        allowed = Admission(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers, ratio)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
         def submit(unit: Unit):
@@ -217,7 +217,7 @@ class RayExecutor:
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
         finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
-        todo = units(scan.source, scan.columns, scan.start) if drawn is None else drawn
+        todo = units(scan.source, scan.columns, scan.start, most_rows=allowed.most_rows) if drawn is None else drawn
         for unit, (kept, (rows, fetched, requests, node)) in in_order(todo, submit, finish, allowed, cancel):
             ratio.add(unit.rows, rows)
             scan.source.counter.add(fetched, requests)
