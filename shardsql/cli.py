@@ -620,6 +620,8 @@ def verify_command(directory: Path | None) -> None:
     DIRECTORY defaults to ~/.cache/autoresearch/data. Checks each shard's sha256, size,
     rows, row groups and schema, and the validation shard; exits non-zero on any problem.
     """
+    from fractions import Fraction
+
     from .output.verify import verify
 
     report = verify(directory)
@@ -629,8 +631,17 @@ def verify_command(directory: Path | None) -> None:
         click.echo(f"error: {error}", err=True)
     if not report.ok:
         raise click.ClickException(f"{len(report.errors)} problem(s) in {report.directory}")
+    record = report.manifest or {}
+    for part in record.get("components") or []:
+        role = (
+            "validation shard" if part.get("role") == "validation" else f"weight {float(Fraction(part['weight'])):.1%}"
+        )
+        click.echo(f"Component {part['name']} ({role}): {part['rows']['written']:,} rows, "
+                   f"{part['characters_written']:,} characters")  # fmt: skip
     if report.val_tokens is not None:
-        click.echo(f"Validation shard: about {report.val_tokens:,} tokens (UTF-8 bytes / 4)")
+        origin = (record.get("validation") or {}).get("from")
+        click.echo(f"Validation shard{f' from {origin}' if origin else ''}: about {report.val_tokens:,} tokens "
+                   "(UTF-8 bytes / 4)")  # fmt: skip
     click.echo(f"OK: {report.shards_checked} shards in {report.directory}")
 
 

@@ -170,6 +170,15 @@ def test_val_from_gives_two_conversions_the_same_validation_shard(sources, tmp_p
         assert record["validation"]["sha256"] == hashlib.sha256(val_a.read_bytes()).hexdigest()
         assert [c["role"] for c in record["components"]][0] == "validation"
         assert verify(result.data_dir).ok
+    out = CliRunner().invoke(cli, ["verify", str(mix.data_dir)])
+    assert out.exit_code == 0, out.output
+    assert f"Component held (validation shard): {ROWS_PER_SHARD:,} rows" in out.output
+    assert "Component code (weight 30.0%)" in out.output and f"Validation shard from {held}" in out.output
+    # A manifest whose components do not add up to its shards is caught.
+    record = json.loads(mix.manifest_path.read_text())
+    record["components"][1]["rows"]["written"] += 1
+    mix.manifest_path.write_text(json.dumps(record))
+    assert any("do not add up" in e for e in verify(mix.data_dir).errors)
     # Shards 0-2 of the single dataset are all code; the mixture's keep its shares.
     assert abs(shares([t for texts in shard_texts(mix)[:-1] for t in texts])["code"][0] - 0.30) <= 0.005
 

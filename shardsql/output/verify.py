@@ -99,7 +99,36 @@ def verify(directory: str | Path | None = None) -> VerifyReport:
     if VAL_SHARD_NAME in files:
         _check_validation_size(folder / VAL_SHARD_NAME, report)
         _check_no_val_text_in_training(folder, [f for f in files if f != VAL_SHARD_NAME], report)
+    if listed is not None:
+        _check_components(report, listed)
     return report
+
+
+def _check_components(report: VerifyReport, listed: dict[str, dict]) -> None:
+    """A mixture's or --val-from's parts (the manifest's `components`): their rows written add
+    up to the shards' (the validation parts' to the validation shard's), and the validation
+    shard's recorded sha256 is the one listed for it."""
+    record = report.manifest or {}
+    validation = record.get("validation") or {}
+    val_entry = listed.get(VAL_SHARD_NAME) or {}
+    if validation.get("sha256") and val_entry.get("sha256") and validation["sha256"] != val_entry["sha256"]:
+        report.errors.append(f"{MANIFEST}: the validation shard's sha256 differs from the one listed for it")
+    components = record.get("components")
+    if not components:
+        return
+    try:
+        val_rows = sum(c["rows"]["written"] for c in components if c["role"] == "validation")
+        train_rows = sum(c["rows"]["written"] for c in components if c["role"] != "validation")
+        shard_rows = sum(entry["rows"] for entry in listed.values())
+    except (KeyError, TypeError):
+        report.errors.append(f"{MANIFEST}: its components are not as shardsql writes them")
+        return
+    expected = shard_rows - (val_entry.get("rows", 0) if val_rows else 0)
+    if train_rows != expected or (val_rows and val_rows != val_entry.get("rows")):
+        report.errors.append(
+            f"{MANIFEST}: its components' rows written ({train_rows:,} training, {val_rows:,} validation) do not "
+            f"add up to the shards' ({shard_rows:,})"
+        )
 
 
 def _texts(path: Path) -> Iterator[pa.ChunkedArray]:
