@@ -33,8 +33,9 @@ R = TypeVar("R")
 # Units in flight: a unit per worker and AHEAD_UNITS more (being fetched while the workers
 # decode, or done and waiting for the consumer), and at most BYTES_PER_WORKER compressed
 # bytes a worker. Fetched bytes, decoded units and their kept rows are most of a conversion's
-# memory; more would not be faster, since the shard writer is the slowest stage.
-AHEAD_UNITS = 2
+# memory; more would not be faster, since the shard writer is the slowest stage. One ahead,
+# not two: peak RSS of the bench's --no-shuffle main job 472-476 MB against 499-523 MB.
+AHEAD_UNITS = 1
 BYTES_PER_WORKER = 24 << 20
 FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
 # A unit cut to the rows still needed holds this many times the source rows they are expected
