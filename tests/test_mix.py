@@ -21,6 +21,7 @@ from helpers import read_texts
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
+from shardsql.commands import shuffle
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError, OptionsError
@@ -126,6 +127,20 @@ def test_shares_hold_over_the_whole_output_and_in_every_shard(sources, tmp_path,
     chars = sum(c["characters_written"] for c in components.values())
     recorded = (code["characters_written"] / chars, code["rows"]["written"] / written)
     assert abs(recorded[index] - 0.70) <= 0.005  # the manifest's counts are the shards' own
+
+
+def test_a_parts_backlog_waits_on_disk_and_the_bytes_do_not_change(sources, tmp_path, monkeypatch):
+    """A part read ahead of the interleave (its selection holds more rows than it gives) keeps
+    its backlog in a file past QUEUE_BYTES: the same shards, and the file was used."""
+    mix = mixture(sources, "code 50%, abstracts 50%")
+    default = run(mix, tmp_path / "a")
+    writes = []
+    original = shuffle._Queue._write
+    monkeypatch.setattr(shuffle, "QUEUE_BYTES", 4 << 10)
+    monkeypatch.setattr(shuffle._Queue, "_write", lambda self, *a: writes.append(1) or original(self, *a))
+    spilled = run(mix, tmp_path / "b")
+    assert writes and hashes(spilled.data_dir) == hashes(default.data_dir)
+    assert not list((tmp_path / "b").rglob("queue-*"))
 
 
 def test_no_text_twice_across_components_and_the_same_bytes_for_any_workers(sources, tmp_path):

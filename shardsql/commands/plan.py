@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..autoresearch import TEXT_COLUMN, VAL_SHARD_NAME
@@ -25,6 +26,7 @@ from ..definition.catalog import Definition, resolve
 from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
 from ..errors import OptionsError
+from ..source.footers import read_footer
 from ..source.scan import open_scan
 from .shuffle import Part, Plan
 
@@ -88,7 +90,21 @@ def open_part(definition: Definition, options, weight: Fraction = Fraction(1), v
                          override=bool(revision))  # fmt: skip
     finally:
         evaluator.close()
-    return Part(definition.name, definition, scan, evaluator.shape, weight, validation)
+    return Part(definition.name, definition, scan, evaluator.shape, weight, validation, row_chars=_row_bytes(scan))
+
+
+def _row_bytes(scan) -> float:
+    """Uncompressed bytes a row of the columns read, in the first file's footer: a mixture's
+    first estimate of a component's characters a row (its share of rows by characters)."""
+    metadata = read_footer(scan.source, scan.source.files[0]).metadata
+    wanted = {c.lower() for c in scan.columns}
+    total = sum(
+        group.column(j).total_uncompressed_size
+        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+        for j in range(group.num_columns)
+        if group.column(j).path_in_schema.split(".")[0].lower() in wanted
+    )
+    return total / max(1, metadata.num_rows)
 
 
 def _components(model: Definition | Mixture, options, validation: bool) -> list[Part]:
@@ -113,7 +129,9 @@ def open_parts(model: Definition | Mixture, options, live_dir: Path) -> Opened:
             rows = pq.read_table(live, columns=[TEXT_COLUMN])
         except Exception as exc:  # a file that is not autoresearch's: say so in one line
             raise OptionsError(f"--val-from live: cannot read {live}: {exc}") from exc
-        val_parts = [Part(f"{LIVE} validation shard", None, None, None, Fraction(1), True, rows)]
+        chars = pc.sum(pc.utf8_length(rows.column(0))).as_py() or 0
+        val_parts = [Part(f"{LIVE} validation shard", None, None, None, Fraction(1), True, rows,
+                          row_chars=chars / max(1, rows.num_rows))]  # fmt: skip
     elif options.val_from is not None:
         val_model = resolve(options.val_from)
         val_parts = _components(val_model, options, validation=True)

@@ -68,6 +68,9 @@ STAGE_QUEUE = 4  # units' rows waiting for the stager thread, at most
 # When duplicates leave the selection short, the next round draws the rows missing, scaled by
 # the rows drawn per distinct text so far, and this margin more.
 REDRAW_MARGIN = 1.05
+QUEUE_BYTES = 64 << 20  # a part's texts waiting in the interleave in memory; more wait in a file
+_SPILL_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("lz4"))  # read back soon: the cheap codec
+FIRST_MARGIN = 1.02  # a mixture's parts' first selections: their estimated shares, and this much more
 
 
 def _table(rows: Any) -> pa.Table:
@@ -148,6 +151,7 @@ class Part:
     weight: Fraction  # its share of its group's rows
     validation: bool = False  # in the validation shard (--val-from), not the training shards
     given: pa.Table | None = None
+    row_chars: float = 1.0  # characters a row, estimated before drawing (a mixture's first selection)
 
 
 @dataclass
@@ -328,27 +332,71 @@ class _Count:
 
 
 class _Queue:
-    """A part's rows fed to the interleave and not yet taken: chunks of (texts or None, sizes, chars)."""
+    """A part's rows fed to the interleave and not yet taken, in order: (texts or None, chars)
+    chunks, in memory up to QUEUE_BYTES of texts and past that in a file of their own.
 
-    def __init__(self):
-        self.chunks: deque[tuple[pa.Array | None, np.ndarray]] = deque()
+    A part whose selection holds more rows than the interleave takes from it (a mixture's
+    parts are selected with a margin) is read ahead of the others, leaf by leaf, by the rows
+    it will not give; the file keeps that backlog off the heap, so memory stays flat."""
+
+    def __init__(self, spill: Path):
+        self.memory: deque[tuple[pa.Array | None, np.ndarray]] = deque()
+        self.bytes = 0  # of the texts in memory
+        self.spill, self.on_disk, self.read_at = spill, 0, 0  # chunks written to the file and not read back
+        spill.unlink(missing_ok=True)
 
     def put(self, texts: pa.Array | None, chars: np.ndarray) -> None:
-        if len(chars):
-            self.chunks.append((texts, chars))
+        if not len(chars):
+            return
+        size = texts.nbytes if texts is not None else 0
+        if texts is not None and (self.on_disk or self.bytes + size > QUEUE_BYTES):
+            self._write(texts, chars)
+            return
+        self.memory.append((texts, chars))
+        self.bytes += size
+
+    def _write(self, texts: pa.Array, chars: np.ndarray) -> None:
+        sink = pa.BufferOutputStream()
+        table = pa.table({TEXT_COLUMN: texts, "chars": pa.array(chars)})
+        with pa.ipc.new_stream(sink, table.schema, options=_SPILL_WRITE) as writer:
+            writer.write_table(table)
+        data = sink.getvalue()
+        with open(self.spill, "ab") as handle:
+            handle.write(len(data).to_bytes(8, "little"))
+            handle.write(data)
+        self.on_disk += 1
+
+    def _read(self) -> None:
+        with open(self.spill, "rb") as handle:
+            handle.seek(self.read_at)
+            length = int.from_bytes(handle.read(8), "little")
+            table = pa.ipc.open_stream(pa.py_buffer(handle.read(length))).read_all()
+            self.read_at = handle.tell()
+        self.on_disk -= 1
+        if not self.on_disk:
+            self.spill.unlink(missing_ok=True)
+            self.read_at = 0
+        texts = table.column(TEXT_COLUMN).combine_chunks()
+        self.memory.append((texts, table.column("chars").to_numpy()))
+        self.bytes += texts.nbytes
 
     def take(self, rows: int) -> tuple[list[pa.Array], np.ndarray]:
         texts, chars = [], []
         while rows:
-            head_texts, head_chars = self.chunks[0]
+            if not self.memory:
+                self._read()
+            head_texts, head_chars = self.memory[0]
             n = min(rows, len(head_chars))
             if head_texts is not None:
                 texts.append(head_texts.slice(0, n))
             chars.append(head_chars[:n])
             if n == len(head_chars):
-                self.chunks.popleft()
+                self.memory.popleft()
+                self.bytes -= head_texts.nbytes if head_texts is not None else 0
             else:
-                self.chunks[0] = (head_texts.slice(n) if head_texts is not None else None, head_chars[n:])
+                rest = head_texts.slice(n) if head_texts is not None else None
+                self.bytes -= (head_texts.nbytes - rest.nbytes) if head_texts is not None else 0
+                self.memory[0] = (rest, head_chars[n:])
             rows -= n
         return texts, np.concatenate(chars) if chars else np.empty(0, dtype=np.int64)
 
@@ -369,7 +417,8 @@ class _Merged:
         self.taken = list(start["taken"]) if start else [0] * len(self.members)
         self.sizes = list(start["sizes"]) if start else [0] * len(self.members)  # of the rows taken
         self.merge = Interleave([plan.parts[i].weight for i in self.members], self.sizes)
-        self.queues = [_Queue() for _ in self.members]
+        group = "val" if validation else "train"
+        self.queues = [_Queue(piles.folder / f"queue-{group}-{j}.arrow") for j in range(len(self.members))]
         self.dry: int | None = None
         self._last: tuple[np.ndarray, list[np.ndarray]] | None = None
         self._before: tuple[list[int], list[int]] = (list(self.taken), list(self.sizes))
@@ -490,12 +539,22 @@ class _Output:
 
 
 def _wanted(plan: Plan, merged_rows: int, val_rows: int) -> list[int]:
-    """Each part's first selection: its share of its group's rows by documents (the count
-    corrects it when mixing by characters), one more where parts share a group."""
+    """Each part's first selection: its share of its group's rows, by documents, or by
+    characters at its estimated characters a row. Where parts share a group, 2% and 16 rows
+    more: the count that follows corrects a short one, and an excess costs reading."""
     wanted = []
     for part in plan.parts:
         group = plan.group(part.validation)
-        wanted.append(math.ceil(part.weight * (val_rows if part.validation else merged_rows)) + (len(group) > 1))
+        rows = val_rows if part.validation else merged_rows
+        if len(group) == 1:
+            wanted.append(rows)
+            continue
+        if (plan.val_mix_by if part.validation else plan.mix_by) == "characters":
+            scale = [float(plan.parts[i].weight) / max(1.0, plan.parts[i].row_chars) for i in group]
+            share = float(part.weight) / max(1.0, part.row_chars) / sum(scale)
+        else:
+            share = float(part.weight)
+        wanted.append(math.ceil(share * rows * FIRST_MARGIN) + 16)
     return wanted
 
 
