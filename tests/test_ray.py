@@ -463,6 +463,38 @@ def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path,
     assert not list((tmp_path / "ray").rglob("*.partial"))
 
 
+def test_a_shuffled_conversion_on_ray_stages_in_tasks_and_fetches_no_row_to_the_driver(hub_env, tmp_path, monkeypatch):
+    """Each unit is staged in its own task (fingerprints, piles, zstd: output/staging.stage_unit):
+    the driver gets its keys and compressed texts, never its uncompressed rows (issue 15), and
+    stages nothing itself. The bytes are the local engine's."""
+    import pyarrow as pa
+
+    from shardsql.output import staging
+    from shardsql.run import unit
+
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
+    real_get, fetched = ray.get, []
+
+    def get(refs, *args, **kwargs):
+        result = real_get(refs, *args, **kwargs)
+        for value in result if isinstance(result, list | tuple) else [result]:
+            if isinstance(value, pa.Table | pa.RecordBatch | pa.Array | pa.ChunkedArray):
+                raise AssertionError("the driver fetched a unit's rows from the object store")
+            fetched.append(type(value).__name__)
+        return result
+
+    def driver_stages(*args, **kwargs):
+        raise AssertionError("the driver staged a unit's rows itself")
+
+    # In this process only (the driver), not in Ray's workers.
+    monkeypatch.setattr(ray, "get", get)
+    monkeypatch.setattr(staging, "stage_unit", driver_stages)
+    monkeypatch.setattr(unit, "stage_unit", driver_stages)
+    on_ray = run("fineweb-edu", tmp_path / "ray")
+    assert hashes(on_ray) == hashes(local) and len(on_ray.shards) == SHARDS + 1
+    assert "StagedUnit" in fetched
+
+
 @pytest.mark.parametrize("offset, length", [(0, None), (0, 3), (2, None), (2, 3), (7, 5), (10, None), (12, 4)])
 def test_remote_rows_slice_as_a_table_does(offset, length):
     import pyarrow as pa

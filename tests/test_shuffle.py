@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -238,6 +239,36 @@ def test_val_rows_sizes_the_validation_shard(tmp_path, small_slots):
     assert [s.rows for s in result.shards] == [500, 500, 500, 777]
     plain = run(definition, tmp_path / "plain", num_shards=3, val_rows=777, shuffle=False)
     assert [s.rows for s in plain.shards] == [500, 500, 500, 777]
+
+
+@pytest.mark.parametrize("repack", [0, 1 << 30], ids=["as-staged", "repacked"])
+def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tmp_path, monkeypatch, repack):
+    """stage_unit (run where a unit runs) and Piles.add_staged/flush: each text once per unit,
+    at its first occurrence, with its ordinal (the unit's first_g added), its length, in its
+    key's pile; a pile's units joined into one text chunk that reads back as their rows, their
+    compressed batches as staged or (units that kept few rows) compressed again as one."""
+    monkeypatch.setattr(staging, "REPACK_BYTES", repack)
+    texts = [f"text {i % 37} " + "x" * (i % 37) for i in range(200)]  # repeats within each unit
+    a = staging.stage_unit(pa.array(texts[:120]), 3)
+    b = staging.stage_unit(pa.chunked_array([texts[120:150], texts[150:]]), 3)
+    assert (a.num_rows, b.num_rows) == (120, 80) and staging.stage_unit(pa.array([], pa.string()), 3).rows == 0
+    second = 1 << staging.PART_SHIFT
+    piles = staging.Piles(tmp_path / "piles", seed=3)
+    piles.add_staged(a, 0)
+    piles.add_staged(b, second + 5)
+    sizes = piles.flush()
+    rows = {}
+    for leaf in piles.leaves():
+        keys, column = staging.leaf_keys(leaf), staging._read(leaf.text, staging.TEXT_SCHEMA).column(0)
+        assert len(keys) == len(column) and len(list(staging._chunks(leaf.text))) == 1
+        pile = pc.shift_right(staging.shuffle_keys(keys["fp_lo"], 3), pa.scalar(64 - staging.PILE_BITS, pa.uint64()))
+        assert set(pile.to_pylist()) == {leaf.path[0]}
+        for g, n, text in zip(keys["g"].to_pylist(), keys["n"].to_pylist(), column.to_pylist(), strict=True):
+            assert n == len(text)
+            rows[g] = text
+    expected = {i: texts[i] for i in range(37)} | {second + 5 + j: texts[120 + j] for j in range(37)}
+    assert rows == expected
+    assert sizes == {p.name: p.stat().st_size for p in sorted((tmp_path / "piles").glob("*.*"))}
 
 
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tmp_path, small_slots, monkeypatch):

@@ -8,9 +8,11 @@ component of a mixture, and with --val-from the validation shard's parts, first.
 1. **Select.** For each part in turn, units are drawn in the seed's random order over all
    its source's files (source/draw.py) and run through the executor as an in-order
    conversion's are, so their kept rows arrive in draw order whatever the workers or the
-   engine; each kept row gets its ordinal g (its part in the high bits) and is staged on
-   disk in piles by its shuffle key (output/staging.py). A whole-source definition
-   (DISTINCT, GROUP BY, LIMIT, ...) stages its query's result the same way. Once a part's
+   engine; each unit's kept rows are staged by the unit's own work, where it ran (a worker
+   thread, a Ray task: fingerprints, pile by shuffle key, compressed texts; output/staging.py),
+   and here only appended to the piles on disk, each row's ordinal g (its part in the high
+   bits) counted in draw order. A whole-source definition (DISTINCT, GROUP BY, LIMIT, ...)
+   stages its query's result the same way, here, in pieces of about a unit. Once a part's
    rows drawn reach its target, the distinct texts are counted from the piles' keys: a
    part's selection is its first `wanted` texts in draw order (a text drawn by two parts is
    the first part's). The parts' selections are then interleaved on the keys alone (`_count`,
@@ -42,7 +44,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +65,11 @@ from ..source.scan import Scan
 PILES_DIR = "piles"  # in the staging folder
 SPILL_DIR = "spill"  # where a whole-source query may spill
 BATCH_ROWS = 8192  # rows per piece handed to the shard writer in phase 2
-STAGE_QUEUE = 4  # units' rows waiting for the stager thread, at most
+STAGE_QUEUE = 4  # staged units waiting for the stager thread, at most
+# Rows staged on this machine (a whole-source query's result, --val-from live's rows) are staged
+# in pieces of about a unit's size: batches gathered to STAGE_BYTES, staged STAGE_ROWS at a time.
+STAGE_BYTES = 8 << 20
+STAGE_ROWS = 16384
 # When duplicates leave the selection short, the next round draws the rows missing, scaled by
 # the rows drawn per distinct text so far, and this margin more.
 REDRAW_MARGIN = 1.05
@@ -73,15 +78,11 @@ _SPILL_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("lz4"))  # read back 
 FIRST_MARGIN = 1.02  # a mixture's parts' first selections: their estimated shares, and this much more
 
 
-def _table(rows: Any) -> pa.Table:
-    """A unit's kept rows here: the local engine's table, or the Ray engine's rows fetched from its object store."""
-    return rows if isinstance(rows, pa.Table) else rows.fetch()
-
-
 class _Stager:
-    """Stages rows on a thread of its own, in order: fingerprinting, scattering and compressing
-    the rows drawn so far while the draw goes on. A checkpoint is queued in line with the
-    rows, and saved once every row before it is on disk (the piles flushed)."""
+    """Appends staged units to the piles on a thread of its own, in order, while the draw goes
+    on (each unit was fingerprinted, scattered and compressed where it ran: staging.stage_unit).
+    A checkpoint is queued in line with the units, and saved once every unit before it is on
+    disk (the piles flushed)."""
 
     def __init__(self, piles: staging.Piles, save: Callable[[dict], None]):
         self.piles, self.save = piles, save
@@ -98,8 +99,8 @@ class _Stager:
                 continue  # drained: nothing after a failure or an abort reaches the disk
             try:
                 kind, value, first_g = item
-                if kind == "rows":
-                    self.piles.add(value, first_g)
+                if kind == "unit":
+                    self.piles.add_staged(value, first_g)
                 else:
                     value["sizes"] = self.piles.flush()
                     self.save(value)
@@ -117,8 +118,8 @@ class _Stager:
             except queue.Full:
                 continue
 
-    def rows(self, table: pa.Table, first_g: int) -> None:
-        self._put(("rows", table, first_g))
+    def unit(self, staged: staging.StagedUnit, first_g: int) -> None:
+        self._put(("unit", staged, first_g))
 
     def checkpoint(self, state: dict) -> None:
         self._put(("checkpoint", copy.deepcopy(state), None))  # a snapshot: the parts go on changing
@@ -211,19 +212,20 @@ class _Select:
         part, s = self.plan.parts[index], self.state["parts"][index]
         base = index << staging.PART_SHIFT
         draw = Draw.open(part.scan.source, part.scan.columns, seed)
+        # Each unit is staged where it runs (a worker thread, a Ray task): only its keys and
+        # compressed texts come here, to be appended to the piles.
         stream = self.executor.row_by_row(
-            part.scan, part.definition, lambda: s["target"] - s["staged"], drawn=draw.units(s["slot"])
+            part.scan, part.definition, lambda: s["target"] - s["staged"], drawn=draw.units(s["slot"]), stage=seed
         )
         stager = _Stager(self.piles, self.save)
         buffered = 0
         try:
-            for unit, rows in stream:
-                table = _table(rows)
+            for unit, staged in stream:
                 s["read"] += unit.rows
                 s["slot"] = draw.claim()
-                stager.rows(table, base + s["staged"])
-                s["staged"] += table.num_rows
-                buffered += table.nbytes
+                stager.unit(staged, base + s["staged"])
+                s["staged"] += staged.rows
+                buffered += staged.nbytes
                 self._update()
                 if s["staged"] >= s["target"]:
                     break
@@ -242,7 +244,7 @@ class _Select:
         self.state["sizes"] = last["sizes"] if last else self.state["sizes"]
         self.save(self.state)
 
-    def _run_query(self, index: int) -> None:
+    def _run_query(self, index: int, seed: int) -> None:
         """A whole-source definition: its whole result staged, in the query's order."""
         part, s = self.plan.parts[index], self.state["parts"][index]
         # A whole-source query is one DuckDB query on this machine, whatever the engine.
@@ -250,9 +252,16 @@ class _Select:
         self.spill.mkdir(parents=True, exist_ok=True)
         evaluator = Evaluator(part.definition, spill_dir=self.spill)
         try:
+            batches: list[pa.Table] = []
             for _, table in local.whole_source(part.scan, evaluator):
                 s["read"] = local.record.rows_read
-                self._stage(index, table)
+                self._update()
+                batches.append(table)
+                if sum(t.nbytes for t in batches) >= STAGE_BYTES:
+                    self._stage(index, pa.concat_tables(batches), seed)
+                    batches = []
+            if batches:
+                self._stage(index, pa.concat_tables(batches), seed)
         finally:
             evaluator.close()
             shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
@@ -261,10 +270,13 @@ class _Select:
         self.state["sizes"] = self.piles.flush()
         self.save(self.state)
 
-    def _stage(self, index: int, table: pa.Table) -> None:
+    def _stage(self, index: int, table: pa.Table, seed: int) -> None:
+        """Rows staged here (a query's, or --val-from live's), as a unit's are where it runs."""
         s = self.state["parts"][index]
-        self.piles.add(table, (index << staging.PART_SHIFT) + s["staged"])
-        s["staged"] += table.num_rows
+        for start in range(0, table.num_rows, STAGE_ROWS):
+            staged = staging.stage_unit(table.column(0).slice(start, STAGE_ROWS), seed)
+            self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s["staged"])
+            s["staged"] += staged.rows
         self._update()
         if self.piles.buffered >= staging.FLUSH_BYTES:
             self.piles.flush()  # not a checkpoint: a query or given rows cannot resume midway
@@ -274,14 +286,14 @@ class _Select:
         if s["exhausted"] or s["staged"] >= s["target"]:
             return
         if part.given is not None:
-            self._stage(index, part.given)
+            self._stage(index, part.given, seed)
             s["exhausted"] = True
             self.state["sizes"] = self.piles.flush()
             self.save(self.state)
         elif part.shape.row_by_row:
             self._draw_units(index, seed)
         else:
-            self._run_query(index)
+            self._run_query(index, seed)
 
     def run(self, seed: int, rows: int, val_rows: int) -> tuple[list[staging.Selection], dict[bool, _Count]]:
         """Draw until every part's selection holds its share of `rows` training rows (with the

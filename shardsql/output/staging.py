@@ -10,6 +10,13 @@ texts, zstd-compressed at level 1; hashes do not compress). Each file is a run o
 chunks, `[8-byte length][an Arrow IPC stream]`, flushed together; a checkpoint records
 the files' sizes, and a resume truncates them to those sizes.
 
+The work of staging is done where a unit runs (`stage_unit`, called by run/unit.py on a
+worker thread or in a Ray task): a unit's rows become a `StagedUnit`, its keys by pile and
+each pile's texts as compressed IPC record batches. `Piles.add_staged` gives the keys their
+global ordinals and `flush` appends each pile's keys and, between the stream's schema and
+its end, its units' text batches as they are (or compressed again as one, for units that
+kept few rows): the machine appending them decompresses and compresses nothing else.
+
 The output is the rows sorted by (key, fingerprint, g): a seeded uniformly random order
 that is a total order (g is unique), so it is the same however the rows were chunked or
 the piles split. A pile too large to sort in memory is split on disk by the key's next
@@ -28,7 +35,6 @@ from __future__ import annotations
 import shutil
 import struct
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +52,14 @@ SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
 # 4x that in memory: texts decompressed (about 2.5x), and their sorted copy); the write phase
 # holds two leaves (one fed to the writer, the next being sorted).
 LEAF_BYTES = 48 << 20
-FLUSH_BYTES = 32 << 20  # rows buffered in memory before every pile is appended to (a checkpoint boundary)
-FLUSH_THREADS = 4  # piles compressed and appended at once
+# Staged units buffered (counted by their texts' size uncompressed) before every pile is appended
+# to: a checkpoint boundary.
+FLUSH_BYTES = 32 << 20
+# A pile's staged batches in one flush that average fewer compressed bytes than this are joined
+# and compressed again at the flush, where they are appended: each batch has about 250 bytes of
+# headers, and zstd needs more than a few KB to compress well. Units of real sizes (8 MB of the
+# needed columns, compressed) stage far more than this a pile, and are appended as they come.
+REPACK_BYTES = 16 << 10
 # zstd level 1: the staged text takes about 1.4x the shards' bytes on disk. It is the shuffle's
 # largest cost: on the benchmark's main job (3 + 1 shards of 86,016 rows) Arrow's IPC compression
 # took 14.1 CPU-seconds with zstd-1 and 8.7 with lz4 (compressing, then decompressing) against 1.3
@@ -111,15 +123,88 @@ def shuffle_keys(fp_lo: pa.Array, seed: int) -> pa.Array:
     return pc.bit_wise_xor(z, pc.shift_right(z, _u64(31)))
 
 
-def _append(path: Path, table: pa.Table) -> None:
+def _stream(table: pa.Table) -> bytes:
+    """`table` as one Arrow IPC stream: texts compressed, keys not (hashes do not compress)."""
     sink = pa.BufferOutputStream()
-    options = _WRITE if TEXT_COLUMN in table.column_names else None  # hashes do not compress
+    options = _WRITE if TEXT_COLUMN in table.column_names else None
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
-    data = sink.getvalue()
+    return sink.getvalue()
+
+
+def _append(path: Path, table: pa.Table) -> None:
+    _append_bytes(path, [_stream(table)])
+
+
+def _append_bytes(path: Path, parts: list[bytes | pa.Buffer]) -> None:
+    """One chunk, `[8-byte length][the parts joined]`, appended to `path`."""
     with open(path, "ab") as handle:
-        handle.write(_LENGTH.pack(len(data)))
-        handle.write(data)
+        handle.write(_LENGTH.pack(sum(len(part) for part in parts)))
+        for part in parts:
+            handle.write(part)
+
+
+# A text chunk's IPC stream is its schema message, record batch messages, and the end-of-stream
+# marker: a staged unit carries only its record batches (compressed where it ran), and a flush
+# joins a pile's units into one chunk between these two.
+_TEXT_HEAD = _stream(TEXT_SCHEMA.empty_table()).to_pybytes()[:-8]
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _record_batches(table: pa.Table) -> bytes:
+    """The compressed record batch messages of `table`'s texts: its IPC stream without the schema and end."""
+    data = _stream(table).to_pybytes()
+    if not (data.startswith(_TEXT_HEAD) and data.endswith(_EOS)):
+        raise AssertionError("an Arrow IPC stream of texts that is not its schema, batches and end")
+    return data[len(_TEXT_HEAD) : -len(_EOS)]
+
+
+@dataclass
+class StagedUnit:
+    """One unit's kept rows, ready for the piles (`stage_unit`): `rows` kept (the ordinals
+    count every one, repeats within the unit included), `nbytes` their texts' size in memory,
+    `keys` (KEYS_SCHEMA, g the row's ordinal in the unit) grouped by pile in pile order, and
+    per non-empty pile (pile, its rows, its texts' compressed IPC record batches)."""
+
+    rows: int
+    nbytes: int
+    keys: pa.Table
+    piles: list[tuple[int, int, bytes]]
+
+    @property
+    def num_rows(self) -> int:  # counted as a table's rows are (the executors' keep ratio, the stager)
+        return self.rows
+
+
+def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int) -> StagedUnit:
+    """One unit's kept texts (in draw order) fingerprinted, keyed by `seed` and split by pile,
+    each pile's texts compressed: the work of staging, done wherever the unit ran. A text
+    repeated within the unit is staged once, at its first occurrence (the selection keeps
+    first occurrences, so it is the same)."""
+    column = texts.column(0) if isinstance(texts, pa.Table) else texts
+    column = column.cast(pa.large_string())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    rows = len(column)
+    if not rows:
+        return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
+    hi, lo = fingerprints(column)
+    n = pc.utf8_length(column).cast(pa.int64())
+    keys = pa.table([hi, lo, pa.array(np.arange(rows, dtype=np.int64)), n], schema=KEYS_SCHEMA)
+    text = pa.table({TEXT_COLUMN: column})
+    firsts = _first_occurrences(keys)
+    if len(firsts) < rows:
+        chosen = pc.is_in(keys["g"], value_set=firsts)
+        keys, text = keys.filter(chosen), text.filter(chosen)
+    pile = pc.shift_right(shuffle_keys(keys["fp_lo"], seed), _u64(64 - PILE_BITS))
+    order = pc.sort_indices(pile)
+    keys, text, pile = keys.take(order), text.take(order), pile.take(order)
+    piles, start = [], 0
+    for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
+        count = entry["counts"]
+        piles.append((entry["values"], count, _record_batches(text.slice(start, count))))
+        start += count
+    return StagedUnit(rows, column.nbytes, keys.combine_chunks(), piles)
 
 
 def _chunks(path: Path, fields: list[int] | None = None) -> Iterator[pa.Table]:
@@ -156,8 +241,9 @@ class Piles:
     def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None):
         self.folder, self.seed = folder, seed
         folder.mkdir(parents=True, exist_ok=True)
-        self._buffer: list[pa.Table] = []
-        self.buffered = 0
+        self._keys: dict[int, list[pa.Table]] = {}  # per pile: the buffered units' keys
+        self._texts: dict[int, list[bytes]] = {}  # per pile: their texts' compressed record batches
+        self.buffered = 0  # the buffered units' texts, uncompressed (what FLUSH_BYTES counts)
         self.truncate(sizes or {})
 
     def _files(self, pile: int) -> tuple[Path, Path]:
@@ -173,44 +259,38 @@ class Piles:
                         handle.truncate(size)
         shutil.rmtree(self.folder / "split", ignore_errors=True)
 
-    def add(self, texts: pa.Table | pa.ChunkedArray, first_g: int) -> None:
-        """Stage rows whose ordinals start at `first_g` (buffered until `flush`)."""
-        column = texts.column(0) if isinstance(texts, pa.Table) else texts
-        if not len(column):
+    def add_staged(self, staged: StagedUnit, first_g: int) -> None:
+        """Buffer a staged unit (`stage_unit`) whose first kept row has the ordinal `first_g`
+        (its part in the high bits): its keys get their global ordinals, its texts are already
+        compressed. Appended to the piles at the next `flush`."""
+        if not staged.piles:
             return
-        hi, lo = fingerprints(column)
-        g = pa.array(range(first_g, first_g + len(column)), pa.int64())
-        n = pc.utf8_length(column).cast(pa.int64())
-        table = pa.table({"fp_hi": hi, "fp_lo": lo, "g": g, "n": n, TEXT_COLUMN: column.cast(pa.large_string())})
-        self._buffer.append(table)
-        self.buffered += table.nbytes
+        g = pc.add(staged.keys["g"], pa.scalar(first_g, pa.int64()))
+        keys = staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g)
+        start = 0
+        for pile, rows, messages in staged.piles:
+            self._keys.setdefault(pile, []).append(keys.slice(start, rows))
+            self._texts.setdefault(pile, []).append(messages)
+            start += rows
+        self.buffered += staged.nbytes
 
     def flush(self) -> dict[str, int]:
-        """Append the buffered rows to their piles; the files' sizes (what a checkpoint records)."""
-        if self._buffer:
-            table = pa.concat_tables(self._buffer)
-            self._buffer, self.buffered = [], 0
-            # A text repeated within the chunk is staged once, at its lowest g: the selection
-            # (first occurrences) is the same, and a much-repeated text takes less disk and memory.
-            firsts = _first_occurrences(table.select(KEY_COLUMNS))
-            if len(firsts) < table.num_rows:
-                table = table.filter(pc.is_in(table["g"], value_set=firsts))
-            pile = pc.shift_right(shuffle_keys(table["fp_lo"], self.seed), _u64(64 - PILE_BITS))
-            order = pc.sort_indices(pile)
-            table, pile = table.take(order), pile.take(order)
-            parts, start = [], 0
-            for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
-                parts.append((entry["values"], table.slice(start, entry["counts"])))
-                start += entry["counts"]
-            with ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="shardsql-flush") as pool:
-                list(pool.map(self._append_part, parts))  # compressing releases the GIL: piles at once
+        """Append the buffered units to their piles, one keys chunk and one text chunk a pile
+        (the text chunk an IPC stream of the units' compressed record batches, as staged); the
+        files' sizes (what a checkpoint records)."""
+        for pile in sorted(self._keys):
+            keys_file, text_file = self._files(pile)
+            _append(keys_file, pa.concat_tables(self._keys[pile]))
+            batches = self._texts[pile]
+            if len(batches) > 1 and sum(map(len, batches)) < REPACK_BYTES * len(batches):
+                # Units that kept few rows (a selective filter, small units): their batches, each
+                # with its own header and too small for zstd, are compressed again as one.
+                stream = pa.ipc.open_stream(pa.py_buffer(b"".join([_TEXT_HEAD, *batches, _EOS])))
+                _append(text_file, stream.read_all().combine_chunks())
+            else:
+                _append_bytes(text_file, [_TEXT_HEAD, *batches, _EOS])
+        self._keys, self._texts, self.buffered = {}, {}, 0
         return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
-
-    def _append_part(self, part: tuple[int, pa.Table]) -> None:
-        number, rows = part
-        keys_file, text_file = self._files(number)
-        _append(keys_file, rows.select(KEY_COLUMNS))
-        _append(text_file, rows.select([TEXT_COLUMN]))
 
     def leaves(self, first_pile: int = 0) -> Iterator[Leaf]:
         """Every leaf in key order (from pile `first_pile`): the piles, those larger than

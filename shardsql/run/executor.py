@@ -20,7 +20,8 @@ from ..source.scan import Scan
 from ..source.units import Unit
 
 # A unit's kept rows as an executor hands them on: a pyarrow Table, or anything that slices
-# like one (`num_rows`, `slice`), such as the Ray engine's rows held in its object store.
+# like one (`num_rows`, `slice`), such as the Ray engine's rows held in its object store; for a
+# shuffled conversion, a StagedUnit (output/staging.py) made where the unit ran.
 Rows = Any
 
 
@@ -62,10 +63,14 @@ class Executor(Protocol):
         ...
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None
-    ) -> Iterator[tuple[Unit, Rows]]:
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None,
+        stage: int | None = None,
+    ) -> Iterator[tuple[Unit, Rows]]:  # fmt: skip
         """(unit, the definition's kept rows of it) in unit order: the units of `drawn` when
         given (a shuffled conversion's draw, source/draw.py), else the source's from `scan.start`.
+        With `stage` (a shuffled conversion's seed), each unit's rows are staged by the unit's
+        own work, wherever it ran (run/unit.py): a StagedUnit here, its keys and compressed
+        texts, in place of the rows.
 
         `rows_wanted()` is how many more kept rows the consumer can use; units start only
         while the source rows in flight are fewer, and the consumer may stop at any point."""

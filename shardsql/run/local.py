@@ -23,13 +23,14 @@ import pyarrow as pa
 from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
 from ..output.shards import WRITERS, write_pieces
+from ..output.staging import StagedUnit
 from ..output.text_check import check_text
 from ..source.decode import read_unit
 from ..source.scan import Scan
 from ..source.units import Unit, units
 from . import scheduling
 from .executor import RunRecord
-from .unit import keep
+from .unit import work as unit_work
 
 ENGINE = "local"
 
@@ -57,22 +58,24 @@ class LocalExecutor:
         return write_pieces(pieces, path, row_group_size)
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None
-    ) -> Iterator[tuple[Unit, pa.Table]]:
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None,
+        stage: int | None = None,
+    ) -> Iterator[tuple[Unit, pa.Table | StagedUnit]]:  # fmt: skip
         """(unit, the definition's rows from it) in order, computed on `workers` threads; the
-        units are `drawn` when given (a shuffled draw), else the source's from `scan.start`."""
+        units are `drawn` when given (a shuffled draw), else the source's from `scan.start`.
+        With `stage` (a seed), each unit's rows are staged on its worker thread (run/unit.py)."""
         local = threading.local()
         evaluators: list[Evaluator] = []
         lock = threading.Lock()
 
-        def work(item: tuple[Unit, Future]) -> pa.Table:
+        def work(item: tuple[Unit, Future]) -> pa.Table | StagedUnit:
             evaluator = getattr(local, "evaluator", None)
             if evaluator is None:
                 evaluator = local.evaluator = Evaluator(definition)
                 with lock:
                     evaluators.append(evaluator)
             unit, data = item
-            return keep(evaluator, scan, unit, data.result())
+            return unit_work(evaluator, scan, unit, data.result(), stage)
 
         ratio = scheduling.KeepRatio()
         window = scheduling.Window(self.workers, rows_wanted, ratio)

@@ -1,4 +1,5 @@
-"""One unit's work, the same on every executor: decode it, evaluate the definition, check the text.
+"""One unit's work, the same on every executor: decode it, evaluate the definition, check the
+text, and for a shuffled conversion stage the kept rows (`work`).
 
 Every kept text is checked (output/text_check.py: no NULL, valid UTF-8, as prepare.py
 needs) before it leaves the unit, so nothing unreadable reaches a shard; a failure names
@@ -11,6 +12,7 @@ import pyarrow as pa
 
 from ..definition.evaluator import Evaluator
 from ..errors import ConversionError
+from ..output.staging import StagedUnit, stage_unit
 from ..output.text_check import check_text
 from ..source.decode import decode
 from ..source.files import SourceFile
@@ -30,6 +32,15 @@ def keep(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -
             _raise_first_invalid(evaluator, scan, unit.file, groups, table)
         kept.append(out)
     return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
+
+
+def work(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes],
+         stage: int | None = None) -> pa.Table | StagedUnit:  # fmt: skip
+    """A unit's result as its executor hands it on: its kept rows, or with `stage` (a shuffled
+    conversion's seed) those rows staged (output/staging.stage_unit: fingerprinted, split by
+    pile and compressed) here, where the unit ran, so that no uncompressed row need travel."""
+    kept = keep(evaluator, scan, unit, data)
+    return kept if stage is None else stage_unit(kept, stage)
 
 
 def _raise_first_invalid(evaluator: Evaluator, scan: Scan, file: SourceFile, groups: tuple[int, ...],

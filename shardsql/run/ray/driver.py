@@ -12,7 +12,10 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   it to split the units (a worker reading every footer again would cost the Hub two
   requests per file per worker), fetches and decodes its unit, runs the definition with a
   DuckDB `Evaluator` of its own, and returns the kept rows, their count and the bytes and
-  requests it fetched (the driver adds them up for the progress display).
+  requests it fetched (the driver adds them up for the progress display). For a shuffled
+  conversion the task also stages its rows (run/unit.py: fingerprints, piles, zstd), and
+  returns that StagedUnit instead: the driver gets each unit's keys and compressed texts and
+  only appends them to its piles; no uncompressed row reaches it.
 * The driver keeps a bounded window of tasks in flight, in unit order, and starts one only
   while the source rows in flight are fewer than the rows still wanted, as the local engine
   does. A task's kept rows stay in the object store: the driver gets only their count
@@ -117,12 +120,6 @@ class RemoteRows:
         rows = self.num_rows - offset if length is None else min(length, self.num_rows - offset)
         return RemoteRows(self.ref, self.offset + offset, rows)
 
-    def fetch(self):
-        """These rows as a pyarrow Table, here (a shuffled conversion stages every kept row on the driver)."""
-        import ray  # loaded already by adapter.py: this object exists only on a Ray run
-
-        return ray.get(self.ref).slice(self.offset, self.num_rows)
-
 
 class RayExecutor:
     """One conversion on Ray (executor.Executor): joins (or starts) the cluster on entry and
@@ -194,9 +191,10 @@ class RayExecutor:
         return max(2, min(MAX_SHARDS_IN_FLIGHT, self.workers // 2))
 
     def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int],
-                   drawn: Iterator[Unit] | None = None):  # fmt: skip
+                   drawn: Iterator[Unit] | None = None, stage: int | None = None):  # fmt: skip
         """(unit, its kept rows as RemoteRows) in order, each unit a Ray task; the units are
-        `drawn` when given (a shuffled draw), else the source's from `scan.start`.
+        `drawn` when given (a shuffled draw), else the source's from `scan.start`. With `stage`
+        (a seed), (unit, the StagedUnit its task made): keys and compressed texts, fetched here.
 
         The same units, yield shape and stopping rule as the local engine's.
         """
@@ -212,11 +210,15 @@ class RayExecutor:
             if unit.file.path not in footers:  # units come file by file (a shuffled draw: any order)
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
-            return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path])
+            return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], stage)
 
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
-        finish = lambda refs: (refs[0], _get(ray, refs[1]))  # noqa: E731
+
+        def finish(refs):
+            meta = _get(ray, refs[1])
+            return (refs[0] if stage is None else _get(ray, refs[0])), meta
+
         todo = units(scan.source, scan.columns, scan.start, most_rows=allowed.most_rows) if drawn is None else drawn
         for unit, (kept, (rows, fetched, requests, node)) in in_order(todo, submit, finish, allowed, cancel):
             ratio.add(unit.rows, rows)
@@ -224,7 +226,7 @@ class RayExecutor:
             self.record.tasks += 1
             self.record.nodes.add(node)
             self.record.rows_read += unit.rows
-            yield unit, RemoteRows(kept, 0, rows)
+            yield unit, (RemoteRows(kept, 0, rows) if stage is None else kept)
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:
         """Write the shard made of `pieces` to `path`, compressed by a task, once every piece is known."""

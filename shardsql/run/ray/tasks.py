@@ -1,9 +1,10 @@
 """The Ray engine's tasks: what runs in Ray's worker processes (driver.py is the driver).
 
 * `run_unit`: one unit of the source, fetched, decoded and run through the definition, as
-  the local engine does (run/unit.py). The source is reopened once per worker process from
-  its `SourceSpec`, the unit's file's footer comes from the driver, and a DuckDB connection
-  per definition is kept between tasks.
+  the local engine does (run/unit.py), and for a shuffled conversion staged there too
+  (fingerprinted, split by pile, compressed: output/staging.stage_unit). The source is
+  reopened once per worker process from its `SourceSpec`, the unit's file's footer comes
+  from the driver, and a DuckDB connection per definition is kept between tasks.
 * `encode_shard`: one shard, compressed by the same Polars writer as the local engine's
   from the slices of the units' kept rows that make it up.
 * `Messages`: an actor, started by the first task with something to say (`say`), that
@@ -36,7 +37,7 @@ from ...source.files import ByteCounter, SourceSpec, reopen
 from ...source.footers import ParquetFooter
 from ...source.scan import Scan
 from ...source.units import Unit
-from ..unit import keep
+from ..unit import work
 
 TOKEN_ENV = "HF_TOKEN"
 # What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
@@ -51,8 +52,9 @@ _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the r
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             messages: str, unit: Unit, footer: ParquetFooter):  # fmt: skip
-    """One task (two returns): the unit's kept rows, and (their count, bytes fetched, requests, node id).
+             messages: str, unit: Unit, footer: ParquetFooter, stage: int | None = None):  # fmt: skip
+    """One task (two returns): the unit's kept rows (with `stage`, a shuffled conversion's seed:
+    staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
     `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
     the task has to say while it runs (a rate-limit wait) goes to the run's `messages` actor."""
     import ray
@@ -77,7 +79,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
         _evict(_worker_evaluators, lambda old: old.close())
         evaluator = _worker_evaluators[definition.sha256] = Evaluator(definition)
     with report_waits(lambda text: say(messages, text)):
-        kept = keep(evaluator, Scan(source, columns, schema), unit, fetch_unit(source, unit))
+        kept = work(evaluator, Scan(source, columns, schema), unit, fetch_unit(source, unit), stage)
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
 
