@@ -21,10 +21,10 @@ from helpers import read_texts
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
-from shardsql.commands import shuffle
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError, OptionsError
+from shardsql.output import interleave
 from shardsql.output.verify import verify
 from shardsql.source import units
 
@@ -135,9 +135,9 @@ def test_a_parts_backlog_waits_on_disk_and_the_bytes_do_not_change(sources, tmp_
     mix = mixture(sources, "code 50%, abstracts 50%")
     default = run(mix, tmp_path / "a")
     writes = []
-    original = shuffle._Queue._write
-    monkeypatch.setattr(shuffle, "QUEUE_BYTES", 4 << 10)
-    monkeypatch.setattr(shuffle._Queue, "_write", lambda self, *a: writes.append(1) or original(self, *a))
+    original = interleave.RowQueue._write
+    monkeypatch.setattr(interleave, "QUEUE_BYTES", 4 << 10)
+    monkeypatch.setattr(interleave.RowQueue, "_write", lambda self, *a: writes.append(1) or original(self, *a))
     spilled = run(mix, tmp_path / "b")
     assert writes and hashes(spilled.data_dir) == hashes(default.data_dir)
     assert not list((tmp_path / "b").rglob("queue-*"))

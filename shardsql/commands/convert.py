@@ -49,8 +49,8 @@ from ..source.scan import Scan, open_scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges
 from .interleaved import convert_interleaved
-from .plan import LIVE, Opened, open_parts
-from .shuffle import Part, PartOutcome, convert_shuffled
+from .plan import LIVE, Opened, Part, PartOutcome, open_parts
+from .shuffle import convert_shuffled
 
 SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
 ENGINES = ("local", "ray")  # --engine: where row-by-row definitions run

@@ -18,19 +18,64 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..autoresearch import TEXT_COLUMN, VAL_SHARD_NAME
+from ..definition.analysis import Shape
 from ..definition.catalog import Definition, resolve
 from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
 from ..errors import OptionsError
 from ..source.footers import read_footer
-from ..source.scan import open_scan
-from .shuffle import Part, Plan
+from ..source.scan import Scan, open_scan
 
 LIVE = "live"  # --val-from live: keep the validation shard already in the cache folder
+
+
+@dataclass
+class Part:
+    """One stream of rows in a shuffled conversion: the dataset itself, a mixture's component,
+    or (with --val-from) a source of the validation shard. Parts are numbered in priority
+    order, the validation's first: a text drawn by two parts belongs to the first."""
+
+    name: str
+    definition: Definition | None  # None: `given` rows (the live validation shard of --val-from live)
+    scan: Scan | None
+    shape: Shape | None
+    weight: Fraction  # its share of its group's rows
+    validation: bool = False  # in the validation shard (--val-from), not the training shards
+    given: pa.Table | None = None
+    row_chars: float = 1.0  # characters a row, estimated before drawing (a mixture's first selection)
+
+
+@dataclass
+class Plan:
+    """What a shuffled conversion draws: its parts, how shares are measured, what happens when one runs short."""
+
+    parts: list[Part]
+    mix_by: str = "documents"  # the training parts' interleave: "characters" or "documents"
+    val_mix_by: str = "documents"  # --val-from's parts'
+    # A part that cannot give its share: stop the conversion (a mixture), or write fewer rows
+    # in the same proportions (a single dataset, whose source simply ran out; --allow-short).
+    allow_short: bool = True
+
+    def group(self, validation: bool) -> list[int]:
+        """The parts interleaved into the training shards (and, without --val-from, the validation
+        shard), or those of --val-from's validation shard."""
+        return [i for i, part in enumerate(self.parts) if part.validation == validation]
+
+
+@dataclass
+class PartOutcome:
+    name: str
+    validation: bool
+    rows_read: int
+    rows_kept: int  # staged (kept by its definition, duplicates included)
+    duplicates: int
+    rows_written: int
+    chars_written: int
 
 
 @dataclass

@@ -38,29 +38,25 @@ import math
 import queue
 import shutil
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
-from ..definition.analysis import Shape
-from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
 from ..errors import ConversionError
 from ..output import staging
-from ..output.interleave import Interleave
+from ..output.interleave import Batch, Merge
 from ..output.shards import WRITERS, ShardInfo, write_pieces, write_shards
 from ..progress import Progress
 from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
 from ..source.draw import Draw
-from ..source.scan import Scan
+from .plan import PartOutcome, Plan
 
 PILES_DIR = "piles"  # in the staging folder
 SPILL_DIR = "spill"  # where a whole-source query may spill
@@ -73,8 +69,6 @@ STAGE_ROWS = 16384
 # When duplicates leave the selection short, the next round draws the rows missing, scaled by
 # the rows drawn per distinct text so far, and this margin more.
 REDRAW_MARGIN = 1.05
-QUEUE_BYTES = 64 << 20  # a part's texts waiting in the interleave in memory; more wait in a file
-_SPILL_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("lz4"))  # read back soon: the cheap codec
 FIRST_MARGIN = 1.02  # a mixture's parts' first selections: their estimated shares, and this much more
 
 
@@ -137,50 +131,6 @@ class _Stager:
         if self.error is not None and not abort:
             raise self.error
         return self.last
-
-
-@dataclass
-class Part:
-    """One stream of rows in a shuffled conversion: the dataset itself, a mixture's component,
-    or (with --val-from) a source of the validation shard. Parts are numbered in priority
-    order, the validation's first: a text drawn by two parts belongs to the first."""
-
-    name: str
-    definition: Definition | None  # None: `given` rows (the live validation shard of --val-from live)
-    scan: Scan | None
-    shape: Shape | None
-    weight: Fraction  # its share of its group's rows
-    validation: bool = False  # in the validation shard (--val-from), not the training shards
-    given: pa.Table | None = None
-    row_chars: float = 1.0  # characters a row, estimated before drawing (a mixture's first selection)
-
-
-@dataclass
-class Plan:
-    """What a shuffled conversion draws: its parts, how shares are measured, what happens when one runs short."""
-
-    parts: list[Part]
-    mix_by: str = "documents"  # the training parts' interleave: "characters" or "documents"
-    val_mix_by: str = "documents"  # --val-from's parts'
-    # A part that cannot give its share: stop the conversion (a mixture), or write fewer rows
-    # in the same proportions (a single dataset, whose source simply ran out; --allow-short).
-    allow_short: bool = True
-
-    def group(self, validation: bool) -> list[int]:
-        """The parts interleaved into the training shards (and, without --val-from, the validation
-        shard), or those of --val-from's validation shard."""
-        return [i for i, part in enumerate(self.parts) if part.validation == validation]
-
-
-@dataclass
-class PartOutcome:
-    name: str
-    validation: bool
-    rows_read: int
-    rows_kept: int  # staged (kept by its definition, duplicates included)
-    duplicates: int
-    rows_written: int
-    chars_written: int
 
 
 @dataclass
@@ -343,183 +293,71 @@ class _Count:
     dry: int | None  # the part that ran out before `rows` (None: every part had enough)
 
 
-class _Queue:
-    """A part's rows fed to the interleave and not yet taken, in order: (texts or None, chars)
-    chunks, in memory up to QUEUE_BYTES of texts and past that in a file of their own.
-
-    A part whose selection holds more rows than the interleave takes from it (a mixture's
-    parts are selected with a margin) is read ahead of the others, leaf by leaf, by the rows
-    it will not give; the file keeps that backlog off the heap, so memory stays flat."""
-
-    def __init__(self, spill: Path):
-        self.memory: deque[tuple[pa.Array | None, np.ndarray]] = deque()
-        self.bytes = 0  # of the texts in memory
-        self.spill, self.on_disk, self.read_at = spill, 0, 0  # chunks written to the file and not read back
-        spill.unlink(missing_ok=True)
-
-    def put(self, texts: pa.Array | None, chars: np.ndarray) -> None:
-        if not len(chars):
-            return
-        size = texts.nbytes if texts is not None else 0
-        if texts is not None and (self.on_disk or self.bytes + size > QUEUE_BYTES):
-            self._write(texts, chars)
-            return
-        self.memory.append((texts, chars))
-        self.bytes += size
-
-    def _write(self, texts: pa.Array, chars: np.ndarray) -> None:
-        sink = pa.BufferOutputStream()
-        table = pa.table({TEXT_COLUMN: texts, "chars": pa.array(chars)})
-        with pa.ipc.new_stream(sink, table.schema, options=_SPILL_WRITE) as writer:
-            writer.write_table(table)
-        data = sink.getvalue()
-        with open(self.spill, "ab") as handle:
-            handle.write(len(data).to_bytes(8, "little"))
-            handle.write(data)
-        self.on_disk += 1
-
-    def _read(self) -> None:
-        with open(self.spill, "rb") as handle:
-            handle.seek(self.read_at)
-            length = int.from_bytes(handle.read(8), "little")
-            table = pa.ipc.open_stream(pa.py_buffer(handle.read(length))).read_all()
-            self.read_at = handle.tell()
-        self.on_disk -= 1
-        if not self.on_disk:
-            self.spill.unlink(missing_ok=True)
-            self.read_at = 0
-        texts = table.column(TEXT_COLUMN).combine_chunks()
-        self.memory.append((texts, table.column("chars").to_numpy()))
-        self.bytes += texts.nbytes
-
-    def take(self, rows: int) -> tuple[list[pa.Array], np.ndarray]:
-        texts, chars = [], []
-        while rows:
-            if not self.memory:
-                self._read()
-            head_texts, head_chars = self.memory[0]
-            n = min(rows, len(head_chars))
-            if head_texts is not None:
-                texts.append(head_texts.slice(0, n))
-            chars.append(head_chars[:n])
-            if n == len(head_chars):
-                self.memory.popleft()
-                self.bytes -= head_texts.nbytes if head_texts is not None else 0
-            else:
-                rest = head_texts.slice(n) if head_texts is not None else None
-                self.bytes -= (head_texts.nbytes - rest.nbytes) if head_texts is not None else 0
-                self.memory[0] = (rest, head_chars[n:])
-            rows -= n
-        return texts, np.concatenate(chars) if chars else np.empty(0, dtype=np.int64)
-
-
 class _Merged:
-    """The training parts' selected rows interleaved (output/interleave.py), at most `rows` of
-    them, from `start` (a resume's: each part's rows already taken and their sizes), as
-    batches of (each row's part, each part's taken rows' characters, the texts or None).
-    The leaves are read in key order; with texts, the next one is read and sorted on a
-    thread while this one is merged. `dry` is the part that ran out first, if any did."""
+    """A group's parts' selected rows interleaved (output/interleave.py), at most `rows` of
+    them, from `start` (a resume's position): the leaves are read in key order, each part's
+    rows fed to the merge in that order. With texts, the next leaf is read and sorted on a
+    thread while this one is merged; without, only sizes are (`_count`). `dry` is the part
+    that ran out first, if any did."""
 
     def __init__(self, piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int,
                  start: dict | None, with_texts: bool, validation: bool = False):  # fmt: skip
-        self.piles, self.seed, self.plan, self.cuts, self.rows = piles, seed, plan, cuts, rows
-        self.with_texts = with_texts
+        self.piles, self.seed, self.cuts, self.rows, self.with_texts = piles, seed, cuts, rows, with_texts
         self.members = plan.group(validation)
-        self.by_chars = (plan.val_mix_by if validation else plan.mix_by) == "characters"
-        self.taken = list(start["taken"]) if start else [0] * len(self.members)
-        self.sizes = list(start["sizes"]) if start else [0] * len(self.members)  # of the rows taken
-        self.merge = Interleave([plan.parts[i].weight for i in self.members], self.sizes)
-        group = "val" if validation else "train"
-        self.queues = [_Queue(piles.folder / f"queue-{group}-{j}.arrow") for j in range(len(self.members))]
+        by_chars = (plan.val_mix_by if validation else plan.mix_by) == "characters"
+        spill = piles.folder / ("queue-val" if validation else "queue-train") if with_texts else None
+        if spill is not None:
+            spill.mkdir(exist_ok=True)
+        weights = [plan.parts[i].weight for i in self.members]
+        self.merge = Merge(weights, by_chars, start, spill, BATCH_ROWS)
         self.dry: int | None = None
-        self._last: tuple[np.ndarray, list[np.ndarray]] | None = None
-        self._before: tuple[list[int], list[int]] = (list(self.taken), list(self.sizes))
 
     def _load(self, leaf: staging.Leaf) -> tuple[staging.Ordered, pa.Array | None]:
         order = staging.ordered(staging.leaf_keys(leaf), self.seed, self.cuts)
         return order, staging.leaf_texts(leaf, order) if self.with_texts else None
 
-    def _emit(self) -> Iterator[tuple[np.ndarray, list[np.ndarray], pa.Table | None]]:
-        while (emitted := sum(self.taken)) < self.rows:
-            picks = self.merge.emit(min(self.rows - emitted, BATCH_ROWS))
-            if not len(picks):
-                return
-            self._before = (list(self.taken), list(self.sizes))
-            texts, chars = [], []
-            for j in range(len(self.members)):
-                count = int(np.count_nonzero(picks == j))
-                part_texts, part_chars = self.queues[j].take(count)
-                texts.append(part_texts)
-                chars.append(part_chars)
-                self.taken[j] += count
-                self.sizes[j] += int(part_chars.sum()) if self.by_chars else count
-            self._last = (picks, chars)
-            table = None
-            if self.with_texts:
-                # Row i of the batch is the next row of its part: its index among the parts' rows joined.
-                index = np.empty(len(picks), dtype=np.int64)
-                base = 0
-                for j, count in enumerate(len(c) for c in chars):
-                    index[picks == j] = base + np.arange(count)
-                    base += count
-                joined = pa.chunked_array([a for part in texts for a in part], pa.large_string())
-                table = pa.table({TEXT_COLUMN: joined.take(pa.array(index))})
-            yield picks, chars, table
-
-    def batches(self) -> Iterator[tuple[np.ndarray, list[np.ndarray], pa.Table | None]]:
+    def batches(self) -> Iterator[Batch]:
+        merge = self.merge
         seen = [0] * len(self.members)  # each part's rows met in the leaves so far
         leaves = iter(self.piles.leaves())
         with ThreadPoolExecutor(1, thread_name_prefix="shardsql-sort") as pool:
             leaf = next(leaves, None)
-            pending = pool.submit(self._load, leaf) if leaf is not None and sum(self.taken) < self.rows else None
+            pending = pool.submit(self._load, leaf) if leaf is not None and sum(merge.taken) < self.rows else None
             while pending is not None:
                 order, texts = pending.result()
                 following = next(leaves, None)
                 pending = pool.submit(self._load, following) if following is not None else None
                 for j, p in enumerate(self.members):
-                    mine = np.flatnonzero(order.part == p)
-                    skip = max(0, min(len(mine), self.taken[j] - seen[j]))  # rows written before a resume
+                    mine = pc.indices_nonzero(pc.equal(order.part, p))
+                    skip = max(0, min(len(mine), merge.taken[j] - seen[j]))  # rows written before a resume
                     seen[j] += len(mine)
-                    mine = mine[skip:]
-                    self.queues[j].put(texts.take(pa.array(mine)) if texts is not None else None, order.size[mine])
-                    self.merge.feed(j, order.size[mine] if self.by_chars else np.ones(len(mine), dtype=np.int64))
-                yield from self._emit()
-                if sum(self.taken) >= self.rows:
+                    mine = mine.slice(skip)
+                    merge.feed(j, texts.take(mine) if texts is not None else None, order.size.take(mine))
+                yield from merge.batches(self.rows)
+                if sum(merge.taken) >= self.rows:
                     break
             else:
                 for j in range(len(self.members)):
-                    self.merge.end(j)
-                yield from self._emit()
-                if sum(self.taken) < self.rows and self.merge.dry is not None:
-                    self.dry = self.members[self.merge.dry]
+                    merge.end(j)
+                yield from merge.batches(self.rows)
+                if sum(merge.taken) < self.rows and merge.interleave.dry is not None:
+                    self.dry = self.members[merge.interleave.dry]
             if pending is not None:
                 pending.cancel()
 
     def position(self, pending: int) -> dict:
-        """Where the next shard starts, `pending` rows of the last batch not yet written."""
-        taken, sizes = list(self._before[0]), list(self._before[1])
-        if self._last is None:
-            return {"taken": self.taken, "sizes": self.sizes}
-        picks, chars = self._last
-        used = picks[: len(picks) - pending]
-        for j in range(len(self.members)):
-            count = int(np.count_nonzero(used == j))
-            taken[j] += count
-            sizes[j] += int(chars[j][:count].sum()) if self.by_chars else count
-        return {"taken": taken, "sizes": sizes}
+        return self.merge.position(pending)
 
 
 def _count(piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int, validation: bool) -> _Count:
     """The interleave on the keys alone: how many rows and characters each part gives, and whether one runs dry."""
     merged = _Merged(piles, seed, plan, cuts, rows, None, with_texts=False, validation=validation)
+    for _ in merged.batches():
+        pass
     by_part, chars = [0] * len(plan.parts), [0] * len(plan.parts)
-    total = 0
-    for picks, part_chars, _ in merged.batches():
-        total += len(picks)
-        for j, p in enumerate(merged.members):
-            by_part[p] += len(part_chars[j])
-            chars[p] += int(part_chars[j].sum())
-    return _Count(total, by_part, chars, merged.dry)
+    for j, p in enumerate(merged.members):
+        by_part[p], chars[p] = merged.merge.taken[j], merged.merge.chars[j]
+    return _Count(sum(merged.merge.taken), by_part, chars, merged.dry)
 
 
 class _Output:
@@ -532,8 +370,8 @@ class _Output:
         self.in_val = False
 
     def batches(self) -> Iterator[pa.Table]:
-        for _, _, table in self.merged.batches():
-            yield table
+        for batch in self.merged.batches():
+            yield batch.table
         val = self.plan.group(True)
         if not val:
             return
@@ -543,8 +381,8 @@ class _Output:
             yield given.select([TEXT_COLUMN])
             return
         merged = _Merged(self.piles, self.seed, self.plan, self.cuts, self.val_rows, None, True, validation=True)
-        for _, _, table in merged.batches():
-            yield table
+        for batch in merged.batches():
+            yield batch.table
 
     def position(self, pending: int) -> dict:
         return self.merged.position(0 if self.in_val else pending)

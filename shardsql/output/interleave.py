@@ -8,22 +8,37 @@ order, each part's rows keeping their own order. Up to any point of the output, 
 has then given w_p of the total size to within one of its rows: the whole output and
 every shard hold the weights, not just on average.
 
-The merge is online and exact whatever the chunking: rows are fed to it per part in any
-chunks, and a row is emitted once no row still to come can precede it, that is once its
-(time, part) is at most every part's last fed (time, part). A part whose rows have ended
-stays in that minimum: past its last row the output would drift from the weights, so the
-merge stops there (`stuck`) and says which part ran dry. Times are float64 quotients of
-exact integer sums: the same on every machine.
+`Interleave` is the merge, online and exact whatever the chunking: rows are fed to it per
+part in any chunks, and a row is emitted once no row still to come can precede it, that
+is once its (time, part) is at most every part's last fed (time, part). A part whose rows
+have ended stays in that minimum: past its last row the output would drift from the
+weights, so the merge stops there and says which part ran dry. Times are float64
+quotients of exact integer sums: the same on every machine.
+
+`Merge` is what both mixture paths use (commands/shuffle.py, commands/interleaved.py): the
+rows fed wait per part in a `RowQueue` (past QUEUE_BYTES, in a file: a part read ahead of
+the others waits on disk, not on the heap), each batch is taken from the queues in the
+interleave's order, and the rows, sizes and characters taken per part say where the next
+shard starts after any row (`position`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..autoresearch import TEXT_COLUMN
 
 NEVER = float("inf")
+QUEUE_BYTES = 64 << 20  # a part's texts waiting in the interleave in memory; more wait in a file
+_SPILL_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("lz4"))  # read back soon: the cheap codec
+_EMPTY = pa.array([], pa.int64())
 
 
 class Interleave:
@@ -32,60 +47,210 @@ class Interleave:
     def __init__(self, weights: Sequence[Fraction], sizes: Sequence[int] | None = None):
         self.weights = [float(w) for w in weights]
         self.sizes = list(sizes) if sizes is not None else [0] * len(weights)  # fed so far, per part
-        self._times: list[np.ndarray] = [np.empty(0) for _ in weights]  # fed, not yet emitted
+        self._times: list[pa.Array] = [pa.array([], pa.float64()) for _ in weights]  # fed, not yet emitted
         self._last = [-NEVER if s == 0 else s / w for s, w in zip(self.sizes, self.weights, strict=True)]
         self._ended = [False] * len(weights)
 
-    def feed(self, part: int, sizes: np.ndarray) -> None:
+    def feed(self, part: int, sizes: pa.Array) -> None:
         """Rows of `part`, in its order, by size (characters, or 1 each)."""
         if not len(sizes):
             return
-        total = self.sizes[part] + np.cumsum(np.asarray(sizes, dtype=np.int64))
-        self.sizes[part] = int(total[-1])
-        times = total / self.weights[part]
-        self._times[part] = np.concatenate([self._times[part], times]) if len(self._times[part]) else times
-        self._last[part] = float(times[-1])
+        total = pc.cumulative_sum(sizes.cast(pa.int64()), start=self.sizes[part])
+        self.sizes[part] = total[-1].as_py()
+        times = pc.divide(total.cast(pa.float64()), self.weights[part])
+        self._times[part] = pa.concat_arrays([self._times[part], times])
+        self._last[part] = times[-1].as_py()
 
     def end(self, part: int) -> None:
         """`part` has no more rows."""
         self._ended[part] = True
 
-    def pending(self, part: int) -> int:
-        return len(self._times[part])
+    def _bound(self) -> int:
+        return min(range(len(self.weights)), key=lambda p: (self._last[p], p))
 
     @property
     def waiting(self) -> int | None:
         """The part whose next rows the merge needs before it can emit more (None: that part has ended)."""
-        part = min(range(len(self.weights)), key=lambda p: (self._last[p], p))
+        part = self._bound()
         return None if self._ended[part] else part
 
     @property
     def dry(self) -> int | None:
         """The part that ran out of rows and holds the merge (None while every part has rows to come)."""
-        part = min(range(len(self.weights)), key=lambda p: (self._last[p], p))
+        part = self._bound()
         return part if self._ended[part] and not len(self._times[part]) else None
 
-    def emit(self, limit: int) -> np.ndarray:
+    def emit(self, limit: int) -> pa.Array:
         """The parts of the next rows of the output, at most `limit` of them, in order (may be none:
         the merge waits for rows of the part behind, or is stuck on a part that ran dry)."""
         if limit <= 0:
-            return np.empty(0, dtype=np.int32)
-        bound = min(range(len(self.weights)), key=lambda p: (self._last[p], p))
+            return pa.array([], pa.int32())
+        bound = self._bound()
         bound_time = self._last[bound]
         times, parts = [], []
         for part, pending in enumerate(self._times):
-            # (t, part) <= (bound_time, bound): at or before the bound's time, ties by part.
-            count = (
-                len(pending)
-                if part == bound
-                else int(np.searchsorted(pending, bound_time, side="right" if part < bound else "left"))
-            )
-            times.append(pending[:count])
-            parts.append(np.full(count, part, dtype=np.int32))
-        merged_times, merged_parts = np.concatenate(times), np.concatenate(parts)
-        order = np.lexsort((merged_parts, merged_times))[:limit]  # stable: a part's rows stay in order
-        picks = merged_parts[order]
+            # (t, part) <= (bound_time, bound): at or before the bound's time, ties by part. A
+            # part's times never decrease, so those rows are a prefix of its pending ones.
+            if part == bound:
+                count = len(pending)
+            else:
+                before = pc.less_equal if part < bound else pc.less
+                count = pc.sum(before(pending, bound_time)).as_py() or 0 if len(pending) else 0
+            times.append(pending.slice(0, count))
+            parts.append(pa.array([part] * count, pa.int32()))
+        table = pa.table({"t": pa.concat_arrays(times), "p": pa.concat_arrays(parts)})
+        # Arrow's sort is stable: a part's rows, equal in (t, p), stay in their order.
+        order = pc.sort_indices(table, [("t", "ascending"), ("p", "ascending")])
+        picks = table["p"].take(order.slice(0, limit)).combine_chunks()
         for part in range(len(self._times)):
-            taken = int(np.count_nonzero(picks == part))
-            self._times[part] = self._times[part][taken:]
+            taken = pc.sum(pc.equal(picks, part)).as_py() or 0
+            self._times[part] = self._times[part].slice(taken)
         return picks
+
+
+class RowQueue:
+    """A part's rows fed to the merge and not yet taken, in order: (texts or None, chars)
+    chunks, in memory up to QUEUE_BYTES of texts and past that in the file `spill`."""
+
+    def __init__(self, spill: Path | None):
+        self.memory: deque[tuple[pa.Array | None, pa.Array]] = deque()
+        self.bytes = 0  # of the texts in memory
+        self.spill, self.on_disk, self.read_at = spill, 0, 0  # chunks in the file, not read back yet
+        if spill is not None:
+            spill.unlink(missing_ok=True)
+
+    def put(self, texts: pa.Array | None, chars: pa.Array) -> None:
+        if not len(chars):
+            return
+        size = texts.nbytes if texts is not None else 0
+        if texts is not None and self.spill is not None and (self.on_disk or self.bytes + size > QUEUE_BYTES):
+            self._write(texts, chars)
+            return
+        self.memory.append((texts, chars))
+        self.bytes += size
+
+    def _write(self, texts: pa.Array, chars: pa.Array) -> None:
+        sink = pa.BufferOutputStream()
+        table = pa.table({TEXT_COLUMN: texts, "chars": chars})
+        with pa.ipc.new_stream(sink, table.schema, options=_SPILL_WRITE) as writer:
+            writer.write_table(table)
+        data = sink.getvalue()
+        with open(self.spill, "ab") as handle:
+            handle.write(len(data).to_bytes(8, "little"))
+            handle.write(data)
+        self.on_disk += 1
+
+    def _read(self) -> None:
+        with open(self.spill, "rb") as handle:
+            handle.seek(self.read_at)
+            length = int.from_bytes(handle.read(8), "little")
+            table = pa.ipc.open_stream(pa.py_buffer(handle.read(length))).read_all()
+            self.read_at = handle.tell()
+        self.on_disk -= 1
+        if not self.on_disk:
+            self.spill.unlink(missing_ok=True)
+            self.read_at = 0
+        texts = table.column(TEXT_COLUMN).combine_chunks()
+        self.memory.append((texts, table.column("chars").combine_chunks()))
+        self.bytes += texts.nbytes
+
+    def take(self, rows: int) -> tuple[list[pa.Array], pa.Array]:
+        """The next `rows` rows: their texts (in pieces; none without texts) and their characters."""
+        texts, chars = [], []
+        while rows:
+            if not self.memory:
+                self._read()
+            head_texts, head_chars = self.memory[0]
+            n = min(rows, len(head_chars))
+            if head_texts is not None:
+                texts.append(head_texts.slice(0, n))
+            chars.append(head_chars.slice(0, n))
+            if n == len(head_chars):
+                self.memory.popleft()
+                self.bytes -= head_texts.nbytes if head_texts is not None else 0
+            else:
+                rest = head_texts.slice(n) if head_texts is not None else None
+                self.bytes -= (head_texts.nbytes - rest.nbytes) if head_texts is not None else 0
+                self.memory[0] = (rest, head_chars.slice(n))
+            rows -= n
+        return texts, pa.concat_arrays(chars) if chars else _EMPTY
+
+
+@dataclass
+class Batch:
+    picks: pa.Array  # each row's part
+    chars: list[pa.Array]  # each part's rows' characters, in order
+    table: pa.Table | None  # the texts in output order (None when merging sizes alone)
+
+
+class Merge:
+    """Parts' rows merged by the interleave into batches of at most `batch_rows`.
+
+    `start` is a resume's position (each part's rows, sizes and characters taken). With
+    `spill` (a folder), texts are merged and a part's backlog may wait there; without, only
+    sizes are (a count of what each part would give)."""
+
+    def __init__(self, weights: Sequence[Fraction], by_chars: bool, start: dict | None, spill: Path | None,
+                 batch_rows: int):  # fmt: skip
+        n = len(weights)
+        self.by_chars, self.batch_rows = by_chars, batch_rows
+        self.taken = list(start["taken"]) if start else [0] * n
+        self.sizes = list(start["sizes"]) if start else [0] * n
+        self.chars = list(start["chars"]) if start else [0] * n
+        self.interleave = Interleave(weights, self.sizes)
+        self.queues = [RowQueue(spill / f"queue-{j}.arrow" if spill else None) for j in range(n)]
+        self._before = (list(self.taken), list(self.sizes), list(self.chars))
+        self._last: Batch | None = None
+
+    def feed(self, part: int, texts: pa.Array | None, chars: pa.Array) -> None:
+        """Rows of `part` in its order: their texts (None when merging sizes alone) and characters."""
+        self.queues[part].put(texts, chars)
+        self.interleave.feed(part, chars if self.by_chars else pa.array([1] * len(chars), pa.int64()))
+
+    def end(self, part: int) -> None:
+        self.interleave.end(part)
+
+    def batches(self, rows: int) -> Iterator[Batch]:
+        """The next batches the merge can give, until `rows` rows are taken in all."""
+        while (taken := sum(self.taken)) < rows:
+            picks = self.interleave.emit(min(rows - taken, self.batch_rows))
+            if not len(picks):
+                return
+            self._before = (list(self.taken), list(self.sizes), list(self.chars))
+            texts, chars = [], []
+            for j, queue in enumerate(self.queues):
+                count = pc.sum(pc.equal(picks, j)).as_py() or 0
+                part_texts, part_chars = queue.take(count)
+                texts.append(part_texts)
+                chars.append(part_chars)
+                self._account(j, count, part_chars)
+            table = None
+            if any(texts):
+                # The parts' rows joined part after part, then put in the picks' order: the
+                # k-th row of that joined array goes to the k-th place of the picks sorted by part.
+                joined = pa.chunked_array([a for part in texts for a in part], pa.large_string())
+                grouped = pc.sort_indices(picks)  # stable: each part's rows in their order
+                table = pa.table({TEXT_COLUMN: joined.take(pc.sort_indices(grouped))})
+            self._last = Batch(picks, chars, table)
+            yield self._last
+
+    def _account(self, part: int, count: int, chars: pa.Array) -> None:
+        total = pc.sum(chars).as_py() or 0
+        self.taken[part] += count
+        self.chars[part] += total
+        self.sizes[part] += total if self.by_chars else count
+
+    def position(self, pending: int) -> dict:
+        """Each part's rows, sizes and characters taken once the last batch is written but its
+        last `pending` rows: where the next shard starts."""
+        if self._last is None:
+            return {"taken": list(self.taken), "sizes": list(self.sizes), "chars": list(self.chars)}
+        taken, sizes, chars = (list(x) for x in self._before)
+        used = self._last.picks.slice(0, len(self._last.picks) - pending)
+        for j in range(len(taken)):
+            count = pc.sum(pc.equal(used, j)).as_py() or 0
+            total = pc.sum(self._last.chars[j].slice(0, count)).as_py() or 0
+            taken[j] += count
+            chars[j] += total
+            sizes[j] += total if self.by_chars else count
+        return {"taken": taken, "sizes": sizes, "chars": chars}

@@ -38,13 +38,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
 from ..autoresearch import TEXT_COLUMN
 from ..errors import ConversionError
+from .fingerprints import fingerprints
 
 PILE_BITS = 6  # 64 level-1 piles
 SPLIT_BITS = 4  # a pile too large is split 16 ways, by the key's next bits
@@ -78,29 +77,6 @@ HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this ma
 MASK64 = (1 << 64) - 1
 _LENGTH = struct.Struct("<Q")
 _WRITE = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
-
-
-def fingerprints(texts: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Each text's xxh3-128 over its UTF-8 bytes (no str decoding), as two 64-bit halves: the
-    16-byte digests, joined and read as pairs of little-endian uint64 (hi, lo)."""
-    his, los = [], []
-    digest = xxhash.xxh3_128_digest
-    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
-    for chunk in chunks:
-        chunk = chunk.cast(pa.large_string())
-        if not len(chunk):
-            continue
-        offsets = memoryview(chunk.buffers()[1]).cast("q")[chunk.offset : chunk.offset + len(chunk) + 1].tolist()
-        data = chunk.buffers()[2]
-        view = memoryview(data) if data is not None else memoryview(b"")
-        joined = b"".join([digest(view[start:end]) for start, end in zip(offsets, offsets[1:], strict=False)])
-        words = pa.Array.from_buffers(pa.uint64(), 2 * len(chunk), [None, pa.py_buffer(joined)])
-        pairs = pa.FixedSizeListArray.from_arrays(words, 2)
-        his.append(pc.list_element(pairs, 0))
-        los.append(pc.list_element(pairs, 1))
-    if not his:
-        return pa.array([], pa.uint64()), pa.array([], pa.uint64())
-    return pa.concat_arrays(his), pa.concat_arrays(los)
 
 
 def splitmix64(value: int) -> int:
@@ -190,7 +166,7 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int) -> Stage
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
     hi, lo = fingerprints(column)
     n = pc.utf8_length(column).cast(pa.int64())
-    keys = pa.table([hi, lo, pa.array(np.arange(rows, dtype=np.int64)), n], schema=KEYS_SCHEMA)
+    keys = pa.table([hi, lo, pa.array(range(rows), pa.int64()), n], schema=KEYS_SCHEMA)
     text = pa.table({TEXT_COLUMN: column})
     firsts = _first_occurrences(keys)
     if len(firsts) < rows:
@@ -346,40 +322,50 @@ def _first_occurrences(keys: pa.Table) -> pa.Array:
     return grouped["g_min"].combine_chunks()
 
 
-def _split_g(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _split_g(g: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Each ordinal's part and its ordinal within the part's draw."""
-    return g >> PART_SHIFT, g & ((1 << PART_SHIFT) - 1)
+    return pc.shift_right(g, PART_SHIFT), pc.bit_wise_and(g, (1 << PART_SHIFT) - 1)
+
+
+def _firsts_by_part(leaf: Leaf, parts: int) -> list[pa.Array]:
+    """Each part's first occurrences in a leaf: their ordinals within the part's draw."""
+    part, local = _split_g(_first_occurrences(_read(leaf.keys, KEYS_SCHEMA)))
+    return [local.filter(pc.equal(part, p)) for p in range(parts)]
 
 
 def select(piles: Piles, wanted: list[int], staged: list[int]) -> list[Selection]:
     """Each part's first `wanted` distinct texts among its `staged` rows (fewer if there are
     not so many): two passes over the keys, one leaf at a time (the index held is one leaf's)."""
-    parts = range(len(wanted))
-    buckets = [np.zeros(n // HISTOGRAM_WIDTH + 1, dtype=np.int64) for n in staged]
+    parts = len(wanted)
+    buckets = [[0] * (n // HISTOGRAM_WIDTH + 1) for n in staged]  # first occurrences by ordinal bucket
     for leaf in piles.leaves():
-        part, local = _split_g(_first_occurrences(_read(leaf.keys, KEYS_SCHEMA)).to_numpy())
-        for p in parts:
-            buckets[p] += np.bincount(local[part == p] // HISTOGRAM_WIDTH, minlength=len(buckets[p]))
-    selections: list[Selection | None] = [None] * len(wanted)
+        for p, firsts in enumerate(_firsts_by_part(leaf, parts)):
+            if len(firsts):
+                for entry in pc.value_counts(pc.divide(firsts, HISTOGRAM_WIDTH)).to_pylist():
+                    buckets[p][entry["values"]] += entry["counts"]
+    selections: list[Selection | None] = [None] * parts
     bounds: dict[int, tuple[int, int]] = {}  # part -> (the bucket holding its cut, distinct texts before it)
-    for p in parts:
-        counts = np.cumsum(buckets[p])
-        distinct = int(counts[-1])
+    for p in range(parts):
+        distinct = sum(buckets[p])
         if distinct <= wanted[p]:
             selections[p] = Selection(distinct, staged[p] - 1, staged[p])
-        else:
-            bucket = int(np.searchsorted(counts, wanted[p]))  # the first bucket reaching `wanted`
-            bounds[p] = (bucket, int(counts[bucket - 1]) if bucket else 0)
+            continue
+        before = bucket = 0
+        while before + buckets[p][bucket] < wanted[p]:  # the first bucket reaching `wanted`
+            before += buckets[p][bucket]
+            bucket += 1
+        bounds[p] = (bucket, before)
     if bounds:
-        inside: dict[int, list[np.ndarray]] = {p: [] for p in bounds}
+        inside: dict[int, list[int]] = {p: [] for p in bounds}
         for leaf in piles.leaves():
-            part, local = _split_g(_first_occurrences(_read(leaf.keys, KEYS_SCHEMA)).to_numpy())
+            firsts = _firsts_by_part(leaf, parts)
             for p, (bucket, _) in bounds.items():
-                mine = local[(part == p) & (local // HISTOGRAM_WIDTH == bucket)]
-                inside[p].append(mine)
+                low, high = bucket * HISTOGRAM_WIDTH, (bucket + 1) * HISTOGRAM_WIDTH
+                mask = pc.and_(pc.greater_equal(firsts[p], low), pc.less(firsts[p], high))
+                inside[p] += firsts[p].filter(mask).to_pylist()
         for p, (_, before) in bounds.items():
-            ordinals = np.sort(np.concatenate(inside[p]))
-            selections[p] = Selection(wanted[p], int(ordinals[wanted[p] - before - 1]), staged[p])
+            ordinals = sorted(inside[p])
+            selections[p] = Selection(wanted[p], ordinals[wanted[p] - before - 1], staged[p])
     return [s for s in selections if s is not None]
 
 
@@ -388,8 +374,8 @@ class Ordered:
     """A leaf's selected rows in output order, by their keys: `take` indexes the leaf's rows as staged."""
 
     take: pa.Array
-    part: np.ndarray
-    size: np.ndarray  # characters
+    part: pa.Array
+    size: pa.Array  # characters
     check: tuple[pa.Array, pa.Array] | None  # rows that repeat the text before them: (repeats, previous)
 
 
@@ -398,25 +384,25 @@ def ordered(keys: pa.Table, seed: int, cuts: list[int]) -> Ordered:
     order, by (key, fp, g): a total order, whatever the chunking. Worked out on the keys
     alone, so that the texts are taken once, in that order."""
     table = pa.table({"key": shuffle_keys(keys["fp_lo"], seed), "fp_hi": keys["fp_hi"], "fp_lo": keys["fp_lo"],
-                      "g": keys["g"]})  # fmt: skip
+                      "g": keys["g"], "n": keys["n"]})  # fmt: skip
     order = pc.sort_indices(table, [("key", "ascending"), ("fp_hi", "ascending"), ("fp_lo", "ascending"),
                                     ("g", "ascending")])  # fmt: skip
-    table = table.take(order)
+    table = table.take(order).combine_chunks()
     hi, lo = table["fp_hi"].combine_chunks(), table["fp_lo"].combine_chunks()
     n = len(table)
-    repeat = np.zeros(n, dtype=bool)
     if n > 1:
         same = pc.and_(pc.equal(hi.slice(1), hi.slice(0, n - 1)), pc.equal(lo.slice(1), lo.slice(0, n - 1)))
-        repeat[1:] = same.to_numpy(zero_copy_only=False)
+        repeat = pa.concat_arrays([pa.array([False]), same])
+    else:
+        repeat = pa.array([False] * n, pa.bool_())
     check = None
-    if repeat.any():
-        positions = np.flatnonzero(repeat)
-        check = (order.take(pa.array(positions)), order.take(pa.array(positions - 1)))
-    part, local = _split_g(table["g"].to_numpy())
-    cut = np.asarray(cuts, dtype=np.int64)[part]
-    keep = ~repeat & (local <= cut)
-    size = keys["n"].take(order).to_numpy()
-    return Ordered(order.filter(pa.array(keep)), part[keep], size[keep], check)
+    if n > 1 and pc.any(repeat).as_py():
+        positions = pc.indices_nonzero(repeat)
+        check = (order.take(positions), order.take(pc.subtract(positions, pa.scalar(1, pa.uint64()))))
+    part, local = _split_g(table["g"].combine_chunks())
+    cut = pa.array(cuts, pa.int64()).take(part)
+    keep = pc.and_(pc.invert(repeat), pc.less_equal(local, cut))
+    return Ordered(order.filter(keep), part.filter(keep), table["n"].combine_chunks().filter(keep), check)
 
 
 def leaf_keys(leaf: Leaf) -> pa.Table:

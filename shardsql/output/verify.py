@@ -43,8 +43,8 @@ from ..autoresearch import (
 )
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
+from .fingerprints import fingerprints
 from .shards import sha256_file
-from .staging import fingerprints
 
 DEFAULT_DATA_DIR = DEFAULT_CACHE_DIR / "data"
 MANIFEST = manifest_file.MANIFEST_NAME
