@@ -46,7 +46,7 @@ def write_component(folder: Path, tag: str, mean_chars: int, files: int = 4, row
                 continue
             length = rng.randint(mean_chars // 2, mean_chars * 2)
             head = f"{tag}: file {f} row {r} "
-            texts.append(head + "".join(rng.choice("abcdefgh ") for _ in range(length - len(head))))
+            texts.append(head + "".join(rng.choices("abcdefgh ", k=length - len(head))))
         pq.write_table(pa.table({"text": texts}), folder / f"part-{f}.parquet", row_group_size=100)
     return folder
 
@@ -59,8 +59,18 @@ def dataset(defs: Path, name: str, source: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def source_files(tmp_path_factory) -> Path:
+    """The components' parquet files, written once for the module (the tests only read them)."""
+    root = tmp_path_factory.mktemp("components")
+    write_component(root / "code", "code", 1500)
+    write_component(root / "abstracts", "abstract", 300)
+    write_component(root / "held", "held", 500, files=2, rows=600)
+    return root
+
+
 @pytest.fixture
-def sources(tmp_path, monkeypatch):
+def sources(tmp_path, monkeypatch, source_files):
     """Two components of very different lengths (code-like and abstract-like) and a third for
     --val-from, as definitions in one folder, with units of about 16 KiB."""
     monkeypatch.setattr(units, "UNIT_BYTES", 16 << 10)
@@ -68,9 +78,8 @@ def sources(tmp_path, monkeypatch):
     defs = tmp_path / "defs"
     defs.mkdir()
     monkeypatch.setenv(catalog.SQL_DIR_ENV, str(defs))  # the components by name, as a user's own folder
-    dataset(defs, "code", write_component(tmp_path / "code", "code", 1500))
-    dataset(defs, "abstracts", write_component(tmp_path / "abstracts", "abstract", 300))
-    dataset(defs, "held", write_component(tmp_path / "held", "held", 500, files=2, rows=600))
+    for name in ("code", "abstracts", "held"):
+        dataset(defs, name, source_files / name)
     return defs
 
 
@@ -242,9 +251,8 @@ def test_no_shuffle_interleaves_each_components_first_rows_in_source_order(sourc
 def test_mixture_errors_are_one_line_with_what_to_do(sources, tmp_path):
     mix = mixture(sources, "code 70%, abstracts 30%")
     distinct = sources / "distinct.sql"
-    distinct.write_text(
-        f"-- description: whole source\n-- source: {tmp_path / 'code'}\n\nSELECT DISTINCT text FROM source\n"
-    )
+    code = catalog.resolve("code").source
+    distinct.write_text(f"-- description: whole source\n-- source: {code}\n\nSELECT DISTINCT text FROM source\n")
     whole = mixture(sources, "distinct 50%, abstracts 50%", name="whole")
     with pytest.raises(OptionsError, match="distinct is a whole-source definition .* Drop --no-shuffle"):
         run(whole, tmp_path / "a", shuffle=False)
@@ -253,7 +261,7 @@ def test_mixture_errors_are_one_line_with_what_to_do(sources, tmp_path):
     with pytest.raises(OptionsError, match="no validation shard"):
         run(mix, tmp_path / "empty", val_from="live")
     with pytest.raises(OptionsError, match="a mixture's components name their own"):
-        run(mix, tmp_path / "a", source=str(tmp_path / "code"))
+        run(mix, tmp_path / "a", source=catalog.resolve("code").source)
 
 
 def test_the_dry_run_says_what_each_component_needs(sources, tmp_path):
