@@ -45,11 +45,11 @@ from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import LocalExecutor
 from ..source.files import Source
 from ..source.footers import ParquetFooter, read_footers
-from ..source.scan import Scan, open_scan
+from ..source.scan import Scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges
 from .interleaved import convert_interleaved
-from .plan import LIVE, Opened, Part, PartOutcome, open_parts
+from .plan import LIVE, Opened, Part, PartOutcome, open_part, open_parts
 from .shuffle import convert_shuffled
 
 SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
@@ -225,22 +225,11 @@ def preview_mixture(mixture: Mixture, options: ConvertOptions) -> MixturePreview
     ])  # fmt: skip
 
 
-def _open(definition: Definition, options: ConvertOptions) -> tuple[Scan, Shape]:
-    """Open the source for the definition: the SQL is bound to the first file's schema (bad
-    SQL fails here, before any data is fetched), the columns it reads get one schema."""
-    options.validate()
-    evaluator = Evaluator(definition)
-    try:
-        url, revision = options.source or definition.source, options.revision or definition.revision
-        scan = open_scan(url, revision, evaluator.check, options.num_source, override=bool(options.revision))
-    finally:
-        evaluator.close()
-    return scan, evaluator.shape
-
-
 def preview(definition: Definition, options: ConvertOptions) -> Preview:
     """The dry run: list files and read their footers; no data pages are fetched."""
-    scan, shape = _open(definition, options)  # footers are cached: the first ones are not read again
+    options.validate()
+    part = open_part(definition, options)  # footers are cached: the first ones are not read again
+    scan, shape = part.scan, part.shape
     rows_wanted = options.rows_wanted
     footers = read_footers(scan.source, scan.source.files)
     # Every footer is at hand: files whose columns cannot be read as one schema fail here.
