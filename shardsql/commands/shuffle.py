@@ -319,7 +319,7 @@ class _Merged:
     def batches(self) -> Iterator[Batch]:
         merge = self.merge
         seen = [0] * len(self.members)  # each part's rows met in the leaves so far
-        leaves = iter(self.piles.leaves())
+        leaves = iter(self.piles.leaves(keys_only=not self.with_texts))
         with ThreadPoolExecutor(1, thread_name_prefix="shardsql-sort") as pool:
             leaf = next(leaves, None)
             pending = pool.submit(self._load, leaf) if leaf is not None and sum(merge.taken) < self.rows else None

@@ -233,7 +233,8 @@ class Piles:
                 if path.exists() and path.stat().st_size != size:
                     with open(path, "r+b") as handle:
                         handle.truncate(size)
-        shutil.rmtree(self.folder / "split", ignore_errors=True)
+        for folder in ("split", "split-keys"):
+            shutil.rmtree(self.folder / folder, ignore_errors=True)
 
     def add_staged(self, staged: StagedUnit, first_g: int) -> None:
         """Buffer a staged unit (`stage_unit`) whose first kept row has the ordinal `first_g`
@@ -268,34 +269,40 @@ class Piles:
         self._keys, self._texts, self.buffered = {}, {}, 0
         return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
 
-    def leaves(self, first_pile: int = 0) -> Iterator[Leaf]:
+    def leaves(self, first_pile: int = 0, keys_only: bool = False) -> Iterator[Leaf]:
         """Every leaf in key order (from pile `first_pile`): the piles, those larger than
-        LEAF_BYTES split on disk by the key's next bits."""
+        LEAF_BYTES split on disk by the key's next bits. With `keys_only` (the passes that
+        count, which never read texts), a pile is split only if its keys alone are larger,
+        and only its keys are: the texts, most of the bytes, are not copied."""
         for pile in range(first_pile, 1 << PILE_BITS):
             keys, text = self._files(pile)
             if keys.exists() and keys.stat().st_size:
-                yield from self._split(Leaf((pile,), keys, text), PILE_BITS)
+                yield from self._split(Leaf((pile,), keys, text), PILE_BITS, keys_only)
 
-    def _split(self, leaf: Leaf, bits: int) -> Iterator[Leaf]:
-        if leaf.size <= LEAF_BYTES or bits + SPLIT_BITS > 64:
+    def _split(self, leaf: Leaf, bits: int, keys_only: bool = False) -> Iterator[Leaf]:
+        size = leaf.keys.stat().st_size if keys_only else leaf.size
+        if size <= LEAF_BYTES or bits + SPLIT_BITS > 64:
             yield leaf
             return
-        folder = self.folder / "split" / "-".join(map(str, leaf.path))
+        folder = self.folder / ("split-keys" if keys_only else "split") / "-".join(map(str, leaf.path))
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         shift = _u64(64 - bits - SPLIT_BITS)
         mask = _u64((1 << SPLIT_BITS) - 1)
         children = [Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(16)]
-        for keys, texts in zip(_chunks(leaf.keys), _chunks(leaf.text), strict=True):
+        texts = iter(()) if keys_only else _chunks(leaf.text)
+        for keys in _chunks(leaf.keys):
+            text = None if keys_only else next(texts)
             part = pc.bit_wise_and(pc.shift_right(shuffle_keys(keys["fp_lo"], self.seed), shift), mask)
             for i in range(1 << SPLIT_BITS):
                 chosen = pc.equal(part, pa.scalar(i, pa.uint64()))
                 if pc.any(chosen).as_py():
                     _append(children[i].keys, keys.filter(chosen))
-                    _append(children[i].text, texts.filter(chosen))
+                    if text is not None:
+                        _append(children[i].text, text.filter(chosen))
         for child in children:
             if child.keys.exists():
-                yield from self._split(child, bits + SPLIT_BITS)
+                yield from self._split(child, bits + SPLIT_BITS, keys_only)
                 for path in (child.keys, child.text):  # done with: a resume splits again
                     path.unlink(missing_ok=True)
 
@@ -338,7 +345,7 @@ def select(piles: Piles, wanted: list[int], staged: list[int]) -> list[Selection
     not so many): two passes over the keys, one leaf at a time (the index held is one leaf's)."""
     parts = len(wanted)
     buckets = [[0] * (n // HISTOGRAM_WIDTH + 1) for n in staged]  # first occurrences by ordinal bucket
-    for leaf in piles.leaves():
+    for leaf in piles.leaves(keys_only=True):
         for p, firsts in enumerate(_firsts_by_part(leaf, parts)):
             if len(firsts):
                 for entry in pc.value_counts(pc.divide(firsts, HISTOGRAM_WIDTH)).to_pylist():
@@ -357,7 +364,7 @@ def select(piles: Piles, wanted: list[int], staged: list[int]) -> list[Selection
         bounds[p] = (bucket, before)
     if bounds:
         inside: dict[int, list[int]] = {p: [] for p in bounds}
-        for leaf in piles.leaves():
+        for leaf in piles.leaves(keys_only=True):
             firsts = _firsts_by_part(leaf, parts)
             for p, (bucket, _) in bounds.items():
                 low, high = bucket * HISTOGRAM_WIDTH, (bucket + 1) * HISTOGRAM_WIDTH
