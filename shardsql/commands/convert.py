@@ -436,8 +436,8 @@ def _write_shuffled(opened: Opened, options: ConvertOptions, progress: Progress,
                     staging: Path, executor: Executor) -> _Written:  # fmt: skip
     """The shuffle's two phases (commands/shuffle.py); its account kept in the checkpoint once done."""
     if not state.finished:
-        outcome = convert_shuffled(opened.plan(options.allow_short), executor, options, staging, state, progress)
-        state.shuffle["outcome"] = [dataclasses.asdict(p) for p in outcome.parts]
+        parts = convert_shuffled(opened.plan(options.allow_short), executor, options, staging, state, progress)
+        state.shuffle["outcome"] = [dataclasses.asdict(p) for p in parts]
         state.finished = True
         state.save(staging)
     parts = [PartOutcome(**p) for p in state.shuffle["outcome"]]

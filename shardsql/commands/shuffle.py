@@ -133,16 +133,6 @@ class _Stager:
         return self.last
 
 
-@dataclass
-class Outcome:
-    shards: list[ShardInfo]
-    rows_read: int
-    rows_kept: int  # rows staged (kept by the definition, duplicates included)
-    duplicates: int  # rows up to the cuts that repeat a text drawn before them
-    selected: int  # distinct rows selected (fewer than wanted only if the source ran out)
-    parts: list[PartOutcome]
-
-
 class _Select:
     """Phase 1: draw, run, stage, part by part; count; draw more for a part that is short.
     `state` is the checkpoint's dict: one entry a part in state["parts"]."""
@@ -409,8 +399,8 @@ def _wanted(plan: Plan, merged_rows: int, val_rows: int) -> list[int]:
 
 
 def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, checkpoint,
-                     progress: Progress) -> Outcome:  # fmt: skip
-    """Both phases, resuming from `checkpoint.shuffle` where an interrupted run left it."""
+                     progress: Progress) -> list[PartOutcome]:  # fmt: skip
+    """Both phases, resuming from `checkpoint.shuffle` where an interrupted run left it; each part's account."""
     val_rows = options.val_rows or options.rows_per_shard
     val = plan.group(True)
     if val and plan.parts[val[0]].given is not None:
@@ -471,14 +461,12 @@ def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, chec
     finally:
         batches.close()
     staging.clear(folder / PILES_DIR)  # the staging folder becomes the data folder: no piles in it
-    parts = [
+    return [
         PartOutcome(part.name, part.validation, p["read"], p["staged"], duplicates, written, chars)
         for part, p, duplicates, written, chars in zip(
             plan.parts, s["parts"], s["duplicates"], s["written"], s["chars"], strict=True
         )
     ]
-    return Outcome(list(checkpoint.shards), sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts),
-                   sum(p.duplicates for p in parts), sum(s["selected"]), parts)  # fmt: skip
 
 
 def _check_shares(plan: Plan, selections: list[staging.Selection], count: _Count, rows: int) -> None:
