@@ -437,7 +437,7 @@ def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, chec
             counts[False].rows -= counts[False].rows % options.rows_per_shard
         written = [sum(c.rows_by_part[i] for c in counts.values()) for i in range(len(plan.parts))]
         chars = [sum(c.chars_by_part[i] for c in counts.values()) for i in range(len(plan.parts))]
-        s.update(phase="write", cuts=[x.cut for x in selections], selected=[x.rows for x in selections],
+        s.update(phase="write", cuts=[x.cut for x in selections],
                  duplicates=[x.duplicates for x in selections], rows=counts[False].rows, written=written,
                  chars=chars, val_rows=counts[True].rows if True in counts else val_rows, write=None)  # fmt: skip
         save(s)
