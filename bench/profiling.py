@@ -1,12 +1,13 @@
 """Where the main job's time goes, by thread and by stage (`just bench --profile`, or this file).
 
-    uv run python bench/profiling.py [--rate 100] [--scale 1]
+    uv run python bench/profiling.py [--rate 100] [--scale 1] [--shuffled]
 
 Runs the main job (fineweb-edu, 3 + 1 shards of 86,016 rows, the fineweb-edu-1k layout's
 local folder) once in a fresh process under py-spy (`py-spy record --threads --format raw`;
 py-spy from PATH, else `uvx py-spy`), and once more per contender, without py-spy, sampling
 every thread's CPU time from /proc (measure.ThreadCPU: native threads too, which py-spy does
-not see: DuckDB's and Polars' own). It prints and writes bench/results/profile.md:
+not see: DuckDB's and Polars' own). It prints and writes bench/results/profile.md (with
+--shuffled, the shuffled conversion's: profile-shuffled.md):
 
 - per thread group, the CPU seconds from /proc, for shardsql and for the Polars pipeline;
 - per thread group and stage, py-spy's seconds of Python threads not waiting (samples /
@@ -62,6 +63,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples a second (100)")
     parser.add_argument("--scale", type=float, default=1.0, help="as bench.py's --scale (1)")
+    parser.add_argument("--shuffled", action="store_true", help="the shuffled conversion (default: --no-shuffle)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: shardsql|polars, the job in JSON
     return parser.parse_args(argv)
 
@@ -77,7 +79,7 @@ def child(which: str, job: dict) -> None:
     begin, cpu = time.perf_counter(), measure.cpu_seconds()
     with measure.ThreadCPU() as threads:
         if which == "shardsql":
-            shardsql_convert(out, job["num_shards"], job["rows_per_shard"], job["source"])
+            shardsql_convert(out, job["num_shards"], job["rows_per_shard"], job["source"], shuffle=job["shuffled"])
         else:
             polars_pipeline(sorted(Path(job["source"]).glob("*.parquet")), out / "shards", job["num_shards"],
                             job["rows_per_shard"])  # fmt: skip
@@ -131,7 +133,12 @@ def main(argv=None) -> int:
 
     bench_args = bench.parse_args(["--scale", str(args.scale)])
     _, data_dir, stats, _ = bench.layout_data(bench_args, bench.LAYOUTS["fineweb-edu-1k"])
-    job = {"source": str(data_dir), "num_shards": 3, "rows_per_shard": bench.scaled(bench_args, bench.ROWS_PER_SHARD)}
+    job = {
+        "source": str(data_dir),
+        "num_shards": 3,
+        "rows_per_shard": bench.scaled(bench_args, bench.ROWS_PER_SHARD),
+        "shuffled": args.shuffled,
+    }
     RAW_DIR.mkdir(parents=True, exist_ok=True)
 
     def run(which: str, under: list[str] | None = None) -> dict:
@@ -144,7 +151,9 @@ def main(argv=None) -> int:
     bench.log(f"profile: {job['num_shards']} + 1 shards of {job['rows_per_shard']:,} rows from {data_dir}")
     plain = {which: run(which) for which in ("shardsql", "polars")}  # per-thread CPU from /proc
     spy, spied, note = py_spy(), None, ""
-    raw = RAW_DIR / "shardsql.txt"
+    suffix = "-shuffled" if args.shuffled else ""
+    raw = RAW_DIR / f"shardsql{suffix}.txt"
+    results = RESULTS.with_name(f"profile{suffix}.md")
     if spy:
         record = spy + ["record", "--threads", "--format", "raw", "--rate", str(args.rate), "-o", str(raw), "--"]
         try:
@@ -156,15 +165,15 @@ def main(argv=None) -> int:
         note = "py-spy was not found (neither on PATH nor uvx): the /proc figures stand alone."
     markdown = render(job, plain, spied, raw, args.rate, note)
     print(markdown)
-    RESULTS.write_text(markdown)
-    bench.log(f"wrote {RESULTS}")
+    results.write_text(markdown)
+    bench.log(f"wrote {results}")
     return 0
 
 
 def render(job: dict, plain: dict, spied: dict | None, raw: Path, rate: int, note: str) -> str:
     s, p = plain["shardsql"], plain["polars"]
     lines = [
-        "# Where the main job's time goes",
+        "# Where the main job's time goes" + (": shuffled" if job["shuffled"] else ": --no-shuffle"),
         "",
         f"`fineweb-edu`, {job['num_shards']} + 1 shards of {job['rows_per_shard']:,} rows from the fineweb-edu-1k "
         f"layout's local folder, one run each in a fresh process; load average {measure.load_average()}.",

@@ -39,7 +39,7 @@ HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100
 # The dry run's staging estimate: staged texts take about this many times the source's compressed
 # bytes of the columns read, plus the keys' 32 bytes a row. Measured when staging used lz4; the
 # zstd-1 it uses now (output/staging.py) stages smaller, so the estimate errs on the safe side.
-STAGING_PER_COMPRESSED, STAGING_ROW_BYTES = 1.6, 32
+STAGING_ROW_BYTES = 32  # a staged row's keys (output/staging.py)
 EXPLAIN_SAMPLE_ROWS = 10_000  # rows of the source `explain` measures on, by default
 # What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.
 INTERRUPTED = {
@@ -373,10 +373,12 @@ def _print_preview(p, options) -> None:
         if advice:
             click.echo(f"warning: {advice}")
         if options.shuffle and not p.shape.ordered:
-            staged = p.rows_wanted * (p.column_bytes() / p.source_rows * STAGING_PER_COMPRESSED + STAGING_ROW_BYTES)
+            # Texts are staged as they are unless they compress well (output/staging.py): their own size bounds it.
+            staged = p.rows_wanted * (text_bytes + STAGING_ROW_BYTES)
             click.echo(
-                f"Staging: about {format_size(staged)} on disk in the cache folder while it runs (the selection, "
-                "shuffled on disk; more where the filter or duplicates make it draw more)"
+                f"Staging: at most about {format_size(staged)} on disk in the cache folder while it runs (the "
+                "selection, shuffled on disk; less where the texts compress well, more where the filter or "
+                "duplicates make it draw more)"
             )
     click.echo(f"Output:   {options.cache_dir / 'data'}")
     fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"

@@ -229,8 +229,10 @@ class Merge:
                 # The parts' rows joined part after part, then put in the picks' order: the
                 # k-th row of that joined array goes to the k-th place of the picks sorted by part.
                 joined = pa.chunked_array([a for part in texts for a in part], pa.large_string())
-                grouped = pc.sort_indices(picks)  # stable: each part's rows in their order
-                table = pa.table({TEXT_COLUMN: joined.take(pc.sort_indices(grouped))})
+                if sum(1 for part in texts if part) > 1:  # one part's rows are in order already
+                    grouped = pc.sort_indices(picks)  # stable: each part's rows in their order
+                    joined = joined.take(pc.sort_indices(grouped))
+                table = pa.table({TEXT_COLUMN: joined})
             self._last = Batch(picks, chars, table)
             yield self._last
 

@@ -6,13 +6,13 @@ the Arrow buffers: stable across versions and processes), its global ordinal `g`
 order, and a 64-bit shuffle key, a seeded mix of the fingerprint: duplicates share a key.
 Rows are scattered by the key's top PILE_BITS bits into piles, each two append-only files
 in the staging folder: `NN.keys` (fp_hi, fp_lo, g, n: 32 bytes a row) and `NN.text` (the
-texts, zstd-compressed at level 1; hashes do not compress). Each file is a run of
+texts, zstd-compressed where it pays: COMPRESSION). Each file is a run of
 chunks, `[8-byte length][an Arrow IPC stream]`, flushed together; a checkpoint records
 the files' sizes, and a resume truncates them to those sizes.
 
 The work of staging is done where a unit runs (`stage_unit`, called by run/unit.py on a
 worker thread or in a Ray task): a unit's rows become a `StagedUnit`, its keys by pile and
-each pile's texts as compressed IPC record batches. `Piles.add_staged` gives the keys their
+each pile's texts as IPC record batches. `Piles.add_staged` gives the keys their
 global ordinals and `flush` appends each pile's keys and, between the stream's schema and
 its end, its units' text batches as they are (or compressed again as one, for units that
 kept few rows): the machine appending them decompresses and compresses nothing else.
@@ -59,12 +59,18 @@ FLUSH_BYTES = 32 << 20
 # headers, and zstd needs more than a few KB to compress well. Units of real sizes (8 MB of the
 # needed columns, compressed) stage far more than this a pile, and are appended as they come.
 REPACK_BYTES = 16 << 10
-# zstd level 1: the staged text takes about 1.4x the shards' bytes on disk. It is the shuffle's
-# largest cost: on the benchmark's main job (3 + 1 shards of 86,016 rows) Arrow's IPC compression
-# took 14.1 CPU-seconds with zstd-1 and 8.7 with lz4 (compressing, then decompressing) against 1.3
-# uncompressed, and the conversion 24.3 s, 19.1 s and 16.4 s; but uncompressed piles hold the
-# texts' own bytes, 3.8x the shards of the tests' repetitive samples: past the 2.5x budget.
-COMPRESSION: pa.Codec | None = pa.Codec("zstd", 1)
+# Texts are compressed (zstd level 1) only where it is needed to keep the staging within about
+# 2x the shards on disk: a unit's texts are probed (lz4 over their first PROBE_BYTES) and staged
+# as they are when it shrinks them less than RAW_BELOW. The shards (snappy) shrink such texts
+# about as much as lz4 does (prose: 1.85x both), so raw staging is under 2x the output; texts
+# that compress better (code, boilerplate, the tests' repetitive samples: 3.8x) are compressed.
+# Compression was the shuffle's largest cost: on the benchmark's machine zstd-1 compresses
+# about 125 MB/s a core in a unit's small per-pile pieces and decompresses 700 MB/s, so the main
+# job (1.6 GB of texts) spent 13 CPU-seconds staging and 5.7 reading back: 40% of its CPU.
+COMPRESSION = pa.Codec("zstd", 1)
+RAW_BELOW = 2.0
+PROBE_BYTES = 256 << 10
+_PROBE = pa.Codec("lz4_raw")
 # n: the text's characters (a mixture's shares by characters are counted from the keys alone).
 KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64()), ("n", pa.int64())])
 KEY_COLUMNS = KEYS_SCHEMA.names
@@ -76,7 +82,7 @@ TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
 HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this many ordinals
 MASK64 = (1 << 64) - 1
 _LENGTH = struct.Struct("<Q")
-_WRITE = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
+_COMPRESSED = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
 
 
 def splitmix64(value: int) -> int:
@@ -99,17 +105,35 @@ def shuffle_keys(fp_lo: pa.Array, seed: int) -> pa.Array:
     return pc.bit_wise_xor(z, pc.shift_right(z, _u64(31)))
 
 
-def _stream(table: pa.Table) -> bytes:
-    """`table` as one Arrow IPC stream: texts compressed, keys not (hashes do not compress)."""
+def _text_options(texts: pa.Table) -> pa.ipc.IpcWriteOptions | None:
+    """How to stage these texts: compressed when lz4 shrinks a sample of them RAW_BELOW or more, else as they are."""
+    chunks = [chunk for chunk in texts.column(0).chunks if len(chunk)]
+    if not chunks:
+        return None
+    chunk = chunks[0].cast(pa.large_string())
+    offsets = memoryview(chunk.buffers()[1]).cast("q")
+    start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+    size = min(PROBE_BYTES, end - start)
+    if size <= 0:
+        return None
+    sample = chunk.buffers()[2].slice(start, size)
+    return _COMPRESSED if size >= RAW_BELOW * _PROBE.compress(sample).size else None
+
+
+def _stream(table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> pa.Buffer:
+    """`table` as one Arrow IPC stream, its buffers compressed with `options` (keys never: hashes do not compress)."""
     sink = pa.BufferOutputStream()
-    options = _WRITE if TEXT_COLUMN in table.column_names else None
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue()
 
 
-def _append(path: Path, table: pa.Table) -> None:
-    _append_bytes(path, [_stream(table)])
+def _append(path: Path, table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> None:
+    _append_bytes(path, [_stream(table, options)])
+
+
+def _append_texts(path: Path, table: pa.Table) -> None:
+    _append(path, table, _text_options(table))
 
 
 def _append_bytes(path: Path, parts: list[bytes | pa.Buffer]) -> None:
@@ -121,18 +145,20 @@ def _append_bytes(path: Path, parts: list[bytes | pa.Buffer]) -> None:
 
 
 # A text chunk's IPC stream is its schema message, record batch messages, and the end-of-stream
-# marker: a staged unit carries only its record batches (compressed where it ran), and a flush
-# joins a pile's units into one chunk between these two.
+# marker: a staged unit carries only its record batches (compressed or not, each batch says),
+# and a flush joins a pile's units into one chunk between these two.
 _TEXT_HEAD = _stream(TEXT_SCHEMA.empty_table()).to_pybytes()[:-8]
 _EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
-def _record_batches(table: pa.Table) -> bytes:
-    """The compressed record batch messages of `table`'s texts: its IPC stream without the schema and end."""
-    data = _stream(table).to_pybytes()
-    if not (data.startswith(_TEXT_HEAD) and data.endswith(_EOS)):
+def _record_batches(table: pa.Table, options: pa.ipc.IpcWriteOptions | None) -> pa.Buffer:
+    """The record batch messages of `table`'s texts: its IPC stream without the schema and end (not copied)."""
+    data = _stream(table, options)
+    head, tail = len(_TEXT_HEAD), len(_EOS)
+    if not (data.size >= head + tail and data[:head].to_pybytes() == _TEXT_HEAD
+            and data[data.size - tail:].to_pybytes() == _EOS):  # fmt: skip
         raise AssertionError("an Arrow IPC stream of texts that is not its schema, batches and end")
-    return data[len(_TEXT_HEAD) : -len(_EOS)]
+    return data.slice(head, data.size - head - tail)
 
 
 @dataclass
@@ -140,12 +166,12 @@ class StagedUnit:
     """One unit's kept rows, ready for the piles (`stage_unit`): `rows` kept (the ordinals
     count every one, repeats within the unit included), `nbytes` their texts' size in memory,
     `keys` (KEYS_SCHEMA, g the row's ordinal in the unit) grouped by pile in pile order, and
-    per non-empty pile (pile, its rows, its texts' compressed IPC record batches)."""
+    per non-empty pile (pile, its rows, its texts' IPC record batches, compressed or not)."""
 
     rows: int
     nbytes: int
     keys: pa.Table
-    piles: list[tuple[int, int, bytes]]
+    piles: list[tuple[int, int, pa.Buffer]]
 
     @property
     def num_rows(self) -> int:  # counted as a table's rows are (the executors' keep ratio, the stager)
@@ -175,10 +201,11 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int) -> Stage
     pile = pc.shift_right(shuffle_keys(keys["fp_lo"], seed), _u64(64 - PILE_BITS))
     order = pc.sort_indices(pile)
     keys, text, pile = keys.take(order), text.take(order), pile.take(order)
+    options = _text_options(text)  # one choice for the unit: its piles' pieces are too small to probe
     piles, start = [], 0
     for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
         count = entry["counts"]
-        piles.append((entry["values"], count, _record_batches(text.slice(start, count))))
+        piles.append((entry["values"], count, _record_batches(text.slice(start, count), options)))
         start += count
     return StagedUnit(rows, column.nbytes, keys.combine_chunks(), piles)
 
@@ -218,7 +245,7 @@ class Piles:
         self.folder, self.seed = folder, seed
         folder.mkdir(parents=True, exist_ok=True)
         self._keys: dict[int, list[pa.Table]] = {}  # per pile: the buffered units' keys
-        self._texts: dict[int, list[bytes]] = {}  # per pile: their texts' compressed record batches
+        self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
         self.buffered = 0  # the buffered units' texts, uncompressed (what FLUSH_BYTES counts)
         self.truncate(sizes or {})
 
@@ -239,7 +266,7 @@ class Piles:
     def add_staged(self, staged: StagedUnit, first_g: int) -> None:
         """Buffer a staged unit (`stage_unit`) whose first kept row has the ordinal `first_g`
         (its part in the high bits): its keys get their global ordinals, its texts are already
-        compressed. Appended to the piles at the next `flush`."""
+        encoded. Appended to the piles at the next `flush`."""
         if not staged.piles:
             return
         g = pc.add(staged.keys["g"], pa.scalar(first_g, pa.int64()))
@@ -253,7 +280,7 @@ class Piles:
 
     def flush(self) -> dict[str, int]:
         """Append the buffered units to their piles, one keys chunk and one text chunk a pile
-        (the text chunk an IPC stream of the units' compressed record batches, as staged); the
+        (the text chunk an IPC stream of the units' record batches, as staged); the
         files' sizes (what a checkpoint records)."""
         for pile in sorted(self._keys):
             keys_file, text_file = self._files(pile)
@@ -263,7 +290,7 @@ class Piles:
                 # Units that kept few rows (a selective filter, small units): their batches, each
                 # with its own header and too small for zstd, are compressed again as one.
                 stream = pa.ipc.open_stream(pa.py_buffer(b"".join([_TEXT_HEAD, *batches, _EOS])))
-                _append(text_file, stream.read_all().combine_chunks())
+                _append_texts(text_file, stream.read_all().combine_chunks())
             else:
                 _append_bytes(text_file, [_TEXT_HEAD, *batches, _EOS])
         self._keys, self._texts, self.buffered = {}, {}, 0
@@ -299,7 +326,7 @@ class Piles:
                 if pc.any(chosen).as_py():
                     _append(children[i].keys, keys.filter(chosen))
                     if text is not None:
-                        _append(children[i].text, text.filter(chosen))
+                        _append_texts(children[i].text, text.filter(chosen))
         for child in children:
             if child.keys.exists():
                 yield from self._split(child, bits + SPLIT_BITS, keys_only)
@@ -420,12 +447,12 @@ def leaf_texts(leaf: Leaf, rows: Ordered) -> pa.Array:
     """A leaf's selected texts, in output order. Exact: a repeat's text must equal the text
     before it (the same fingerprint); a 128-bit collision between different texts stops
     the run rather than drop one."""
-    column = _read(leaf.text, TEXT_SCHEMA).column(0)
+    column = _read(leaf.text, TEXT_SCHEMA).column(0).combine_chunks()  # a take from many chunks is 5x slower
     if rows.check is not None:
         repeats, previous = rows.check
         if not pc.all(pc.equal(column.take(repeats), column.take(previous))).as_py():
             raise ConversionError("two different texts share a 128-bit fingerprint; run again with another --seed")
-    return column.take(rows.take).combine_chunks()
+    return column.take(rows.take)
 
 
 def clear(folder: Path) -> None:
