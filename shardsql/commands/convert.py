@@ -38,7 +38,7 @@ from ..hub.retries import report_waits
 from ..output import checkpoint, manifest
 from ..output.cache_dir import CacheDir
 from ..output.checkpoint import Position
-from ..output.shards import RowStream, ShardInfo, TextDigest, keep_shard, pin_validation, write_shards
+from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
 from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
@@ -411,9 +411,6 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
     write = _write_shuffled if order == "shuffled" else _write_in_order if single else _write_interleaved
     try:
         written = write(opened, options, progress, state, staging, executor)
-        if opened.live is not None:  # --val-from live: the live validation shard itself, byte for byte
-            state.shards[-1] = keep_shard(opened.live, staging, state.shards[-1])
-            state.save(staging)
         shards = pin_validation(staging, state.shards)
     except BaseException as exc:
         progress.stop()

@@ -14,6 +14,7 @@ Every part's SQL is bound to its source's first file here, before anything is fe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -41,12 +42,13 @@ class Part:
     order, the validation's first: a text drawn by two parts belongs to the first."""
 
     name: str
-    definition: Definition | None  # None: `given` rows (the live validation shard of --val-from live)
+    definition: Definition | None  # None: the `given` file's rows (the live validation shard of --val-from live)
     scan: Scan | None
     shape: Shape | None
     weight: Fraction  # its share of its group's rows
     validation: bool = False  # in the validation shard (--val-from), not the training shards
-    given: pa.Table | None = None
+    given: Path | None = None  # read a row group at a time, never whole (a real shard's texts are ~400 MB)
+    given_rows: int = 0
     row_chars: float = 1.0  # characters a row, estimated before drawing (a mixture's first selection)
 
 
@@ -170,19 +172,28 @@ def open_parts(model: Definition | Mixture, options, live_dir: Path) -> Opened:
         live = live_dir / VAL_SHARD_NAME
         if not live.is_file():
             raise OptionsError(f"--val-from live: there is no validation shard ({VAL_SHARD_NAME}) in {live_dir}")
+        rows = chars = 0
         try:
-            rows = pq.read_table(live, columns=[TEXT_COLUMN])
+            for batch in given_batches(live):
+                rows += batch.num_rows
+                chars += pc.sum(pc.utf8_length(batch.column(0))).as_py() or 0
         except Exception as exc:  # a file that is not autoresearch's: say so in one line
             raise OptionsError(f"--val-from live: cannot read {live}: {exc}") from exc
-        chars = pc.sum(pc.utf8_length(rows.column(0))).as_py() or 0
-        val_parts = [Part(f"{LIVE} validation shard", None, None, None, Fraction(1), True, rows,
-                          row_chars=chars / max(1, rows.num_rows))]  # fmt: skip
+        val_parts = [Part(f"{LIVE} validation shard", None, None, None, Fraction(1), True, live, rows,
+                          row_chars=chars / max(1, rows))]  # fmt: skip
     elif options.val_from is not None:
         val_model = resolve(options.val_from)
         val_parts = _components(val_model, options, validation=True)
         val_mix_by = _mix_by(val_model)
     parts = val_parts + _components(model, options, validation=False)
     return Opened(model, parts, _mix_by(model), val_mix_by, options.val_from, live)
+
+
+def given_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """A given file's texts (--val-from live's shard), a row group at a time."""
+    file = pq.ParquetFile(path)
+    for index in range(file.num_row_groups):
+        yield from file.read_row_group(index, columns=[TEXT_COLUMN]).to_batches()
 
 
 def _mix_by(model: Definition | Mixture) -> str:

@@ -46,17 +46,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..autoresearch import TEXT_COLUMN
+from ..autoresearch import shard_name
 from ..definition.evaluator import Evaluator
 from ..errors import ConversionError
 from ..output import staging
 from ..output.interleave import Batch, Merge
-from ..output.shards import WRITERS, ShardInfo, write_pieces, write_shards
+from ..output.shards import WRITERS, ShardInfo, keep_shard, write_pieces, write_shards
 from ..progress import Progress
 from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
 from ..source.draw import Draw
-from .plan import PartOutcome, Plan
+from .plan import PartOutcome, Plan, given_batches
 
 PILES_DIR = "piles"  # in the staging folder
 SPILL_DIR = "spill"  # where a whole-source query may spill
@@ -196,16 +196,15 @@ class _Select:
         self.spill.mkdir(parents=True, exist_ok=True)
         evaluator = Evaluator(part.definition, spill_dir=self.spill)
         try:
-            batches: list[pa.Table] = []
-            for _, table in local.whole_source(part.scan, evaluator):
-                s["read"] = local.record.rows_read
-                self._update()
-                batches.append(table)
-                if sum(t.nbytes for t in batches) >= STAGE_BYTES:
-                    self._stage(index, pa.concat_tables(batches), seed)
-                    batches = []
-            if batches:
-                self._stage(index, pa.concat_tables(batches), seed)
+
+            def tables() -> Iterator[pa.Table]:
+                for _, table in local.whole_source(part.scan, evaluator):
+                    s["read"] = local.record.rows_read
+                    self._update()
+                    yield table
+
+            for table in _pieces(tables()):
+                self._stage(index, table, seed)
         finally:
             evaluator.close()
             shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
@@ -214,7 +213,7 @@ class _Select:
         self.state["sizes"] = self.piles.flush()
         self.save(self.state)
 
-    def _stage(self, index: int, table: pa.Table, seed: int) -> None:
+    def _stage(self, index: int, table: pa.Table | pa.RecordBatch, seed: int) -> None:
         """Rows staged here (a query's, or --val-from live's), as a unit's are where it runs."""
         s = self.state["parts"][index]
         for start in range(0, table.num_rows, STAGE_ROWS):
@@ -230,7 +229,8 @@ class _Select:
         if s["exhausted"] or s["staged"] >= s["target"]:
             return
         if part.given is not None:
-            self._stage(index, part.given, seed)
+            for table in _pieces(given_batches(part.given)):
+                self._stage(index, table, seed)
             s["exhausted"] = True
             self.state["sizes"] = self.piles.flush()
             self.save(self.state)
@@ -275,6 +275,18 @@ class _Select:
                     f"needed ({p['staged']:,} rows drawn): drawing about {p['target'] - p['staged']:,} more"
                 )
             self.save(self.state)
+
+
+def _pieces(tables: Iterator[pa.Table | pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Tables gathered into pieces of about STAGE_BYTES (rows staged on this machine, about a unit at a time)."""
+    batches: list[pa.Table] = []
+    for table in tables:
+        batches.append(table if isinstance(table, pa.Table) else pa.Table.from_batches([table]))
+        if sum(t.nbytes for t in batches) >= STAGE_BYTES:
+            yield pa.concat_tables(batches)
+            batches = []
+    if batches:
+        yield pa.concat_tables(batches)
 
 
 @dataclass
@@ -373,10 +385,8 @@ class _Output:
         if not val:
             return
         self.in_val = True  # the validation shard is written whole: no position inside it
-        given = self.plan.parts[val[0]].given
-        if given is not None:  # the live validation shard: its rows as they are (its file is kept too)
-            yield given.select([TEXT_COLUMN])
-            return
+        if self.plan.parts[val[0]].given is not None:
+            return  # the live validation shard: its file is kept as it is (convert_shuffled)
         merged = _Merged(self.piles, self.seed, self.plan, self.cuts, self.val_rows, None, True, validation=True)
         for batch in merged.batches():
             yield batch.table
@@ -411,7 +421,7 @@ def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, chec
     val_rows = options.val_rows or options.rows_per_shard
     val = plan.group(True)
     if val and plan.parts[val[0]].given is not None:
-        val_rows = plan.parts[val[0]].given.num_rows
+        val_rows = plan.parts[val[0]].given_rows
     train_rows = options.num_shards * options.rows_per_shard
     merged_rows = train_rows + (0 if val else val_rows)  # without --val-from, validation is merged too
     s = checkpoint.shuffle
@@ -460,14 +470,17 @@ def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, chec
 
     done = list(checkpoint.shards)
     batches = output.batches()
+    live = plan.parts[val[0]].given if val else None
     try:
         # The local writer, whatever the engine: the rows are here, and its bytes are the Ray engine's too.
         write_shards(
             batches, folder, num_shards, options.rows_per_shard, options.row_group_size, on_shard, done,
-            output.position, writers=WRITERS, encode=write_pieces, last_rows=s["val_rows"],
+            output.position, writers=WRITERS, encode=write_pieces, last_rows=s["val_rows"], validation=live is None,
         )  # fmt: skip
     finally:
         batches.close()
+    if live is not None and len(checkpoint.shards) == num_shards:  # --val-from live: its file, byte for byte
+        on_shard(keep_shard(live, folder, shard_name(num_shards)), s["write"])
     staging.clear(folder / PILES_DIR)  # the staging folder becomes the data folder: no piles in it
     return [
         PartOutcome(part.name, part.validation, p["read"], p["staged"], duplicates, written, chars)

@@ -294,6 +294,7 @@ def write_shards(
     digest: bool = False,
     encode: Encoder = write_pieces,
     last_rows: int | None = None,
+    validation: bool = True,
 ) -> list[ShardInfo]:
     """Write the training shards and the validation shard from `batches`.
 
@@ -308,6 +309,7 @@ def write_shards(
     (an executor's: `write_pieces` by default); with another encoder the batches may be any
     row slices with `num_rows` and `slice` (the Ray engine's rows in its object store).
     `last_rows` sizes the last (validation) shard (`--val-rows`; default `rows_per_shard`).
+    Without `validation`, only the training shards are written (the caller adds the last).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = RowStream(batches)
@@ -327,7 +329,7 @@ def write_shards(
 
     try:
         index = len(shards)
-        while index < num_shards + 1 and not stream.exhausted:
+        while index < num_shards + validation and not stream.exhausted:
             rows = last_rows if index == num_shards and last_rows is not None else rows_per_shard
             pool.write(index, stream.take(rows))
             pool.mark(position(stream.pending))
@@ -343,19 +345,19 @@ def write_shards(
         raise
     finally:
         pool.close()
-    return pin_validation(out_dir, shards)
+    return pin_validation(out_dir, shards) if validation else shards
 
 
-def keep_shard(path: Path, out_dir: Path, written: ShardInfo) -> ShardInfo:
-    """Put the file at `path` in the place of the shard `written` (the same rows), byte for
-    byte: the live validation shard that --val-from live keeps."""
-    target = out_dir / written.name
+def keep_shard(path: Path, out_dir: Path, name: str) -> ShardInfo:
+    """A copy of the file at `path`, byte for byte, as the shard `name` in `out_dir`: the live
+    validation shard that --val-from live keeps."""
+    target = out_dir / name
     tmp = target.with_suffix(".kept")
     shutil.copyfile(path, tmp)
     os.replace(tmp, target)
     metadata = pq.ParquetFile(target).metadata
     groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-    return ShardInfo(written.name, metadata.num_rows, target.stat().st_size, sha256_file(target), groups)
+    return ShardInfo(name, metadata.num_rows, target.stat().st_size, sha256_file(target), groups)
 
 
 def pin_validation(out_dir: Path, shards: list[ShardInfo]) -> list[ShardInfo]:

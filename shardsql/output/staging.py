@@ -317,16 +317,36 @@ class Piles:
         shift = _u64(64 - bits - SPLIT_BITS)
         mask = _u64((1 << SPLIT_BITS) - 1)
         children = [Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(16)]
+        # Each child's rows are gathered over chunks, up to LEAF_BYTES in memory, and appended
+        # as one chunk: a chunk per child per chunk read made many tiny files' worth of writes.
+        pending: list[list[tuple[pa.Table, pa.Table | None]]] = [[] for _ in children]
+        buffered = 0
+
+        def append_pending() -> None:
+            for child, tables in zip(children, pending, strict=True):
+                if tables:
+                    _append(child.keys, pa.concat_tables([k for k, _ in tables]))
+                    if not keys_only:
+                        _append_texts(child.text, pa.concat_tables([t for _, t in tables]))
+                    tables.clear()
+
         texts = iter(()) if keys_only else _chunks(leaf.text)
         for keys in _chunks(leaf.keys):
             text = None if keys_only else next(texts)
             part = pc.bit_wise_and(pc.shift_right(shuffle_keys(keys["fp_lo"], self.seed), shift), mask)
-            for i in range(1 << SPLIT_BITS):
-                chosen = pc.equal(part, pa.scalar(i, pa.uint64()))
-                if pc.any(chosen).as_py():
-                    _append(children[i].keys, keys.filter(chosen))
-                    if text is not None:
-                        _append_texts(children[i].text, text.filter(chosen))
+            order = pc.sort_indices(part)  # stable: each child's rows keep their order
+            keys, part = keys.take(order), part.take(order)
+            text = text.take(order) if text is not None else None
+            start = 0
+            for entry in pc.value_counts(part).to_pylist():  # in order of first appearance: sorted
+                i, count = entry["values"], entry["counts"]
+                pending[i].append((keys.slice(start, count), text.slice(start, count) if text is not None else None))
+                start += count
+            buffered += keys.nbytes + (text.nbytes if text is not None else 0)
+            if buffered >= LEAF_BYTES:
+                append_pending()
+                buffered = 0
+        append_pending()
         for child in children:
             if child.keys.exists():
                 yield from self._split(child, bits + SPLIT_BITS, keys_only)
