@@ -23,6 +23,7 @@ from seed_reference import seed_shards
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
+from shardsql.commands import shuffle
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.output import staging
@@ -314,6 +315,7 @@ def test_texts_are_staged_compressed_only_where_it_pays(tmp_path):
         return sum(len(batches) for _, _, batches in unit.piles)
 
     assert staged(a) > 0.95 * a.nbytes and staged(b) < 0.2 * b.nbytes
+    assert staged(staging.stage_unit(pa.array(noise), 1, compress=True)) < 0.9 * staged(a)  # a Ray task's
     piles = staging.Piles(tmp_path / "piles", seed=1)
     piles.add_staged(a, 0)
     piles.add_staged(b, 300)
@@ -453,6 +455,42 @@ def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tmp_path, phas
     else:
         assert "Resuming an interrupted run after" in resumed.stderr
     assert _hashes(cache / "data") == _hashes(tmp_path / "ref" / "data")
+
+
+def test_a_resumed_write_phase_reads_no_text_of_the_piles_written_already(tmp_path, small_slots, monkeypatch):
+    """A write phase that failed after some shards resumes where it stopped, reading the texts
+    of only the piles it had not written in full (their keys say which), to the same bytes."""
+    definition = definition_for(write_source(tmp_path / "src"))
+    texts_read: list[staging.Leaf] = []
+    original_texts = staging.leaf_texts
+
+    def counting(leaf, rows):
+        texts_read.append(leaf)
+        return original_texts(leaf, rows)
+
+    monkeypatch.setattr(staging, "leaf_texts", counting)
+    whole = run(definition, tmp_path / "whole", num_shards=6)
+    read_by_whole, texts_read[:] = len(texts_read), []
+    original_write = shuffle.write_pieces
+    shards: list[Path] = []
+
+    def failing(pieces, path, row_group_size):
+        shards.append(path)
+        if len(shards) == 5:
+            raise RuntimeError("injected: the fifth shard fails")
+        return original_write(pieces, path, row_group_size)
+
+    monkeypatch.setattr(shuffle, "write_pieces", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        run(definition, tmp_path / "resumed", num_shards=6)
+    monkeypatch.setattr(shuffle, "write_pieces", original_write)
+    done = sum(shard["rows"] for shard in _state(tmp_path / "resumed")["shards"])
+    texts_read[:] = []
+    resumed = run(definition, tmp_path / "resumed", num_shards=6)
+    assert shard_bytes(resumed) == shard_bytes(whole)
+    # Rows are spread evenly over the piles by their random keys: the piles read are about those not written.
+    total = sum(shard.rows for shard in whole.shards)
+    assert done >= 1000 and 0 < len(texts_read) <= read_by_whole * (1 - done / total) + 8
 
 
 def _staged(shuffle: dict) -> int:

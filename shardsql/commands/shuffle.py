@@ -34,6 +34,7 @@ stop midway: a rerun in its phase 1 runs it again from the start.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import queue
 import shutil
@@ -252,7 +253,7 @@ class _Select:
                      if sel.rows < p["wanted"] and not p["exhausted"]]  # fmt: skip
             if not short:
                 cuts = [x.cut for x in selections]
-                counts = {v: _count(self.piles, seed, self.plan, cuts, n, v) for v, n in groups.items()}
+                counts = {v: _count(self.piles, seed, self.plan, cuts, n, v, selections) for v, n in groups.items()}
                 for count in counts.values():
                     dry = count.dry
                     if dry is None or parts[dry]["exhausted"] and selections[dry].rows < parts[dry]["wanted"]:
@@ -325,7 +326,10 @@ class _Merged:
     def batches(self) -> Iterator[Batch]:
         merge = self.merge
         seen = [0] * len(self.members)  # each part's rows met in the leaves so far
-        leaves = iter(self.piles.leaves(keys_only=not self.with_texts))
+        first_pile = 0
+        if self.with_texts and any(merge.taken):  # a resume: no text of a pile written already is read
+            first_pile, seen = self._resume_at()
+        leaves = iter(self.piles.leaves(first_pile, keys_only=not self.with_texts))
         with ThreadPoolExecutor(1, thread_name_prefix="shardsql-sort") as pool:
             leaf = next(leaves, None)
             pending = pool.submit(self._load, leaf) if leaf is not None and sum(merge.taken) < self.rows else None
@@ -357,9 +361,32 @@ class _Merged:
     def position(self, pending: int) -> dict:
         return self.merge.position(pending)
 
+    def _resume_at(self) -> tuple[int, list[int]]:
+        """The first pile holding a row not yet written, and each part's rows in the piles
+        before it: counted from the keys alone (32 bytes a row), pile by pile."""
+        seen = [0] * len(self.members)
+        leaves = self.piles.leaves(keys_only=True)
+        for pile, group in itertools.groupby(leaves, key=lambda leaf: leaf.path[0]):
+            counts = [0] * len(self.members)
+            for leaf in group:
+                part = staging.ordered(staging.leaf_keys(leaf), self.seed, self.cuts).part
+                for j, p in enumerate(self.members):
+                    counts[j] += pc.sum(pc.equal(part, p)).as_py() or 0
+            if any(seen[j] + counts[j] > self.merge.taken[j] for j in range(len(counts))):
+                leaves.close()
+                return pile, seen
+            seen = [a + b for a, b in zip(seen, counts, strict=True)]
+        return 1 << staging.PILE_BITS, seen
 
-def _count(piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int, validation: bool) -> _Count:
+
+def _count(piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int, validation: bool,
+           selections: list[staging.Selection]) -> _Count:  # fmt: skip
     """The interleave on the keys alone: how many rows and characters each part gives, and whether one runs dry."""
+    if len(plan.parts) == 1:
+        # Nothing to interleave: the rows are the selection's, up to `rows`, and their characters
+        # are counted as they are written (convert_shuffled), saving a pass over the keys.
+        given = min(selections[0].rows, rows)
+        return _Count(given, [given], [0], None if given == rows else 0)
     merged = _Merged(piles, seed, plan, cuts, rows, None, with_texts=False, validation=validation)
     for _ in merged.batches():
         pass
@@ -481,6 +508,8 @@ def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, chec
         batches.close()
     if live is not None and len(checkpoint.shards) == num_shards:  # --val-from live: its file, byte for byte
         on_shard(keep_shard(live, folder, shard_name(num_shards)), s["write"])
+    if len(plan.parts) == 1:  # its characters, not counted before (_count)
+        s["chars"] = list(output.merged.merge.chars)
     staging.clear(folder / PILES_DIR)  # the staging folder becomes the data folder: no piles in it
     return [
         PartOutcome(part.name, part.validation, p["read"], p["staged"], duplicates, written, chars)

@@ -59,16 +59,17 @@ FLUSH_BYTES = 32 << 20
 # headers, and zstd needs more than a few KB to compress well. Units of real sizes (8 MB of the
 # needed columns, compressed) stage far more than this a pile, and are appended as they come.
 REPACK_BYTES = 16 << 10
-# Texts are compressed (zstd level 1) only where it is needed to keep the staging within about
-# 2x the shards on disk: a unit's texts are probed (lz4 over their first PROBE_BYTES) and staged
-# as they are when it shrinks them less than RAW_BELOW. The shards (snappy) shrink such texts
-# about as much as lz4 does (prose: 1.85x both), so raw staging is under 2x the output; texts
-# that compress better (code, boilerplate, the tests' repetitive samples: 3.8x) are compressed.
-# Compression was the shuffle's largest cost: on the benchmark's machine zstd-1 compresses
-# about 125 MB/s a core in a unit's small per-pile pieces and decompresses 700 MB/s, so the main
-# job (1.6 GB of texts) spent 13 CPU-seconds staging and 5.7 reading back: 40% of its CPU.
+# Texts are compressed (zstd level 1) only where it is needed to keep the staging within the
+# disk budget, about 2.5x the shards: a unit's texts are probed (lz4 over their first
+# PROBE_BYTES) and staged as they are when it shrinks them less than RAW_BELOW. The shards
+# (snappy) shrink such texts about as much as lz4 does (the benchmark's prose: 1.84x both;
+# real FineWeb-Edu: 2.03x with snappy), so raw staging stays under about 2.2x the output;
+# texts that compress better (code, boilerplate, the tests' repetitive samples: 3.8x) are
+# compressed. Compression was the shuffle's largest cost: on the benchmark's machine zstd-1
+# compresses about 125 MB/s a core in a unit's small per-pile pieces and decompresses
+# 700 MB/s, so the main job (1.6 GB of texts) spent 13 CPU-seconds staging and 5.7 reading back.
 COMPRESSION = pa.Codec("zstd", 1)
-RAW_BELOW = 2.0
+RAW_BELOW = 2.2
 PROBE_BYTES = 256 << 10
 _PROBE = pa.Codec("lz4_raw")
 # n: the text's characters (a mixture's shares by characters are counted from the keys alone).
@@ -178,9 +179,10 @@ class StagedUnit:
         return self.rows
 
 
-def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int) -> StagedUnit:
+def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress: bool = False) -> StagedUnit:
     """One unit's kept texts (in draw order) fingerprinted, keyed by `seed` and split by pile,
-    each pile's texts compressed: the work of staging, done wherever the unit ran. A text
+    each pile's texts compressed where it pays (`_text_options`) or, with `compress`, always:
+    the work of staging, done wherever the unit ran. A text
     repeated within the unit is staged once, at its first occurrence (the selection keeps
     first occurrences, so it is the same)."""
     column = texts.column(0) if isinstance(texts, pa.Table) else texts
@@ -201,7 +203,8 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int) -> Stage
     pile = pc.shift_right(shuffle_keys(keys["fp_lo"], seed), _u64(64 - PILE_BITS))
     order = pc.sort_indices(pile)
     keys, text, pile = keys.take(order), text.take(order), pile.take(order)
-    options = _text_options(text)  # one choice for the unit: its piles' pieces are too small to probe
+    # One choice for the unit: its piles' pieces are too small to probe.
+    options = _COMPRESSED if compress else _text_options(text)
     piles, start = [], 0
     for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
         count = entry["counts"]

@@ -35,12 +35,13 @@ def keep(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -
 
 
 def work(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes],
-         stage: int | None = None) -> pa.Table | StagedUnit:  # fmt: skip
+         stage: int | None = None, compress: bool = False) -> pa.Table | StagedUnit:  # fmt: skip
     """A unit's result as its executor hands it on: its kept rows, or with `stage` (a shuffled
     conversion's seed) those rows staged (output/staging.stage_unit: fingerprinted, split by
-    pile and compressed) here, where the unit ran, so that no uncompressed row need travel."""
+    pile, compressed where it pays or, with `compress`, always) here, where the unit ran. A Ray
+    task compresses always: its texts travel to the driver, and no uncompressed row should."""
     kept = keep(evaluator, scan, unit, data)
-    return kept if stage is None else stage_unit(kept, stage)
+    return kept if stage is None else stage_unit(kept, stage, compress)
 
 
 def _raise_first_invalid(evaluator: Evaluator, scan: Scan, file: SourceFile, groups: tuple[int, ...],

@@ -79,7 +79,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
         _evict(_worker_evaluators, lambda old: old.close())
         evaluator = _worker_evaluators[definition.sha256] = Evaluator(definition)
     with report_waits(lambda text: say(messages, text)):
-        kept = work(evaluator, Scan(source, columns, schema), unit, fetch_unit(source, unit), stage)
+        kept = work(evaluator, Scan(source, columns, schema), unit, fetch_unit(source, unit), stage, compress=True)
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
 
