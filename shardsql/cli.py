@@ -36,10 +36,9 @@ from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-# The dry run's staging estimate: staged texts take about this many times the source's compressed
-# bytes of the columns read, plus the keys' 32 bytes a row. Measured when staging used lz4; the
-# zstd-1 it uses now (output/staging.py) stages smaller, so the estimate errs on the safe side.
-STAGING_ROW_BYTES = 32  # a staged row's keys (output/staging.py)
+# The dry run's staging estimate: the texts' own size (they are staged as they are unless they
+# compress well: output/staging.py), plus the keys' 32 bytes a row.
+STAGING_ROW_BYTES = 32
 EXPLAIN_SAMPLE_ROWS = 10_000  # rows of the source `explain` measures on, by default
 # What Ctrl-C means depends on the command: a conversion resumes, a query's output is cut short.
 INTERRUPTED = {
@@ -373,7 +372,6 @@ def _print_preview(p, options) -> None:
         if advice:
             click.echo(f"warning: {advice}")
         if options.shuffle and not p.shape.ordered:
-            # Texts are staged as they are unless they compress well (output/staging.py): their own size bounds it.
             staged = p.rows_wanted * (text_bytes + STAGING_ROW_BYTES)
             click.echo(
                 f"Staging: at most about {format_size(staged)} on disk in the cache folder while it runs (the "

@@ -297,6 +297,25 @@ def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tmp_path, s
     assert sum("split" in path.parts for path, _ in loaded) > len(loaded) / 2  # most leaves were split ones
 
 
+def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tmp_path, monkeypatch):
+    """The passes that count read the keys alone and split a pile whose keys pass the sort
+    budget (the texts stay where they are; a split leaf's files are removed once it is read):
+    the selection is the same as from the whole piles."""
+    monkeypatch.setattr(staging, "PILE_BITS", 2)  # 4 piles, each split 16 ways: few leaves, a quick test
+    texts = [f"text {i % 1500}" for i in range(6000)]  # 1,500 distinct, each drawn four times
+    piles, drawn = staging.Piles(tmp_path / "piles", seed=2), 0
+    for start in range(0, len(texts), 500):
+        staged = staging.stage_unit(pa.array(texts[start : start + 500]), 2)
+        piles.add_staged(staged, drawn)
+        drawn += staged.rows
+    piles.flush()
+    whole = staging.select(piles, [1000], [drawn])
+    monkeypatch.setattr(staging, "LEAF_BYTES", 16 << 10)  # a pile's keys: about 48 KB
+    assert len(list(piles.leaves(keys_only=True))) > 8 * (1 << staging.PILE_BITS)  # split, by the keys
+    assert staging.select(piles, [1000], [drawn]) == whole
+    assert whole == [staging.Selection(rows=1000, cut=999, staged=6000)]
+
+
 def _noise(rng: random.Random, chars: int) -> str:
     """Random words: text that no codec shrinks much, as none shrinks unique prose much more than 2x."""
     return " ".join("".join(rng.choices(string.ascii_letters, k=rng.randint(2, 9))) for _ in range(chars // 6))

@@ -387,19 +387,21 @@ def _split_g(g: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.shift_right(g, PART_SHIFT), pc.bit_wise_and(g, (1 << PART_SHIFT) - 1)
 
 
-def _firsts_by_part(leaf: Leaf, parts: int) -> list[pa.Array]:
-    """Each part's first occurrences in a leaf: their ordinals within the part's draw."""
-    part, local = _split_g(_first_occurrences(_read(leaf.keys, KEYS_SCHEMA)))
+def _firsts_by_part(keys: pa.Table, parts: int) -> list[pa.Array]:
+    """Each part's first occurrences in a leaf's keys: their ordinals within the part's draw."""
+    part, local = _split_g(_first_occurrences(keys))
     return [local.filter(pc.equal(part, p)) for p in range(parts)]
 
 
 def _firsts_by_leaf(piles: Piles, parts: int) -> Iterator[list[pa.Array]]:
     """`_firsts_by_part` of every leaf in key order, two leaves at a time on threads (Arrow's
-    group-by runs without the GIL): at most FIRSTS_AHEAD leaves' results wait to be read."""
+    group-by runs without the GIL): at most FIRSTS_AHEAD leaves' results wait to be read.
+    A leaf's keys are read here, before the next leaf is asked for: that removes a split
+    leaf's files (`Piles._split`)."""
     with ThreadPoolExecutor(2, thread_name_prefix="shardsql-count") as pool:
         pending: deque[Future] = deque()
         for leaf in piles.leaves(keys_only=True):
-            pending.append(pool.submit(_firsts_by_part, leaf, parts))
+            pending.append(pool.submit(_firsts_by_part, leaf_keys(leaf), parts))
             if len(pending) > FIRSTS_AHEAD:
                 yield pending.popleft().result()
         while pending:
