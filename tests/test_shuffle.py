@@ -321,10 +321,11 @@ def _noise(rng: random.Random, chars: int) -> str:
     return " ".join("".join(rng.choices(string.ascii_letters, k=rng.randint(2, 9))) for _ in range(chars // 6))
 
 
-def test_texts_are_staged_compressed_only_where_it_pays(tmp_path):
+def test_texts_are_staged_compressed_only_where_it_pays(tmp_path, monkeypatch):
     """Texts a fast codec barely shrinks are staged as they are (compressing them was the
     shuffle's largest cost, and the shards shrink them no more); texts that compress well are
-    compressed (the disk budget); a pile holding both kinds reads back as its rows."""
+    compressed (the disk budget); a pile's chunk holding both kinds reads back as its rows."""
+    monkeypatch.setattr(staging, "REPACK_BYTES", 0)  # each unit's batches appended as staged, not joined
     rng = random.Random(5)
     noise = [_noise(rng, 300 + i) for i in range(300)]
     repeats = [f"row {i} " + "the same words again and again " * 20 for i in range(300)]
@@ -342,6 +343,7 @@ def test_texts_are_staged_compressed_only_where_it_pays(tmp_path):
     rows = {}
     for leaf in piles.leaves():
         keys, column = staging.leaf_keys(leaf), staging._read(leaf.text, staging.TEXT_SCHEMA).column(0)
+        assert len(list(staging._chunks(leaf.text))) == 1  # one chunk: the two units' batches, as staged
         rows.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert rows == dict(enumerate(noise + repeats))
 
