@@ -214,7 +214,7 @@ class _Select:
         self.state["sizes"] = self.piles.flush()
         self.save(self.state)
 
-    def _stage(self, index: int, table: pa.Table | pa.RecordBatch, seed: int) -> None:
+    def _stage(self, index: int, table: pa.Table, seed: int) -> None:
         """Rows staged here (a query's, or --val-from live's), as a unit's are where it runs."""
         s = self.state["parts"][index]
         for start in range(0, table.num_rows, STAGE_ROWS):

@@ -223,7 +223,7 @@ class Merge:
                 part_texts, part_chars = queue.take(count)
                 texts.append(part_texts)
                 chars.append(part_chars)
-                self._account(j, count, part_chars)
+                self._account((self.taken, self.sizes, self.chars), j, count, part_chars)
             table = None
             if any(texts):
                 # The parts' rows joined part after part, then put in the picks' order: the
@@ -236,11 +236,14 @@ class Merge:
             self._last = Batch(picks, chars, table)
             yield self._last
 
-    def _account(self, part: int, count: int, chars: pa.Array) -> None:
+    def _account(self, totals: tuple[list[int], list[int], list[int]], part: int, count: int,
+                 chars: pa.Array) -> None:  # fmt: skip
+        """Add `count` rows of `part` and their characters `chars` to (taken, sizes, chars)."""
+        taken, sizes, characters = totals
         total = pc.sum(chars).as_py() or 0
-        self.taken[part] += count
-        self.chars[part] += total
-        self.sizes[part] += total if self.by_chars else count
+        taken[part] += count
+        characters[part] += total
+        sizes[part] += total if self.by_chars else count
 
     def position(self, pending: int) -> dict:
         """Each part's rows, sizes and characters taken once the last batch is written but its
@@ -251,8 +254,5 @@ class Merge:
         used = self._last.picks.slice(0, len(self._last.picks) - pending)
         for j in range(len(taken)):
             count = pc.sum(pc.equal(used, j)).as_py() or 0
-            total = pc.sum(self._last.chars[j].slice(0, count)).as_py() or 0
-            taken[j] += count
-            chars[j] += total
-            sizes[j] += total if self.by_chars else count
+            self._account((taken, sizes, chars), j, count, self._last.chars[j].slice(0, count))
         return {"taken": taken, "sizes": sizes, "chars": chars}
