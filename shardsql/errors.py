@@ -103,6 +103,17 @@ class RangeIgnoredError(SourceError):
     """The server answered a range request with more than the range: it ignores Range."""
 
 
+class StorageAnswerError(Exception):
+    """An answer that is not the range asked for, from the Hub's storage or a mirror: a 403
+    from storage, a 416 or a `Content-Range` that disagrees with the file's listed size, an
+    error status from storage. Not a ShardsqlError: hub/retries.py retries it when
+    `transient` and words the error when it persists; its message names the host."""
+
+    def __init__(self, message: str, response: object, transient: bool):
+        super().__init__(message)
+        self.response, self.transient = response, transient
+
+
 class ShortReadError(OSError):
     """A range read returned fewer bytes than asked for: transient, retried (not a ShardsqlError)."""
 

@@ -31,7 +31,7 @@ def _isolated_env(monkeypatch, tmp_path):
     # Same retry logic, shorter waits: the suite must stay fast.
     monkeypatch.setattr(retries, "RETRY_BASE_S", 0.01)
     monkeypatch.setattr(retries, "RATE_LIMIT_MARGIN_S", 0.05)
-    monkeypatch.setattr(retries, "_reported_until", 0.0)  # each test hears its own waits
+    monkeypatch.setattr(retries, "_reported_until", {})  # each test hears its own waits
     monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 2.0)
 
 

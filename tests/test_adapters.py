@@ -36,12 +36,12 @@ def test_huggingface_hub_logs_its_rate_limit_sleeps_in_the_words_relayed():
 
 
 def test_the_relay_turns_huggingface_hubs_sleep_into_our_message(monkeypatch):
-    said: list[float] = []
-    monkeypatch.setattr(client, "report_wait", said.append)
+    said: list[tuple] = []
+    monkeypatch.setattr(client, "report_wait", lambda *args: said.append(args))
     record = logging.LogRecord(client.HF_HTTP_LOGGER, logging.WARNING, "", 0,
                                "Rate limited. Waiting 13.0s before retry [Retry 1/5].", None, None)  # fmt: skip
     assert client._relay_rate_limit_log(record) is False, "huggingface_hub's own line is not shown"
-    assert said == [12.0], "the wait the server asked for (huggingface_hub adds a second)"
+    assert said == [(12.0, "api", False)], "the wait the server asked for (huggingface_hub adds a second), no token"
 
 
 def test_huggingface_hub_reads_telemetry_from_the_constant_the_demo_sets():

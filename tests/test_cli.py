@@ -228,7 +228,7 @@ def test_a_cli_conversion_under_a_rate_limit_says_it_waits(hub, hub_dataset, tmp
     hub.limit_rate(resolvers=5, window_s=1)
     result = run("convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "800", "--cache-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit)\n" in result.output
+    assert "rate-limited by the Hub (resolvers): waiting 1 s (an HF_TOKEN raises the limit)\n" in result.output
     assert "2 training + 1 validation" in result.output
 
 

@@ -23,7 +23,7 @@ from shardsql.source import footers
 from shardsql.standin.samples import write_sample
 
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
-WAIT_MESSAGE = "rate-limited by the Hub: waiting 1 s (an HF_TOKEN raises the limit)"
+WAIT_MESSAGE = "rate-limited by the Hub (resolvers): waiting 1 s (an HF_TOKEN raises the limit)"
 CODE_REPO = "codeparrot/github-code-clean"
 PARTIAL = "Python-all/partial-train/*.parquet"
 
@@ -94,7 +94,7 @@ def test_listing_under_an_api_budget_waits_and_lists(hub, hub_dataset, monkeypat
         source = sources.open_source(HUB_URL)
     assert [f.url.rsplit("/", 1)[1] for f in source.files] == [f"00{i}_00000.parquet" for i in range(3)]
     assert hub.budgets["api"].refused >= 1
-    assert messages and all(re.fullmatch(r"rate-limited by the Hub: waiting [12] s", m) for m in messages)
+    assert messages and all(re.fullmatch(r"rate-limited by the Hub \(api\): waiting [12] s", m) for m in messages)
 
 
 def test_rate_limit_waits_do_not_use_the_attempt_budget(hub, hub_dataset, monkeypatch):

@@ -1,4 +1,5 @@
 import io
+import re
 
 from rich.console import Console
 
@@ -17,7 +18,8 @@ def test_plain_progress_prints_a_line_per_shard_and_messages():
     progress.message("The source ran out.")
     progress.stop()
     text = out.getvalue()
-    assert "1,500 rows read, 1,200 kept, 0/3 shards, 4.0 KB fetched" in text
+    # The job's bytes, from what each kept row cost so far (4096 / 1200 x 3000), and the read rate.
+    assert re.search(r"1,500 rows read, 1,200 kept, 0/3 shards, 4\.0 KB of ~10\.0 KB fetched, [\d.]+ [KM]?B/s", text)
     assert "wrote shard_00000.parquet: 1,000 rows, 2.0 KB" in text and "1/3 shards" in text
     assert text.rstrip().endswith("The source ran out.")
 
@@ -27,6 +29,8 @@ def test_resumed_run_counts_only_its_own_rate():
     progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2)
     assert progress.status().startswith("0 rows read, 2,000 kept, 2/3 shards")
     assert " 0 rows/s" in progress.status()
+    progress.update(read=500, kept=2500, fetched=1 << 20)  # this run's 500 rows cost 1 MB: 1,000 cost 2 MB
+    assert "1.0 MB of ~2.0 MB fetched" in progress.status()
 
 
 def test_rich_progress_draws_a_bar_with_the_counters():

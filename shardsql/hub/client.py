@@ -8,7 +8,9 @@ a clear message if a release moves it:
   huggingface_hub's own client, so that every Hub call has a timeout;
 * the words of `http_backoff`'s log records (in `_relay_rate_limit_log`): its 429 sleeps
   become our wait message;
-* `constants.HF_HUB_DISABLE_TELEMETRY` (in `disable_telemetry`), for the offline demo.
+* `constants.HF_HUB_DISABLE_TELEMETRY` (in `disable_telemetry`), for the offline demo;
+* httpcore2 reading a request's read timeout when the body starts to stream (in
+  `stream_body_within`): storage may take long to send its first byte, a stalled body must not.
 
 Why timeouts need a hook: huggingface_hub's shared client has none, and some calls (tree
 pages) pass `timeout=None` explicitly, so the hook fills in ours wherever a request has none.
@@ -32,6 +34,10 @@ DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 # timeout, which is retried like a dropped connection.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 30.0
+# The first byte of a range from the Hub's storage: a cold file is reconstructed by Xet
+# before it is sent (its own client waits 120 s). The body then streams within READ_TIMEOUT_S
+# between pieces, so a connection that stalls mid-body is still caught in half a minute.
+FIRST_BYTE_TIMEOUT_S = 120.0
 # huggingface_hub's http_backoff logs these on a 429 (utils/_http.py, 2.x): the first, then
 # the second before it sleeps. We say the wait ourselves, once, in our words.
 HF_HTTP_LOGGER = "huggingface_hub.utils._http"
@@ -93,6 +99,24 @@ def install_client_defaults() -> None:
         _installed = True
 
 
+def timeouts(first_byte: float | None = None) -> httpx2.Timeout:
+    """Our timeouts for one request; `first_byte`: how long its answer may take to start."""
+    return httpx2.Timeout(CONNECT_TIMEOUT_S, read=first_byte or READ_TIMEOUT_S, write=READ_TIMEOUT_S,
+                          pool=READ_TIMEOUT_S)  # fmt: skip
+
+
+def stream_body_within(response: httpx2.Response, seconds: float) -> None:
+    """From now on, each read of `response`'s body may wait at most `seconds` (its first byte had longer).
+
+    Private: httpcore2 reads the request's `timeout` extension when the body starts to stream,
+    not when the request is sent, so changing it between the headers and the body applies to
+    the body. httpx2 has no public per-phase timeout. tests/test_adapters.py notices a change.
+    """
+    timeout = response.request.extensions.get("timeout")
+    if isinstance(timeout, dict):
+        timeout["read"] = seconds
+
+
 def _fill_timeouts(request) -> None:
     """A request hook: where a request has no timeout (None), use ours."""
     timeouts = dict(request.extensions.get("timeout") or {})
@@ -117,7 +141,7 @@ def _relay_rate_limit_log(record: logging.LogRecord) -> bool:
     wait = float(match["s"]) - HF_SLEEP_MARGIN_S
     if wait > RATE_LIMIT_WINDOW_S:
         raise too_long("a listing", wait)
-    report_wait(wait)
+    report_wait(wait, "api", token() is not None)  # its sleeps are listings': HfApi sends a saved token too
     return False
 
 

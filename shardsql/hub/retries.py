@@ -14,7 +14,16 @@ Two budgets, because the two failures mean different things:
   server asking for patience, not failing: we wait as long as it asks (up to its window,
   `RATE_LIMIT_WINDOW_S`), say so through the wait reporter, and try again without using an
   attempt, so a conversion under a request budget finishes. A wait longer than the window
-  ends the run with a one-line error (resumable).
+  ends the run with a one-line error (resumable). The Hub counts its quotas per bucket
+  (`resolvers` for file resolves, `api` for listings): the message names the bucket, waits
+  in one bucket are said once however many threads wait, and the hint that a token raises
+  the limit is given only when the refused request carried none.
+
+The Hub's storage answers that are not the range asked for (reader.py's
+`StorageAnswerError`) say themselves whether they are transient: a 403 from storage, a
+stale edge's 416 and a wrong `Content-Range` are retried, with the file resolved again.
+`on_fault`, given to `with_retries`, hears every transient fault and rate limit: the fetch
+streams (source/fetch.py) take fewer requests at once then.
 
 The wait reporter is the only interface: `report_waits(callable)` sets, for the duration of
 a `with` block, the callable that receives one line of text per wait (e.g.
@@ -32,7 +41,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import RateLimitTooLong, RetriesExhausted, ShortReadError, SourceError, describe
+from ..errors import RateLimitTooLong, RetriesExhausted, ShortReadError, SourceError, StorageAnswerError, describe
 
 RETRY_ATTEMPTS = 6
 RETRY_BASE_S = 0.5
@@ -50,7 +59,7 @@ NETWORK_HINT = "Check HF_ENDPOINT and your network connection. "
 
 WaitReporter = Callable[[str], None]
 _reporter: WaitReporter | None = None
-_reported_until = 0.0  # monotonic time until which a reported wait already covers the others
+_reported_until: dict[str | None, float] = {}  # by bucket: monotonic time until which a reported wait covers the others
 _report_lock = threading.Lock()
 
 
@@ -65,18 +74,20 @@ def report_waits(reporter: WaitReporter | None) -> Iterator[None]:
         _reporter = previous
 
 
-def report_wait(seconds: float) -> None:
-    """Say once that we wait `seconds` for the Hub's rate limit (parallel readers wait together)."""
-    global _reported_until
+def report_wait(seconds: float, bucket: str | None = None, token_sent: bool | None = None) -> None:
+    """Say once that we wait `seconds` for the Hub's rate limit on `bucket` (parallel readers
+    wait together). `token_sent`: whether the refused request carried a token (None: unknown,
+    then HF_TOKEN says); the hint that a token raises the limit is only for those without."""
     if seconds < 1:
         return  # a blink, not worth a line
     until = time.monotonic() + seconds
     with _report_lock:
-        if until <= _reported_until + 1:
+        if until <= _reported_until.get(bucket, 0.0) + 1:
             return  # another thread already said so, for as long
-        _reported_until = until
-    hint = "" if os.environ.get("HF_TOKEN") else " (an HF_TOKEN raises the limit)"
-    text = f"rate-limited by the Hub: waiting {seconds:.0f} s{hint}"
+        _reported_until[bucket] = until
+    token_sent = bool(os.environ.get("HF_TOKEN")) if token_sent is None else token_sent
+    hint = "" if token_sent else " (an HF_TOKEN raises the limit)"
+    text = f"rate-limited by the Hub{f' ({bucket})' if bucket else ''}: waiting {seconds:.0f} s{hint}"
     if _reporter is not None:
         _reporter(text)
     else:
@@ -103,6 +114,23 @@ def rate_limit_wait(exc: BaseException) -> float | None:
     if info is not None and info.remaining == 0:
         return float(info.reset_in_seconds)
     return _retry_after(exc)
+
+
+def rate_limit_bucket(exc: BaseException) -> str | None:
+    """The Hub's name for the quota a 429 ran out of (`resolvers`, `api`), if it says."""
+    from huggingface_hub.utils import parse_ratelimit_headers
+
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    info = parse_ratelimit_headers(headers) if headers is not None else None
+    return info.resource_type if info is not None else None
+
+
+def token_sent(exc: BaseException) -> bool | None:
+    """Whether the request that failed carried a token (None: it cannot be told)."""
+    try:
+        return "authorization" in exc.response.request.headers  # type: ignore[attr-defined]
+    except Exception:  # no response, or one with no request (not an HTTP answer)
+        return None
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -133,7 +161,10 @@ def transport_failure(exc: BaseException) -> bool:
 
 
 def transient(exc: BaseException) -> bool:
-    """Whether another attempt may succeed: a transport failure, a 5xx, a 408 or a 429."""
+    """Whether another attempt may succeed: a transport failure, a 5xx, a 408 or a 429, or an
+    answer from storage that says it is (a 403, a stale 416, a wrong Content-Range)."""
+    if isinstance(exc, StorageAnswerError):
+        return exc.transient
     status = _status(exc)
     return transport_failure(exc) or (status is not None and (status >= 500 or status in (408, 429)))
 
@@ -141,6 +172,8 @@ def transient(exc: BaseException) -> bool:
 def permanent(exc: BaseException) -> bool:
     """Failures of the source, not of shardsql, that another attempt cannot fix: missing
     things, refused access, offline mode, a 4xx other than 408 and 429."""
+    if isinstance(exc, StorageAnswerError):
+        return not exc.transient
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
         return True
     errors = sys.modules.get("huggingface_hub.errors")
@@ -165,13 +198,17 @@ def unreachable(exc: BaseException) -> bool:
 
 
 def with_retries(
-    action: Callable[[], Any], what: str, explain: Callable[[BaseException], SourceError | None] | None = None
+    action: Callable[[], Any],
+    what: str,
+    explain: Callable[[BaseException], SourceError | None] | None = None,
+    *,
+    on_fault: Callable[[BaseException], None] | None = None,
 ) -> Any:
     """Run `action`, waiting out rate limits and retrying transient faults; a SourceError when they
     persist or when the failure is permanent. Any other exception (a bug) is raised at once, unchanged.
 
     `explain(exc)` may turn a failure into a clearer SourceError (gated repo, invalid token),
-    which is raised at once.
+    which is raised at once. `on_fault(exc)` hears each rate limit and transient fault.
     """
     started, attempt, waits = time.monotonic(), 1, 0
     while True:
@@ -186,7 +223,9 @@ def with_retries(
                 if wait > RATE_LIMIT_WINDOW_S:
                     raise too_long(what, wait) from exc
                 waits += 1
-                report_wait(wait)
+                if on_fault is not None:
+                    on_fault(exc)
+                report_wait(wait, rate_limit_bucket(exc), token_sent(exc))
                 time.sleep(wait + RATE_LIMIT_MARGIN_S)
                 continue
             if isinstance(exc, SourceError):
@@ -195,6 +234,8 @@ def with_retries(
                 raise SourceError(f"cannot read {what}: {describe(exc)}") from exc
             if not transient(exc):
                 raise  # a bug: not retried, and not disguised as a network fault
+            if on_fault is not None:
+                on_fault(exc)
             if attempt == RETRY_ATTEMPTS:
                 elapsed = time.monotonic() - started
                 hint = NETWORK_HINT if unreachable(exc) else ""

@@ -2,9 +2,9 @@
 
 * `LocalExecutor.row_by_row`: each unit is decoded and filtered on a worker thread
   (pyarrow's decoder and DuckDB release the GIL, so threads use the cores), with its own
-  DuckDB connection; results come back in unit order. Its bytes are fetched on I/O threads
-  from the moment it is admitted (scheduling.fetching), while the workers decode the units
-  admitted before it, so the network works while the cores do.
+  DuckDB connection; results come back in unit order. Its bytes are fetched on the source's
+  fetch streams from the moment it is admitted (scheduling.fetching), while the workers
+  decode the units admitted before it, so the network works while the cores do.
 * `whole_source`: the units are fetched and decoded ahead on worker threads and streamed,
   in order, into one DuckDB query over the whole source. It runs here whatever the engine:
   one query is not split across machines.
@@ -78,7 +78,7 @@ class LocalExecutor:
             return unit_work(evaluator, scan, unit, data.result(), stage)
 
         ratio = scheduling.KeepRatio()
-        window = scheduling.Window(self.workers, rows_wanted, ratio)
+        window = scheduling.Window(self.workers, scan.source.fetcher.streams, rows_wanted, ratio)
         todo = (
             units(scan.source, scan.columns, scan.start, most_rows=window.admission.most_rows)
             if drawn is None
@@ -109,7 +109,8 @@ class LocalExecutor:
         def batches() -> Iterator[pa.RecordBatch]:
             fetched = scheduling.fetching(scan.source, units(scan.source, scan.columns, scan.start))
             decode = lambda item: read_unit(scan, item[0], item[1].result())  # noqa: E731
-            window = scheduling.Window(self.workers, lambda: math.inf)  # the query decides how much it reads
+            # The query decides how much it reads.
+            window = scheduling.Window(self.workers, scan.source.fetcher.streams, lambda: math.inf)
             for (unit, _), table in scheduling.ordered(fetched, decode, self.workers, window):
                 self.record.rows_read += unit.rows
                 self.record.tasks += 1

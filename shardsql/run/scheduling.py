@@ -2,14 +2,18 @@
 
 `in_order` is the one scheduler: work started ahead, results handed on in the items'
 order, a window saying how much may be in flight. Both engines use it: threads here
-(`ordered`), Ray tasks in ray/driver.py. `fetching` starts a unit's fetch on I/O threads
-the moment the unit is admitted, so the network works while the cores decode and filter
-the units admitted before it.
+(`ordered`), Ray tasks in ray/driver.py. `fetching` starts a unit's fetch on the source's
+fetch streams (source/fetch.py) the moment the unit is admitted, so the network works while
+the cores decode and filter the units admitted before it.
 
-The limits on what is in flight (`Admission`, `window`) are here too: a unit starts only
-while fewer than a worker's worth of units and bytes (and AHEAD_UNITS more) are in flight,
-and while the kept rows the units in flight are expected to give, at the keep ratio seen
-so far (`KeepRatio`), are fewer than the rows still wanted. The unit then started holds
+The limits on what is in flight (`Admission`, `Window`) are here too. Two sides hold the
+job back in turn, and each has its limit: the cores, by the units fetched and waiting for
+or in a worker (a worker's worth of units and bytes, and AHEAD_UNITS more); the link, by
+the bytes still being fetched, which stay under what the streams can take (FETCH_AHEAD
+times the streams' pieces), so that every stream has a piece when the link is the slower
+side, whatever the number of cores, and nothing piles up when the cores are. A unit also
+starts only while the kept rows the units in flight are expected to give, at the keep
+ratio seen so far (`KeepRatio`), are fewer than the rows still wanted. The unit then started holds
 at most the source rows that the rest of the rows wanted are expected to need
 (`Admission.most_rows`, read by source/units.py as it closes the unit): near the end of a
 job, the last units are cut to what it still needs. So a small job fetches about what its
@@ -24,7 +28,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..source.decode import fetch_unit
+from ..source.decode import start_fetch
+from ..source.fetch import PIECE_BYTES, Streams
 from ..source.files import Source
 from ..source.units import Unit
 
@@ -37,7 +42,9 @@ R = TypeVar("R")
 # not two: peak RSS of the bench's --no-shuffle main job 472-476 MB against 499-523 MB.
 AHEAD_UNITS = 1
 BYTES_PER_WORKER = 24 << 20
-FETCH_THREADS = 4  # range requests at once: hides the network's latency without hammering the Hub
+# Bytes being fetched, at most, as a multiple of what the streams take at once: a few pieces
+# wait for a stream, so that one is never idle while the consumer is busy.
+FETCH_AHEAD = 1.5
 # A unit cut to the rows still needed holds this many times the source rows they are expected
 # to need at the keep ratio so far: a filter that keeps a little less than so far does not
 # cost another, small, request.
@@ -95,15 +102,11 @@ def ordered(
 
 def fetching(source: Source, units: Iterator[Unit]) -> Iterator[tuple[Unit, Future]]:
     """(unit, the future of its fetched ranges): a unit's fetch starts when the unit is taken
-    from here, that is when the scheduler admits it, never before."""
-    pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="shardsql-fetch")
-    try:
-        for unit in units:
-            yield unit, pool.submit(fetch_unit, source, unit)
-    finally:
-        # Every fetch started belongs to an admitted unit, whose work may still wait for it:
-        # none is cancelled (the window bounds how many there are).
-        pool.shutdown(wait=True)
+    from here, that is when the scheduler admits it, never before. Every fetch started
+    belongs to an admitted unit, whose work may still wait for it: none is cancelled (the
+    window bounds how many there are)."""
+    for unit in units:
+        yield unit, start_fetch(source, unit)
 
 
 class KeepRatio:
@@ -134,10 +137,16 @@ class Admission:
         self.rows_wanted, self.window, self.limit, self.ratio = rows_wanted, window, limit, ratio
         self.room = math.inf  # the kept rows wanted beyond those expected of the units in flight, when last asked
 
-    def __call__(self, units: list[Unit]) -> bool:
+    def __call__(self, units: list[Unit], fetching: list[Unit] | None = None, fetch_limit: float = math.inf) -> bool:
+        """Whether a unit may start after `units`; of them, `fetching` are still being fetched
+        (None: unknown, all count against the window), which stay under `fetch_limit` bytes."""
         expected = sum(u.rows for u in units) * self.ratio()
         self.room = self.rows_wanted() - expected
-        if len(units) >= self.window or sum(u.fetch_bytes for u in units) >= self.limit:
+        fetching = fetching or []
+        ready = [u for u in units if all(u is not f for f in fetching)] if fetching else units
+        if len(ready) >= self.window or sum(u.fetch_bytes for u in ready) >= self.limit:
+            return False
+        if sum(u.fetch_bytes for u in fetching) >= fetch_limit:
             return False
         return self.room > 0
 
@@ -148,10 +157,16 @@ class Admission:
 
 
 class Window:
-    """The Admission of the local executor's threads, over its (unit, fetched data) items."""
+    """The Admission of the local executor's threads, over its (unit, future of its fetched
+    ranges) items: the units fetched count against the workers' window, those being fetched
+    against what the source's `streams` take."""
 
-    def __init__(self, workers: int, rows_wanted: Callable[[], float], ratio: Callable[[], float] = lambda: 1.0):
+    def __init__(self, workers: int, streams: Streams, rows_wanted: Callable[[], float],
+                 ratio: Callable[[], float] = lambda: 1.0):  # fmt: skip
         self.admission = Admission(rows_wanted, workers + AHEAD_UNITS, workers * BYTES_PER_WORKER, ratio)
+        self.streams = streams
 
     def __call__(self, flight: list[tuple[Unit, Future]]) -> bool:
-        return self.admission([unit for unit, _ in flight])
+        fetching = [unit for unit, data in flight if not data.done()]
+        limit = FETCH_AHEAD * self.streams.limit * PIECE_BYTES
+        return self.admission([unit for unit, _ in flight], fetching, limit)

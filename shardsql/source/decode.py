@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -69,13 +70,21 @@ class RangeFile(io.RawIOBase):
         return len(data)
 
 
-def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
-    """The unit's planned byte ranges, fetched: {start: bytes}. A local file's are read by the
-    decoder itself (nothing is fetched ahead; they are counted as read)."""
+def start_fetch(source: Source, unit: Unit) -> Future:
+    """The unit's planned byte ranges, being fetched: a future of {start: bytes}, fetched as
+    pieces on the source's streams (fetch.py). A local file's are read by the decoder itself
+    (nothing is fetched ahead; they are counted as read)."""
     if source.local:
         source.counter.add(unit.fetch_bytes, len(unit.ranges))
-        return {}
-    return {start: source.fetch(unit.file, start, end) for start, end in unit.ranges}
+        done: Future = Future()
+        done.set_result({})
+        return done
+    return source.fetch_ranges(unit.file, unit.ranges)
+
+
+def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
+    """The unit's planned byte ranges, fetched: {start: bytes} (see `start_fetch`)."""
+    return start_fetch(source, unit).result()
 
 
 def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[tuple[tuple[int, ...], pa.Table]]:

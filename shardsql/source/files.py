@@ -4,7 +4,8 @@ A source is a URL with a glob: `hf://datasets/<org>/<repo>[@<rev>]/<path glob>` 
 Face Hub (listed and read through hub/, so `HF_ENDPOINT` mirrors and `HF_TOKEN` work, every
 answer is checked to be the range asked for and rate limits are waited out), a local folder
 or glob, or any other fsspec URL. Every read goes through `Source.fetch`, retried by
-hub/retries.py and counted.
+hub/retries.py and counted; `Source.fetch_ranges` fetches many ranges at once, as pieces on
+the source's fetch streams (fetch.py).
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import ShortReadError, SourceError, describe
 from ..hub.retries import with_retries
 from ..hub.urls import parse_url
+from .fetch import Fetcher
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..hub.reader import HubReader
+    from ..hub.storage import Location
     from .footers import ParquetFooter
 
 
@@ -72,6 +77,7 @@ class Source:
     fs: Any = field(default=None, repr=False)
     counter: ByteCounter = field(default_factory=ByteCounter)
     footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file (footers.py)
+    fetcher: Fetcher = field(default_factory=Fetcher, repr=False)  # its streams: as many as the link rewards
 
     @property
     def local(self) -> bool:
@@ -93,9 +99,26 @@ class Source:
             return data
 
         explain = self.reader.explain if self.reader else None
-        data = with_retries(read, f"{file.url} (bytes {start}-{end})", explain)
+        data = with_retries(read, f"{file.url} (bytes {start}-{end})", explain, on_fault=self.fetcher.streams.fault)
         self.counter.add(len(data))
         return data
+
+    def fetch_ranges(self, file: SourceFile, ranges: tuple[tuple[int, int], ...]) -> Future:
+        """A future of {start: bytes} for each range of `file`, fetched as pieces on the source's
+        streams, each by `fetch` (retried, counted); the first failure fails it."""
+        return self.fetcher.submit(lambda start, end: self.fetch(file, start, end), ranges)
+
+    def location(self, file: SourceFile) -> Location | None:
+        """A Hub file's storage location, resolved now unless one is fresh (retried); None elsewhere."""
+        reader = self.reader
+        if reader is None:
+            return None
+        return with_retries(lambda: reader.location(file), f"{file.url} (resolve)", reader.explain)
+
+    def adopt(self, file: SourceFile, location: Location | None) -> None:
+        """Read `file` from `location`, resolved by another process (the Ray driver), while it is fresh."""
+        if self.reader is not None and location is not None:
+            self.reader.adopt(file, location)
 
     def _read_fs(self, file: SourceFile, start: int, end: int) -> bytes:
         with self.fs.open(file.path, "rb", cache_type="none") as handle:

@@ -5,14 +5,16 @@ unit's kept rows computed independently, the results handed on in unit order, so
 shard writer cuts exactly the same shards. Only where a unit runs changes: here one Ray
 task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for the run.
 
-* A task reopens the source in its worker from a `SourceSpec` (URL, commit, files; the
-  Hub endpoint comes through Ray's runtime_env, the token through the object store: Ray
-  writes a runtime_env, env_vars included, into its logs and the workers' command lines,
-  so the token is never put there). It gets its file's footer from the driver, which read
-  it to split the units (a worker reading every footer again would cost the Hub two
-  requests per file per worker), fetches and decodes its unit, runs the definition with a
-  DuckDB `Evaluator` of its own, and returns the kept rows, their count and the bytes and
-  requests it fetched (the driver adds them up for the progress display). For a shuffled
+* A task reopens the source in its worker from a `SourceSpec` (URL, commit, files; the Hub
+  endpoint comes through Ray's runtime_env, the token through the object store: Ray writes a
+  runtime_env, env_vars included, into its logs and the workers' command lines, so the token
+  is never put there). It gets its file's footer from the driver, which read it to split the
+  units (a worker reading every footer again would cost the Hub two requests per file per
+  worker), and the file's storage location, which the driver resolved (hub/storage.py: once
+  per file per URL lifetime, not once per worker); it fetches its unit's ranges from storage
+  as pieces on its worker's streams (source/fetch.py), decodes the unit, runs the definition
+  with a DuckDB `Evaluator` of its own, and returns the kept rows, their count and the bytes
+  and requests it fetched (the driver adds them up for the progress display). For a shuffled
   conversion the task also stages its rows (run/unit.py: fingerprints, piles, zstd), and
   returns that StagedUnit instead: the driver gets each unit's keys and compressed texts and
   only appends them to its piles; no uncompressed row reaches it.
@@ -210,7 +212,9 @@ class RayExecutor:
             if unit.file.path not in footers:  # units come file by file (a shuffled draw: any order)
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
-            return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], stage)
+            # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
+            location = scan.source.location(unit.file)
+            return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], location, stage)
 
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731

@@ -31,6 +31,7 @@ import pyarrow as pa
 from ...definition.catalog import Definition
 from ...definition.evaluator import Evaluator
 from ...hub.retries import report_waits
+from ...hub.storage import Location
 from ...output.shards import write_pieces
 from ...source.decode import fetch_unit
 from ...source.files import ByteCounter, SourceSpec, reopen
@@ -52,11 +53,14 @@ _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the r
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             messages: str, unit: Unit, footer: ParquetFooter, stage: int | None = None):  # fmt: skip
+             messages: str, unit: Unit, footer: ParquetFooter, location: Location | None,
+             stage: int | None = None):  # fmt: skip
     """One task (two returns): the unit's kept rows (with `stage`, a shuffled conversion's seed:
     staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
-    `footer` is the unit's file's, as the driver read it: no worker reads a footer again. What
-    the task has to say while it runs (a rate-limit wait) goes to the run's `messages` actor."""
+    `footer` is the unit's file's, as the driver read it: no worker reads a footer again;
+    `location`, where its bytes are, as the driver resolved it: no worker resolves the file
+    while it is fresh. What the task has to say while it runs (a rate-limit wait) goes to the
+    run's `messages` actor."""
     import ray
 
     # Read by reopen() and the messages, as in the driver. A worker serves many conversions:
@@ -72,6 +76,7 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     if unit.file.path not in cached.footers and len(cached.footers) >= WORKER_FOOTERS:
         cached.footers.clear()  # units come in file order: the footers of files behind are done with
     cached.footers[unit.file.path] = footer
+    cached.adopt(unit.file, location)
     # Its own counter (what this task fetched), sharing the worker's cached footers and reader.
     source = dataclasses.replace(cached, counter=ByteCounter())
     evaluator = _worker_evaluators.get(definition.sha256)
