@@ -11,13 +11,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from . import api, files
+from . import api, files, storage
 from .errors import HubError
 
 if TYPE_CHECKING:
     from .handler import Handler
 
 REPO = r"(?P<repo>[^/]+/[^/]+)"
+SHA = "[0-9a-f]{40}"
 STORAGE = files.STORAGE_PREFIX
 # (server, methods, path pattern, answer)
 ROUTES: list[tuple[str, tuple[str, ...], re.Pattern, Callable]] = [
@@ -27,12 +28,7 @@ ROUTES: list[tuple[str, tuple[str, ...], re.Pattern, Callable]] = [
     ("hub", ("POST",), re.compile(rf"^/api/datasets/{REPO}/paths-info/(?P<rest>.+)$"), api.paths_info),
     ("hub", ("GET", "HEAD"), re.compile(rf"^/datasets/{REPO}/resolve/(?P<rest>.+)$"), files.resolve),
     # Where `redirect_files` sends file reads, as the Hub sends them to its storage (LFS or Xet).
-    (
-        "storage",
-        ("GET", "HEAD"),
-        re.compile(rf"^{files.STORAGE_PREFIX}/{REPO}/(?P<rest>[0-9a-f]{{40}}/.+)$"),
-        files.storage,
-    ),  # noqa: E501
+    ("storage", ("GET", "HEAD"), re.compile(rf"^{STORAGE}/{REPO}/(?P<rest>{SHA}/.+)$"), storage.storage),
 ]
 # Paths without "datasets/" mean model repos: a RepoNotFound makes HfFileSystem raise FileNotFoundError.
 OTHER_REPO_ROUTE = re.compile(r"^/(api/(models|spaces)/.*|[^/]+/[^/]+/resolve/.*)$")
