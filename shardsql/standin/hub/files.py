@@ -1,17 +1,18 @@
-"""File content on the Hub: `resolve` (access checks, optional redirect), and the
+"""File content on the Hub: `resolve` and `resolve-cache` (access checks, optional redirects), and the
 answer with the bytes, used by the Hub and the storage host alike: single `Range` requests (206, 416)
 or, to play a bad mirror, none.
 
 With `redirect_files`, `resolve` answers as the Hub does for a file in LFS or Xet storage: a 302 to a
 signed storage URL on another origin, carrying what clients read from it (`X-Linked-Size`,
 `X-Linked-ETag`, `X-Xet-Hash` and the `Link` to Xet's reconstruction and token routes, which the
-stand-in does not serve)."""
+stand-in does not serve). With `resolve_via_cache`, `resolve` first answers a relative 307 to
+`/api/resolve-cache/...` at the commit, which then answers as `resolve` would have."""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .errors import HubError
 
@@ -20,12 +21,26 @@ if TYPE_CHECKING:
     from .store import Snapshot
 
 STORAGE_PREFIX = "/__storage"
+CACHE_PREFIX = "/api/resolve-cache/datasets"
 RANGE_HEADER = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
 def resolve(handler: Handler, repo_id: str, rest: str | None) -> None:
-    """`/datasets/{repo}/resolve/{rev}/{path}`: the file, or a 302 to storage."""
+    """`/datasets/{repo}/resolve/{rev}/{path}`: the file, a 302 to storage, or a 307 to `resolve-cache`."""
     snapshot, path = _check_access(handler, repo_id, rest)
+    hub = handler.hub
+    if hub.resolve_via_cache:  # same origin, relative, as the Hub's cacheable resolver
+        quoted = quote(urlsplit(handler.path).path, safe="")
+        etag = quote(f'"{snapshot.oids[path]}"', safe="")
+        location = f"{CACHE_PREFIX}/{quote(repo_id)}/{snapshot.sha}/{quote(path)}?{quoted}=&etag={etag}"
+        headers = {"ETag": f'"{snapshot.oids[path]}"', "X-Repo-Commit": snapshot.sha}
+        return send_redirect(handler, 307, location, headers)
+    answer_file(handler, repo_id, snapshot, path)
+
+
+def resolve_cache(handler: Handler, repo_id: str, rest: str | None) -> None:
+    """`/api/resolve-cache/datasets/{repo}/{commit sha}/{path}`: answers as `resolve` does, without the 307."""
+    snapshot, path = _check_access(handler, repo_id, rest)  # the route only matches a commit sha there
     answer_file(handler, repo_id, snapshot, path)
 
 
@@ -64,7 +79,7 @@ def answer_file(handler: Handler, repo_id: str, snapshot: Snapshot, path: str) -
 
 def send_redirect(handler: Handler, status: int, location: str, headers: dict[str, str] | None = None) -> None:
     """A redirect as the Hub sends one: `Location`, and a short text body saying where to."""
-    reason = {302: "Found"}[status]
+    reason = {302: "Found", 307: "Temporary Redirect"}[status]
     body = f"{reason}. Redirecting to {location}".encode()
     handler.send(status, body, {"Location": location, "Content-Type": "text/plain; charset=utf-8", **(headers or {})})
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from .errors import HubError
+from .files import CACHE_PREFIX
 from .records import Transfer
 from .routes import dispatch
 
@@ -93,15 +94,15 @@ class Handler(BaseHTTPRequestHandler):
             self.in_hook = False
 
     def kind(self) -> str:
-        """ "storage", "resolve" or "api": what the request is, for stalls."""
+        """ "storage", "resolve" (`/resolve/` and `/api/resolve-cache/`) or "api": what the request is, for stalls."""
         if self.server.role == "storage":
             return "storage"
-        return "resolve" if "/resolve/" in self.path else "api"
+        return "resolve" if "/resolve/" in self.path or self.path.startswith(CACHE_PREFIX) else "api"
 
     def bucket(self) -> str | None:
         """The rate-limit budget the request counts against: "resolvers" (a `/resolve/` segment, as the Hub
-        counts them), "api", or None: storage is another service."""
-        if self.server.role == "storage":
+        counts them), "api", or None: storage is another service, and `resolve-cache` is not a `/resolve/`."""
+        if self.server.role == "storage" or self.path.startswith(CACHE_PREFIX):
             return None
         return "resolvers" if "/resolve/" in self.path else "api"
 

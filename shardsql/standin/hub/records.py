@@ -15,7 +15,7 @@ from dataclasses import dataclass
 @dataclass
 class Transfer:
     server: str  # "hub" or "storage"
-    kind: str  # "api", "resolve" or "storage"
+    kind: str  # "api", "resolve" (also `/api/resolve-cache/`) or "storage"
     method: str
     path: str  # as requested, query string included
     status: int

@@ -55,6 +55,7 @@ class HubStandIn:
         # its Xet path, which needs routes the stand-in does not serve: set False to have it follow the URL.
         self.advertise_xet = True
         self.storage_gzips = False  # storage answers 200 + the whole file gzipped to a GET that accepts gzip
+        self.resolve_via_cache = False  # `resolve` answers a relative 307 to /api/resolve-cache/..., at the commit
         # The stand-in's wall clock (unix seconds): signs URLs and checks their expiry, and gives every answer's Date.
         self.clock: Callable[[], float] = time.time
         self.stall_s = STALL_S
@@ -69,6 +70,7 @@ class HubStandIn:
         self.authorizations: list[tuple[str, str, str | None]] = []
         # Every answer the stand-in sends itself (not a before_response hook's), with its timings: records.py.
         self.transfers: list[Transfer] = []
+        self.renames: dict[str, str] = {}  # old repo id -> new, see rename()
         # Called with the request handler before each request is routed (its body already read into
         # `handler.body`). Return True if the hook has sent the whole response itself (an error, a stall, a
         # truncated body...): it is then not routed, and logged by its send_response() call with 0 body bytes.
@@ -126,6 +128,30 @@ class HubStandIn:
         with self._lock:
             pending = self._storage_faults[kind]
             return pending.popleft() if pending else None
+
+    def rename(self, old_repo: str, new_repo: str) -> None:
+        """Serve `old_repo` as `new_repo`, as after a rename on the Hub: every route of the old name answers a
+        relative 307 to the same route of the new one (commits are unchanged). Adding `old_repo` again ends that."""
+        with self._lock:
+            if old_repo not in self.repos:
+                raise ValueError(f"{old_repo} is not served")
+            if new_repo in self.repos:
+                raise ValueError(f"{new_repo} is already served")
+            self.repos[new_repo] = self.repos.pop(old_repo)
+            self.renames[old_repo] = new_repo
+
+    def renamed_to(self, repo_id: str) -> str | None:
+        """The name `repo_id` was renamed to, if it was and no repo is served under it now."""
+        with self._lock:
+            return None if repo_id in self.repos else self.renames.get(repo_id)
+
+    def current_repo_id(self, repo_id: str) -> str:
+        """`repo_id` after its renames, if any (storage URLs made before a rename stay valid)."""
+        for _ in range(len(self.renames)):
+            if (new := self.renamed_to(repo_id)) is None:
+                break
+            repo_id = new
+        return repo_id
 
     def take_stall(self, kind: str) -> bool:
         with self._lock:

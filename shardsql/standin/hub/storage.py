@@ -36,6 +36,7 @@ def storage(handler: Handler, repo_id: str, rest: str | None) -> None:
     if denial := hub.signer.check(unquote(url.path), url.query, hub.clock(), hub.signed_url_styles):
         return send_xml_error(handler, 403, "AccessDenied", denial.message, denial.fields)
     sha, _, quoted = (rest or "").partition("/")
+    repo_id = hub.current_repo_id(repo_id)
     _, snapshot, _ = handler.lookup(repo_id, sha, exact=True)
     path = unquote(quoted)
     handler.file = f"{repo_id}/{path}"
