@@ -1,6 +1,6 @@
 """One request: read it, apply the faults the stand-in is set to (hook, invalid token, stall,
-rate limit), route it, and send the answer while counting what was sent. The `Date` header
-is the stand-in's clock."""
+rate limit), route it, and send the answer while counting what was sent. The network model, if
+any, delays each answer and paces its body here; the `Date` header is the stand-in's clock."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from .errors import HubError
 from .files import CACHE_PREFIX
+from .network import Connection
 from .records import Transfer
 from .routes import dispatch
 
@@ -36,6 +37,7 @@ class Handler(BaseHTTPRequestHandler):
     extra_headers: dict[str, str]  # added to the answer (RateLimit headers)
     file: str | None = None  # "{repo}/{path}" once a file route has found the file (for `transfers`)
     received = 0.0  # when the request was read (monotonic)
+    link: Connection  # this connection's place in the network model
 
     @property
     def hub(self) -> HubStandIn:
@@ -45,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         # Headers and body are separate writes: with Nagle + delayed ACK each request would cost ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.link = Connection()
         self.hub.track(self.connection, open=True)
 
     def finish(self) -> None:
@@ -62,6 +65,8 @@ class Handler(BaseHTTPRequestHandler):
         self.status = code
         if self.in_hook:  # logged while the status line is still buffered, i.e. before the client sees it
             self.hub.record((self.command, self.path, self.headers.get("Range"), code, 0), 0)
+        if (network := self.hub.network) is not None:
+            network.answer(self.link)  # a round trip (more on a new connection) before the status line
         super().send_response(code, message)
 
     def do_GET(self) -> None:
@@ -158,15 +163,21 @@ class Handler(BaseHTTPRequestHandler):
         hub.record(entry, size if count else 0)
         transfer = Transfer(self.server.role, self.kind(), self.command, self.path, status, self.file, self.received)
         hub.record_transfer(transfer)
-        sent = 0
+        sent, network = 0, hub.network
         try:
             self.send_response(status)
             for name, value in (self.extra_headers | headers | {"Content-Length": str(len(body))}).items():
                 self.send_header(name, value)
             self.end_headers()
             transfer.answered = time.monotonic()
+            if network is not None and size:
+                network.begin_body(self.link)
             for offset in range(0, size, WRITE_CHUNK):
                 chunk = body[offset : offset + WRITE_CHUNK]
+                if network is not None:
+                    network.pace(self.link, len(chunk))
+                    if hub.stopping:  # the pacing wait was cut short: the body ends here, unsent
+                        raise ConnectionAbortedError("the Hub stand-in is stopping")
                 sent += self.wfile.write(chunk) or 0
                 transfer.body_bytes = sent
         except OSError:

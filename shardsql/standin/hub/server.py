@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .handler import Handler
 from .limits import Budget
+from .network import Network, NetworkModel
 from .records import Transfer
 from .signing import STYLES, Signer
 from .storage import STORAGE_FAULTS
@@ -70,6 +71,7 @@ class HubStandIn:
         self.authorizations: list[tuple[str, str, str | None]] = []
         # Every answer the stand-in sends itself (not a before_response hook's), with its timings: records.py.
         self.transfers: list[Transfer] = []
+        self.network: Network | None = None  # the network model in play: see model_network()
         self.renames: dict[str, str] = {}  # old repo id -> new, see rename()
         # Called with the request handler before each request is routed (its body already read into
         # `handler.body`). Return True if the hook has sent the whole response itself (an error, a stall, a
@@ -129,6 +131,22 @@ class HubStandIn:
             pending = self._storage_faults[kind]
             return pending.popleft() if pending else None
 
+    def model_network(self, rtt_s: float | None = None, connection_bytes_per_s: float | None = None,
+                      link_bytes_per_s: float | None = None, connect_rtts: int = 2) -> NetworkModel:  # fmt: skip
+        """Play a network between the client and both servers (None or 0: unlimited; all of them: no model).
+
+        Every answer waits `rtt_s` before its status line (a new connection's first, `connect_rtts` more);
+        each connection's body is paced at `connection_bytes_per_s`; all connections share `link_bytes_per_s`.
+        """
+        model = NetworkModel(rtt_s, connection_bytes_per_s, link_bytes_per_s, connect_rtts)
+        self.play_network(model)
+        return model
+
+    def play_network(self, model: NetworkModel | None) -> None:
+        """Play `model` (e.g. network.SLOW_LINK) from the next answer on, with a fresh link; None: no model."""
+        unlimited = model is None or not (model.rtt_s or model.connection_bytes_per_s or model.link_bytes_per_s)
+        self.network = None if unlimited else Network(model, self._stopping.wait)
+
     def rename(self, old_repo: str, new_repo: str) -> None:
         """Serve `old_repo` as `new_repo`, as after a rename on the Hub: every route of the old name answers a
         relative 307 to the same route of the new one (commits are unchanged). Adding `old_repo` again ends that."""
@@ -159,6 +177,11 @@ class HubStandIn:
                 return False
             self._stalls[kind] -= 1
             return True
+
+    @property
+    def stopping(self) -> bool:
+        """stop() has been called: waits (stalls, the network model) end, and nothing more is answered."""
+        return self._stopping.is_set()
 
     def wait_stalled(self) -> None:
         self._stopping.wait(self.stall_s)  # returns early at stop(): nothing hangs a test's teardown
