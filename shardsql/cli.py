@@ -691,7 +691,14 @@ def restore_command(name: str | None, cache_dir: Path) -> None:
     is_flag=True,
     help="Instead, serve generated data for every built-in dataset until Ctrl-C, to try any command offline.",
 )
-def demo_command(workdir: Path | None, serve: bool) -> None:
+@click.option(
+    "--slow-link",
+    is_flag=True,
+    help="The stand-in plays a slow link (100 ms round trips, 4 MB/s a connection, 25 MB/s in all) and "
+    "redirects file reads to a storage host, as the Hub does: watch the demo's conversion, or yours with --serve, "
+    "on one.",
+)
+def demo_command(workdir: Path | None, serve: bool, slow_link: bool) -> None:
     """Run a whole conversion offline against a local Hub stand-in on generated data.
 
     Your real ~/.cache/autoresearch is not touched. With --serve, the stand-in keeps
@@ -699,13 +706,15 @@ def demo_command(workdir: Path | None, serve: bool) -> None:
     terminal, and every command works offline.
     """
     if serve:
-        _serve(workdir)
+        _serve(workdir, slow_link)
         return
-    from .commands.demo import DEMO_DATASET, DEMO_MIXTURE, run_demo
+    from .commands.demo import DEMO_DATASET, DEMO_MIXTURE, SLOW_LINK_PLAYS, run_demo
 
     click.echo(f"Demo: converting generated {DEMO_DATASET} data served by a local Hub stand-in, then the "
                f"{DEMO_MIXTURE} mixture with the same validation shard (--val-from live).", err=True)  # fmt: skip
-    demo = run_demo(workdir, for_terminal())
+    if slow_link:
+        click.echo(f"The stand-in plays {SLOW_LINK_PLAYS}.", err=True)
+    demo = run_demo(workdir, for_terminal(), slow_link)
     _print_result(demo.result, next_steps=False)
     _print_result(demo.mixture, next_steps=False)
     same = demo.result.shards[-1].sha256 == demo.mixture.shards[-1].sha256
@@ -726,7 +735,7 @@ def demo_command(workdir: Path | None, serve: bool) -> None:
     click.echo("To try every command offline first: shardsql demo --serve")
 
 
-def _serve(workdir: Path | None) -> None:
+def _serve(workdir: Path | None, slow_link: bool = False) -> None:
     from .commands.demo import serving
 
     def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
@@ -737,9 +746,10 @@ def _serve(workdir: Path | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if temporary else workdir
     click.echo("Generating a sample of every built-in dataset ...", err=True)
     try:
-        with serving(folder) as served:
+        with serving(folder, slow_link) as served:
             cache = shlex.quote(str(folder / "autoresearch"))
             click.echo(f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}.")
+            click.echo(f"It plays {served.plays}.")
             click.echo("In another terminal, point shardsql at it (and keep your real token away from it):\n")
             click.echo(f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n")
             click.echo("Then every command works offline, e.g.:")

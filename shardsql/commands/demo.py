@@ -9,7 +9,12 @@ network, and the user's real `~/.cache/autoresearch` is never touched.
 
 `shardsql demo --serve` (`serving` here) instead serves a generated sample of every
 built-in dataset's repo until Ctrl-C, so that every command in the README can be tried
-offline from another terminal with `HF_ENDPOINT` pointing at the stand-in.
+offline from another terminal with `HF_ENDPOINT` pointing at the stand-in. It redirects file
+reads to a storage host with signed URLs, as the Hub does.
+
+`--slow-link` makes the stand-in play the slow link of a machine far from the Hub's CDN
+(`SLOW_LINK`: 100 ms round trips, 4 MB/s a connection, 25 MB/s for the whole link) and redirect
+file reads to storage, so that anyone can watch a conversion on one.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..definition.catalog import resolve
 from ..hub.client import disable_telemetry
 from ..progress import Progress
 from ..standin.hub import HubStandIn
+from ..standin.hub.network import SLOW_LINK
 from ..standin.samples import LAYOUTS, write_sample
 from .convert import ConvertOptions, ConvertResult, convert
 from .plan import LIVE
@@ -39,6 +45,8 @@ DEMO_SHARDS = 2
 DEMO_ROWS_PER_SHARD = 2048
 SERVE_FILES = 2  # per repo, for `demo --serve`: enough for a conversion of a few small shards
 SERVE_ROWS_PER_FILE = 4000
+REDIRECT = "the Hub's redirect of file reads to a storage host (signed URLs)"
+SLOW_LINK_PLAYS = f"a slow link: {SLOW_LINK.describe()}; and {REDIRECT}"
 
 
 @dataclass
@@ -59,6 +67,8 @@ class Served:
     endpoint: str
     workdir: Path
     repos: dict[str, str] = field(default_factory=dict)  # repo -> revision
+    plays: str = ""  # what the stand-in plays, in words
+    hub: HubStandIn | None = None  # the stand-in itself (its counters, its settings)
 
 
 @contextmanager
@@ -74,8 +84,17 @@ def _env(name: str, value: str):
             os.environ[name] = old
 
 
-def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> DemoResult:
-    """Run the demo in `workdir` (a new temporary folder if None) and return what it did."""
+def _play_slow_link(hub: HubStandIn) -> str:
+    """Make `hub` play SLOW_LINK, reads redirected to storage; say so."""
+    hub.redirect_files = True
+    hub.play_network(SLOW_LINK)
+    return SLOW_LINK_PLAYS
+
+
+def run_demo(workdir: Path | None = None, progress: Progress | None = None, slow_link: bool = False) -> DemoResult:
+    """Run the demo in `workdir` (a new temporary folder if None) and return what it did.
+
+    `slow_link`: the stand-in plays SLOW_LINK (see the module's docstring)."""
     temporary = workdir is None
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shardsql-demo-"))
     repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
@@ -88,6 +107,8 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
         num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, cache_dir=workdir / "autoresearch"
     )
     with HubStandIn() as hub:
+        if slow_link:
+            _play_slow_link(hub)
         hub.add_dataset(repo, repo_dir, revision=revision)
         hub.add_dataset(code_repo, workdir / "hub" / code_repo, revision=code_revision)
         # HF_TOKEN is cleared: a real token must never be sent to the stand-in. Telemetry is
@@ -104,10 +125,14 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None) -> D
 
 
 @contextmanager
-def serving(workdir: Path) -> Iterator[Served]:
-    """Serve a generated sample of every built-in dataset's Hub repo from `workdir` while the block runs."""
+def serving(workdir: Path, slow_link: bool = False) -> Iterator[Served]:
+    """Serve a generated sample of every built-in dataset's Hub repo from `workdir` while the block runs.
+
+    `slow_link`: the stand-in plays SLOW_LINK (see the module's docstring)."""
     with HubStandIn() as hub:
-        served = Served(hub.url, workdir)
+        hub.redirect_files = True  # as the Hub does: file reads go to a storage host, with signed URLs
+        plays = _play_slow_link(hub) if slow_link else REDIRECT
+        served = Served(hub.url, workdir, plays=plays, hub=hub)
         for dataset, (repo, revision, *_rest) in LAYOUTS.items():
             if repo in served.repos:  # several definitions read one repo (fineweb-edu, fineweb-edu-high)
                 continue

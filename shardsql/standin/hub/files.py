@@ -1,11 +1,18 @@
-"""File content: `resolve` on the Hub (access checks, optional redirect) and the storage host
-that serves the bytes, with single `Range` requests (206, 416) or, to play a bad mirror, none."""
+"""File content on the Hub: `resolve` and `resolve-cache` (access checks, optional redirects), and the
+answer with the bytes, used by the Hub and the storage host alike: single `Range` requests (206, 416)
+or, to play a bad mirror, none.
+
+With `redirect_files`, `resolve` answers as the Hub does for a file in LFS or Xet storage: a 302 to a
+signed storage URL on another origin, carrying what clients read from it (`X-Linked-Size`,
+`X-Linked-ETag`, `X-Xet-Hash` and the `Link` to Xet's reconstruction and token routes, which the
+stand-in does not serve). With `resolve_via_cache`, `resolve` first answers a relative 307 to
+`/api/resolve-cache/...` at the commit, which then answers as `resolve` would have."""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote
+from urllib.parse import quote, urlsplit
 
 from .errors import HubError
 
@@ -14,10 +21,31 @@ if TYPE_CHECKING:
     from .store import Snapshot
 
 STORAGE_PREFIX = "/__storage"
+CACHE_PREFIX = "/api/resolve-cache/datasets"
 RANGE_HEADER = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
 def resolve(handler: Handler, repo_id: str, rest: str | None) -> None:
+    """`/datasets/{repo}/resolve/{rev}/{path}`: the file, a 302 to storage, or a 307 to `resolve-cache`."""
+    snapshot, path = _check_access(handler, repo_id, rest)
+    hub = handler.hub
+    if hub.resolve_via_cache:  # same origin, relative, as the Hub's cacheable resolver
+        quoted = quote(urlsplit(handler.path).path, safe="")
+        etag = quote(f'"{snapshot.oids[path]}"', safe="")
+        location = f"{CACHE_PREFIX}/{quote(repo_id)}/{snapshot.sha}/{quote(path)}?{quoted}=&etag={etag}"
+        headers = {"ETag": f'"{snapshot.oids[path]}"', "X-Repo-Commit": snapshot.sha}
+        return send_redirect(handler, 307, location, headers)
+    answer_file(handler, repo_id, snapshot, path)
+
+
+def resolve_cache(handler: Handler, repo_id: str, rest: str | None) -> None:
+    """`/api/resolve-cache/datasets/{repo}/{commit sha}/{path}`: answers as `resolve` does, without the 307."""
+    snapshot, path = _check_access(handler, repo_id, rest)  # the route only matches a commit sha there
+    answer_file(handler, repo_id, snapshot, path)
+
+
+def _check_access(handler: Handler, repo_id: str, rest: str | None) -> tuple[Snapshot, str]:
+    """The snapshot and path a file request names, or the Hub's 401/403 (gated) or 404 (missing)."""
     hub = handler.hub
     repo, snapshot, path = handler.lookup(repo_id, rest)
     auth = handler.headers.get("Authorization")
@@ -26,17 +54,34 @@ def resolve(handler: Handler, repo_id: str, rest: str | None) -> None:
         raise HubError(status, "GatedRepo", f"Access to dataset {repo_id} is restricted. You must {need}.")
     if path not in snapshot.files:
         raise HubError(404, "EntryNotFound", f"{path} does not exist on this revision")
-    if hub.redirect_files:  # to the storage host: another origin, as the Hub's storage is
-        location = f"{hub.storage_url}{STORAGE_PREFIX}/{quote(repo_id)}/{snapshot.sha}/{quote(path)}"
-        headers = {"Location": location, "ETag": f'"{snapshot.oids[path]}"', "X-Repo-Commit": snapshot.sha}
-        return handler.send(302, b"", headers)
-    serve(handler, snapshot, path, honour_range=True)
+    handler.file = f"{repo_id}/{path}"
+    return snapshot, path
 
 
-def storage(handler: Handler, repo_id: str, rest: str | None) -> None:
-    sha, _, path = (rest or "").partition("/")
-    _, snapshot, _ = handler.lookup(repo_id, sha, exact=True)
-    serve(handler, snapshot, unquote(path), honour_range=not handler.hub.storage_ignores_range)
+def answer_file(handler: Handler, repo_id: str, snapshot: Snapshot, path: str) -> None:
+    """The file's content, or with `redirect_files` the Hub's 302 to a signed storage URL."""
+    hub = handler.hub
+    if not hub.redirect_files:
+        return serve(handler, snapshot, path, honour_range=True)
+    storage_path = f"{STORAGE_PREFIX}/{repo_id}/{snapshot.sha}/{path}"
+    signature = hub.signer.sign(storage_path, hub.clock(), hub.url_lifetime_s, hub.signed_url_styles)
+    location = f"{hub.storage_url}{quote(storage_path)}" + (f"?{signature}" if signature else "")
+    sha256, xet_hash = snapshot.sha256(path), snapshot.xet_hash(path)
+    headers = {"ETag": f'"{snapshot.oids[path]}"', "X-Repo-Commit": snapshot.sha}
+    headers |= {"X-Linked-Size": str(len(snapshot.files[path])), "X-Linked-ETag": f'"{sha256}"'}
+    if hub.advertise_xet:
+        reconstruction = f"{hub.storage_url}/reconstruction/{xet_hash}"
+        token = f"{hub.url}/api/datasets/{quote(repo_id)}/xet-read-token/{snapshot.sha}"
+        headers["X-Xet-Hash"] = xet_hash
+        headers["Link"] = f'<{reconstruction}>; rel="xet-reconstruction-info", <{token}>; rel="xet-auth"'
+    send_redirect(handler, 302, location, headers)
+
+
+def send_redirect(handler: Handler, status: int, location: str, headers: dict[str, str] | None = None) -> None:
+    """A redirect as the Hub sends one: `Location`, and a short text body saying where to."""
+    reason = {302: "Found", 307: "Temporary Redirect"}[status]
+    body = f"{reason}. Redirecting to {location}".encode()
+    handler.send(status, body, {"Location": location, "Content-Type": "text/plain; charset=utf-8", **(headers or {})})
 
 
 def serve(handler: Handler, snapshot: Snapshot, path: str, honour_range: bool) -> None:

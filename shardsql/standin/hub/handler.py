@@ -1,16 +1,22 @@
 """One request: read it, apply the faults the stand-in is set to (hook, invalid token, stall,
-rate limit), route it, and send the answer while counting what was sent."""
+rate limit), route it, and send the answer while counting what was sent. The network model, if
+any, delays each answer and paces its body here; the `Date` header is the stand-in's clock."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from .errors import HubError
+from .files import CACHE_PREFIX
+from .network import Connection
+from .records import Transfer
 from .routes import dispatch
 
 if TYPE_CHECKING:
@@ -29,6 +35,9 @@ class Handler(BaseHTTPRequestHandler):
     server: _Server
     status, in_hook = 0, False
     extra_headers: dict[str, str]  # added to the answer (RateLimit headers)
+    file: str | None = None  # "{repo}/{path}" once a file route has found the file (for `transfers`)
+    received = 0.0  # when the request was read (monotonic)
+    link: Connection  # this connection's place in the network model
 
     @property
     def hub(self) -> HubStandIn:
@@ -38,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         # Headers and body are separate writes: with Nagle + delayed ACK each request would cost ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.link = Connection()
         self.hub.track(self.connection, open=True)
 
     def finish(self) -> None:
@@ -47,14 +57,20 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header, from the stand-in's clock (a test may move it)."""
+        return formatdate(self.hub.clock() if timestamp is None else timestamp, usegmt=True)
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self.status = code
         if self.in_hook:  # logged while the status line is still buffered, i.e. before the client sees it
             self.hub.record((self.command, self.path, self.headers.get("Range"), code, 0), 0)
+        if (network := self.hub.network) is not None:
+            network.answer(self.link)  # a round trip (more on a new connection) before the status line
         super().send_response(code, message)
 
     def do_GET(self) -> None:
-        self.status, self.extra_headers = 0, {}
+        self.status, self.extra_headers, self.file, self.received = 0, {}, None, time.monotonic()
         # An unread body would be parsed as the next request on this keep-alive connection.
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.hub.record_authorization(self.server.role, self.path, self.headers.get("Authorization"))
@@ -83,10 +99,17 @@ class Handler(BaseHTTPRequestHandler):
             self.in_hook = False
 
     def kind(self) -> str:
-        """ "storage", "resolve" or "api": what the request is, for stalls and budgets."""
+        """ "storage", "resolve" (`/resolve/` and `/api/resolve-cache/`) or "api": what the request is, for stalls."""
         if self.server.role == "storage":
             return "storage"
-        return "resolve" if "/resolve/" in self.path else "api"
+        return "resolve" if "/resolve/" in self.path or self.path.startswith(CACHE_PREFIX) else "api"
+
+    def bucket(self) -> str | None:
+        """The rate-limit budget the request counts against: "resolvers" (a `/resolve/` segment, as the Hub
+        counts them), "api", or None: storage is another service, and `resolve-cache` is not a `/resolve/`."""
+        if self.server.role == "storage" or self.path.startswith(CACHE_PREFIX):
+            return None
+        return "resolvers" if "/resolve/" in self.path else "api"
 
     def _stalled(self) -> bool:
         if not self.hub.take_stall(self.kind()):
@@ -101,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HubError(401, None, INVALID_TOKEN)
 
     def _take_budget(self) -> None:
-        budget = self.hub.budgets.get({"resolve": "resolvers", "api": "api"}.get(self.kind(), ""))
+        budget = self.hub.budgets.get(self.bucket() or "")
         if budget is None:
             return
         allowed, self.extra_headers = budget.take()
@@ -138,14 +161,27 @@ class Handler(BaseHTTPRequestHandler):
         # Logged and counted up front, then corrected to what the socket accepted if the client hangs up.
         entry = (self.command, self.path, self.headers.get("Range"), status, size)
         hub.record(entry, size if count else 0)
-        sent = 0
+        transfer = Transfer(self.server.role, self.kind(), self.command, self.path, status, self.file, self.received)
+        hub.record_transfer(transfer)
+        sent, network = 0, hub.network
         try:
             self.send_response(status)
             for name, value in (self.extra_headers | headers | {"Content-Length": str(len(body))}).items():
                 self.send_header(name, value)
             self.end_headers()
+            transfer.answered = time.monotonic()
+            if network is not None and size:
+                network.begin_body(self.link)
             for offset in range(0, size, WRITE_CHUNK):
-                sent += self.wfile.write(body[offset : offset + WRITE_CHUNK]) or 0
+                chunk = body[offset : offset + WRITE_CHUNK]
+                if network is not None:
+                    network.pace(self.link, len(chunk))
+                    if hub.stopping:  # the pacing wait was cut short: the body ends here, unsent
+                        raise ConnectionAbortedError("the Hub stand-in is stopping")
+                sent += self.wfile.write(chunk) or 0
+                transfer.body_bytes = sent
         except OSError:
             hub.record(entry[:4] + (sent,), sent - size if count else 0, replaces=entry)
             raise
+        finally:
+            transfer.finished = time.monotonic()

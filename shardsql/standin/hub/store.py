@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from pathlib import Path
 
@@ -24,6 +25,24 @@ class Snapshot:
         self.dirs = {p.rsplit("/", i)[0] for p in self.files for i in range(1, p.count("/") + 1)}
         listing = "".join(f"{p}\0{oid}\n" for p, oid in self.oids.items())
         self.sha = hashlib.sha1(f"{repo_id}\0{revision}\0{listing}".encode()).hexdigest()
+        self._sha256s: dict[str, str] = {}
+        self._gzipped: dict[str, bytes] = {}
+
+    def sha256(self, path: str) -> str:
+        """The file's sha256 (hex): the Hub's LFS oid, sent as `X-Linked-ETag`. Computed once, when first asked."""
+        if path not in self._sha256s:
+            self._sha256s[path] = hashlib.sha256(self.files[path]).hexdigest()
+        return self._sha256s[path]
+
+    def xet_hash(self, path: str) -> str:
+        """A 64-hex hash of the file for `X-Xet-Hash`: not its sha256, as the Hub's (a Merkle hash) is not."""
+        return hashlib.sha256(f"xet\0{self.sha256(path)}".encode()).hexdigest()
+
+    def gzipped(self, path: str) -> bytes:
+        """The whole file, gzipped (deterministically: no timestamp), as a compressing CDN would send it."""
+        if path not in self._gzipped:
+            self._gzipped[path] = gzip.compress(self.files[path], mtime=0)
+        return self._gzipped[path]
 
     def entry(self, path: str, expand: bool) -> dict:
         commit = {"id": self.sha, "title": COMMIT_TITLE, "date": COMMIT_DATE}
