@@ -37,8 +37,9 @@ def _isolated_env(monkeypatch, tmp_path):
 
 @pytest.fixture
 def hub(monkeypatch):
-    """A running Hub stand-in, with HF_ENDPOINT pointing at it."""
+    """A running Hub stand-in, with HF_ENDPOINT pointing at it, redirecting file reads to storage as the Hub does."""
     with HubStandIn(token="hf_test_secret_token") as stand_in:
+        stand_in.redirect_files = True  # as the Hub does: /resolve/ answers 302 to a signed storage URL
         monkeypatch.setenv("HF_ENDPOINT", stand_in.url)
         yield stand_in
 

@@ -16,7 +16,7 @@ STALL_S = 1.5  # longer than the client timeout the stall test sets
 
 
 class Faults:
-    """Answer a seeded random share of file reads (`resolve` GETs) with faults."""
+    """Answer a seeded random share of file reads (range GETs of `resolve` or of storage) with faults."""
 
     def __init__(self, kinds=KINDS, rate: float = 0.15, seed: int = 0, api_too: bool = False, limit: int | None = None):
         self.kinds, self.rate, self.api_too, self.limit = list(kinds), rate, api_too, limit
@@ -25,7 +25,8 @@ class Faults:
         self._lock = threading.Lock()
 
     def __call__(self, handler) -> bool:
-        is_read = "/resolve/" in handler.path and handler.command == "GET" and handler.headers.get("Range")
+        is_file = handler.server.role == "storage" or "/resolve/" in handler.path
+        is_read = is_file and handler.command == "GET" and handler.headers.get("Range")
         if not (is_read or (self.api_too and handler.path.startswith("/api/"))):
             return False
         with self._lock:

@@ -70,6 +70,7 @@ def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dat
     # One unit (row group) at a time, nothing fetched ahead: the faults meet the reads after shard 1.
     monkeypatch.setattr(plan, "UNIT_BYTES", 1)
     monkeypatch.setattr(scheduling, "AHEAD_UNITS", 0)
+    monkeypatch.setattr(scheduling, "FETCH_AHEAD", 0)
 
     class BreakAfterFirstShard(Progress):
         def shard(self, info):

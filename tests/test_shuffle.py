@@ -192,7 +192,7 @@ def test_the_rows_come_from_all_over_the_source_in_no_source_order(tmp_path, sma
 def test_bytes_fetched_stay_near_an_in_order_run_of_the_same_size(hub, hub_dataset, tmp_path, small_units):
     hub_dataset("fineweb-edu", files=6, rows_per_file=3000, row_group_size=100)
     definition = catalog.resolve("fineweb-edu")
-    big = lambda: [r for r in hub.requests if r[0] == "GET" and "/resolve/" in r[1] and r[4] > 4096]  # noqa: E731
+    big = lambda: [r for r in hub.requests if r[0] == "GET" and "/__storage/" in r[1] and r[4] > 4096]  # noqa: E731
     hub.reset_counters()
     run(definition, tmp_path / "plain", shuffle=False, num_shards=3, rows_per_shard=1500)
     plain, plain_reads = hub.bytes_served, big()
