@@ -5,6 +5,7 @@ import pytest
 from shardsql.definition import catalog
 from shardsql.errors import SourceError
 from shardsql.run.local import LocalExecutor
+from shardsql.source import fetch
 from shardsql.source import files as sources
 from shardsql.source import units as plan
 from shardsql.source.decode import read_unit
@@ -101,6 +102,22 @@ def test_hub_reads_are_range_requests_only(hub, hub_dataset):
     gets = [r for r in hub.requests if r[0] == "GET" and ("/resolve/" in r[1] or r[1].startswith("/__storage/"))]
     assert gets and all(r[2] for r in gets), "every file read carries a Range header (the resolve's too)"
     assert hub.bytes_served == source.counter.bytes
+
+
+def test_column_chunks_cut_into_many_pieces_decode_from_the_pieces_alone(hub, hub_dataset, monkeypatch):
+    folder = hub_dataset("fineweb-edu")
+    monkeypatch.setattr(fetch, "PIECE_BYTES", 10_000)  # every text column chunk spans several pieces
+    source = sources.open_source(HUB_URL)
+    scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
+    units = list(plan.units(source, ["text"]))
+    footer_bytes, footer_requests = source.counter.bytes, source.counter.requests
+    tables = [read_unit(scan, u) for u in units]
+    local = pa.concat_tables(pq.read_table(p, columns=["text"]) for p in sorted(folder.glob("*.parquet")))
+    assert pa.concat_tables(tables)["text"] == local["text"]
+    pieces = [p for u in units for p in fetch.pieces(u.ranges)]
+    assert len(pieces) > 3 * sum(len(u.ranges) for u in units)
+    assert source.counter.requests - footer_requests == len(pieces), "one request a piece, nothing read twice"
+    assert source.counter.bytes - footer_bytes == sum(u.fetch_bytes for u in units)
 
 
 @pytest.mark.parametrize(

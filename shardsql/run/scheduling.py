@@ -6,12 +6,13 @@ order, a window saying how much may be in flight. Both engines use it: threads h
 fetch streams (source/fetch.py) the moment the unit is admitted, so the network works while
 the cores decode and filter the units admitted before it.
 
-The limits on what is in flight (`Admission`, `Window`) are here too. Two sides hold the
-job back in turn, and each has its limit: the cores, by the units fetched and waiting for
-or in a worker (a worker's worth of units and bytes, and AHEAD_UNITS more); the link, by
-the bytes still being fetched, which stay under what the streams can take (FETCH_AHEAD
-times the streams' pieces), so that every stream has a piece when the link is the slower
-side, whatever the number of cores, and nothing piles up when the cores are. A unit also
+The limits on what is in flight (`Admission`, `Window`) are here too. The bytes of the
+units in flight, fetched or being fetched, stay under BYTES_PER_WORKER a worker: most of a
+conversion's memory. Within that, two sides hold the job back in turn, and each has its
+limit: the cores, by the units fetched and waiting for or in a worker (one a worker and
+AHEAD_UNITS more); the link, by the bytes still being fetched, which stay under what the
+streams can take (FETCH_AHEAD times the streams' pieces), so that every stream has a piece
+when the link is the slower side, and nothing piles up when the cores are. A unit also
 starts only while the kept rows the units in flight are expected to give, at the keep
 ratio seen so far (`KeepRatio`), are fewer than the rows still wanted. The unit then started holds
 at most the source rows that the rest of the rows wanted are expected to need
@@ -35,15 +36,18 @@ from ..source.units import Unit
 
 T = TypeVar("T")
 R = TypeVar("R")
-# Units in flight: a unit per worker and AHEAD_UNITS more (being fetched while the workers
-# decode, or done and waiting for the consumer), and at most BYTES_PER_WORKER compressed
-# bytes a worker. Fetched bytes, decoded units and their kept rows are most of a conversion's
-# memory; more would not be faster, since the shard writer is the slowest stage. One ahead,
-# not two: peak RSS of the bench's --no-shuffle main job 472-476 MB against 499-523 MB.
+# Units fetched and in flight: a unit per worker and AHEAD_UNITS more (done and waiting for a
+# worker or the consumer), and at most BYTES_PER_WORKER compressed bytes a worker in flight,
+# fetched or being fetched. Fetched bytes, decoded units and their kept rows are most of a
+# conversion's memory; more would not be faster where the cores are the slower side. One
+# ahead, not two: peak RSS of the bench's --no-shuffle main job 472-476 MB against 499-523
+# MB. (32 MB more for the link: 456-476 MB -> 480-491 MB on loopback, and the modelled link
+# 88% -> 88% of its rate --no-shuffle, 89% -> 91% shuffled, one run each: not worth it.)
 AHEAD_UNITS = 1
 BYTES_PER_WORKER = 24 << 20
 # Bytes being fetched, at most, as a multiple of what the streams take at once: a few pieces
-# wait for a stream, so that one is never idle while the consumer is busy.
+# wait for a stream, so that one is never idle while the consumer is busy. On the bench's
+# modelled link (4 MB/s a connection, 25 MB/s in all) 10 to 12 pieces are in flight.
 FETCH_AHEAD = 1.5
 # A unit cut to the rows still needed holds this many times the source rows they are expected
 # to need at the keep ratio so far: a filter that keeps a little less than so far does not
@@ -126,7 +130,8 @@ class KeepRatio:
 class Admission:
     """Whether another unit may start after the units in flight, and how large it may be.
 
-    A unit may start while fewer than `window` are in flight, fewer than `limit` bytes are
+    A unit may start while fewer than `window` units are fetched and in flight, fewer than
+    `limit` bytes are in flight (fetched or not), fewer than `fetch_limit` bytes are still
     being fetched, and the kept rows they are expected to give (their source rows times
     `ratio()`, the keep ratio so far) are fewer than the rows still wanted. Both engines
     start units by this rule; `most_rows` is what the units' iterator reads to cut the unit
@@ -144,7 +149,7 @@ class Admission:
         self.room = self.rows_wanted() - expected
         fetching = fetching or []
         ready = [u for u in units if all(u is not f for f in fetching)] if fetching else units
-        if len(ready) >= self.window or sum(u.fetch_bytes for u in ready) >= self.limit:
+        if len(ready) >= self.window or sum(u.fetch_bytes for u in units) >= self.limit:
             return False
         if sum(u.fetch_bytes for u in fetching) >= fetch_limit:
             return False

@@ -14,6 +14,7 @@ read units through it, with the scan's one schema (schemas.py).
 
 from __future__ import annotations
 
+import bisect
 import io
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -34,10 +35,13 @@ PART_BYTES = 4 << 20
 
 
 class RangeFile(io.RawIOBase):
-    """A read-only file that serves reads from prefetched ranges, fetching anything else."""
+    """A read-only file that serves reads from prefetched pieces (a read may span adjacent
+    ones: a column chunk cut into pieces by the fetch), fetching anything else."""
 
-    def __init__(self, source: Source, file: SourceFile, ranges: dict[int, bytes]):
-        self._source, self._file, self._ranges, self._pos = source, file, ranges, 0
+    def __init__(self, source: Source, file: SourceFile, pieces: dict[int, bytes]):
+        self._source, self._file, self._pos = source, file, 0
+        self._starts = sorted(pieces)
+        self._pieces = pieces
 
     def readable(self) -> bool:
         return True
@@ -55,14 +59,27 @@ class RangeFile(io.RawIOBase):
 
     def read(self, n: int = -1) -> bytes:
         end = self._file.size if n is None or n < 0 else min(self._pos + n, self._file.size)
-        for start, data in self._ranges.items():
-            if start <= self._pos and end <= start + len(data):
-                out = data[self._pos - start : end - start]
-                break
-        else:
+        out = self._held(self._pos, end)
+        if out is None:
             out = self._source.fetch(self._file, self._pos, end) if end > self._pos else b""
         self._pos += len(out)
         return out
+
+    def _held(self, start: int, end: int) -> bytes | None:
+        """Bytes [start, end) from the pieces held, if they hold all of them (adjacent pieces joined)."""
+        index = bisect.bisect_right(self._starts, start) - 1
+        parts, at = [], start
+        while index >= 0 and index < len(self._starts) and at < end:
+            begin = self._starts[index]
+            piece = self._pieces[begin]
+            if not begin <= at < begin + len(piece):
+                return None
+            parts.append(piece[at - begin : end - begin])
+            at = begin + len(piece)
+            index += 1
+        if at < end:
+            return None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -71,8 +88,8 @@ class RangeFile(io.RawIOBase):
 
 
 def start_fetch(source: Source, unit: Unit) -> Future:
-    """The unit's planned byte ranges, being fetched: a future of {start: bytes}, fetched as
-    pieces on the source's streams (fetch.py). A local file's are read by the decoder itself
+    """The unit's planned byte ranges, being fetched: a future of {start: bytes} for each of
+    their pieces, fetched on the source's streams (fetch.py). A local file's are read by the decoder itself
     (nothing is fetched ahead; they are counted as read)."""
     if source.local:
         source.counter.add(unit.fetch_bytes, len(unit.ranges))
@@ -83,7 +100,7 @@ def start_fetch(source: Source, unit: Unit) -> Future:
 
 
 def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
-    """The unit's planned byte ranges, fetched: {start: bytes} (see `start_fetch`)."""
+    """The unit's planned byte ranges, fetched: {start: bytes} for each piece (see `start_fetch`)."""
     return start_fetch(source, unit).result()
 
 

@@ -37,8 +37,9 @@ Read = Callable[[int, int], bytes]  # bytes [start, end) of one file, retried (S
 
 
 def pieces(ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]],
-           size: int = PIECE_BYTES) -> list[tuple[int, int]]:  # fmt: skip
-    """Each range cut into equal pieces of at least `size` bytes (a shorter range is one piece)."""
+           size: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
+    """Each range cut into equal pieces of at least `size` (PIECE_BYTES) bytes; a shorter range is one piece."""
+    size = size or PIECE_BYTES
     out = []
     for start, end in ranges:
         n = max(1, (end - start) // size)
@@ -100,26 +101,23 @@ class Streams:
 
 @dataclass
 class _Job:
-    """The ranges of one request to the fetcher: their pieces as they arrive, then the whole."""
+    """One request to the fetcher: its pieces as they arrive, then all of them ({start: bytes}).
+    They are not joined into their ranges: that would copy every byte (decode.RangeFile reads
+    across adjacent pieces)."""
 
-    ranges: list[tuple[int, int]]
+    waiting: int
     future: Future = field(default_factory=Future)
-    parts: dict[tuple[int, int], bytes] = field(default_factory=dict)
-    waiting: int = 0
+    parts: dict[int, bytes] = field(default_factory=dict)
     failed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, piece: tuple[int, int], data: bytes) -> None:
+    def put(self, start: int, data: bytes) -> None:
         with self.lock:
-            self.parts[piece] = data
+            self.parts[start] = data
             self.waiting -= 1
             if self.waiting or self.failed:
                 return
-        out = {}
-        for start, end in self.ranges:
-            joined = [self.parts[p] for p in sorted(self.parts) if start <= p[0] < end]
-            out[start] = joined[0] if len(joined) == 1 else b"".join(joined)
-        self.future.set_result(out)
+        self.future.set_result(self.parts)
 
     def fail(self, exc: BaseException) -> None:
         with self.lock:
@@ -140,11 +138,10 @@ class Fetcher:
         self._active = self._threads = 0
 
     def submit(self, read: Read, ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> Future:
-        """A future of {start: bytes} for each of `ranges`, fetched as pieces by `read`.
-        The first failure of a piece fails it; the job's pieces not yet started are skipped."""
-        job = _Job(list(ranges))
+        """A future of {start: bytes} for each piece of `ranges`, fetched by `read`. The first
+        failure of a piece fails it; the job's pieces not yet started are skipped."""
         cut = pieces(ranges)
-        job.waiting = len(cut)
+        job = _Job(len(cut))
         if not cut:
             job.future.set_result({})
             return job.future
@@ -176,7 +173,7 @@ class Fetcher:
                     began = time.monotonic()
                     data = read(start, end)
                     self.streams.done(len(data), time.monotonic() - began, limit, busy)
-                    job.put((start, end), data)
+                    job.put(start, data)
             except BaseException as exc:  # handed to whoever waits for the job, as it was raised
                 job.fail(exc)
             finally:

@@ -104,8 +104,8 @@ class Source:
         return data
 
     def fetch_ranges(self, file: SourceFile, ranges: tuple[tuple[int, int], ...]) -> Future:
-        """A future of {start: bytes} for each range of `file`, fetched as pieces on the source's
-        streams, each by `fetch` (retried, counted); the first failure fails it."""
+        """A future of {start: bytes} for each piece of `ranges` of `file` (fetch.pieces), fetched on
+        the source's streams, each by `fetch` (retried, counted); the first failure fails it."""
         return self.fetcher.submit(lambda start, end: self.fetch(file, start, end), ranges)
 
     def location(self, file: SourceFile) -> Location | None:

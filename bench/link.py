@@ -1,0 +1,136 @@
+"""The link rows: the main job through the stand-in's model of a real network, as a user on one sees it.
+
+The stand-in (its own process) plays the link issue 23 measured on: 100 ms round trip on every
+answer (and two more for a new connection's handshakes), 4 MB/s a connection, 25 MB/s for the
+whole link, `/resolve/` answered with a 302 to a signed storage URL, and the resolver quota
+scaled to the job (10 a 10 s). `shardsql convert` runs as a fresh process from the shell, once
+`--no-shuffle` and once shuffled (the default). For each: the rate (bytes the stand-in served
+over the process's wall time, and over the time between the first read and the last byte:
+the shuffled run's read phase), its share of the link, `/resolve/` requests a file, storage
+requests and their mean size, the most reads at once, peak RSS, and the shards checked.
+
+Beside them, the figures issue 23 measured before this reader (at 8b4db38), and, on paper, a
+16-core box on a 10 Gb/s link: the ranges a second and streams it needs, and what shardsql
+would reach there, from this machine's measured CPU cost per MB. Nothing on paper is a
+measurement; the table says which rows are which.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+from pathlib import Path
+
+import measure
+from contenders import DATASET, seed_loop
+from hub import HubProcess
+from report import Row
+
+RTT_S, CONNECTION_BPS, LINK_BPS = 0.1, 4e6, 25e6
+RESOLVER_QUOTA = (10, 10)  # /resolve/ requests a window of seconds: the Hub's anonymous quota scaled to the job
+GOAL_SHARE = 0.9  # of the link's rate
+GOAL_MB_PER_STORAGE_REQUEST = 4.0
+# Issue 23's measurements through the same model, before (8b4db38): share of the link, /resolve/ a file.
+BEFORE = {"--no-shuffle": (0.31, "131 for 3 files (44 a file), 19 refused"), "shuffled": (0.27, "149 for 3 files")}
+# The box on paper: a 10 Gb/s link, 16 cores, and a CDN's pace per connection and round trip (assumed).
+PAPER_LINK_BPS, PAPER_CORES, PAPER_CONNECTION_BPS, PAPER_RTT_S = 1.25e9, 16, 50e6, 0.02
+PIECE_MB = 4.5  # a FineWeb-Edu unit's text chunks (about 9 MB) in two pieces
+ANONYMOUS_RESOLVES_A_SECOND = 3000 / 300  # the Hub's documented anonymous quota: 3,000 a 5 minutes
+FINEWEB_EDU_FILE_MB = 2100  # a file of FineWeb-Edu's sample/10BT, about
+
+
+def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_shard: int, log) -> tuple[list, dict]:
+    """The link rows and their record (see the module docstring)."""
+    reference = work / "link-seed"
+    seed_loop(files, reference, n, rows_per_shard)
+    hub = HubProcess(repo_dir)
+    runs: dict[str, dict] = {}
+    try:
+        hub.ask("network", RTT_S, CONNECTION_BPS, LINK_BPS)
+        hub.ask("limit", *RESOLVER_QUOTA)
+        for order in ("--no-shuffle", "shuffled"):
+            hub.ask("reset")
+            out = work / f"link-{order.strip('-')}"
+            command = ["convert", DATASET, "--num-shards", str(n), "--rows-per-shard", str(rows_per_shard),
+                       "--cache-dir", str(out), "--yes", "--quiet"]  # fmt: skip
+            command += [order] if order.startswith("--") else []
+            log(f"  through the modelled link: shardsql {' '.join(command[:2])} {order} (fresh process)...")
+            cpu = _children_cpu()
+            rss, seconds = measure.peak_rss(measure.RUN_CLI, command, dict(os.environ) | {"HF_ENDPOINT": hub.url})
+            served = hub.ask("stats")
+            compare = measure.compare_shards if order == "--no-shuffle" else measure.compare_shuffled
+            check = compare(out / "data", reference)
+            runs[order] = {"seconds": round(seconds, 2), "cpu_seconds": round(_children_cpu() - cpu, 2),
+                           "peak_rss_mb": round(rss), "served": served, "check": check}  # fmt: skip
+            log(f"    {seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
+                f"at most {served['most_reads_at_once']} reads at once")  # fmt: skip
+            shutil.rmtree(out, ignore_errors=True)
+    finally:
+        hub.close()
+        shutil.rmtree(reference, ignore_errors=True)
+    model = {"rtt_s": RTT_S, "connection_bytes_per_s": CONNECTION_BPS, "link_bytes_per_s": LINK_BPS,
+             "resolver_quota": RESOLVER_QUOTA}  # fmt: skip
+    return rows(runs), {"model": model, "runs": runs}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rows(runs: dict[str, dict]) -> list[Row]:
+    link_mb = LINK_BPS / 1e6
+    out: list[Row] = []
+    for order, run in runs.items():
+        served, before = run["served"], BEFORE[order]
+        mb = served["bytes_served"] / 1e6
+        wall_rate, read_rate = mb / run["seconds"], mb / max(served["read_seconds"], 1e-9)
+        # --no-shuffle: the whole process, as its user waits for it. Shuffled: its read phase (the
+        # write phase after it reads nothing).
+        rate, over = (wall_rate, "the process's wall time") if order == "--no-shuffle" else (read_rate, "its reads")
+        data_requests = max(served["file_requests"] - 2 * served["files"], 1)
+        per_request = (served["bytes_served"] / data_requests) / 1e6
+        out += [
+            Row(f"{order}: wall time, MB fetched, read rate (over the wall time; over the reads)",
+                f"{run['seconds']:.1f} s, {mb:,.0f} MB, {wall_rate:.1f} MB/s; {read_rate:.1f} MB/s"),
+            Row(f"{order}: share of the link's {link_mb:g} MB/s (over {over}); before, issue 23",
+                f"{rate / link_mb:.0%}; before {before[0]:.0%}", f">= {GOAL_SHARE:.0%}", rate / link_mb >= GOAL_SHARE),
+            Row(f"{order}: /resolve/ requests for {served['files']} files (refused 429 among them), the most for "
+                f"one file; before", f"{served['resolves']} ({served['resolves_refused']}), "
+                f"{served['most_resolves_a_file']}; before {before[1]}",
+                "<= 1 a file, plus retries", served["resolves"] - served["resolves_refused"] <= served["files"]),
+            Row(f"{order}: storage requests (the footers' two a file left out), mean MB; most at once",
+                f"{data_requests}, {per_request:.1f} MB; {served['most_reads_at_once']}",
+                f">= {GOAL_MB_PER_STORAGE_REQUEST:g} MB", per_request >= GOAL_MB_PER_STORAGE_REQUEST),
+            Row(f"{order}: peak RSS (fresh process), CPU time", f"{run['peak_rss_mb']} MB, {run['cpu_seconds']:.1f} s",
+                f"<= {500 if order == '--no-shuffle' else 1000} MB",
+                run["peak_rss_mb"] <= (500 if order == "--no-shuffle" else 1000)),
+            Row(f"{order}: shards checked against the seed loop's", run["check"][1], "equal", run["check"][0]),
+        ]  # fmt: skip
+    out += paper_rows(runs.get("--no-shuffle"))
+    return out
+
+
+def paper_rows(run: dict | None) -> list[Row]:
+    """A 16-core box on a 10 Gb/s link, on paper: what it needs of the reader, and what it would reach."""
+    link = PAPER_LINK_BPS / 1e6
+    per_stream = PIECE_MB / (PAPER_RTT_S + PIECE_MB / (PAPER_CONNECTION_BPS / 1e6))
+    streams = link / per_stream
+    out = [
+        Row(f"on paper, a 10 Gb/s link ({link:,.0f} MB/s): ranges a second at {PIECE_MB} MB; streams at "
+            f"{PAPER_CONNECTION_BPS / 1e6:g} MB/s a connection and {PAPER_RTT_S * 1000:g} ms a round trip (assumed)",
+            f"{link / PIECE_MB:.0f} a second; {streams:.0f} streams (the ceiling is 32)"),
+        Row(f"on paper: /resolve/ a second at that rate, one a file of ~{FINEWEB_EDU_FILE_MB:,} MB; one a range "
+            f"of 9 MB, as before; the anonymous quota",
+            f"{link / FINEWEB_EDU_FILE_MB:.1f}; {link / 9:.0f} (capping the link at "
+            f"{ANONYMOUS_RESOLVES_A_SECOND * 9:.0f} MB/s); {ANONYMOUS_RESOLVES_A_SECOND:g} a second"),
+    ]  # fmt: skip
+    if run:
+        mb_per_cpu_s = run["served"]["bytes_served"] / 1e6 / max(run["cpu_seconds"], 1e-9)
+        cores = mb_per_cpu_s * PAPER_CORES
+        out.append(Row(f"on paper: what {PAPER_CORES} cores convert (this run's {mb_per_cpu_s:.0f} MB of source a "
+                       "CPU-second, here), and so what shardsql would reach on that box",
+                       f"{cores:,.0f} MB/s; {min(cores, link):,.0f} MB/s, bound by the "
+                       f"{'cores' if cores < link else 'link'}"))  # fmt: skip
+    return out
