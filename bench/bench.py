@@ -454,8 +454,9 @@ def served_rows(served: dict, files: list[Path], docs_read: int, label: str = ""
         Row(f"bytes fetched / compressed bytes of the text chunks needed{label}", f"{ratio:.3f} "
             f"({served['bytes_served'] / 1e6:,.1f} / {chunks / 1e6:,.1f} MB; footers {footers / 1e6:.2f} MB)",
             f"<= {GOAL_BYTES_RATIO:g}", ratio <= GOAL_BYTES_RATIO),
+        # The goal is the main job's: a small job's units are cut to the few rows it needs.
         Row(f"file requests, and MB per request{label}", f"{served['file_requests']}, {per_request:.1f} MB",
-            f">= {GOAL_MB_PER_REQUEST:g} MB", per_request >= GOAL_MB_PER_REQUEST),
+            *((f">= {GOAL_MB_PER_REQUEST:g} MB", per_request >= GOAL_MB_PER_REQUEST) if not label else ())),
         Row(f"data requests (the footers' two a file left out), and MB per request{label}",
             f"{data_requests}, {per_data_request:.1f} MB"),
     ]  # fmt: skip

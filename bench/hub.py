@@ -35,10 +35,16 @@ def serve(repo_dir: Path) -> None:
             hub.before_response = _delay(float(rest[0]))
         elif command == "network":  # round trip (s), a connection's pace and the link's rate (bytes/s)
             hub.model_network(float(rest[0]), float(rest[1]), float(rest[2]))
+        elif command == "redirect":  # 0: play a mirror that answers /resolve/ with the bytes itself
+            hub.redirect_files = rest[0] == "1"
         elif command == "limit":  # /resolve/ requests a window of so many seconds (0 0: no limit)
             hub.limit_rate(resolvers=int(rest[0]) or None, window_s=int(rest[1]) or 300)
         elif command == "stats":
             reply = stats(hub)
+        elif command == "transfers":  # every answer: kind, status, bytes, and its times from the first request
+            first = min((t.received for t in hub.transfers), default=0.0)
+            reply = {"transfers": [(t.kind, t.status, t.body_bytes, round(t.received - first, 3),
+                                    round((t.finished or t.received) - first, 3)) for t in hub.transfers]}  # fmt: skip
         else:
             reply = {"error": f"unknown command {command}"}
         print(json.dumps(reply), flush=True)

@@ -12,6 +12,7 @@ import difflib
 import errno
 import re
 from pathlib import Path
+from typing import Any
 
 
 def describe(exc: BaseException) -> str:
@@ -109,7 +110,7 @@ class StorageAnswerError(Exception):
     error status from storage. Not a ShardsqlError: hub/retries.py retries it when
     `transient` and words the error when it persists; its message names the host."""
 
-    def __init__(self, message: str, response: object, transient: bool):
+    def __init__(self, message: str, response: Any, transient: bool):  # response: an httpx2.Response
         super().__init__(message)
         self.response, self.transient = response, transient
 

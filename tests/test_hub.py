@@ -378,4 +378,5 @@ def test_a_bug_inside_a_read_is_not_retried_nor_reported_as_a_network_fault(hub,
     assert result.exit_code == 1
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: unexpected KeyError: 'a key that is not there'") and "please report it" in last
-    assert "resume" not in result.output and len(calls) == 2
+    # The first files' footers are read in parallel: each read once, none retried.
+    assert "resume" not in result.output and len(calls) >= 2 and len(set(calls[1:])) == len(calls[1:])

@@ -86,7 +86,7 @@ class HubReader:
                 data = self._get(location.url, file, start, end, self.storage_headers, storage=True)
             except StorageAnswerError as exc:
                 self.locations.drop(file.path, location)  # a refusal or a stale copy: resolve again next time
-                if _status(exc) == 403 and (location.served or not location.fresh()):
+                if exc.response.status_code == 403 and (location.served or not location.fresh()):
                     continue  # the URL ran out (or storage forgot it): resolving again is not a failed attempt
                 raise
             location.served = True
@@ -156,10 +156,6 @@ class HubReader:
 
 def _range(start: int, end: int) -> str:
     return f"bytes={start}-{end - 1}"
-
-
-def _status(exc: BaseException) -> int | None:
-    return getattr(getattr(exc, "response", None), "status_code", None)
 
 
 def _host(response: httpx2.Response) -> str:

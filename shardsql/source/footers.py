@@ -8,7 +8,9 @@ the last 8 bytes (the footer's length and the magic), then the footer itself.
 from __future__ import annotations
 
 import struct
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -76,5 +78,17 @@ def _fetch_footer(source: Source, file: SourceFile) -> ParquetFooter:
 
 def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]:
     """The footers of `files`, fetched in parallel (for dry runs and estimates)."""
-    with ThreadPoolExecutor(FETCH_THREADS) as pool:
-        return list(pool.map(lambda f: read_footer(source, f), files))
+    with reading_footers(source, files) as ahead:
+        return [footer.result() for footer in ahead]
+
+
+@contextmanager
+def reading_footers(source: Source, files: list[SourceFile]) -> Iterator[list[Future]]:
+    """The footers of `files` being read in parallel while the block runs: their futures, in
+    order. A caller that needs the first one soon gets it while the others are read (each costs
+    round trips, not bytes); those not started when the block ends are not read."""
+    pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="shardsql-footer")
+    try:
+        yield [pool.submit(read_footer, source, file) for file in files]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

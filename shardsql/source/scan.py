@@ -2,9 +2,9 @@
 
 A `Scan` is a source, the columns to fetch and the one schema they are read with (unified
 over the files: schemas.py), from a starting position. `open_scan` is how convert, `sql`
-and `explain` all open a source: list it, read the first footer, ask the caller which
-columns the SQL names, pick the cheapest column when it names none (a `count(*)` or a
-constant still needs the row count), and unify those columns' types.
+and `explain` all open a source: list it, read the first footer (the first files' others
+meanwhile), ask the caller which columns the SQL names, pick the cheapest column when it
+names none (a `count(*)` or a constant still needs the row count), and unify those columns' types.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from .files import Source, open_source
-from .footers import read_footer
-from .schemas import source_schema
+from .footers import reading_footers
+from .schemas import SCHEMA_FILES, source_schema
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ def open_scan(
     so bad SQL fails before any data is fetched). `max_files` and `override` are open_source's.
     """
     source = open_source(url, revision, max_files, override)
-    footer = read_footer(source, source.files[0])
-    named = columns(footer.schema) or [footer.cheapest_column()]
+    # The first file's footer binds the SQL; the others are read meanwhile (on a link with
+    # round trips of 100 ms, reading them after it cost a second before the first unit).
+    with reading_footers(source, source.files[:SCHEMA_FILES]) as ahead:
+        footer = ahead[0].result()
+        named = columns(footer.schema) or [footer.cheapest_column()]
+        for other in ahead:
+            other.result()
     return Scan(source, named, source_schema(source, named))
