@@ -78,7 +78,7 @@ class HubReader:
         """Bytes [start, end) of `file`, or an error; the answer is checked before its body is read."""
         while True:
             location = self._located(file, start, end)
-            if isinstance(location, bytes):  # the resolve itself answered with them
+            if isinstance(location, (bytes, bytearray)):  # the resolve itself answered with them
                 return location
             if location is None:  # no redirect: this endpoint serves the bytes itself, every time
                 return self._get(self.url(file.path), file, start, end, self.headers, storage=False)
@@ -114,7 +114,7 @@ class HubReader:
             if known is not False:
                 return known
             answer = self._resolve(file, start, end)
-            self.locations.put(file.path, None if isinstance(answer, bytes) else answer)
+            self.locations.put(file.path, None if isinstance(answer, (bytes, bytearray)) else answer)
             return answer
 
     def _resolve(self, file: File, start: int, end: int) -> bytes | Location:
@@ -204,13 +204,15 @@ def _check_range(response: httpx2.Response, file: File, start: int, end: int) ->
 
 
 def _body(response: httpx2.Response, file: File, start: int, end: int) -> bytes:
-    chunks, size = [], 0
+    """The body, read into one buffer the size of the range (a bytearray): chunks joined at the
+    end would hold every byte twice, for each of the pieces arriving at once."""
+    out, size = bytearray(end - start), 0
     for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > end - start:  # no Content-Length, and more than asked: stop reading now
+        if size + len(chunk) > end - start:  # no Content-Length, and more than asked: stop reading now
             raise _range_ignored(response, file, start, end)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        out[size : size + len(chunk)] = chunk
+        size += len(chunk)
+    return out if size == end - start else out[:size]  # short: Source.fetch refuses it
 
 
 def _range_ignored(response: httpx2.Response, file: File, start: int, end: int) -> RangeIgnoredError:
