@@ -7,6 +7,7 @@ real huggingface_hub client.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 # huggingface_hub 2.4 reports to {HF_ENDPOINT at import}/api/agent-harnesses on its first
@@ -33,6 +34,24 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setattr(retries, "RATE_LIMIT_MARGIN_S", 0.05)
     monkeypatch.setattr(retries, "_reported_until", {})  # each test hears its own waits
     monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 2.0)
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Nothing leaves the machine: a host name other than the loopback's fails to resolve, and
+    huggingface_hub's telemetry is off (2.4.0 fetches an "agent harnesses" registry from
+    constants.ENDPOINT, huggingface.co, on a process's first request unless it is)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    resolve = socket.getaddrinfo
+
+    def loopback(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost"):
+            raise OSError(f"test tried to reach {host}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback)
 
 
 @pytest.fixture

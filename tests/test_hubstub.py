@@ -35,19 +35,7 @@ TRAIN = f"datasets/{REPO}/default/train/0000.parquet"  # in PARQUET_REF
 TABLE = pa.table({"id": list(range(3000)), "text": [f"row {i} " * (i % 7) for i in range(3000)]})
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    # huggingface_hub 2.4.0 fetches an "agent harnesses" registry from constants.ENDPOINT (huggingface.co)
-    # on a process's first request unless telemetry is off; and nothing else may leave the machine either.
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host, *args, **kwargs):
-        if host not in ("127.0.0.1", "localhost"):
-            raise OSError(f"test tried to reach {host}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+pytestmark = pytest.mark.usefixtures("loopback_only")  # conftest: nothing leaves the machine
 
 
 @pytest.fixture

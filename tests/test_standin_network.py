@@ -6,7 +6,6 @@ client, only lower bounds on time are checked: a loaded machine can always be sl
 """
 
 import random
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from huggingface_hub import constants
 from huggingface_hub.utils import get_session
 
 from shardsql.standin.hub import HubStandIn
@@ -26,17 +24,7 @@ MB = 1_000_000
 FILES = {f"f{i}.bin": random.Random(i).randbytes(MB) for i in range(8)} | {"big.bin": bytes(2 * MB)}
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host, *args, **kwargs):
-        if host not in ("127.0.0.1", "localhost"):
-            raise OSError(f"test tried to reach {host}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+pytestmark = pytest.mark.usefixtures("loopback_only")  # conftest: nothing leaves the machine
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 new name) and `resolve` through `/api/resolve-cache/` (307 at the commit). The real
 huggingface_hub client must still list, read and get metadata through them."""
 
-import socket
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from huggingface_hub import HfApi, HfFileSystem, constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, HfFileSystem, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import GatedRepoError
 from huggingface_hub.utils import get_session
 
@@ -18,17 +17,7 @@ OLD, NEW = "org/old-name", "org/new-name"
 DATA = bytes(range(256)) * 400
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host, *args, **kwargs):
-        if host not in ("127.0.0.1", "localhost"):
-            raise OSError(f"test tried to reach {host}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+pytestmark = pytest.mark.usefixtures("loopback_only")  # conftest: nothing leaves the machine
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ import gzip
 import hashlib
 import random
 import re
-import socket
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 import pytest
-from huggingface_hub import HfApi, HfFileSystem, constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, HfFileSystem, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import build_hf_headers, get_session
 
@@ -27,17 +26,7 @@ AMZ = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-
 CLOUDFRONT = ("Expires", "Signature", "Key-Pair-Id")
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host, *args, **kwargs):
-        if host not in ("127.0.0.1", "localhost"):
-            raise OSError(f"test tried to reach {host}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+pytestmark = pytest.mark.usefixtures("loopback_only")  # conftest: nothing leaves the machine
 
 
 class Clock:
