@@ -9,8 +9,8 @@ network, and the user's real `~/.cache/autoresearch` is never touched.
 
 `shardsql demo --serve` (`serving` here) instead serves a generated sample of every
 built-in dataset's repo until Ctrl-C, so that every command in the README can be tried
-offline from another terminal with `HF_ENDPOINT` pointing at the stand-in. It redirects file
-reads to a storage host with signed URLs, as the Hub does.
+offline from another terminal with `HF_ENDPOINT` pointing at the stand-in. Both redirect
+file reads to a storage host with signed URLs, as the Hub does.
 
 `--slow-link` makes the stand-in play the slow link of a machine far from the Hub's CDN
 (`SLOW_LINK`: 100 ms round trips, 4 MB/s a connection, 25 MB/s for the whole link) and redirect
@@ -107,6 +107,7 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None, slow
         num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, cache_dir=workdir / "autoresearch"
     )
     with HubStandIn() as hub:
+        hub.redirect_files = True  # as the Hub does: file reads go to a storage host, with signed URLs
         if slow_link:
             _play_slow_link(hub)
         hub.add_dataset(repo, repo_dir, revision=revision)
