@@ -66,3 +66,16 @@ def test_ray_still_has_the_constant_and_the_logger_the_adapter_uses():
         f"{adapter.TOKEN_NOTICE_LOGGER} no longer says 'Token authentication is enabled': "
         "run/ray/adapter.quiet_token_notice filters that notice"
     )
+
+
+def test_httpcore_reads_the_read_timeout_when_a_body_starts_to_stream():
+    """hub/client.stream_body_within shortens the read timeout between a storage answer's headers
+    (cold storage: up to FIRST_BYTE_TIMEOUT_S) and its body. tests/test_storage.py's
+    test_cold_storages_slow_first_byte_is_waited_for_and_a_stalled_body_is_not shows it working."""
+    from httpcore2._sync import http11
+
+    source = inspect.getsource(http11.HTTP11Connection._receive_response_body)
+    assert 'request.extensions.get("timeout"' in source and 'timeouts.get("read"' in source, (
+        "httpcore2 no longer reads the request's read timeout when a body starts to stream: "
+        "hub/client.stream_body_within changes it there; find the new place (or time the body ourselves)"
+    )

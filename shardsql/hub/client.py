@@ -110,7 +110,8 @@ def stream_body_within(response: httpx2.Response, seconds: float) -> None:
 
     Private: httpcore2 reads the request's `timeout` extension when the body starts to stream,
     not when the request is sent, so changing it between the headers and the body applies to
-    the body. httpx2 has no public per-phase timeout. tests/test_adapters.py notices a change.
+    the body. httpx2 has no public per-phase timeout. tests/test_adapters.py notices a change;
+    tests/test_storage.py shows it at work.
     """
     timeout = response.request.extensions.get("timeout")
     if isinstance(timeout, dict):
