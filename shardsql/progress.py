@@ -71,13 +71,13 @@ class Progress:
             f"{self.fetch_status()}, {rate:,.0f} rows/s, {eta_text}"
         )
 
-    def fetch_status(self) -> str:
+    def fetch_status(self, word: str = " fetched") -> str:
         """What has arrived of the bytes this run reads, and how fast: "120.5 MB of ~830 MB fetched,
         24.1 MB/s". The whole is estimated from the bytes each kept row has cost so far."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
         kept, wanted = self.kept - self._kept_at_start, self.rows_wanted - self._kept_at_start
         whole = f" of ~{format_size(self.fetched * wanted / kept)}" if 0 < kept < wanted else ""
-        return f"{format_size(self.fetched)}{whole} fetched, {format_size(self.fetched / elapsed)}/s"
+        return f"{format_size(self.fetched)}{whole}{word}, {format_size(self.fetched / elapsed)}/s"
 
 
 class PlainProgress(Progress):
@@ -132,7 +132,8 @@ class RichProgress(Progress):
     def update(self, read: int, kept: int, fetched: int) -> None:
         super().update(read, kept, fetched)
         if self._task is not None:
-            status = f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {self.fetch_status()}"
+            # Short: the bar, its label and the time left share one line of the terminal.
+            status = f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, {self.fetch_status('')}"
             self._bar.update(self._task, completed=min(kept, self.rows_wanted), status=status)
 
     def shard(self, info: ShardInfo) -> None:

@@ -42,5 +42,6 @@ def test_rich_progress_draws_a_bar_with_the_counters():
     progress.stop()
     text = out.getvalue()
     assert "converting" in text and "1,500 read, 1,200 kept" in text
+    assert re.search(r"4\.0 KB of ~10\.0 KB, [\d.]+ [KM]?B/s", text), "the bytes arrived, of the job's, and the rate"
     assert "wrote shard_00000.parquet: 1,000 rows" in text
     assert "1/3 shards" in text, "the bar shows the new shard count"
