@@ -59,11 +59,6 @@ def stats(hub) -> dict:
     resolves = hub.requests_per_file("resolve")
     refused = sum(1 for t in transfers if t.kind == "resolve" and t.status == 429)
     ends = [t.finished for t in reads if t.finished is not None]
-    events = sorted([(t.received, 1) for t in reads] + [(t.finished or t.received, -1) for t in reads])
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
     start = min((t.received for t in reads), default=0.0)
     timeline = [0.0] * (int(max(ends, default=start) - start) + 1)
     for t in reads:  # each body's bytes spread evenly over the time it took (the model paces them so)
@@ -80,7 +75,7 @@ def stats(hub) -> dict:
         "resolves_refused": refused,
         "files": len(resolves),
         "most_resolves_a_file": max(resolves.values(), default=0),
-        "most_reads_at_once": peak,
+        "most_reads_at_once": hub.most_reads_at_once(),
         "read_seconds": (max(ends) - min(t.received for t in reads)) if ends else 0.0,
     }
 

@@ -298,17 +298,6 @@ def test_the_rate_limit_hint_is_only_for_requests_without_a_token(hub, hub_datas
     assert messages == ["rate-limited by the Hub (resolvers): waiting 1 s"]
 
 
-def most_at_once(transfers) -> int:
-    """The most storage reads the stand-in was answering at once."""
-    reads = [t for t in transfers if t.kind == "storage" and t.status == 206]
-    events = sorted([(t.received, 1) for t in reads] + [(t.finished or t.received, -1) for t in reads])
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
 def test_a_link_that_rewards_more_streams_gets_them(hub, hub_dataset, tmp_path, small_units, monkeypatch):
     folder = hub_dataset("fineweb-edu", row_group_size=100)
     # Slow connections on a wide link: each stream more adds to the rate, whatever the cores. Most
@@ -318,7 +307,7 @@ def test_a_link_that_rewards_more_streams_gets_them(hub, hub_dataset, tmp_path, 
     options = ConvertOptions(shuffle=False, num_shards=3, rows_per_shard=2000, cache_dir=tmp_path, workers=1)
     convert(catalog.resolve("fineweb-edu"), options)
     assert shards(tmp_path) == seed_shards(sorted(folder.glob("*.parquet")), "text", 3, 2000)[0]
-    assert most_at_once(hub.transfers) > START_STREAMS, "more reads at once than the streams started with"
+    assert hub.most_reads_at_once() > START_STREAMS, "more reads at once than the streams started with"
 
 
 def test_a_link_one_stream_fills_keeps_few_streams(hub, hub_dataset, tmp_path, small_units):
@@ -327,4 +316,4 @@ def test_a_link_one_stream_fills_keeps_few_streams(hub, hub_dataset, tmp_path, s
     options = ConvertOptions(shuffle=False, num_shards=3, rows_per_shard=2000, cache_dir=tmp_path, workers=1)
     convert(catalog.resolve("fineweb-edu"), options)
     assert shards(tmp_path) == seed_shards(sorted(folder.glob("*.parquet")), "text", 3, 2000)[0]
-    assert most_at_once(hub.transfers) <= START_STREAMS * 3 // 2, "one step up at most, then undone"
+    assert hub.most_reads_at_once() <= START_STREAMS * 3 // 2, "one step up at most, then undone"

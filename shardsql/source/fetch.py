@@ -54,7 +54,7 @@ class Streams:
 
     def __init__(self, start: int = START_STREAMS, most: int = MAX_STREAMS):
         self.limit, self.most = start, most
-        self.peak = start  # the most this source's streams were allowed (for progress and the benchmark)
+        self.peak = start  # the most this source's streams were allowed (tests/test_fetch.py reads it)
         self._samples: list[tuple[int, float]] = []  # (bytes, seconds) of pieces started busy at `limit`
         self._reference: float | None = None  # the rate at the limit a step up is measured against
         self._probing_from: int | None = None  # the limit before a step up still being measured

@@ -75,8 +75,8 @@ signed URLs and Xet headers are on, but only show once ``redirect_files`` is):
 Counters: ``requests`` (method, path with query, Range, status, body bytes) and ``bytes_served`` (file
 bodies as sent, gzipped if so), as before; ``transfers`` (``records.Transfer``: server, kind "api" /
 "resolve" / "storage", file, status, body bytes, monotonic times received / answered / finished) and
-``requests_per_file(kind="storage", method="GET")``, e.g. how many storage requests each file got.
-``reset_counters()`` clears them all.
+``requests_per_file(kind="storage", method="GET")``, e.g. how many storage requests each file got, and
+``most_reads_at_once()``, the most file reads answered at the same time. ``reset_counters()`` clears them all.
 
 Pointing the client at it:
 

@@ -248,6 +248,18 @@ class HubStandIn:
             transfers = list(self.transfers)
         return Counter(t.file for t in transfers if t.kind == kind and t.method == method and t.file is not None)
 
+    def most_reads_at_once(self) -> int:
+        """The most file reads (answers that carried a file's bytes: 200 or 206 of resolve or storage)
+        the stand-in was sending at once, since the last reset_counters()."""
+        with self._lock:
+            reads = [t for t in self.transfers if t.file is not None and t.status in (200, 206)]
+        events = sorted([(t.received, 1) for t in reads] + [(t.finished or t.received, -1) for t in reads])
+        running = most = 0
+        for _, step in events:
+            running += step
+            most = max(most, running)
+        return most
+
     def record(self, entry: tuple, served: int, replaces: tuple | None = None) -> None:
         with self._lock:
             if replaces is None:
