@@ -104,6 +104,7 @@ def hub_env(ray_hub, ray_cluster, monkeypatch, small_units):
     ray_hub.before_response, ray_hub.budgets, ray_hub.redirect_files = None, {}, True
     yield ray_hub
     ray_hub.before_response, ray_hub.budgets, ray_hub.redirect_files = None, {}, True
+    ray_hub.play_network(None)
 
 
 def run(dataset, cache, engine="ray", workers=None, shuffle=True, **kw):
@@ -200,7 +201,7 @@ def _pid_on_port(port: int) -> int | None:
 
 class KillReader:
     """A stand-in hook: the first data read from a Ray worker kills that worker (SIGKILL),
-    mid-task, before it gets an answer."""
+    mid-fetch, before it gets an answer. The readers are the run's fetch actors."""
 
     def __init__(self):
         self.killed: list[int] = []
@@ -222,21 +223,22 @@ class KillReader:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's pid through /proc")
-def test_a_worker_killed_mid_task_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path):
+def test_a_fetch_actor_killed_mid_fetch_is_restarted_and_the_bytes_are_the_same(hub_env, tmp_path):
     local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2)
     hub_env.before_response = killer = KillReader()
     on_ray = run("fineweb-edu-high", tmp_path / "ray")
-    assert len(killer.killed) == 1, "a worker was killed mid-task"
+    assert len(killer.killed) == 1, "a fetch actor was killed mid-fetch"
     with pytest.raises(ProcessLookupError):
         os.kill(killer.killed[0], 0)
     assert hashes(on_ray) == hashes(local)
 
 
-class KillCompressor:
-    """Kills (SIGKILL) the first Ray worker seen compressing a shard: Ray titles a worker's
-    process `ray::encode_shard` while it runs that task."""
+class KillTask:
+    """Kills (SIGKILL) the first Ray worker seen running the task `name`: Ray titles a worker's
+    process `ray::<task>` while it runs that task."""
 
-    def __init__(self):
+    def __init__(self, name: str):
+        self.title = f"ray::{name}".encode()
         self.killed: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -257,20 +259,33 @@ class KillCompressor:
                         title = handle.read(64)
                 except OSError:
                     continue
-                if title.startswith(b"ray::encode_shard"):
+                if title.startswith(self.title):
                     os.kill(int(pid), signal.SIGKILL)
                     self.killed.append(int(pid))
                     return
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
-def test_a_worker_killed_while_compressing_a_shard_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path):
+@pytest.mark.parametrize("task", ["run_unit", "encode_shard"])
+def test_a_worker_killed_mid_task_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path, task):
     # In order: a shuffled conversion compresses its shards on the driver (README, Scaling out).
     local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
-    with KillCompressor() as killer:
+    with KillTask(task) as killer:
         on_ray = run("fineweb-edu", tmp_path / "ray", shuffle=False)
-    assert len(killer.killed) == 1, "a worker was killed while it compressed a shard"
+    assert len(killer.killed) == 1, f"a worker was killed while it ran {task}"
     assert hashes(on_ray) == hashes(local)
+
+
+def test_on_a_slow_link_ray_fetches_more_ranges_at_once_than_it_has_cpus(hub_env, tmp_path):
+    """Each connection is slow: the link is filled by many requests at once, which the fetch
+    actors make whatever the cores (the tasks only wait for their bytes, holding no CPU)."""
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
+    hub_env.model_network(connection_bytes_per_s=300_000)
+    hub_env.reset_counters()
+    on_ray = run("fineweb-edu", tmp_path / "ray", shuffle=False)
+    assert hashes(on_ray) == hashes(local)
+    cpus = NODES * CPUS_PER_NODE
+    assert hub_env.most_reads_at_once() > 2 * cpus, "reads at once bound by the tasks running (and one queued each)"
 
 
 @pytest.mark.parametrize("first", ["ray", "local"])

@@ -6,11 +6,12 @@ order, a window saying how much may be in flight. Both engines use it: threads h
 fetch streams (source/fetch.py) the moment the unit is admitted, so the network works while
 the cores decode and filter the units admitted before it.
 
-The limits on what is in flight (`Admission`, `Window`) are here too. The bytes of the
+The limits on what is in flight (`Admission`, `Window`) are here too, the same for both
+engines (under Ray, the streams are those of its fetch actors, together). The bytes of the
 units in flight, fetched or being fetched, stay under BYTES_PER_WORKER a worker: most of a
 conversion's memory. Within that, two sides hold the job back in turn, and each has its
 limit: the cores, by the units fetched and waiting for or in a worker (one a worker and
-AHEAD_UNITS more); the link, by the bytes still being fetched, which stay under what the
+AHEAD_UNITS more; under Ray, one more a worker); the link, by the bytes still being fetched, which stay under what the
 streams can take (FETCH_AHEAD times the streams' pieces), so that every stream has a piece
 when the link is the slower side, and nothing piles up when the cores are. A unit also
 starts only while the kept rows the units in flight are expected to give, at the keep
@@ -27,10 +28,10 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..source.decode import start_fetch
-from ..source.fetch import PIECE_BYTES, Streams
+from ..source.fetch import PIECE_BYTES
 from ..source.files import Source
 from ..source.units import Unit
 
@@ -161,17 +162,32 @@ class Admission:
         return math.inf if ratio <= 0 or self.room == math.inf else max(1.0, self.room / ratio * CUT_MARGIN)
 
 
-class Window:
-    """The Admission of the local executor's threads, over its (unit, future of its fetched
-    ranges) items: the units fetched count against the workers' window, those being fetched
-    against what the source's `streams` take."""
+class StreamLimit(Protocol):
+    """What a Window reads of the fetch side: how many range requests may be in flight now
+    (a source's fetch.Streams; under Ray, its fetch actors' together)."""
 
-    def __init__(self, workers: int, streams: Streams, rows_wanted: Callable[[], float],
-                 ratio: Callable[[], float] = lambda: 1.0):  # fmt: skip
-        self.admission = Admission(rows_wanted, workers + AHEAD_UNITS, workers * BYTES_PER_WORKER, ratio)
+    @property
+    def limit(self) -> int: ...
+
+
+class Done(Protocol):
+    """A fetch in flight, as a Window sees it: done or not (a Future; under Ray, its fetch's)."""
+
+    def done(self) -> bool: ...
+
+
+class Window:
+    """The Admission of both engines, over their (unit, its fetch) items: the units fetched
+    count against the workers' window (a unit a worker and `ahead` more), those being fetched
+    against what the `streams` take."""
+
+    def __init__(self, workers: int, streams: StreamLimit, rows_wanted: Callable[[], float],
+                 ratio: Callable[[], float] = lambda: 1.0, *, ahead: int | None = None):  # fmt: skip
+        ahead = AHEAD_UNITS if ahead is None else ahead
+        self.admission = Admission(rows_wanted, workers + ahead, workers * BYTES_PER_WORKER, ratio)
         self.streams = streams
 
-    def __call__(self, flight: list[tuple[Unit, Future]]) -> bool:
+    def __call__(self, flight: list[tuple[Unit, Done]]) -> bool:
         fetching = [unit for unit, data in flight if not data.done()]
         limit = FETCH_AHEAD * self.streams.limit * PIECE_BYTES
         return self.admission([unit for unit, _ in flight], fetching, limit)

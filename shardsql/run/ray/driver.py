@@ -5,16 +5,22 @@ unit's kept rows computed independently, the results handed on in unit order, so
 shard writer cuts exactly the same shards. Only where a unit runs changes: here one Ray
 task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for the run.
 
-* A task reopens the source in its worker from a `SourceSpec` (URL, commit, files; the Hub
-  endpoint comes through Ray's runtime_env, the token through the object store: Ray writes a
-  runtime_env, env_vars included, into its logs and the workers' command lines, so the token
-  is never put there). It gets its file's footer from the driver, which read it to split the
-  units (a worker reading every footer again would cost the Hub two requests per file per
-  worker), and the file's storage location, which the driver resolved (hub/storage.py: once
-  per file per URL lifetime, not once per worker); it fetches its unit's ranges from storage
-  as pieces on its worker's streams (source/fetch.py), decodes the unit, runs the definition
-  with a DuckDB `Evaluator` of its own, and returns the kept rows, their count and the bytes
-  and requests it fetched (the driver adds them up for the progress display). For a shuffled
+* A unit's bytes are fetched by the run's fetch actor on a node (tasks.Fetch, one a node
+  with CPUs, units dealt in turn), as pieces on that actor's streams (source/fetch.py: as
+  many at once as the link rewards, whatever the number of cores), into the object store.
+  The driver resolves each file's storage location (hub/storage.py: once per file per URL
+  lifetime, not once per worker) and passes it with the unit. Which units are being fetched
+  and how many are fetched ahead is said by the same `Window` as the local engine's
+  (run/scheduling.py), over the streams the actors last reported.
+* A unit's task starts once its bytes are there (Ray runs a task when its arguments are
+  ready; no CPU waits for the network). It reopens the source in its worker from a
+  `SourceSpec` (URL, commit, files; the Hub endpoint comes through Ray's runtime_env, the
+  token through the object store: Ray writes a runtime_env, env_vars included, into its
+  logs and the workers' command lines, so the token is never put there). It gets its file's
+  footer from the driver, which read it to split the units (a worker reading every footer
+  again would cost the Hub two requests per file per worker), decodes the unit, runs the
+  definition with a DuckDB `Evaluator` of its own, and returns the kept rows and their
+  count; the driver adds up the bytes and requests fetched for the progress display. For a shuffled
   conversion the task also stages its rows (run/unit.py: fingerprints, piles, zstd), and
   returns that StagedUnit instead: the driver gets each unit's keys and compressed texts and
   only appends them to its piles; no uncompressed row reaches it.
@@ -28,7 +34,8 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   bound what a cluster can add. The driver fetches one compressed shard at a time, writes it
   to the staging folder, and checks it as the local writer does.
 * A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
-  only on the unit, and a shard's only on its slices, so a retried task returns the same.
+  only on the unit, and a shard's only on its slices, so a retried task returns the same. A
+  fetch actor that dies is restarted, and its fetches in flight are asked again.
 * What a task has to say while it runs (a rate-limit wait) goes to a small actor that the
   first such task starts (tasks.say), which the driver reads twice a second for its
   progress display.
@@ -44,32 +51,41 @@ The tasks themselves are in tasks.py. Ray is an optional extra (`pip install
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...definition.catalog import Definition
 from ...errors import ConversionError, ShardsqlError, describe
 from ...hub import client
+from ...hub.storage import Location
+from ...source.fetch import START_STREAMS
 from ...source.footers import read_footer
 from ...source.scan import Scan
 from ...source.units import Unit, units
 from ..executor import RunRecord, available_cores
-from ..scheduling import Admission, KeepRatio, in_order
+from ..scheduling import KeepRatio, Window, in_order
 from .adapter import load_ray, quiet_token_notice
-from .tasks import encode_shard, run_unit
+from .tasks import Fetch, encode_shard, run_unit
 
 ENGINE = "ray"
 # Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
 # token: Ray logs a runtime_env whole (runtime_env_agent.log) and puts it on worker command lines.
 PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
 MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
-TASKS_PER_WORKER = 2  # tasks in flight per worker CPU: one running, one queued behind it
-BYTES_AHEAD_PER_WORKER = 16 << 20  # compressed bytes of units in flight, per worker CPU
+# Units fetched and waiting for a worker CPU, beyond one a worker: a task's start costs a
+# round trip to the cluster, so one waits behind each running task (locally, AHEAD_UNITS).
+AHEAD_PER_WORKER = 1
 TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
+# A fetch actor's threads: each waits for one unit's pieces (the Window bounds how many units
+# are being fetched: up to FETCH_AHEAD x MAX_STREAMS pieces, fewer units), the streams bound the requests.
+FETCH_THREADS = 128
 # Shards being compressed at once: each holds its kept rows in the object store (about 300 MB
 # for a full FineWeb-Edu shard) until it is written. Enough to keep the cluster busy (writing
 # is two thirds of the work), few enough that the object store need not spill.
@@ -123,6 +139,63 @@ class RemoteRows:
         return RemoteRows(self.ref, self.offset + offset, rows)
 
 
+@dataclass
+class Fetching:
+    """A unit's fetch by a fetch actor: its pieces (`data`) and (bytes, requests, streams)
+    (`meta`) in the object store, `meta`'s future, whose done() the Window reads, and the
+    file's `location` the fetch was given."""
+
+    data: Any
+    meta: Any
+    future: Future
+    location: Location | None
+
+    def done(self) -> bool:
+        return self.future.done()
+
+
+class Fetchers:
+    """The run's fetch actors (tasks.Fetch), one on each node with CPUs, dealt units in turn.
+    `limit`: the streams they last said they allow, together (what scheduling.Window reads)."""
+
+    def __init__(self, ray, token: Any, messages: str, options: dict[str, Any]):
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        actor = ray.remote(Fetch)
+        options |= {"num_cpus": 0, "max_concurrency": FETCH_THREADS, "max_restarts": MAX_RETRIES,
+                    "max_task_retries": MAX_RETRIES}  # fmt: skip
+        # Soft: a node that is gone by the time its actor starts is no reason to fail the run.
+        on = lambda node: {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}  # noqa: E731
+        self.actors = [actor.options(**options, **on(node)).remote(token, messages) for node in nodes]
+        if not self.actors:  # no node says it has CPUs (yet): one actor, wherever Ray puts it
+            self.actors = [actor.options(**options).remote(token, messages)]
+        self.limits = [START_STREAMS] * len(self.actors)
+        self._turn = itertools.cycle(range(len(self.actors)))
+        self._ray = ray
+
+    @property
+    def limit(self) -> int:
+        return sum(self.limits)
+
+    def fetch(self, spec: Any, unit: Unit, location: Location | None) -> Fetching:
+        """Start fetching `unit` (of the source `spec` is the object-store copy of) on the next node's actor."""
+        turn = next(self._turn)
+        data, meta = self.actors[turn].fetch.options(num_returns=2).remote(spec, unit, location)
+        fetching = Fetching(data, meta, meta.future(), location)
+        fetching.future.add_done_callback(lambda done: self._heard(turn, done))
+        return fetching
+
+    def _heard(self, turn: int, done: Future) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self.limits[turn] = done.result()[2]
+
+    def close(self) -> None:
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+
+
 class RayExecutor:
     """One conversion on Ray (executor.Executor): joins (or starts) the cluster on entry and
     leaves it on exit; in between, `row_by_row` runs the units as tasks and `encode`
@@ -138,6 +211,7 @@ class RayExecutor:
         self.messages = f"shardsql-messages-{uuid.uuid4().hex}"  # the name of the run's Messages actor
         self._actor: Any = None
         self._relay = threading.Thread(target=self._relay_messages, name="shardsql-ray-messages", daemon=True)
+        self._fetch: Fetchers | None = None
 
     def __enter__(self) -> RayExecutor:
         self.ray = load_ray()
@@ -162,6 +236,8 @@ class RayExecutor:
         self._relay.start()
 
     def __exit__(self, *exc) -> None:
+        if self._fetch is not None:
+            self._fetch.close()
         self._stop.set()
         if self._relay.is_alive():
             self._relay.join()
@@ -204,33 +280,52 @@ class RayExecutor:
         shared = [
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
         ]
+        fetchers = self._fetchers(shared[4])
         ratio = KeepRatio()
-        allowed = Admission(rows_wanted, TASKS_PER_WORKER * self.workers, BYTES_AHEAD_PER_WORKER * self.workers, ratio)
+        window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
-        def submit(unit: Unit):
+        def fetch(todo: Iterator[Unit]) -> Iterator[tuple[Unit, Fetching]]:
+            # A unit's fetch starts when the window admits it (as scheduling.fetching does locally).
+            for unit in todo:
+                # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
+                location = scan.source.location(unit.file)
+                yield unit, fetchers.fetch(shared[0], unit, location)
+
+        def submit(item: tuple[Unit, Fetching]):
+            unit, fetching = item
             if unit.file.path not in footers:  # units come file by file (a shuffled draw: any order)
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
-            # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
-            location = scan.source.location(unit.file)
-            return self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], location, stage)
+            task = self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], fetching.location,
+                                          fetching.data, stage)  # fmt: skip
+            return task, fetching
 
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
-        cancel = lambda refs: ray.cancel(refs[1], force=False)  # noqa: E731
+        cancel = lambda handle: ray.cancel(handle[0][1], force=False)  # noqa: E731
 
-        def finish(refs):
-            meta = _get(ray, refs[1])
-            return (refs[0] if stage is None else _get(ray, refs[0])), meta
+        def finish(handle):
+            (kept, meta), fetching = handle
+            fetched, requests, _ = _get(ray, fetching.meta)
+            rows, more_bytes, more_requests, node = _get(ray, meta)
+            kept = kept if stage is None else _get(ray, kept)
+            return kept, (rows, fetched + more_bytes, requests + more_requests, node)
 
-        todo = units(scan.source, scan.columns, scan.start, most_rows=allowed.most_rows) if drawn is None else drawn
-        for unit, (kept, (rows, fetched, requests, node)) in in_order(todo, submit, finish, allowed, cancel):
+        most_rows = window.admission.most_rows
+        todo = units(scan.source, scan.columns, scan.start, most_rows=most_rows) if drawn is None else drawn
+        for (unit, _), (kept, (rows, fetched, requests, node)) in in_order(fetch(todo), submit, finish, window, cancel):
             ratio.add(unit.rows, rows)
             scan.source.counter.add(fetched, requests)
             self.record.tasks += 1
             self.record.nodes.add(node)
             self.record.rows_read += unit.rows
             yield unit, (RemoteRows(kept, 0, rows) if stage is None else kept)
+
+    def _fetchers(self, token: Any) -> Fetchers:
+        """The run's fetch actors, started by its first row-by-row pass."""
+        if self._fetch is None:
+            self._fetch = Fetchers(self.ray, token, self.messages, {"runtime_env": {"env_vars": _env()}})
+        return self._fetch
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:
         """Write the shard made of `pieces` to `path`, compressed by a task, once every piece is known."""

@@ -1,10 +1,14 @@
 """The Ray engine's tasks: what runs in Ray's worker processes (driver.py is the driver).
 
-* `run_unit`: one unit of the source, fetched, decoded and run through the definition, as
+* `run_unit`: one unit of the source, decoded from its fetched bytes and run through the definition, as
   the local engine does (run/unit.py), and for a shuffled conversion staged there too
   (fingerprinted, split by pile, compressed: output/staging.stage_unit). The source is
   reopened once per worker process from its `SourceSpec`, the unit's file's footer comes
   from the driver, and a DuckDB connection per definition is kept between tasks.
+* `Fetch`: an actor, one a node, that fetches the units' byte ranges for the tasks, as
+  pieces on its own streams (source/fetch.py: as many at once as the link rewards, whatever
+  the cores), into the object store. A task gets its unit's bytes as an argument, so it
+  holds a CPU only once they are there, and the link is filled while the CPUs work.
 * `encode_shard`: one shard, compressed by the same Polars writer as the local engine's
   from the slices of the units' kept rows that make it up.
 * `Messages`: an actor, started by the first task with something to say (`say`), that
@@ -22,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,22 +58,18 @@ _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the r
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             messages: str, unit: Unit, footer: ParquetFooter, location: Location | None,
+             messages: str, unit: Unit, footer: ParquetFooter, location: Location | None, data: dict[int, bytes],
              stage: int | None = None):  # fmt: skip
     """One task (two returns): the unit's kept rows (with `stage`, a shuffled conversion's seed:
     staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
-    `footer` is the unit's file's, as the driver read it: no worker reads a footer again;
-    `location`, where its bytes are, as the driver resolved it: no worker resolves the file
-    while it is fresh. What the task has to say while it runs (a rate-limit wait) goes to the
-    run's `messages` actor."""
+    `data` is the unit's planned ranges, as a `Fetch` actor fetched them; `footer` is the
+    unit's file's, as the driver read it: no worker reads a footer again; `location`, where
+    its bytes are, as the driver resolved it, for a read outside the plan (decode.RangeFile):
+    no worker resolves the file while it is fresh. What the task has to say while it runs (a
+    rate-limit wait) goes to the run's `messages` actor."""
     import ray
 
-    # Read by reopen() and the messages, as in the driver. A worker serves many conversions:
-    # one without a token must not use, or be told about, the token of one before it.
-    if token:
-        os.environ[TOKEN_ENV] = token
-    else:
-        os.environ.pop(TOKEN_ENV, None)
+    _use_token(token)
     if (spec, token) not in _worker_sources:
         _evict(_worker_sources, lambda _: None)
         _worker_sources[spec, token] = reopen(spec)
@@ -84,9 +85,48 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
         _evict(_worker_evaluators, lambda old: old.close())
         evaluator = _worker_evaluators[definition.sha256] = Evaluator(definition)
     with report_waits(lambda text: say(messages, text)):
-        kept = work(evaluator, Scan(source, columns, schema), unit, fetch_unit(source, unit), stage, compress=True)
+        kept = work(evaluator, Scan(source, columns, schema), unit, data, stage, compress=True)
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
+
+
+class Fetch:
+    """A Ray actor (threaded, no CPU of its own), one a node: fetches units' planned byte
+    ranges for the run's tasks, on the streams of the sources it reopened (source/fetch.py).
+
+    The streams adapt to what the node's link gives, however many tasks run, and are shared
+    by every unit the node fetches; how many units are being fetched at once is the driver's
+    to say (scheduling.Window, as on the local engine). Each call blocks one of the actor's
+    threads until its unit has arrived."""
+
+    def __init__(self, token: str | None, messages: str):
+        _use_token(token)  # this process serves this run only
+        self._sources: dict[SourceSpec, Any] = {}
+        self._lock = threading.Lock()
+        self._waits = report_waits(lambda text: say(messages, text))
+        self._waits.__enter__()  # for the actor's life: its threads wait out rate limits together
+
+    def fetch(self, spec: SourceSpec, unit: Unit, location: Location | None) -> tuple[dict[int, bytes], tuple]:
+        """(two returns) the unit's pieces, {start: bytes}, and (bytes fetched, requests, the
+        source's streams limit now)."""
+        with self._lock:
+            if spec not in self._sources:
+                _evict(self._sources, lambda _: None)
+                self._sources[spec] = reopen(spec)
+            cached = self._sources[spec]
+        cached.adopt(unit.file, location)
+        source = dataclasses.replace(cached, counter=ByteCounter())  # this unit's counts, the shared streams
+        data = fetch_unit(source, unit)
+        return data, (source.counter.bytes, source.counter.requests, cached.fetcher.streams.limit)
+
+
+def _use_token(token: str | None) -> None:
+    """Read by reopen() and the messages, as in the driver. A worker serves many conversions:
+    one without a token must not use, or be told about, the token of one before it."""
+    if token:
+        os.environ[TOKEN_ENV] = token
+    else:
+        os.environ.pop(TOKEN_ENV, None)
 
 
 def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, str]:
