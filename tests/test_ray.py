@@ -233,6 +233,40 @@ def test_a_fetch_actor_killed_mid_fetch_is_restarted_and_the_bytes_are_the_same(
     assert hashes(on_ray) == hashes(local)
 
 
+class FaultWorkerRead:
+    """A stand-in hook: storage answers the first data read from a Ray worker (not the driver's
+    footer reads) with a fault of `kind` (HubStandIn.storage_fault)."""
+
+    def __init__(self, hub, kind: str):
+        self.hub, self.kind, self.pid = hub, kind, None
+        self._lock = threading.Lock()
+
+    def __call__(self, handler) -> bool:
+        if handler.server.role != "storage" or not handler.headers.get("Range"):
+            return False
+        with self._lock:
+            if self.pid is not None:
+                return False
+            pid = _pid_on_port(handler.client_address[1])
+            if pid is None or pid == os.getpid():
+                return False
+            self.pid = pid
+            self.hub.storage_fault(self.kind)  # taken by this very request, as it goes on
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the reader's pid through /proc")
+@pytest.mark.parametrize("kind, status", [("access-denied", 403), ("stale-416", 416)])
+def test_storage_faults_met_by_a_fetch_actor_are_retried_and_the_bytes_are_the_same(hub_env, tmp_path, kind, status):
+    local = run("fineweb-edu-high", tmp_path / "local", engine="local", workers=2)
+    hub_env.reset_counters()
+    hub_env.before_response = fault = FaultWorkerRead(hub_env, kind)
+    on_ray = run("fineweb-edu-high", tmp_path / "ray")
+    assert fault.pid is not None, "a Ray worker read from storage"
+    assert [t for t in hub_env.transfers if t.kind == "storage" and t.status == status], f"storage answered {status}"
+    assert hashes(on_ray) == hashes(local)
+
+
 class KillTask:
     """Kills (SIGKILL) the first Ray worker seen running the task `name`: Ray titles a worker's
     process `ray::<task>` while it runs that task."""
