@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BackupError, BusyError, CacheDirError
-from . import manifest
+from . import durable, manifest
 
 STAGING_NAME = ".shardsql-staging"
 BACKUP_PREFIX = "backup_"
@@ -130,7 +130,8 @@ class CacheDir:
         for part in (self.data, self.tokenizer):
             if part.exists():
                 os.replace(part, backup / part.name)
-        (backup / LABEL_FILE).write_text(label + "\n", encoding="utf-8")
+        durable.write_text(backup / LABEL_FILE, label + "\n")  # the backup folder synced with it
+        durable.sync(self.root)  # the moves out of it
         return backup
 
     def install(self, staging: Path, backup: bool = True) -> Path | None:
@@ -139,12 +140,14 @@ class CacheDir:
         The old tokenizer always leaves `tokenizer/`, so prepare.py trains one for the new data.
         Returns the backup folder, if one was made.
         """
+        durable.sync(staging)  # its shards' and manifest's names (each file was synced as written)
         made = self.backup_live() if backup else None
         if not backup:
             for part in (self.data, self.tokenizer):
                 if part.exists():
                     shutil.rmtree(part)
         os.replace(staging, self.data)
+        durable.sync(self.root)  # the swap itself
         return made
 
     def backups(self) -> list[Backup]:
@@ -186,5 +189,6 @@ class CacheDir:
         for part in ("data", "tokenizer"):
             if (chosen.path / part).exists():
                 os.replace(chosen.path / part, self.root / part)
+        durable.sync(self.root)
         shutil.rmtree(chosen.path)
         return chosen, kept

@@ -15,11 +15,11 @@ The file is replaced atomically, so a crash leaves either the old or the new che
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import durable
 from .shards import ShardInfo
 
 CHECKPOINT_NAME = "checkpoint.json"
@@ -58,9 +58,8 @@ class Checkpoint:
             "shuffle": self.shuffle,
             "interleave": self.interleave,
         }
-        tmp = folder / (CHECKPOINT_NAME + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, folder / CHECKPOINT_NAME)
+        # Synced, as every file it vouches for was before it (output/durable.py).
+        durable.write_text(folder / CHECKPOINT_NAME, json.dumps(data, indent=2))
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from . import durable
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -89,7 +90,7 @@ def build(
 
 def write(folder: Path, manifest: dict[str, Any]) -> Path:
     path = folder / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    durable.write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

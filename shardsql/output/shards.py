@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import os
 import queue
 import shutil
 from collections import deque
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 
 from ..autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD, TEXT_COLUMN, VAL_SHARD_NAME, shard_name
 from ..errors import ConversionError
+from . import durable
 
 # snappy, as the seed wrote and the hand-written Polars pipeline does: writing is most of a
 # conversion's CPU, and zstd at level 1 cost about a third more CPU to write (and more to
@@ -204,7 +204,7 @@ def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size:
         partial.unlink(missing_ok=True)
         return None
     groups = check_shard(partial, rows, row_group_size)
-    os.replace(partial, final)
+    durable.replace(partial, final)  # on the disk before the checkpoint that lists it
     texts_sha256 = texts.hexdigest() if texts else ""
     return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups, texts_sha256)
 
@@ -354,7 +354,7 @@ def keep_shard(path: Path, out_dir: Path, name: str) -> ShardInfo:
     target = out_dir / name
     tmp = target.with_suffix(".kept")
     shutil.copyfile(path, tmp)
-    os.replace(tmp, target)
+    durable.replace(tmp, target)
     metadata = pq.ParquetFile(target).metadata
     groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     return ShardInfo(name, metadata.num_rows, target.stat().st_size, sha256_file(target), groups)
@@ -366,5 +366,5 @@ def pin_validation(out_dir: Path, shards: list[ShardInfo]) -> list[ShardInfo]:
         return shards
     last = shards[-1]
     if (out_dir / last.name).exists():
-        os.replace(out_dir / last.name, out_dir / VAL_SHARD_NAME)
+        durable.replace(out_dir / last.name, out_dir / VAL_SHARD_NAME)
     return [*shards[:-1], dataclasses.replace(last, name=VAL_SHARD_NAME)]

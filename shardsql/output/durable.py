@@ -1,0 +1,55 @@
+"""Durable writes, as SQLite and git make them: a file's bytes are on the disk before the
+rename that makes it final, and the rename is on the disk (its folder synced) before
+anything that vouches for the file is written.
+
+Without this, a power cut (or a crash of the kernel, not of shardsql) shortly after a
+rename can leave a final name with no bytes behind it, or a checkpoint naming a shard the
+disk never got: the next run would resume on top of it, and the shards would be wrong.
+With it, a power cut loses at most the work since the last checkpoint, which the next run
+redoes (a shard being written is a `.partial`, never a final name).
+
+What the rest of the package does with these:
+* a shard is synced before its rename from `.partial` (output/shards.py), and its folder
+  after it, before the checkpoint that lists it is saved;
+* the checkpoint and the manifest are written whole to a temporary name, synced and renamed
+  (`write_text`);
+* a shuffled run's piles are synced before the checkpoint that records their sizes
+  (output/staging.Piles.flush);
+* the staging folder is synced before the swap that makes it the live data, and the cache
+  folder after it (output/cache_dir.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+def sync(path: Path) -> None:
+    """Flush a file's bytes, or a folder's entries (the names created, renamed or removed in
+    it), to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace(source: Path, target: Path) -> None:
+    """Rename the file `source` to `target` durably: its bytes synced first, the folder after."""
+    sync(source)
+    os.replace(source, target)
+    sync(target.parent)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `path` whole or not at all, durably: to a temporary name, synced, renamed."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    sync(path.parent)
