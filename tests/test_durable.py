@@ -19,21 +19,29 @@ from shardsql.standin.samples import write_sample
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
 
 # "1234 fsync(7</path>) = 0", "1234 fsync(7</path> <unfinished ...>", '1234 rename("/a", "/b") = 0',
-# "1234 write(7</path>, ...": one event a call, in the order the calls started.
-CALL = re.compile(r'^\d+\s+(fsync|fdatasync|write|rename)\((?:\d+<([^>]*)>|"([^"]*)", "([^"]*)")')
+# '1234 write(7</path>, "...", 10) = 10': one event a call, in the order the calls started.
+CALL = re.compile(
+    r'^\d+\s+(fsync|fdatasync|write|rename)\((?:\d+<([^>]*)>(?:, "(.*?)"(?:\.\.\.)?, \d+)?|"([^"]*)", "([^"]*)")'
+)
+SHARD = re.compile(r"shard_\d{5}\.parquet")
 
 
 def trace(args: list[str], log: Path) -> list[tuple[str, str, str | None]]:
-    """Run `shardsql *args` under strace; its (call, path, rename target) events, in order."""
-    command = ["strace", "-f", "-y", "-s", "0", "-o", str(log), "-e", "trace=fsync,fdatasync,write,rename"]
+    """Run `shardsql *args` under strace; its events in order: (call, path, the rename's target,
+    or for a write to a checkpoint the shards it lists, space-separated)."""
+    command = ["strace", "-f", "-y", "-s", "65536", "-o", str(log), "-e", "trace=fsync,fdatasync,write,rename"]
     proc = subprocess.run([*command, sys.executable, "-m", "shardsql", *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = []
-    for line in log.read_text().splitlines():
+    for line in log.read_text(errors="replace").splitlines():
         match = CALL.match(line)
         if match:
-            call, fd_path, source, target = match.groups()
-            events.append(("fsync" if call == "fdatasync" else call, fd_path or source, target))
+            call, fd_path, written, source, target = match.groups()
+            if call == "write":
+                listed = " ".join(SHARD.findall(written or "")) if CHECKPOINT_NAME in (fd_path or "") else None
+                events.append(("write", fd_path, listed))
+            else:
+                events.append(("fsync" if call == "fdatasync" else call, fd_path or source, target))
     return events
 
 
@@ -58,10 +66,25 @@ def test_every_final_file_is_synced_before_its_rename_and_its_folder_after(tmp_p
     for i, src, dst in finals:
         bytes_first = synced(events, str(src), 0, i)
         assert bytes_first, f"{src} renamed to {dst.name} before its bytes were synced"
-        # A shard is listed by the next checkpoint: its rename is synced before it.
-        until = next((j for j in checkpoints if j > i), len(events)) if dst.suffix == ".parquet" else len(events)
-        rename_after = synced(events, str(dst.parent), i, until)
-        assert rename_after, f"{dst.name}'s rename not synced (before the next checkpoint, for a shard)"
+        rename_after = synced(events, str(dst.parent), i, len(events))
+        assert rename_after, f"{dst.name}'s rename never synced"
+
+    # A checkpoint is saved only once each shard it lists is synced, its rename too.
+    listed, names = [], ""
+    for i, (call, _, text) in enumerate(events):
+        if call == "write" and text is not None:  # a write to a checkpoint's temporary file
+            names += " " + text
+        elif i in checkpoints:
+            listed.append((i, names))
+            names = ""
+    shard_renames = {dst.name: i for i, _, dst in renames if dst.suffix == ".parquet"}
+    assert max(len(set(names.split())) for _, names in listed) >= 4, "the last checkpoints list every shard"
+    for at, names in listed:
+        for name in set(names.split()):
+            renamed = shard_renames.get(name)
+            assert renamed is not None and renamed < at, f"a checkpoint lists {name} before it was renamed"
+            folder_synced = synced(events, str(cache / ".shardsql-staging"), renamed, at)
+            assert folder_synced, f"a checkpoint lists {name} before its rename was synced"
 
     # The swap: the staging folder synced before it becomes the live data, the cache folder after.
     swap = next(i for i, _, dst in renames if dst == cache / "data")
