@@ -28,7 +28,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD, val_advice
+from .autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, ROWS_PER_SHARD
+from .consumers import CONSUMERS, DEFAULT, Consumer, named
 from .definition.catalog import Definition, load_all, resolve
 from .definition.mixture import Mixture, percent
 from .errors import OptionsError, ShardsqlError, describe
@@ -49,9 +50,24 @@ INTERRUPTED = {
 
 # Options several commands share, defined once so they read the same everywhere.
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE_DIR, show_default=True,
-    help="autoresearch's cache folder (shards go to its data/ subfolder).",
+    "--cache-dir", type=click.Path(path_type=Path), default=None,
+    help="The consumer's base folder, which holds its data and tokenizer folders and the backups.  [default: "
+    + "; ".join(f"{c.name}: {c.base_described()}" for c in CONSUMERS.values()) + "]",
 )  # fmt: skip
+
+
+def consumer_option(default: str | None):
+    """`--for NAME`: who reads the shards. `default` None: found from the folder (its manifest,
+    else its folders' names: consumers.found)."""
+    found = f"the one the data's manifest records, else the one whose data folder is there, else {DEFAULT.name}"
+    return click.option(
+        "--for", "consumer", type=click.Choice(list(CONSUMERS)), default=default, show_default=default is not None,
+        callback=lambda ctx, param, value: named(value) if value else None,
+        help="Who reads the shards, each from a data folder of its own in its cache folder: "
+        + " or ".join(f"{c.name} ({c.data_folder}/)" for c in CONSUMERS.values())
+        + "."
+        + ("" if default else f"  [default: {found}]"),
+    )  # fmt: skip
 
 
 def revision_option(help: str = "Hub revision (branch, tag or commit) instead of the definition's."):
@@ -118,14 +134,16 @@ def _unexpected(exc: Exception) -> str:
 @click.version_option(__version__, prog_name="shardsql")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
 def cli(debug: bool) -> None:
-    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset.
+    """Convert Hugging Face Hub datasets into training shards for autoresearch or nanochat
+    (--for nanochat), one SQL file per dataset.
 
     \b
     Environment:
-      HF_ENDPOINT       a Hub mirror (default https://huggingface.co); `shardsql demo --serve`
-                        prints one to try every command offline
-      HF_TOKEN          a token for gated or private datasets (never written anywhere)
-      SHARDSQL_SQL_DIR  more folders of dataset definitions (.sql), separated by ':'
+      HF_ENDPOINT        a Hub mirror (default https://huggingface.co); `shardsql demo --serve`
+                         prints one to try every command offline
+      HF_TOKEN           a token for gated or private datasets (never written anywhere)
+      SHARDSQL_SQL_DIR   more folders of dataset definitions (.sql), separated by ':'
+      NANOCHAT_BASE_DIR  nanochat's base folder (default ~/.cache/nanochat), as nanochat reads it
     """
 
 
@@ -223,6 +241,7 @@ def _show_mixture(m: Mixture) -> None:
 @click.option("--row-group-size", default=ROW_GROUP_SIZE, show_default=True, help="Rows in each parquet row group.")
 @revision_option()
 @source_option()
+@consumer_option(DEFAULT.name)
 @cache_dir_option
 @click.option(
     "--dry-run",
@@ -271,6 +290,7 @@ def convert_command(
     row_group_size,
     revision,
     source_url,
+    consumer,
     cache_dir,
     dry_run,
     skip_backup,
@@ -284,12 +304,16 @@ def convert_command(
     val_from,
     allow_short,
 ) -> None:
-    """Convert DATASET into autoresearch shards in CACHE_DIR/data.
+    """Convert DATASET into shards in CACHE_DIR/data for autoresearch, or, with --for nanochat,
+    in CACHE_DIR/base_data_climbmix for nanochat.
 
     DATASET is a name from `shardsql list` or the path of a .sql file: a dataset, or a
     mixture of datasets in set proportions. The new shards are
     built in a staging folder; the current data and tokenizer are moved to a labelled
     backup only once the new set is complete.
+
+    \b
+    Example: shardsql convert fineweb-edu --for nanochat
     """
     from .commands.convert import ConvertOptions, convert, preview, preview_mixture
 
@@ -301,7 +325,8 @@ def convert_command(
         row_group_size=row_group_size,
         revision=revision,
         source=source_url,
-        cache_dir=cache_dir.expanduser(),
+        consumer=consumer,
+        cache_dir=cache_dir,
         skip_backup=skip_backup,
         workers=workers,
         engine=engine,
@@ -318,7 +343,7 @@ def convert_command(
         else:
             _print_preview(preview(definition, options), options)
         return
-    cache = CacheDir(options.cache_dir)
+    cache = options.cache
     cache.check_usable()
     if cache.data.exists() and not yes:
         what = "DELETE" if skip_backup else "back up"
@@ -327,7 +352,8 @@ def convert_command(
             click.confirm(question, abort=True)
         elif skip_backup:
             raise click.UsageError("--skip-backup deletes the current data; add --yes to confirm.")
-    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard", err=True)
+    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard "
+               f"for {consumer.name}", err=True)  # fmt: skip
     result = convert(definition, options, for_terminal(quiet))
     _print_result(result)
 
@@ -368,7 +394,7 @@ def _print_preview(p, options) -> None:
         val_rows = options.val_rows or options.rows_per_shard
         tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
         click.echo(f"Validation: {val_rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4, at the source's mean)")
-        advice = val_advice(tokens, val_rows)
+        advice = options.consumer.val_advice(tokens, val_rows)
         if advice:
             click.echo(f"warning: {advice}")
         if options.shuffle and not p.shape.ordered:
@@ -378,7 +404,7 @@ def _print_preview(p, options) -> None:
                 "selection, shuffled on disk; less where the texts compress well, more where the filter or "
                 "duplicates make it draw more)"
             )
-    click.echo(f"Output:   {options.cache_dir / 'data'}")
+    click.echo(f"Output:   {options.cache.data} (for {options.consumer.name})")
     fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
@@ -397,7 +423,7 @@ def _print_mixture_preview(m, options) -> None:
         click.echo(f"    needs about {c.rows:,} rows kept, {format_size(c.bytes)} fetched (more as its filter drops)")
         if c.rows > p.source_rows:
             click.echo(f"    warning: its source has only {p.source_rows:,} rows: the mixture would stop there")
-    click.echo(f"Output:   {options.cache_dir / 'data'}")
+    click.echo(f"Output:   {options.cache.data} (for {options.consumer.name})")
     fetched = sum(c.preview.source.counter.bytes for c in m.components)
     click.echo(f"Dry run: only parquet footers were read ({format_size(fetched)}).")
 
@@ -434,7 +460,7 @@ def _print_result(result, next_steps: bool = True) -> None:
     tokens = result.val_tokens
     origin = f" from {result.val_from}" if result.val_from else ""
     click.echo(f"  validation: {result.shards[-1].rows:,} rows{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)")
-    advice = val_advice(tokens, result.shards[-1].rows)
+    advice = result.consumer.val_advice(tokens, result.shards[-1].rows)
     if advice:
         click.echo(f"  warning: {advice}")
     click.echo(f"  record:  {result.manifest_path}")
@@ -442,11 +468,9 @@ def _print_result(result, next_steps: bool = True) -> None:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
     if not next_steps:
         return
-    click.echo("\nNext: in your autoresearch checkout, train the tokenizer for the new data:")
-    click.echo(f"  {result.next_step}")
-    click.echo(
-        "(Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them in.)"
-    )
+    click.echo("")
+    for line in result.next_lines():
+        click.echo(line)
 
 
 @cli.command("sql")
@@ -614,17 +638,20 @@ def _print_funnel(f) -> None:
 
 @cli.command("verify")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-def verify_command(directory: Path | None) -> None:
-    """Check shards against their manifest and against what autoresearch's prepare.py needs.
+@consumer_option(None)
+def verify_command(directory: Path | None, consumer: Consumer | None) -> None:
+    """Check shards against their manifest and against what their consumer needs.
 
-    DIRECTORY defaults to ~/.cache/autoresearch/data. Checks each shard's sha256, size,
-    rows, row groups and schema, and the validation shard; exits non-zero on any problem.
+    DIRECTORY defaults to the data folder of --for's consumer (autoresearch's
+    ~/.cache/autoresearch/data; nanochat's $NANOCHAT_BASE_DIR/base_data_climbmix). Checks each
+    shard's sha256, size, rows, row groups and schema, and the validation shard (for nanochat:
+    last in sorted order); exits non-zero on any problem.
     """
     from fractions import Fraction
 
     from .output.verify import verify
 
-    report = verify(directory)
+    report = verify(directory, consumer)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for error in report.errors:
@@ -642,14 +669,18 @@ def verify_command(directory: Path | None) -> None:
         origin = (record.get("validation") or {}).get("from")
         click.echo(f"Validation shard{f' from {origin}' if origin else ''}: about {report.val_tokens:,} tokens "
                    "(UTF-8 bytes / 4)")  # fmt: skip
-    click.echo(f"OK: {report.shards_checked} shards in {report.directory}")
+    click.echo(f"OK: {report.shards_checked} shards in {report.directory}, as {report.consumer.name} reads them")
 
 
 @cli.command("backups")
 @cache_dir_option
-def backups_command(cache_dir: Path) -> None:
-    """List the backups of earlier data sets: name, label, shards, size and date."""
-    cache = CacheDir(cache_dir.expanduser())
+@consumer_option(None)
+def backups_command(cache_dir: Path | None, consumer: Consumer | None) -> None:
+    """List the backups of earlier data sets: name, label, shards, size and date.
+
+    Of autoresearch's cache folder, or of nanochat's with --for nanochat (or a --cache-dir
+    laid out for it)."""
+    cache = CacheDir.found(cache_dir, consumer)
     backups = cache.backups()
     if not backups:
         click.echo(f"No backups in {cache.root}.")
@@ -660,19 +691,20 @@ def backups_command(cache_dir: Path) -> None:
         click.echo(
             f"{b.name:<{width}}  {b.label:<20}  {b.shards:>6}  {format_size(b.bytes):>9}  {b.created:%Y-%m-%d %H:%M}"
         )
-    click.echo(f"\nLive data: {cache.live_label()} in {cache.data}")
+    click.echo(f"\nLive data: {cache.live_label()} in {cache.data} (for {cache.consumer.name})")
 
 
 @cli.command("restore")
 @click.argument("name", required=False)
 @cache_dir_option
-def restore_command(name: str | None, cache_dir: Path) -> None:
+@consumer_option(None)
+def restore_command(name: str | None, cache_dir: Path | None, consumer: Consumer | None) -> None:
     """Make a backup the live data again (default: the original climbmix data).
 
     NAME is a name from `shardsql backups`. The current data and tokenizer become a backup
-    in turn, so nothing is lost.
+    in turn, so nothing is lost. With --for nanochat, in nanochat's cache folder.
     """
-    cache = CacheDir(cache_dir.expanduser())
+    cache = CacheDir.found(cache_dir, consumer)
     with cache.lock():
         restored, kept = cache.restore(name)
     click.echo(f"Restored {restored.label} ({restored.shards} shards) into {cache.data}.")
