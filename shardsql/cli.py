@@ -730,23 +730,26 @@ def restore_command(name: str | None, cache_dir: Path | None, consumer: Consumer
     "redirects file reads to a storage host, as the Hub does: watch the demo's conversion, or yours with --serve, "
     "on one.",
 )
-def demo_command(workdir: Path | None, serve: bool, slow_link: bool) -> None:
+@consumer_option(DEFAULT.name)
+def demo_command(workdir: Path | None, serve: bool, slow_link: bool, consumer: Consumer) -> None:
     """Run a whole conversion offline against a local Hub stand-in on generated data.
 
-    Your real ~/.cache/autoresearch is not touched. With --serve, the stand-in keeps
+    Your real cache folders (~/.cache/autoresearch, nanochat's) are not touched: the shards go
+    to the demo's folder, laid out for --for's consumer. With --serve, the stand-in keeps
     serving a sample of every built-in dataset: set HF_ENDPOINT as it says, in another
     terminal, and every command works offline.
     """
     if serve:
-        _serve(workdir, slow_link)
+        _serve(workdir, slow_link, consumer)
         return
+    from .commands.convert import ConvertOptions
     from .commands.demo import DEMO_DATASET, DEMO_MIXTURE, SLOW_LINK_PLAYS, run_demo
 
     click.echo(f"Demo: converting generated {DEMO_DATASET} data served by a local Hub stand-in, then the "
                f"{DEMO_MIXTURE} mixture with the same validation shard (--val-from live).", err=True)  # fmt: skip
     if slow_link:
         click.echo(f"The stand-in plays {SLOW_LINK_PLAYS}.", err=True)
-    demo = run_demo(workdir, for_terminal(), slow_link)
+    demo = run_demo(workdir, for_terminal(), slow_link, consumer)
     _print_result(demo.result, next_steps=False)
     _print_result(demo.mixture, next_steps=False)
     same = demo.result.shards[-1].sha256 == demo.mixture.shards[-1].sha256
@@ -758,16 +761,31 @@ def demo_command(workdir: Path | None, serve: bool, slow_link: bool) -> None:
     )
     made = "a temporary folder made for it" if demo.temporary else "the folder you gave"
     click.echo(f"\nThat was the demo: a generated sample, not real data. Its files are in {demo.workdir} ({made}):")
-    click.echo("  hub/ holds the generated source, autoresearch/data/ the shards; ~/.cache/autoresearch is untouched.")
+    data = f"{consumer.name}/{consumer.data_folder}/"
+    click.echo(f"  hub/ holds the generated source, {data} the shards; your real {consumer.base_dir()} is untouched.")
     click.echo(f"  Remove them with: rm -rf {shlex.quote(str(demo.workdir))}")
     click.echo("\nNext, for real data (from huggingface.co, or a mirror through HF_ENDPOINT):")
-    click.echo("  shardsql list                          the datasets you can convert")
-    click.echo("  shardsql convert NAME --dry-run        the files, sizes and rows a conversion reads (footers only)")
-    click.echo("  shardsql convert NAME                  the shards, into ~/.cache/autoresearch/data")
-    click.echo("To try every command offline first: shardsql demo --serve")
+    flag = _for_flag(consumer)
+    real = ConvertOptions(consumer=consumer)
+    commands = [
+        ("shardsql list", "the datasets you can convert"),
+        (f"shardsql convert NAME --dry-run{flag}", "the files, sizes and rows a conversion reads (footers only)"),
+        (f"shardsql convert NAME{flag}", f"the shards, into {real.cache.data}"),
+    ]
+    width = max(38, *(len(command) + 1 for command, _ in commands))
+    for command, what in commands:
+        click.echo(f"  {command:<{width}} {what}")
+    for line in consumer.next_lines(real.num_shards, real.cache_dir, when="Then"):
+        click.echo(line)
+    click.echo(f"To try every command offline first: shardsql demo --serve{flag}")
 
 
-def _serve(workdir: Path | None, slow_link: bool = False) -> None:
+def _for_flag(consumer: Consumer) -> str:
+    """The `--for` a command line needs for `consumer`: none for the default."""
+    return "" if consumer == DEFAULT else f" --for {consumer.name}"
+
+
+def _serve(workdir: Path | None, slow_link: bool = False, consumer: Consumer = DEFAULT) -> None:
     from .commands.demo import serving
 
     def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
@@ -779,7 +797,8 @@ def _serve(workdir: Path | None, slow_link: bool = False) -> None:
     click.echo("Generating a sample of every built-in dataset ...", err=True)
     try:
         with serving(folder, slow_link) as served:
-            cache = shlex.quote(str(folder / "autoresearch"))
+            cache = shlex.quote(str(folder / consumer.name))
+            flag = _for_flag(consumer)
             click.echo(f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}.")
             click.echo(f"It plays {served.plays}.")
             click.echo("In another terminal, point shardsql at it (and keep your real token away from it):\n")
@@ -787,10 +806,11 @@ def _serve(workdir: Path | None, slow_link: bool = False) -> None:
             click.echo("Then every command works offline, e.g.:")
             click.echo("  shardsql show fineweb-edu")
             click.echo("  shardsql convert fineweb-edu --dry-run")
-            click.echo(f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000 --cache-dir {cache}")
+            click.echo(f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}")
             click.echo('  shardsql sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"')
             click.echo("  shardsql explain fineweb-edu-high")
-            click.echo(f"(--cache-dir keeps the shards out of your real ~/.cache/autoresearch; verify {cache}/data)")
+            click.echo(f"(--cache-dir keeps the shards out of your real {consumer.base_dir()}; "
+                       f"verify {cache}/{consumer.data_folder})")  # fmt: skip
             click.echo("Serving until Ctrl-C.", err=True)
             sys.stdout.flush()
             while True:

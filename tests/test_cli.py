@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -136,11 +137,16 @@ def test_demo_runs_offline(tmp_path):
     assert (tmp_path / "autoresearch" / "data" / "shard_06542.parquet").is_file()
     assert "only the columns and row groups needed" in result.output
     # The closing lines say it was the demo, where its files are and how to remove them,
-    # then the real next steps; not prepare.py, which would read ~/.cache/autoresearch.
+    # then the real next steps: prepare.py only after a real conversion (run now, it would
+    # read ~/.cache/autoresearch, not the demo's shards).
     assert f"That was the demo: a generated sample, not real data. Its files are in {tmp_path}" in result.output
     assert f"Remove them with: rm -rf {tmp_path}" in result.output
     assert "shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
-    assert "prepare.py" not in result.output
+    real = result.output.index(f"the shards, into {Path.home() / '.cache' / 'autoresearch' / 'data'}\n")
+    assert "prepare.py" not in result.output[:real]
+    after = result.output[real:].splitlines()
+    assert after[1:3] == ["Then: in your autoresearch checkout, train the tokenizer for the new data:",
+                          "  uv run prepare.py --num-shards 10"]  # fmt: skip
 
 
 def test_top_level_help_names_the_environment_variables():
