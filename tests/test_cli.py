@@ -151,8 +151,23 @@ def test_demo_runs_offline(tmp_path):
 
 def test_top_level_help_names_the_environment_variables():
     result = run("--help")
-    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve"):
+    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve", "NANOCHAT_BASE_DIR", "--for nanochat"):
         assert name in result.output
+
+
+@pytest.mark.parametrize("command", ["convert", "verify", "backups", "restore", "demo"])
+def test_every_command_that_reads_or_writes_a_cache_folder_serves_both_consumers(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "--for [autoresearch|nanochat]" in result.output
+    options = {opt: param for param in cli.commands[command].params for opt in param.opts}
+    consumer = options["--for"]
+    # convert and demo default to autoresearch; the others find the consumer from the data.
+    assert consumer.default == ("autoresearch" if command in ("convert", "demo") else None)
+    assert "base_data_climbmix/" in consumer.help
+    if "--cache-dir" in options:
+        assert options["--cache-dir"].help.endswith(
+            "[default: autoresearch: ~/.cache/autoresearch; nanochat: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat]"
+        )
 
 
 def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkeypatch):
