@@ -1,4 +1,4 @@
-"""shardsql: Hugging Face Hub datasets into autoresearch training shards, one SQL file per dataset.
+"""shardsql: Hugging Face Hub datasets into training shards for autoresearch or nanochat, one SQL file per dataset.
 
 The data's path, top to bottom: definition/ (what a dataset means) -> source/ (what is read,
 through hub/) -> run/ (where the work runs) -> output/ (shards, manifest, cache folder);

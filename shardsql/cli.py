@@ -28,7 +28,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .autoresearch import BYTES_PER_TOKEN, DEFAULT_CACHE_DIR, ROW_GROUP_SIZE, ROWS_PER_SHARD, val_advice
+from .autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, ROWS_PER_SHARD
+from .consumers import CONSUMERS, DEFAULT, Consumer, named
 from .definition.catalog import Definition, load_all, resolve
 from .definition.mixture import Mixture, percent
 from .errors import OptionsError, ShardsqlError, describe
@@ -49,9 +50,24 @@ INTERRUPTED = {
 
 # Options several commands share, defined once so they read the same everywhere.
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE_DIR, show_default=True,
-    help="autoresearch's cache folder (shards go to its data/ subfolder).",
+    "--cache-dir", type=click.Path(path_type=Path), default=None,
+    help="The consumer's base folder, which holds its data and tokenizer folders and the backups.  [default: "
+    + "; ".join(f"{c.name}: {c.base_described()}" for c in CONSUMERS.values()) + "]",
 )  # fmt: skip
+
+
+def consumer_option(default: str | None):
+    """`--for NAME`: who reads the shards. `default` None: found from the folder (its manifest,
+    else its folders' names: consumers.found)."""
+    found = f"the one the data's manifest records, else the one whose data folder is there, else {DEFAULT.name}"
+    return click.option(
+        "--for", "consumer", type=click.Choice(list(CONSUMERS)), default=default, show_default=default is not None,
+        callback=lambda ctx, param, value: named(value) if value else None,
+        help="Who reads the shards, each from a data folder of its own in its cache folder: "
+        + " or ".join(f"{c.name} ({c.data_folder}/)" for c in CONSUMERS.values())
+        + "."
+        + ("" if default else f"  [default: {found}]"),
+    )  # fmt: skip
 
 
 def revision_option(help: str = "Hub revision (branch, tag or commit) instead of the definition's."):
@@ -118,14 +134,16 @@ def _unexpected(exc: Exception) -> str:
 @click.version_option(__version__, prog_name="shardsql")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
 def cli(debug: bool) -> None:
-    """Convert Hugging Face Hub datasets into autoresearch shards, one SQL file per dataset.
+    """Convert Hugging Face Hub datasets into training shards for autoresearch or nanochat
+    (--for nanochat), one SQL file per dataset.
 
     \b
     Environment:
-      HF_ENDPOINT       a Hub mirror (default https://huggingface.co); `shardsql demo --serve`
-                        prints one to try every command offline
-      HF_TOKEN          a token for gated or private datasets (never written anywhere)
-      SHARDSQL_SQL_DIR  more folders of dataset definitions (.sql), separated by ':'
+      HF_ENDPOINT        a Hub mirror (default https://huggingface.co); `shardsql demo --serve`
+                         prints one to try every command offline
+      HF_TOKEN           a token for gated or private datasets (never written anywhere)
+      SHARDSQL_SQL_DIR   more folders of dataset definitions (.sql), separated by ':'
+      NANOCHAT_BASE_DIR  nanochat's base folder (default ~/.cache/nanochat), as nanochat reads it
     """
 
 
@@ -223,6 +241,7 @@ def _show_mixture(m: Mixture) -> None:
 @click.option("--row-group-size", default=ROW_GROUP_SIZE, show_default=True, help="Rows in each parquet row group.")
 @revision_option()
 @source_option()
+@consumer_option(DEFAULT.name)
 @cache_dir_option
 @click.option(
     "--dry-run",
@@ -271,6 +290,7 @@ def convert_command(
     row_group_size,
     revision,
     source_url,
+    consumer,
     cache_dir,
     dry_run,
     skip_backup,
@@ -284,12 +304,16 @@ def convert_command(
     val_from,
     allow_short,
 ) -> None:
-    """Convert DATASET into autoresearch shards in CACHE_DIR/data.
+    """Convert DATASET into shards in CACHE_DIR/data for autoresearch, or, with --for nanochat,
+    in CACHE_DIR/base_data_climbmix for nanochat.
 
     DATASET is a name from `shardsql list` or the path of a .sql file: a dataset, or a
     mixture of datasets in set proportions. The new shards are
     built in a staging folder; the current data and tokenizer are moved to a labelled
     backup only once the new set is complete.
+
+    \b
+    Example: shardsql convert fineweb-edu --for nanochat
     """
     from .commands.convert import ConvertOptions, convert, preview, preview_mixture
 
@@ -301,7 +325,8 @@ def convert_command(
         row_group_size=row_group_size,
         revision=revision,
         source=source_url,
-        cache_dir=cache_dir.expanduser(),
+        consumer=consumer,
+        cache_dir=cache_dir,
         skip_backup=skip_backup,
         workers=workers,
         engine=engine,
@@ -318,7 +343,7 @@ def convert_command(
         else:
             _print_preview(preview(definition, options), options)
         return
-    cache = CacheDir(options.cache_dir)
+    cache = options.cache
     cache.check_usable()
     if cache.data.exists() and not yes:
         what = "DELETE" if skip_backup else "back up"
@@ -327,7 +352,8 @@ def convert_command(
             click.confirm(question, abort=True)
         elif skip_backup:
             raise click.UsageError("--skip-backup deletes the current data; add --yes to confirm.")
-    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard", err=True)
+    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard "
+               f"for {consumer.name}", err=True)  # fmt: skip
     result = convert(definition, options, for_terminal(quiet))
     _print_result(result)
 
@@ -368,7 +394,7 @@ def _print_preview(p, options) -> None:
         val_rows = options.val_rows or options.rows_per_shard
         tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
         click.echo(f"Validation: {val_rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4, at the source's mean)")
-        advice = val_advice(tokens, val_rows)
+        advice = options.consumer.val_advice(tokens, val_rows)
         if advice:
             click.echo(f"warning: {advice}")
         if options.shuffle and not p.shape.ordered:
@@ -378,7 +404,7 @@ def _print_preview(p, options) -> None:
                 "selection, shuffled on disk; less where the texts compress well, more where the filter or "
                 "duplicates make it draw more)"
             )
-    click.echo(f"Output:   {options.cache_dir / 'data'}")
+    click.echo(f"Output:   {options.cache.data} (for {options.consumer.name})")
     fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"
     click.echo(f"Dry run: only parquet footers were read ({fetched}).")
 
@@ -397,7 +423,7 @@ def _print_mixture_preview(m, options) -> None:
         click.echo(f"    needs about {c.rows:,} rows kept, {format_size(c.bytes)} fetched (more as its filter drops)")
         if c.rows > p.source_rows:
             click.echo(f"    warning: its source has only {p.source_rows:,} rows: the mixture would stop there")
-    click.echo(f"Output:   {options.cache_dir / 'data'}")
+    click.echo(f"Output:   {options.cache.data} (for {options.consumer.name})")
     fetched = sum(c.preview.source.counter.bytes for c in m.components)
     click.echo(f"Dry run: only parquet footers were read ({format_size(fetched)}).")
 
@@ -434,7 +460,7 @@ def _print_result(result, next_steps: bool = True) -> None:
     tokens = result.val_tokens
     origin = f" from {result.val_from}" if result.val_from else ""
     click.echo(f"  validation: {result.shards[-1].rows:,} rows{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)")
-    advice = val_advice(tokens, result.shards[-1].rows)
+    advice = result.consumer.val_advice(tokens, result.shards[-1].rows)
     if advice:
         click.echo(f"  warning: {advice}")
     click.echo(f"  record:  {result.manifest_path}")
@@ -442,11 +468,9 @@ def _print_result(result, next_steps: bool = True) -> None:
         click.echo(f"  backup:  previous data and tokenizer in {result.backup}")
     if not next_steps:
         return
-    click.echo("\nNext: in your autoresearch checkout, train the tokenizer for the new data:")
-    click.echo(f"  {result.next_step}")
-    click.echo(
-        "(Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them in.)"
-    )
+    click.echo("")
+    for line in result.next_lines():
+        click.echo(line)
 
 
 @cli.command("sql")
@@ -614,17 +638,20 @@ def _print_funnel(f) -> None:
 
 @cli.command("verify")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-def verify_command(directory: Path | None) -> None:
-    """Check shards against their manifest and against what autoresearch's prepare.py needs.
+@consumer_option(None)
+def verify_command(directory: Path | None, consumer: Consumer | None) -> None:
+    """Check shards against their manifest and against what their consumer needs.
 
-    DIRECTORY defaults to ~/.cache/autoresearch/data. Checks each shard's sha256, size,
-    rows, row groups and schema, and the validation shard; exits non-zero on any problem.
+    DIRECTORY defaults to the data folder of --for's consumer (autoresearch's
+    ~/.cache/autoresearch/data; nanochat's $NANOCHAT_BASE_DIR/base_data_climbmix). Checks each
+    shard's sha256, size, rows, row groups and schema, and the validation shard (for nanochat:
+    last in sorted order); exits non-zero on any problem.
     """
     from fractions import Fraction
 
     from .output.verify import verify
 
-    report = verify(directory)
+    report = verify(directory, consumer)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for error in report.errors:
@@ -642,14 +669,18 @@ def verify_command(directory: Path | None) -> None:
         origin = (record.get("validation") or {}).get("from")
         click.echo(f"Validation shard{f' from {origin}' if origin else ''}: about {report.val_tokens:,} tokens "
                    "(UTF-8 bytes / 4)")  # fmt: skip
-    click.echo(f"OK: {report.shards_checked} shards in {report.directory}")
+    click.echo(f"OK: {report.shards_checked} shards in {report.directory}, as {report.consumer.name} reads them")
 
 
 @cli.command("backups")
 @cache_dir_option
-def backups_command(cache_dir: Path) -> None:
-    """List the backups of earlier data sets: name, label, shards, size and date."""
-    cache = CacheDir(cache_dir.expanduser())
+@consumer_option(None)
+def backups_command(cache_dir: Path | None, consumer: Consumer | None) -> None:
+    """List the backups of earlier data sets: name, label, shards, size and date.
+
+    Of autoresearch's cache folder, or of nanochat's with --for nanochat (or a --cache-dir
+    laid out for it)."""
+    cache = CacheDir.found(cache_dir, consumer)
     backups = cache.backups()
     if not backups:
         click.echo(f"No backups in {cache.root}.")
@@ -660,19 +691,20 @@ def backups_command(cache_dir: Path) -> None:
         click.echo(
             f"{b.name:<{width}}  {b.label:<20}  {b.shards:>6}  {format_size(b.bytes):>9}  {b.created:%Y-%m-%d %H:%M}"
         )
-    click.echo(f"\nLive data: {cache.live_label()} in {cache.data}")
+    click.echo(f"\nLive data: {cache.live_label()} in {cache.data} (for {cache.consumer.name})")
 
 
 @cli.command("restore")
 @click.argument("name", required=False)
 @cache_dir_option
-def restore_command(name: str | None, cache_dir: Path) -> None:
+@consumer_option(None)
+def restore_command(name: str | None, cache_dir: Path | None, consumer: Consumer | None) -> None:
     """Make a backup the live data again (default: the original climbmix data).
 
     NAME is a name from `shardsql backups`. The current data and tokenizer become a backup
-    in turn, so nothing is lost.
+    in turn, so nothing is lost. With --for nanochat, in nanochat's cache folder.
     """
-    cache = CacheDir(cache_dir.expanduser())
+    cache = CacheDir.found(cache_dir, consumer)
     with cache.lock():
         restored, kept = cache.restore(name)
     click.echo(f"Restored {restored.label} ({restored.shards} shards) into {cache.data}.")
@@ -698,23 +730,26 @@ def restore_command(name: str | None, cache_dir: Path) -> None:
     "redirects file reads to a storage host, as the Hub does: watch the demo's conversion, or yours with --serve, "
     "on one.",
 )
-def demo_command(workdir: Path | None, serve: bool, slow_link: bool) -> None:
+@consumer_option(DEFAULT.name)
+def demo_command(workdir: Path | None, serve: bool, slow_link: bool, consumer: Consumer) -> None:
     """Run a whole conversion offline against a local Hub stand-in on generated data.
 
-    Your real ~/.cache/autoresearch is not touched. With --serve, the stand-in keeps
+    Your real cache folders (~/.cache/autoresearch, nanochat's) are not touched: the shards go
+    to the demo's folder, laid out for --for's consumer. With --serve, the stand-in keeps
     serving a sample of every built-in dataset: set HF_ENDPOINT as it says, in another
     terminal, and every command works offline.
     """
     if serve:
-        _serve(workdir, slow_link)
+        _serve(workdir, slow_link, consumer)
         return
+    from .commands.convert import ConvertOptions
     from .commands.demo import DEMO_DATASET, DEMO_MIXTURE, SLOW_LINK_PLAYS, run_demo
 
     click.echo(f"Demo: converting generated {DEMO_DATASET} data served by a local Hub stand-in, then the "
                f"{DEMO_MIXTURE} mixture with the same validation shard (--val-from live).", err=True)  # fmt: skip
     if slow_link:
         click.echo(f"The stand-in plays {SLOW_LINK_PLAYS}.", err=True)
-    demo = run_demo(workdir, for_terminal(), slow_link)
+    demo = run_demo(workdir, for_terminal(), slow_link, consumer)
     _print_result(demo.result, next_steps=False)
     _print_result(demo.mixture, next_steps=False)
     same = demo.result.shards[-1].sha256 == demo.mixture.shards[-1].sha256
@@ -726,16 +761,31 @@ def demo_command(workdir: Path | None, serve: bool, slow_link: bool) -> None:
     )
     made = "a temporary folder made for it" if demo.temporary else "the folder you gave"
     click.echo(f"\nThat was the demo: a generated sample, not real data. Its files are in {demo.workdir} ({made}):")
-    click.echo("  hub/ holds the generated source, autoresearch/data/ the shards; ~/.cache/autoresearch is untouched.")
+    data = f"{consumer.name}/{consumer.data_folder}/"
+    click.echo(f"  hub/ holds the generated source, {data} the shards; your real {consumer.base_dir()} is untouched.")
     click.echo(f"  Remove them with: rm -rf {shlex.quote(str(demo.workdir))}")
     click.echo("\nNext, for real data (from huggingface.co, or a mirror through HF_ENDPOINT):")
-    click.echo("  shardsql list                          the datasets you can convert")
-    click.echo("  shardsql convert NAME --dry-run        the files, sizes and rows a conversion reads (footers only)")
-    click.echo("  shardsql convert NAME                  the shards, into ~/.cache/autoresearch/data")
-    click.echo("To try every command offline first: shardsql demo --serve")
+    flag = _for_flag(consumer)
+    real = ConvertOptions(consumer=consumer)
+    commands = [
+        ("shardsql list", "the datasets you can convert"),
+        (f"shardsql convert NAME --dry-run{flag}", "the files, sizes and rows a conversion reads (footers only)"),
+        (f"shardsql convert NAME{flag}", f"the shards, into {real.cache.data}"),
+    ]
+    width = max(38, *(len(command) + 1 for command, _ in commands))
+    for command, what in commands:
+        click.echo(f"  {command:<{width}} {what}")
+    for line in consumer.next_lines(real.num_shards, real.cache_dir, when="Then"):
+        click.echo(line)
+    click.echo(f"To try every command offline first: shardsql demo --serve{flag}")
 
 
-def _serve(workdir: Path | None, slow_link: bool = False) -> None:
+def _for_flag(consumer: Consumer) -> str:
+    """The `--for` a command line needs for `consumer`: none for the default."""
+    return "" if consumer == DEFAULT else f" --for {consumer.name}"
+
+
+def _serve(workdir: Path | None, slow_link: bool = False, consumer: Consumer = DEFAULT) -> None:
     from .commands.demo import serving
 
     def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
@@ -747,7 +797,8 @@ def _serve(workdir: Path | None, slow_link: bool = False) -> None:
     click.echo("Generating a sample of every built-in dataset ...", err=True)
     try:
         with serving(folder, slow_link) as served:
-            cache = shlex.quote(str(folder / "autoresearch"))
+            cache = shlex.quote(str(folder / consumer.name))
+            flag = _for_flag(consumer)
             click.echo(f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}.")
             click.echo(f"It plays {served.plays}.")
             click.echo("In another terminal, point shardsql at it (and keep your real token away from it):\n")
@@ -755,10 +806,11 @@ def _serve(workdir: Path | None, slow_link: bool = False) -> None:
             click.echo("Then every command works offline, e.g.:")
             click.echo("  shardsql show fineweb-edu")
             click.echo("  shardsql convert fineweb-edu --dry-run")
-            click.echo(f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000 --cache-dir {cache}")
+            click.echo(f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}")
             click.echo('  shardsql sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"')
             click.echo("  shardsql explain fineweb-edu-high")
-            click.echo(f"(--cache-dir keeps the shards out of your real ~/.cache/autoresearch; verify {cache}/data)")
+            click.echo(f"(--cache-dir keeps the shards out of your real {consumer.base_dir()}; "
+                       f"verify {cache}/{consumer.data_folder})")  # fmt: skip
             click.echo("Serving until Ctrl-C.", err=True)
             sys.stdout.flush()
             while True:

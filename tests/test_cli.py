@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -136,17 +137,37 @@ def test_demo_runs_offline(tmp_path):
     assert (tmp_path / "autoresearch" / "data" / "shard_06542.parquet").is_file()
     assert "only the columns and row groups needed" in result.output
     # The closing lines say it was the demo, where its files are and how to remove them,
-    # then the real next steps; not prepare.py, which would read ~/.cache/autoresearch.
+    # then the real next steps: prepare.py only after a real conversion (run now, it would
+    # read ~/.cache/autoresearch, not the demo's shards).
     assert f"That was the demo: a generated sample, not real data. Its files are in {tmp_path}" in result.output
     assert f"Remove them with: rm -rf {tmp_path}" in result.output
     assert "shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
-    assert "prepare.py" not in result.output
+    real = result.output.index(f"the shards, into {Path.home() / '.cache' / 'autoresearch' / 'data'}\n")
+    assert "prepare.py" not in result.output[:real]
+    after = result.output[real:].splitlines()
+    assert after[1:3] == ["Then: in your autoresearch checkout, train the tokenizer for the new data:",
+                          "  uv run prepare.py --num-shards 10"]  # fmt: skip
 
 
 def test_top_level_help_names_the_environment_variables():
     result = run("--help")
-    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve"):
+    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve", "NANOCHAT_BASE_DIR", "--for nanochat"):
         assert name in result.output
+
+
+@pytest.mark.parametrize("command", ["convert", "verify", "backups", "restore", "demo"])
+def test_every_command_that_reads_or_writes_a_cache_folder_serves_both_consumers(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "--for [autoresearch|nanochat]" in result.output
+    options = {opt: param for param in cli.commands[command].params for opt in param.opts}
+    consumer = options["--for"]
+    # convert and demo default to autoresearch; the others find the consumer from the data.
+    assert consumer.default == ("autoresearch" if command in ("convert", "demo") else None)
+    assert "base_data_climbmix/" in consumer.help
+    if "--cache-dir" in options:
+        assert options["--cache-dir"].help.endswith(
+            "[default: autoresearch: ~/.cache/autoresearch; nanochat: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat]"
+        )
 
 
 def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ ALLOWED = {
     "definition": {"definition", "errors", "autoresearch"},
     "hub": {"hub", "errors"},
     "source": {"source", "hub", "errors", "autoresearch"},
-    "output": {"output", "errors", "autoresearch", ""},  # "": shardsql/__init__ (the version)
+    "output": {"output", "errors", "autoresearch", "consumers", ""},  # "": shardsql/__init__ (the version)
     "run": {"run", "definition", "source", "output", "hub", "errors", "autoresearch"},
     "commands": {
         "commands",
@@ -25,6 +25,7 @@ ALLOWED = {
         "standin",
         "errors",
         "autoresearch",
+        "consumers",
         "progress",
     },  # fmt: skip
     "standin": {"standin"},

@@ -8,8 +8,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql.autoresearch import EVAL_TOKENS, val_advice
+from shardsql.autoresearch import EVAL_TOKENS
 from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.consumers import AUTORESEARCH
 from shardsql.definition import catalog
 from shardsql.errors import VerifyError
 from shardsql.output import verify
@@ -52,14 +53,18 @@ def test_a_good_set_verifies_with_a_warning_that_its_validation_shard_is_small(d
     assert report.warnings == [
         f"{VAL}: about {text_bytes // 4:,} tokens ({text_bytes:,} bytes of text / 4 bytes a token), fewer than "
         f"the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
-        f"it would evaluate on the same text more than once ({val_advice(text_bytes // 4, len(text))})"
+        f"it would evaluate on the same text more than once ({AUTORESEARCH.val_advice(text_bytes // 4, len(text))})"
     ]
     assert report.ok, "a warning is not a problem"
 
 
-def test_the_default_directory_is_autoresearchs_data_folder(data, monkeypatch):
-    monkeypatch.setattr(verify, "DEFAULT_DATA_DIR", data)
-    assert verify.verify().directory == data
+def test_the_default_directory_is_autoresearchs_data_folder(data, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(data, home / ".cache" / "autoresearch" / "data")
+    monkeypatch.setenv("HOME", str(home))
+    report = verify.verify()
+    assert report.directory == home / ".cache" / "autoresearch" / "data"
+    assert report.ok and report.consumer == AUTORESEARCH
 
 
 def test_a_changed_byte_is_a_sha256_mismatch(data):

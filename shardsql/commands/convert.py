@@ -1,4 +1,4 @@
-"""Conversion: a definition and options in, autoresearch shards and a manifest out.
+"""Conversion: a definition and options in, shards and a manifest out, for autoresearch or nanochat.
 
 This module wires the stages together and holds no stage's logic itself:
 
@@ -7,6 +7,8 @@ This module wires the stages together and holds no stage's logic itself:
 
 `preview` is the dry run: it reads only parquet footers. A conversion holds the cache
 folder's lock, and checkpoints after every shard so that a rerun resumes (checkpoint.py).
+The shards are the same for every consumer (`--for`): only the cache folder's layout
+(`options.cache`) and the next steps differ, and both come from the consumer (consumers.py).
 """
 
 from __future__ import annotations
@@ -21,14 +23,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..autoresearch import (
-    DEFAULT_CACHE_DIR,
-    MAX_TRAIN_SHARDS,
-    NEXT_STEP,
-    ROW_GROUP_SIZE,
-    ROWS_PER_SHARD,
-    VAL_SHARD_NAME,
-)
+from ..autoresearch import MAX_TRAIN_SHARDS, ROW_GROUP_SIZE, ROWS_PER_SHARD, VAL_SHARD_NAME
+from ..consumers import DEFAULT, Consumer
 from ..definition.analysis import Shape
 from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
@@ -64,7 +60,8 @@ class ConvertOptions:
     row_group_size: int = ROW_GROUP_SIZE
     revision: str | None = None  # overrides the definition's revision
     source: str | None = None  # overrides the definition's source URL
-    cache_dir: Path = DEFAULT_CACHE_DIR.expanduser()
+    consumer: Consumer = DEFAULT  # who reads the shards (--for): where they go, and what to run next
+    cache_dir: Path | None = None  # the consumer's base folder; None: its own (consumer.base_dir())
     skip_backup: bool = False
     # Units run at once: threads (local; default the machine's cores) or Ray tasks (ray; default
     # the cluster's CPUs). The shards are the same for any number, and either engine.
@@ -80,6 +77,14 @@ class ConvertOptions:
     # the validation shard already in the cache folder, kept byte for byte.
     val_from: str | None = None
     allow_short: bool = False  # a mixture whose component runs out writes fewer rows, in the same proportions
+
+    def __post_init__(self) -> None:
+        self.cache_dir = Path(self.cache_dir).expanduser() if self.cache_dir is not None else self.consumer.base_dir()
+
+    @property
+    def cache(self) -> CacheDir:
+        """The cache folder the shards go to, laid out for the consumer."""
+        return CacheDir(self.cache_dir, self.consumer)
 
     def validate(self) -> None:
         for name in ("num_shards", "rows_per_shard", "row_group_size"):
@@ -105,13 +110,14 @@ class ConvertOptions:
             raise OptionsError(
                 f"--num-shards must be at most {MAX_TRAIN_SHARDS:,}, got {self.num_shards:,}: training shards are "
                 f"shard_00000 to shard_{MAX_TRAIN_SHARDS - 1:05d} and must stop before the validation shard's "
-                f"number ({VAL_SHARD_NAME}, which autoresearch's prepare.py fixes)"
+                f"number ({self.consumer.validation})"
             )
 
     def recorded(self) -> dict:
         """The options as the manifest records them."""
         values = dataclasses.asdict(self)
         values["cache_dir"] = str(self.cache_dir)
+        values["consumer"] = self.consumer.name  # what `verify`, `backups` and `restore` find the layout from
         return values
 
     @property
@@ -143,14 +149,15 @@ class ConvertResult:
     val_tokens: int = 0  # the validation shard's estimated tokens (UTF-8 bytes / 4)
     parts: list[PartOutcome] = dataclasses.field(default_factory=list)  # a mixture's or --val-from's parts
     val_from: str | None = None
+    consumer: Consumer = DEFAULT
 
     @property
     def train_shards(self) -> int:
         return len(self.shards) - 1
 
-    @property
-    def next_step(self) -> str:
-        return NEXT_STEP.format(n=self.train_shards)
+    def next_lines(self) -> list[str]:
+        """What to run next in the consumer's checkout, and its downloader's trap."""
+        return self.consumer.next_lines(self.train_shards, self.data_dir.parent)
 
 
 @dataclass
@@ -321,12 +328,13 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def convert(model: Definition | Mixture, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:
-    """Convert a dataset or a mixture into shards in `options.cache_dir/data`, the old data backed up.
+    """Convert a dataset or a mixture into shards in the consumer's data folder in `options.cache_dir`,
+    the old data and tokenizer backed up.
 
     Resumes an interrupted run of the same conversion where it stopped.
     """
     progress = progress or Progress()
-    cache = CacheDir(Path(options.cache_dir).expanduser())
+    cache = options.cache
     # Rate-limit waits are said through the progress display, not over it.
     with cache.lock(), report_waits(progress.message):
         opened = open_parts(model, options, cache.data)
@@ -504,7 +512,7 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
         shutil.rmtree(staging, ignore_errors=True)
         raise ConversionError(
             f"the source ran out: {read:,} rows read, {kept:,} kept, which is "
-            f"{'no' if not shards else 'only one'} shard; autoresearch needs at least one training shard "
+            f"{'no' if not shards else 'only one'} shard; {options.consumer.name} needs at least one training shard "
             "and the validation shard. Use more source files or fewer --rows-per-shard. "
             "Your data folder was not changed."
         )
@@ -555,6 +563,7 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
         val_tokens=tokens,
         parts=parts if opened.single is None else [],
         val_from=opened.val_from,
+        consumer=options.consumer,
     )
 
 

@@ -4,8 +4,10 @@ It generates a small FineWeb-Edu-shaped sample, serves it from the local Hub sta
 (the same one the tests use), points `HF_ENDPOINT` at it and runs the real `fineweb-edu`
 conversion through huggingface_hub; then the `edu-code-mix` mixture (FineWeb-Edu with
 Python code), keeping the first conversion's validation shard (`--val-from live`) so that
-the two runs' val_bpb would be comparable. A newcomer sees every stage work with no
-network, and the user's real `~/.cache/autoresearch` is never touched.
+the two runs' val_bpb would be comparable. Both go into a cache folder laid out for the
+consumer asked for (`--for`: `autoresearch/data/` or `nanochat/base_data_climbmix/` in the
+demo's folder). A newcomer sees every stage work with no network, and the user's real
+cache folders (`~/.cache/autoresearch`, nanochat's) are never touched.
 
 `shardsql demo --serve` (`serving` here) instead serves a generated sample of every
 built-in dataset's repo until Ctrl-C, so that every command in the README can be tried
@@ -27,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..consumers import DEFAULT, Consumer
 from ..definition.catalog import resolve
 from ..hub.client import disable_telemetry
 from ..progress import Progress
@@ -91,10 +94,12 @@ def _play_slow_link(hub: HubStandIn) -> str:
     return SLOW_LINK_PLAYS
 
 
-def run_demo(workdir: Path | None = None, progress: Progress | None = None, slow_link: bool = False) -> DemoResult:
+def run_demo(workdir: Path | None = None, progress: Progress | None = None, slow_link: bool = False,
+             consumer: Consumer = DEFAULT) -> DemoResult:  # fmt: skip
     """Run the demo in `workdir` (a new temporary folder if None) and return what it did.
 
-    `slow_link`: the stand-in plays SLOW_LINK (see the module's docstring)."""
+    `slow_link`: the stand-in plays SLOW_LINK (see the module's docstring). The shards go to
+    `consumer`'s data folder in `workdir/<its name>`."""
     temporary = workdir is None
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shardsql-demo-"))
     repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
@@ -104,7 +109,7 @@ def run_demo(workdir: Path | None = None, progress: Progress | None = None, slow
     write_sample("github-code-python", workdir / "hub" / code_repo, DEMO_FILES, DEMO_ROWS_PER_FILE,
                           DEMO_ROW_GROUP)  # fmt: skip
     options = ConvertOptions(
-        num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, cache_dir=workdir / "autoresearch"
+        num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, consumer=consumer, cache_dir=workdir / consumer.name
     )
     with HubStandIn() as hub:
         hub.redirect_files = True  # as the Hub does: file reads go to a storage host, with signed URLs

@@ -4,6 +4,7 @@
 - `shards`: a stream of kept rows cut into exact shards, written by Polars, the validation shard pinned;
 - `checkpoint`: where an interrupted conversion resumes;
 - `manifest`: the `manifest.json` record of how the shards were made;
-- `cache_dir`: autoresearch's cache folder: the lock, staging, labelled backups, the swap, restore;
-- `verify`: a data folder checked against its manifest and against what prepare.py needs.
+- `cache_dir`: a consumer's cache folder (autoresearch's, nanochat's): the lock, staging, labelled
+  backups, the swap, restore;
+- `verify`: a data folder checked against its manifest and against what its consumer needs.
 """

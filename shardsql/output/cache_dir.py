@@ -1,17 +1,18 @@
-"""The autoresearch cache folder: the live data set, its backups, and the swap between them.
+"""A consumer's cache folder: the live data set, its backups, and the swap between them.
 
-    ~/.cache/autoresearch/
-        data/                 the shards prepare.py and train.py read (live)
-        tokenizer/            trained by prepare.py for the live data
-        backup_<label>/       a previous data/ + tokenizer/, labelled by what it holds
+    ~/.cache/autoresearch/    (nanochat: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)
+        data/                 the shards prepare.py and train.py read (live; nanochat: base_data_climbmix/)
+        tokenizer/            trained by prepare.py for the live data (nanochat: by scripts.tok_train)
+        backup_<label>/       a previous data folder + tokenizer/, labelled by what it holds
         .shardsql-staging/    a conversion in progress (kept after a crash, to resume)
         .shardsql.lock        held while a conversion or restore runs
 
-A conversion is built in the staging folder and only moved into `data/` once it is
-complete, so the live data is never touched by a failed run. Backups are moved (not
-copied: instant, no extra disk), labelled with the dataset their manifest names (no
-manifest means the original climbmix data), and never overwritten: a second backup of
-the same label gets a numbered name.
+The folders' names are the consumer's (consumers.py); everything else here is the same for
+every consumer. A conversion is built in the staging folder and only moved into the data
+folder once it is complete, so the live data is never touched by a failed run. Backups are
+moved (not copied: instant, no extra disk), labelled with the dataset their manifest names
+(no manifest means the original climbmix data, which both consumers ship with), and never
+overwritten: a second backup of the same label gets a numbered name.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..consumers import CONSUMERS, DEFAULT, Consumer, found, recorded
 from ..errors import BackupError, BusyError, CacheDirError
 from . import durable, manifest
 
 STAGING_NAME = ".shardsql-staging"
 BACKUP_PREFIX = "backup_"
-ORIGINAL_LABEL = "climbmix"  # what autoresearch ships with; data with no manifest is this
+ORIGINAL_LABEL = "climbmix"  # what autoresearch and nanochat ship with; data with no manifest is this
 LABEL_FILE = "source.txt"  # the seed script's label file, kept for compatibility
 LOCK_NAME = ".shardsql.lock"
 
@@ -52,14 +54,28 @@ class Backup:
 @dataclass(frozen=True)
 class CacheDir:
     root: Path
+    consumer: Consumer = DEFAULT  # whose layout: the names of the data and tokenizer folders
+
+    @classmethod
+    def found(cls, root: Path | None, given: Consumer | None) -> CacheDir:
+        """The cache folder `backups` and `restore` work on: `root` (--cache-dir; default: the base
+        folder of the consumer given, else the default's, autoresearch), laid out for the consumer given (--for),
+        else for the one its live data's manifest names, else the one whose data folder is there,
+        live or in a backup (consumers.found)."""
+        root = (root or (given or DEFAULT).base_dir()).expanduser()
+        named = {recorded(manifest.read(root / c.data_folder)) for c in CONSUMERS.values()} - {None}
+        live = _subfolders(root)
+        backups = [p for p in live if p.name.startswith(BACKUP_PREFIX)]
+        folders = {p.name for p in live} | {p.name for backup in backups for p in _subfolders(backup)}
+        return cls(root, found(given, named.pop() if len(named) == 1 else None, folders, root))
 
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return self.root / self.consumer.data_folder
 
     @property
     def tokenizer(self) -> Path:
-        return self.root / "tokenizer"
+        return self.root / self.consumer.tokenizer_folder
 
     @property
     def staging(self) -> Path:
@@ -137,7 +153,7 @@ class CacheDir:
     def install(self, staging: Path, backup: bool = True) -> Path | None:
         """Make `staging` the live data; keep the old data as a backup unless `backup` is False.
 
-        The old tokenizer always leaves `tokenizer/`, so prepare.py trains one for the new data.
+        The old tokenizer always leaves its folder, so the consumer trains one for the new data.
         Returns the backup folder, if one was made.
         """
         durable.sync(staging)  # its shards' and manifest's names (each file was synced as written)
@@ -158,7 +174,7 @@ class CacheDir:
                 continue
             label_file = path / LABEL_FILE
             label = label_file.read_text(encoding="utf-8").strip() if label_file.is_file() else path.name
-            shards = list((path / "data").glob("*.parquet"))
+            shards = list((path / self.consumer.data_folder).glob("*.parquet"))
             size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
             created = _dt.datetime.fromtimestamp(path.stat().st_mtime)
             found.append(Backup(path, label.removeprefix(BACKUP_PREFIX), len(shards), size, created))
@@ -186,9 +202,17 @@ class CacheDir:
         """
         chosen = self.find_backup(name)
         kept = self.backup_live()
-        for part in ("data", "tokenizer"):
-            if (chosen.path / part).exists():
-                os.replace(chosen.path / part, self.root / part)
+        for part in (self.data, self.tokenizer):
+            if (chosen.path / part.name).exists():
+                os.replace(chosen.path / part.name, part)
         durable.sync(self.root)
         shutil.rmtree(chosen.path)
         return chosen, kept
+
+
+def _subfolders(path: Path) -> list[Path]:
+    """The folders in `path`; none where it is not a readable folder (the lock then says why, in one line)."""
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return []

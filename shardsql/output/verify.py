@@ -1,17 +1,22 @@
-"""`shardsql verify`: check that a data folder holds shards autoresearch will read correctly.
+"""`shardsql verify`: check that a data folder holds shards its consumer will read correctly.
 
 A data folder can change after a conversion: a download cut short, a shard copied in from
-elsewhere, a file edited or deleted by hand. autoresearch would not say so: prepare.py
-trains its tokenizer on every `.parquet` file in the folder and train.py evaluates on
-`shard_06542.parquet`, so a bad folder shows up, if at all, as a worse loss hours later.
-This module checks the folder first, in two layers:
+elsewhere (nanochat's downloader adds climbmix shards beside converted ones), a file edited
+or deleted by hand. Neither consumer would say so: autoresearch's prepare.py trains its
+tokenizer on every `.parquet` file in the folder and train.py evaluates on
+`shard_06542.parquet`; nanochat trains on every `.parquet` file but the last in sorted order
+and evaluates on that last one. A bad folder shows up, if at all, as a worse loss hours later.
+The consumer is `--for`'s, else the one the manifest records, else the one whose data
+folder has the folder's name (consumers.found), else autoresearch. This module checks the
+folder first, in two layers:
 
 - against `manifest.json`, when there is one: every listed shard present with its recorded
   size, sha256 and row count; row groups of the recorded size (a file's last may be
   smaller); exactly one string column `text`; no unlisted parquet files; and
   `shard_06542.parquet` as the manifest's last (validation) shard;
-- against what prepare.py needs, with or without a manifest: at least two parquet files, a
-  string `text` column without nulls in each, and `shard_06542.parquet`, big enough for the
+- against what the consumer needs, with or without a manifest: at least two parquet files, a
+  string `text` column without nulls in each, and `shard_06542.parquet` (for nanochat: last in
+  sorted order, as its loader takes the last file for validation), big enough for the
   evaluation (a warning, since a small one still works, only less well).
 
 With a manifest, training shards are read from their footers alone and hashed, in blocks,
@@ -32,27 +37,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..autoresearch import (
-    BYTES_PER_TOKEN,
-    DEFAULT_CACHE_DIR,
-    EVAL_TOKENS,
-    ROW_GROUP_SIZE,
-    TEXT_COLUMN,
-    VAL_SHARD_NAME,
-    val_advice,
-)
+from ..autoresearch import BYTES_PER_TOKEN, EVAL_TOKENS, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
+from ..consumers import DEFAULT, Consumer, found, recorded
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
 from .fingerprints import fingerprints
 from .shards import sha256_file
 
-DEFAULT_DATA_DIR = DEFAULT_CACHE_DIR / "data"
 MANIFEST = manifest_file.MANIFEST_NAME
 
 
 @dataclass
 class VerifyReport:
     directory: Path
+    consumer: Consumer = DEFAULT  # whose needs the folder was checked against
     shards_checked: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -64,23 +62,29 @@ class VerifyReport:
         return not self.errors
 
 
-def verify(directory: str | Path | None = None) -> VerifyReport:
-    """Check the shards in `directory` (default: autoresearch's data folder); see the module doc."""
-    folder = Path(directory if directory is not None else DEFAULT_DATA_DIR).expanduser()
+def verify(directory: str | Path | None = None, consumer: Consumer | None = None) -> VerifyReport:
+    """Check the shards in `directory` for `consumer` (`--for`; None: found, as the module doc says).
+    The default directory is the data folder of the consumer given, else autoresearch's."""
+    if directory is None:
+        folder = (consumer or DEFAULT).base_dir() / (consumer or DEFAULT).data_folder
+    else:
+        folder = Path(directory).expanduser()
     if not folder.is_dir():
         raise VerifyError(f"{folder}: no such directory, so no shards to verify")
-    # prepare.py reads every *.parquet file here, whatever its name, so every one is checked.
+    # Both consumers read every *.parquet file here, whatever its name, so every one is checked.
     files = sorted(p.name for p in folder.glob("*.parquet") if p.is_file())
     if not files:
         raise VerifyError(f"{folder}: no shard files (shard_NNNNN.parquet) to verify")
     record = manifest_file.read(folder)
-    report = VerifyReport(folder, manifest=record if isinstance(record, dict) else None)
+    record = record if isinstance(record, dict) else None
+    report = VerifyReport(folder, found(consumer, recorded(record), {folder.name}, folder), manifest=record)
+    reader = report.consumer.reader
     listed = _listed_shards(report)
     options = (report.manifest or {}).get("options") or {}
     group_size = options.get("row_group_size", ROW_GROUP_SIZE)
     for name in files:
         if listed is not None and name not in listed:
-            report.errors.append(f"{name}: not listed in {MANIFEST} (prepare.py would train on it)")
+            report.errors.append(f"{name}: not listed in {MANIFEST} ({reader} would train on it)")
         entry = listed.get(name) if listed is not None else None
         _check_file(folder / name, entry, group_size if listed is not None else None, report)
     if listed is not None:
@@ -91,17 +95,39 @@ def verify(directory: str | Path | None = None) -> VerifyReport:
             report.errors.append(f"{MANIFEST}: the validation (last) shard is {last}, expected {VAL_SHARD_NAME}")
     if len(files) < 2:
         report.errors.append(
-            f"{files[0]}: the only parquet file in {folder}; autoresearch needs at least two "
-            f"(training shards and the validation shard {VAL_SHARD_NAME})"
+            f"{files[0]}: the only parquet file in {folder}; {report.consumer.name} needs at least two "
+            f"(training shards and the validation shard: {report.consumer.validation})"
         )
-    if VAL_SHARD_NAME not in files and VAL_SHARD_NAME not in (listed or {}):
-        report.errors.append(f"{VAL_SHARD_NAME}: missing; autoresearch evaluates on it (the validation shard)")
+    _check_validation_place(files, listed, report)
     if VAL_SHARD_NAME in files:
         _check_validation_size(folder / VAL_SHARD_NAME, report)
         _check_no_val_text_in_training(folder, [f for f in files if f != VAL_SHARD_NAME], report)
     if listed is not None:
         _check_components(report, listed)
     return report
+
+
+def _check_validation_place(files: list[str], listed: dict[str, dict] | None, report: VerifyReport) -> None:
+    """The validation shard is where the consumer looks for it: by its name (autoresearch), or
+    last in sorted order (nanochat, whose loader takes the last file for validation and the
+    others for training)."""
+    name = report.consumer.name
+    missing = VAL_SHARD_NAME not in files and VAL_SHARD_NAME not in (listed or {})
+    if not report.consumer.val_by_position:
+        if missing:
+            report.errors.append(f"{VAL_SHARD_NAME}: missing; {name} evaluates on it (the validation shard)")
+        return
+    if VAL_SHARD_NAME in files and files[-1] != VAL_SHARD_NAME:
+        after = files[files.index(VAL_SHARD_NAME) + 1 :]
+        report.errors.append(
+            f"{', '.join(after)}: {'sorts' if len(after) == 1 else 'sort'} after {VAL_SHARD_NAME}, so {name} would "
+            f"evaluate on {files[-1]} (the last file in sorted order) and train on {VAL_SHARD_NAME}"
+        )
+    elif missing and len(files) > 1:
+        report.warnings.append(
+            f"{VAL_SHARD_NAME}: missing; {name} evaluates on the last file in sorted order instead, {files[-1]}, "
+            "and does not train on it"
+        )
 
 
 def _check_components(report: VerifyReport, listed: dict[str, dict]) -> None:
@@ -166,12 +192,13 @@ def _check_no_val_text_in_training(folder: Path, training: list[str], report: Ve
 
 def _listed_shards(report: VerifyReport) -> dict[str, dict] | None:
     """The manifest's shards by name, in order; None (with a note why) when there is no manifest."""
+    name = report.consumer.name
     if report.manifest is None:
         if (report.directory / MANIFEST).exists():
-            report.errors.append(f"{MANIFEST}: not a readable JSON object; checked only what autoresearch needs")
+            report.errors.append(f"{MANIFEST}: not a readable JSON object; checked only what {name} needs")
         else:
             report.warnings.append(
-                f"{MANIFEST}: not found in {report.directory}; checked only what autoresearch needs "
+                f"{MANIFEST}: not found in {report.directory}; checked only what {name} needs "
                 "(no sizes, sha256 or row groups to compare with)"
             )
         return None
@@ -208,7 +235,7 @@ def _check_file(path: Path, entry: dict | None, group_size: int | None, report: 
     if entry is not None:
         _differs(report, name, "the row count", metadata.num_rows, entry.get("rows"))
     if schema.names != [TEXT_COLUMN] and (strict or TEXT_COLUMN not in schema.names):
-        expected = f"['{TEXT_COLUMN}']" if strict else f"a '{TEXT_COLUMN}' column, which autoresearch reads"
+        expected = f"['{TEXT_COLUMN}']" if strict else f"a '{TEXT_COLUMN}' column, which {report.consumer.name} reads"
         report.errors.append(f"{name}: columns are {schema.names}, expected {expected}")
         return
     text_type = schema.field(TEXT_COLUMN).type
@@ -228,7 +255,8 @@ def _check_file(path: Path, entry: dict | None, group_size: int | None, report: 
         nulls = sum(s.null_count for s in stats if s is not None and s.has_null_count)
     if nulls:
         # prepare.py's text_iterator calls len(text) on every row: a null stops tokenizer training.
-        report.errors.append(f"{name}: column 'text' has {nulls:,} nulls, expected none (prepare.py fails on a null)")
+        why = report.consumer.null_note
+        report.errors.append(f"{name}: column 'text' has {nulls:,} nulls, expected none ({why})")
     sizes = [g.num_rows for g in groups]
     for index, size in enumerate(sizes):
         last = index == len(sizes) - 1
@@ -260,7 +288,8 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
                 nulls += texts.null_count
     except (pa.ArrowException, OSError, ValueError) as exc:
         what = "is not valid UTF-8" if "UTF8" in str(exc) else "is damaged"
-        report.errors.append(f"{path.name}: row group {index} {what} ({describe(exc)}); prepare.py cannot read it")
+        reader = report.consumer.reader
+        report.errors.append(f"{path.name}: row group {index} {what} ({describe(exc)}); {reader} cannot read it")
         return None
     return nulls
 
@@ -271,7 +300,7 @@ def _text_bytes(path: Path) -> int:
 
 
 def val_tokens(path: Path) -> int:
-    """A shard's estimated tokens, as autoresearch's evaluation counts them: UTF-8 bytes / 4 (0 if absent)."""
+    """A shard's estimated tokens, as the consumers' evaluations count them: UTF-8 bytes / 4 (0 if absent)."""
     return _text_bytes(path) // BYTES_PER_TOKEN if path.is_file() else 0
 
 
@@ -285,12 +314,13 @@ def _check_validation_size(path: Path, report: VerifyReport) -> None:
         return
     tokens = text_bytes // BYTES_PER_TOKEN
     report.val_tokens = tokens
-    advice = val_advice(tokens, pq.read_metadata(path).num_rows)
-    if tokens >= EVAL_TOKENS and advice:
+    rows = pq.read_metadata(path).num_rows
+    if tokens >= EVAL_TOKENS and (advice := report.consumer.val_advice(tokens, rows)):
         report.warnings.append(f"{path.name}: {advice}")
     if tokens < EVAL_TOKENS:
+        advice = report.consumer.val_advice(tokens, rows, noted=False)  # the sentence before says what is assumed
         report.warnings.append(
             f"{path.name}: about {tokens:,} tokens ({text_bytes:,} bytes of text / {BYTES_PER_TOKEN} bytes a "
-            f"token), fewer than the {EVAL_TOKENS:,} autoresearch's evaluation reads (EVAL_TOKENS); "
+            f"token), fewer than the {EVAL_TOKENS:,} {report.consumer.eval_reads()}; "
             f"it would evaluate on the same text more than once ({advice})"
         )

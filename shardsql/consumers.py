@@ -1,0 +1,160 @@
+"""Who reads the shards: autoresearch or nanochat, and where each keeps its data and tokenizer.
+
+karpathy/autoresearch and karpathy/nanochat read one format (autoresearch.py: a `text`
+column, 1,024-row row groups, `shard_06542.parquet` as the validation shard) from
+different places, as issue 27 describes them:
+
+    autoresearch  ~/.cache/autoresearch/data/               its tokenizer in tokenizer/ beside it
+    nanochat      $NANOCHAT_BASE_DIR/base_data_climbmix/    its tokenizer in tokenizer/ beside it
+                  (NANOCHAT_BASE_DIR defaults to ~/.cache/nanochat)
+
+Each is one `Consumer`: its base folder (and the variable that moves it), the data and
+tokenizer folders in it, how it finds the validation shard, what to run next, how its
+own downloader would mix climbmix shards into converted ones, and what the
+validation-size warning assumes of its evaluation. The cache folder (output/cache_dir.py:
+the lock, staging, backups, the swap, restore), `convert` and `verify` take one, so both
+consumers share one code path; what differs between them is data here, never a branch on
+a consumer's name elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .autoresearch import BYTES_PER_TOKEN, EVAL_TOKENS, VAL_SHARD_NAME, VAL_TOKENS_WANTED
+from .errors import OptionsError
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str  # as `--for` names it and the manifest records it (options.consumer)
+    default_base: Path  # its base folder when `base_env` is unset; "~" is the user's home
+    base_env: str | None  # the environment variable that moves its base folder, read as it reads it
+    data_folder: str  # in the base folder: the shards it reads
+    tokenizer_folder: str  # in the base folder: the tokenizer it trains on them (backed up with them)
+    val_by_position: bool  # it evaluates on the last file in sorted order, not on a file of a fixed name
+    validation: str  # how it finds the validation shard, in words
+    reader: str  # what reads every parquet file in the data folder, in messages ("prepare.py would train on it")
+    null_note: str  # why a null text is an error for it
+    next_heading: str  # the summary's line before the next steps
+    next_steps: tuple[str, ...]  # commands to run in its checkout after converting; {n}: the training shards
+    mix_warning: str  # how its own downloader would add climbmix shards beside converted ones
+    # None: its evaluation reads EVAL_TOKENS (autoresearch's own number); else why that is only assumed.
+    eval_note: str | None = None
+
+    def base_dir(self) -> Path:
+        """The base folder it reads now: $base_env where set, else default_base (expanded)."""
+        value = os.environ.get(self.base_env) if self.base_env else None
+        return Path(value or self.default_base).expanduser()
+
+    def base_described(self) -> str:
+        """Its base folder in words, for help texts: "~/.cache/autoresearch", "$NANOCHAT_BASE_DIR, else ..."."""
+        return f"${self.base_env}, else {self.default_base}" if self.base_env else str(self.default_base)
+
+    def next_lines(self, train_shards: int, base: Path, when: str = "Next") -> list[str]:
+        """What to run after a conversion into `base`, and the downloader's trap: the summary's last
+        lines (and the demo's, `when` "Then").
+
+        Where it reads its base folder from a variable and `base` is not the folder it reads now
+        (--cache-dir), the first step sets that variable."""
+        lines = [f"{when}: {self.next_heading}:"]
+        if self.base_env and base.expanduser() != self.base_dir():
+            lines.append(f"  export {self.base_env}={base}")
+        lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
+        return [*lines, f"({self.mix_warning})"]
+
+    def val_advice(self, tokens: int, rows: int, noted: bool = True) -> str | None:
+        """A warning when a validation shard of `rows` rows and `tokens` estimated tokens is below
+        VAL_TOKENS_WANTED, with the --val-rows that would reach it at its mean length; None if not.
+        `noted` False leaves out why the evaluation's size is assumed (a sentence before said it)."""
+        if tokens >= VAL_TOKENS_WANTED:
+            return None
+        per_row = tokens / rows if rows else 0
+        wanted = -(-VAL_TOKENS_WANTED // max(1, int(per_row)))
+        reach = f"--val-rows {wanted:,}" if per_row >= 1 else "a larger --val-rows"
+        assumed = "" if self.eval_note is None else f" if it reads {EVAL_TOKENS:,} tokens, as autoresearch's does"
+        note = "" if self.eval_note is None or not noted else f" (assumed: {self.eval_note})"
+        return (
+            f"the validation shard holds about {tokens:,} tokens (UTF-8 bytes / {BYTES_PER_TOKEN}), fewer than the "
+            f"{VAL_TOKENS_WANTED:,} {self.name}'s evaluation needs before it reads the same text again{assumed}"
+            f"{note}; {reach} would reach it at the sample's mean of {per_row:,.0f} tokens a row"
+        )
+
+    def eval_reads(self) -> str:
+        """What its evaluation reads, after "fewer than the 20,971,520": where that number comes from."""
+        if self.eval_note is None:
+            return f"{self.name}'s evaluation reads (EVAL_TOKENS)"
+        return f"{self.name}'s evaluation is assumed to read (autoresearch's EVAL_TOKENS; {self.eval_note})"
+
+
+AUTORESEARCH = Consumer(
+    name="autoresearch",
+    default_base=Path("~/.cache/autoresearch"),
+    base_env=None,
+    data_folder="data",
+    tokenizer_folder="tokenizer",
+    val_by_position=False,
+    validation=f"autoresearch's prepare.py fixes its name, {VAL_SHARD_NAME}",
+    reader="prepare.py",
+    null_note="prepare.py fails on a null",
+    next_heading="in your autoresearch checkout, train the tokenizer for the new data",
+    next_steps=("uv run prepare.py --num-shards {n}",),
+    mix_warning="Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them "
+    "in.",
+)
+
+NANOCHAT = Consumer(
+    name="nanochat",
+    default_base=Path("~/.cache/nanochat"),
+    base_env="NANOCHAT_BASE_DIR",
+    data_folder="base_data_climbmix",
+    tokenizer_folder="tokenizer",
+    val_by_position=True,
+    validation=f"nanochat evaluates on the last file in sorted order, which must be {VAL_SHARD_NAME}",
+    reader="nanochat",
+    null_note="nanochat needs a string in every row",
+    next_heading="in your nanochat checkout, train the tokenizer on the new data, then pretrain "
+    "(their options: nanochat's README)",
+    next_steps=("python -m scripts.tok_train", "python -m scripts.base_train"),
+    mix_warning="Do not run nanochat's downloader, python -m nanochat.dataset -n N, on this folder: it skips the "
+    "shard files that exist and downloads climbmix shards for the rest, which nanochat would then train on "
+    "beside these.",
+    eval_note="nanochat's own number is a training setting: see nanochat's README",
+)
+
+CONSUMERS = {c.name: c for c in (AUTORESEARCH, NANOCHAT)}
+DEFAULT = AUTORESEARCH  # `--for`'s default, and the consumer of data that says nothing of its own
+
+
+def named(name: str) -> Consumer:
+    """The consumer of this name (`--for NAME`)."""
+    if name not in CONSUMERS:
+        raise OptionsError(f"--for takes {' or '.join(CONSUMERS)}, got {name!r}; e.g. --for nanochat")
+    return CONSUMERS[name]
+
+
+def recorded(record: Mapping | None) -> Consumer | None:
+    """The consumer a manifest records (its options' `consumer`); None where it records none
+    (made before --for, so for autoresearch, or by hand) or one this version does not know."""
+    options = record.get("options") if isinstance(record, Mapping) else None
+    name = options.get("consumer") if isinstance(options, Mapping) else None
+    return CONSUMERS.get(name) if isinstance(name, str) else None
+
+
+def found(given: Consumer | None, recorded: Consumer | None, folders: Collection[str], where: Path) -> Consumer:
+    """The consumer a command serves where `--for` may be left out: the one given; else the one the
+    live data's manifest records (`recorded`); else the one whose data folder's name is among
+    `folders` (the folders at `where`); else DEFAULT, autoresearch. Both data folders there, and nothing
+    to tell them apart: an error."""
+    if given is not None:
+        return given
+    if recorded is not None:
+        return recorded
+    present = [c for c in CONSUMERS.values() if c.data_folder in folders]
+    if len(present) > 1:
+        held = " and ".join(f"{c.name}'s {c.data_folder}/" for c in present)
+        raise OptionsError(f"{where} holds {held}: say which with --for, e.g. --for {present[-1].name}")
+    return present[0] if present else DEFAULT
