@@ -30,9 +30,9 @@ from ..autoresearch import (
     VAL_SHARD_NAME,
 )
 from ..definition.analysis import Shape
-from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
+from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..hub.retries import report_waits
 from ..output import checkpoint, manifest

@@ -33,8 +33,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...definition.catalog import Definition
 from ...definition.evaluator import Evaluator
+from ...definition.model import Definition
 from ...hub.retries import report_waits
 from ...hub.storage import Location
 from ...output.shards import write_pieces
