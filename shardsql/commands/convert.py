@@ -43,8 +43,8 @@ from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import LocalExecutor
-from ..source.files import Source
-from ..source.footers import ParquetFooter, read_footers
+from ..source.files import ParquetFooter, Source
+from ..source.footers import read_footers
 from ..source.scan import Scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges
