@@ -30,8 +30,9 @@ import click
 from . import __version__
 from .autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, ROWS_PER_SHARD
 from .consumers import CONSUMERS, DEFAULT, Consumer, named
-from .definition.catalog import Definition, load_all, resolve
+from .definition.catalog import load_all, resolve
 from .definition.mixture import Mixture, percent
+from .definition.model import Definition
 from .errors import OptionsError, ShardsqlError, describe
 from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size

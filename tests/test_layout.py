@@ -1,5 +1,10 @@
 """The package's layout holds: packages depend on each other in one direction only, no module
-imports one that imports it back, and each dependency's use stays in the package that owns it."""
+imports one that imports it back, and each dependency's use stays in the package that owns it.
+
+Every import counts: at the top of a module, inside a function (an import deferred for speed)
+and under `if TYPE_CHECKING:` (an import for annotations only). Deferring an import or keeping
+it to annotations changes when it runs, not what depends on what, so a cycle through one is
+still a cycle."""
 
 from __future__ import annotations
 
@@ -38,18 +43,13 @@ def modules() -> dict[str, Path]:
     return {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): p for p in PACKAGE.rglob("*.py")}
 
 
-def _runtime_imports(path: Path, name: str) -> list[str]:
-    """Absolute names of what a module imports when it runs (not under `if TYPE_CHECKING:`)."""
+def imports(path: Path, name: str) -> list[str]:
+    """Absolute names of everything a module imports, wherever the import is: at the top, inside
+    a function or class, or under `if TYPE_CHECKING:` (ast.walk visits every statement)."""
     tree = ast.parse(path.read_text())
-    typing_only = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only |= {id(child) for stmt in node.body for child in ast.walk(stmt)}
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = []
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -66,7 +66,7 @@ def _runtime_imports(path: Path, name: str) -> list[str]:
 def graph() -> dict[str, set[str]]:
     known = modules()
     return {
-        name: {target for target in _runtime_imports(path, name) if target in known and target != name}
+        name: {target for target in imports(path, name) if target in known and target != name}
         for name, path in known.items()
     }
 
@@ -111,7 +111,7 @@ def test_each_dependency_is_used_only_where_it_belongs():
     wrong = []
     for module, path in modules().items():
         where = "/".join(module.split(".")[1:-1])
-        for target in _runtime_imports(path, module):
+        for target in imports(path, module):
             top = target.split(".")[0]
             owners = OWNERS.get(top)
             if owners and not any(where == o or where.startswith(o + "/") for o in owners):

@@ -26,9 +26,9 @@ import pyarrow as pa
 from ..autoresearch import MAX_TRAIN_SHARDS, ROW_GROUP_SIZE, ROWS_PER_SHARD, VAL_SHARD_NAME
 from ..consumers import DEFAULT, Consumer
 from ..definition.analysis import Shape
-from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
+from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..hub.retries import report_waits
 from ..output import checkpoint, manifest
@@ -39,8 +39,8 @@ from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import LocalExecutor
-from ..source.files import Source
-from ..source.footers import ParquetFooter, read_footers
+from ..source.files import ParquetFooter, Source
+from ..source.footers import read_footers
 from ..source.scan import Scan
 from ..source.schemas import unify
 from ..source.units import Unit, chunk_ranges

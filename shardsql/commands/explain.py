@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from ..autoresearch import TEXT_COLUMN
 from ..definition import sandbox
-from ..definition.catalog import Definition
 from ..definition.evaluator import DUCKDB_ERRORS, Evaluator
+from ..definition.model import Definition
 from ..definition.statement import definition_tree
 from ..errors import DefinitionError, describe
 from ..source.decode import read_unit

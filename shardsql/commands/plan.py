@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 
 from ..autoresearch import TEXT_COLUMN, VAL_SHARD_NAME
 from ..definition.analysis import Shape
-from ..definition.catalog import Definition, resolve
+from ..definition.catalog import resolve
 from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
+from ..definition.model import Definition
 from ..errors import OptionsError
 from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan

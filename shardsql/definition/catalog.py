@@ -11,7 +11,7 @@ over a view named `source` that yields one column, `text`:
     WHERE text IS NOT NULL AND length(text) >= 50
 
 A file whose header has a `-- mix:` line is a mixture of datasets instead (mixture.py):
-`load_file` and `resolve` give a `Definition` or a `Mixture`.
+`load_file` and `resolve` give a `Definition` (model.py) or a `Mixture` (mixture.py).
 
 The header is parsed strictly (unknown or repeated keys are errors) so that a typo in a
 pull request fails loudly instead of silently converting the wrong thing. This module
@@ -21,19 +21,17 @@ itself is checked by DuckDB (evaluator.py), the only thing that can really judge
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DefinitionError, UnknownDatasetError
 from . import mixture
 from .mixture import Mixture, parse_mixture
+from .model import MIXTURE_ONLY_KEYS, Definition, Header
 
 REQUIRED_KEYS = ("description", "source")
 OPTIONAL_KEYS = ("revision", "license", "notes")
-MIXTURE_ONLY_KEYS = ("mix", "mix-by")  # either of them makes the file a mixture
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
 # Where the built-in definitions live: `shardsql/sql/` inside an installed wheel (see
@@ -49,43 +47,6 @@ EXAMPLE = """\
 
     SELECT text FROM source
     WHERE text IS NOT NULL AND length(text) >= 50"""
-
-
-@dataclass(frozen=True)
-class Definition:
-    """A parsed dataset definition."""
-
-    name: str
-    path: Path
-    description: str
-    source: str
-    revision: str | None
-    sql: str  # the SELECT, without the header
-    text: str  # the whole file, as reviewed
-    extra: dict[str, str]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
-
-    @property
-    def view_name(self) -> str:
-        """The name this dataset has as a view in ad-hoc SQL (`-` is not valid there)."""
-        return self.name.replace("-", "_")
-
-
-@dataclass(frozen=True)
-class Header:
-    """A file's `-- key: value` lines (keys lowercased), the line of each, and the SQL after them."""
-
-    values: dict[str, str]
-    lines: dict[str, int]
-    body: str  # what follows the header, stripped ('' when nothing does)
-    body_line: int | None  # the line where the body starts
-
-    @property
-    def is_mixture(self) -> bool:
-        return any(key in self.values for key in MIXTURE_ONLY_KEYS)
 
 
 def _fail(message: str, path: Path, line: int | None = None) -> DefinitionError:

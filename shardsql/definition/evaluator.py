@@ -26,7 +26,7 @@ import pyarrow as pa
 from ..autoresearch import TEXT_COLUMN
 from ..errors import DefinitionError, describe
 from . import analysis, sandbox
-from .catalog import Definition
+from .model import Definition
 from .statement import body_line, definition_tree
 
 WHOLE_MEMORY_LIMIT = "1GB"  # whole-source queries spill to disk past this (sorts, hash tables)

@@ -12,8 +12,9 @@ characters of text (the default) or the documents. A mixture of mixtures is refu
 component must be a dataset, so what a mixture holds is written in one place.
 
 The catalog reads the header and finds the component files (it knows the built-in names);
-this module judges the mix and builds the `Mixture`. It imports nothing from the catalog at
-run time, so the two do not import each other.
+this module judges the mix and builds the `Mixture`. The catalog imports this module, so
+this one never imports the catalog: the types both use (`Header`, `Definition`) are in
+model.py, and the catalog hands in how to find and read a component (`locate`, `load`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import DefinitionError, ShardsqlError
-
-if TYPE_CHECKING:
-    from .catalog import Definition, Header
+from .model import Definition, Header
 
 MIX_BY = ("characters", "documents")
 DEFAULT_MIX_BY = "characters"

@@ -13,7 +13,7 @@ import json
 import re
 
 from ..errors import DefinitionError, QueryError
-from .catalog import Definition
+from .model import Definition
 
 NOT_SELECT = "the definition must be one SELECT over source"
 QUERY_NOT_SELECT = "the query must be one SELECT"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..definition.catalog import Definition
+from ..definition.model import Definition
 from ..source.scan import Scan
 from ..source.units import Unit
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..definition.catalog import Definition
 from ..definition.evaluator import Evaluator
+from ..definition.model import Definition
 from ..output.shards import WRITERS, write_pieces
 from ..output.staging import StagedUnit
 from ..output.text_check import check_text

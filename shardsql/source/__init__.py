@@ -1,7 +1,7 @@
 """Source parquet files, read lazily: only the footers, columns and row groups needed.
 
 - `files`: a source listed at a pinned revision (Hub, local or any fsspec URL), exact range reads;
-- `footers`: parquet footers, read once per file;
+- `footers`: parquet footers (`files.ParquetFooter`), read once per file and kept on the source;
 - `schemas`: one schema for files that differ in small ways;
 - `scan`: what to read of a source (`Scan`), and the one way to open it (`open_scan`);
 - `units`: the source split into units of row groups, with their merged byte ranges;

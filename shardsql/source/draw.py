@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import units as units_module
-from .files import Source
-from .footers import ParquetFooter, read_footer
+from .files import ParquetFooter, Source
+from .footers import read_footer
 from .units import Unit, chunk_ranges, coalesce
 
 MIN_SLOT_BYTES = 64 << 10  # a slot is never smaller than this (tiny test units stay a few row groups)

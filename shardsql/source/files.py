@@ -5,13 +5,15 @@ Face Hub (listed and read through hub/, so `HF_ENDPOINT` mirrors and `HF_TOKEN` 
 answer is checked to be the range asked for and rate limits are waited out), a local folder
 or glob, or any other fsspec URL. Every read goes through `Source.fetch`, retried by
 hub/retries.py and counted; `Source.fetch_ranges` fetches many ranges at once, as pieces on
-the source's fetch streams (fetch.py).
+the source's fetch streams (fetch.py). A source keeps each file's `ParquetFooter` once read
+(footers.py reads them through `Source.fetch`, so it imports this module, never the reverse).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +22,17 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ShortReadError, SourceError, describe
 from ..hub.retries import with_retries
+from ..hub.storage import Location
 from ..hub.urls import parse_url
 from .fetch import Fetcher
 
+# For annotations only, as they are slow to import: a local source never needs huggingface_hub
+# (hub.reader), and listing a source's files (`shardsql show`) needs no pyarrow.
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from ..hub.reader import HubReader
-    from ..hub.storage import Location
-    from .footers import ParquetFooter
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,34 @@ class SourceFile:
     path: str  # as the filesystem knows it (for the Hub: pinned to the resolved commit)
     url: str  # as shown to people and written to the manifest
     size: int
+
+
+@dataclass
+class ParquetFooter:
+    """A file's parquet footer: its row groups, their column chunks and the schema (footers.py reads it)."""
+
+    file: SourceFile
+    metadata: pq.FileMetaData
+
+    @property
+    def num_rows(self) -> int:
+        return self.metadata.num_rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The file's columns as Arrow types."""
+        return self.metadata.schema.to_arrow_schema()
+
+    def cheapest_column(self) -> str:
+        """The top-level column with the fewest compressed bytes (to count rows cheaply)."""
+        sizes: dict[str, int] = {}
+        for i in range(self.metadata.num_row_groups):
+            rg = self.metadata.row_group(i)
+            for j in range(rg.num_columns):
+                name = rg.column(j).path_in_schema.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
+        names = self.metadata.schema.to_arrow_schema().names
+        return min(names, key=lambda n: sizes.get(n, 0))
 
 
 @dataclass
@@ -76,7 +108,8 @@ class Source:
     reader: HubReader | None = field(default=None, repr=False)
     fs: Any = field(default=None, repr=False)
     counter: ByteCounter = field(default_factory=ByteCounter)
-    footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)  # read once per file (footers.py)
+    # Read once per file, by path: filled by footers.read_footer (and by a Ray worker, with those its driver sent).
+    footers: dict[str, ParquetFooter] = field(default_factory=dict, repr=False)
     fetcher: Fetcher = field(default_factory=Fetcher, repr=False)  # its streams: as many as the link rewards
 
     @property

@@ -3,6 +3,10 @@
 A footer says where every column chunk of every row group lies, so that a conversion
 fetches only the byte ranges it needs (units.py). Reading it costs two small requests:
 the last 8 bytes (the footer's length and the magic), then the footer itself.
+
+What a footer is (`ParquetFooter`) is defined in files.py, beside the `Source` that keeps
+them (`Source.footers`); this module reads them through `Source.fetch`, so it imports
+files.py and files.py never imports it.
 """
 
 from __future__ import annotations
@@ -11,42 +15,15 @@ import struct
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceError, describe
-from .files import Source, SourceFile
+from .files import ParquetFooter, Source, SourceFile
 
 FETCH_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
 PARQUET_MAGIC = b"PAR1"
-
-
-@dataclass
-class ParquetFooter:
-    file: SourceFile
-    metadata: pq.FileMetaData
-
-    @property
-    def num_rows(self) -> int:
-        return self.metadata.num_rows
-
-    @property
-    def schema(self) -> pa.Schema:
-        """The file's columns as Arrow types."""
-        return self.metadata.schema.to_arrow_schema()
-
-    def cheapest_column(self) -> str:
-        """The top-level column with the fewest compressed bytes (to count rows cheaply)."""
-        sizes: dict[str, int] = {}
-        for i in range(self.metadata.num_row_groups):
-            rg = self.metadata.row_group(i)
-            for j in range(rg.num_columns):
-                name = rg.column(j).path_in_schema.split(".")[0]
-                sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
-        names = self.metadata.schema.to_arrow_schema().names
-        return min(names, key=lambda n: sizes.get(n, 0))
 
 
 def read_footer(source: Source, file: SourceFile) -> ParquetFooter:

@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .files import Source, SourceFile
-from .footers import ParquetFooter, read_footer
+from .files import ParquetFooter, Source, SourceFile
+from .footers import read_footer
 
 UNIT_BYTES = 8 << 20
 UNIT_MAX_ROWS = 1 << 17  # ... or this many rows (tiny columns): bounds a unit's decoded size

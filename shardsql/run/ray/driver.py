@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...definition.catalog import Definition
+from ...definition.model import Definition
 from ...errors import ConversionError, ShardsqlError, describe
 from ...hub import client
 from ...hub.storage import Location

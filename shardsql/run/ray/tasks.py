@@ -33,14 +33,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...definition.catalog import Definition
 from ...definition.evaluator import Evaluator
+from ...definition.model import Definition
 from ...hub.retries import report_waits
 from ...hub.storage import Location
 from ...output.shards import write_pieces
 from ...source.decode import fetch_unit
-from ...source.files import ByteCounter, SourceSpec, reopen
-from ...source.footers import ParquetFooter
+from ...source.files import ByteCounter, ParquetFooter, SourceSpec, reopen
 from ...source.scan import Scan
 from ...source.units import Unit
 from ..unit import work

@@ -97,11 +97,13 @@ Pointing the client at it:
   (https://huggingface.co unless HF_ENDPOINT was set at import; this stand-in answers 404) unless
   ``HF_HUB_DISABLE_TELEMETRY=1`` is in the environment or ``constants.HF_HUB_DISABLE_TELEMETRY`` is True.
 
-Modules: ``server`` (the stand-in's state and lifecycle), ``handler`` (one request: faults, routing,
-sending), ``errors`` (the error answer), ``routes`` (the route table, renamed repos), ``api`` (repo info,
-tree, paths-info), ``files`` (file content, ranges, the redirects), ``storage`` (the storage host: signature
-checks, faults, gzip), ``signing`` (signed URLs), ``network`` (the network model), ``records`` (what each
-answer did, and when), ``store`` (the served snapshots), ``limits`` (rate-limit budgets).
+Modules, top to bottom (each imports only those below it): ``server`` (``HubStandIn``: the two HTTP servers,
+started and stopped), ``handler`` (one request: faults, routing, sending), ``routes`` (the route table, renamed
+repos), the answers ``api`` (repo info, tree, paths-info), ``storage`` (the storage host: signature checks,
+faults, gzip) and ``files`` (file content, ranges, the redirects), ``request`` (what an answer needs of a
+request), ``state`` (served repos, settings, faults, counters); and the leaves ``errors`` (the error answer),
+``signing`` (signed URLs), ``network`` (the network model), ``records`` (what each answer did, and when),
+``store`` (the served snapshots), ``limits`` (rate-limit budgets).
 """
 
 from .server import HubStandIn

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import HubError
+from .request import Request
 from .store import COMMIT_DATE
-
-if TYPE_CHECKING:
-    from .handler import Handler
 
 
 def flag(values: list[str] | None) -> bool:
     return bool(values) and values[0].lower() in ("true", "1")
 
 
-def _query(handler: Handler) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(handler.path).query)
+def _query(request: Request) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(request.path).query)
 
 
-def repo_info(handler: Handler, repo_id: str, rest: str | None) -> None:
-    repo, snapshot, _ = handler.lookup(repo_id, rest, exact=True)
-    blobs = flag(_query(handler).get("blobs"))
+def repo_info(request: Request, repo_id: str, rest: str | None) -> None:
+    repo, snapshot, _ = request.lookup(repo_id, rest, exact=True)
+    blobs = flag(_query(request).get("blobs"))
     siblings = [
         {"rfilename": p, **({"size": len(data), "blobId": snapshot.oids[p]} if blobs else {})}
         for p, data in snapshot.files.items()
@@ -31,33 +28,33 @@ def repo_info(handler: Handler, repo_id: str, rest: str | None) -> None:
     info = {"_id": snapshot.sha[:24], "id": repo_id, "author": repo_id.split("/")[0], "sha": snapshot.sha}
     info.update(lastModified=COMMIT_DATE, createdAt=COMMIT_DATE, private=False, disabled=False, tags=[])
     info.update(gated="auto" if repo.gated else False, downloads=0, likes=0, siblings=siblings)
-    handler.send_json(info | {"usedStorage": sum(map(len, snapshot.files.values()))})
+    request.send_json(info | {"usedStorage": sum(map(len, snapshot.files.values()))})
 
 
-def tree(handler: Handler, repo_id: str, rest: str | None) -> None:
-    _, snapshot, path = handler.lookup(repo_id, rest)
+def tree(request: Request, repo_id: str, rest: str | None) -> None:
+    _, snapshot, path = request.lookup(repo_id, rest)
     path = path.strip("/")
     if path and path not in snapshot.dirs:  # a file too: HfFileSystem.ls relies on that
         raise HubError(404, "EntryNotFound", f"{path} does not exist on this revision")
-    query, hub = _query(handler), handler.hub
+    query, hub = _query(request), request.hub
     recursive, expand = flag(query.get("recursive")), flag(query.get("expand"))
     page_size = hub.tree_page_size_expanded if expand else hub.tree_page_size
     paths, start = snapshot.children(path, recursive), int(query.get("cursor", ["0"])[0])
     headers = {}
     if start + page_size < len(paths):
         query_string = f"recursive={str(recursive).lower()}&expand={str(expand).lower()}"
-        next_url = f"{hub.url}{urlsplit(handler.path).path}?{query_string}&cursor={start + page_size}"
+        next_url = f"{hub.url}{urlsplit(request.path).path}?{query_string}&cursor={start + page_size}"
         headers["Link"] = f'<{next_url}>; rel="next"'
-    handler.send_json([snapshot.entry(p, expand) for p in paths[start : start + page_size]], headers)
+    request.send_json([snapshot.entry(p, expand) for p in paths[start : start + page_size]], headers)
 
 
-def paths_info(handler: Handler, repo_id: str, rest: str | None) -> None:
-    _, snapshot, _ = handler.lookup(repo_id, rest, exact=True)
-    if "json" in (handler.headers.get("Content-Type") or ""):
-        body = json.loads(handler.body or b"{}")
+def paths_info(request: Request, repo_id: str, rest: str | None) -> None:
+    _, snapshot, _ = request.lookup(repo_id, rest, exact=True)
+    if "json" in (request.headers.get("Content-Type") or ""):
+        body = json.loads(request.body or b"{}")
         paths, expand = body.get("paths", []), bool(body.get("expand"))
     else:  # what the client sends: paths=a&paths=b&expand=false
-        form = parse_qs(handler.body.decode())
+        form = parse_qs(request.body.decode())
         paths, expand = form.get("paths", []), flag(form.get("expand"))
     found = [p for p in (p.strip("/") for p in paths) if p in snapshot.files or p in snapshot.dirs]
-    handler.send_json([snapshot.entry(p, expand) for p in found])
+    request.send_json([snapshot.entry(p, expand) for p in found])

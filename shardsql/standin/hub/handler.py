@@ -1,16 +1,21 @@
 """One request: read it, apply the faults the stand-in is set to (hook, invalid token, stall,
 rate limit), route it, and send the answer while counting what was sent. The network model, if
-any, delays each answer and paces its body here; the `Date` header is the stand-in's clock."""
+any, delays each answer and paces its body here; the `Date` header is the stand-in's clock.
+
+`Server` is one of the stand-in's two HTTP servers (the Hub or the storage host), each request
+on it a `Handler`. The handler routes requests (routes.py) to the answers, which see it as a
+`request.Request`; both read and record in the stand-in's state (state.py). server.py starts
+the servers: it imports this module, and this module imports nothing that imports it back."""
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 from .errors import HubError
@@ -18,10 +23,8 @@ from .files import CACHE_PREFIX
 from .network import Connection
 from .records import Transfer
 from .routes import dispatch
-
-if TYPE_CHECKING:
-    from .server import HubStandIn, _Server
-    from .store import Repo, Snapshot
+from .state import HubState
+from .store import Repo, Snapshot
 
 # Bodies are written in chunks so that `bytes_served` only counts what the socket has accepted.
 WRITE_CHUNK = 64 * 1024
@@ -30,18 +33,38 @@ MAX_REVISION_SEGMENTS = 4
 INVALID_TOKEN = "Invalid credentials in Authorization header"  # the real Hub's words
 
 
+class Server(ThreadingHTTPServer):
+    """One of the stand-in's two HTTP servers: the Hub or its storage host (`role`)."""
+
+    block_on_close = False  # idle keep-alive connections would otherwise make server_close() hang
+    daemon_threads = True  # a stalled request must not keep the process alive
+    hub: HubState
+    role: str  # "hub" or "storage"
+
+    def handle_error(self, request, client_address) -> None:
+        # Clients hang up mid-response on purpose (a stream closed early): only report real errors.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client pools its connections
-    server: _Server
+    server: Server
     status, in_hook = 0, False
     extra_headers: dict[str, str]  # added to the answer (RateLimit headers)
     file: str | None = None  # "{repo}/{path}" once a file route has found the file (for `transfers`)
+    body: bytes  # read before the request is routed
     received = 0.0  # when the request was read (monotonic)
     link: Connection  # this connection's place in the network model
 
     @property
-    def hub(self) -> HubStandIn:
+    def hub(self) -> HubState:
         return self.server.hub
+
+    @property
+    def role(self) -> str:
+        """The server the request came to: "hub" or "storage"."""
+        return self.server.role
 
     def setup(self) -> None:
         super().setup()
@@ -73,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
         self.status, self.extra_headers, self.file, self.received = 0, {}, None, time.monotonic()
         # An unread body would be parsed as the next request on this keep-alive connection.
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.hub.record_authorization(self.server.role, self.path, self.headers.get("Authorization"))
+        self.hub.record_authorization(self.role, self.path, self.headers.get("Authorization"))
         try:
             if self.hub.before_response is not None and self._run_hook(self.hub.before_response):
                 return
@@ -100,14 +123,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def kind(self) -> str:
         """ "storage", "resolve" (`/resolve/` and `/api/resolve-cache/`) or "api": what the request is, for stalls."""
-        if self.server.role == "storage":
+        if self.role == "storage":
             return "storage"
         return "resolve" if "/resolve/" in self.path or self.path.startswith(CACHE_PREFIX) else "api"
 
     def bucket(self) -> str | None:
         """The rate-limit budget the request counts against: "resolvers" (a `/resolve/` segment, as the Hub
         counts them), "api", or None: storage is another service, and `resolve-cache` is not a `/resolve/`."""
-        if self.server.role == "storage" or self.path.startswith(CACHE_PREFIX):
+        if self.role == "storage" or self.path.startswith(CACHE_PREFIX):
             return None
         return "resolvers" if "/resolve/" in self.path else "api"
 
@@ -120,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _check_token(self) -> None:
         token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
-        if token and self.server.role == "hub" and not token.startswith("hf_"):
+        if token and self.role == "hub" and not token.startswith("hf_"):
             raise HubError(401, None, INVALID_TOKEN)
 
     def _take_budget(self) -> None:
@@ -161,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
         # Logged and counted up front, then corrected to what the socket accepted if the client hangs up.
         entry = (self.command, self.path, self.headers.get("Range"), status, size)
         hub.record(entry, size if count else 0)
-        transfer = Transfer(self.server.role, self.kind(), self.command, self.path, status, self.file, self.received)
+        transfer = Transfer(self.role, self.kind(), self.command, self.path, status, self.file, self.received)
         hub.record_transfer(transfer)
         sent, network = 0, hub.network
         try:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from . import api, files, storage
 from .errors import HubError
-
-if TYPE_CHECKING:
-    from .handler import Handler
+from .request import Request
 
 REPO = r"(?P<repo>[^/]+/[^/]+)"
 SHA = "[0-9a-f]{40}"
@@ -41,30 +38,30 @@ REPO_ROUTE = re.compile(
 OTHER_REPO_ROUTE = re.compile(r"^/(api/(models|spaces)/.*|[^/]+/[^/]+/resolve/.*)$")
 
 
-def dispatch(handler: Handler) -> None:
-    path = handler.path.split("?", 1)[0]
-    if handler.server.role == "hub" and (location := renamed(handler, handler.path)):
-        return files.send_redirect(handler, 307, location)
+def dispatch(request: Request) -> None:
+    path = request.path.split("?", 1)[0]
+    if request.role == "hub" and (location := renamed(request, request.path)):
+        return files.send_redirect(request, 307, location)
     for server, methods, pattern, answer in ROUTES:
         match = pattern.match(path)
-        if server != handler.server.role or match is None:
+        if server != request.role or match is None:
             continue
-        if handler.command not in methods:
-            raise HubError(405, None, f"Method {handler.command} not allowed here", {"Allow": ", ".join(methods)})
-        return answer(handler, unquote(match["repo"]), match.groupdict().get("rest"))
-    if handler.server.role == "hub" and OTHER_REPO_ROUTE.match(path):
+        if request.command not in methods:
+            raise HubError(405, None, f"Method {request.command} not allowed here", {"Allow": ", ".join(methods)})
+        return answer(request, unquote(match["repo"]), match.groupdict().get("rest"))
+    if request.role == "hub" and OTHER_REPO_ROUTE.match(path):
         raise HubError(404, "RepoNotFound", "Repository not found")  # only datasets are served
     raise HubError(404, None, "Sorry, we can't find the page you are looking for.")
 
 
-def renamed(handler: Handler, target: str) -> str | None:
+def renamed(request: Request, target: str) -> str | None:
     """The same route of the repo's new name, relative, if `target` names a repo renamed by `hub.rename`."""
     path, _, query = target.partition("?")
     match = REPO_ROUTE.match(path)
     if match is None:
         return None
     old = unquote(match["repo"])
-    new = handler.hub.renamed_to(old)
+    new = request.hub.renamed_to(old)
     if new is None:
         return None
     return f"{match['prefix']}{quote(new)}{match['tail'] or ''}" + (f"?{query}" if query else "")

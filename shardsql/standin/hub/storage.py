@@ -16,44 +16,39 @@ error codes; its errors are S3's XML. In order, a request there:
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from .files import parse_range, serve
+from .request import Request
 from .signing import ACCESS_DENIED
-
-if TYPE_CHECKING:
-    from .handler import Handler
-    from .store import Snapshot
-
-STORAGE_FAULTS = ("access-denied", "stale-416")
+from .store import Snapshot
 
 
-def storage(handler: Handler, repo_id: str, rest: str | None) -> None:
-    hub = handler.hub
-    url = urlsplit(handler.path)
+def storage(request: Request, repo_id: str, rest: str | None) -> None:
+    hub = request.hub
+    url = urlsplit(request.path)
     if denial := hub.signer.check(unquote(url.path), url.query, hub.clock(), hub.signed_url_styles):
-        return send_xml_error(handler, 403, "AccessDenied", denial.message, denial.fields)
+        return send_xml_error(request, 403, "AccessDenied", denial.message, denial.fields)
     sha, _, quoted = (rest or "").partition("/")
     repo_id = hub.current_repo_id(repo_id)
-    _, snapshot, _ = handler.lookup(repo_id, sha, exact=True)
+    _, snapshot, _ = request.lookup(repo_id, sha, exact=True)
     path = unquote(quoted)
-    handler.file = f"{repo_id}/{path}"
-    if handler.command == "GET" and path in snapshot.files and _fault(handler, snapshot, path):
+    request.file = f"{repo_id}/{path}"
+    if request.command == "GET" and path in snapshot.files and _fault(request, snapshot, path):
         return
-    if hub.storage_gzips and path in snapshot.files and accepts_gzip(handler.headers.get("Accept-Encoding")):
+    if hub.storage_gzips and path in snapshot.files and accepts_gzip(request.headers.get("Accept-Encoding")):
         headers = {"Content-Type": "application/octet-stream", "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         headers["ETag"] = f'"{snapshot.oids[path]}"'
-        return handler.send(200, snapshot.gzipped(path), headers, count=True)
-    serve(handler, snapshot, path, honour_range=not hub.storage_ignores_range)
+        return request.send(200, snapshot.gzipped(path), headers, count=True)
+    serve(request, snapshot, path, honour_range=not hub.storage_ignores_range)
 
 
-def _fault(handler: Handler, snapshot: Snapshot, path: str) -> bool:
+def _fault(request: Request, snapshot: Snapshot, path: str) -> bool:
     """Answer with the next fault set for storage GETs, if any applies to this one; True if answered."""
-    hub, range_header = handler.hub, handler.headers.get("Range")
+    hub, range_header = request.hub, request.headers.get("Range")
     if hub.take_storage_fault("access-denied") is not None:
-        send_xml_error(handler, 403, "AccessDenied", ACCESS_DENIED)
+        send_xml_error(request, 403, "AccessDenied", ACCESS_DENIED)
         return True
     if range_header is None or (total := hub.take_storage_fault("stale-416")) is None:
         return False
@@ -61,7 +56,7 @@ def _fault(handler: Handler, snapshot: Snapshot, path: str) -> bool:
         asked = parse_range(range_header, len(snapshot.files[path]))
         total = asked[0] if asked else 0
     fields = {"RangeRequested": range_header, "ActualObjectSize": str(total)}
-    send_xml_error(handler, 416, "InvalidRange", "The requested range is not satisfiable", fields,
+    send_xml_error(request, 416, "InvalidRange", "The requested range is not satisfiable", fields,
                    {"Content-Range": f"bytes */{total}"})  # fmt: skip
     return True
 
@@ -79,10 +74,10 @@ def accepts_gzip(header: str | None) -> bool:
     return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
 
 
-def send_xml_error(handler: Handler, status: int, code: str, message: str, fields: dict[str, str] | None = None,
+def send_xml_error(request: Request, status: int, code: str, message: str, fields: dict[str, str] | None = None,
                    headers: dict[str, str] | None = None) -> None:  # fmt: skip
     """S3's error answer: `<Error><Code>...</Code><Message>...</Message>...</Error>`, as application/xml."""
     fields = (fields or {}) | {"RequestId": secrets.token_hex(8).upper(), "HostId": secrets.token_urlsafe(24)}
     extra = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in fields.items())
     body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
-    handler.send(status, f"{body}{extra}</Error>".encode(), {"Content-Type": "application/xml", **(headers or {})})
+    request.send(status, f"{body}{extra}</Error>".encode(), {"Content-Type": "application/xml", **(headers or {})})
