@@ -1,20 +1,58 @@
-"""Measurements and checks: shards compared with the seed's, their layout, the bytes a
+"""Measurements and checks: what a run costs (a fresh process's wall time, CPU time and peak
+RSS, or an in-process call's), shards compared with the seed's, their layout, the bytes a
 conversion needs, peak RSS in a fresh process, CPU time, and the machine."""
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import platform
 import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from contenders import CLI_CODE, IMPORTS_CODE
 
 ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = Path(__file__).resolve().parent / "launch.py"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one run cost."""
+
+    seconds: float  # wall time
+    cpu: float  # user + system time, all threads; of a fresh process, its whole tree
+    peak_rss_mb: float | None = None  # a fresh process's (ru_maxrss); None for an in-process call
+
+
+def fresh_process(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> tuple[Usage, str]:
+    """Run `command` as a fresh process, started by launch.py (which says why); return what it
+    cost and its output (stdout then stderr). Raises RuntimeError, with the output, if it fails."""
+    with tempfile.TemporaryDirectory(prefix="launch-") as folder:
+        report = Path(folder) / "usage.json"
+        done = subprocess.run([sys.executable, "-I", "-S", str(LAUNCH), str(report), *command], env=env, cwd=cwd,
+                              capture_output=True, text=True)  # fmt: skip
+        output = done.stdout + done.stderr
+        if done.returncode != 0 or not report.exists():
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{output}")
+        got = json.loads(report.read_text())
+    return Usage(got["seconds"], got["user_seconds"] + got["system_seconds"], got["peak_rss_mb"]), output
+
+
+def in_process(call: Callable[[], object]) -> Usage:
+    """Run `call` in this process (imports done before): its wall time and this process's CPU time."""
+    gc.collect()
+    cpu, begin = cpu_seconds(), time.perf_counter()
+    call()
+    return Usage(time.perf_counter() - begin, cpu_seconds() - cpu)
 
 
 def shard_files(folder: Path) -> dict[str, Path]:
@@ -64,16 +102,17 @@ def compare_shuffled(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
 
 
 def shard_layout(folder: Path) -> dict:
-    """Row-group sizes and bytes of the shards in a folder."""
+    """Row-group sizes, codecs and bytes of the shards in a folder."""
     import pyarrow.parquet as pq
 
-    groups = {}
+    groups, codecs = {}, set()
     for name, path in shard_files(folder).items():
         meta = pq.ParquetFile(path).metadata
         groups[name] = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        codecs |= {meta.row_group(i).column(0).compression.lower() for i in range(meta.num_row_groups)}
     size = sum(p.stat().st_size for p in shard_files(folder).values())
     exact = all(all(g == 1024 for g in sizes[:-1]) and sizes[-1] <= 1024 for sizes in groups.values())
-    return {"row_groups": groups, "bytes": size, "row_groups_1024": exact}
+    return {"row_groups": groups, "bytes": size, "row_groups_1024": exact, "codecs": sorted(codecs)}
 
 
 def bytes_needed(files: list[Path], rows_needed: int) -> tuple[int, int]:
