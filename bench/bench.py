@@ -41,7 +41,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark's own modules
 
 import measure  # noqa: E402
-from contenders import DATASET, HIGH, import_shardsql, polars_pipeline, seed_loop, shardsql_convert  # noqa: E402
+from contenders import (  # noqa: E402
+    DATASET,
+    HIGH,
+    import_shardsql,
+    polars_pipeline,
+    seed_loop,
+    shardsql_cli,
+    shardsql_convert,
+)
 from data import DATA_DIR, REPO_SUBDIR, DataSpec, ensure_data  # noqa: E402
 from hub import HubProcess, serve  # noqa: E402
 from link import link_rows  # noqa: E402
@@ -314,7 +322,7 @@ def run_job(args, job: Job, work: Path, data_dir: Path, files: list[Path], hub: 
     seed_docs: list[int] = []
 
     def seed(out: Path) -> int:
-        seed_docs.append(seed_loop(files, out, n, rows_per_shard, dataset))
+        seed_docs.append(seed_loop(out, files=files, num_shards=n, rows_per_shard=rows_per_shard, dataset=dataset))
         return seed_docs[-1]
 
     def in_data(out: Path) -> Path:
@@ -324,8 +332,8 @@ def run_job(args, job: Job, work: Path, data_dir: Path, files: list[Path], hub: 
         Contender("seed loop", seed, lambda out: out),
         Contender("shardsql, local folder",
                   lambda out: shardsql_convert(out, n, rows_per_shard, str(data_dir), dataset=dataset), in_data),
-        Contender("Polars pipeline", lambda out: polars_pipeline(files, out, n, rows_per_shard, dataset),
-                  lambda out: out),
+        Contender("Polars pipeline", lambda out: polars_pipeline(out, files=files, num_shards=n,
+                  rows_per_shard=rows_per_shard, dataset=dataset), lambda out: out),
     ]  # fmt: skip
     if not job.small and not job.old_case:  # the default conversion: shuffled, deduplicated
         shuffled = lambda out: shardsql_convert(out, n, rows_per_shard, str(data_dir), dataset=dataset,  # noqa: E731
@@ -564,8 +572,7 @@ def fixed_cost(work: Path, files: list[Path], runs: int = 5) -> dict:
     tiny.mkdir(parents=True, exist_ok=True)
     batch = next(pq.ParquetFile(files[0]).iter_batches(batch_size=3 * TINY[1]))
     pq.write_table(pa.Table.from_batches([batch]), tiny / "000_00000.parquet", row_group_size=1_000)
-    script = Path(sys.executable).parent / "shardsql"  # the installed command, as a user runs it
-    cli = [str(script)] if script.exists() else [sys.executable, "-c", "import sys\n" + measure.RUN_CLI]
+    cli = shardsql_cli()  # the installed command, as a user runs it
     commands = {
         "convert": cli + ["convert", DATASET, "--no-shuffle", "--source", str(tiny), "--num-shards", str(TINY[0]),
                           "--rows-per-shard", str(TINY[1]), "--yes", "--quiet", "--cache-dir"],
@@ -601,7 +608,7 @@ def measure_read_ahead(work: Path, files: list[Path], hub: HubProcess) -> dict:
     """Bytes the stand-in served for a small job, by default and with --workers 16."""
     shards, rows = READ_AHEAD
     reference = work / "read-ahead-seed"
-    docs = seed_loop(files, reference, shards, rows)
+    docs = seed_loop(reference, files=files, num_shards=shards, rows_per_shard=rows)
     runs = {}
     for label, workers in (("default workers", None), ("--workers 16", 16)):
         hub.ask("latency", 0)

@@ -43,7 +43,7 @@ FINEWEB_EDU_FILE_MB = 2100  # a file of FineWeb-Edu's sample/10BT, about
 def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_shard: int, log) -> tuple[list, dict]:
     """The link rows and their record (see the module docstring)."""
     reference = work / "link-seed"
-    seed_loop(files, reference, n, rows_per_shard)
+    seed_loop(reference, files=files, num_shards=n, rows_per_shard=rows_per_shard)
     hub = HubProcess(repo_dir)
     runs: dict[str, dict] = {}
     try:
