@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +50,7 @@ import measure  # noqa: E402
 from contenders import (  # noqa: E402
     DATASET,
     HIGH,
+    IMPORTS_CODE,
     import_shardsql,
     polars_command,
     polars_pipeline,
@@ -634,12 +634,13 @@ def measure_rss(args, work: Path, repo_dir: Path, n: int, rows_per_shard: int) -
                     f"({copies}x the files)...")  # fmt: skip
                 env = dict(os.environ) | {"HF_ENDPOINT": hub.url}
                 key = f"{order.lstrip('-')} {shards}"
-                rss[key], seconds = measure.peak_rss(measure.RUN_CLI, command, env)
-                log(f"    {rss[key]:.0f} MB, {seconds:.1f} s")
+                usage, _ = measure.fresh_process(shardsql_cli() + command, env=env)
+                rss[key] = usage.peak_rss_mb
+                log(f"    {rss[key]:.0f} MB, {usage.seconds:.1f} s")
                 shutil.rmtree(work / f"rss-{shards}", ignore_errors=True)
     finally:
         hub.close()
-    rss["imports_only"], _ = measure.peak_rss(measure.IMPORTS_ONLY, [], dict(os.environ))
+    rss["imports_only"] = measure.fresh_process([sys.executable, "-c", IMPORTS_CODE])[0].peak_rss_mb
     return rss
 
 
@@ -672,13 +673,9 @@ def fixed_cost(work: Path, files: list[Path], runs: int = 5) -> dict:
         for name, command in commands.items():
             if name == "convert":
                 command = command + [str(work / f"tiny-{index}")]
-            begin = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, cwd=work)
-            took = time.perf_counter() - begin
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+            usage, _ = measure.fresh_process(command, cwd=work)
             if index:
-                seconds[name].append(took)
+                seconds[name].append(usage.seconds)
     out = {}
     for name, values in seconds.items():
         out[f"{name}_best"] = round(min(values), 3)

@@ -18,12 +18,11 @@ measurement; the table says which rows are which.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 from pathlib import Path
 
 import measure
-from contenders import DATASET, seed_loop
+from contenders import DATASET, seed_loop, shardsql_cli
 from hub import HubProcess
 from report import Row
 
@@ -56,14 +55,13 @@ def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_sh
                        "--cache-dir", str(out), "--yes", "--quiet"]  # fmt: skip
             command += [order] if order.startswith("--") else []
             log(f"  through the modelled link: shardsql {' '.join(command[:2])} {order} (fresh process)...")
-            cpu = _children_cpu()
-            rss, seconds = measure.peak_rss(measure.RUN_CLI, command, dict(os.environ) | {"HF_ENDPOINT": hub.url})
+            usage, _ = measure.fresh_process(shardsql_cli() + command, env=dict(os.environ) | {"HF_ENDPOINT": hub.url})
             served = hub.ask("stats")
             compare = measure.compare_shards if order == "--no-shuffle" else measure.compare_shuffled
             check = compare(out / "data", reference)
-            runs[order] = {"seconds": round(seconds, 2), "cpu_seconds": round(_children_cpu() - cpu, 2),
-                           "peak_rss_mb": round(rss), "served": served, "check": check}  # fmt: skip
-            log(f"    {seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
+            runs[order] = {"seconds": round(usage.seconds, 2), "cpu_seconds": round(usage.cpu, 2),
+                           "peak_rss_mb": round(usage.peak_rss_mb), "served": served, "check": check}  # fmt: skip
+            log(f"    {usage.seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
                 f"at most {served['most_reads_at_once']} reads at once")  # fmt: skip
             shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -72,11 +70,6 @@ def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_sh
     model = {"rtt_s": RTT_S, "connection_bytes_per_s": CONNECTION_BPS, "link_bytes_per_s": LINK_BPS,
              "resolver_quota": RESOLVER_QUOTA}  # fmt: skip
     return rows(runs), {"model": model, "runs": runs}
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def rows(runs: dict[str, dict]) -> list[Row]:

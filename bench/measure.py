@@ -1,6 +1,6 @@
 """Measurements and checks: what a run costs (a fresh process's wall time, CPU time and peak
 RSS, or an in-process call's), shards compared with the seed's, their layout, the bytes a
-conversion needs, peak RSS in a fresh process, CPU time, and the machine."""
+conversion needs, and the machine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -17,8 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from contenders import CLI_CODE, IMPORTS_CODE
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = Path(__file__).resolve().parent / "launch.py"
@@ -133,32 +130,6 @@ def bytes_needed(files: list[Path], rows_needed: int) -> tuple[int, int]:
             chunks += meta.row_group(i).column(text).total_compressed_size
             seen += meta.row_group(i).num_rows
     return chunks, footers
-
-
-# Runs the CLI in a fresh process and reports that process's own peak RSS (VmHWM) as it
-# exits. Not ru_maxrss: Linux carries a forked child's pre-exec high-water mark (the size of
-# the process that forked it) over into ru_maxrss across exec.
-RSS_REPORT = """
-import atexit, sys
-def report():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print("PEAK_RSS_KB", line.split()[1], file=sys.__stderr__, flush=True)
-atexit.register(report)
-"""
-RUN_CLI = RSS_REPORT + CLI_CODE
-IMPORTS_ONLY = RSS_REPORT + IMPORTS_CODE
-
-
-def peak_rss(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run `python -c code *args` in a fresh process; return (its peak RSS in MB, its wall time in s)."""
-    started = time.perf_counter()
-    child = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    found = re.findall(r"^PEAK_RSS_KB (\d+)$", child.stderr, re.MULTILINE)
-    if child.returncode != 0 or not found:
-        raise RuntimeError(f"shardsql {' '.join(args)} failed ({child.returncode}):\n{child.stdout}{child.stderr}")
-    return int(found[-1]) / 1024, seconds
 
 
 def cpu_seconds() -> float:
