@@ -58,8 +58,9 @@ fmt: setup
     uv run ruff format .
     uv run ruff check --fix .
 
-# Benchmark of the real job (3 + 1 shards of 86,016 rows): wall and CPU time vs the seed loop and a
-# Polars pipeline, peak RSS, fixed cost, bytes fetched (bench/README.md); ~15 minutes on 2 cores.
+# Benchmark of the real job (3 + 1 shards of 86,016 rows), each tool a fresh process as its user runs it:
+# wall and CPU time vs the seed loop and a Polars one-liner, peak RSS, fixed cost, bytes fetched
+# (bench/README.md); ~15 minutes on 2 cores. `just bench --headline`: the main and the small job only.
 # `just bench --scaling`: the scaling table, 1..all cores (pinned), local and Ray (bench/scaling.py).
 # `just bench --profile`: where the main job's time goes, by thread (bench/profiling.py; py-spy via uvx).
 [positional-arguments]

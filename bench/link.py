@@ -19,12 +19,11 @@ measurement; the table says which rows are which.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 from pathlib import Path
 
 import measure
-from contenders import DATASET, seed_loop
+from contenders import DATASET, seed_loop, shardsql_cli
 from hub import HubProcess
 from report import Row
 
@@ -48,7 +47,7 @@ FINEWEB_EDU_FILE_MB = 2100  # a file of FineWeb-Edu's sample/10BT, about
 def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_shard: int, log) -> tuple[list, dict]:
     """The link rows and their record (see the module docstring)."""
     reference = work / "link-seed"
-    seed_loop(files, reference, n, rows_per_shard)
+    seed_loop(reference, files=files, num_shards=n, rows_per_shard=rows_per_shard)
     hub = HubProcess(repo_dir)
     runs: dict[str, dict] = {}
     try:
@@ -60,14 +59,13 @@ def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_sh
             command = ["convert", DATASET, "--num-shards", str(n), "--rows-per-shard", str(rows_per_shard),
                        "--cache-dir", str(out), "--yes", "--quiet", *flags]  # fmt: skip
             log(f"  through the modelled link: shardsql {' '.join(command[:2])} {order} (fresh process)...")
-            cpu = _children_cpu()
-            rss, seconds = measure.peak_rss(measure.RUN_CLI, command, dict(os.environ) | {"HF_ENDPOINT": hub.url})
+            usage, _ = measure.fresh_process(shardsql_cli() + command, env=dict(os.environ) | {"HF_ENDPOINT": hub.url})
             served = hub.ask("stats")
             compare = measure.compare_shards if "--no-shuffle" in flags else measure.compare_shuffled
             check = compare(out / "data", reference)
-            runs[order] = {"seconds": round(seconds, 2), "cpu_seconds": round(_children_cpu() - cpu, 2),
-                           "peak_rss_mb": round(rss), "served": served, "check": check}  # fmt: skip
-            log(f"    {seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
+            runs[order] = {"seconds": round(usage.seconds, 2), "cpu_seconds": round(usage.cpu, 2),
+                           "peak_rss_mb": round(usage.peak_rss_mb), "served": served, "check": check}  # fmt: skip
+            log(f"    {usage.seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
                 f"at most {served['most_reads_at_once']} reads at once")  # fmt: skip
             shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -76,11 +74,6 @@ def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_sh
     model = {"rtt_s": RTT_S, "connection_bytes_per_s": CONNECTION_BPS, "link_bytes_per_s": LINK_BPS,
              "resolver_quota": RESOLVER_QUOTA}  # fmt: skip
     return rows(runs), {"model": model, "runs": runs}
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def rows(runs: dict[str, dict]) -> list[Row]:

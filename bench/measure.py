@@ -1,20 +1,55 @@
-"""Measurements and checks: shards compared with the seed's, their layout, the bytes a
-conversion needs, peak RSS in a fresh process, CPU time, and the machine."""
+"""Measurements and checks: what a run costs (a fresh process's wall time, CPU time and peak
+RSS, or an in-process call's), shards compared with the seed's, their layout, the bytes a
+conversion needs, and the machine."""
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from contenders import CLI_CODE, IMPORTS_CODE
-
 ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = Path(__file__).resolve().parent / "launch.py"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one run cost."""
+
+    seconds: float  # wall time
+    cpu: float  # user + system time, all threads; of a fresh process, its whole tree
+    peak_rss_mb: float | None = None  # a fresh process's (ru_maxrss); None for an in-process call
+
+
+def fresh_process(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> tuple[Usage, str]:
+    """Run `command` as a fresh process, started by launch.py (which says why); return what it
+    cost and its output (stdout then stderr). Raises RuntimeError, with the output, if it fails."""
+    with tempfile.TemporaryDirectory(prefix="launch-") as folder:
+        report = Path(folder) / "usage.json"
+        done = subprocess.run([sys.executable, "-I", "-S", str(LAUNCH), str(report), *command], env=env, cwd=cwd,
+                              capture_output=True, text=True)  # fmt: skip
+        output = done.stdout + done.stderr
+        if done.returncode != 0 or not report.exists():
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{output}")
+        got = json.loads(report.read_text())
+    return Usage(got["seconds"], got["user_seconds"] + got["system_seconds"], got["peak_rss_mb"]), output
+
+
+def in_process(call: Callable[[], object]) -> Usage:
+    """Run `call` in this process (imports done before): its wall time and this process's CPU time."""
+    gc.collect()
+    cpu, begin = cpu_seconds(), time.perf_counter()
+    call()
+    return Usage(time.perf_counter() - begin, cpu_seconds() - cpu)
 
 
 def shard_files(folder: Path) -> dict[str, Path]:
@@ -64,16 +99,17 @@ def compare_shuffled(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
 
 
 def shard_layout(folder: Path) -> dict:
-    """Row-group sizes and bytes of the shards in a folder."""
+    """Row-group sizes, codecs and bytes of the shards in a folder."""
     import pyarrow.parquet as pq
 
-    groups = {}
+    groups, codecs = {}, set()
     for name, path in shard_files(folder).items():
         meta = pq.ParquetFile(path).metadata
         groups[name] = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        codecs |= {meta.row_group(i).column(0).compression.lower() for i in range(meta.num_row_groups)}
     size = sum(p.stat().st_size for p in shard_files(folder).values())
     exact = all(all(g == 1024 for g in sizes[:-1]) and sizes[-1] <= 1024 for sizes in groups.values())
-    return {"row_groups": groups, "bytes": size, "row_groups_1024": exact}
+    return {"row_groups": groups, "bytes": size, "row_groups_1024": exact, "codecs": sorted(codecs)}
 
 
 def bytes_needed(files: list[Path], rows_needed: int) -> tuple[int, int]:
@@ -94,32 +130,6 @@ def bytes_needed(files: list[Path], rows_needed: int) -> tuple[int, int]:
             chunks += meta.row_group(i).column(text).total_compressed_size
             seen += meta.row_group(i).num_rows
     return chunks, footers
-
-
-# Runs the CLI in a fresh process and reports that process's own peak RSS (VmHWM) as it
-# exits. Not ru_maxrss: Linux carries a forked child's pre-exec high-water mark (the size of
-# the process that forked it) over into ru_maxrss across exec.
-RSS_REPORT = """
-import atexit, sys
-def report():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print("PEAK_RSS_KB", line.split()[1], file=sys.__stderr__, flush=True)
-atexit.register(report)
-"""
-RUN_CLI = RSS_REPORT + CLI_CODE
-IMPORTS_ONLY = RSS_REPORT + IMPORTS_CODE
-
-
-def peak_rss(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run `python -c code *args` in a fresh process; return (its peak RSS in MB, its wall time in s)."""
-    started = time.perf_counter()
-    child = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    found = re.findall(r"^PEAK_RSS_KB (\d+)$", child.stderr, re.MULTILINE)
-    if child.returncode != 0 or not found:
-        raise RuntimeError(f"shardsql {' '.join(args)} failed ({child.returncode}):\n{child.stdout}{child.stderr}")
-    return int(found[-1]) / 1024, seconds
 
 
 def cpu_seconds() -> float:

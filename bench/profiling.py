@@ -9,7 +9,7 @@ every thread's CPU time from /proc (measure.ThreadCPU: native threads too, which
 not see: DuckDB's and Polars' own). It prints and writes bench/results/profile.md (with
 --shuffled, the shuffled conversion's: profile-shuffled.md):
 
-- per thread group, the CPU seconds from /proc, for shardsql and for the Polars pipeline;
+- per thread group, the CPU seconds from /proc, for shardsql and for the Polars one-liner;
 - per thread group and stage, py-spy's seconds of Python threads not waiting (samples /
   rate), a stage named from the deepest frame of the stack that a rule below recognises.
 
@@ -81,8 +81,8 @@ def child(which: str, job: dict) -> None:
         if which == "shardsql":
             shardsql_convert(out, job["num_shards"], job["rows_per_shard"], job["source"], shuffle=job["shuffled"])
         else:
-            polars_pipeline(sorted(Path(job["source"]).glob("*.parquet")), out / "shards", job["num_shards"],
-                            job["rows_per_shard"])  # fmt: skip
+            polars_pipeline(out / "shards", files=sorted(Path(job["source"]).glob("*.parquet")),
+                            num_shards=job["num_shards"], rows_per_shard=job["rows_per_shard"])  # fmt: skip
     seconds, cpu = time.perf_counter() - begin, measure.cpu_seconds() - cpu
     shutil.rmtree(out, ignore_errors=True)
     print(json.dumps({"seconds": round(seconds, 2), "cpu": round(cpu, 2), "threads": threads.seconds}))
@@ -178,12 +178,12 @@ def render(job: dict, plain: dict, spied: dict | None, raw: Path, rate: int, not
         f"`fineweb-edu`, {job['num_shards']} + 1 shards of {job['rows_per_shard']:,} rows from the fineweb-edu-1k "
         f"layout's local folder, one run each in a fresh process; load average {measure.load_average()}.",
         "",
-        f"shardsql: {s['seconds']:.2f} s wall, {s['cpu']:.2f} s CPU. Polars pipeline: {p['seconds']:.2f} s wall, "
+        f"shardsql: {s['seconds']:.2f} s wall, {s['cpu']:.2f} s CPU. Polars one-liner: {p['seconds']:.2f} s wall, "
         f"{p['cpu']:.2f} s CPU.",
         "",
         "CPU seconds by thread group (from /proc, every 20 ms; native threads included):",
         "",
-        "| threads | shardsql | Polars pipeline |",
+        "| threads | shardsql | Polars one-liner |",
         "| --- | --- | --- |",
     ]
     for group in dict.fromkeys([*s["threads"], *p["threads"]]):
