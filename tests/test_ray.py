@@ -310,18 +310,50 @@ def test_a_worker_killed_mid_task_is_retried_and_the_bytes_are_the_same(hub_env,
     assert hashes(on_ray) == hashes(local)
 
 
-def test_on_a_slow_link_ray_fetches_more_ranges_at_once_than_its_workers_run_tasks(hub_env, tmp_path):
-    """Each connection is slow: the link is filled by many requests at once, which the fetch
-    actors make whatever the workers (the tasks only wait for their bytes, holding no CPU).
-    Before, each task fetched its own unit: at most two tasks a worker, one read each."""
+class HoldReads:
+    """A stand-in hook: holds the Ray workers' storage reads (not the driver's footer reads)
+    until `at_once` of them are held together, then lets them all go; if that many do not
+    come within `patience_s`, it gives up and holds none. `most`: the most held at once."""
+
+    def __init__(self, at_once: int, patience_s: float = 60):
+        self.at_once, self.patience_s, self.most, self.released = at_once, patience_s, 0, False
+        self._held = 0
+        self._cv = threading.Condition()
+
+    def __call__(self, handler) -> bool:
+        if handler.server.role != "storage" or not handler.headers.get("Range"):
+            return False
+        if _pid_on_port(handler.client_address[1]) in (None, os.getpid()):
+            return False
+        with self._cv:
+            if not self.released:
+                self._held += 1
+                self.most = max(self.most, self._held)
+                if self._held >= self.at_once:
+                    self.released = True
+                    self._cv.notify_all()
+                elif not self._cv.wait_for(lambda: self.released, timeout=self.patience_s):
+                    self.released = True  # gave up: `most` says how many came
+                    self._cv.notify_all()
+                self._held -= 1
+        return False  # answered as usual
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tells the driver's reads from /proc")
+def test_ray_fetches_as_many_ranges_at_once_as_its_streams_allow_not_as_its_tasks(hub_env, tmp_path, monkeypatch):
+    """The fetch actors make as many requests at once as their streams allow (8 to start with),
+    whatever the workers: a task waits for its bytes, holding no CPU. Before, each task fetched
+    its own unit: at most two tasks a worker, one read for each of its unit's ranges (two here),
+    so one worker made four at most, and the stand-in would wait in vain for eight."""
+    from shardsql.source import units
+    from shardsql.source.fetch import START_STREAMS
+
     local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
-    hub_env.model_network(connection_bytes_per_s=100_000)
-    hub_env.reset_counters()
-    workers = 1
-    on_ray = run("fineweb-edu", tmp_path / "ray", workers=workers, shuffle=False)
+    monkeypatch.setattr(units, "UNIT_BYTES", 16 << 10)  # a row group a unit: many units, all of them wanted
+    hub_env.before_response = held = HoldReads(START_STREAMS)
+    on_ray = run("fineweb-edu", tmp_path / "ray", workers=1, shuffle=False)
     assert hashes(on_ray) == hashes(local)
-    print("READS", hub_env.most_reads_at_once())
-    assert hub_env.most_reads_at_once() > 2 * workers, "reads at once bound by the tasks running and queued"
+    assert held.most == START_STREAMS, f"at most {held.most} reads at once"
 
 
 @pytest.mark.parametrize("first", ["ray", "local"])

@@ -158,7 +158,7 @@ class Fetchers:
     """The run's fetch actors (tasks.Fetch), one on each node with CPUs, dealt units in turn.
     `limit`: the streams they last said they allow, together (what scheduling.Window reads)."""
 
-    def __init__(self, ray, token: Any, messages: str, options: dict[str, Any]):
+    def __init__(self, ray, messages: str, options: dict[str, Any]):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
@@ -167,9 +167,9 @@ class Fetchers:
                     "max_task_retries": MAX_RETRIES}  # fmt: skip
         # Soft: a node that is gone by the time its actor starts is no reason to fail the run.
         on = lambda node: {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}  # noqa: E731
-        self.actors = [actor.options(**options, **on(node)).remote(token, messages) for node in nodes]
+        self.actors = [actor.options(**options, **on(node)).remote(messages) for node in nodes]
         if not self.actors:  # no node says it has CPUs (yet): one actor, wherever Ray puts it
-            self.actors = [actor.options(**options).remote(token, messages)]
+            self.actors = [actor.options(**options).remote(messages)]
         self.limits = [START_STREAMS] * len(self.actors)
         self._turn = itertools.cycle(range(len(self.actors)))
         self._ray = ray
@@ -178,10 +178,11 @@ class Fetchers:
     def limit(self) -> int:
         return sum(self.limits)
 
-    def fetch(self, spec: Any, unit: Unit, location: Location | None) -> Fetching:
-        """Start fetching `unit` (of the source `spec` is the object-store copy of) on the next node's actor."""
+    def fetch(self, spec: Any, token: Any, unit: Unit, location: Location | None) -> Fetching:
+        """Start fetching `unit` on the next node's actor (`spec` and `token`: the object-store
+        copies of the source's spec and the token)."""
         turn = next(self._turn)
-        data, meta = self.actors[turn].fetch.options(num_returns=2).remote(spec, unit, location)
+        data, meta = self.actors[turn].fetch.options(num_returns=2).remote(spec, token, unit, location)
         fetching = Fetching(data, meta, meta.future(), location)
         fetching.future.add_done_callback(lambda done: self._heard(turn, done))
         return fetching
@@ -280,7 +281,7 @@ class RayExecutor:
         shared = [
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
         ]
-        fetchers = self._fetchers(shared[4])
+        fetchers = self._fetchers()
         ratio = KeepRatio()
         window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers)
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
@@ -290,7 +291,7 @@ class RayExecutor:
             for unit in todo:
                 # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
                 location = scan.source.location(unit.file)
-                yield unit, fetchers.fetch(shared[0], unit, location)
+                yield unit, fetchers.fetch(shared[0], shared[4], unit, location)
 
         def submit(item: tuple[Unit, Fetching]):
             unit, fetching = item
@@ -321,10 +322,10 @@ class RayExecutor:
             self.record.rows_read += unit.rows
             yield unit, (RemoteRows(kept, 0, rows) if stage is None else kept)
 
-    def _fetchers(self, token: Any) -> Fetchers:
+    def _fetchers(self) -> Fetchers:
         """The run's fetch actors, started by its first row-by-row pass."""
         if self._fetch is None:
-            self._fetch = Fetchers(self.ray, token, self.messages, {"runtime_env": {"env_vars": _env()}})
+            self._fetch = Fetchers(self.ray, self.messages, {"runtime_env": {"env_vars": _env()}})
         return self._fetch
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:

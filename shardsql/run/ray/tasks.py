@@ -98,17 +98,20 @@ class Fetch:
     to say (scheduling.Window, as on the local engine). Each call blocks one of the actor's
     threads until its unit has arrived."""
 
-    def __init__(self, token: str | None, messages: str):
-        _use_token(token)  # this process serves this run only
+    def __init__(self, messages: str):
         self._sources: dict[SourceSpec, Any] = {}
         self._lock = threading.Lock()
         self._waits = report_waits(lambda text: say(messages, text))
         self._waits.__enter__()  # for the actor's life: its threads wait out rate limits together
 
-    def fetch(self, spec: SourceSpec, unit: Unit, location: Location | None) -> tuple[dict[int, bytes], tuple]:
+    def fetch(self, spec: SourceSpec, token: str | None, unit: Unit,
+              location: Location | None) -> tuple[dict[int, bytes], tuple]:  # fmt: skip
         """(two returns) the unit's pieces, {start: bytes}, and (bytes fetched, requests, the
-        source's streams limit now)."""
+        source's streams limit now). The token comes with each call, through the object store,
+        never with the actor's creation: an actor restarted by Ray is created again from its
+        arguments, which must then still be there."""
         with self._lock:
+            _use_token(token)  # the same for every call: this process serves one run
             if spec not in self._sources:
                 _evict(self._sources, lambda _: None)
                 self._sources[spec] = reopen(spec)
