@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,23 @@ pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs st
 # "1234 fsync(7</path>) = 0", "1234 fsync(7</path> <unfinished ...>", '1234 rename("/a", "/b") = 0',
 # '1234 write(7</path>, "...", 10) = 10': one event a call, in the order the calls started.
 CALL = re.compile(
-    r'^\d+\s+(fsync|fdatasync|write|rename)\((?:\d+<([^>]*)>(?:, "(.*?)"(?:\.\.\.)?, \d+)?|"([^"]*)", "([^"]*)")'
+    r'^\d+\s+(fsync|fdatasync|write|rename)\((?:\d+<([^>]*)>(?:, "(.*?)"(?:\.\.\.)?, (\d+))?|"([^"]*)", "([^"]*)")'
 )
 SHARD = re.compile(r"shard_\d{5}\.parquet")
+PILE_SIZE = re.compile(r'\\"(\d{3}\.(?:keys|text))\\": (\d+)')  # in a checkpoint's JSON, as strace quotes it
 
 
-def trace(args: list[str], log: Path) -> list[tuple[str, str, str | None]]:
-    """Run `shardsql *args` under strace; its events in order: (call, path, the rename's target,
-    or for a write to a checkpoint the shards it lists, space-separated)."""
+@dataclass
+class Event:
+    call: str  # fsync (or fdatasync), write or rename
+    path: str  # the file or folder (a rename's source)
+    target: str | None = None  # a rename's
+    size: int = 0  # a write's bytes
+    text: str = ""  # a write's, to a checkpoint only
+
+
+def trace(args: list[str], log: Path) -> list[Event]:
+    """Run `shardsql *args` under strace; the calls it made, in order."""
     command = ["strace", "-f", "-y", "-s", "65536", "-o", str(log), "-e", "trace=fsync,fdatasync,write,rename"]
     proc = subprocess.run([*command, sys.executable, "-m", "shardsql", *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -36,17 +46,17 @@ def trace(args: list[str], log: Path) -> list[tuple[str, str, str | None]]:
     for line in log.read_text(errors="replace").splitlines():
         match = CALL.match(line)
         if match:
-            call, fd_path, written, source, target = match.groups()
+            call, fd_path, written, size, source, target = match.groups()
             if call == "write":
-                listed = " ".join(SHARD.findall(written or "")) if CHECKPOINT_NAME in (fd_path or "") else None
-                events.append(("write", fd_path, listed))
+                text = written or "" if CHECKPOINT_NAME in (fd_path or "") else ""
+                events.append(Event("write", fd_path or "", size=int(size or 0), text=text))
             else:
-                events.append(("fsync" if call == "fdatasync" else call, fd_path or source, target))
+                events.append(Event("fsync" if call == "fdatasync" else call, fd_path or source, target))
     return events
 
 
-def synced(events, path: str, start: int, end: int) -> bool:
-    return any(call == "fsync" and where == path for call, where, _ in events[start:end])
+def synced(events: list[Event], path: str, start: int, end: int) -> bool:
+    return any(e.call == "fsync" and e.path == path for e in events[start:end])
 
 
 @pytest.mark.parametrize("order", ["--no-shuffle", "shuffled"])
@@ -58,7 +68,7 @@ def test_every_final_file_is_synced_before_its_rename_and_its_folder_after(tmp_p
     args = ["convert", "fineweb-edu", "--source", str(source), "--num-shards", "3", "--rows-per-shard", "500",
             "--cache-dir", str(cache), "--yes", "--quiet", *[order] * order.startswith("--")]  # fmt: skip
     events = trace(args, tmp_path / "strace.log")
-    renames = [(i, Path(src), Path(dst)) for i, (call, src, dst) in enumerate(events) if call == "rename"]
+    renames = [(i, Path(e.path), Path(e.target or "")) for i, e in enumerate(events) if e.call == "rename"]
     checkpoints = [i for i, _, dst in renames if dst.name == CHECKPOINT_NAME]
     finals = [(i, src, dst) for i, src, dst in renames if dst.suffix == ".parquet" or dst.name == CHECKPOINT_NAME
               or dst.name == "manifest.json"]  # fmt: skip
@@ -70,13 +80,14 @@ def test_every_final_file_is_synced_before_its_rename_and_its_folder_after(tmp_p
         assert rename_after, f"{dst.name}'s rename never synced"
 
     # A checkpoint is saved only once each shard it lists is synced, its rename too.
-    listed, names = [], ""
-    for i, (call, _, text) in enumerate(events):
-        if call == "write" and text is not None:  # a write to a checkpoint's temporary file
-            names += " " + text
+    # What each checkpoint says: the text written to its temporary file since the last one.
+    said, text = {}, ""
+    for i, event in enumerate(events):
+        if event.call == "write" and event.text:
+            text += event.text
         elif i in checkpoints:
-            listed.append((i, names))
-            names = ""
+            said[i], text = text, ""
+    listed = [(i, " ".join(SHARD.findall(text))) for i, text in said.items()]
     shard_renames = {dst.name: i for i, _, dst in renames if dst.suffix == ".parquet"}
     assert max(len(set(names.split())) for _, names in listed) >= 4, "the last checkpoints list every shard"
     for at, names in listed:
@@ -93,17 +104,21 @@ def test_every_final_file_is_synced_before_its_rename_and_its_folder_after(tmp_p
     assert staging_first and cache_after
 
     if order == "shuffled":
-        # Every pile file written before a checkpoint is synced after its last write and before it.
-        last_write: dict[str, int] = {}
+        # A checkpoint records each pile file's size: its bytes up to that size are synced before it.
+        written: dict[str, list[tuple[int, int]]] = {}  # pile file: (event, its size after the write)
         checked = 0
-        for i, (call, path, _) in enumerate(events):
-            if call == "write" and path and re.search(r"/\d{3}\.(keys|text)$", path):
-                last_write[path] = i
-            if i in checkpoints:
-                for pile, written in last_write.items():
-                    pile_synced = synced(events, pile, written, i)
-                    assert pile_synced, f"{pile} written, not synced, before a checkpoint"
+        for i, event in enumerate(events):
+            if event.call == "write" and re.search(r"/\d{3}\.(keys|text)$", event.path):
+                so_far = written.setdefault(event.path, [(0, 0)])[-1][1]
+                written[event.path].append((i, so_far + event.size))
+            if i in said:
+                for name, size in PILE_SIZE.findall(said[i]):
+                    if int(size) == 0:
+                        continue
+                    path = next(p for p in written if p.endswith("/" + name))
+                    reached = next(at for at, total in written[path] if total >= int(size))
+                    pile_synced = synced(events, path, reached, i)
+                    assert pile_synced, f"a checkpoint records {name} at {size} bytes before they were synced"
                     checked += 1
-                last_write = {}
         assert checked, "the shuffled run staged piles under its checkpoints"
     assert os.listdir(cache / "data") and (cache / "data" / "manifest.json").exists()
