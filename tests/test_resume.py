@@ -14,6 +14,7 @@ from test_scheduling import StopAfter
 
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
+from shardsql.output import durable
 from shardsql.output.cache_dir import CacheDir
 from shardsql.progress import Progress
 
@@ -135,10 +136,12 @@ def test_kill_at_a_random_moment_then_rerun(reference, hub, tmp_path, seed):
     assert shard_hashes(cache / "data") == reference
 
 
-@pytest.mark.parametrize("change", ["rows_per_shard", "definition"])
-def test_a_changed_conversion_starts_afresh_and_says_why(hub_dataset, tmp_path, change):
+@pytest.mark.parametrize("change", ["rows_per_shard", "definition", "machine_boot"])
+def test_a_changed_conversion_starts_afresh_and_says_why(hub_dataset, tmp_path, change, monkeypatch):
     """A real interrupted run's checkpoint (its whole fingerprint), then a rerun that differs
-    in one thing only: it starts afresh, naming exactly that thing."""
+    in one thing only: it starts afresh, naming exactly that thing. A shuffled run's staged
+    piles are not synced to the disk (output/durable.py), so a machine restarted since starts
+    afresh too."""
     folder = hub_dataset("fineweb-edu")
     definition = catalog.resolve("fineweb-edu")
     options = ConvertOptions(num_shards=3, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path / "cache")
@@ -146,6 +149,9 @@ def test_a_changed_conversion_starts_afresh_and_says_why(hub_dataset, tmp_path, 
         convert(definition, options, progress=StopAfter(1))
     if change == "rows_per_shard":
         options = dataclasses.replace(options, rows_per_shard=900)
+    elif change == "machine_boot":  # what Linux says after a restart: another boot id
+        monkeypatch.setattr(durable, "BOOT_ID", tmp_path / "boot_id")
+        (tmp_path / "boot_id").write_text("another-boot\n")
     else:  # the same SQL, one more comment: a reviewed file that changed
         edited = tmp_path / "fineweb-edu.sql"
         edited.write_text(definition.text + "-- edited\n")

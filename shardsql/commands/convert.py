@@ -31,7 +31,7 @@ from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..hub.retries import report_waits
-from ..output import checkpoint, manifest
+from ..output import checkpoint, durable, manifest
 from ..output.cache_dir import CacheDir
 from ..output.checkpoint import Position
 from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
@@ -317,6 +317,8 @@ def _fingerprint(opened: Opened, options: ConvertOptions) -> dict:
         "row_group_size": options.row_group_size,
         "shuffle": options.shuffle,
         "seed": options.seed if options.shuffle else None,
+        # A shuffled run's staged piles are kept until the machine restarts (output/durable.py).
+        "machine_boot": durable.boot_id() if options.shuffle else None,
         "val_rows": options.val_rows,
         "val_from": options.val_from,
         "allow_short": options.allow_short,

@@ -300,11 +300,11 @@ class Piles:
                 _append_texts(text_file, stream.read_all().combine_chunks())
             else:
                 _append_bytes(text_file, [_TEXT_HEAD, *batches, _EOS])
-        # On the disk before the checkpoint that records their sizes (output/durable.py).
-        for pile in sorted(self._keys):
-            for path in self._files(pile):
-                durable.sync(path)
-        durable.sync(self.folder)
+        if durable.boot_id() is None:  # a restart cannot be told: on the disk before the checkpoint (durable.py)
+            for pile in sorted(self._keys):
+                for path in self._files(pile):
+                    durable.sync(path)
+            durable.sync(self.folder)
         self._keys, self._texts, self.buffered = {}, {}, 0
         return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
 
