@@ -14,7 +14,10 @@ from pathlib import Path
 # request; tests must never reach out, so it is off before anything imports the client.
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from helpers import FILES, ROW_GROUP, ROWS_PER_FILE, semantic_text
 
 from shardsql.hub import client as hub_client
 from shardsql.hub import retries
@@ -85,3 +88,24 @@ def small_units(monkeypatch):
     """Units of about 64 KiB instead of 8 MiB: small test files then split into many units
     (many requests, many batches), as real files of gigabytes do."""
     monkeypatch.setattr(units, "UNIT_BYTES", 64 << 10)
+
+
+@pytest.fixture
+def source_folder(tmp_path, monkeypatch):
+    """Three files of 7-row row groups; `meta` (a struct) is not the first column. Every
+    row group is its own unit."""
+    monkeypatch.setattr(units, "UNIT_BYTES", 1)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for f in range(FILES):
+        ids = list(range(f * ROWS_PER_FILE, (f + 1) * ROWS_PER_FILE))
+        table = pa.table(
+            {
+                "id": pa.array(ids, pa.int64()),
+                "meta": pa.array([{"lang": "en" if i % 3 else "fr", "body": f"body of {i}"} for i in ids]),
+                "text": pa.array([semantic_text(i) for i in ids], pa.string()),
+                "score": pa.array([i / 7 for i in ids], pa.float64()),
+            }
+        )
+        pq.write_table(table, folder / f"part-{f}.parquet", row_group_size=ROW_GROUP)
+    return folder

@@ -1,4 +1,5 @@
-"""Small readers for asserting on written parquet files and query results."""
+"""What several test modules share: readers for asserting on written parquet files and query
+results, the semantic cases and their source (conftest's `source_folder`), and `StopAfter`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shardsql.commands.query import stream_query
+from shardsql.definition import catalog
+from shardsql.progress import Progress
 
 
 def read_texts(path: Path) -> list[str]:
@@ -32,3 +35,77 @@ def run_query(sql: str, limit: int | None = None, revision: str | None = None, s
     with stream_query(sql, limit, revision, source_url) as (stream, session):
         table = pa.Table.from_batches(list(stream.batches), stream.schema)
         return QueryResult(table, session.truncated, stream.bytes_fetched)
+
+
+FILES, ROWS_PER_FILE, ROW_GROUP = 3, 40, 7
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
+
+# (SQL, row by row?, does the SQL fix the output order?)
+CASES = {
+    "filter": ("SELECT text FROM source WHERE length(text) > 20", True, True),
+    "struct-field": ("SELECT meta.body AS text FROM source WHERE meta.lang = 'en'", True, True),
+    "struct-bracket": ("SELECT s.meta['body'] AS text FROM source AS s", True, True),
+    "whole-row": ("SELECT CAST(source AS VARCHAR) AS text FROM source", True, True),
+    "star": ("SELECT source.* EXCLUDE (id, score, meta) FROM source WHERE text IS NOT NULL", True, True),
+    "columns": ("SELECT COLUMNS('te.*') FROM source WHERE text IS NOT NULL", True, True),
+    "distinct": ("SELECT DISTINCT text FROM source WHERE text IS NOT NULL", False, False),
+    "order-by": ("SELECT text FROM source WHERE text IS NOT NULL ORDER BY text DESC, id", False, True),
+    "limit": ("SELECT text FROM source WHERE text IS NOT NULL LIMIT 10", False, True),
+    "aggregate": ("SELECT string_agg(text, '|' ORDER BY id) AS text FROM source GROUP BY id % 10", False, False),
+    "window": (
+        "SELECT text || ' #' || row_number() OVER (ORDER BY id) AS text FROM source WHERE text IS NOT NULL",
+        False,
+        False,
+    ),
+    "scalar-subquery": (
+        "SELECT text FROM source WHERE length(text) > (SELECT avg(length(text)) FROM source)",
+        False,
+        False,
+    ),
+    "self-join": (
+        "SELECT a.text || ' / ' || b.text AS text FROM source a JOIN source b ON a.id = b.id + 1 "
+        "WHERE a.text IS NOT NULL AND b.text IS NOT NULL",
+        False,
+        False,
+    ),
+    "union": (
+        "SELECT text FROM source WHERE id < 5 AND text IS NOT NULL "
+        "UNION ALL SELECT upper(text) FROM source WHERE id > 100 AND text IS NOT NULL",
+        False,
+        False,
+    ),
+    "cte": (
+        "WITH t AS (SELECT text, id FROM source) SELECT text FROM t WHERE id % 2 = 0 AND text IS NOT NULL",
+        False,
+        False,
+    ),  # fmt: skip
+}
+
+
+def semantic_text(i: int) -> str | None:
+    if i % 13 == 5:
+        return None
+    # Few distinct texts, repeated across row groups and files: DISTINCT and GROUP BY must see them all.
+    n = 1 + (i * 7) % 9
+    return " ".join(WORDS[(i + k) % len(WORDS)] for k in range(n)) + ("" if i % 4 else f" {i % 6}")
+
+
+def definition_file(folder, sql: str):
+    path = folder.parent / "defs" / "my_case.sql"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"-- description: a test case\n-- source: {folder}\n\n{sql}\n")
+    return catalog.load_file(path)
+
+
+class StopAfter(Progress):
+    """A progress display that interrupts the run (as Ctrl-C does) after `shards` shards."""
+
+    def __init__(self, shards: int):
+        super().__init__()
+        self.left = shards
+
+    def shard(self, info):
+        super().shard(info)
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt

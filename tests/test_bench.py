@@ -30,6 +30,7 @@ import seed_loop  # noqa: E402
 
 import bench  # noqa: E402
 
+pytestmark = pytest.mark.slow  # fresh processes of every contender
 JOB = {"num_shards": 2, "rows_per_shard": 700}
 
 

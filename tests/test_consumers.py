@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_scheduling import StopAfter
+from helpers import StopAfter
 
 from shardsql.autoresearch import ROW_GROUP_SIZE, VAL_SHARD_NAME
 from shardsql.cli import cli

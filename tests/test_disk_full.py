@@ -13,6 +13,8 @@ from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError
 
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture
 def small_disk(tmp_path):

@@ -122,3 +122,15 @@ def test_each_dependency_is_used_only_where_it_belongs():
 def test_every_module_says_what_it_is_for():
     missing = [name for name, path in modules().items() if not ast.get_docstring(ast.parse(path.read_text()))]
     assert not missing, f"modules without a docstring: {missing}"
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/helpers.py or tests/conftest.py, never in a test module."""
+    tests = Path(__file__).resolve().parent
+    wrong = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            wrong += [f"{path.name} imports {n}" for n in names if n.startswith("test_")]
+    assert not wrong, wrong

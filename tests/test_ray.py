@@ -26,8 +26,9 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this 
 # sandboxes ("Check failed: next_worker->state == KICKED"); the portable poller does not.
 os.environ.setdefault("GRPC_POLL_STRATEGY", "poll")
 ray = pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-from test_scheduling import StopAfter  # noqa: E402
+from helpers import StopAfter  # noqa: E402
 
 from shardsql.commands.convert import ConvertOptions, convert  # noqa: E402
 from shardsql.definition import catalog  # noqa: E402

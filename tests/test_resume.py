@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from test_scheduling import StopAfter
+from helpers import StopAfter
 
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog

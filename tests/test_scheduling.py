@@ -6,8 +6,7 @@ import threading
 import time
 
 import pytest
-from helpers import read_texts
-from test_semantics import CASES, definition_file, source_folder  # noqa: F401 (a fixture)
+from helpers import CASES, StopAfter, definition_file, read_texts
 
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
@@ -62,20 +61,8 @@ def test_ordered_raises_the_first_error_in_order_and_stops_the_workers():
     assert not [t for t in threading.enumerate() if t.name.startswith("shardsql-unit")], "workers stopped"
 
 
-class StopAfter(Progress):
-    def __init__(self, shards: int):
-        super().__init__()
-        self.left = shards
-
-    def shard(self, info):
-        super().shard(info)
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("case", ["filter", "order-by", "scalar-subquery"])
-def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path, case):  # noqa: F811
+def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path, case):
     definition = definition_file(source_folder, CASES[case][0])
 
     def run(cache, **kw):
@@ -99,7 +86,7 @@ def test_an_interrupted_run_resumes_to_identical_shards(source_folder, tmp_path,
     assert read_texts(tmp_path / "resumed" / "data" / "shard_00003.parquet")
 
 
-def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_folder, tmp_path):  # noqa: F811
+def test_a_resumed_whole_source_run_whose_query_gives_other_rows_stops(source_folder, tmp_path):
     definition = definition_file(source_folder, "SELECT text FROM source WHERE text IS NOT NULL ORDER BY random()")
     options = ConvertOptions(num_shards=500, rows_per_shard=4, cache_dir=tmp_path / "cache", workers=2)
     with pytest.raises(KeyboardInterrupt):

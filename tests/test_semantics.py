@@ -11,96 +11,12 @@ from __future__ import annotations
 import sys
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from helpers import read_texts, run_query
+from helpers import CASES, definition_file, read_texts, run_query
 
 from shardsql.commands import explain
 from shardsql.commands.convert import ConvertOptions, convert
-from shardsql.definition import catalog
 from shardsql.definition.evaluator import Evaluator
-from shardsql.source import units
-
-FILES, ROWS_PER_FILE, ROW_GROUP = 3, 40, 7
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
-
-# (SQL, row by row?, does the SQL fix the output order?)
-CASES = {
-    "filter": ("SELECT text FROM source WHERE length(text) > 20", True, True),
-    "struct-field": ("SELECT meta.body AS text FROM source WHERE meta.lang = 'en'", True, True),
-    "struct-bracket": ("SELECT s.meta['body'] AS text FROM source AS s", True, True),
-    "whole-row": ("SELECT CAST(source AS VARCHAR) AS text FROM source", True, True),
-    "star": ("SELECT source.* EXCLUDE (id, score, meta) FROM source WHERE text IS NOT NULL", True, True),
-    "columns": ("SELECT COLUMNS('te.*') FROM source WHERE text IS NOT NULL", True, True),
-    "distinct": ("SELECT DISTINCT text FROM source WHERE text IS NOT NULL", False, False),
-    "order-by": ("SELECT text FROM source WHERE text IS NOT NULL ORDER BY text DESC, id", False, True),
-    "limit": ("SELECT text FROM source WHERE text IS NOT NULL LIMIT 10", False, True),
-    "aggregate": ("SELECT string_agg(text, '|' ORDER BY id) AS text FROM source GROUP BY id % 10", False, False),
-    "window": (
-        "SELECT text || ' #' || row_number() OVER (ORDER BY id) AS text FROM source WHERE text IS NOT NULL",
-        False,
-        False,
-    ),
-    "scalar-subquery": (
-        "SELECT text FROM source WHERE length(text) > (SELECT avg(length(text)) FROM source)",
-        False,
-        False,
-    ),
-    "self-join": (
-        "SELECT a.text || ' / ' || b.text AS text FROM source a JOIN source b ON a.id = b.id + 1 "
-        "WHERE a.text IS NOT NULL AND b.text IS NOT NULL",
-        False,
-        False,
-    ),
-    "union": (
-        "SELECT text FROM source WHERE id < 5 AND text IS NOT NULL "
-        "UNION ALL SELECT upper(text) FROM source WHERE id > 100 AND text IS NOT NULL",
-        False,
-        False,
-    ),
-    "cte": (
-        "WITH t AS (SELECT text, id FROM source) SELECT text FROM t WHERE id % 2 = 0 AND text IS NOT NULL",
-        False,
-        False,
-    ),  # fmt: skip
-}
-
-
-def _text(i: int) -> str | None:
-    if i % 13 == 5:
-        return None
-    # Few distinct texts, repeated across row groups and files: DISTINCT and GROUP BY must see them all.
-    n = 1 + (i * 7) % 9
-    return " ".join(WORDS[(i + k) % len(WORDS)] for k in range(n)) + ("" if i % 4 else f" {i % 6}")
-
-
-@pytest.fixture
-def source_folder(tmp_path, monkeypatch):
-    """Three files of 7-row row groups; `meta` (a struct) is not the first column. Every
-    row group is its own unit."""
-    monkeypatch.setattr(units, "UNIT_BYTES", 1)
-    folder = tmp_path / "src"
-    folder.mkdir()
-    for f in range(FILES):
-        ids = list(range(f * ROWS_PER_FILE, (f + 1) * ROWS_PER_FILE))
-        table = pa.table(
-            {
-                "id": pa.array(ids, pa.int64()),
-                "meta": pa.array([{"lang": "en" if i % 3 else "fr", "body": f"body of {i}"} for i in ids]),
-                "text": pa.array([_text(i) for i in ids], pa.string()),
-                "score": pa.array([i / 7 for i in ids], pa.float64()),
-            }
-        )
-        pq.write_table(table, folder / f"part-{f}.parquet", row_group_size=ROW_GROUP)
-    return folder
-
-
-def definition_file(folder, sql: str):
-    path = folder.parent / "defs" / "my_case.sql"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(f"-- description: a test case\n-- source: {folder}\n\n{sql}\n")
-    return catalog.load_file(path)
 
 
 def duckdb_answer(folder, sql: str) -> list[str]:

@@ -207,4 +207,4 @@ class Handler(BaseHTTPRequestHandler):
             hub.record(entry[:4] + (sent,), sent - size if count else 0, replaces=entry)
             raise
         finally:
-            transfer.finished = time.monotonic()
+            hub.transfer_finished(transfer)

@@ -80,6 +80,7 @@ class HubState:
         self._storage_faults: dict[str, deque[int]] = {kind: deque() for kind in STORAGE_FAULTS}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)  # notified as each answer's body has gone out
         self._urls: dict[str, str] = {}  # "hub", "storage": where each server listens while they run (server.py)
         self._connections: set[socket.socket] = set()
 
@@ -239,6 +240,19 @@ class HubState:
     def record_transfer(self, transfer: Transfer) -> None:
         with self._lock:
             self.transfers.append(transfer)
+
+    def transfer_finished(self, transfer: Transfer) -> None:
+        """Its answer is done (sent, or cut short): `settle` may return."""
+        with self._finished:
+            transfer.finished = time.monotonic()
+            self._finished.notify_all()
+
+    def settle(self, timeout_s: float = 30) -> None:
+        """Wait until every answer recorded has finished going out: a client has its bytes a moment
+        before the stand-in's thread records that it sent them, so a test reads `transfers` after this."""
+        with self._finished:
+            if not self._finished.wait_for(lambda: all(t.finished is not None for t in self.transfers), timeout_s):
+                raise TimeoutError(f"answers still going out after {timeout_s} s")
 
     def record_authorization(self, role: str, path: str, authorization: str | None) -> None:
         with self._lock:
