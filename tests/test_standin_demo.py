@@ -28,6 +28,7 @@ def test_served_stand_in_redirects_and_plays_the_slow_link_under_a_conversion(tm
         )
         assert result.exit_code == 0, result.output
         assert pq.read_metadata(cache / "data" / "shard_00000.parquet").num_rows == 500
+        hub.settle()
         transfers = list(hub.transfers)
     storage = [t for t in transfers if t.server == "storage"]
     assert storage and all(t.status == 206 for t in storage), "ranged reads from the storage host"
