@@ -316,7 +316,8 @@ def convert_command(
     \b
     Example: shardsql convert fineweb-edu --for nanochat
     """
-    from .commands.convert import ConvertOptions, convert, preview, preview_mixture
+    from .commands.convert import ConvertOptions, convert
+    from .commands.preview import preview, preview_mixture
 
     definition = resolve(dataset)
     options = ConvertOptions(

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from shardsql.output import interleave
+from shardsql.output.checkpoint import MergePosition
 from shardsql.output.interleave import Interleave, Merge, RowQueue
 
 
@@ -82,7 +83,7 @@ def test_a_merges_position_after_any_row_resumes_it_exactly(tmp_path, pending):
     weights = [Fraction(2, 3), Fraction(1, 3)]
     rows = {j: [f"part {j} row {i} " + "y" * ((i * 7 + j) % 40) for i in range(300)] for j in (0, 1)}
 
-    def run(start: dict | None) -> tuple[list[str], Merge]:
+    def run(start: MergePosition | None) -> tuple[list[str], Merge]:
         merge = Merge(weights, True, start, tmp_path, batch_rows=64)
         out = []
         for j in (0, 1):
@@ -96,7 +97,7 @@ def test_a_merges_position_after_any_row_resumes_it_exactly(tmp_path, pending):
         return out, merge
 
     first, merge = run(None)
-    whole, _ = run({"taken": [0, 0], "sizes": [0, 0], "chars": [0, 0]})
+    whole, _ = run(MergePosition(taken=[0, 0], sizes=[0, 0], chars=[0, 0]))
     at = merge.position(pending)
     rest, _ = run(at)
     written = len(first) - pending

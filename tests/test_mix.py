@@ -315,3 +315,16 @@ def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path, order):
     assert "Resuming an interrupted run after" in resumed.stderr
     assert hashes(cache / "data") == hashes(tmp_path / "ref" / "data")
     shutil.rmtree(tmp_path / "ref")
+
+
+def test_a_component_that_runs_out_in_source_order_stops_the_mixture_unless_allow_short(sources, tmp_path):
+    mix = mixture(sources, "held 50%, code 50%", "documents")
+    with pytest.raises(ConversionError, match=r"component held ran out after [\d,]+ rows in source order, so the "
+                                              r"mixture stops after [\d,]+ of the [\d,]+ rows wanted"):  # fmt: skip
+        run(mix, tmp_path / "a", num_shards=6, shuffle=False)
+    assert not (tmp_path / "a" / "data").exists()
+    short = run(mix, tmp_path / "b", num_shards=6, shuffle=False, allow_short=True)
+    texts = [t for texts in shard_texts(short) for t in texts]
+    assert short.ran_out and len(texts) < 7 * ROWS_PER_SHARD
+    written = {p.name: p.rows_written for p in short.parts}
+    assert written["held"] + written["code"] == len(texts)

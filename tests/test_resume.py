@@ -180,3 +180,44 @@ def test_the_same_conversion_resumes(hub_dataset, tmp_path):
 
     convert(definition, options, Recorder())
     assert messages[0].startswith("Resuming an interrupted run after "), messages
+
+
+@pytest.mark.parametrize("damage", ["format 1", "a mistyped field", "an unknown position", "an extra field"])
+def test_a_checkpoint_that_does_not_load_as_this_version_writes_it_starts_afresh(hub_dataset, tmp_path, damage):
+    """The checkpoint is loaded field by field against its classes: one from another version of
+    shardsql, or one whose fields are not what they must be, is never half used. The rerun
+    starts afresh, says why, and writes an uninterrupted run's shards."""
+    folder = hub_dataset("fineweb-edu")
+    definition = catalog.resolve("fineweb-edu")
+    options = ConvertOptions(num_shards=3, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        convert(definition, options, progress=StopAfter(2))
+    path = tmp_path / "cache" / ".shardsql-staging" / "checkpoint.json"
+    state = json.loads(path.read_text())
+    assert state["format"] == 2 and state["write_at"]["kind"] == "merge" and state["shards"]  # shuffled
+    if damage == "format 1":  # what shardsql wrote before its checkpoint was typed: no format, dicts
+        del state["format"]
+        state["next"] = state.pop("write_at")
+    elif damage == "a mistyped field":
+        state["shards"][0]["rows"] = "1000"
+    elif damage == "an unknown position":
+        state["write_at"]["kind"] = "elsewhere"
+    else:
+        state["shuffle_phase"] = "select"
+    path.write_text(json.dumps(state))
+    messages: list[str] = []
+
+    class Recorder(Progress):
+        def message(self, text):
+            messages.append(text)
+
+    result = convert(definition, options, Recorder())
+    why = {
+        "format 1": "is from another version of shardsql (format 1)",
+        "a mistyped field": "is unreadable (expected int, got '1000')",
+        "an unknown position": "is unreadable (unknown kind 'elsewhere')",
+        "an extra field": "is unreadable (Checkpoint has no shuffle_phase)",
+    }[damage]
+    assert messages[0] == f"Starting afresh: the previous run's checkpoint {why}."
+    fresh = convert(definition, dataclasses.replace(options, cache_dir=tmp_path / "fresh"))
+    assert [s.sha256 for s in result.shards] == [s.sha256 for s in fresh.shards]

@@ -6,7 +6,15 @@ import pytest
 from helpers import read_texts, row_groups
 
 from shardsql.errors import ConversionError
-from shardsql.output.shards import RowStream, TextDigest, check_shard, shard_name, write_pieces, write_shards
+from shardsql.output.shards import (
+    RowStream,
+    ShardSizes,
+    ShardWriter,
+    TextDigest,
+    check_shard,
+    shard_name,
+    write_pieces,
+)
 
 SIZES = [700, 1500, 333, 5000, 17]
 
@@ -18,6 +26,12 @@ def numbered(total_batches=100):
         n = SIZES[b % len(SIZES)]
         yield pa.table({"text": [f"{start + i:08d} document" for i in range(n)]})
         start += n
+
+
+def write_shards(batches, folder, *, num_shards, rows_per_shard, row_group_size=1024, position=None, **options):
+    """The shards of `batches`, written as a conversion writes them: a ShardWriter, entered and left."""
+    with ShardWriter(folder, ShardSizes(num_shards, rows_per_shard, row_group_size), **options) as writer:
+        return writer.write(batches, position) if position else writer.write(batches)
 
 
 def test_row_stream_cuts_exact_pieces_across_batches():

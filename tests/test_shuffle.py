@@ -23,7 +23,7 @@ from seed_reference import seed_shards
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
-from shardsql.commands import shuffle
+from shardsql.commands import convert as pipeline
 from shardsql.commands.convert import ConvertOptions, convert
 from shardsql.definition import catalog
 from shardsql.output import staging
@@ -425,10 +425,10 @@ def slowed(function, seconds):
         return function(*a, **k)
     return wrapper
 from shardsql.output import shards
-from shardsql.commands import shuffle
-shards.write_pieces = shuffle.write_pieces = slowed(shards.write_pieces, 0.3)
-from shardsql.run import local, unit
-unit.keep = local.keep = slowed(unit.keep, 0.02)
+from shardsql.commands import convert
+shards.write_pieces = convert.write_pieces = slowed(shards.write_pieces, 0.3)
+from shardsql.run import unit
+unit.keep = slowed(unit.keep, 0.02)
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 main()
@@ -459,9 +459,10 @@ def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tmp_path, phas
 
     def reached() -> bool:
         shuffle = _state(cache).get("shuffle") or {}
+        selected = shuffle.get("selected") is not None  # the select phase is done: the write phase runs
         if phase == "select":
-            return shuffle.get("phase") == "select" and _staged(shuffle) > 0
-        return shuffle.get("phase") == "write" and len(_state(cache).get("shards", [])) >= 2
+            return not selected and _staged(shuffle) > 0
+        return selected and len(_state(cache).get("shards", [])) >= 2
 
     while not reached() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -492,7 +493,7 @@ def test_a_resumed_write_phase_reads_no_text_of_the_piles_written_already(tmp_pa
     monkeypatch.setattr(staging, "leaf_texts", counting)
     whole = run(definition, tmp_path / "whole", num_shards=6)
     read_by_whole, texts_read[:] = len(texts_read), []
-    original_write = shuffle.write_pieces
+    original_write = pipeline.write_pieces  # the shuffle's rows are written here, by the local writer
     shards: list[Path] = []
 
     def failing(pieces, path, row_group_size):
@@ -501,10 +502,10 @@ def test_a_resumed_write_phase_reads_no_text_of_the_piles_written_already(tmp_pa
             raise RuntimeError("injected: the fifth shard fails")
         return original_write(pieces, path, row_group_size)
 
-    monkeypatch.setattr(shuffle, "write_pieces", failing)
+    monkeypatch.setattr(pipeline, "write_pieces", failing)
     with pytest.raises(RuntimeError, match="injected"):
         run(definition, tmp_path / "resumed", num_shards=6)
-    monkeypatch.setattr(shuffle, "write_pieces", original_write)
+    monkeypatch.setattr(pipeline, "write_pieces", original_write)
     done = sum(shard["rows"] for shard in _state(tmp_path / "resumed")["shards"])
     texts_read[:] = []
     resumed = run(definition, tmp_path / "resumed", num_shards=6)

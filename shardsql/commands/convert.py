@@ -1,54 +1,53 @@
 """Conversion: a definition and options in, shards and a manifest out, for autoresearch or nanochat.
 
-This module wires the stages together and holds no stage's logic itself:
+Every conversion takes one path, and this module holds it (`_write`) without any stage's logic:
 
-    definition (catalog, evaluator) -> source (scan, units, decode) -> run (an executor)
-        -> output (shards in a staging folder, checkpoint, manifest) -> cache_dir (swap in)
+    the parts (plan.py: a dataset is a mixture of one part)
+        -> their rows selected and merged in output order, a `Selection`: one dataset in
+           order (in_order.py), a --no-shuffle mixture interleaved (interleaved.py), or a
+           shuffled sample (shuffle.py), each running units on an executor (run/)
+        -> one shard writer (output/shards.ShardWriter), one checkpoint after every shard
+           (output/checkpoint.py: the one resume rule)
+        -> the finish: the manifest, then the staging folder swapped in (output/cache_dir.py)
 
-`preview` is the dry run: it reads only parquet footers. A conversion holds the cache
-folder's lock, and checkpoints after every shard so that a rerun resumes (checkpoint.py).
+The dry run is preview.py: it reads only parquet footers. A conversion holds the cache
+folder's lock; a rerun of an interrupted one resumes after its last complete shard.
 The shards are the same for every consumer (`--for`): only the cache folder's layout
 (`options.cache`) and the next steps differ, and both come from the consumer (consumers.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-
-import pyarrow as pa
+from typing import Protocol
 
 from ..autoresearch import MAX_TRAIN_SHARDS, ROW_GROUP_SIZE, ROWS_PER_SHARD, VAL_SHARD_NAME
 from ..consumers import DEFAULT, Consumer
 from ..definition.analysis import Shape
-from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..hub.retries import report_waits
 from ..output import checkpoint, durable, manifest
 from ..output.cache_dir import CacheDir
-from ..output.checkpoint import Position
-from ..output.shards import RowStream, ShardInfo, TextDigest, pin_validation, write_shards
+from ..output.checkpoint import PartOutcome, WritePosition
+from ..output.shards import WRITERS, Rows, ShardInfo, ShardSizes, ShardWriter, pin_validation, write_pieces
 from ..output.verify import val_tokens
 from ..progress import Progress
-from ..run.executor import Executor, RunRecord, available_cores
+from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
-from ..source.files import ParquetFooter, Source
-from ..source.footers import read_footers
-from ..source.scan import Scan
-from ..source.schemas import unify
-from ..source.units import Unit, chunk_ranges
-from .interleaved import convert_interleaved
-from .plan import LIVE, Opened, Part, PartOutcome, open_part, open_parts
-from .shuffle import convert_shuffled
+from ..source.files import Source
+from .in_order import InOrder
+from .interleaved import Interleaved
+from .plan import LIVE, Opened, Part, open_parts
+from .shuffle import Shuffled
 
-SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill
 ENGINES = ("local", "ray")  # --engine: where row-by-row definitions run
 
 
@@ -160,155 +159,6 @@ class ConvertResult:
         return self.consumer.next_lines(self.train_shards, self.data_dir.parent)
 
 
-@dataclass
-class Preview:
-    """What a conversion would read and write (the dry run), from parquet footers alone."""
-
-    definition: Definition
-    source: Source
-    footers: list[ParquetFooter]
-    columns: list[str]
-    rows_wanted: int
-    shape: Shape
-
-    @property
-    def source_rows(self) -> int:
-        return sum(f.num_rows for f in self.footers)
-
-    def column_bytes(self) -> int:
-        """Compressed bytes of the needed columns in all listed files."""
-        return sum(
-            end - start
-            for footer in self.footers
-            for index in range(footer.metadata.num_row_groups)
-            for start, end in chunk_ranges(footer, index, self.columns)
-        )
-
-    def text_bytes(self) -> int:
-        """Uncompressed bytes of the needed columns in all listed files (the text's size, roughly)."""
-        wanted = {c.lower() for c in self.columns}
-        return sum(
-            rg.column(j).total_uncompressed_size
-            for footer in self.footers
-            for rg in (footer.metadata.row_group(i) for i in range(footer.metadata.num_row_groups))
-            for j in range(rg.num_columns)
-            if rg.column(j).path_in_schema.split(".")[0].lower() in wanted
-        )
-
-
-@dataclass
-class ComponentPreview:
-    """A mixture component's dry run, and its expected share of the work."""
-
-    preview: Preview
-    weight: Fraction
-    chars_per_row: float  # the needed columns' uncompressed bytes a source row: its characters, roughly
-    rows: int  # rows it is expected to give
-    bytes: int  # compressed bytes it is expected to fetch for them, if its filter kept every row
-
-
-@dataclass
-class MixturePreview:
-    mixture: Mixture
-    components: list[ComponentPreview]
-
-
-def preview_mixture(mixture: Mixture, options: ConvertOptions) -> MixturePreview:
-    """The dry run of a mixture: each component's footers, and the rows and bytes it is expected
-    to need for its share (by characters: in inverse proportion to its mean row length)."""
-    if options.source or options.revision:
-        raise OptionsError("--source and --revision apply to one dataset; a mixture's components name their own")
-    previews = [preview(c.definition, options) for c in mixture.components]
-    lengths = [p.text_bytes() / max(1, p.source_rows) for p in previews]
-    weights = [c.weight for c in mixture.components]
-    if mixture.mix_by == "characters":
-        scale = [float(w) / max(1.0, n) for w, n in zip(weights, lengths, strict=True)]
-    else:
-        scale = [float(w) for w in weights]
-    rows = [round(options.rows_wanted * x / sum(scale)) for x in scale]
-    return MixturePreview(mixture, [
-        ComponentPreview(p, w, n, r, int(r * p.column_bytes() / max(1, p.source_rows)))
-        for p, w, n, r in zip(previews, weights, lengths, rows, strict=True)
-    ])  # fmt: skip
-
-
-def preview(definition: Definition, options: ConvertOptions) -> Preview:
-    """The dry run: list files and read their footers; no data pages are fetched."""
-    options.validate()
-    part = open_part(definition, options)  # footers are cached: the first ones are not read again
-    scan, shape = part.scan, part.shape
-    rows_wanted = options.rows_wanted
-    footers = read_footers(scan.source, scan.source.files)
-    # Every footer is at hand: files whose columns cannot be read as one schema fail here.
-    unify([f.schema for f in footers], [f.file.url for f in footers], scan.columns)
-    return Preview(definition, scan.source, footers, scan.columns, rows_wanted, shape)
-
-
-class _Tracker:
-    """The definition's output in source order, tracking where each batch came from, so
-    that `position_after(pending)` turns "the last batch still has `pending` unwritten rows"
-    into the checkpoint position where the next shard starts.
-
-    Row by row, a position is a unit's first row group and the kept rows of that unit
-    already written. Whole source, a rerun runs the query again from the start, checks the
-    rows of the shards already written against their texts' digest and does not write them
-    again: it needs no position.
-    """
-
-    def __init__(self, source: Source, start: Position, progress: Progress, row_by_row: bool):
-        self.source, self.start, self.progress, self.row_by_row = source, start, progress, row_by_row
-        self.read = start.rows_read
-        self.kept = start.rows_kept
-        self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
-        self._last_kept = 0
-
-    def from_units(self, pairs: Iterator[tuple[Unit, pa.Table]]) -> Iterator[pa.Table]:
-        """The kept rows of each unit, less those the shards before a restart already hold."""
-        skip = self.start.unit_rows_written
-        for unit, out in pairs:
-            self._last = Position(unit.file_index, unit.row_groups[0], 0, self.read, self.kept)
-            self._last_kept = 0
-            self.read += unit.rows
-            # The kept rows that shards before a restart already hold, at the start of its first unit.
-            skip = skip if unit.start == (self.start.file, self.start.row_group) else 0
-            self._last_kept += out.num_rows
-            self.kept += out.num_rows
-            self.progress.update(self.read, self.kept, self.source.counter.bytes)
-            if skip:
-                cut = min(skip, out.num_rows)
-                out, skip = out.slice(cut), skip - cut
-            if out.num_rows:
-                yield out
-
-    def from_query(self, batches: Iterator[pa.Table], done: list[ShardInfo], record: RunRecord) -> Iterator[pa.Table]:
-        """The query's result, less the rows of the shards written before a restart: the query
-        runs again from the start, so those rows are recomputed, checked against the shards'
-        digests, and not written again."""
-        stream = RowStream(batches)
-        for shard in done:
-            digest = TextDigest()
-            for piece in stream.take(shard.rows):
-                digest.update(piece)
-            if digest.hexdigest() != shard.texts_sha256:
-                raise ConversionError(
-                    f"the definition's query gave other rows for {shard.name} than the interrupted run wrote; "
-                    "remove the staging folder's checkpoint.json to start afresh"
-                )
-            self.kept += shard.rows
-        while pieces := list(stream.take(1 << 16)):
-            for piece in pieces:
-                self.read = record.rows_read
-                self.kept += piece.num_rows
-                self.progress.update(self.read, self.kept, self.source.counter.bytes)
-                yield piece
-
-    def position_after(self, pending: int) -> Position:
-        if not self.row_by_row:
-            return Position()
-        last = self._last
-        return Position(last.file, last.row_group, self._last_kept - pending, last.rows_read, last.rows_kept)
-
-
 def _fingerprint(opened: Opened, options: ConvertOptions) -> dict:
     """What must be the same for a rerun to continue an interrupted one."""
     return opened.fingerprint() | {
@@ -362,23 +212,6 @@ def _executor_for(engine: str, workers: int | None, progress: Progress) -> Execu
     return LocalExecutor(workers or available_cores())
 
 
-def _rows(definition, scan: Scan, shape: Shape, tracker: _Tracker, executor: Executor, rows_wanted: int,
-          done: list[ShardInfo], spill_dir: Path) -> Iterator[pa.Table]:  # fmt: skip
-    """The definition's output over the source, on the path its shape allows."""
-    if shape.row_by_row:
-        yield from tracker.from_units(executor.row_by_row(scan, definition, lambda: rows_wanted - tracker.kept))
-        return
-    # A whole-source query is one DuckDB query on this machine (_choose_engine): the local executor.
-    assert isinstance(executor, LocalExecutor)
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    evaluator = Evaluator(definition, spill_dir=spill_dir)
-    try:
-        batches = (table for _, table in executor.whole_source(scan, evaluator))
-        yield from tracker.from_query(batches, done, executor.record)
-    finally:
-        evaluator.close()
-
-
 def _order(opened: Opened, options: ConvertOptions) -> str:
     single = opened.single
     if single is None:  # a mixture: shuffled, or its components interleaved in source order
@@ -418,82 +251,106 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
         for part in drawn:
             if part.shape.ordered:
                 progress.message(f"{part.name}'s own ORDER BY does not apply in a mixture: its rows are shuffled.")
-    write = _write_shuffled if order == "shuffled" else _write_in_order if single else _write_interleaved
     try:
-        written = write(opened, options, progress, state, staging, executor)
+        outcome = _write(opened, options, progress, state, staging, executor, order)
         shards = pin_validation(staging, state.shards)
     except BaseException as exc:
         progress.stop()
         raise _clean_disk_error(exc, staging) from exc
     progress.stop()
-    return _finish(opened, options, progress, cache, shards, executor, order, written)
+    return _finish(opened, options, progress, cache, shards, executor, order, outcome)
 
 
-@dataclass
-class _Written:
-    """What writing the shards read and kept (summed over the parts) and, shuffled, each part's account."""
+class Selection(Protocol):
+    """A conversion's rows in output order, whatever its mode: one dataset in order
+    (in_order.InOrder), a --no-shuffle mixture's components interleaved (interleaved.Interleaved),
+    or a shuffled sample of one dataset or a mixture (shuffle.Shuffled). Built from the checkpoint:
+    its rows start where `write_at` says."""
 
-    rows_read: int
-    rows_kept: int
-    duplicates: int = 0
-    parts: list[PartOutcome] = dataclasses.field(default_factory=list)
+    @property
+    def uses_executor(self) -> bool:
+        """`prepare` or `batches` runs units on the executor (it is entered around them)."""
+        ...
+
+    @property
+    def rows_here(self) -> bool:
+        """Its rows are tables on this machine (the shuffle's piles): the local writer encodes them."""
+        ...
+
+    @property
+    def digest(self) -> bool:
+        """Each shard records its texts' digest (what a whole-source query's rerun checks)."""
+        ...
+
+    @property
+    def live(self) -> Path | None:
+        """--val-from live: this file is the validation shard, byte for byte, after the training shards."""
+        ...
+
+    @property
+    def sizes(self) -> ShardSizes:
+        """How its rows are cut into shards (known once `prepare` has run)."""
+        ...
+
+    def prepare(self) -> None:
+        """What must be done before the first row (a shuffle's selection phase)."""
+
+    def batches(self) -> Iterator[Rows]:
+        """Its rows in output order, from where the checkpoint says."""
+        ...
+
+    def position(self, pending: int) -> WritePosition:
+        """Where the rows after the last batch's last `pending` rows start: the checkpoint's `write_at`."""
+        ...
+
+    def finish(self) -> list[PartOutcome]:
+        """Each part's account, once every shard is written; its scratch files removed."""
+        ...
 
 
-def _write_shuffled(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
-                    staging: Path, executor: Executor) -> _Written:  # fmt: skip
-    """The shuffle's two phases (commands/shuffle.py); its account kept in the checkpoint once done."""
-    if not state.finished:
-        parts = convert_shuffled(opened.plan(options.allow_short), executor, options, staging, state, progress)
-        state.shuffle["outcome"] = [dataclasses.asdict(p) for p in parts]
-        state.finished = True
-        state.save(staging)
-    parts = [PartOutcome(**p) for p in state.shuffle["outcome"]]
-    return _Written(sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts),
-                    sum(p.duplicates for p in parts), parts)  # fmt: skip
+def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
+           staging: Path, executor: Executor, order: str) -> list[PartOutcome]:  # fmt: skip
+    """Every conversion's one path: its parts' rows selected and merged in output order (a
+    `Selection`), cut into shards by one writer, each shard checkpointed as it completes; each
+    part's account, kept in the checkpoint once every shard is written."""
+    if state.outcome is not None:  # a run that stopped after its last shard: only the finish is left
+        return state.outcome
+    selection: Selection
+    if order == "shuffled":
+        selection = Shuffled(opened.plan(options.allow_short), executor, options, staging, state, progress)
+    elif opened.single is not None:
+        selection = InOrder(opened.single, executor, options, staging, state, progress)
+    else:
+        selection = Interleaved(opened.parts, opened.mix_by, executor, options, staging, state, progress)
 
-
-def _write_interleaved(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
-                       staging: Path, executor: Executor) -> _Written:  # fmt: skip
-    """A mixture's components in source order, interleaved (commands/interleaved.py)."""
-    if not state.finished:
-        parts = convert_interleaved(opened.parts, opened.mix_by, executor, options, staging, state, progress)
-        state.interleave["outcome"] = [dataclasses.asdict(p) for p in parts]
-        state.finished = True
-        state.save(staging)
-    parts = [PartOutcome(**p) for p in state.interleave["outcome"]]
-    return _Written(sum(p.rows_read for p in parts), sum(p.rows_kept for p in parts), 0, parts)
-
-
-def _write_in_order(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
-                    staging: Path, executor: Executor) -> _Written:  # fmt: skip
-    """One dataset's kept rows in source order (--no-shuffle) or its ORDER BY's, resuming after the last shard."""
-    definition, scan, shape = opened.single.definition, opened.single.scan, opened.single.shape
-    scan = dataclasses.replace(scan, start=(state.next.file, state.next.row_group) if shape.row_by_row else (0, 0))
-    tracker = _Tracker(scan.source, state.next, progress, shape.row_by_row)
-
-    def on_shard(info: ShardInfo, position: Position) -> None:
+    def on_shard(info: ShardInfo, position: WritePosition) -> None:
         state.shards.append(info)
-        state.next = position
+        state.write_at = position
         state.save(staging)
         progress.shard(info)
 
-    progress.start(options.rows_wanted, options.num_shards + 1, kept=tracker.kept, shards=len(state.shards))
-    if not state.finished:
-        done = list(state.shards)
-        with executor:
-            rows = _rows(definition, scan, shape, tracker, executor, options.rows_wanted, done, staging / SPILL_DIR)
-            try:
-                write_shards(
-                    rows, staging, options.num_shards, options.rows_per_shard, options.row_group_size,
-                    on_shard, done, tracker.position_after, writers=executor.shards_in_flight,
-                    digest=not shape.row_by_row, encode=executor.encode, last_rows=options.val_rows,
-                )  # fmt: skip
-            finally:
-                rows.close()  # stops the executor's threads now, not when garbage collected
-                shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
-        state.finished = True
-        state.save(staging)
-    return _Written(tracker.read, tracker.kept)
+    with executor if selection.uses_executor else contextlib.nullcontext():
+        selection.prepare()
+        sizes = selection.sizes
+        # A shuffled conversion's rows are read here, from its piles: the local writer, whatever the
+        # engine (its bytes are the Ray engine's too); rows from an executor are its to encode.
+        if selection.rows_here:
+            encode, writers = write_pieces, WRITERS
+        else:
+            encode, writers = executor.encode, executor.shards_in_flight
+        live = selection.live
+        batches = selection.batches()
+        try:
+            with ShardWriter(staging, sizes, done=state.shards, on_shard=on_shard, encode=encode, writers=writers,
+                             digest=selection.digest) as writer:  # fmt: skip
+                writer.write(batches, selection.position, validation=live is None)
+                if live is not None and len(state.shards) == sizes.num_shards:  # --val-from live: its file
+                    writer.keep(live, state.write_at)
+        finally:
+            batches.close()  # stops the executor's threads now, not when garbage collected
+    state.outcome = selection.finish()
+    state.save(staging)
+    return state.outcome
 
 
 def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
@@ -506,10 +363,13 @@ def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
 
 
 def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir, shards: list[ShardInfo],
-            executor: Executor, order: str, written: _Written) -> ConvertResult:  # fmt: skip
+            executor: Executor, order: str, outcome: list[PartOutcome]) -> ConvertResult:  # fmt: skip
     """Check the shards are enough, write the manifest, swap the staging folder in."""
     staging, model = cache.staging, opened.model
-    read, kept, duplicates, parts = written.rows_read, written.rows_kept, written.duplicates, written.parts
+    read, kept = sum(p.rows_read for p in outcome), sum(p.rows_kept for p in outcome)
+    duplicates = sum(p.duplicates for p in outcome)
+    # The manifest accounts for each part of a mixture, or of a drawn sample; one dataset in order is its whole.
+    parts = outcome if opened.single is None or order == "shuffled" else []
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
         raise ConversionError(

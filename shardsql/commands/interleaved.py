@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +25,12 @@ import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
 from ..errors import ConversionError, OptionsError
-from ..output.checkpoint import Checkpoint, Position
+from ..output.checkpoint import Checkpoint, InterleavePosition, PartOutcome, Position
 from ..output.interleave import Merge
-from ..output.shards import ShardInfo, write_shards
+from ..output.shards import ShardSizes
 from ..progress import Progress
 from ..run.executor import Executor
-from .plan import Part, PartOutcome
+from .plan import Part
 from .shuffle import BATCH_ROWS
 
 
@@ -49,9 +49,8 @@ class _Stream:
     """One component's kept rows in source order, pulled a unit at a time, with what is needed
     to say where any of its rows came from."""
 
-    def __init__(self, part: Part, executor: Executor, start: dict, taken: int, rows_wanted):
+    def __init__(self, part: Part, executor: Executor, at: Position, taken: int, rows_wanted: Callable[[], int]):
         self.part = part
-        at = Position(**start)
         scan = dataclasses.replace(part.scan, start=(at.file, at.row_group))
         self.units = executor.row_by_row(scan, part.definition, rows_wanted)
         self.skip, self.start = at.unit_rows_written, at
@@ -77,28 +76,26 @@ class _Stream:
             self.handed += len(texts)
             return texts
 
-    def position(self, taken: int) -> dict:
+    def position(self, taken: int) -> Position:
         """Where this component resumes when its first `taken` rows (of its stream) are written."""
         index = bisect.bisect_right([f.first for f in self.fed], taken) - 1
         if index < 0:
-            return dataclasses.asdict(self.start)
+            return self.start
         unit = self.fed[index]
         # The rows read and kept before the unit are not tracked per unit: the ones at its
         # start are only for the progress display, so the latest count is kept.
-        return dataclasses.asdict(
-            Position(unit.file, unit.row_group, unit.skipped + taken - unit.first, self.read, self.kept)
-        )
+        return Position(unit.file, unit.row_group, unit.skipped + taken - unit.first, self.read, self.kept)
 
 
 class _Interleaved:
     """The components' rows interleaved (output/interleave.py's Merge), at most `rows` of them,
     resuming from `start`; a component's next unit is pulled when the merge waits on it."""
 
-    def __init__(self, parts: list[Part], executor: Executor, by_chars: bool, rows: int, start: dict | None,
-                 spill: Path, progress: Progress):  # fmt: skip
+    def __init__(self, parts: list[Part], executor: Executor, by_chars: bool, rows: int,
+                 start: InterleavePosition | None, spill: Path, progress: Progress):  # fmt: skip
         self.rows, self.progress = rows, progress
         self.merge = Merge([p.weight for p in parts], by_chars, start, spill, BATCH_ROWS)
-        positions = start["positions"] if start else [dataclasses.asdict(Position())] * len(parts)
+        positions = start.positions if start else [Position() for _ in parts]
         self.streams = [_Stream(part, executor, at, taken, lambda j=j: self._wanted(j)) for j, (part, at, taken) in
                         enumerate(zip(parts, positions, self.merge.taken, strict=True))]  # fmt: skip
         self.dry: int | None = None
@@ -130,57 +127,66 @@ class _Interleaved:
             fetched = sum(s.part.scan.source.counter.bytes for s in self.streams)
             self.progress.update(read, sum(s.kept for s in self.streams), fetched)
 
-    def position(self, pending: int) -> dict:
+    def position(self, pending: int) -> InterleavePosition:
         """Each component's rows, sizes and characters taken and its resume position, `pending`
         rows of the last batch unwritten."""
         at = self.merge.position(pending)
-        at["positions"] = [s.position(t) for s, t in zip(self.streams, at["taken"], strict=True)]
-        return at
+        positions = [s.position(t) for s, t in zip(self.streams, at.taken, strict=True)]
+        return InterleavePosition(at.taken, at.sizes, at.chars, positions)
 
 
-def convert_interleaved(parts: list[Part], by: str, executor: Executor, options, folder, state: Checkpoint,
-                        progress: Progress) -> list[PartOutcome]:  # fmt: skip
-    """Write the shards of a --no-shuffle mixture; each part's account."""
-    for part in parts:
-        if not part.shape.row_by_row:
-            raise OptionsError(
-                f"{part.name} is a whole-source definition ({part.shape.reason}): it cannot be interleaved in "
-                "source order. Drop --no-shuffle to shuffle the mixture."
-            )
-    rows = options.rows_wanted
-    progress.start(rows, options.num_shards + 1, shards=len(state.shards))
-    s = state.interleave
-    spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
-    spill.mkdir(exist_ok=True)
-    merged = _Interleaved(parts, executor, by == "characters", rows, s.get("write"), spill, progress)
+class Interleaved:
+    """A --no-shuffle mixture's rows, as the pipeline (convert.py) writes them: the components'
+    first kept rows interleaved, from where the checkpoint's `write_at` says they resume."""
 
-    def on_shard(info: ShardInfo, position: dict) -> None:
-        state.shards.append(info)
-        s["write"] = position
-        state.save(folder)
-        progress.shard(info)
+    uses_executor = True
+    rows_here = False
+    digest = False
+    live = None
 
-    with executor:
-        batches = merged.batches()
+    def __init__(self, parts: list[Part], by: str, executor: Executor, options, folder: Path,
+                 checkpoint: Checkpoint, progress: Progress):  # fmt: skip
+        for part in parts:
+            if not part.shape.row_by_row:
+                raise OptionsError(
+                    f"{part.name} is a whole-source definition ({part.shape.reason}): it cannot be interleaved in "
+                    "source order. Drop --no-shuffle to shuffle the mixture."
+                )
+        self.parts, self.options, self.checkpoint = parts, options, checkpoint
+        self.sizes = ShardSizes(options.num_shards, options.rows_per_shard, options.row_group_size, options.val_rows)
+        self.rows = options.rows_wanted
+        progress.start(self.rows, options.num_shards + 1, shards=len(checkpoint.shards))
+        self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
+        self.spill.mkdir(exist_ok=True)
+        start = checkpoint.write_at
+        assert start is None or isinstance(start, InterleavePosition)
+        self.merged = _Interleaved(parts, executor, by == "characters", self.rows, start, self.spill, progress)
+
+    def prepare(self) -> None:
+        pass  # nothing is selected ahead: the components' rows stream from the executor
+
+    def batches(self) -> Iterator[pa.Table]:
         try:
-            write_shards(
-                batches, folder, options.num_shards, options.rows_per_shard, options.row_group_size, on_shard,
-                list(state.shards), merged.position, writers=executor.shards_in_flight, encode=executor.encode,
-                last_rows=options.val_rows,
-            )  # fmt: skip
+            yield from self.merged.batches()
         finally:
-            batches.close()
-            for stream in merged.streams:
+            for stream in self.merged.streams:
                 stream.units.close()  # stops the executor's threads now
-    if merged.dry is not None and sum(x.rows for x in state.shards) < rows and not options.allow_short:
-        short = parts[merged.dry]
-        raise ConversionError(
-            f"component {short.name} ran out after {merged.streams[merged.dry].taken:,} rows in source order, "
-            f"so the mixture stops after {sum(x.rows for x in state.shards):,} of the {rows:,} rows wanted. Use "
-            "fewer --num-shards, more source files (--num-source), or --allow-short to keep the smaller output."
-        )
-    shutil.rmtree(spill, ignore_errors=True)  # the staging folder becomes the data folder
-    final = merged.position(0)
-    return [PartOutcome(p.name, False, stream.read, stream.kept, 0, taken, chars)
-            for p, stream, taken, chars in zip(parts, merged.streams, final["taken"], final["chars"],
-                                               strict=True)]  # fmt: skip
+
+    def position(self, pending: int) -> InterleavePosition:
+        return self.merged.position(pending)
+
+    def finish(self) -> list[PartOutcome]:
+        """Each component's account; a component that ran dry stops the mixture (unless --allow-short)."""
+        merged, written = self.merged, sum(x.rows for x in self.checkpoint.shards)
+        if merged.dry is not None and written < self.rows and not self.options.allow_short:
+            short = self.parts[merged.dry]
+            raise ConversionError(
+                f"component {short.name} ran out after {merged.streams[merged.dry].handed:,} rows in source order, "
+                f"so the mixture stops after {written:,} of the {self.rows:,} rows wanted. Use fewer --num-shards, "
+                "more source files (--num-source), or --allow-short to keep the smaller output."
+            )
+        shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
+        final = merged.position(0)
+        return [PartOutcome(p.name, False, stream.read, stream.kept, 0, taken, chars)
+                for p, stream, taken, chars in zip(self.parts, merged.streams, final.taken, final.chars,
+                                                   strict=True)]  # fmt: skip

@@ -71,17 +71,6 @@ class Plan:
 
 
 @dataclass
-class PartOutcome:
-    name: str
-    validation: bool
-    rows_read: int
-    rows_kept: int  # staged (kept by its definition, duplicates included)
-    duplicates: int
-    rows_written: int
-    chars_written: int
-
-
-@dataclass
 class Opened:
     """A dataset or mixture, and --val-from's source, opened as the parts a conversion draws."""
 

@@ -1,7 +1,8 @@
 """A shuffled conversion (the default): a seeded, deduplicated sample spread over the whole source.
 
-Two phases, each resumable, both driven from here; convert.py chooses this path unless
-`--no-shuffle` is given or a single dataset's definition has its own top-level ORDER BY.
+Two phases, each resumable: `Shuffled.prepare` selects, `Shuffled.batches` gives the rows that
+the conversion's one shard writer writes (convert.py's pipeline, which chooses this `Selection`
+unless `--no-shuffle` is given or a single dataset's definition has its own top-level ORDER BY).
 What is drawn is a `Plan` of parts (commands/plan.py builds it): one for a dataset, one per
 component of a mixture, and with --val-from the validation shard's parts, first.
 
@@ -47,20 +48,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..autoresearch import shard_name
 from ..definition.evaluator import Evaluator
 from ..errors import ConversionError
 from ..output import staging
+from ..output.checkpoint import Checkpoint, MergePosition, PartDraw, PartOutcome, Selected, ShuffleState
 from ..output.interleave import Batch, Merge
-from ..output.shards import WRITERS, ShardInfo, keep_shard, write_pieces, write_shards
+from ..output.shards import ShardSizes
 from ..progress import Progress
-from ..run.executor import Executor, available_cores
-from ..run.local import LocalExecutor
+from ..run.executor import Executor, RunRecord, available_cores
+from ..run.local import SPILL_DIR, whole_source
 from ..source.draw import Draw
-from .plan import PartOutcome, Plan, given_batches
+from .plan import Plan, given_batches
 
 PILES_DIR = "piles"  # in the staging folder
-SPILL_DIR = "spill"  # where a whole-source query may spill
 BATCH_ROWS = 8192  # rows per piece handed to the shard writer in phase 2
 STAGE_QUEUE = 4  # staged units waiting for the stager thread, at most
 # Rows staged on this machine (a whole-source query's result, --val-from live's rows) are staged
@@ -83,12 +83,12 @@ class _Stager:
     A checkpoint is queued in line with the units, and saved once every unit before it is on
     disk (the piles flushed)."""
 
-    def __init__(self, piles: staging.Piles, save: Callable[[dict], None]):
+    def __init__(self, piles: staging.Piles, save: Callable[[ShuffleState], None]):
         self.piles, self.save = piles, save
         self.queue: queue.Queue = queue.Queue(maxsize=STAGE_QUEUE)
         self.error: BaseException | None = None
         self.aborted = False
-        self.last: dict | None = None  # the last checkpoint saved
+        self.last: ShuffleState | None = None  # the last checkpoint saved
         self.thread = threading.Thread(target=self._run, name="shardsql-stage", daemon=True)
         self.thread.start()
 
@@ -101,7 +101,7 @@ class _Stager:
                 if kind == "unit":
                     self.piles.add_staged(value, first_g)
                 else:
-                    value["sizes"] = self.piles.flush()
+                    value.sizes = self.piles.flush()
                     self.save(value)
                     self.last = value
             except BaseException as exc:  # raised in the drawing thread, at its next put or close
@@ -120,10 +120,10 @@ class _Stager:
     def unit(self, staged: staging.StagedUnit, first_g: int) -> None:
         self._put(("unit", staged, first_g))
 
-    def checkpoint(self, state: dict) -> None:
+    def checkpoint(self, state: ShuffleState) -> None:
         self._put(("checkpoint", copy.deepcopy(state), None))  # a snapshot: the parts go on changing
 
-    def close(self, abort: bool = False) -> dict | None:
+    def close(self, abort: bool = False) -> ShuffleState | None:
         """Wait for what is queued (all of it, or with `abort` none of it); the last checkpoint saved."""
         self.aborted = abort
         while self.thread.is_alive():
@@ -140,45 +140,45 @@ class _Stager:
 
 class _Select:
     """Phase 1: draw, run, stage, part by part; count; draw more for a part that is short.
-    `state` is the checkpoint's dict: one entry a part in state["parts"]."""
+    `state` is the checkpoint's: one PartDraw a part in `state.parts`."""
 
-    def __init__(self, plan: Plan, executor: Executor, piles: staging.Piles, state: dict,
-                 save: Callable[[dict], None], progress: Progress, spill: Path):  # fmt: skip
+    def __init__(self, plan: Plan, executor: Executor, piles: staging.Piles, state: ShuffleState,
+                 save: Callable[[ShuffleState], None], progress: Progress, workers: int, spill: Path):  # fmt: skip
         self.plan, self.executor, self.piles, self.state = plan, executor, piles, state
-        self.save, self.progress, self.spill = save, progress, spill
+        self.save, self.progress, self.workers, self.spill = save, progress, workers, spill
 
     def _update(self) -> None:
-        parts = self.state["parts"]
+        parts = self.state.parts
         fetched = sum(p.scan.source.counter.bytes for p in self.plan.parts if p.scan is not None)
-        self.progress.update(sum(p["read"] for p in parts), sum(p["staged"] for p in parts), fetched)
+        self.progress.update(sum(p.read for p in parts), sum(p.staged for p in parts), fetched)
 
     def _draw_units(self, index: int, seed: int) -> None:
         """Draw units of part `index` until its rows staged reach its target (or its draw is exhausted)."""
-        part, s = self.plan.parts[index], self.state["parts"][index]
+        part, s = self.plan.parts[index], self.state.parts[index]
         base = index << staging.PART_SHIFT
         draw = Draw.open(part.scan.source, part.scan.columns, seed)
         # Each unit is staged where it runs (a worker thread, a Ray task): only its keys and
         # compressed texts come here, to be appended to the piles.
-        stream = self.executor.row_by_row(
-            part.scan, part.definition, lambda: s["target"] - s["staged"], drawn=draw.units(s["slot"]), stage=seed
+        stream = self.executor.stage_units(
+            part.scan, part.definition, lambda: s.target - s.staged, drawn=draw.units(s.slot), seed=seed
         )
         stager = _Stager(self.piles, self.save)
         buffered = 0
         try:
             for unit, staged in stream:
-                s["read"] += unit.rows
-                s["slot"] = draw.claim()
-                stager.unit(staged, base + s["staged"])
-                s["staged"] += staged.rows
+                s.read += unit.rows
+                s.slot = draw.claim()
+                stager.unit(staged, base + s.staged)
+                s.staged += staged.rows
                 buffered += staged.nbytes
                 self._update()
-                if s["staged"] >= s["target"]:
+                if s.staged >= s.target:
                     break
                 if buffered >= staging.FLUSH_BYTES:
                     stager.checkpoint(self.state)
                     buffered = 0
             else:
-                s["exhausted"] = True
+                s.exhausted = True
             stager.checkpoint(self.state)
         except BaseException:
             stager.close(abort=True)
@@ -186,21 +186,20 @@ class _Select:
         finally:
             stream.close()  # stops the executor's threads now
         last = stager.close()
-        self.state["sizes"] = last["sizes"] if last else self.state["sizes"]
+        self.state.sizes = last.sizes if last else self.state.sizes
         self.save(self.state)
 
     def _run_query(self, index: int, seed: int) -> None:
         """A whole-source definition: its whole result staged, in the query's order."""
-        part, s = self.plan.parts[index], self.state["parts"][index]
-        # A whole-source query is one DuckDB query on this machine, whatever the engine.
-        local = self.executor if isinstance(self.executor, LocalExecutor) else LocalExecutor(available_cores())
+        part, s = self.plan.parts[index], self.state.parts[index]
+        record = RunRecord()  # the query's: it reads the whole source, whatever read before it
         self.spill.mkdir(parents=True, exist_ok=True)
         evaluator = Evaluator(part.definition, spill_dir=self.spill)
         try:
 
             def tables() -> Iterator[pa.Table]:
-                for _, table in local.whole_source(part.scan, evaluator):
-                    s["read"] = local.record.rows_read
+                for table in whole_source(part.scan, evaluator, self.workers, record):
+                    s.read = record.rows_read
                     self._update()
                     yield table
 
@@ -209,31 +208,31 @@ class _Select:
         finally:
             evaluator.close()
             shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
-        s["read"] = local.record.rows_read
-        s["exhausted"] = True
-        self.state["sizes"] = self.piles.flush()
+        s.read = record.rows_read
+        s.exhausted = True
+        self.state.sizes = self.piles.flush()
         self.save(self.state)
 
     def _stage(self, index: int, table: pa.Table, seed: int) -> None:
         """Rows staged here (a query's, or --val-from live's), as a unit's are where it runs."""
-        s = self.state["parts"][index]
+        s = self.state.parts[index]
         for start in range(0, table.num_rows, STAGE_ROWS):
             staged = staging.stage_unit(table.column(0).slice(start, STAGE_ROWS), seed)
-            self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s["staged"])
-            s["staged"] += staged.rows
+            self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s.staged)
+            s.staged += staged.rows
         self._update()
         if self.piles.buffered >= staging.FLUSH_BYTES:
             self.piles.flush()  # not a checkpoint: a query or given rows cannot resume midway
 
     def _fill(self, index: int, seed: int) -> None:
-        part, s = self.plan.parts[index], self.state["parts"][index]
-        if s["exhausted"] or s["staged"] >= s["target"]:
+        part, s = self.plan.parts[index], self.state.parts[index]
+        if s.exhausted or s.staged >= s.target:
             return
         if part.given is not None:
             for table in _pieces(given_batches(part.given)):
                 self._stage(index, table, seed)
-            s["exhausted"] = True
-            self.state["sizes"] = self.piles.flush()
+            s.exhausted = True
+            self.state.sizes = self.piles.flush()
             self.save(self.state)
         elif part.shape.row_by_row:
             self._draw_units(index, seed)
@@ -243,37 +242,37 @@ class _Select:
     def run(self, seed: int, rows: int, val_rows: int) -> tuple[list[staging.Selection], dict[bool, _Count]]:
         """Draw until every part's selection holds its share of `rows` training rows (with the
         validation shard's unless --val-from gives it) and of `val_rows` --val-from rows."""
-        parts = self.state["parts"]
+        parts = self.state.parts
         groups = {False: rows} | ({True: val_rows} if self.plan.group(True) else {})
         while True:
             for index in range(len(parts)):
                 self._fill(index, seed)
-            selections = staging.select(self.piles, [p["wanted"] for p in parts], [p["staged"] for p in parts])
+            selections = staging.select(self.piles, [p.wanted for p in parts], [p.staged for p in parts])
             short = [i for i, (p, sel) in enumerate(zip(parts, selections, strict=True))
-                     if sel.rows < p["wanted"] and not p["exhausted"]]  # fmt: skip
+                     if sel.rows < p.wanted and not p.exhausted]  # fmt: skip
             if not short:
                 cuts = [x.cut for x in selections]
                 counts = {v: _count(self.piles, seed, self.plan, cuts, n, v, selections) for v, n in groups.items()}
                 for count in counts.values():
                     dry = count.dry
-                    if dry is None or parts[dry]["exhausted"] and selections[dry].rows < parts[dry]["wanted"]:
+                    if dry is None or parts[dry].exhausted and selections[dry].rows < parts[dry].wanted:
                         continue  # enough, or as much as the source has
                     # The interleave needs more of this part than its selection holds: select more.
                     wanted = groups[self.plan.parts[dry].validation]
                     more = math.ceil(selections[dry].rows * wanted / max(1, count.rows) * REDRAW_MARGIN) + 16
-                    parts[dry]["wanted"] = max(parts[dry]["wanted"] + 1, more)
+                    parts[dry].wanted = max(parts[dry].wanted + 1, more)
                     short.append(dry)
                 if not short:
                     return selections, counts
             for index in short:
                 p, sel = parts[index], selections[index]
-                missing = p["wanted"] - sel.rows
-                per_distinct = p["staged"] / max(1, sel.rows)
+                missing = p.wanted - sel.rows
+                per_distinct = p.staged / max(1, sel.rows)
                 more = max(missing, math.ceil(missing * per_distinct * REDRAW_MARGIN))
-                p["target"] = max(p["target"], p["staged"] + more)
+                p.target = max(p.target, p.staged + more)
                 self.progress.message(
-                    f"{self.plan.parts[index].name}: {sel.rows:,} distinct texts selected of the {p['wanted']:,} "
-                    f"needed ({p['staged']:,} rows drawn): drawing about {p['target'] - p['staged']:,} more"
+                    f"{self.plan.parts[index].name}: {sel.rows:,} distinct texts selected of the {p.wanted:,} "
+                    f"needed ({p.staged:,} rows drawn): drawing about {p.target - p.staged:,} more"
                 )
             self.save(self.state)
 
@@ -308,7 +307,7 @@ class _Merged:
     that ran out first, if any did."""
 
     def __init__(self, piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int,
-                 start: dict | None, with_texts: bool, validation: bool = False):  # fmt: skip
+                 start: MergePosition | None, with_texts: bool, validation: bool = False):  # fmt: skip
         self.piles, self.seed, self.cuts, self.rows, self.with_texts = piles, seed, cuts, rows, with_texts
         self.members = plan.group(validation)
         by_chars = (plan.val_mix_by if validation else plan.mix_by) == "characters"
@@ -358,7 +357,7 @@ class _Merged:
             if pending is not None:
                 pending.cancel()
 
-    def position(self, pending: int) -> dict:
+    def position(self, pending: int) -> MergePosition:
         return self.merge.position(pending)
 
     def _resume_at(self) -> tuple[int, list[int]]:
@@ -384,7 +383,7 @@ def _count(piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: i
     """The interleave on the keys alone: how many rows and characters each part gives, and whether one runs dry."""
     if len(plan.parts) == 1:
         # Nothing to interleave: the rows are the selection's, up to `rows`, and their characters
-        # are counted as they are written (convert_shuffled), saving a pass over the keys.
+        # are counted as they are written (Shuffled.finish), saving a pass over the keys.
         given = min(selections[0].rows, rows)
         return _Count(given, [given], [0], None if given == rows else 0)
     merged = _Merged(piles, seed, plan, cuts, rows, None, with_texts=False, validation=validation)
@@ -400,7 +399,7 @@ class _Output:
     """Phase 2's rows: the training parts interleaved, then (with --val-from) the validation parts'."""
 
     def __init__(self, piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], merged_rows: int,
-                 val_rows: int, start: dict | None):  # fmt: skip
+                 val_rows: int, start: MergePosition | None):  # fmt: skip
         self.piles, self.seed, self.plan, self.cuts, self.val_rows = piles, seed, plan, cuts, val_rows
         self.merged = _Merged(piles, seed, plan, cuts, merged_rows, start, with_texts=True)
         self.in_val = False
@@ -413,12 +412,12 @@ class _Output:
             return
         self.in_val = True  # the validation shard is written whole: no position inside it
         if self.plan.parts[val[0]].given is not None:
-            return  # the live validation shard: its file is kept as it is (convert_shuffled)
+            return  # the live validation shard: its file is kept as it is (Shuffled.live)
         merged = _Merged(self.piles, self.seed, self.plan, self.cuts, self.val_rows, None, True, validation=True)
         for batch in merged.batches():
             yield batch.table
 
-    def position(self, pending: int) -> dict:
+    def position(self, pending: int) -> MergePosition:
         return self.merged.position(0 if self.in_val else pending)
 
 
@@ -442,81 +441,105 @@ def _wanted(plan: Plan, merged_rows: int, val_rows: int) -> list[int]:
     return wanted
 
 
-def convert_shuffled(plan: Plan, executor: Executor, options, folder: Path, checkpoint,
-                     progress: Progress) -> list[PartOutcome]:  # fmt: skip
-    """Both phases, resuming from `checkpoint.shuffle` where an interrupted run left it; each part's account."""
-    val_rows = options.val_rows or options.rows_per_shard
-    val = plan.group(True)
-    if val and plan.parts[val[0]].given is not None:
-        val_rows = plan.parts[val[0]].given_rows
-    train_rows = options.num_shards * options.rows_per_shard
-    merged_rows = train_rows + (0 if val else val_rows)  # without --val-from, validation is merged too
-    s = checkpoint.shuffle
-    whole_source = any(p.shape is not None and not p.shape.row_by_row for p in plan.parts)
-    if not s or (s["phase"] == "select" and whole_source):
-        s.clear()
-        wanted = _wanted(plan, merged_rows, val_rows)
-        parts = [dict(slot=0, staged=0, read=0, target=math.ceil(w * FIRST_DRAW_MARGIN), wanted=w, exhausted=False)
-                 for w in wanted]  # fmt: skip
-        s.update(phase="select", sizes={}, parts=parts)
+class Shuffled:
+    """A shuffled conversion's rows, as the pipeline (convert.py) writes them: `prepare` is phase 1
+    (draw, stage, select), resuming from the checkpoint's `shuffle` where an interrupted run left
+    it; `batches` is phase 2's output, from `position`; `finish`, each part's account."""
 
-    def save(state: dict | None = None) -> None:
-        """Save the checkpoint, with `state` as the shuffle's (a stager's snapshot, or the live one)."""
-        checkpoint.shuffle = state if state is not None else s
-        checkpoint.save(folder)
-
-    piles = staging.Piles(folder / PILES_DIR, options.seed, s["sizes"])
-    staged = sum(p["staged"] for p in s["parts"])
-    progress.start(merged_rows + (val_rows if val else 0), options.num_shards + 1, kept=staged,
-                   shards=len(checkpoint.shards))  # fmt: skip
-    if s["phase"] == "select":
-        if staged:
+    def __init__(self, plan: Plan, executor: Executor, options, folder: Path, checkpoint: Checkpoint,
+                 progress: Progress):  # fmt: skip
+        self.plan, self.executor, self.options, self.folder = plan, executor, options, folder
+        self.checkpoint, self.progress = checkpoint, progress
+        self.val_rows = options.val_rows or options.rows_per_shard
+        val = plan.group(True)
+        self.live = plan.parts[val[0]].given if val else None  # --val-from live: that file is the validation shard
+        if val and plan.parts[val[0]].given is not None:
+            self.val_rows = plan.parts[val[0]].given_rows
+        # Without --val-from, the validation shard's rows are merged with the training rows.
+        self.merged_rows = options.num_shards * options.rows_per_shard + (0 if val else self.val_rows)
+        whole_source = any(p.shape is not None and not p.shape.row_by_row for p in plan.parts)
+        state = checkpoint.shuffle
+        if state is None or (state.phase == "select" and whole_source):
+            wanted = _wanted(plan, self.merged_rows, self.val_rows)
+            state = ShuffleState([PartDraw(target=math.ceil(w * FIRST_DRAW_MARGIN), wanted=w) for w in wanted])
+            checkpoint.write_at = None
+        self.state = checkpoint.shuffle = state
+        self.piles = staging.Piles(folder / PILES_DIR, options.seed, state.sizes)
+        staged = sum(p.staged for p in state.parts)
+        self.uses_executor = state.phase == "select"  # phase 2 reads the piles, here
+        self.rows_here, self.digest = True, False
+        progress.start(self.merged_rows + (self.val_rows if val else 0), options.num_shards + 1, kept=staged,
+                       shards=len(checkpoint.shards))  # fmt: skip
+        if state.phase == "select" and staged:
             progress.message(f"Resuming the selection after {staged:,} rows drawn.")
-        with executor:
-            select = _Select(plan, executor, piles, s, save, progress, folder / SPILL_DIR)
-            selections, counts = select.run(options.seed, merged_rows, val_rows)
+        self._output: _Output | None = None
+
+    def _save(self, state: ShuffleState | None = None) -> None:
+        """Save the checkpoint, with `state` as the shuffle's (a stager's snapshot, or the live one)."""
+        self.checkpoint.shuffle = state if state is not None else self.state
+        self.checkpoint.save(self.folder)
+
+    def prepare(self) -> None:
+        """Phase 1, unless an interrupted run finished it: the parts' selections, counted and checked."""
+        state, plan, options = self.state, self.plan, self.options
+        if state.selected is not None:
+            return
+        workers = self.executor.record.workers if self.executor.record.engine == "local" else available_cores()
+        select = _Select(plan, self.executor, self.piles, state, self._save, self.progress, workers,
+                         self.folder / SPILL_DIR)  # fmt: skip
+        selections, counts = select.run(options.seed, self.merged_rows, self.val_rows)
         for validation, count in counts.items():
-            _check_shares(plan, selections, count, val_rows if validation else merged_rows)
-        if val and counts[False].rows < merged_rows:
+            _check_shares(plan, selections, count, self.val_rows if validation else self.merged_rows)
+        if plan.group(True) and counts[False].rows < self.merged_rows:
             # Short training rows (--allow-short) end at a shard: the validation shard follows them.
             counts[False].rows -= counts[False].rows % options.rows_per_shard
-        written = [sum(c.rows_by_part[i] for c in counts.values()) for i in range(len(plan.parts))]
-        chars = [sum(c.chars_by_part[i] for c in counts.values()) for i in range(len(plan.parts))]
-        s.update(phase="write", cuts=[x.cut for x in selections],
-                 duplicates=[x.duplicates for x in selections], rows=counts[False].rows, written=written,
-                 chars=chars, val_rows=counts[True].rows if True in counts else val_rows, write=None)  # fmt: skip
-        save(s)
-    output = _Output(piles, options.seed, plan, s["cuts"], s["rows"], s["val_rows"], s.get("write"))
-    num_shards = options.num_shards if not val else s["rows"] // options.rows_per_shard
-
-    def on_shard(info: ShardInfo, position: dict) -> None:
-        checkpoint.shards.append(info)
-        s["write"] = position
-        save()
-        progress.shard(info)
-
-    done = list(checkpoint.shards)
-    batches = output.batches()
-    live = plan.parts[val[0]].given if val else None
-    try:
-        # The local writer, whatever the engine: the rows are here, and its bytes are the Ray engine's too.
-        write_shards(
-            batches, folder, num_shards, options.rows_per_shard, options.row_group_size, on_shard, done,
-            output.position, writers=WRITERS, encode=write_pieces, last_rows=s["val_rows"], validation=live is None,
-        )  # fmt: skip
-    finally:
-        batches.close()
-    if live is not None and len(checkpoint.shards) == num_shards:  # --val-from live: its file, byte for byte
-        on_shard(keep_shard(live, folder, shard_name(num_shards)), s["write"])
-    if len(plan.parts) == 1:  # its characters, not counted before (_count)
-        s["chars"] = list(output.merged.merge.chars)
-    staging.clear(folder / PILES_DIR)  # the staging folder becomes the data folder: no piles in it
-    return [
-        PartOutcome(part.name, part.validation, p["read"], p["staged"], duplicates, written, chars)
-        for part, p, duplicates, written, chars in zip(
-            plan.parts, s["parts"], s["duplicates"], s["written"], s["chars"], strict=True
+        state.selected = Selected(
+            cuts=[x.cut for x in selections],
+            duplicates=[x.duplicates for x in selections],
+            rows=counts[False].rows,
+            written=[sum(c.rows_by_part[i] for c in counts.values()) for i in range(len(plan.parts))],
+            chars=[sum(c.chars_by_part[i] for c in counts.values()) for i in range(len(plan.parts))],
+            val_rows=counts[True].rows if True in counts else self.val_rows,
         )
-    ]
+        self._save()
+
+    @property
+    def sizes(self) -> ShardSizes:
+        """The shards of phase 2: with --val-from, as many training shards as the selection fills."""
+        selected, options = self._selected, self.options
+        num_shards = options.num_shards if not self.plan.group(True) else selected.rows // options.rows_per_shard
+        return ShardSizes(num_shards, options.rows_per_shard, options.row_group_size, selected.val_rows)
+
+    @property
+    def _selected(self) -> Selected:
+        if self.state.selected is None:
+            raise RuntimeError("the selection is not made: prepare() first")
+        return self.state.selected
+
+    def batches(self) -> Iterator[pa.Table]:
+        start = self.checkpoint.write_at
+        assert start is None or isinstance(start, MergePosition)
+        selected = self._selected
+        self._output = _Output(self.piles, self.options.seed, self.plan, selected.cuts, selected.rows,
+                               selected.val_rows, start)  # fmt: skip
+        return self._output.batches()
+
+    def position(self, pending: int) -> MergePosition:
+        assert self._output is not None
+        return self._output.position(pending)
+
+    def finish(self) -> list[PartOutcome]:
+        """Each part's account; the piles removed (the staging folder becomes the data folder)."""
+        selected = self._selected
+        if len(self.plan.parts) == 1 and self._output is not None:  # its characters, not counted before (_count)
+            selected.chars = list(self._output.merged.merge.chars)
+        staging.clear(self.folder / PILES_DIR)
+        return [
+            PartOutcome(part.name, part.validation, p.read, p.staged, duplicates, written, chars)
+            for part, p, duplicates, written, chars in zip(
+                self.plan.parts, self.state.parts, selected.duplicates, selected.written, selected.chars, strict=True
+            )
+        ]
 
 
 def _check_shares(plan: Plan, selections: list[staging.Selection], count: _Count, rows: int) -> None:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
+from .checkpoint import MergePosition
 
 NEVER = float("inf")
 QUEUE_BYTES = 64 << 20  # a part's texts waiting in the interleave in memory; more wait in a file
@@ -190,13 +191,13 @@ class Merge:
     `spill` (a folder), texts are merged and a part's backlog may wait there; without, only
     sizes are (a count of what each part would give)."""
 
-    def __init__(self, weights: Sequence[Fraction], by_chars: bool, start: dict | None, spill: Path | None,
-                 batch_rows: int):  # fmt: skip
+    def __init__(self, weights: Sequence[Fraction], by_chars: bool, start: MergePosition | None,
+                 spill: Path | None, batch_rows: int):  # fmt: skip
         n = len(weights)
         self.by_chars, self.batch_rows = by_chars, batch_rows
-        self.taken = list(start["taken"]) if start else [0] * n
-        self.sizes = list(start["sizes"]) if start else [0] * n
-        self.chars = list(start["chars"]) if start else [0] * n
+        self.taken = list(start.taken) if start else [0] * n
+        self.sizes = list(start.sizes) if start else [0] * n
+        self.chars = list(start.chars) if start else [0] * n
         self.interleave = Interleave(weights, self.sizes)
         self.queues = [RowQueue(spill / f"queue-{j}.arrow" if spill else None) for j in range(n)]
         self._before = (list(self.taken), list(self.sizes), list(self.chars))
@@ -245,14 +246,14 @@ class Merge:
         characters[part] += total
         sizes[part] += total if self.by_chars else count
 
-    def position(self, pending: int) -> dict:
+    def position(self, pending: int) -> MergePosition:
         """Each part's rows, sizes and characters taken once the last batch is written but its
         last `pending` rows: where the next shard starts."""
         if self._last is None:
-            return {"taken": list(self.taken), "sizes": list(self.sizes), "chars": list(self.chars)}
+            return MergePosition(list(self.taken), list(self.sizes), list(self.chars))
         taken, sizes, chars = (list(x) for x in self._before)
         used = self._last.picks.slice(0, len(self._last.picks) - pending)
         for j in range(len(taken)):
             count = pc.sum(pc.equal(used, j)).as_py() or 0
             self._account((taken, sizes, chars), j, count, self._last.chars[j].slice(0, count))
-        return {"taken": taken, "sizes": sizes, "chars": chars}
+        return MergePosition(taken, sizes, chars)

@@ -8,7 +8,7 @@ becomes the last (validation) shard.
 
 Polars streams each shard to disk (memory stays at a few row groups, not a whole shard):
 `write_pieces` is the one writer, which the local engine runs here and the Ray engine in
-its tasks; `write_shards` cuts the shards and hands each one's pieces to the executor's
+its tasks; a `ShardWriter` cuts the shards and hands each one's pieces to the executor's
 `encode`. Polars does not promise exact row-group sizes, so every file is checked from its
 footer after writing. A shard is written under a temporary name and renamed when complete,
 so a file with a shard's name is always whole.
@@ -22,11 +22,11 @@ import hashlib
 import queue
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +43,17 @@ COMPRESSION, COMPRESSION_LEVEL = "snappy", None
 PARTIAL_SUFFIX = ".partial"
 WRITERS = 2  # shards compressed at once: one is fed while the one before it finishes
 QUEUED_TABLES = 1  # tables waiting for a shard writer, at most
+
+
+class Rows(Protocol):
+    """Kept rows as an executor hands them on and the shard writer cuts them: a pyarrow Table, or
+    the Ray engine's rows held in its object store (run/ray/driver.RemoteRows), which only its
+    own `encode` reads."""
+
+    @property
+    def num_rows(self) -> int: ...
+
+    def slice(self, offset: int = 0, length: int | None = None) -> Rows: ...
 
 
 # Writes one shard from its pieces (slices of kept rows) to a path; returns the rows written
@@ -84,11 +95,11 @@ class TextDigest:
 
 
 class RowStream:
-    """Splits a stream of Arrow tables into consecutive pieces of exact row counts."""
+    """Splits a stream of rows (Arrow tables, or any `Rows`) into consecutive pieces of exact row counts."""
 
-    def __init__(self, batches: Iterator[pa.Table]):
+    def __init__(self, batches: Iterator[Rows]):
         self._batches = batches
-        self._head: pa.Table | None = None
+        self._head: Rows | None = None
         self.exhausted = False
 
     @property
@@ -96,7 +107,7 @@ class RowStream:
         """Rows pulled from the batches but not yet taken."""
         return self._head.num_rows if self._head is not None else 0
 
-    def take(self, rows: int) -> Iterator[pa.Table]:
+    def take(self, rows: int) -> Iterator[Rows]:
         """Yield tables holding the next `rows` rows (fewer only if the stream ends)."""
         while rows > 0:
             if self._head is None:
@@ -224,7 +235,7 @@ class _Writers:
         self.flight: deque[list] = deque()  # [future, queue, token, fed] per shard, in order
         self.failed = False  # a shard's writer failed: the shards after it are not recorded
 
-    def write(self, index: int, pieces: Iterator[pa.Table]) -> None:
+    def write(self, index: int, pieces: Iterator[Rows]) -> None:
         """Start shard `index` and feed it `pieces`; returns once every piece is queued."""
         tables: queue.Queue = queue.Queue(maxsize=QUEUED_TABLES)
         future = self.pool.submit(
@@ -281,71 +292,91 @@ class _Writers:
         self.pool.shutdown(wait=True)
 
 
-def write_shards(
-    batches: Iterator[pa.Table],
-    out_dir: Path,
-    num_shards: int,
-    rows_per_shard: int = ROWS_PER_SHARD,
-    row_group_size: int = ROW_GROUP_SIZE,
-    on_shard: Callable[[ShardInfo, Any], None] | None = None,
-    done: list[ShardInfo] | None = None,
-    position: Callable[[int], Any] = lambda pending: pending,
-    writers: int = WRITERS,
-    digest: bool = False,
-    encode: Encoder = write_pieces,
-    last_rows: int | None = None,
-    validation: bool = True,
-) -> list[ShardInfo]:
-    """Write the training shards and the validation shard from `batches`.
+@dataclass(frozen=True)
+class ShardSizes:
+    """How rows are cut into shards: `num_shards` training shards of `rows_per_shard` rows, then
+    the validation shard of `val_rows` (None: `rows_per_shard`), in row groups of `row_group_size`."""
 
-    `done` are shards already written by an interrupted run; writing continues after them.
-    Once a shard's rows are all taken, `position(pending)` is called with the rows pulled
-    from `batches` but not yet written (where the next shard starts); after the shard is
-    complete on disk, `on_shard(info, that position)` is called, in shard order. Stops
-    pulling from `batches` as soon as the last shard is full. Returns the shards in order,
-    the validation shard last. With `digest`, each shard records a TextDigest of its texts.
+    num_shards: int
+    rows_per_shard: int = ROWS_PER_SHARD
+    row_group_size: int = ROW_GROUP_SIZE
+    val_rows: int | None = None
 
-    `writers` shards are written at once, each by `encode(pieces, path, row_group_size)`
-    (an executor's: `write_pieces` by default); with another encoder the batches may be any
-    row slices with `num_rows` and `slice` (the Ray engine's rows in its object store).
-    `last_rows` sizes the last (validation) shard (`--val-rows`; default `rows_per_shard`).
-    Without `validation`, only the training shards are written (the caller adds the last).
+    def rows(self, index: int) -> int:
+        """Rows of shard `index` (the validation shard is index `num_shards`)."""
+        return self.val_rows if index == self.num_shards and self.val_rows is not None else self.rows_per_shard
+
+
+class ShardWriter:
+    """Cuts a stream of rows into shards in `folder`, a few being compressed at once, and says
+    when each is complete; a context manager, like datatrove's writers.
+
+    `done` are the shards an interrupted run wrote: writing continues after them. Each shard is
+    written by `encode(pieces, path, row_group_size)` (an executor's: `write_pieces` by default,
+    a Ray task on the Ray engine), `writers` at once. With `digest`, each shard records a
+    TextDigest of its texts. `on_shard(info, position)` is called in shard order once a shard is
+    complete on disk, with where the rows after it start (`write`'s `position`). Leaving the
+    writer on an error finishes the shards fed in full (each still reported) and abandons the one
+    being fed; a rerun resumes after the last one reported.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stream = RowStream(batches)
-    shards: list[ShardInfo] = list(done or [])
-    pool = _Writers(out_dir, row_group_size, writers, digest, encode)
-    ended = False
 
-    def collect(wait_for_room: bool) -> None:
-        nonlocal ended
-        for info, token in pool.finished(wait_for_room):
-            if info is None or ended:
-                ended = True  # an empty shard: the stream ended exactly at a shard's end
-                continue
-            shards.append(info)
-            if on_shard:
-                on_shard(info, token)
+    def __init__(self, folder: Path, sizes: ShardSizes, *, done: Sequence[ShardInfo] = (),
+                 on_shard: Callable[[ShardInfo, Any], None] | None = None, encode: Encoder = write_pieces,
+                 writers: int = WRITERS, digest: bool = False):  # fmt: skip
+        self.folder, self.sizes, self.on_shard = folder, sizes, on_shard
+        self.shards: list[ShardInfo] = list(done)
+        self._pool = _Writers(folder, sizes.row_group_size, writers, digest, encode)
+        self._ended = False
 
-    try:
-        index = len(shards)
-        while index < num_shards + validation and not stream.exhausted:
-            rows = last_rows if index == num_shards and last_rows is not None else rows_per_shard
-            pool.write(index, stream.take(rows))
-            pool.mark(position(stream.pending))
+    def __enter__(self) -> ShardWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if exc_type is not None:
+                # Shards fed in full are finished and recorded (a rerun resumes after them); the
+                # one being fed is abandoned. The error that stopped us is the one raised.
+                self._pool.abort()
+                with contextlib.suppress(Exception):
+                    self._collect(wait_for_room=False)
+        finally:
+            self._pool.close()
+
+    def write(self, rows: Iterator[Rows], position: Callable[[int], Any] = lambda pending: pending, *,
+              validation: bool = True) -> list[ShardInfo]:  # fmt: skip
+        """Write the training shards and then the validation shard from `rows`, stopping as soon
+        as the last is full; the shards in order, the validation shard last and pinned to its name.
+        Once a shard's rows are all taken, `position(pending)` is asked where the next shard starts,
+        `pending` being the rows pulled from `rows` but not yet written. Without `validation`,
+        only the training shards (the caller adds the last: `keep`)."""
+        stream = RowStream(rows)
+        index = len(self.shards)
+        while index < self.sizes.num_shards + validation and not stream.exhausted:
+            self._pool.write(index, stream.take(self.sizes.rows(index)))
+            self._pool.mark(position(stream.pending))
             index += 1
-            collect(wait_for_room=True)
-        collect(wait_for_room=False)
-    except BaseException:
-        # Shards fed in full are finished and recorded (a rerun resumes after them); the
-        # one being fed is abandoned. The error that stopped us is the one raised.
-        pool.abort()
-        with contextlib.suppress(Exception):
-            collect(wait_for_room=False)
-        raise
-    finally:
-        pool.close()
-    return pin_validation(out_dir, shards) if validation else shards
+            self._collect(wait_for_room=True)
+        self._collect(wait_for_room=False)
+        if validation:
+            self.shards = pin_validation(self.folder, self.shards)
+        return self.shards
+
+    def keep(self, path: Path, position: Any) -> None:
+        """The file at `path`, byte for byte, as the next shard (--val-from live's validation shard)."""
+        self._add(keep_shard(path, self.folder, shard_name(len(self.shards))), position)
+
+    def _collect(self, wait_for_room: bool) -> None:
+        for info, token in self._pool.finished(wait_for_room):
+            if info is None or self._ended:
+                self._ended = True  # an empty shard: the stream ended exactly at a shard's end
+                continue
+            self._add(info, token)
+
+    def _add(self, info: ShardInfo, position: Any) -> None:
+        self.shards.append(info)
+        if self.on_shard is not None:
+            self.on_shard(info, position)
 
 
 def keep_shard(path: Path, out_dir: Path, name: str) -> ShardInfo:

@@ -1,8 +1,10 @@
 """What every executor offers, and what it records of a run.
 
 An executor runs a row-by-row definition over the source's units and hands each unit's
-kept rows on in unit order; the shard writer cuts the shards from them and asks the
-executor to compress each shard. The local engine (local.py) does both on this machine's
+kept rows on in unit order (`row_by_row`), or each unit's rows staged for a shuffle
+(`stage_units`); the shard writer cuts the shards from the kept rows and asks the executor to
+compress each shard. A whole-source query is not an executor's work: it is one DuckDB query,
+on this machine whatever the engine (run/local.whole_source). The local engine (local.py) does both on this machine's
 threads; the Ray engine (ray/driver.py) in Ray tasks. convert.py chooses by `--engine`
 and sees only this interface, so the shards are the same whichever runs.
 """
@@ -13,16 +15,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..definition.model import Definition
+from ..output.shards import Rows
+from ..output.staging import StagedUnit
 from ..source.scan import Scan
 from ..source.units import Unit
-
-# A unit's kept rows as an executor hands them on: a pyarrow Table, or anything that slices
-# like one (`num_rows`, `slice`), such as the Ray engine's rows held in its object store; for a
-# shuffled conversion, a StagedUnit (output/staging.py) made where the unit ran.
-Rows = Any
 
 
 def available_cores() -> int:
@@ -63,19 +62,23 @@ class Executor(Protocol):
         ...
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None,
-        stage: int | None = None,
-    ) -> Iterator[tuple[Unit, Rows]]:  # fmt: skip
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit] | None = None
+    ) -> Iterator[tuple[Unit, Rows]]:
         """(unit, the definition's kept rows of it) in unit order: the units of `drawn` when
-        given (a shuffled conversion's draw, source/draw.py), else the source's from `scan.start`.
-        With `stage` (a shuffled conversion's seed), each unit's rows are staged by the unit's
-        own work, wherever it ran (run/unit.py): a StagedUnit here, its keys and compressed
-        texts, in place of the rows.
+        given, else the source's from `scan.start`.
 
         `rows_wanted()` is how many more kept rows the consumer can use; units start only
         while the source rows in flight are fewer, and the consumer may stop at any point."""
         ...
 
+    def stage_units(
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
+    ) -> Iterator[tuple[Unit, StagedUnit]]:
+        """As `row_by_row` over a shuffled conversion's draw (source/draw.py), each unit's kept
+        rows staged by the unit's own work, wherever it ran (run/unit.py): its keys and
+        compressed texts, ready for the piles (output/staging.py)."""
+        ...
+
     def encode(self, pieces: Iterator[Rows], path: Path, row_group_size: int) -> int:
-        """Write one shard made of `pieces` (slices of the kept rows) to `path`; the rows written."""
+        """Write one shard made of `pieces` (slices of this executor's kept rows) to `path`; the rows written."""
         ...

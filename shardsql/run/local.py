@@ -5,9 +5,9 @@
   DuckDB connection; results come back in unit order. Its bytes are fetched on the source's
   fetch streams from the moment it is admitted (scheduling.fetching), while the workers
   decode the units admitted before it, so the network works while the cores do.
-* `whole_source`: the units are fetched and decoded ahead on worker threads and streamed,
-  in order, into one DuckDB query over the whole source. It runs here whatever the engine:
-  one query is not split across machines.
+* `whole_source` (not the executor's: every engine's whole-source query runs here): the units
+  are fetched and decoded ahead on worker threads and streamed, in order, into one DuckDB query
+  over the whole source. One query is not split across machines.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -29,10 +30,13 @@ from ..source.decode import read_unit
 from ..source.scan import Scan
 from ..source.units import Unit, units
 from . import scheduling
+from . import unit as unit_work
 from .executor import RunRecord
-from .unit import work as unit_work
 
 ENGINE = "local"
+SPILL_DIR = "spill"  # in the staging folder: where a whole-source query may spill (`whole_source`)
+Result = TypeVar("Result", pa.Table, StagedUnit)  # what a unit's work hands on: its kept rows, or them staged
+UnitWork = Callable[[Evaluator, Scan, Unit, dict[int, bytes]], Result]
 
 
 class LocalExecutor:
@@ -58,24 +62,32 @@ class LocalExecutor:
         return write_pieces(pieces, path, row_group_size)
 
     def row_by_row(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None = None,
-        stage: int | None = None,
-    ) -> Iterator[tuple[Unit, pa.Table | StagedUnit]]:  # fmt: skip
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit] | None = None
+    ) -> Iterator[tuple[Unit, pa.Table]]:
         """(unit, the definition's rows from it) in order, computed on `workers` threads; the
-        units are `drawn` when given (a shuffled draw), else the source's from `scan.start`.
-        With `stage` (a seed), each unit's rows are staged on its worker thread (run/unit.py)."""
+        units are `drawn` when given, else the source's from `scan.start`."""
+        return self._run(scan, definition, rows_wanted, drawn, unit_work.keep)
+
+    def stage_units(
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
+    ) -> Iterator[tuple[Unit, StagedUnit]]:
+        """As `row_by_row`, each unit's kept rows staged on its worker thread (run/unit.py)."""
+        return self._run(scan, definition, rows_wanted, drawn, lambda *args: unit_work.stage(*args, seed))
+
+    def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
+             work: UnitWork[Result]) -> Iterator[tuple[Unit, Result]]:  # fmt: skip
         local = threading.local()
         evaluators: list[Evaluator] = []
         lock = threading.Lock()
 
-        def work(item: tuple[Unit, Future]) -> pa.Table | StagedUnit:
+        def run(item: tuple[Unit, Future]) -> Result:
             evaluator = getattr(local, "evaluator", None)
             if evaluator is None:
                 evaluator = local.evaluator = Evaluator(definition)
                 with lock:
                     evaluators.append(evaluator)
             unit, data = item
-            return unit_work(evaluator, scan, unit, data.result(), stage)
+            return work(evaluator, scan, unit, data.result())
 
         ratio = scheduling.KeepRatio()
         window = scheduling.Window(self.workers, scan.source.fetcher.streams, rows_wanted, ratio)
@@ -86,7 +98,7 @@ class LocalExecutor:
         )
         fetched = scheduling.fetching(scan.source, todo)
         try:
-            for (unit, _), kept in scheduling.ordered(fetched, work, self.workers, window):
+            for (unit, _), kept in scheduling.ordered(fetched, run, self.workers, window):
                 ratio.add(unit.rows, kept.num_rows)
                 self.record.rows_read += unit.rows
                 self.record.tasks += 1
@@ -95,25 +107,29 @@ class LocalExecutor:
             for evaluator in evaluators:
                 evaluator.close()
 
-    def whole_source(self, scan: Scan, evaluator: Evaluator) -> Iterator[tuple[None, pa.Table]]:
-        """(None, a batch of the definition's result) over the whole source, as DuckDB yields it."""
-        rows = 0
-        for table in evaluator.stream(self._source_stream(scan)):
-            check_text(table, f"the definition's result over the whole source, rows {rows:,} to {rows + len(table):,}")
-            rows += len(table)
-            yield None, table
 
-    def _source_stream(self, scan: Scan) -> pa.RecordBatchReader:
-        """The whole source (from `scan.start`) as one Arrow stream, units decoded ahead on threads."""
+def whole_source(scan: Scan, evaluator: Evaluator, workers: int, record: RunRecord) -> Iterator[pa.Table]:
+    """Batches of the definition's result over the whole source, as DuckDB yields them: one query,
+    on this machine whatever the engine, fed by `workers` threads that fetch and decode the units
+    ahead, in order. The source rows it reads are counted in `record`."""
+    rows = 0
+    for table in evaluator.stream(_source_stream(scan, workers, record)):
+        check_text(table, f"the definition's result over the whole source, rows {rows:,} to {rows + len(table):,}")
+        rows += len(table)
+        yield table
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            fetched = scheduling.fetching(scan.source, units(scan.source, scan.columns, scan.start))
-            decode = lambda item: read_unit(scan, item[0], item[1].result())  # noqa: E731
-            # The query decides how much it reads.
-            window = scheduling.Window(self.workers, scan.source.fetcher.streams, lambda: math.inf)
-            for (unit, _), table in scheduling.ordered(fetched, decode, self.workers, window):
-                self.record.rows_read += unit.rows
-                self.record.tasks += 1
-                yield from table.to_batches()
 
-        return pa.RecordBatchReader.from_batches(scan.schema, batches())
+def _source_stream(scan: Scan, workers: int, record: RunRecord) -> pa.RecordBatchReader:
+    """The whole source (from `scan.start`) as one Arrow stream, units decoded ahead on threads."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        fetched = scheduling.fetching(scan.source, units(scan.source, scan.columns, scan.start))
+        decode = lambda item: read_unit(scan, item[0], item[1].result())  # noqa: E731
+        # The query decides how much it reads.
+        window = scheduling.Window(workers, scan.source.fetcher.streams, lambda: math.inf)
+        for (unit, _), table in scheduling.ordered(fetched, decode, workers, window):
+            record.rows_read += unit.rows
+            record.tasks += 1
+            yield from table.to_batches()
+
+    return pa.RecordBatchReader.from_batches(scan.schema, batches())

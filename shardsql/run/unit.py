@@ -1,5 +1,5 @@
 """One unit's work, the same on every executor: decode it, evaluate the definition, check the
-text, and for a shuffled conversion stage the kept rows (`work`).
+text (`keep`), and for a shuffled conversion stage the kept rows (`stage`).
 
 Every kept text is checked (output/text_check.py: no NULL, valid UTF-8, as prepare.py
 needs) before it leaves the unit, so nothing unreadable reaches a shard; a failure names
@@ -34,14 +34,12 @@ def keep(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -
     return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
 
 
-def work(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes],
-         stage: int | None = None, compress: bool = False) -> pa.Table | StagedUnit:  # fmt: skip
-    """A unit's result as its executor hands it on: its kept rows, or with `stage` (a shuffled
-    conversion's seed) those rows staged (output/staging.stage_unit: fingerprinted, split by
-    pile, compressed where it pays or, with `compress`, always) here, where the unit ran. A Ray
-    task compresses always: its texts travel to the driver, and no uncompressed row should."""
-    kept = keep(evaluator, scan, unit, data)
-    return kept if stage is None else stage_unit(kept, stage, compress)
+def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes], seed: int,
+          compress: bool = False) -> StagedUnit:  # fmt: skip
+    """A unit's kept rows staged for a shuffle (output/staging.stage_unit: fingerprinted by `seed`,
+    split by pile, compressed where it pays or, with `compress`, always) here, where the unit ran.
+    A Ray task compresses always: its texts travel to the driver, and no uncompressed row should."""
+    return stage_unit(keep(evaluator, scan, unit, data), seed, compress)
 
 
 def _raise_first_invalid(evaluator: Evaluator, scan: Scan, file: SourceFile, groups: tuple[int, ...],

@@ -65,6 +65,7 @@ from ...definition.model import Definition
 from ...errors import ConversionError, ShardsqlError, describe
 from ...hub import client
 from ...hub.storage import Location
+from ...output.staging import StagedUnit
 from ...source.fetch import START_STREAMS
 from ...source.footers import read_footer
 from ...source.scan import Scan
@@ -127,8 +128,9 @@ def _env() -> dict[str, str]:
 
 
 class RemoteRows:
-    """Rows [offset, offset + num_rows) of a unit's kept rows, held in the object store. It
-    slices like a pyarrow Table, so the shard writer cuts shards from these as from tables."""
+    """Rows [offset, offset + num_rows) of a unit's kept rows, held in the object store: the
+    shard writer's `Rows` (output/shards.py), which it cuts without reading them; only this
+    engine's `encode` (a Ray task) reads them."""
 
     def __init__(self, ref, offset: int, num_rows: int):
         self.ref, self.offset, self.num_rows = ref, offset, num_rows
@@ -269,14 +271,23 @@ class RayExecutor:
     def shards_in_flight(self) -> int:
         return max(2, min(MAX_SHARDS_IN_FLIGHT, self.workers // 2))
 
-    def row_by_row(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int],
-                   drawn: Iterator[Unit] | None = None, stage: int | None = None):  # fmt: skip
+    def row_by_row(
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit] | None = None
+    ) -> Iterator[tuple[Unit, RemoteRows]]:
         """(unit, its kept rows as RemoteRows) in order, each unit a Ray task; the units are
-        `drawn` when given (a shuffled draw), else the source's from `scan.start`. With `stage`
-        (a seed), (unit, the StagedUnit its task made): keys and compressed texts, fetched here.
+        `drawn` when given, else the source's from `scan.start`. The same units, order and
+        stopping rule as the local engine's."""
+        return self._run(scan, definition, rows_wanted, drawn, None)
 
-        The same units, yield shape and stopping rule as the local engine's.
-        """
+    def stage_units(
+        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
+    ) -> Iterator[tuple[Unit, StagedUnit]]:
+        """As `row_by_row`, each unit's kept rows staged by its task: the StagedUnit's keys and
+        compressed texts, fetched here."""
+        return self._run(scan, definition, rows_wanted, drawn, seed)
+
+    def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
+             seed: int | None) -> Iterator[tuple[Unit, Any]]:  # fmt: skip
         ray = self.ray
         shared = [
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
@@ -299,7 +310,7 @@ class RayExecutor:
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
             task = self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], fetching.location,
-                                          fetching.data, stage)  # fmt: skip
+                                          fetching.data, seed)  # fmt: skip
             return task, fetching
 
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
@@ -309,7 +320,7 @@ class RayExecutor:
             (kept, meta), fetching = handle
             fetched, requests, _ = _get(ray, fetching.meta)
             rows, more_bytes, more_requests, node = _get(ray, meta)
-            kept = kept if stage is None else _get(ray, kept)
+            kept = kept if seed is None else _get(ray, kept)
             return kept, (rows, fetched + more_bytes, requests + more_requests, node)
 
         most_rows = window.admission.most_rows
@@ -320,7 +331,7 @@ class RayExecutor:
             self.record.tasks += 1
             self.record.nodes.add(node)
             self.record.rows_read += unit.rows
-            yield unit, (RemoteRows(kept, 0, rows) if stage is None else kept)
+            yield unit, (RemoteRows(kept, 0, rows) if seed is None else kept)
 
     def _fetchers(self) -> Fetchers:
         """The run's fetch actors, started by its first row-by-row pass."""

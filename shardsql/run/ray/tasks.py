@@ -42,7 +42,7 @@ from ...source.decode import fetch_unit
 from ...source.files import ByteCounter, ParquetFooter, SourceSpec, reopen
 from ...source.scan import Scan
 from ...source.units import Unit
-from ..unit import work
+from ..unit import keep, stage
 
 TOKEN_ENV = "HF_TOKEN"
 # What a worker process keeps between tasks, so that its memory stays bounded on a cluster that
@@ -58,8 +58,8 @@ _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the r
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
              messages: str, unit: Unit, footer: ParquetFooter, location: Location | None, data: dict[int, bytes],
-             stage: int | None = None):  # fmt: skip
-    """One task (two returns): the unit's kept rows (with `stage`, a shuffled conversion's seed:
+             seed: int | None = None):  # fmt: skip
+    """One task (two returns): the unit's kept rows (with `seed`, a shuffled conversion's:
     staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
     `data` is the unit's planned ranges, as a `Fetch` actor fetched them; `footer` is the
     unit's file's, as the driver read it: no worker reads a footer again; `location`, where
@@ -84,7 +84,8 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
         _evict(_worker_evaluators, lambda old: old.close())
         evaluator = _worker_evaluators[definition.sha256] = Evaluator(definition)
     with report_waits(lambda text: say(messages, text)):
-        kept = work(evaluator, Scan(source, columns, schema), unit, data, stage, compress=True)
+        scan = Scan(source, columns, schema)
+        kept = keep(evaluator, scan, unit, data) if seed is None else stage(evaluator, scan, unit, data, seed, True)
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
 
