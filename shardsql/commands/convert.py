@@ -27,7 +27,7 @@ from ..autoresearch import MAX_TRAIN_SHARDS, ROW_GROUP_SIZE, ROWS_PER_SHARD, VAL
 from ..consumers import DEFAULT, Consumer
 from ..definition.analysis import Shape
 from ..definition.evaluator import Evaluator
-from ..definition.mixture import Mixture
+from ..definition.mixture import Mixture, for_one_dataset
 from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..hub.retries import report_waits
@@ -39,7 +39,7 @@ from ..output.verify import val_tokens
 from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import LocalExecutor
-from ..source.files import ParquetFooter, Source
+from ..source.files import ParquetFooter, Source, top_column
 from ..source.footers import read_footers
 from ..source.scan import Scan
 from ..source.schemas import unify
@@ -192,7 +192,7 @@ class Preview:
             for footer in self.footers
             for rg in (footer.metadata.row_group(i) for i in range(footer.metadata.num_row_groups))
             for j in range(rg.num_columns)
-            if rg.column(j).path_in_schema.split(".")[0].lower() in wanted
+            if top_column(rg.column(j)).lower() in wanted
         )
 
 
@@ -216,8 +216,7 @@ class MixturePreview:
 def preview_mixture(mixture: Mixture, options: ConvertOptions) -> MixturePreview:
     """The dry run of a mixture: each component's footers, and the rows and bytes it is expected
     to need for its share (by characters: in inverse proportion to its mean row length)."""
-    if options.source or options.revision:
-        raise OptionsError("--source and --revision apply to one dataset; a mixture's components name their own")
+    for_one_dataset(mixture, "convert", revision=options.revision, source=options.source)
     previews = [preview(c.definition, options) for c in mixture.components]
     lengths = [p.text_bytes() / max(1, p.source_rows) for p in previews]
     weights = [c.weight for c in mixture.components]
