@@ -12,9 +12,8 @@ definition/evaluator) are imported inside the commands that need them: `shardsql
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
+import shutil
 import signal
 import sys
 import tempfile
@@ -27,10 +26,12 @@ import click
 
 from . import __version__, report
 from .autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD
+from .commands.query_output import FORMATS
 from .consumers import CONSUMERS, DEFAULT, Consumer, named
 from .definition.catalog import load_all, resolve
 from .definition.mixture import Mixture, for_one_dataset
 from .errors import ShardsqlError, unexpected
+from .malloc import steady_malloc
 from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
 
@@ -248,7 +249,7 @@ def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
     help="Output format.",
@@ -270,8 +271,8 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
         limit = DEFAULT_TABLE_ROWS if fmt == "table" else 0
     if limit < 0:
         raise click.BadParameter("must be 0 (all rows) or more", param_hint="--limit")
-    with stream_query(query, limit or None, revision, source_url) as (stream, session):
-        rows = query_output.write(fmt, stream.schema.names, stream.batches, sys.stdout)
+    with stream_query(query, limit=limit or None, revision=revision, source_url=source_url) as (stream, session):
+        rows = query_output.write(stream.batches, names=stream.schema.names, fmt=fmt, out=sys.stdout)
         truncated, fetched = session.truncated, stream.bytes_fetched
     note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
     click.echo(f"{note}; fetched {format_size(fetched)}", err=True)
@@ -397,8 +398,6 @@ def demo_command(workdir: Path | None, serve: bool, slow_link: bool, consumer: C
 
 
 def _serve(workdir: Path | None, slow_link: bool = False, consumer: Consumer = DEFAULT) -> None:
-    import shutil
-
     from .commands.demo import serving
 
     def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
@@ -424,24 +423,8 @@ def _serve(workdir: Path | None, slow_link: bool = False, consumer: Consumer = D
         click.echo(f"Removed {folder}.", err=True)
 
 
-def _steady_malloc() -> None:
-    """Keep glibc from hoarding freed row-group buffers.
-
-    After a large buffer is freed, glibc raises its mmap threshold to that size and serves
-    later ones from its heaps, which it rarely returns to the system: a conversion's memory
-    would keep growing with the size of its row groups. A fixed threshold stops that.
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
-    except OSError:  # not glibc: nothing to tune
-        pass
-
-
 def main() -> None:
-    _steady_malloc()
+    steady_malloc()
     try:
         cli(prog_name="shardsql")  # click ends every run with SystemExit, its exit status
     except SystemExit as end:

@@ -118,7 +118,7 @@ class Opened:
         }
 
 
-def open_part(definition: Definition, options, weight: Fraction = Fraction(1), validation: bool = False,
+def open_part(definition: Definition, options, *, weight: Fraction = Fraction(1), validation: bool = False,
               overrides: bool = True) -> Part:  # fmt: skip
     """A definition's part: the SQL bound to the first file's schema (bad SQL fails here, before
     any data is fetched), the columns it reads given one schema."""
@@ -143,7 +143,10 @@ def _row_bytes(scan) -> float:
 def _components(model: Definition | Mixture, options, validation: bool) -> list[Part]:
     if isinstance(model, Definition):
         return [open_part(model, options, validation=validation, overrides=not validation)]
-    return [open_part(c.definition, options, c.weight, validation, overrides=False) for c in model.components]
+    return [
+        open_part(c.definition, options, weight=c.weight, validation=validation, overrides=False)
+        for c in model.components
+    ]
 
 
 def open_parts(model: Definition | Mixture, options, live_dir: Path) -> Opened:

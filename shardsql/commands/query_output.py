@@ -24,8 +24,8 @@ MIN_TABLE_WIDTH = 80  # on a terminal: its width, at least this
 MAX_COLUMN_WIDTH = 60  # a table's column: longer values end in an ellipsis
 
 
-def write(fmt: str, names: list[str], batches: Iterable[pa.RecordBatch], out: TextIO) -> int:
-    """The result's rows written to `out` in `fmt` (one of FORMATS); the rows written."""
+def write(batches: Iterable[pa.RecordBatch], *, names: list[str], fmt: str, out: TextIO) -> int:
+    """A result's rows (its columns `names`) written to `out` in `fmt` (one of FORMATS); the rows written."""
     writer = {"csv": _write_csv, "json": _write_json, "table": _write_table}[fmt]
     try:
         return writer(names, batches, out)

@@ -136,6 +136,7 @@ def _entries(mix: str, path: Path, line: int) -> list[tuple[str, str]]:
 
 def parse_mixture(
     text: str,
+    *,
     path: Path,
     header: Header,
     name: str,

@@ -177,7 +177,9 @@ class Source:
             return handle.read(end - start)
 
 
-def open_source(url: str, revision: str | None = None, max_files: int | None = None, override: bool = False) -> Source:
+def open_source(
+    url: str, revision: str | None = None, *, max_files: int | None = None, override: bool = False
+) -> Source:
     """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision.
 
     For an `hf://` URL that names a revision (`@rev`), `revision` must agree with it unless
