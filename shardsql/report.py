@@ -52,27 +52,22 @@ def definition(d: Definition, shape: Shape) -> Iterator[str]:
         if shape.ordered
         else "shuffled by convert (--seed N; --no-shuffle: source order)"
     )
-    yield f"name:        {d.name}"
-    yield f"file:        {d.path}"
-    yield f"description: {d.description}"
-    yield f"source:      {d.source}"
-    yield f"revision:    {d.revision or '(default)'}"
-    for key, value in d.extra.items():
-        yield f"{key + ':':<12} {value}"
-    yield f"sha256:      {d.sha256}"
+    yield from _fields([("name", d.name), ("file", d.path), ("description", d.description), ("source", d.source),
+                        ("revision", d.revision or "(default)"), *d.extra.items(), ("sha256", d.sha256)])  # fmt: skip
     yield f"path:        {shape.path} ({shape.reason})\norder:       {order}\n"
     yield d.sql + "\n"
 
 
+def _fields(fields: list[tuple[str, object]]) -> Iterator[str]:
+    """`show`'s fields, a line each: the name and its colon in 12 columns, then the value."""
+    for key, value in fields:
+        yield f"{key + ':':<12} {value}"
+
+
 def mixture(m: Mixture) -> Iterator[str]:
     """`shardsql show`'s header of a mixture: its fields, its components and their weights."""
-    yield f"name:        {m.name}"
-    yield f"file:        {m.path}"
-    yield f"description: {m.description}"
-    yield f"mix-by:      {m.mix_by}"
-    for key, value in m.extra.items():
-        yield f"{key + ':':<12} {value}"
-    yield f"sha256:      {m.sha256}\n"
+    yield from _fields([("name", m.name), ("file", m.path), ("description", m.description), ("mix-by", m.mix_by),
+                        *m.extra.items(), ("sha256", f"{m.sha256}\n")])  # fmt: skip
     yield f"components ({len(m.components)}):"
     for c in m.components:
         d = c.definition
