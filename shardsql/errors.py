@@ -39,6 +39,17 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0] if text else name
 
 
+def unexpected(exc: Exception) -> str:
+    """The one line the CLI prints for an error that is not a `ShardsqlError` (a bug, or an OS
+    error no layer turned into one): an OS error's own words and file, else its type and text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text, name = describe(exc), type(exc).__name__
+    what = text if text.startswith(name) else f"{name}: {text}"  # describe names the type when there is no text
+    return f"unexpected {what} (shardsql --debug COMMAND ... shows the traceback; please report it)"
+
+
 class ShardsqlError(Exception):
     """Base class: a problem the user can act on (bad input, missing data, network)."""
 

@@ -32,7 +32,7 @@ class QueryResult:
 
 def run_query(sql: str, limit: int | None = None, revision: str | None = None, source_url: str | None = None):
     """`shardsql sql`'s library call, its streamed result collected into one table."""
-    with stream_query(sql, limit, revision, source_url) as (stream, session):
+    with stream_query(sql, limit=limit, revision=revision, source_url=source_url) as (stream, session):
         table = pa.Table.from_batches(list(stream.batches), stream.schema)
         return QueryResult(table, session.truncated, stream.bytes_fetched)
 

@@ -6,8 +6,7 @@ import ctypes
 import duckdb
 import pytest
 
-from shardsql.cli import _unexpected
-from shardsql.errors import describe
+from shardsql.errors import describe, unexpected
 
 # What DuckDB 2.0 says when a cast meets such bytes (quoting them), as bytes.
 MESSAGE = (
@@ -68,7 +67,7 @@ def test_other_errors_give_their_first_line_or_their_type():
 
 def test_unexpected_errors_name_their_type_once():
     hint = "(shardsql --debug COMMAND ... shows the traceback; please report it)"
-    assert _unexpected(ValueError("bad value")) == f"unexpected ValueError: bad value {hint}"
-    assert _unexpected(KeyError()) == f"unexpected KeyError {hint}"
-    assert _unexpected(DROPPED).startswith("unexpected ConversionException (DuckDB's message was not valid UTF-8")
-    assert _unexpected(UNDECODABLE).startswith("unexpected UnicodeDecodeError: Conversion Error: Invalid byte")
+    assert unexpected(ValueError("bad value")) == f"unexpected ValueError: bad value {hint}"
+    assert unexpected(KeyError()) == f"unexpected KeyError {hint}"
+    assert unexpected(DROPPED).startswith("unexpected ConversionException (DuckDB's message was not valid UTF-8")
+    assert unexpected(UNDECODABLE).startswith("unexpected UnicodeDecodeError: Conversion Error: Invalid byte")

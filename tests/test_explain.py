@@ -27,7 +27,7 @@ def rows_of(folder, n):
 def test_funnel_counts_each_condition_in_order_and_alone(hub, hub_dataset):
     folder = hub_dataset("fineweb-edu-high")
     definition = catalog.resolve("fineweb-edu-high")
-    table, source = sample(definition, [definition], 2500)
+    table, source = sample(definition, columns_for=[definition], rows=2500)
     assert table.num_rows == 2500 and table.column_names == ["text", "int_score"]
     result = funnel(definition, table)
 
@@ -58,7 +58,7 @@ def test_against_compares_outputs_on_the_same_rows(hub_dataset, tmp_path):
     stricter = tmp_path / "edu4.sql"
     stricter.write_text(STRICTER)
     first, second = catalog.resolve("fineweb-edu-high"), catalog.resolve(str(stricter))
-    table, _ = sample(first, [first, second], 3000, source_url=str(folder))
+    table, _ = sample(first, columns_for=[first, second], rows=3000, source_url=str(folder))
     diff = compare(first, second, table)
     rows = rows_of(folder, 3000)
     a = Counter(
@@ -99,7 +99,7 @@ def test_definition_without_where_has_no_steps(hub_dataset, tmp_path):
     path = tmp_path / "all.sql"
     path.write_text(f"-- description: d\n-- source: {folder}\n\nSELECT abstract AS text FROM source\n")
     definition = catalog.resolve(str(path))
-    table, _ = sample(definition, [definition], 500)
+    table, _ = sample(definition, columns_for=[definition], rows=500)
     result = funnel(definition, table)
     assert result.steps == [] and result.rows_out == 500 == result.sample_rows
 

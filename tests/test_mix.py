@@ -260,7 +260,8 @@ def test_mixture_errors_are_one_line_with_what_to_do(sources, tmp_path):
         run(catalog.resolve(str(sources / "code.sql")), tmp_path / "a", shuffle=False, val_from="held")
     with pytest.raises(OptionsError, match="no validation shard"):
         run(mix, tmp_path / "empty", val_from="live")
-    with pytest.raises(OptionsError, match="a mixture's components name their own"):
+    refused = "--source applies to one dataset, and mix is a mixture: give it to `shardsql convert`"
+    with pytest.raises(OptionsError, match=refused):
         run(mix, tmp_path / "a", source=catalog.resolve("code").source)
 
 

@@ -82,7 +82,7 @@ def test_sql_reads_files_whose_schemas_differ(mixed):
 
 def test_explain_samples_files_whose_schemas_differ(mixed):
     _, definition = mixed
-    table, _ = sample(catalog.resolve(str(definition)), [catalog.resolve(str(definition))], 100)
+    table, _ = sample(catalog.resolve(str(definition)), columns_for=[catalog.resolve(str(definition))], rows=100)
     assert table["score"].to_pylist() == [1.0, 2.0, 2.5, 0.5, 3.0, 0.0]
     result = CliRunner().invoke(cli, ["explain", str(definition)])
     assert result.exit_code == 0, result.output

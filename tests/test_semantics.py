@@ -58,7 +58,7 @@ def test_sql_and_explain_agree_with_convert(source_folder, tmp_path, monkeypatch
     got = converted(definition, tmp_path)
     via_sql = run_query("SELECT text FROM my_case").table["text"].to_pylist()
     assert (via_sql if ordered else sorted(via_sql)) == (got if ordered else sorted(got))
-    table, _ = explain.sample(definition, [definition], rows=10_000)
+    table, _ = explain.sample(definition, columns_for=[definition], rows=10_000)
     assert explain.funnel(definition, table).rows_out == len(got)
 
 

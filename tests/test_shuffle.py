@@ -250,7 +250,7 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tmp_pa
     at its first occurrence, with its ordinal (the unit's first_g added), its length, in its
     key's pile; a pile's units joined into one text chunk that reads back as their rows, their
     compressed batches as staged or (units that kept few rows) compressed again as one."""
-    monkeypatch.setattr(staging, "REPACK_BYTES", repack)
+    monkeypatch.setattr(staging.piles, "REPACK_BYTES", repack)
     texts = [f"text {i % 37} " + "x" * (i % 37) for i in range(200)]  # repeats within each unit
     a = staging.stage_unit(pa.array(texts[:120]), 3)
     b = staging.stage_unit(pa.chunked_array([texts[120:150], texts[150:]]), 3)
@@ -262,9 +262,10 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tmp_pa
     sizes = piles.flush()
     rows = {}
     for leaf in piles.leaves():
-        keys, column = staging.leaf_keys(leaf), staging._read(leaf.text, staging.TEXT_SCHEMA).column(0)
-        assert len(keys) == len(column) and len(list(staging._chunks(leaf.text))) == 1
-        pile = pc.shift_right(staging.shuffle_keys(keys["fp_lo"], 3), pa.scalar(64 - staging.PILE_BITS, pa.uint64()))
+        keys, column = staging.leaf_keys(leaf), staging.chunks.read(leaf.text, staging.chunks.TEXT_SCHEMA).column(0)
+        assert len(keys) == len(column) and len(list(staging.chunks.each(leaf.text))) == 1
+        shift = pa.scalar(64 - staging.piles.PILE_BITS, pa.uint64())
+        pile = pc.shift_right(staging.shuffle_keys(keys["fp_lo"], 3), shift)
         assert set(pile.to_pylist()) == {leaf.path[0]}
         for g, n, text in zip(keys["g"].to_pylist(), keys["n"].to_pylist(), column.to_pylist(), strict=True):
             assert n == len(text)
@@ -277,19 +278,19 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tmp_pa
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tmp_path, small_slots, monkeypatch):
     """A selection far larger than the sort's budget is split on disk and sorted a leaf at a
     time: no leaf loaded exceeds the budget, and the shards are those of an unsplit run.
-    (Copies of one text share a key and are never split apart: see staging.py.)"""
+    (Copies of one text share a key and are never split apart: see output/staging/.)"""
     definition = definition_for(write_source(tmp_path / "src"))
     whole = run(definition, tmp_path / "whole", num_shards=6)
-    monkeypatch.setattr(staging, "LEAF_BYTES", 32 << 10)  # hundreds of leaves: each has a fixed cost
+    monkeypatch.setattr(staging.piles, "LEAF_BYTES", 32 << 10)  # hundreds of leaves: each has a fixed cost
     monkeypatch.setattr(staging, "FLUSH_BYTES", 16 << 10)
     loaded: list[tuple[Path, int]] = []
-    original = staging._read
+    original = staging.chunks.read
 
     def recording(path, schema):
         loaded.append((path, path.stat().st_size if path.exists() else 0))
         return original(path, schema)
 
-    monkeypatch.setattr(staging, "_read", recording)
+    monkeypatch.setattr(staging.chunks, "read", recording)
     split = run(definition, tmp_path / "split", num_shards=6)
     assert shard_bytes(split) == shard_bytes(whole)
     staged = sum(len(t) for t in all_texts(split))
@@ -301,7 +302,7 @@ def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tmp_pat
     """The passes that count read the keys alone and split a pile whose keys pass the sort
     budget (the texts stay where they are; a split leaf's files are removed once it is read):
     the selection is the same as from the whole piles."""
-    monkeypatch.setattr(staging, "PILE_BITS", 2)  # 4 piles, each split 16 ways: few leaves, a quick test
+    monkeypatch.setattr(staging.piles, "PILE_BITS", 2)  # 4 piles, each split 16 ways: few leaves, a quick test
     texts = [f"text {i % 1500}" for i in range(6000)]  # 1,500 distinct, each drawn four times
     piles, drawn = staging.Piles(tmp_path / "piles", seed=2), 0
     for start in range(0, len(texts), 500):
@@ -310,8 +311,8 @@ def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tmp_pat
         drawn += staged.rows
     piles.flush()
     whole = staging.select(piles, [1000], [drawn])
-    monkeypatch.setattr(staging, "LEAF_BYTES", 16 << 10)  # a pile's keys: about 48 KB
-    assert len(list(piles.leaves(keys_only=True))) > 8 * (1 << staging.PILE_BITS)  # split, by the keys
+    monkeypatch.setattr(staging.piles, "LEAF_BYTES", 16 << 10)  # a pile's keys: about 48 KB
+    assert len(list(piles.leaves(keys_only=True))) > 8 * (1 << staging.piles.PILE_BITS)  # split, by the keys
     assert staging.select(piles, [1000], [drawn]) == whole
     assert whole == [staging.Selection(rows=1000, cut=999, staged=6000)]
 
@@ -325,7 +326,7 @@ def test_texts_are_staged_compressed_only_where_it_pays(tmp_path, monkeypatch):
     """Texts a fast codec barely shrinks are staged as they are (compressing them was the
     shuffle's largest cost, and the shards shrink them no more); texts that compress well are
     compressed (the disk budget); a pile's chunk holding both kinds reads back as its rows."""
-    monkeypatch.setattr(staging, "REPACK_BYTES", 0)  # each unit's batches appended as staged, not joined
+    monkeypatch.setattr(staging.piles, "REPACK_BYTES", 0)  # each unit's batches appended as staged, not joined
     rng = random.Random(5)
     noise = [_noise(rng, 300 + i) for i in range(300)]
     repeats = [f"row {i} " + "the same words again and again " * 20 for i in range(300)]
@@ -342,8 +343,8 @@ def test_texts_are_staged_compressed_only_where_it_pays(tmp_path, monkeypatch):
     piles.flush()
     rows = {}
     for leaf in piles.leaves():
-        keys, column = staging.leaf_keys(leaf), staging._read(leaf.text, staging.TEXT_SCHEMA).column(0)
-        assert len(list(staging._chunks(leaf.text))) == 1  # one chunk: the two units' batches, as staged
+        keys, column = staging.leaf_keys(leaf), staging.chunks.read(leaf.text, staging.chunks.TEXT_SCHEMA).column(0)
+        assert len(list(staging.chunks.each(leaf.text))) == 1  # one chunk: the two units' batches, as staged
         rows.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert rows == dict(enumerate(noise + repeats))
 
@@ -525,7 +526,7 @@ import resource, sys
 from shardsql.output import staging
 from shardsql.source import draw, units
 units.UNIT_BYTES, draw.MIN_SLOT_BYTES = 16 << 10, 1
-staging.LEAF_BYTES, staging.FLUSH_BYTES = 64 << 10, 128 << 10  # a selection many times the budgets
+staging.piles.LEAF_BYTES, staging.FLUSH_BYTES = 64 << 10, 128 << 10  # a selection many times the budgets
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 try:

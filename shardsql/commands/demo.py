@@ -94,7 +94,7 @@ def _play_slow_link(hub: HubStandIn) -> str:
     return SLOW_LINK_PLAYS
 
 
-def run_demo(workdir: Path | None = None, progress: Progress | None = None, slow_link: bool = False,
+def run_demo(workdir: Path | None = None, *, progress: Progress | None = None, slow_link: bool = False,
              consumer: Consumer = DEFAULT) -> DemoResult:  # fmt: skip
     """Run the demo in `workdir` (a new temporary folder if None) and return what it did.
 

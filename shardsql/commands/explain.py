@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -20,9 +21,10 @@ import pyarrow as pa
 from ..autoresearch import TEXT_COLUMN
 from ..definition import sandbox
 from ..definition.evaluator import DUCKDB_ERRORS, Evaluator
+from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..definition.statement import definition_tree
-from ..errors import DefinitionError, describe
+from ..errors import DefinitionError, OptionsError, describe
 from ..source.decode import read_unit
 from ..source.files import Source
 from ..source.scan import open_scan
@@ -55,6 +57,25 @@ class Comparison:
     only_first: int
     only_second: int
     both: int
+
+
+@dataclass
+class Measured:
+    """One definition's funnel on a sample, as `explain` gives them, in the order they are shown.
+
+    `role`: "first" (the definition explained, on a sample of its source), "component" (a
+    mixture's `component`-th, each on a sample of its own source), "own sample" (--against's
+    definition, which reads another source, on a sample of that one) or "same rows" (--against's,
+    on the first's sample, with how their outputs differ: `comparison`)."""
+
+    role: str
+    funnel: Funnel
+    table: pa.Table  # the sample
+    source: Source  # its source
+    mixture: Mixture | None = None
+    component: int = 0
+    comparison: Comparison | None = None
+    compared_with: Definition | None = None  # the first definition, with `comparison`
 
 
 def _conditions(where: dict | None) -> list[dict]:
@@ -99,7 +120,45 @@ class _Statement:
         return self.sql([condition]).split(" WHERE ", 1)[1]
 
 
-def sample(definition: Definition, columns_for: list[Definition], rows: int, revision: str | None = None,
+def check_against(first: Definition | Mixture, second: Definition | Mixture | None) -> None:
+    """Refuse `--against` where either side is a mixture: it compares two datasets."""
+    mixture = next((d for d in (first, second) if isinstance(d, Mixture)), None)
+    if mixture is not None and second is not None:
+        raise OptionsError(f"--against compares two datasets, and {mixture.name} is a mixture: compare one of its "
+                           f"components ({', '.join(c.definition.name for c in mixture.components)})")  # fmt: skip
+
+
+def same_source(first: Definition, second: Definition, source_url: str | None) -> bool:
+    """Whether `--against`'s second definition is measured on the first's sample: with --source
+    (both read it), or where both read the same source at the same revision (the Hub's default
+    branch is main: no revision and `main` read the same files)."""
+    return bool(source_url or (second.source, second.revision or "main") == (first.source, first.revision or "main"))
+
+
+def explain(first: Definition | Mixture, second: Definition | None, *, rows: int, revision: str | None = None,
+            source_url: str | None = None) -> Iterator[Measured]:  # fmt: skip
+    """`shardsql explain`: each definition measured on the first `rows` rows of a source, one at a
+    time as they are shown. A mixture's components each on their own source; --against's
+    definition (`second`) on the first's sample where they share a source (`same_source`),
+    else on its own."""
+    if isinstance(first, Mixture):
+        for number, c in enumerate(first.components):
+            table, source = sample(c.definition, columns_for=[c.definition], rows=rows)
+            yield Measured("component", funnel(c.definition, table), table, source, first, number)
+        return
+    shared = second is not None and same_source(first, second, source_url)
+    table, source = sample(first, columns_for=[first, second] if shared else [first], rows=rows, revision=revision,
+                           source_url=source_url)  # fmt: skip
+    yield Measured("first", funnel(first, table), table, source)
+    if second is not None and shared:
+        yield Measured("same rows", funnel(second, table), table, source, comparison=compare(first, second, table),
+                       compared_with=first)  # fmt: skip
+    elif second is not None:
+        other, other_source = sample(second, columns_for=[second], rows=rows, revision=revision)
+        yield Measured("own sample", funnel(second, other), other, other_source)
+
+
+def sample(definition: Definition, *, columns_for: list[Definition], rows: int, revision: str | None = None,
            source_url: str | None = None) -> tuple[pa.Table, Source]:  # fmt: skip
     """The first `rows` rows of a definition's source, with the columns all of `columns_for` read."""
 

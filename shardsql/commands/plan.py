@@ -13,7 +13,6 @@ Every part's SQL is bound to its source's first file here, before anything is fe
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,9 +26,10 @@ from ..autoresearch import TEXT_COLUMN, VAL_SHARD_NAME
 from ..definition.analysis import Shape
 from ..definition.catalog import resolve
 from ..definition.evaluator import Evaluator
-from ..definition.mixture import Mixture
+from ..definition.mixture import Mixture, for_one_dataset
 from ..definition.model import Definition
 from ..errors import OptionsError
+from ..output.shards import sha256_file
 from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan
 
@@ -103,19 +103,11 @@ class Opened:
                 for p in self.parts
                 if p.scan
             ]
-            + ([_sha256(self.live)] if self.live else []),
+            + ([sha256_file(self.live)] if self.live else []),
         }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def open_part(definition: Definition, options, weight: Fraction = Fraction(1), validation: bool = False,
+def open_part(definition: Definition, options, *, weight: Fraction = Fraction(1), validation: bool = False,
               overrides: bool = True) -> Part:  # fmt: skip
     """A definition's part: the SQL bound to the first file's schema (bad SQL fails here, before
     any data is fetched), the columns it reads given one schema."""
@@ -133,28 +125,23 @@ def open_part(definition: Definition, options, weight: Fraction = Fraction(1), v
 def _row_bytes(scan) -> float:
     """Uncompressed bytes a row of the columns read, in the first file's footer: a mixture's
     first estimate of a component's characters a row (its share of rows by characters)."""
-    metadata = read_footer(scan.source, scan.source.files[0]).metadata
-    wanted = {c.lower() for c in scan.columns}
-    total = sum(
-        group.column(j).total_uncompressed_size
-        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
-        for j in range(group.num_columns)
-        if group.column(j).path_in_schema.split(".")[0].lower() in wanted
-    )
-    return total / max(1, metadata.num_rows)
+    footer = read_footer(scan.source, scan.source.files[0])
+    return footer.uncompressed_bytes(scan.columns) / max(1, footer.num_rows)
 
 
 def _components(model: Definition | Mixture, options, validation: bool) -> list[Part]:
     if isinstance(model, Definition):
         return [open_part(model, options, validation=validation, overrides=not validation)]
-    return [open_part(c.definition, options, c.weight, validation, overrides=False) for c in model.components]
+    return [
+        open_part(c.definition, options, weight=c.weight, validation=validation, overrides=False)
+        for c in model.components
+    ]
 
 
 def open_parts(model: Definition | Mixture, options, live_dir: Path) -> Opened:
     """The parts a conversion of `model` draws, with --val-from's first."""
     options.validate()
-    if isinstance(model, Mixture) and (options.source or options.revision):
-        raise OptionsError("--source and --revision apply to one dataset; a mixture's components name their own")
+    for_one_dataset(model, "convert", revision=options.revision, source=options.source)
     val_parts: list[Part] = []
     live = None
     val_mix_by = "documents"

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..definition.analysis import Shape
-from ..definition.mixture import Mixture
+from ..definition.mixture import Mixture, for_one_dataset
 from ..definition.model import Definition
-from ..errors import OptionsError
 from ..source.files import ParquetFooter, Source
 from ..source.footers import read_footers
 from ..source.schemas import unify
@@ -47,14 +46,7 @@ class Preview:
 
     def text_bytes(self) -> int:
         """Uncompressed bytes of the needed columns in all listed files (the text's size, roughly)."""
-        wanted = {c.lower() for c in self.columns}
-        return sum(
-            rg.column(j).total_uncompressed_size
-            for footer in self.footers
-            for rg in (footer.metadata.row_group(i) for i in range(footer.metadata.num_row_groups))
-            for j in range(rg.num_columns)
-            if rg.column(j).path_in_schema.split(".")[0].lower() in wanted
-        )
+        return sum(footer.uncompressed_bytes(self.columns) for footer in self.footers)
 
 
 @dataclass
@@ -77,8 +69,7 @@ class MixturePreview:
 def preview_mixture(mixture: Mixture, options: ConvertOptions) -> MixturePreview:
     """The dry run of a mixture: each component's footers, and the rows and bytes it is expected
     to need for its share (by characters: in inverse proportion to its mean row length)."""
-    if options.source or options.revision:
-        raise OptionsError("--source and --revision apply to one dataset; a mixture's components name their own")
+    for_one_dataset(mixture, "convert", revision=options.revision, source=options.source)
     previews = [preview(c.definition, options) for c in mixture.components]
     lengths = [p.text_bytes() / max(1, p.source_rows) for p in previews]
     weights = [c.weight for c in mixture.components]

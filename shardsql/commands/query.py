@@ -237,7 +237,7 @@ class Session:
 
 @contextlib.contextmanager
 def stream_query(
-    sql: str, limit: int | None = None, revision: str | None = None, source_url: str | None = None
+    sql: str, *, limit: int | None = None, revision: str | None = None, source_url: str | None = None
 ) -> Iterator[tuple[QueryStream, Session]]:
     """Run one ad-hoc SELECT and stream its result; the session closes when the block ends.
 

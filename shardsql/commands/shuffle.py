@@ -10,7 +10,7 @@ component of a mixture, and with --val-from the validation shard's parts, first.
    its source's files (source/draw.py) and run through the executor as an in-order
    conversion's are, so their kept rows arrive in draw order whatever the workers or the
    engine; each unit's kept rows are staged by the unit's own work, where it ran (a worker
-   thread, a Ray task: fingerprints, pile by shuffle key, compressed texts; output/staging.py),
+   thread, a Ray task: fingerprints, pile by shuffle key, compressed texts; output/staging/),
    and here only appended to the piles on disk, each row's ordinal g (its part in the high
    bits) counted in draw order. A whole-source definition (DISTINCT, GROUP BY, LIMIT, ...)
    stages its query's result the same way, here, in pieces of about a unit. Once a part's

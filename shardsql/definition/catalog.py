@@ -98,7 +98,9 @@ def parse(text: str, path: Path, name: str | None = None) -> Definition | Mixtur
     _check_name(name, path)
     header = read_header(text, path)
     if header.is_mixture:
-        return parse_mixture(text, path, header, name, lambda ref: _component_file(ref, path), _component)
+        return parse_mixture(
+            text, path=path, header=header, name=name, locate=lambda ref: _component_file(ref, path), load=_component
+        )
     return _definition(text, path, header, name)
 
 

@@ -1,6 +1,6 @@
 """A text's fingerprint: xxh3-128 over its UTF-8 bytes, read from the Arrow buffers.
 
-Stable across versions and processes. The shuffle's staging keys rows by it (staging.py:
+Stable across versions and processes. The shuffle's staging keys rows by it (staging/keys.py:
 deduplication, the seeded order) and `verify` compares validation and training texts by it.
 It needs pyarrow and xxhash only, so `verify` and an in-order conversion load nothing more.
 """

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,17 @@ from . import durable
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    """A mixture's component or a --val-from part, as the manifest's `components` record it."""
+
+    name: str
+    validation: bool  # in the validation shard (role "validation"), not the training shards
+    weight: Fraction  # its share of its group's rows (training, or validation)
+    rows_written: int
+    characters_written: int
 
 
 def build(
@@ -103,3 +117,23 @@ def read(folder: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def components(record: Mapping[str, Any] | None) -> list[ComponentRecord]:
+    """A record's components (a mixture's, --val-from's parts); none for a single dataset or no record."""
+    return [
+        ComponentRecord(
+            name=part["name"],
+            validation=part.get("role") == "validation",
+            weight=Fraction(part["weight"]),
+            rows_written=part["rows"]["written"],
+            characters_written=part["characters_written"],
+        )
+        for part in (record or {}).get("components") or []
+    ]
+
+
+def validation_from(record: Mapping[str, Any] | None) -> str | None:
+    """Where the validation shard's rows came from: --val-from's name or path, or "live"; None,
+    the conversion's own rows (or no record)."""
+    return ((record or {}).get("validation") or {}).get("from")

@@ -76,7 +76,7 @@ class Executor(Protocol):
     ) -> Iterator[tuple[Unit, StagedUnit]]:
         """As `row_by_row` over a shuffled conversion's draw (source/draw.py), each unit's kept
         rows staged by the unit's own work, wherever it ran (run/unit.py): its keys and
-        compressed texts, ready for the piles (output/staging.py)."""
+        compressed texts, ready for the piles (output/staging/)."""
         ...
 
     def encode(self, pieces: Iterator[Rows], path: Path, row_group_size: int) -> int:

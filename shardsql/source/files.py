@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,13 +62,30 @@ class ParquetFooter:
     def cheapest_column(self) -> str:
         """The top-level column with the fewest compressed bytes (to count rows cheaply)."""
         sizes: dict[str, int] = {}
-        for i in range(self.metadata.num_row_groups):
-            rg = self.metadata.row_group(i)
-            for j in range(rg.num_columns):
-                name = rg.column(j).path_in_schema.split(".")[0]
-                sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
+        for chunk in self.chunks():
+            name = top_column(chunk)
+            sizes[name] = sizes.get(name, 0) + chunk.total_compressed_size
         names = self.metadata.schema.to_arrow_schema().names
         return min(names, key=lambda n: sizes.get(n, 0))
+
+    def chunks(self) -> Iterator[pq.ColumnChunkMetaData]:
+        """Every column chunk of every row group, in order."""
+        for i in range(self.metadata.num_row_groups):
+            group = self.metadata.row_group(i)
+            for j in range(group.num_columns):
+                yield group.column(j)
+
+    def uncompressed_bytes(self, columns: list[str]) -> int:
+        """Uncompressed bytes of `columns` in every row group: the size of their text, roughly
+        (a dry run's estimates, a mixture's first guess at a component's characters a row)."""
+        wanted = {c.lower() for c in columns}
+        return sum(chunk.total_uncompressed_size for chunk in self.chunks() if top_column(chunk).lower() in wanted)
+
+
+def top_column(chunk: pq.ColumnChunkMetaData) -> str:
+    """The top-level column a column chunk belongs to: `a` for every leaf (`a.b`, `a.list.element`)
+    of a nested column. A definition reads top-level columns; their names match ignoring case."""
+    return chunk.path_in_schema.split(".")[0]
 
 
 @dataclass
@@ -159,7 +177,9 @@ class Source:
             return handle.read(end - start)
 
 
-def open_source(url: str, revision: str | None = None, max_files: int | None = None, override: bool = False) -> Source:
+def open_source(
+    url: str, revision: str | None = None, *, max_files: int | None = None, override: bool = False
+) -> Source:
     """List the files of a source URL (sorted by path, at most `max_files`) and pin its revision.
 
     For an `hf://` URL that names a revision (`@rev`), `revision` must agree with it unless

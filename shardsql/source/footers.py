@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ..errors import SourceError, describe
 from .files import ParquetFooter, Source, SourceFile
 
-FETCH_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
+FOOTER_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -64,7 +64,7 @@ def reading_footers(source: Source, files: list[SourceFile]) -> Iterator[list[Fu
     """The footers of `files` being read in parallel while the block runs: their futures, in
     order. A caller that needs the first one soon gets it while the others are read (each costs
     round trips, not bytes); those not started when the block ends are not read."""
-    pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="shardsql-footer")
+    pool = ThreadPoolExecutor(FOOTER_THREADS, thread_name_prefix="shardsql-footer")
     try:
         yield [pool.submit(read_footer, source, file) for file in files]
     finally:

@@ -39,7 +39,7 @@ def open_scan(
     `columns` may check the SQL against the schema too (convert binds the definition there,
     so bad SQL fails before any data is fetched). `max_files` and `override` are open_source's.
     """
-    source = open_source(url, revision, max_files, override)
+    source = open_source(url, revision, max_files=max_files, override=override)
     # The first file's footer binds the SQL; the others are read meanwhile (on a link with
     # round trips of 100 ms, reading them after it cost a second before the first unit).
     with reading_footers(source, source.files[:SCHEMA_FILES]) as ahead:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .files import ParquetFooter, Source, SourceFile
+from .files import ParquetFooter, Source, SourceFile, top_column
 from .footers import read_footer
 
 UNIT_BYTES = 8 << 20
@@ -50,7 +50,7 @@ def chunk_ranges(footer: ParquetFooter, row_group: int, columns: list[str]) -> l
     ranges = []
     for j in range(rg.num_columns):
         chunk = rg.column(j)
-        if chunk.path_in_schema.split(".")[0].lower() not in wanted:
+        if top_column(chunk).lower() not in wanted:
             continue
         start = chunk.data_page_offset
         if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:

@@ -1,0 +1,38 @@
+"""A dry run's estimates, from parquet footers alone: the validation shard's tokens and the staging's disk.
+
+Both start from the source's mean text size a row: the needed columns' uncompressed bytes
+over its rows, before any filter (`Preview.text_bytes`). A token is about BYTES_PER_TOKEN bytes
+of UTF-8 text (autoresearch.py). A shuffled conversion stages each kept row's text as it is
+(compressed only where it compresses well: output/staging/chunks.py) beside its keys,
+KEY_BYTES a row (output/staging/keys.py): the estimate follows the staging's own format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..autoresearch import BYTES_PER_TOKEN
+from ..output.staging import KEY_BYTES
+
+if TYPE_CHECKING:
+    from .convert import ConvertOptions, Preview
+
+
+@dataclass(frozen=True)
+class Estimates:
+    val_rows: int  # rows of the validation shard
+    val_tokens: int  # its tokens, at the source's mean text size a row
+    staging_bytes: float | None  # the shuffle's staging at most, on disk; None: not shuffled
+
+
+def estimate(preview: Preview, options: ConvertOptions) -> Estimates | None:
+    """The estimates of a dataset's dry run; None for a source with no rows (no mean to go by)."""
+    if not preview.source_rows:
+        return None
+    text_bytes = preview.text_bytes() / preview.source_rows  # uncompressed bytes a source row, before filtering
+    val_rows = options.val_rows or options.rows_per_shard
+    tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
+    shuffled = options.shuffle and not preview.shape.ordered
+    staged = preview.rows_wanted * (text_bytes + KEY_BYTES) if shuffled else None
+    return Estimates(val_rows, tokens, staged)

@@ -1,0 +1,46 @@
+"""The shuffle's staging: kept rows scattered into piles on disk, then deduplicated, cut and sorted.
+
+A shuffled conversion (commands/shuffle.py) never holds its selection in memory. Each job
+has a module of its own:
+
+- keys.py: what a row is known by (its text's fingerprint, its ordinal g with its part, its
+  length) and the seeded shuffle key that orders it;
+- chunks.py: the files' format, append-only runs of Arrow IPC streams, texts compressed where it pays;
+- piles.py: a unit's rows staged where it ran (`stage_unit`) and the pile store they are
+  appended to, a pile split on disk when it is too large to sort in memory (`Piles.leaves`);
+- selection.py: counting distinct texts, from the keys alone: each part's cut (`select`);
+- order.py: a leaf's selected rows in output order (`ordered`), their texts taken in it and
+  checked against a fingerprint collision (`leaf_texts`).
+
+The names below are what the rest of shardsql uses (`staging.Piles`, `staging.select`, ...).
+A test that replaces a setting or a function replaces it in the module that reads it
+(`staging.piles.LEAF_BYTES`, `staging.chunks.read`), except FLUSH_BYTES, which only
+commands/shuffle.py reads, as `staging.FLUSH_BYTES`.
+"""
+
+from __future__ import annotations
+
+from .keys import KEY_BYTES, PART_SHIFT, shuffle_keys
+from .order import Ordered, leaf_texts, ordered
+from .piles import FLUSH_BYTES, PILE_BITS, Leaf, Piles, StagedUnit, clear, disk_bytes, leaf_keys, stage_unit
+from .selection import Selection, select
+
+__all__ = [
+    "FLUSH_BYTES",
+    "KEY_BYTES",
+    "PART_SHIFT",
+    "PILE_BITS",
+    "Leaf",
+    "Ordered",
+    "Piles",
+    "Selection",
+    "StagedUnit",
+    "clear",
+    "disk_bytes",
+    "leaf_keys",
+    "leaf_texts",
+    "ordered",
+    "select",
+    "shuffle_keys",
+    "stage_unit",
+]

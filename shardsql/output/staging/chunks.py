@@ -1,0 +1,111 @@
+"""The staging's file format: append-only runs of chunks, each an Arrow IPC stream, texts compressed where it pays.
+
+A pile's two files (`NN.keys`, `NN.text`: piles.py) are each a run of chunks,
+`[8-byte length][an Arrow IPC stream]`, appended and never rewritten: a checkpoint records the
+files' sizes and a resume truncates them to those sizes, so a chunk is either whole or gone.
+
+Keys are never compressed (hashes do not compress). Texts are compressed (zstd level 1) only
+where it is needed to keep the staging within the disk budget, about 2.5x the shards: a unit's
+texts are probed (lz4 over their first PROBE_BYTES) and staged as they are when it shrinks them
+less than RAW_BELOW (`text_options`). The shards (snappy) shrink such texts about as much as lz4
+does (the benchmark's prose: 1.84x both; real FineWeb-Edu: 2.03x with snappy), so raw staging
+stays under about 2.2x the output; texts that compress better (code, boilerplate, the tests'
+repetitive samples: 3.8x) are compressed. Compression was the shuffle's largest cost: on the
+benchmark's machine zstd-1 compresses about 125 MB/s a core in a unit's small per-pile pieces
+and decompresses 700 MB/s, so the main job (1.6 GB of texts) spent 13 CPU-seconds staging and
+5.7 reading back.
+
+A text chunk's IPC stream is its schema message, record batch messages and the end-of-stream
+marker: a staged unit carries only its record batches (`record_batches`, compressed or not,
+each batch says), and a flush joins a pile's units into one chunk between TEXT_HEAD and EOS.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from ...autoresearch import TEXT_COLUMN
+
+TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
+COMPRESSION = pa.Codec("zstd", 1)
+RAW_BELOW = 2.2
+PROBE_BYTES = 256 << 10
+COMPRESSED = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
+_PROBE = pa.Codec("lz4_raw")
+_LENGTH = struct.Struct("<Q")
+
+
+def text_options(texts: pa.Table) -> pa.ipc.IpcWriteOptions | None:
+    """How to stage these texts: compressed when lz4 shrinks a sample of them RAW_BELOW or more, else as they are."""
+    chunks = [chunk for chunk in texts.column(0).chunks if len(chunk)]
+    if not chunks:
+        return None
+    chunk = chunks[0].cast(pa.large_string())
+    offsets = memoryview(chunk.buffers()[1]).cast("q")
+    start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+    size = min(PROBE_BYTES, end - start)
+    if size <= 0:
+        return None
+    sample = chunk.buffers()[2].slice(start, size)
+    return COMPRESSED if size >= RAW_BELOW * _PROBE.compress(sample).size else None
+
+
+def stream(table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> pa.Buffer:
+    """`table` as one Arrow IPC stream, its buffers compressed with `options` (keys never: hashes do not compress)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+TEXT_HEAD = stream(TEXT_SCHEMA.empty_table()).to_pybytes()[:-8]  # a text stream's schema message
+EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the end-of-stream marker
+
+
+def append(path: Path, table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> None:
+    """`table` appended to `path` as one chunk (keys: `options` None, never compressed)."""
+    append_bytes(path, [stream(table, options)])
+
+
+def append_texts(path: Path, table: pa.Table) -> None:
+    """Texts appended to `path` as one chunk, compressed where it pays (`text_options`)."""
+    append(path, table, text_options(table))
+
+
+def append_bytes(path: Path, parts: list[bytes | pa.Buffer]) -> None:
+    """One chunk, `[8-byte length][the parts joined]`, appended to `path`."""
+    with open(path, "ab") as handle:
+        handle.write(_LENGTH.pack(sum(len(part) for part in parts)))
+        for part in parts:
+            handle.write(part)
+
+
+def record_batches(table: pa.Table, options: pa.ipc.IpcWriteOptions | None) -> pa.Buffer:
+    """The record batch messages of `table`'s texts: its IPC stream without the schema and end (not copied)."""
+    data = stream(table, options)
+    head, tail = len(TEXT_HEAD), len(EOS)
+    if not (data.size >= head + tail and data[:head].to_pybytes() == TEXT_HEAD
+            and data[data.size - tail:].to_pybytes() == EOS):  # fmt: skip
+        raise AssertionError("an Arrow IPC stream of texts that is not its schema, batches and end")
+    return data.slice(head, data.size - head - tail)
+
+
+def each(path: Path, fields: list[int] | None = None) -> Iterator[pa.Table]:
+    """The chunks of `path` in order, each as a table (only `fields`, if given); none if it does not exist."""
+    if not path.exists():
+        return
+    options = pa.ipc.IpcReadOptions(included_fields=fields) if fields is not None else None
+    with open(path, "rb") as handle:
+        while header := handle.read(_LENGTH.size):
+            (length,) = _LENGTH.unpack(header)
+            yield pa.ipc.open_stream(pa.py_buffer(handle.read(length)), options=options).read_all()
+
+
+def read(path: Path, schema: pa.Schema) -> pa.Table:
+    """All of `path`'s chunks as one table (an empty one of `schema` if it has none)."""
+    tables = list(each(path))
+    return pa.concat_tables(tables) if tables else schema.empty_table()

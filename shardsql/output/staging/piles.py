@@ -1,0 +1,246 @@
+"""The pile store: kept rows scattered by their shuffle key into piles on disk, split on disk when too large.
+
+The work of staging is done where a unit runs (`stage_unit`, called by run/unit.py on a
+worker thread or in a Ray task): a unit's rows become a `StagedUnit`, its keys by pile and
+each pile's texts as IPC record batches. `Piles.add_staged` gives the keys their global
+ordinals and `flush` appends each pile's keys and, between the stream's schema and its end,
+its units' text batches as they are (or compressed again as one, for units that kept few
+rows): the machine appending them decompresses and compresses nothing else.
+
+Rows go to a pile by the key's top PILE_BITS bits; a pile is two append-only files, `NN.keys`
+(keys.py's KEYS_SCHEMA) and `NN.text` (the texts), each a run of chunks (chunks.py). A pile too
+large to sort in memory is split on disk by the key's next SPLIT_BITS bits (`Piles.leaves`),
+recursively, so memory stays bounded at any size: a leaf is the unit that selection.py counts
+and order.py sorts.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...autoresearch import TEXT_COLUMN
+from .. import durable
+from ..fingerprints import fingerprints
+from . import chunks
+from .keys import KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
+
+PILE_BITS = 6  # 64 level-1 piles
+SPLIT_BITS = 4  # a pile too large is split 1 << SPLIT_BITS (16) ways, by the key's next bits
+# A leaf is loaded whole to be sorted: at most this many bytes of its files on disk (about
+# 4x that in memory: texts decompressed (about 2.5x), and their sorted copy); the write phase
+# holds two leaves (one fed to the writer, the next being sorted).
+LEAF_BYTES = 48 << 20
+# Staged units buffered (counted by their texts' size uncompressed) before every pile is appended
+# to: a checkpoint boundary (commands/shuffle.py flushes when `Piles.buffered` reaches it).
+FLUSH_BYTES = 32 << 20
+# A pile's staged batches in one flush that average fewer compressed bytes than this are joined
+# and compressed again at the flush, where they are appended: each batch has about 250 bytes of
+# headers, and zstd needs more than a few KB to compress well. Units of real sizes (8 MB of the
+# needed columns, compressed) stage far more than this a pile, and are appended as they come.
+REPACK_BYTES = 16 << 10
+
+
+@dataclass
+class StagedUnit:
+    """One unit's kept rows, ready for the piles (`stage_unit`): `rows` kept (the ordinals
+    count every one, repeats within the unit included), `nbytes` their texts' size in memory,
+    `keys` (KEYS_SCHEMA, g the row's ordinal in the unit) grouped by pile in pile order, and
+    per non-empty pile (pile, its rows, its texts' IPC record batches, compressed or not)."""
+
+    rows: int
+    nbytes: int
+    keys: pa.Table
+    piles: list[tuple[int, int, pa.Buffer]]
+
+    @property
+    def num_rows(self) -> int:  # counted as a table's rows are (the executors' keep ratio, the stager)
+        return self.rows
+
+
+def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress: bool = False) -> StagedUnit:
+    """One unit's kept texts (in draw order) fingerprinted, keyed by `seed` and split by pile,
+    each pile's texts compressed where it pays (`chunks.text_options`) or, with `compress`,
+    always: the work of staging, done wherever the unit ran. A text repeated within the unit
+    is staged once, at its first occurrence (the selection keeps first occurrences, so it is
+    the same)."""
+    column = texts.column(0) if isinstance(texts, pa.Table) else texts
+    column = column.cast(pa.large_string())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    rows = len(column)
+    if not rows:
+        return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
+    hi, lo = fingerprints(column)
+    n = pc.utf8_length(column).cast(pa.int64())
+    keys = pa.table([hi, lo, pa.array(range(rows), pa.int64()), n], schema=KEYS_SCHEMA)
+    text = pa.table({TEXT_COLUMN: column})
+    firsts = first_occurrences(keys)
+    if len(firsts) < rows:
+        chosen = pc.is_in(keys["g"], value_set=firsts)
+        keys, text = keys.filter(chosen), text.filter(chosen)
+    pile = key_bits(keys["fp_lo"], seed, skip=0, bits=PILE_BITS)
+    order = pc.sort_indices(pile)
+    keys, text, pile = keys.take(order), text.take(order), pile.take(order)
+    # One choice for the unit: its piles' pieces are too small to probe.
+    options = chunks.COMPRESSED if compress else chunks.text_options(text)
+    piles, start = [], 0
+    for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
+        count = entry["counts"]
+        piles.append((entry["values"], count, chunks.record_batches(text.slice(start, count), options)))
+        start += count
+    return StagedUnit(rows, column.nbytes, keys.combine_chunks(), piles)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A set of rows whose keys share a prefix (`path`: the pile, then each split's bits), on disk."""
+
+    path: tuple[int, ...]
+    keys: Path
+    text: Path
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in (self.keys, self.text) if p.exists())
+
+
+def leaf_keys(leaf: Leaf) -> pa.Table:
+    """A leaf's keys, whole (KEY_BYTES a row: what counting and ordering read)."""
+    return chunks.read(leaf.keys, KEYS_SCHEMA)
+
+
+class Piles:
+    """The level-1 piles of a shuffled conversion, in `folder`, keyed by `seed`."""
+
+    def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None):
+        self.folder, self.seed = folder, seed
+        folder.mkdir(parents=True, exist_ok=True)
+        self._keys: dict[int, list[pa.Table]] = {}  # per pile: the buffered units' keys
+        self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
+        self.buffered = 0  # the buffered units' texts, uncompressed (what FLUSH_BYTES counts)
+        self.truncate(sizes or {})
+
+    def _files(self, pile: int) -> tuple[Path, Path]:
+        return self.folder / f"{pile:03d}.keys", self.folder / f"{pile:03d}.text"
+
+    def truncate(self, sizes: dict[str, int]) -> None:
+        """Cut every pile file back to its size at the last checkpoint (absent: empty)."""
+        for pile in range(1 << PILE_BITS):
+            for path in self._files(pile):
+                size = sizes.get(path.name, 0)
+                if path.exists() and path.stat().st_size != size:
+                    with open(path, "r+b") as handle:
+                        handle.truncate(size)
+        for folder in ("split", "split-keys"):
+            shutil.rmtree(self.folder / folder, ignore_errors=True)
+
+    def add_staged(self, staged: StagedUnit, first_g: int) -> None:
+        """Buffer a staged unit (`stage_unit`) whose first kept row has the ordinal `first_g`
+        (its part in the high bits): its keys get their global ordinals, its texts are already
+        encoded. Appended to the piles at the next `flush`."""
+        if not staged.piles:
+            return
+        g = pc.add(staged.keys["g"], pa.scalar(first_g, pa.int64()))
+        keys = staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g)
+        start = 0
+        for pile, rows, messages in staged.piles:
+            self._keys.setdefault(pile, []).append(keys.slice(start, rows))
+            self._texts.setdefault(pile, []).append(messages)
+            start += rows
+        self.buffered += staged.nbytes
+
+    def flush(self) -> dict[str, int]:
+        """Append the buffered units to their piles, one keys chunk and one text chunk a pile
+        (the text chunk an IPC stream of the units' record batches, as staged); the
+        files' sizes (what a checkpoint records)."""
+        for pile in sorted(self._keys):
+            keys_file, text_file = self._files(pile)
+            chunks.append(keys_file, pa.concat_tables(self._keys[pile]))
+            batches = self._texts[pile]
+            if len(batches) > 1 and sum(map(len, batches)) < REPACK_BYTES * len(batches):
+                # Units that kept few rows (a selective filter, small units): their batches, each
+                # with its own header and too small for zstd, are compressed again as one.
+                stream = pa.ipc.open_stream(pa.py_buffer(b"".join([chunks.TEXT_HEAD, *batches, chunks.EOS])))
+                chunks.append_texts(text_file, stream.read_all().combine_chunks())
+            else:
+                chunks.append_bytes(text_file, [chunks.TEXT_HEAD, *batches, chunks.EOS])
+        if durable.boot_id() is None:  # a restart cannot be told: on the disk before the checkpoint (durable.py)
+            for pile in sorted(self._keys):
+                for path in self._files(pile):
+                    durable.sync(path)
+            durable.sync(self.folder)
+        self._keys, self._texts, self.buffered = {}, {}, 0
+        return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
+
+    def leaves(self, first_pile: int = 0, keys_only: bool = False) -> Iterator[Leaf]:
+        """Every leaf in key order (from pile `first_pile`): the piles, those larger than
+        LEAF_BYTES split on disk by the key's next bits. With `keys_only` (the passes that
+        count, which never read texts), a pile is split only if its keys alone are larger,
+        and only its keys are: the texts, most of the bytes, are not copied."""
+        for pile in range(first_pile, 1 << PILE_BITS):
+            keys, text = self._files(pile)
+            if keys.exists() and keys.stat().st_size:
+                yield from self._split(Leaf((pile,), keys, text), PILE_BITS, keys_only)
+
+    def _split(self, leaf: Leaf, bits: int, keys_only: bool = False) -> Iterator[Leaf]:
+        size = leaf.keys.stat().st_size if keys_only else leaf.size
+        if size <= LEAF_BYTES or bits + SPLIT_BITS > 64:
+            yield leaf
+            return
+        folder = self.folder / ("split-keys" if keys_only else "split") / "-".join(map(str, leaf.path))
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        children = [
+            Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(1 << SPLIT_BITS)
+        ]
+        # Each child's rows are gathered over chunks, up to LEAF_BYTES in memory, and appended
+        # as one chunk: a chunk per child per chunk read made many tiny files' worth of writes.
+        pending: list[list[tuple[pa.Table, pa.Table | None]]] = [[] for _ in children]
+        buffered = 0
+
+        def append_pending() -> None:
+            for child, tables in zip(children, pending, strict=True):
+                if tables:
+                    chunks.append(child.keys, pa.concat_tables([k for k, _ in tables]))
+                    if not keys_only:
+                        chunks.append_texts(child.text, pa.concat_tables([t for _, t in tables]))
+                    tables.clear()
+
+        texts = iter(()) if keys_only else chunks.each(leaf.text)
+        for keys in chunks.each(leaf.keys):
+            text = None if keys_only else next(texts)
+            part = key_bits(keys["fp_lo"], self.seed, skip=bits, bits=SPLIT_BITS)
+            order = pc.sort_indices(part)  # stable: each child's rows keep their order
+            keys, part = keys.take(order), part.take(order)
+            text = text.take(order) if text is not None else None
+            start = 0
+            for entry in pc.value_counts(part).to_pylist():  # in order of first appearance: sorted
+                i, count = entry["values"], entry["counts"]
+                pending[i].append((keys.slice(start, count), text.slice(start, count) if text is not None else None))
+                start += count
+            buffered += keys.nbytes + (text.nbytes if text is not None else 0)
+            if buffered >= LEAF_BYTES:
+                append_pending()
+                buffered = 0
+        append_pending()
+        for child in children:
+            if child.keys.exists():
+                yield from self._split(child, bits + SPLIT_BITS, keys_only)
+                for path in (child.keys, child.text):  # done with: a resume splits again
+                    path.unlink(missing_ok=True)
+
+
+def clear(folder: Path) -> None:
+    """Remove a staging folder's piles."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def disk_bytes(folder: Path) -> int:
+    """The bytes a staging folder holds on disk."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
