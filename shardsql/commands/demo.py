@@ -75,7 +75,7 @@ class Served:
 
 
 @contextmanager
-def _env(name: str, value: str):
+def _env(name: str, value: str) -> Iterator[None]:
     old = os.environ.get(name)
     os.environ[name] = value
     try:

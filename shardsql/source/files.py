@@ -24,7 +24,7 @@ from ..errors import ShortReadError, SourceError, describe
 from ..hub.retries import with_retries
 from ..hub.storage import Location
 from ..hub.urls import parse_url
-from .fetch import Fetcher
+from .fetch import Fetcher, Parts
 
 # For annotations only, as they are slow to import: a local source never needs huggingface_hub
 # (hub.reader), and listing a source's files (`shardsql show`) needs no pyarrow.
@@ -51,7 +51,8 @@ class ParquetFooter:
 
     @property
     def num_rows(self) -> int:
-        return self.metadata.num_rows
+        rows: int = self.metadata.num_rows
+        return rows
 
     @property
     def schema(self) -> pa.Schema:
@@ -66,7 +67,7 @@ class ParquetFooter:
             for j in range(rg.num_columns):
                 name = rg.column(j).path_in_schema.split(".")[0]
                 sizes[name] = sizes.get(name, 0) + rg.column(j).total_compressed_size
-        names = self.metadata.schema.to_arrow_schema().names
+        names: list[str] = self.metadata.schema.to_arrow_schema().names
         return min(names, key=lambda n: sizes.get(n, 0))
 
 
@@ -136,7 +137,7 @@ class Source:
         self.counter.add(len(data))
         return data
 
-    def fetch_ranges(self, file: SourceFile, ranges: tuple[tuple[int, int], ...]) -> Future:
+    def fetch_ranges(self, file: SourceFile, ranges: tuple[tuple[int, int], ...]) -> Future[Parts]:
         """A future of {start: bytes} for each piece of `ranges` of `file` (fetch.pieces), fetched on
         the source's streams, each by `fetch` (retried, counted); the first failure fails it."""
         return self.fetcher.submit(lambda start, end: self.fetch(file, start, end), ranges)
@@ -156,7 +157,8 @@ class Source:
     def _read_fs(self, file: SourceFile, start: int, end: int) -> bytes:
         with self.fs.open(file.path, "rb", cache_type="none") as handle:
             handle.seek(start)
-            return handle.read(end - start)
+            data: bytes = handle.read(end - start)
+            return data
 
 
 def open_source(url: str, revision: str | None = None, max_files: int | None = None, override: bool = False) -> Source:
