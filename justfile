@@ -48,10 +48,11 @@ list: setup
 test *args: setup-dev
     uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered "$@"
 
-# Lint and format-check (the same checks pre-commit runs).
+# Lint, format-check and type-check (the same checks pre-commit runs; mypy's settings: pyproject.toml).
 lint: setup
     uv run ruff check .
     uv run ruff format --check .
+    uv run mypy
 
 # Format the code.
 fmt: setup

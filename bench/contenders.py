@@ -140,7 +140,8 @@ def shardsql_convert(
 
     In source order (`--no-shuffle`) unless `shuffle`: that is the seed loop's work, row for row,
     so that every run can be checked against it; the shuffled default is its own contender."""
-    from shardsql.commands.convert import ConvertOptions, convert
+    from shardsql.commands.convert import convert
+    from shardsql.commands.options import ConvertOptions
     from shardsql.definition.catalog import resolve
 
     options = ConvertOptions(num_shards=num_shards, rows_per_shard=rows_per_shard, source=source,

@@ -217,8 +217,9 @@ def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_
     \b
     Example: shardsql convert fineweb-edu --for nanochat
     """
-    from .commands.convert import ConvertOptions, convert
+    from .commands.convert import convert
     from .commands.estimates import estimate
+    from .commands.options import ConvertOptions
     from .commands.preview import preview, preview_mixture
 
     definition = resolve(dataset)
@@ -390,8 +391,8 @@ def demo_command(workdir: Path | None, serve: bool, slow_link: bool, consumer: C
     if serve:
         _serve(workdir, slow_link, consumer)
         return
-    from .commands.convert import ConvertOptions
     from .commands.demo import run_demo
+    from .commands.options import ConvertOptions
 
     _echo(report.demo_intro(slow_link), err=True)
     demo = run_demo(workdir, progress=for_terminal(), slow_link=slow_link, consumer=consumer)

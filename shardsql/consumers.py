@@ -136,7 +136,7 @@ def named(name: str) -> Consumer:
     return CONSUMERS[name]
 
 
-def recorded(record: Mapping | None) -> Consumer | None:
+def recorded(record: Mapping[str, object] | None) -> Consumer | None:
     """The consumer a manifest records (its options' `consumer`); None where it records none
     (made before --for, so for autoresearch, or by hand) or one this version does not know."""
     options = record.get("options") if isinstance(record, Mapping) else None

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
     from .output.shards import ShardInfo
 
 PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shard
@@ -32,7 +35,7 @@ class Progress:
     The base of the others. `rows_wanted` is the kept rows to produce.
     """
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self.rows_wanted = 0
         self.shards_wanted = 0
@@ -83,7 +86,7 @@ class Progress:
 class PlainProgress(Progress):
     """One line per shard and a status line every few seconds, for logs."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream or sys.stderr)
         self._last = 0.0
 
@@ -105,7 +108,7 @@ class PlainProgress(Progress):
 class RichProgress(Progress):
     """A live progress bar over kept rows, with the counters beside it."""
 
-    def __init__(self, console=None) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         super().__init__()
         # Imported here: rich's progress display costs about 0.2 s to import, and only a
         # terminal shows it (logs and library callers never do).
@@ -122,7 +125,7 @@ class RichProgress(Progress):
             console=self._console,
             transient=False,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
     def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0) -> None:
         super().start(rows_wanted, shards_wanted, kept, shards)

@@ -24,10 +24,12 @@ from .output import manifest
 from .progress import format_size
 
 if TYPE_CHECKING:
-    from .commands.convert import ConvertOptions, ConvertResult, MixturePreview, Preview
+    from .commands.convert import ConvertResult
     from .commands.demo import DemoResult, Served
     from .commands.estimates import Estimates
     from .commands.explain import Funnel, Measured
+    from .commands.options import ConvertOptions
+    from .commands.preview import MixturePreview, Preview
     from .definition.analysis import Shape
     from .output.cache_dir import CacheDir
     from .output.verify import VerifyReport

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from shardsql.cli import cli
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.output.cache_dir import BackupError, BusyError, CacheDir
 

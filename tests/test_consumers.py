@@ -14,7 +14,8 @@ from helpers import StopAfter
 
 from shardsql.autoresearch import ROW_GROUP_SIZE, VAL_SHARD_NAME
 from shardsql.cli import cli
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.consumers import AUTORESEARCH, NANOCHAT
 from shardsql.definition import catalog
 from shardsql.output import verify

@@ -4,7 +4,8 @@ import pyarrow.parquet as pq
 import pytest
 from seed_reference import seed_shards
 
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.commands.preview import preview
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError, DefinitionError, OptionsError, SourceError

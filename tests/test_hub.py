@@ -11,7 +11,8 @@ import pytest
 from helpers import read_texts
 from seed_reference import seed_shards
 
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.commands.preview import preview
 from shardsql.definition import catalog
 from shardsql.errors import SourceError

@@ -21,7 +21,8 @@ from helpers import read_texts
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError, OptionsError
 from shardsql.output import interleave

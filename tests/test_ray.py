@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 from helpers import StopAfter  # noqa: E402
 
-from shardsql.commands.convert import ConvertOptions, convert  # noqa: E402
+from shardsql.commands.convert import convert  # noqa: E402
+from shardsql.commands.options import ConvertOptions  # noqa: E402
 from shardsql.definition import catalog  # noqa: E402
 from shardsql.progress import Progress  # noqa: E402
 from shardsql.standin.hub import HubStandIn  # noqa: E402

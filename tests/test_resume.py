@@ -12,7 +12,8 @@ import time
 import pytest
 from helpers import StopAfter
 
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.output import durable
 from shardsql.output.cache_dir import CacheDir

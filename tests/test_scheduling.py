@@ -8,7 +8,8 @@ import time
 import pytest
 from helpers import CASES, StopAfter, definition_file, read_texts
 
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError
 from shardsql.progress import Progress

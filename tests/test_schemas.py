@@ -7,8 +7,9 @@ from click.testing import CliRunner
 from helpers import read_texts, run_query
 
 from shardsql.cli import cli
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
 from shardsql.commands.explain import sample
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import SourceError
 from shardsql.source.schemas import conform, unify

@@ -15,7 +15,8 @@ import pytest
 from helpers import CASES, definition_file, read_texts, run_query
 
 from shardsql.commands import explain
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition.evaluator import Evaluator
 
 

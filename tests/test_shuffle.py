@@ -24,7 +24,8 @@ from seed_reference import seed_shards
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
 from shardsql.commands import convert as pipeline
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.output import staging
 from shardsql.output.verify import verify

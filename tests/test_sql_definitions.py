@@ -8,7 +8,8 @@ import pytest
 from helpers import read_texts, row_groups
 from seed_reference import seed_shards
 
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.definition.mixture import Mixture
 from shardsql.standin.samples import LAYOUTS

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError
 from shardsql.output.text_check import check_text

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from shardsql.autoresearch import EVAL_TOKENS
-from shardsql.commands.convert import ConvertOptions, convert
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
 from shardsql.consumers import AUTORESEARCH
 from shardsql.definition import catalog
 from shardsql.errors import VerifyError

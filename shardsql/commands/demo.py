@@ -36,8 +36,8 @@ from ..progress import Progress
 from ..standin.hub import HubStandIn
 from ..standin.hub.network import SLOW_LINK
 from ..standin.samples import LAYOUTS, write_sample
-from .convert import ConvertOptions, ConvertResult, convert
-from .plan import LIVE
+from .convert import ConvertResult, convert
+from .options import LIVE, ConvertOptions
 
 DEMO_DATASET = "fineweb-edu"
 DEMO_MIXTURE = "edu-code-mix"  # fineweb-edu-high (the same repo) and github-code-python
@@ -75,7 +75,7 @@ class Served:
 
 
 @contextmanager
-def _env(name: str, value: str):
+def _env(name: str, value: str) -> Iterator[None]:
     old = os.environ.get(name)
     os.environ[name] = value
     try:

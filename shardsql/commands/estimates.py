@@ -16,7 +16,8 @@ from ..autoresearch import BYTES_PER_TOKEN
 from ..output.staging import KEY_BYTES
 
 if TYPE_CHECKING:
-    from .convert import ConvertOptions, Preview
+    from .options import ConvertOptions
+    from .preview import Preview
 
 
 @dataclass(frozen=True)

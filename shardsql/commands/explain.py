@@ -15,6 +15,7 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -29,6 +30,9 @@ from ..source.decode import read_unit
 from ..source.files import Source
 from ..source.scan import open_scan
 from ..source.units import units
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 
 @dataclass
@@ -78,7 +82,7 @@ class Measured:
     compared_with: Definition | None = None  # the first definition, with `comparison`
 
 
-def _conditions(where: dict | None) -> list[dict]:
+def _conditions(where: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The top-level AND conditions of a WHERE clause, flattened."""
     if where is None:
         return []
@@ -87,7 +91,7 @@ def _conditions(where: dict | None) -> list[dict]:
     return [where]
 
 
-def _and(conditions: list[dict]) -> dict | None:
+def _and(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not conditions:
         return None
     if len(conditions) == 1:
@@ -99,7 +103,7 @@ def _and(conditions: list[dict]) -> dict | None:
 class _Statement:
     """A definition's parsed SELECT, from which variants with other WHERE clauses are made."""
 
-    def __init__(self, con, definition: Definition):
+    def __init__(self, con: DuckDBPyConnection, definition: Definition):
         self.con, self.definition = con, definition
         self.tree = definition_tree(con, definition)
         node = self.tree["statements"][0]["node"]
@@ -108,15 +112,16 @@ class _Statement:
         self.plain = node.get("type") == "SELECT_NODE"
         self.conditions = _conditions(node.get("where_clause")) if self.plain else []
 
-    def sql(self, conditions: list[dict] | None) -> str:
+    def sql(self, conditions: list[dict[str, Any]] | None) -> str:
         """The definition with only `conditions` in its WHERE (None: unchanged)."""
         if conditions is None:
             return self.definition.sql
         tree = copy.deepcopy(self.tree)
         tree["statements"][0]["node"]["where_clause"] = _and(conditions)
-        return self.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+        sql: str = self.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+        return sql
 
-    def text(self, condition: dict) -> str:
+    def text(self, condition: dict[str, Any]) -> str:
         return self.sql([condition]).split(" WHERE ", 1)[1]
 
 

@@ -25,6 +25,7 @@ from ..progress import Progress
 from ..run.executor import Executor
 from ..run.local import SPILL_DIR, whole_source
 from ..source.units import Unit
+from .options import ConvertOptions
 from .plan import Part
 
 
@@ -37,13 +38,14 @@ class InOrder:
     rows_here = False
     live = None
 
-    def __init__(self, part: Part, executor: Executor, options, folder: Path, checkpoint: Checkpoint,
+    def __init__(self, part: Part, executor: Executor, options: ConvertOptions, folder: Path, checkpoint: Checkpoint,
                  progress: Progress):  # fmt: skip
         start = checkpoint.write_at or Position()
         assert isinstance(start, Position)
         self.part, self.executor, self.progress = part, executor, progress
-        self.row_by_row = part.shape.row_by_row
-        self.scan = dataclasses.replace(part.scan, start=(start.file, start.row_group) if self.row_by_row else (0, 0))
+        self.definition, scan, shape = part.read()
+        self.row_by_row = shape.row_by_row
+        self.scan = dataclasses.replace(scan, start=(start.file, start.row_group) if self.row_by_row else (0, 0))
         self.start, self.checkpoint, self.done = start, checkpoint, list(checkpoint.shards)
         self.rows_wanted, self.spill = options.rows_wanted, folder / SPILL_DIR
         self.sizes = ShardSizes(options.num_shards, options.rows_per_shard, options.row_group_size, options.val_rows)
@@ -59,14 +61,14 @@ class InOrder:
     def batches(self) -> Iterator[Rows]:
         """The definition's output over the source, on the path its shape allows."""
         if self.row_by_row:
-            units = self.executor.row_by_row(self.scan, self.part.definition, lambda: self.rows_wanted - self.kept)
+            units = self.executor.row_by_row(self.scan, self.definition, lambda: self.rows_wanted - self.kept)
             try:
                 yield from self._from_units(units)
             finally:
                 units.close()  # stops the executor's threads now, not when garbage collected
             return
         self.spill.mkdir(parents=True, exist_ok=True)
-        evaluator = Evaluator(self.part.definition, spill_dir=self.spill)
+        evaluator = Evaluator(self.definition, spill_dir=self.spill)
         try:
             yield from self._from_query(whole_source(self.scan, evaluator, self.executor.record.workers,
                                                      self.executor.record))  # fmt: skip

@@ -30,6 +30,7 @@ from ..output.interleave import Merge
 from ..output.shards import ShardSizes
 from ..progress import Progress
 from ..run.executor import Executor
+from .options import ConvertOptions
 from .plan import Part
 from .shuffle import BATCH_ROWS
 
@@ -144,7 +145,7 @@ class Interleaved:
     digest = False
     live = None
 
-    def __init__(self, parts: list[Part], by: str, executor: Executor, options, folder: Path,
+    def __init__(self, parts: list[Part], by: str, executor: Executor, options: ConvertOptions, folder: Path,
                  checkpoint: Checkpoint, progress: Progress):  # fmt: skip
         for part in parts:
             if not part.shape.row_by_row:

@@ -32,8 +32,7 @@ from ..errors import OptionsError
 from ..output.shards import sha256_file
 from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan
-
-LIVE = "live"  # --val-from live: keep the validation shard already in the cache folder
+from .options import LIVE, ConvertOptions
 
 
 @dataclass
@@ -51,6 +50,12 @@ class Part:
     given: Path | None = None  # read a row group at a time, never whole (a real shard's texts are ~400 MB)
     given_rows: int = 0
     row_chars: float = 1.0  # characters a row, estimated before drawing (a mixture's first selection)
+
+    def read(self) -> tuple[Definition, Scan, Shape]:
+        """Its definition, its source's scan and its shape: what reading its rows from its source needs."""
+        if self.definition is None or self.scan is None or self.shape is None:
+            raise ValueError(f"{self.name} is the given file {self.given}, not rows read from a source")
+        return self.definition, self.scan, self.shape
 
 
 @dataclass
@@ -107,8 +112,8 @@ class Opened:
         }
 
 
-def open_part(definition: Definition, options, *, weight: Fraction = Fraction(1), validation: bool = False,
-              overrides: bool = True) -> Part:  # fmt: skip
+def open_part(definition: Definition, options: ConvertOptions, *, weight: Fraction = Fraction(1),
+              validation: bool = False, overrides: bool = True) -> Part:  # fmt: skip
     """A definition's part: the SQL bound to the first file's schema (bad SQL fails here, before
     any data is fetched), the columns it reads given one schema."""
     evaluator = Evaluator(definition)
@@ -129,7 +134,7 @@ def _row_bytes(scan) -> float:
     return footer.uncompressed_bytes(scan.columns) / max(1, footer.num_rows)
 
 
-def _components(model: Definition | Mixture, options, validation: bool) -> list[Part]:
+def _components(model: Definition | Mixture, options: ConvertOptions, validation: bool) -> list[Part]:
     if isinstance(model, Definition):
         return [open_part(model, options, validation=validation, overrides=not validation)]
     return [
@@ -138,7 +143,7 @@ def _components(model: Definition | Mixture, options, validation: bool) -> list[
     ]
 
 
-def open_parts(model: Definition | Mixture, options, live_dir: Path) -> Opened:
+def open_parts(model: Definition | Mixture, options: ConvertOptions, live_dir: Path) -> Opened:
     """The parts a conversion of `model` draws, with --val-from's first."""
     options.validate()
     for_one_dataset(model, "convert", revision=options.revision, source=options.source)

@@ -16,7 +16,7 @@ from ..source.files import ParquetFooter, Source
 from ..source.footers import read_footers
 from ..source.schemas import unify
 from ..source.units import chunk_ranges
-from .convert import ConvertOptions
+from .options import ConvertOptions
 from .plan import open_part
 
 
@@ -88,7 +88,7 @@ def preview(definition: Definition, options: ConvertOptions) -> Preview:
     """The dry run: list files and read their footers; no data pages are fetched."""
     options.validate()
     part = open_part(definition, options)  # footers are cached: the first ones are not read again
-    scan, shape = part.scan, part.shape
+    _, scan, shape = part.read()
     rows_wanted = options.rows_wanted
     footers = read_footers(scan.source, scan.source.files)
     # Every footer is at hand: files whose columns cannot be read as one schema fail here.

@@ -14,9 +14,10 @@ one row group of the columns it needs, and a count over one column reads only th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -40,6 +41,8 @@ READ_THREADS = 4  # units fetched and decoded ahead of the query, at most
 STREAM_ROWS = 2048  # rows per batch pulled from DuckDB when streaming a result out
 INTERRUPT_POLL_S = 0.1  # how often the main thread wakes while DuckDB works (to see Ctrl-C)
 INTERRUPT_WAIT_S = 5.0  # how long an interrupted query may take to stop
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -115,9 +118,9 @@ class Session:
         self.sources: list[Source] = []
         self.failures: list[ShardsqlError] = []  # raised inside a source stream that DuckDB pulls
         self.truncated = False  # the result had more rows than the limit
-        self._pool = None  # runs DuckDB calls off the main thread (see _interruptible)
+        self._pool: ThreadPoolExecutor | None = None  # runs DuckDB calls off the main thread (see _interruptible)
 
-    def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict]) -> None:
+    def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict[str, Any]]) -> None:
         """Open a source and register it as `name`, reading only the columns the parse trees name."""
         needed = lambda schema: columns_needed(trees, list(schema.names))  # noqa: E731
         scan = open_scan(url, revision, needed, override=bool(self.revision))  # --revision wins
@@ -164,7 +167,7 @@ class Session:
             raise self._error(exc) from None
         return QueryStream(reader.schema, self._batches(reader, limit), self.sources)
 
-    def _batches(self, reader, limit: int | None) -> Iterator[pa.RecordBatch]:
+    def _batches(self, reader: pa.RecordBatchReader, limit: int | None) -> Iterator[pa.RecordBatch]:
         left = limit
         while True:
             try:
@@ -185,7 +188,7 @@ class Session:
             if left == 0 and self.truncated:
                 return
 
-    def _interruptible(self, call, *args):
+    def _interruptible(self, call: Callable[..., R], *args: object) -> R:
         """`call(*args)` on a worker thread, so that Ctrl-C stops DuckDB promptly.
 
         While DuckDB computes, the main thread would sit in C code where Python cannot run

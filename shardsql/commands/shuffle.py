@@ -58,6 +58,7 @@ from ..progress import Progress
 from ..run.executor import Executor, RunRecord, available_cores
 from ..run.local import SPILL_DIR, whole_source
 from ..source.draw import Draw
+from .options import ConvertOptions
 from .plan import Plan, given_batches
 
 PILES_DIR = "piles"  # in the staging folder
@@ -446,7 +447,7 @@ class Shuffled:
     (draw, stage, select), resuming from the checkpoint's `shuffle` where an interrupted run left
     it; `batches` is phase 2's output, from `position`; `finish`, each part's account."""
 
-    def __init__(self, plan: Plan, executor: Executor, options, folder: Path, checkpoint: Checkpoint,
+    def __init__(self, plan: Plan, executor: Executor, options: ConvertOptions, folder: Path, checkpoint: Checkpoint,
                  progress: Progress):  # fmt: skip
         self.plan, self.executor, self.options, self.folder = plan, executor, options, folder
         self.checkpoint, self.progress = checkpoint, progress

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import duckdb
 
@@ -43,8 +44,8 @@ class Shape:
         return "row by row" if self.row_by_row else "whole source"
 
 
-def walk(node: object) -> Iterator[dict]:
-    stack = [node]
+def walk(node: object) -> Iterator[dict[str, Any]]:
+    stack: list[object] = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
@@ -71,7 +72,7 @@ _MODIFIERS = {"DISTINCT_MODIFIER": "DISTINCT", "ORDER_MODIFIER": "ORDER BY", "LI
               "LIMIT_PERCENT_MODIFIER": "LIMIT"}  # fmt: skip
 
 
-def classify(statement: dict) -> Shape:
+def classify(statement: dict[str, Any]) -> Shape:
     """Row by row, or whole source (with the first construct that makes it so); and whether
     the statement's own ORDER BY fixes its output's order."""
     shape = _classify(statement)
@@ -81,9 +82,12 @@ def classify(statement: dict) -> Shape:
     return shape
 
 
-def _classify(statement: dict) -> Shape:
+def _classify(statement: dict[str, Any]) -> Shape:
     node = statement["node"]
-    whole = lambda what: Shape(False, f"{what}: reads the whole source")  # noqa: E731
+
+    def whole(what: str) -> Shape:
+        return Shape(False, f"{what}: reads the whole source")
+
     if node.get("type") != "SELECT_NODE":
         return whole("a set operation (UNION, EXCEPT, INTERSECT)")
     if node.get("cte_map", {}).get("map"):

@@ -164,7 +164,9 @@ def parse_mixture(
     line = header.lines["mix"]
     entries = _entries(header.values["mix"], path, line)
     weights = _weights(entries, path, line)
-    own, seen, components = path.expanduser().absolute().resolve(), {}, []
+    own = path.expanduser().absolute().resolve()
+    seen: dict[Path, str] = {}
+    components: list[Component] = []
     for (ref, _), weight in zip(entries, weights, strict=True):
         try:
             found = locate(ref)

@@ -16,10 +16,12 @@ import duckdb
 THREADS = 1  # a connection per unit: the executors run units in parallel
 
 
-def connect(threads: int | None = THREADS, memory_limit: str | None = None, spill_dir: Path | None = None):
+def connect(
+    threads: int | None = THREADS, memory_limit: str | None = None, spill_dir: Path | None = None
+) -> duckdb.DuckDBPyConnection:
     """A locked-down in-memory DuckDB connection (`threads` None: DuckDB's default, every core),
     spilling to `spill_dir` past `memory_limit`."""
-    config: dict[str, str | int] = {} if threads is None else {"threads": threads}
+    config: dict[str, str | bool | int | float | list[str]] = {} if threads is None else {"threads": threads}
     if memory_limit is not None:
         config["memory_limit"] = memory_limit
     if spill_dir is not None:

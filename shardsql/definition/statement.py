@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DefinitionError, QueryError
 from .model import Definition
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 NOT_SELECT = "the definition must be one SELECT over source"
 QUERY_NOT_SELECT = "the query must be one SELECT"
@@ -23,7 +27,7 @@ def _line(sql: str, offset: int) -> int:
     return sql[: max(offset, 0)].count("\n") + 1
 
 
-def _parse(con, sql: str, not_select: str) -> tuple[dict | None, str, int | None]:
+def _parse(con: DuckDBPyConnection, sql: str, not_select: str) -> tuple[dict[str, Any] | None, str, int | None]:
     """(tree, '', None) for one SELECT, else (None, message, line within `sql`)."""
     try:
         statements = con.extract_statements(sql)
@@ -63,7 +67,7 @@ def body_line(definition: Definition, line: int) -> int:
     return header_lines + line
 
 
-def definition_tree(con, definition: Definition) -> dict:
+def definition_tree(con: DuckDBPyConnection, definition: Definition) -> dict[str, Any]:
     """The parse tree of a definition's one SELECT, or a DefinitionError at its file and line."""
     tree, message, line = _parse(con, definition.sql, NOT_SELECT)
     if tree is None:
@@ -71,7 +75,7 @@ def definition_tree(con, definition: Definition) -> dict:
     return tree
 
 
-def query_tree(con, sql: str) -> dict:
+def query_tree(con: DuckDBPyConnection, sql: str) -> dict[str, Any]:
     """The parse tree of an ad-hoc query's one SELECT, or a QueryError naming the line."""
     tree, message, line = _parse(con, sql, QUERY_NOT_SELECT)
     if tree is None:

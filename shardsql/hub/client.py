@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 
 import httpx2
 from huggingface_hub import get_token, set_client_factory
@@ -67,7 +68,7 @@ def token() -> str | None:
         return None
 
 
-def default_client_factory():
+def default_client_factory() -> Callable[[], httpx2.Client]:
     """huggingface_hub's own client factory (its request hook: offline mode, request ids).
 
     Private: not exported. The public alternative, building an httpx2.Client ourselves,
@@ -118,7 +119,7 @@ def stream_body_within(response: httpx2.Response, seconds: float) -> None:
         timeout["read"] = seconds
 
 
-def _fill_timeouts(request) -> None:
+def _fill_timeouts(request: httpx2.Request) -> None:
     """A request hook: where a request has no timeout (None), use ours."""
     timeouts = dict(request.extensions.get("timeout") or {})
     defaults = {"connect": CONNECT_TIMEOUT_S, "read": READ_TIMEOUT_S, "write": READ_TIMEOUT_S, "pool": READ_TIMEOUT_S}
@@ -153,6 +154,7 @@ def disable_telemetry() -> None:
     reads once, when imported: a process that imported it already needs the constant set.
     """
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None:
-        constants.HF_HUB_DISABLE_TELEMETRY = True
+    if "huggingface_hub.constants" in sys.modules:  # imported already: it has read the variable
+        import huggingface_hub.constants
+
+        huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY = True

@@ -50,9 +50,13 @@ MAX_REDIRECTS = 5  # within the Hub's origin: a renamed repo, then /api/resolve-
 class File(Protocol):
     """What a read needs to know of a file (source.files.SourceFile is one)."""
 
-    path: str  # pinned to the commit: datasets/<org>/<repo>@<commit>/<file>
-    url: str  # for messages
-    size: int
+    # Properties: read-only, as a frozen dataclass's (SourceFile's) fields are.
+    @property
+    def path(self) -> str: ...  # pinned to the commit: datasets/<org>/<repo>@<commit>/<file>
+    @property
+    def url(self) -> str: ...  # for messages
+    @property
+    def size(self) -> int: ...
 
 
 class HubReader:
@@ -123,8 +127,8 @@ class HubReader:
         url = self.url(file.path)
         for _ in range(MAX_REDIRECTS):
             self.resolves += 1
-            request = {"headers": {**self.headers, "Range": _range(start, end)}, "timeout": client.timeouts()}
-            with get_session().stream("GET", url, follow_redirects=False, **request) as response:
+            headers, timeout = {**self.headers, "Range": _range(start, end)}, client.timeouts()
+            with get_session().stream("GET", url, headers=headers, timeout=timeout, follow_redirects=False) as response:
                 if not response.has_redirect_location:
                     return self._answer(response, file, start, end, storage=False)
                 target = urljoin(url, response.headers["location"])
@@ -180,10 +184,10 @@ def _check_range(response: httpx2.Response, file: File, start: int, end: int) ->
     status, host = response.status_code, _host(response)
     what = f"bytes {start}-{end - 1} of {file.url} ({file.size:,} bytes as listed)"
     if status == 416:
-        total = UNSATISFIED_RANGE.match(response.headers.get("content-range", ""))
+        held = UNSATISFIED_RANGE.match(response.headers.get("content-range", ""))
         response.read()
-        if total and int(total[1]) != file.size:  # a stale object in the CDN's edge cache: another try may miss it
-            raise StorageAnswerError(f"{host} answered 416 for {what}: it holds a copy of {int(total[1]):,} bytes",
+        if held and int(held[1]) != file.size:  # a stale object in the CDN's edge cache: another try may miss it
+            raise StorageAnswerError(f"{host} answered 416 for {what}: it holds a copy of {int(held[1]):,} bytes",
                                      response, transient=True)  # fmt: skip
         raise SourceError(f"{host} answered 416 (range not satisfiable) for {what}")
     whole = start == 0 and end == file.size

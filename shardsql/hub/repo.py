@@ -8,7 +8,9 @@ through reader.py. Both are retried by retries.py.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from huggingface_hub import HfApi, HfFileSystem, errors
 
@@ -31,7 +33,7 @@ class RepoFile:
 @dataclass
 class Listing:
     revision: str  # as asked (a branch, tag, ref or commit)
-    commit: str  # what it resolved to
+    commit: str | None  # what it resolved to (huggingface_hub types the Hub's answer Optional)
     files: list[RepoFile]
     reader: HubReader
 
@@ -52,7 +54,9 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
         )
         commit = info.sha
         prefix = f"{parsed.type}/{parsed.repo}@{commit}/"
-        found = with_retries(lambda: fs.glob(prefix + parsed.pattern, detail=True), url, explain)
+        listed = with_retries(lambda: fs.glob(prefix + parsed.pattern, detail=True), url, explain)
+        # {path: info}, as fsspec's glob returns with detail=True; HfFileSystem.glob is annotated `-> list[str]`.
+        found = cast(dict[str, dict[str, Any]], listed)
     except SourceError as exc:
         raise _listing_error(exc, parsed.repo, revision, endpoint) from exc
     files = [
@@ -83,7 +87,7 @@ def _listing_error(exc: SourceError, repo: str, revision: str, endpoint: str) ->
     return exc
 
 
-def _explainer(repo: str, endpoint: str):
+def _explainer(repo: str, endpoint: str) -> Callable[[BaseException], SourceError | None]:
     def explain(exc: BaseException) -> SourceError | None:
         return _gated_error(exc, repo) or _invalid_token_error(exc, endpoint)
 
@@ -102,7 +106,7 @@ def _gated_error(exc: BaseException, what: str) -> SourceError | None:
 def _invalid_token_error(exc: BaseException, endpoint: str) -> SourceError | None:
     """The Hub answers 401 "Invalid credentials" to a bad token, even for public repos."""
     response = getattr(exc, "response", None)
-    if getattr(response, "status_code", None) != 401:
+    if response is None or getattr(response, "status_code", None) != 401:
         return None
     if response.headers.get("x-error-message", "") != INVALID_TOKEN_MESSAGE and INVALID_TOKEN_MESSAGE not in str(exc):
         return None

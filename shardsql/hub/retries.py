@@ -39,9 +39,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TypeVar
 
 from ..errors import RateLimitTooLong, RetriesExhausted, ShortReadError, SourceError, StorageAnswerError, describe
+
+T = TypeVar("T")
 
 RETRY_ATTEMPTS = 6
 RETRY_BASE_S = 0.5
@@ -104,7 +106,7 @@ def too_long(what: str, wait: float) -> RateLimitTooLong:
 def rate_limit_wait(exc: BaseException) -> float | None:
     """Seconds a 429 asks us to wait (`RateLimit` t= when r=0, else `Retry-After`), or None."""
     response = getattr(exc, "response", None)
-    if getattr(response, "status_code", None) != 429:
+    if response is None or getattr(response, "status_code", None) != 429:
         return None
     # Imported here: a local source never loads huggingface_hub (start-up time), and only an
     # HTTP answer has a status.
@@ -144,7 +146,8 @@ def _backoff(exc: BaseException, attempt: int) -> float:
     retry_after = _retry_after(exc)
     if retry_after is not None:
         return min(retry_after, RATE_LIMIT_WINDOW_S)
-    return min(RETRY_BASE_S * 2 ** (attempt - 1), RETRY_MAX_S)
+    exponential: float = RETRY_BASE_S * 2 ** (attempt - 1)
+    return min(exponential, RETRY_MAX_S)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -198,12 +201,12 @@ def unreachable(exc: BaseException) -> bool:
 
 
 def with_retries(
-    action: Callable[[], Any],
+    action: Callable[[], T],
     what: str,
     explain: Callable[[BaseException], SourceError | None] | None = None,
     *,
     on_fault: Callable[[BaseException], None] | None = None,
-) -> Any:
+) -> T:
     """Run `action`, waiting out rate limits and retrying transient faults; a SourceError when they
     persist or when the failure is permanent. Any other exception (a bug) is raised at once, unchanged.
 

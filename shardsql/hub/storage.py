@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 # A URL that does not say when it expires is resolved again after this long: well below the
@@ -101,7 +102,7 @@ class Locations:
         self._refused: dict[str, str] = {}  # the last URL storage refused, by file
         self._lock = threading.Lock()
 
-    def get(self, path: str) -> Location | None | bool:
+    def get(self, path: str) -> Location | None | Literal[False]:
         """The file's fresh location; None if its endpoint answers with the bytes (no redirect);
         False if it must be resolved (never was, or expired)."""
         with self._lock:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from ..consumers import CONSUMERS, DEFAULT, Consumer, found, recorded
 from ..errors import BackupError, BusyError, CacheDirError
@@ -105,7 +106,7 @@ class CacheDir:
             handle.flush()
             yield  # closing the file releases the lock
 
-    def _open_lock_file(self):
+    def _open_lock_file(self) -> TextIO:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             return open(self.root / LOCK_NAME, "a+")  # noqa: SIM115 - the caller closes it

@@ -107,7 +107,7 @@ def verify(directory: str | Path | None = None, consumer: Consumer | None = None
     return report
 
 
-def _check_validation_place(files: list[str], listed: dict[str, dict] | None, report: VerifyReport) -> None:
+def _check_validation_place(files: list[str], listed: dict[str, dict[str, Any]] | None, report: VerifyReport) -> None:
     """The validation shard is where the consumer looks for it: by its name (autoresearch), or
     last in sorted order (nanochat, whose loader takes the last file for validation and the
     others for training)."""
@@ -130,7 +130,7 @@ def _check_validation_place(files: list[str], listed: dict[str, dict] | None, re
         )
 
 
-def _check_components(report: VerifyReport, listed: dict[str, dict]) -> None:
+def _check_components(report: VerifyReport, listed: dict[str, dict[str, Any]]) -> None:
     """A mixture's or --val-from's parts (the manifest's `components`): their rows written add
     up to the shards' (the validation parts' to the validation shard's), and the validation
     shard's recorded sha256 is the one listed for it."""
@@ -190,7 +190,7 @@ def _check_no_val_text_in_training(folder: Path, training: list[str], report: Ve
     (report.errors if shuffled else report.warnings).append(line)
 
 
-def _listed_shards(report: VerifyReport) -> dict[str, dict] | None:
+def _listed_shards(report: VerifyReport) -> dict[str, dict[str, Any]] | None:
     """The manifest's shards by name, in order; None (with a note why) when there is no manifest."""
     name = report.consumer.name
     if report.manifest is None:
@@ -217,7 +217,7 @@ def _differs(report: VerifyReport, name: str, what: str, found: object, expected
         report.errors.append(f"{name}: {what} is {show(found)}, {MANIFEST} says {show(expected)}")
 
 
-def _check_file(path: Path, entry: dict | None, group_size: int | None, report: VerifyReport) -> None:
+def _check_file(path: Path, entry: dict[str, Any] | None, group_size: int | None, report: VerifyReport) -> None:
     """Check one parquet file: against its manifest `entry` if any, and (with a manifest,
     so `group_size` is set) its exact schema and row groups."""
     name, strict = path.name, group_size is not None

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from ..source.decode import start_fetch
-from ..source.fetch import PIECE_BYTES
+from ..source.fetch import PIECE_BYTES, Parts
 from ..source.files import Source
 from ..source.units import Unit
 
 T = TypeVar("T")
 R = TypeVar("R")
+H = TypeVar("H")  # what starting an item gives: its handle (a Future; under Ray, an ObjectRef)
 # Units fetched and in flight: a unit per worker and AHEAD_UNITS more (done and waiting for a
 # worker or the consumer), and at most BYTES_PER_WORKER compressed bytes a worker in flight,
 # fetched or being fetched. Fetched bytes, decoded units and their kept rows are most of a
@@ -58,10 +59,10 @@ CUT_MARGIN = 1.1
 
 def in_order(
     items: Iterator[T],
-    start: Callable[[T], Any],
-    finish: Callable[[Any], R],
+    start: Callable[[T], H],
+    finish: Callable[[H], R],
     may_start: Callable[[list[T]], bool],
-    cancel: Callable[[Any], None],
+    cancel: Callable[[H], object],
 ) -> Iterator[tuple[T, R]]:
     """(item, finish(start(item))) for each item, in the items' order, with work started ahead.
 
@@ -70,7 +71,7 @@ def in_order(
     since the consumer is asking for one. Stopping the iteration cancels what is pending.
     Both engines run units this way: threads here (`ordered`), Ray tasks in ray/driver.py.
     """
-    pending: deque[tuple[T, Any]] = deque()
+    pending: deque[tuple[T, H]] = deque()
     try:
         while True:
             # may_start is asked first even with nothing in flight: what it sees sizes the next item.
@@ -105,7 +106,7 @@ def ordered(
         pool.shutdown(wait=True)
 
 
-def fetching(source: Source, units: Iterator[Unit]) -> Iterator[tuple[Unit, Future]]:
+def fetching(source: Source, units: Iterator[Unit]) -> Iterator[tuple[Unit, Future[Parts]]]:
     """(unit, the future of its fetched ranges): a unit's fetch starts when the unit is taken
     from here, that is when the scheduler admits it, never before. Every fetch started
     belongs to an admitted unit, whose work may still wait for it: none is cancelled (the
@@ -187,7 +188,7 @@ class Window:
         self.admission = Admission(rows_wanted, workers + ahead, workers * BYTES_PER_WORKER, ratio)
         self.streams = streams
 
-    def __call__(self, flight: list[tuple[Unit, Done]]) -> bool:
+    def __call__(self, flight: Sequence[tuple[Unit, Done]]) -> bool:
         fetching = [unit for unit, data in flight if not data.done()]
         limit = FETCH_AHEAD * self.streams.limit * PIECE_BYTES
         return self.admission([unit for unit, _ in flight], fetching, limit)

@@ -18,16 +18,21 @@ import bisect
 import io
 from collections.abc import Iterator
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceError, describe
+from .fetch import Parts
 from .files import Source, SourceFile
 from .footers import read_footer
 from .scan import Scan
 from .schemas import conform
 from .units import Unit
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 # A unit is decoded (and filtered) this many bytes of rows (or one row group) at a time: a
 # worker's memory is a part's, not a unit's, and a DuckDB call has a fixed cost to amortise.
@@ -81,19 +86,20 @@ class RangeFile(io.RawIOBase):
             return None
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)  # typed as any writable buffer: a bytearray, a memoryview...
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
-def start_fetch(source: Source, unit: Unit) -> Future:
+def start_fetch(source: Source, unit: Unit) -> Future[Parts]:
     """The unit's planned byte ranges, being fetched: a future of {start: bytes} for each of
     their pieces, fetched on the source's streams (fetch.py). A local file's are read by the decoder itself
     (nothing is fetched ahead; they are counted as read)."""
     if source.local:
         source.counter.add(unit.fetch_bytes, len(unit.ranges))
-        done: Future = Future()
+        done: Future[Parts] = Future()
         done.set_result({})
         return done
     return source.fetch_ranges(unit.file, unit.ranges)

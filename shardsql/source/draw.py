@@ -82,7 +82,7 @@ class Draw:
     drawn: deque[int] = field(default_factory=deque, init=False)
     _by_slot: dict[int, list[list[int]]] = field(default_factory=dict, init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.order = slot_order([f.size for f in self.source.files], self.slot, self.seed)
 
     @classmethod

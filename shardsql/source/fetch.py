@@ -34,6 +34,7 @@ GAIN = 0.05  # a step up is kept only if it raised the rate this much
 REPROBE_EPOCHS = 16  # a settled limit tries a step up again after this many epochs
 
 Read = Callable[[int, int], bytes]  # bytes [start, end) of one file, retried (Source.fetch)
+Parts = dict[int, bytes]  # a job's pieces, {start: bytes}
 
 
 def pieces(ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]],
@@ -72,7 +73,8 @@ class Streams:
                 return
             rate = self.limit * sum(b for b, _ in self._samples) / sum(s for _, s in self._samples)
             self._samples = []
-            if self._probing_from is not None and rate < self._reference * (1 + GAIN):
+            # (a step up is being measured: `_reference` is the rate it is measured against)
+            if self._probing_from is not None and self._reference is not None and rate < self._reference * (1 + GAIN):
                 self._set(self._probing_from)  # the step up gave nothing: undo it, and hold
                 self._probing_from, self._settled = None, 0
             elif self._probing_from is None and self._reference is not None and self._settled < REPROBE_EPOCHS:
@@ -106,8 +108,8 @@ class _Job:
     across adjacent pieces)."""
 
     waiting: int
-    future: Future = field(default_factory=Future)
-    parts: dict[int, bytes] = field(default_factory=dict)
+    future: Future[Parts] = field(default_factory=Future)
+    parts: Parts = field(default_factory=dict)
     failed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,7 +139,7 @@ class Fetcher:
         self._cv = threading.Condition()
         self._active = self._threads = 0
 
-    def submit(self, read: Read, ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> Future:
+    def submit(self, read: Read, ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> Future[Parts]:
         """A future of {start: bytes} for each piece of `ranges`, fetched by `read`. The first
         failure of a piece fails it; the job's pieces not yet started are skipped."""
         cut = pieces(ranges)

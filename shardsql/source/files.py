@@ -25,7 +25,7 @@ from ..errors import ShortReadError, SourceError, describe
 from ..hub.retries import with_retries
 from ..hub.storage import Location
 from ..hub.urls import parse_url
-from .fetch import Fetcher
+from .fetch import Fetcher, Parts
 
 # For annotations only, as they are slow to import: a local source never needs huggingface_hub
 # (hub.reader), and listing a source's files (`shardsql show`) needs no pyarrow.
@@ -52,7 +52,8 @@ class ParquetFooter:
 
     @property
     def num_rows(self) -> int:
-        return self.metadata.num_rows
+        rows: int = self.metadata.num_rows
+        return rows
 
     @property
     def schema(self) -> pa.Schema:
@@ -65,7 +66,7 @@ class ParquetFooter:
         for chunk in self.chunks():
             name = top_column(chunk)
             sizes[name] = sizes.get(name, 0) + chunk.total_compressed_size
-        names = self.metadata.schema.to_arrow_schema().names
+        names: list[str] = self.metadata.schema.to_arrow_schema().names
         return min(names, key=lambda n: sizes.get(n, 0))
 
     def chunks(self) -> Iterator[pq.ColumnChunkMetaData]:
@@ -85,7 +86,8 @@ class ParquetFooter:
 def top_column(chunk: pq.ColumnChunkMetaData) -> str:
     """The top-level column a column chunk belongs to: `a` for every leaf (`a.b`, `a.list.element`)
     of a nested column. A definition reads top-level columns; their names match ignoring case."""
-    return chunk.path_in_schema.split(".")[0]
+    path: str = chunk.path_in_schema
+    return path.split(".")[0]
 
 
 @dataclass
@@ -154,7 +156,7 @@ class Source:
         self.counter.add(len(data))
         return data
 
-    def fetch_ranges(self, file: SourceFile, ranges: tuple[tuple[int, int], ...]) -> Future:
+    def fetch_ranges(self, file: SourceFile, ranges: tuple[tuple[int, int], ...]) -> Future[Parts]:
         """A future of {start: bytes} for each piece of `ranges` of `file` (fetch.pieces), fetched on
         the source's streams, each by `fetch` (retried, counted); the first failure fails it."""
         return self.fetcher.submit(lambda start, end: self.fetch(file, start, end), ranges)
@@ -174,7 +176,8 @@ class Source:
     def _read_fs(self, file: SourceFile, start: int, end: int) -> bytes:
         with self.fs.open(file.path, "rb", cache_type="none") as handle:
             handle.seek(start)
-            return handle.read(end - start)
+            data: bytes = handle.read(end - start)
+            return data
 
 
 def open_source(

@@ -60,7 +60,7 @@ def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]
 
 
 @contextmanager
-def reading_footers(source: Source, files: list[SourceFile]) -> Iterator[list[Future]]:
+def reading_footers(source: Source, files: list[SourceFile]) -> Iterator[list[Future[ParquetFooter]]]:
     """The footers of `files` being read in parallel while the block runs: their futures, in
     order. A caller that needs the first one soon gets it while the others are read (each costs
     round trips, not bytes); those not started when the block ends are not read."""

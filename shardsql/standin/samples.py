@@ -81,7 +81,7 @@ def _text(rng: random.Random) -> str | None:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 120)))
 
 
-def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: int):
+def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: int) -> pa.Table:
     texts = [_text(rng) for _ in range(rows)]
     ids = [f"<urn:uuid:{offset + i:08d}>" for i in range(rows)]
     columns: dict[str, object] = {}

@@ -53,7 +53,7 @@ def _firsts_by_leaf(piles: Piles, parts: int) -> Iterator[list[pa.Array]]:
     A leaf's keys are read here, before the next leaf is asked for: that removes a split
     leaf's files (`Piles._split`)."""
     with ThreadPoolExecutor(2, thread_name_prefix="shardsql-count") as pool:
-        pending: deque[Future] = deque()
+        pending: deque[Future[list[pa.Array]]] = deque()
         for leaf in piles.leaves(keys_only=True):
             pending.append(pool.submit(_firsts_by_part, leaf_keys(leaf), parts))
             if len(pending) > FIRSTS_AHEAD:

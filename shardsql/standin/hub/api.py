@@ -11,7 +11,7 @@ from .store import COMMIT_DATE
 
 
 def flag(values: list[str] | None) -> bool:
-    return bool(values) and values[0].lower() in ("true", "1")
+    return bool(values and values[0].lower() in ("true", "1"))
 
 
 def _query(request: Request) -> dict[str, list[str]]:
@@ -25,7 +25,8 @@ def repo_info(request: Request, repo_id: str, rest: str | None) -> None:
         {"rfilename": p, **({"size": len(data), "blobId": snapshot.oids[p]} if blobs else {})}
         for p, data in snapshot.files.items()
     ]
-    info = {"_id": snapshot.sha[:24], "id": repo_id, "author": repo_id.split("/")[0], "sha": snapshot.sha}
+    author = repo_id.split("/")[0]
+    info: dict[str, object] = {"_id": snapshot.sha[:24], "id": repo_id, "author": author, "sha": snapshot.sha}
     info.update(lastModified=COMMIT_DATE, createdAt=COMMIT_DATE, private=False, disabled=False, tags=[])
     info.update(gated="auto" if repo.gated else False, downloads=0, likes=0, siblings=siblings)
     request.send_json(info | {"usedStorage": sum(map(len, snapshot.files.values()))})

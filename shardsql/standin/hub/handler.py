@@ -41,7 +41,7 @@ class Server(ThreadingHTTPServer):
     hub: HubState
     role: str  # "hub" or "storage"
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
         # Clients hang up mid-response on purpose (a stream closed early): only report real errors.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)

@@ -19,7 +19,9 @@ REPO = r"(?P<repo>[^/]+/[^/]+)"
 SHA = "[0-9a-f]{40}"
 STORAGE = files.STORAGE_PREFIX
 # (server, methods, path pattern, answer)
-ROUTES: list[tuple[str, tuple[str, ...], re.Pattern, Callable]] = [
+# An answer: (request, repo id, the rest of the path after the route's fixed part, or None).
+Answer = Callable[[Request, str, str | None], None]
+ROUTES: list[tuple[str, tuple[str, ...], re.Pattern[str], Answer]] = [
     ("hub", ("GET",), re.compile(rf"^/api/datasets/{REPO}$"), api.repo_info),
     ("hub", ("GET",), re.compile(rf"^/api/datasets/{REPO}/revision/(?P<rest>.+)$"), api.repo_info),
     ("hub", ("GET",), re.compile(rf"^/api/datasets/{REPO}/tree/(?P<rest>.+)$"), api.tree),

@@ -19,6 +19,7 @@ import threading
 from .handler import Handler, Server
 from .state import HubState
 
+HOST = "127.0.0.1"
 # shutdown() waits for the serve loop to notice; the default 0.5 s would dominate short tests.
 POLL_INTERVAL = 0.05
 
@@ -34,11 +35,10 @@ class HubStandIn(HubState):
         if not self._servers:
             self._stopping.clear()
             for role in ("hub", "storage"):
-                server = Server(("127.0.0.1", 0), Handler)
+                server = Server((HOST, 0), Handler)
                 server.hub, server.role = self, role
                 self._servers[role] = server
-                host, port = server.server_address[:2]
-                self._urls[role] = f"http://{host}:{port}"
+                self._urls[role] = f"http://{HOST}:{server.server_port}"  # the free port bound
                 thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
                 thread.name = f"standin-hub-{role}"
                 thread.start()

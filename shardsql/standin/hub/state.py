@@ -24,6 +24,9 @@ from .records import Transfer
 from .signing import STYLES, Signer
 from .store import Repo, Snapshot
 
+# One request as `HubState.requests` holds it: (method, path with query, Range header, status, body bytes).
+RequestEntry = tuple[str, str, str | None, int, int]
+
 # The Hub's page sizes: HfFileSystem changes its listing strategy once a tree needs several pages.
 TREE_PAGE_SIZE = 1000
 TREE_PAGE_SIZE_EXPANDED = 50
@@ -65,7 +68,7 @@ class HubState:
         # file content bodies (resolve and storage GETs); requests holds (method, path, Range header, status,
         # body bytes) per request, on either server.
         self.bytes_served = 0
-        self.requests: list[tuple[str, str, str | None, int, int]] = []
+        self.requests: list[RequestEntry] = []
         # (server: "hub" or "storage", path, Authorization header or None) for every request.
         self.authorizations: list[tuple[str, str, str | None]] = []
         # Every answer the stand-in sends itself (not a before_response hook's), with its timings: records.py.
@@ -97,7 +100,7 @@ class HubState:
         return snapshot.sha
 
     def limit_rate(self, resolvers: int | None = None, api: int | None = None, window_s: int = RATE_LIMIT_WINDOW_S,
-                   clock: Callable[[], float] = time.monotonic):  # fmt: skip
+                   clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         """Answer 429 past `resolvers` file requests or `api` API calls in each window (None: no limit).
         `clock` tells the windows' time (seconds)."""
         budgets = {"resolvers": resolvers, "api": api}
@@ -144,8 +147,10 @@ class HubState:
 
     def play_network(self, model: NetworkModel | None) -> None:
         """Play `model` (e.g. network.SLOW_LINK) from the next answer on, with a fresh link; None: no model."""
-        unlimited = model is None or not (model.rtt_s or model.connection_bytes_per_s or model.link_bytes_per_s)
-        self.network = None if unlimited else Network(model, self._stopping.wait)
+        if model is None or not (model.rtt_s or model.connection_bytes_per_s or model.link_bytes_per_s):
+            self.network = None  # unlimited
+        else:
+            self.network = Network(model, self._stopping.wait)
 
     def rename(self, old_repo: str, new_repo: str) -> None:
         """Serve `old_repo` as `new_repo`, as after a rename on the Hub: every route of the old name answers a
@@ -226,7 +231,7 @@ class HubState:
             most = max(most, running)
         return most
 
-    def record(self, entry: tuple, served: int, replaces: tuple | None = None) -> None:
+    def record(self, entry: RequestEntry, served: int, replaces: RequestEntry | None = None) -> None:
         with self._lock:
             if replaces is None:
                 self.requests.append(entry)

@@ -44,7 +44,7 @@ class Snapshot:
             self._gzipped[path] = gzip.compress(self.files[path], mtime=0)
         return self._gzipped[path]
 
-    def entry(self, path: str, expand: bool) -> dict:
+    def entry(self, path: str, expand: bool) -> dict[str, object]:
         commit = {"id": self.sha, "title": COMMIT_TITLE, "date": COMMIT_DATE}
         if path in self.files:
             out = {"type": "file", "oid": self.oids[path], "size": len(self.files[path]), "path": path}
