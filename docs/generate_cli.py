@@ -16,6 +16,7 @@ import argparse
 import difflib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -46,7 +47,7 @@ def _group() -> click.Group:
     return top[0]
 
 
-def _walk(command: click.Command, ctx: click.Context):
+def _walk(command: click.Command, ctx: click.Context) -> Iterator[tuple[str, str]]:
     """(path, help text) of a command and of every command under it, in the order --help lists them."""
     yield ctx.command_path, command.get_help(ctx)
     if isinstance(command, click.Group):
@@ -71,7 +72,7 @@ def render() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Write docs/cli.md from the --help of every shardsql command.")
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/cli.md is not what this would write")
     args = parser.parse_args()
     text = render()
