@@ -59,6 +59,10 @@ fmt: setup
     uv run ruff format .
     uv run ruff check --fix .
 
+# Regenerate docs/cli.md from every command's --help (tests/test_docs.py checks that it is current).
+docs: setup
+    uv run python docs/generate_cli.py
+
 # Benchmark of the real job (3 + 1 shards of 86,016 rows), each tool a fresh process as its user runs it:
 # wall and CPU time vs the seed loop and a Polars one-liner, peak RSS, fixed cost, bytes fetched
 # (bench/README.md); ~15 minutes on 2 cores. `just bench --headline`: the main and the small job only.
