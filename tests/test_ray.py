@@ -182,6 +182,19 @@ def test_a_mixture_with_val_from_on_ray_gives_the_local_engines_bytes(hub_env, t
     assert [c["name"] for c in record["components"]] == ["pubmed-abstract", "fineweb-edu-high", "github-code-python"]
 
 
+def test_a_no_shuffle_mixture_on_ray_gives_the_local_engines_bytes(hub_env, tmp_path):
+    """A --no-shuffle mixture interleaves its components' rows here, whichever engine ran their
+    units: Ray's kept rows are fetched from its object store, and the shards are the local engine's."""
+    results = {}
+    for engine in ("local", "ray"):
+        options = ConvertOptions(num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=tmp_path / engine,
+                                 engine=engine, workers=2 if engine == "local" else None, shuffle=False)  # fmt: skip
+        results[engine] = convert(catalog.resolve("edu-code-mix"), options)
+    assert hashes(results["ray"]) == hashes(results["local"]) and len(results["ray"].shards) == SHARDS + 1
+    record = json.loads(results["ray"].manifest_path.read_text())
+    assert record["engine"]["name"] == "ray" and record["order"]["order"] == "source"
+
+
 def _pid_on_port(port: int) -> int | None:
     """The process holding a TCP socket whose local port is `port` (Linux /proc)."""
     inodes = set()

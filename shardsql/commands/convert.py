@@ -3,7 +3,7 @@
 Every conversion takes one path, and this module holds it (`_write`) without any stage's logic:
 
     the parts (plan.py: a dataset is a mixture of one part)
-        -> their rows selected and merged in output order, a `Selection`: one dataset in
+        -> their rows selected and merged in output order, a `Mode`: one dataset in
            order (in_order.py), a --no-shuffle mixture interleaved (interleaved.py), or a
            shuffled sample (shuffle.py), each running units on an executor (run/)
         -> one shard writer (output/shards.ShardWriter), one checkpoint after every shard
@@ -22,10 +22,10 @@ import contextlib
 import dataclasses
 import errno
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..autoresearch import VAL_SHARD_NAME
 from ..consumers import DEFAULT, Consumer
@@ -78,7 +78,7 @@ class ConvertResult:
         return self.consumer.next_lines(self.train_shards, self.data_dir.parent)
 
 
-def _fingerprint(opened: Opened, options: ConvertOptions) -> dict:
+def _fingerprint(opened: Opened, options: ConvertOptions) -> checkpoint.Fingerprint:
     """What must be the same for a rerun to continue an interrupted one."""
     return opened.fingerprint() | {
         "num_shards": options.num_shards,
@@ -121,7 +121,7 @@ def _choose_engine(options: ConvertOptions, shape: Shape, progress: Progress) ->
     return options.engine
 
 
-def _executor_for(engine: str, workers: int | None, progress: Progress) -> Executor:
+def _executor_for(engine: str, workers: int | None, progress: Progress) -> Executor[Any]:
     """The local engine, or Ray (joined or started on entering it, left on leaving it)."""
     if engine == "ray":
         # Imported here: Ray is an optional extra, loaded only by a conversion that asks for it.
@@ -135,7 +135,7 @@ def _order(opened: Opened, options: ConvertOptions) -> str:
     single = opened.single
     if single is None:  # a mixture: shuffled, or its components interleaved in source order
         return "shuffled" if options.shuffle else "source"
-    return options.order(single.shape)
+    return options.order(single.read()[2])
 
 
 def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir) -> ConvertResult:
@@ -152,13 +152,13 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
     elif state.shards:
         progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
     staging = cache.staging
-    drawn = [p for p in opened.parts if p.shape is not None]
-    row_by_row = any(p.shape.row_by_row for p in drawn)
+    drawn = [(part, part.shape) for part in opened.parts if part.shape is not None]  # not --val-from live's file
+    row_by_row = any(shape.row_by_row for _, shape in drawn)
     # Ray is checked to be installed now, before anything is written (RayExecutor loads it on entry).
-    engine = options.engine if row_by_row else _choose_engine(options, drawn[0].shape, progress)
+    engine = options.engine if row_by_row else _choose_engine(options, drawn[0][1], progress)
     executor = _executor_for(engine, options.workers, progress)
-    for part in drawn:
-        progress.message(f"{part.name} runs {part.shape.path}: {part.shape.reason}.")
+    for part, shape in drawn:
+        progress.message(f"{part.name} runs {shape.path}: {shape.reason}.")
     if order == "sql":
         progress.message(f"{model.name} has its own ORDER BY: the shards keep its order (not shuffled).")
     elif order == "shuffled":
@@ -167,8 +167,8 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
             "duplicate texts removed (--no-shuffle: the first rows in source order)."
         )
     if not single:
-        for part in drawn:
-            if part.shape.ordered:
+        for part, shape in drawn:
+            if shape.ordered:
                 progress.message(f"{part.name}'s own ORDER BY does not apply in a mixture: its rows are shuffled.")
     try:
         outcome = _write(opened, options, progress, state, staging, executor, order)
@@ -180,8 +180,8 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
     return _finish(opened, options, progress, cache, shards, executor, order, outcome)
 
 
-class Selection(Protocol):
-    """A conversion's rows in output order, whatever its mode: one dataset in order
+class Mode(Protocol):
+    """How a conversion selects and orders its rows, its mode: one dataset in order
     (in_order.InOrder), a --no-shuffle mixture's components interleaved (interleaved.Interleaved),
     or a shuffled sample of one dataset or a mixture (shuffle.Shuffled). Built from the checkpoint:
     its rows start where `write_at` says."""
@@ -212,9 +212,9 @@ class Selection(Protocol):
         ...
 
     def prepare(self) -> None:
-        """What must be done before the first row (a shuffle's selection phase)."""
+        """What must be done before the first row (a shuffle's select phase)."""
 
-    def batches(self) -> Iterator[Rows]:
+    def batches(self) -> Generator[Rows, None, None]:
         """Its rows in output order, from where the checkpoint says."""
         ...
 
@@ -228,19 +228,22 @@ class Selection(Protocol):
 
 
 def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: checkpoint.Checkpoint,
-           staging: Path, executor: Executor, order: str) -> list[PartOutcome]:  # fmt: skip
+           staging: Path, executor: Executor[Any], order: str) -> list[PartOutcome]:  # fmt: skip
     """Every conversion's one path: its parts' rows selected and merged in output order (a
-    `Selection`), cut into shards by one writer, each shard checkpointed as it completes; each
+    `Mode`), cut into shards by one writer, each shard checkpointed as it completes; each
     part's account, kept in the checkpoint once every shard is written."""
     if state.outcome is not None:  # a run that stopped after its last shard: only the finish is left
         return state.outcome
-    selection: Selection
+    mode: Mode
     if order == "shuffled":
-        selection = Shuffled(opened.plan(options.allow_short), executor, options, staging, state, progress)
+        mode = Shuffled(opened.plan(options.allow_short), executor=executor, options=options, folder=staging,
+                        checkpoint=state, progress=progress)  # fmt: skip
     elif opened.single is not None:
-        selection = InOrder(opened.single, executor, options, staging, state, progress)
+        mode = InOrder(opened.single, executor=executor, options=options, folder=staging, checkpoint=state,
+                       progress=progress)  # fmt: skip
     else:
-        selection = Interleaved(opened.parts, opened.mix_by, executor, options, staging, state, progress)
+        mode = Interleaved(opened.parts, by=opened.mix_by, executor=executor, options=options, folder=staging,
+                           checkpoint=state, progress=progress)  # fmt: skip
 
     def on_shard(info: ShardInfo, position: WritePosition) -> None:
         state.shards.append(info)
@@ -248,26 +251,26 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
         state.save(staging)
         progress.shard(info)
 
-    with executor if selection.uses_executor else contextlib.nullcontext():
-        selection.prepare()
-        sizes = selection.sizes
+    with executor if mode.uses_executor else contextlib.nullcontext():
+        mode.prepare()
+        sizes = mode.sizes
         # A shuffled conversion's rows are read here, from its piles: the local writer, whatever the
         # engine (its bytes are the Ray engine's too); rows from an executor are its to encode.
-        if selection.rows_here:
+        if mode.rows_here:
             encode, writers = write_pieces, WRITERS
         else:
             encode, writers = executor.encode, executor.shards_in_flight
-        live = selection.live
-        batches = selection.batches()
+        live = mode.live
+        batches = mode.batches()
         try:
             with ShardWriter(staging, sizes, done=state.shards, on_shard=on_shard, encode=encode, writers=writers,
-                             digest=selection.digest) as writer:  # fmt: skip
-                writer.write(batches, selection.position, validation=live is None)
+                             digest=mode.digest) as writer:  # fmt: skip
+                writer.write(batches, mode.position, validation=live is None)
                 if live is not None and len(state.shards) == sizes.num_shards:  # --val-from live: its file
                     writer.keep(live, state.write_at)
         finally:
             batches.close()  # stops the executor's threads now, not when garbage collected
-    state.outcome = selection.finish()
+    state.outcome = mode.finish()
     state.save(staging)
     return state.outcome
 
@@ -282,7 +285,7 @@ def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
 
 
 def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir, shards: list[ShardInfo],
-            executor: Executor, order: str, outcome: list[PartOutcome]) -> ConvertResult:  # fmt: skip
+            executor: Executor[Any], order: str, outcome: list[PartOutcome]) -> ConvertResult:  # fmt: skip
     """Check the shards are enough, write the manifest, swap the staging folder in."""
     staging, model = cache.staging, opened.model
     read, kept = sum(p.rows_read for p in outcome), sum(p.rows_kept for p in outcome)
@@ -299,7 +302,7 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
         )
     ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
     tokens = val_tokens(staging / VAL_SHARD_NAME)
-    source = opened.single.scan.source if opened.single else None
+    source = opened.single.read()[1].source if opened.single else None
     seed = options.seed if order == "shuffled" else None
     record = manifest.build(
         definition=model,
@@ -348,7 +351,7 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
     )
 
 
-def _component_record(part: Part, outcome: PartOutcome) -> dict:
+def _component_record(part: Part, outcome: PartOutcome) -> dict[str, object]:
     source = part.scan.source if part.scan else None
     return {
         "name": part.name,

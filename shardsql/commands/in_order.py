@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,8 +39,8 @@ class InOrder:
     rows_here = False
     live = None
 
-    def __init__(self, part: Part, executor: Executor, options: ConvertOptions, folder: Path, checkpoint: Checkpoint,
-                 progress: Progress):  # fmt: skip
+    def __init__(self, part: Part, *, executor: Executor[Any], options: ConvertOptions, folder: Path,
+                 checkpoint: Checkpoint, progress: Progress):  # fmt: skip
         start = checkpoint.write_at or Position()
         assert isinstance(start, Position)
         self.part, self.executor, self.progress = part, executor, progress
@@ -58,7 +59,7 @@ class InOrder:
     def prepare(self) -> None:
         pass  # nothing is selected ahead: the rows stream from the executor
 
-    def batches(self) -> Iterator[Rows]:
+    def batches(self) -> Generator[Rows, None, None]:
         """The definition's output over the source, on the path its shape allows."""
         if self.row_by_row:
             units = self.executor.row_by_row(self.scan, self.definition, lambda: self.rows_wanted - self.kept)
@@ -76,7 +77,7 @@ class InOrder:
             evaluator.close()
             shutil.rmtree(self.spill, ignore_errors=True)
 
-    def _from_units(self, pairs: Iterator[tuple[Unit, Rows]]) -> Iterator[Rows]:
+    def _from_units(self, pairs: Iterator[tuple[Unit, Rows]]) -> Generator[Rows, None, None]:
         """The kept rows of each unit, less those the shards before a restart already hold."""
         skip = self.start.unit_rows_written
         for unit, out in pairs:
@@ -94,7 +95,7 @@ class InOrder:
             if out.num_rows:
                 yield out
 
-    def _from_query(self, batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    def _from_query(self, batches: Iterator[pa.Table]) -> Generator[pa.Table, None, None]:
         """The query's result, less the rows of the shards written before a restart: the query
         runs again from the start, so those rows are recomputed, checked against the shards'
         digests, and not written again."""

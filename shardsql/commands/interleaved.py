@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +34,6 @@ from ..progress import Progress
 from ..run.executor import Executor
 from .options import ConvertOptions
 from .plan import Part
-from .shuffle import BATCH_ROWS
 
 
 @dataclass
@@ -50,10 +51,13 @@ class _Stream:
     """One component's kept rows in source order, pulled a unit at a time, with what is needed
     to say where any of its rows came from."""
 
-    def __init__(self, part: Part, executor: Executor, at: Position, taken: int, rows_wanted: Callable[[], int]):
-        self.part = part
-        scan = dataclasses.replace(part.scan, start=(at.file, at.row_group))
-        self.units = executor.row_by_row(scan, part.definition, rows_wanted)
+    def __init__(self, part: Part, executor: Executor[Any], at: Position, taken: int,
+                 rows_wanted: Callable[[], int]):  # fmt: skip
+        self.part, self.executor = part, executor
+        definition, scan, _ = part.read()
+        self.source = scan.source
+        self.units = executor.row_by_row(dataclasses.replace(scan, start=(at.file, at.row_group)), definition,
+                                         rows_wanted)  # fmt: skip
         self.skip, self.start = at.unit_rows_written, at
         self.read, self.kept = at.rows_read, at.rows_kept
         self.fed: list[_Fed] = []
@@ -65,11 +69,15 @@ class _Stream:
             item = next(self.units, None)
             if item is None:
                 return None
-            unit, table = item
+            unit, rows = item
             self.read += unit.rows
-            self.kept += table.num_rows
+            self.kept += rows.num_rows
             skip = self.skip if (unit.file_index, unit.row_groups[0]) == (self.start.file, self.start.row_group) else 0
             self.skip = 0
+            if rows.num_rows <= skip:
+                continue
+            # The interleave reads every text here, wherever the unit ran (Ray: from its object store).
+            table = self.executor.to_table(rows)
             texts = table.column(TEXT_COLUMN).combine_chunks().cast(pa.large_string()).slice(skip)
             if not len(texts):
                 continue
@@ -92,13 +100,13 @@ class _Interleaved:
     """The components' rows interleaved (output/interleave.py's Merge), at most `rows` of them,
     resuming from `start`; a component's next unit is pulled when the merge waits on it."""
 
-    def __init__(self, parts: list[Part], executor: Executor, by_chars: bool, rows: int,
+    def __init__(self, parts: list[Part], executor: Executor[Any], by_chars: bool, rows: int,
                  start: InterleavePosition | None, spill: Path, progress: Progress):  # fmt: skip
         self.rows, self.progress = rows, progress
-        self.merge = Merge([p.weight for p in parts], by_chars, start, spill, BATCH_ROWS)
+        self.merge = Merge([p.weight for p in parts], by_chars, start, spill)
         positions = start.positions if start else [Position() for _ in parts]
-        self.streams = [_Stream(part, executor, at, taken, lambda j=j: self._wanted(j)) for j, (part, at, taken) in
-                        enumerate(zip(parts, positions, self.merge.taken, strict=True))]  # fmt: skip
+        self.streams = [_Stream(part, executor, at, taken, functools.partial(self._wanted, j)) for j, (part, at, taken)
+                        in enumerate(zip(parts, positions, self.merge.taken, strict=True))]  # fmt: skip
         self.dry: int | None = None
 
     def _wanted(self, j: int) -> int:
@@ -108,7 +116,7 @@ class _Interleaved:
         share = taken[j] / sum(taken) if sum(taken) > 1000 else float(self.merge.interleave.weights[j])
         return max(1, int((self.rows - sum(taken)) * share) - (self.streams[j].handed - taken[j]))
 
-    def batches(self) -> Iterator[pa.Table]:
+    def batches(self) -> Generator[pa.Table, None, None]:
         merge = self.merge
         while sum(merge.taken) < self.rows:
             for batch in merge.batches(self.rows):
@@ -125,7 +133,7 @@ class _Interleaved:
             else:
                 merge.feed(j, texts, pc.utf8_length(texts).cast(pa.int64()))
             read = sum(s.read for s in self.streams)
-            fetched = sum(s.part.scan.source.counter.bytes for s in self.streams)
+            fetched = sum(s.source.counter.bytes for s in self.streams)
             self.progress.update(read, sum(s.kept for s in self.streams), fetched)
 
     def position(self, pending: int) -> InterleavePosition:
@@ -141,16 +149,17 @@ class Interleaved:
     first kept rows interleaved, from where the checkpoint's `write_at` says they resume."""
 
     uses_executor = True
-    rows_here = False
+    rows_here = True  # the interleave reads every text here: the local writer encodes its batches
     digest = False
     live = None
 
-    def __init__(self, parts: list[Part], by: str, executor: Executor, options: ConvertOptions, folder: Path,
-                 checkpoint: Checkpoint, progress: Progress):  # fmt: skip
+    def __init__(self, parts: list[Part], *, by: str, executor: Executor[Any], options: ConvertOptions,
+                 folder: Path, checkpoint: Checkpoint, progress: Progress):  # fmt: skip
         for part in parts:
-            if not part.shape.row_by_row:
+            _, _, shape = part.read()
+            if not shape.row_by_row:
                 raise OptionsError(
-                    f"{part.name} is a whole-source definition ({part.shape.reason}): it cannot be interleaved in "
+                    f"{part.name} is a whole-source definition ({shape.reason}): it cannot be interleaved in "
                     "source order. Drop --no-shuffle to shuffle the mixture."
                 )
         self.parts, self.options, self.checkpoint = parts, options, checkpoint
@@ -166,7 +175,7 @@ class Interleaved:
     def prepare(self) -> None:
         pass  # nothing is selected ahead: the components' rows stream from the executor
 
-    def batches(self) -> Iterator[pa.Table]:
+    def batches(self) -> Generator[pa.Table, None, None]:
         try:
             yield from self.merged.batches()
         finally:

@@ -53,6 +53,7 @@ class ConvertOptions:
     @property
     def cache(self) -> CacheDir:
         """The cache folder the shards go to, laid out for the consumer."""
+        assert self.cache_dir is not None  # __post_init__ gives the consumer's own when none is given
         return CacheDir(self.cache_dir, self.consumer)
 
     def validate(self) -> None:
@@ -82,7 +83,7 @@ class ConvertOptions:
                 f"number ({self.consumer.validation})"
             )
 
-    def recorded(self) -> dict:
+    def recorded(self) -> dict[str, object]:
         """The options as the manifest records them."""
         values = dataclasses.asdict(self)
         values["cache_dir"] = str(self.cache_dir)

@@ -97,7 +97,7 @@ class Opened:
         # rather than change its proportions, unless --allow-short.
         return Plan(self.parts, self.mix_by, self.val_mix_by, allow_short or isinstance(self.model, Definition))
 
-    def fingerprint(self) -> dict:
+    def fingerprint(self) -> dict[str, object]:
         """The definitions and sources as a rerun must find them to continue an interrupted run."""
         return {
             # The model's text, and each part's: a mixture's text does not hold its components' SQL.
@@ -127,7 +127,7 @@ def open_part(definition: Definition, options: ConvertOptions, *, weight: Fracti
     return Part(definition.name, definition, scan, evaluator.shape, weight, validation, row_chars=_row_bytes(scan))
 
 
-def _row_bytes(scan) -> float:
+def _row_bytes(scan: Scan) -> float:
     """Uncompressed bytes a row of the columns read, in the first file's footer: a mixture's
     first estimate of a component's characters a row (its share of rows by characters)."""
     footer = read_footer(scan.source, scan.source.files[0])

@@ -148,7 +148,9 @@ class Checkpoint:
         return self.outcome is not None
 
     def save(self, folder: Path) -> None:
-        data = {"format": FORMAT, **_encode(self)}
+        fields = _encode(self)
+        assert isinstance(fields, dict)
+        data = {"format": FORMAT, **fields}
         # Synced, as every file it vouches for was before it (output/durable.py).
         durable.write_text(folder / CHECKPOINT_NAME, json.dumps(data, indent=2))
 

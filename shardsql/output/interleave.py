@@ -38,6 +38,7 @@ from .checkpoint import MergePosition
 
 NEVER = float("inf")
 QUEUE_BYTES = 64 << 20  # a part's texts waiting in the interleave in memory; more wait in a file
+BATCH_ROWS = 8192  # rows per batch the merge hands on (to the shard writer)
 _SPILL_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("lz4"))  # read back soon: the cheap codec
 _EMPTY = pa.array([], pa.int64())
 
@@ -131,6 +132,7 @@ class RowQueue:
         self.bytes += size
 
     def _write(self, texts: pa.Array, chars: pa.Array) -> None:
+        assert self.spill is not None  # put() spills only where there is a file
         sink = pa.BufferOutputStream()
         table = pa.table({TEXT_COLUMN: texts, "chars": chars})
         with pa.ipc.new_stream(sink, table.schema, options=_SPILL_WRITE) as writer:
@@ -142,6 +144,7 @@ class RowQueue:
         self.on_disk += 1
 
     def _read(self) -> None:
+        assert self.spill is not None  # only what was spilled is read back
         with open(self.spill, "rb") as handle:
             handle.seek(self.read_at)
             length = int.from_bytes(handle.read(8), "little")
@@ -169,10 +172,12 @@ class RowQueue:
             if n == len(head_chars):
                 self.memory.popleft()
                 self.bytes -= head_texts.nbytes if head_texts is not None else 0
-            else:
-                rest = head_texts.slice(n) if head_texts is not None else None
-                self.bytes -= (head_texts.nbytes - rest.nbytes) if head_texts is not None else 0
+            elif head_texts is not None:
+                rest = head_texts.slice(n)
+                self.bytes -= head_texts.nbytes - rest.nbytes
                 self.memory[0] = (rest, head_chars.slice(n))
+            else:
+                self.memory[0] = (None, head_chars.slice(n))
             rows -= n
         return texts, pa.concat_arrays(chars) if chars else _EMPTY
 
@@ -192,7 +197,7 @@ class Merge:
     sizes are (a count of what each part would give)."""
 
     def __init__(self, weights: Sequence[Fraction], by_chars: bool, start: MergePosition | None,
-                 spill: Path | None, batch_rows: int):  # fmt: skip
+                 spill: Path | None, batch_rows: int = BATCH_ROWS):  # fmt: skip
         n = len(weights)
         self.by_chars, self.batch_rows = by_chars, batch_rows
         self.taken = list(start.taken) if start else [0] * n

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import __version__
 from . import durable
+from .shards import ShardInfo
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -33,14 +34,49 @@ class ComponentRecord:
     characters_written: int
 
 
+class Recorded(Protocol):
+    """A dataset's or mixture's definition, as the manifest records it (definition/model.py's, mixture.py's)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+class ListedFile(Protocol):
+    @property
+    def url(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+class Listed(Protocol):
+    """A source as the manifest records it (source/files.Source): where, at which commit, which files."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def revision(self) -> str | None: ...
+    @property
+    def commit(self) -> str | None: ...
+    @property
+    def files(self) -> Sequence[ListedFile]: ...
+
+
 def build(
     *,
-    definition,
-    source,
+    definition: Recorded,
+    source: Listed | None,
     options: dict[str, Any],
     rows_read: int,
     rows_kept: int,
-    shards: list,
+    shards: list[ShardInfo],
     ran_out: bool,
     engine: dict[str, Any] | None = None,
     order: dict[str, Any] | None = None,
@@ -114,9 +150,10 @@ def read(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def components(record: Mapping[str, Any] | None) -> list[ComponentRecord]:

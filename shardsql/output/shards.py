@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import hashlib
 import queue
 import shutil
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,7 +40,8 @@ from . import durable
 # snappy, as the seed wrote and the hand-written Polars pipeline does: writing is most of a
 # conversion's CPU, and zstd at level 1 cost about a third more CPU to write (and more to
 # read, in autoresearch's loader) for shards about a quarter smaller. Disk is cheaper than time.
-COMPRESSION, COMPRESSION_LEVEL = "snappy", None
+COMPRESSION: Final = "snappy"
+COMPRESSION_LEVEL: Final = None
 PARTIAL_SUFFIX = ".partial"
 WRITERS = 2  # shards compressed at once: one is fed while the one before it finishes
 QUEUED_TABLES = 1  # tables waiting for a shard writer, at most
@@ -70,7 +72,7 @@ class ShardInfo:
     row_groups: list[int]
     texts_sha256: str = ""  # of the rows' texts (TextDigest); kept for whole-source definitions
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
 
 
@@ -78,7 +80,7 @@ class TextDigest:
     """A sha256 of a sequence of texts that does not depend on how they are batched: the
     texts' lengths and their bytes are hashed as two streams, then together."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lengths, self._values = hashlib.sha256(), hashlib.sha256()
 
     def update(self, table: pa.Table) -> None:
@@ -140,12 +142,12 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
     written = 0
     failure: list[BaseException] = []
 
-    def frames(with_columns, predicate, n_rows, batch_size) -> Iterator[Any]:
+    def frames(with_columns: object, predicate: object, n_rows: object, batch_size: object) -> Iterator[pl.DataFrame]:
         nonlocal written
         try:
             for piece in pieces:
                 written += piece.num_rows
-                yield pl.from_arrow(piece.select([TEXT_COLUMN]))
+                yield cast(pl.DataFrame, pl.from_arrow(piece.select([TEXT_COLUMN])))  # a table's: a DataFrame
         except Exception as exc:
             # Ends the stream instead of raising through Polars: an exception that crosses
             # into Polars' threads is kept alive there (with our DuckDB objects in its frames)
@@ -188,24 +190,30 @@ class _Aborted(Exception):
     """The feeding side failed: the shard being written is abandoned."""
 
 
-_END = object()
-_ABORT = object()
+class _Signal(enum.Enum):
+    """What follows a shard's last piece in its queue: the end, or an abort (the feeder failed)."""
+
+    END = "end"
+    ABORT = "abort"
 
 
-def _from_queue(pieces: queue.Queue, digest: TextDigest | None) -> Iterator[pa.Table]:
+Pieces = queue.Queue["Rows | _Signal"]  # a shard's pieces on their way to its writer, then a _Signal
+
+
+def _from_queue(pieces: Pieces, digest: TextDigest | None) -> Iterator[Rows]:
     while True:
         item = pieces.get()
-        if item is _END:
+        if item is _Signal.END:
             return
-        if item is _ABORT:
+        if item is _Signal.ABORT:
             raise _Aborted
         if digest is not None:
             digest.update(item)
         yield item
 
 
-def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size: int, digest: bool,
-                 encode: Encoder):  # fmt: skip
+def _write_shard(pieces: Pieces, out_dir: Path, index: int, row_group_size: int, digest: bool,
+                 encode: Encoder) -> ShardInfo | None:  # fmt: skip
     """Write shard `index` from the tables in `pieces` (a thread of its own); None if it got no rows."""
     final = out_dir / shard_name(index)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
@@ -220,6 +228,17 @@ def _write_shard(pieces: queue.Queue, out_dir: Path, index: int, row_group_size:
     return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups, texts_sha256)
 
 
+@dataclass
+class _InFlight:
+    """A shard being written: its writer's future, its pieces' queue, where the next shard starts
+    (`token`, once marked) and whether every piece is queued (`fed`)."""
+
+    future: Future[ShardInfo | None]
+    pieces: Pieces
+    token: Any = None
+    fed: bool = False
+
+
 class _Writers:
     """Shards written on threads, a few at a time, and finished in order.
 
@@ -232,23 +251,24 @@ class _Writers:
         self.out_dir, self.row_group_size, self.digest, self.encode = out_dir, row_group_size, digest, encode
         self.pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="shardsql-write")
         self.limit = max(1, writers)
-        self.flight: deque[list] = deque()  # [future, queue, token, fed] per shard, in order
+        self.flight: deque[_InFlight] = deque()  # per shard, in order
         self.failed = False  # a shard's writer failed: the shards after it are not recorded
 
     def write(self, index: int, pieces: Iterator[Rows]) -> None:
         """Start shard `index` and feed it `pieces`; returns once every piece is queued."""
-        tables: queue.Queue = queue.Queue(maxsize=QUEUED_TABLES)
+        tables: Pieces = queue.Queue(maxsize=QUEUED_TABLES)
         future = self.pool.submit(
             _write_shard, tables, self.out_dir, index, self.row_group_size, self.digest, self.encode
         )
-        self.flight.append([future, tables, None, False])
+        shard = _InFlight(future, tables)
+        self.flight.append(shard)
         for piece in pieces:
             self._put(future, tables, piece)
-        self._put(future, tables, _END)
-        self.flight[-1][3] = True  # fed: every piece is queued
+        self._put(future, tables, _Signal.END)
+        shard.fed = True
 
     @staticmethod
-    def _put(future: Future, tables: queue.Queue, item: object) -> None:
+    def _put(future: Future[ShardInfo | None], tables: Pieces, item: Rows | _Signal) -> None:
         while True:
             try:
                 tables.put(item, timeout=0.05)
@@ -260,7 +280,7 @@ class _Writers:
 
     def mark(self, token: Any) -> None:
         """Attach `token` (where the next shard starts) to the shard just fed."""
-        self.flight[-1][2] = token
+        self.flight[-1].token = token
 
     def finished(self, wait_for_room: bool) -> Iterator[tuple[ShardInfo | None, Any]]:
         """(shard, token) of the shards done, in order: all of them, or until there is room for one more.
@@ -270,23 +290,23 @@ class _Writers:
         while (
             not self.failed
             and self.flight
-            and (self.flight[0][0].done() or not wait_for_room or len(self.flight) >= self.limit)
+            and (self.flight[0].future.done() or not wait_for_room or len(self.flight) >= self.limit)
         ):
-            future, _, token, _ = self.flight.popleft()
+            shard = self.flight.popleft()
             try:
-                info = future.result()
+                info = shard.future.result()
             except BaseException:
                 self.failed = True
                 raise
-            yield info, token
+            yield info, shard.token
 
     def abort(self) -> None:
         """Abandon the shard being fed (its partial file is removed); let the fed ones finish."""
-        for future, tables, _, fed in self.flight:
-            if not fed:
+        for shard in self.flight:
+            if not shard.fed:
                 with contextlib.suppress(Exception):
-                    self._put(future, tables, _ABORT)
-        self.flight = deque(entry for entry in self.flight if entry[3])
+                    self._put(shard.future, shard.pieces, _Signal.ABORT)
+        self.flight = deque(shard for shard in self.flight if shard.fed)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

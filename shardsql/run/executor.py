@@ -3,19 +3,24 @@
 An executor runs a row-by-row definition over the source's units and hands each unit's
 kept rows on in unit order (`row_by_row`), or each unit's rows staged for a shuffle
 (`stage_units`); the shard writer cuts the shards from the kept rows and asks the executor to
-compress each shard. A whole-source query is not an executor's work: it is one DuckDB query,
-on this machine whatever the engine (run/local.whole_source). The local engine (local.py) does both on this machine's
-threads; the Ray engine (ray/driver.py) in Ray tasks. convert.py chooses by `--engine`
-and sees only this interface, so the shards are the same whichever runs.
+compress each shard (`encode`). The kept rows are the executor's own kind (`RowsT`): Arrow
+tables here, rows held in Ray's object store there; only its `encode` reads them, and
+`to_table` brings them here where rows must be read on this machine (a mixture's interleave).
+A whole-source query is not an executor's work: it is one DuckDB query, on this machine
+whatever the engine (run/local.whole_source). The local engine (local.py) runs units on this
+machine's threads; the Ray engine (ray/driver.py) in Ray tasks. convert.py chooses by
+`--engine` and sees only this interface, so the shards are the same whichever runs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, Self, TypeVar
+
+import pyarrow as pa
 
 from ..definition.model import Definition
 from ..output.shards import Rows
@@ -43,16 +48,19 @@ class RunRecord:
     nodes: set[str] = field(default_factory=set)  # where tasks ran
     rows_read: int = 0  # source rows of the units handed on (whole source: streamed into the query)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.engine, "workers": self.workers, "tasks": self.tasks, "nodes": max(1, len(self.nodes))}
 
 
-class Executor(Protocol):
+RowsT = TypeVar("RowsT", bound=Rows)  # an executor's kept rows
+
+
+class Executor(Protocol[RowsT]):
     """Runs units and compresses shards; entered for the length of a conversion's writing."""
 
     record: RunRecord
 
-    def __enter__(self) -> Executor: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -63,7 +71,7 @@ class Executor(Protocol):
 
     def row_by_row(
         self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit] | None = None
-    ) -> Iterator[tuple[Unit, Rows]]:
+    ) -> Generator[tuple[Unit, RowsT], None, None]:
         """(unit, the definition's kept rows of it) in unit order: the units of `drawn` when
         given, else the source's from `scan.start`.
 
@@ -73,12 +81,16 @@ class Executor(Protocol):
 
     def stage_units(
         self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
-    ) -> Iterator[tuple[Unit, StagedUnit]]:
+    ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row` over a shuffled conversion's draw (source/draw.py), each unit's kept
         rows staged by the unit's own work, wherever it ran (run/unit.py): its keys and
         compressed texts, ready for the piles (output/staging/)."""
         ...
 
-    def encode(self, pieces: Iterator[Rows], path: Path, row_group_size: int) -> int:
+    def encode(self, pieces: Iterator[RowsT], path: Path, row_group_size: int) -> int:
         """Write one shard made of `pieces` (slices of this executor's kept rows) to `path`; the rows written."""
+        ...
+
+    def to_table(self, rows: RowsT) -> pa.Table:
+        """Kept rows as an Arrow table on this machine."""
         ...

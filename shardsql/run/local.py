@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import pyarrow as pa
 
@@ -46,7 +46,7 @@ class LocalExecutor:
         self.workers = workers
         self.record = RunRecord(ENGINE, workers, nodes={ENGINE})
 
-    def __enter__(self) -> LocalExecutor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -61,26 +61,33 @@ class LocalExecutor:
     def encode(self, pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
         return write_pieces(pieces, path, row_group_size)
 
+    def to_table(self, rows: pa.Table) -> pa.Table:
+        return rows  # already here
+
     def row_by_row(
         self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit] | None = None
-    ) -> Iterator[tuple[Unit, pa.Table]]:
+    ) -> Generator[tuple[Unit, pa.Table], None, None]:
         """(unit, the definition's rows from it) in order, computed on `workers` threads; the
         units are `drawn` when given, else the source's from `scan.start`."""
         return self._run(scan, definition, rows_wanted, drawn, unit_work.keep)
 
     def stage_units(
         self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
-    ) -> Iterator[tuple[Unit, StagedUnit]]:
+    ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row`, each unit's kept rows staged on its worker thread (run/unit.py)."""
-        return self._run(scan, definition, rows_wanted, drawn, lambda *args: unit_work.stage(*args, seed))
+
+        def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -> StagedUnit:
+            return unit_work.stage(evaluator, scan, unit, data, seed)
+
+        return self._run(scan, definition, rows_wanted, drawn, stage)
 
     def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
-             work: UnitWork[Result]) -> Iterator[tuple[Unit, Result]]:  # fmt: skip
+             work: UnitWork[Result]) -> Generator[tuple[Unit, Result], None, None]:  # fmt: skip
         local = threading.local()
         evaluators: list[Evaluator] = []
         lock = threading.Lock()
 
-        def run(item: tuple[Unit, Future]) -> Result:
+        def run(item: tuple[Unit, Future[dict[int, bytes]]]) -> Result:
             evaluator = getattr(local, "evaluator", None)
             if evaluator is None:
                 evaluator = local.evaluator = Evaluator(definition)

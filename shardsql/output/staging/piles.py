@@ -17,7 +17,7 @@ and order.py sorts.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,7 +178,7 @@ class Piles:
         self._keys, self._texts, self.buffered = {}, {}, 0
         return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
 
-    def leaves(self, first_pile: int = 0, keys_only: bool = False) -> Iterator[Leaf]:
+    def leaves(self, first_pile: int = 0, keys_only: bool = False) -> Generator[Leaf, None, None]:
         """Every leaf in key order (from pile `first_pile`): the piles, those larger than
         LEAF_BYTES split on disk by the key's next bits. With `keys_only` (the passes that
         count, which never read texts), a pile is split only if its keys alone are larger,

@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ...definition.model import Definition
 from ...errors import ConversionError, ShardsqlError, describe
 from ...hub import client
@@ -356,6 +358,10 @@ class RayExecutor:
                 raise
         self.record.nodes.add(node)
         return rows
+
+    def to_table(self, rows: RemoteRows) -> pa.Table:
+        """The rows, fetched here from the object store (a mixture's interleave reads them)."""
+        return _get(self.ray, rows.ref).slice(rows.offset, rows.num_rows)
 
 
 def _get(ray, ref):
