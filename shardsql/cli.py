@@ -19,8 +19,10 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -34,6 +36,9 @@ from .errors import ShardsqlError, unexpected
 from .malloc import steady_malloc
 from .output.cache_dir import CacheDir
 from .progress import for_terminal, format_size
+
+# A command's function, as click's option decorators take and return it.
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXPLAIN_SAMPLE_ROWS = 10_000  # rows of the source `explain` measures on, by default
@@ -53,7 +58,7 @@ cache_dir_option = click.option(
 )  # fmt: skip
 
 
-def consumer_option(default: str | None):
+def consumer_option(default: str | None) -> Callable[[_F], _F]:
     """`--for NAME`: who reads the shards. `default` None: found from the folder (its manifest,
     else its folders' names: consumers.found)."""
     found = f"the one the data's manifest records, else the one whose data folder is there, else {DEFAULT.name}"
@@ -67,12 +72,14 @@ def consumer_option(default: str | None):
     )  # fmt: skip
 
 
-def revision_option(help: str = "Hub revision (branch, tag or commit) instead of the definition's."):
+def revision_option(
+    help: str = "Hub revision (branch, tag or commit) instead of the definition's.",
+) -> Callable[[_F], _F]:
     return click.option("--revision", help=help)
 
 
 def source_option(help: str = "Read these files instead of the definition's source: a local folder, a glob or any "
-                              "fsspec URL."):  # fmt: skip
+                              "fsspec URL.") -> Callable[[_F], _F]:  # fmt: skip
     return click.option("--source", "source_url", metavar="URL", help=help)
 
 
@@ -84,7 +91,7 @@ def _echo(lines: Iterable[str], err: bool = False) -> None:
 class _Group(click.Group):
     """Turns library errors into clean messages (and tracebacks only with --debug)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ShardsqlError as exc:
@@ -104,7 +111,7 @@ class _Group(click.Group):
         # Raised outside the except block, so the new error does not hold the old one (and,
         # through its traceback, DuckDB objects) until the interpreter exits.
         error = click.ClickException(message)
-        error.exit_code = code
+        error.exit_code = code  # type: ignore[misc]  # click types it a ClassVar, yet exits with the instance's
         raise error
 
 
@@ -205,7 +212,7 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     help="A mixture whose component runs out writes fewer rows in the same proportions instead of stopping.",
 )  # fmt: skip
 def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_run: bool, yes: bool, quiet: bool,
-                    **options) -> None:  # fmt: skip
+                    **settings: Any) -> None:  # fmt: skip
     """Convert DATASET into shards in CACHE_DIR/data for autoresearch, or, with --for nanochat,
     in CACHE_DIR/base_data_climbmix for nanochat.
 
@@ -223,7 +230,7 @@ def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_
     from .commands.preview import preview, preview_mixture
 
     definition = resolve(dataset)
-    options = ConvertOptions(source=source_url, shuffle=not no_shuffle, **options)
+    options = ConvertOptions(source=source_url, shuffle=not no_shuffle, **settings)
     options.validate()
     if dry_run:
         if isinstance(definition, Mixture):
@@ -305,8 +312,7 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, revisio
         raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
     first = resolve(dataset)
     for_one_dataset(first, "explain", revision=revision, source=source_url)
-    second = resolve(against) if against else None
-    check_against(first, second)
+    second = check_against(first, resolve(against) if against else None)
     for measured in explain(first, second, rows=sample_rows, revision=revision, source_url=source_url):
         _echo(report.explained(measured))
 
@@ -402,12 +408,13 @@ def demo_command(workdir: Path | None, serve: bool, slow_link: bool, consumer: C
 def _serve(workdir: Path | None, slow_link: bool = False, consumer: Consumer = DEFAULT) -> None:
     from .commands.demo import serving
 
-    def stop(signum, frame):  # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
+    # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
+    def stop(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     temporary = workdir is None
-    folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if temporary else workdir
+    folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if workdir is None else workdir
     click.echo("Generating a sample of every built-in dataset ...", err=True)
     try:
         with serving(folder, slow_link) as served:

@@ -306,7 +306,7 @@ def demo(d: DemoResult, consumer: Consumer, real: ConvertOptions) -> Iterator[st
     width = max(38, *(len(command) + 1 for command, _ in commands))
     for command, what in commands:
         yield f"  {command:<{width}} {what}"
-    yield from consumer.next_lines(real.num_shards, real.cache_dir, when="Then")
+    yield from consumer.next_lines(real.num_shards, real.cache.root, when="Then")
     yield f"To try every command offline first: shardsql demo --serve{flag}"
 
 

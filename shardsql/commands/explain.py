@@ -125,12 +125,19 @@ class _Statement:
         return self.sql([condition]).split(" WHERE ", 1)[1]
 
 
-def check_against(first: Definition | Mixture, second: Definition | Mixture | None) -> None:
-    """Refuse `--against` where either side is a mixture: it compares two datasets."""
-    mixture = next((d for d in (first, second) if isinstance(d, Mixture)), None)
-    if mixture is not None and second is not None:
-        raise OptionsError(f"--against compares two datasets, and {mixture.name} is a mixture: compare one of its "
-                           f"components ({', '.join(c.definition.name for c in mixture.components)})")  # fmt: skip
+def check_against(first: Definition | Mixture, second: Definition | Mixture | None) -> Definition | None:
+    """Refuse `--against` where either side is a mixture: it compares two datasets. Returns
+    `second`, then a dataset or None."""
+    if isinstance(first, Mixture) and second is not None:
+        raise _not_a_dataset(first)
+    if isinstance(second, Mixture):
+        raise _not_a_dataset(second)
+    return second
+
+
+def _not_a_dataset(mixture: Mixture) -> OptionsError:
+    return OptionsError(f"--against compares two datasets, and {mixture.name} is a mixture: compare one of its "
+                        f"components ({', '.join(c.definition.name for c in mixture.components)})")  # fmt: skip
 
 
 def same_source(first: Definition, second: Definition, source_url: str | None) -> bool:
@@ -152,8 +159,8 @@ def explain(first: Definition | Mixture, second: Definition | None, *, rows: int
             yield Measured("component", funnel(c.definition, table), table, source, first, number)
         return
     shared = second is not None and same_source(first, second, source_url)
-    table, source = sample(first, columns_for=[first, second] if shared else [first], rows=rows, revision=revision,
-                           source_url=source_url)  # fmt: skip
+    columns_for = [first, second] if second is not None and shared else [first]
+    table, source = sample(first, columns_for=columns_for, rows=rows, revision=revision, source_url=source_url)
     yield Measured("first", funnel(first, table), table, source)
     if second is not None and shared:
         yield Measured("same rows", funnel(second, table), table, source, comparison=compare(first, second, table),

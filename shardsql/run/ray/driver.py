@@ -55,7 +55,7 @@ import itertools
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +97,7 @@ MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
 MESSAGES_TIMEOUT_S = 5  # an actor that does not answer in this time is asked again later
 
 
-def _connect(ray, workers: int | None, say: Callable[[str], None]) -> bool:
+def _connect(ray: Any, workers: int | None, say: Callable[[str], None]) -> bool:
     """Join the cluster at RAY_ADDRESS (or the Ray this process already joined), or start a
     local one with `workers` CPUs. True if this run started it and must shut it down."""
     if ray.is_initialized():
@@ -134,7 +134,7 @@ class RemoteRows:
     shard writer's `Rows` (output/shards.py), which it cuts without reading them; only this
     engine's `encode` (a Ray task) reads them."""
 
-    def __init__(self, ref, offset: int, num_rows: int):
+    def __init__(self, ref: Any, offset: int, num_rows: int):
         self.ref, self.offset, self.num_rows = ref, offset, num_rows
 
     def slice(self, offset: int = 0, length: int | None = None) -> RemoteRows:
@@ -151,7 +151,7 @@ class Fetching:
 
     data: Any
     meta: Any
-    future: Future
+    future: Future[tuple[int, int, int]]
     location: Location | None
 
     def done(self) -> bool:
@@ -162,15 +162,18 @@ class Fetchers:
     """The run's fetch actors (tasks.Fetch), one on each node with CPUs, dealt units in turn.
     `limit`: the streams they last said they allow, together (what scheduling.Window reads)."""
 
-    def __init__(self, ray, messages: str, options: dict[str, Any]):
+    def __init__(self, ray: Any, messages: str, options: dict[str, Any]):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
         actor = ray.remote(Fetch)
         options |= {"num_cpus": 0, "max_concurrency": FETCH_THREADS, "max_restarts": MAX_RETRIES,
                     "max_task_retries": MAX_RETRIES}  # fmt: skip
+
         # Soft: a node that is gone by the time its actor starts is no reason to fail the run.
-        on = lambda node: {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}  # noqa: E731
+        def on(node: str) -> dict[str, Any]:
+            return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
+
         self.actors = [actor.options(**options, **on(node)).remote(messages) for node in nodes]
         if not self.actors:  # no node says it has CPUs (yet): one actor, wherever Ray puts it
             self.actors = [actor.options(**options).remote(messages)]
@@ -191,7 +194,7 @@ class Fetchers:
         fetching.future.add_done_callback(lambda done: self._heard(turn, done))
         return fetching
 
-    def _heard(self, turn: int, done: Future) -> None:
+    def _heard(self, turn: int, done: Future[tuple[int, int, int]]) -> None:
         if not done.cancelled() and done.exception() is None:
             self.limits[turn] = done.result()[2]
 
@@ -207,7 +210,8 @@ class RayExecutor:
     compresses shards in tasks."""
 
     def __init__(self, workers: int | None, say: Callable[[str], None] = lambda _: None):
-        self.workers, self.say = workers, say
+        self.requested, self.say = workers, say  # --workers; None: the cluster's CPUs
+        self.workers = workers or 0  # the run's, once entered (_prepare)
         self.record = RunRecord(ENGINE, workers or 0)
         self.ray: Any = None
         self.started = False
@@ -220,7 +224,7 @@ class RayExecutor:
 
     def __enter__(self) -> RayExecutor:
         self.ray = load_ray()
-        self.started = _connect(self.ray, self.workers, self.say)
+        self.started = _connect(self.ray, self.requested, self.say)
         try:
             self._prepare()
         except BaseException:
@@ -231,7 +235,7 @@ class RayExecutor:
     def _prepare(self) -> None:
         """Size the run to the cluster, say so, define the tasks, and start relaying messages."""
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
-        self.workers = self.record.workers = self.workers or max(1, cpus)
+        self.workers = self.record.workers = self.requested or max(1, cpus)
         nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
         self.say(f"Ray: {nodes} node{'s' * (nodes != 1)} with {cpus} CPUs; this run uses {self.workers} of them.")
         options = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False,
@@ -240,7 +244,7 @@ class RayExecutor:
         self._shard_task = self.ray.remote(encode_shard).options(**options)
         self._relay.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fetch is not None:
             self._fetch.close()
         self._stop.set()
@@ -265,7 +269,8 @@ class RayExecutor:
         try:
             if self._actor is None:
                 self._actor = self.ray.get_actor(self.messages)
-            return self.ray.get(self._actor.take.remote(), timeout=MESSAGES_TIMEOUT_S)
+            lines: list[str] = self.ray.get(self._actor.take.remote(), timeout=MESSAGES_TIMEOUT_S)
+            return lines
         except Exception:  # no actor yet (no task has said anything), or not reachable now: try later
             return []
 
@@ -275,7 +280,7 @@ class RayExecutor:
 
     def row_by_row(
         self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit] | None = None
-    ) -> Iterator[tuple[Unit, RemoteRows]]:
+    ) -> Generator[tuple[Unit, RemoteRows], None, None]:
         """(unit, its kept rows as RemoteRows) in order, each unit a Ray task; the units are
         `drawn` when given, else the source's from `scan.start`. The same units, order and
         stopping rule as the local engine's."""
@@ -283,13 +288,13 @@ class RayExecutor:
 
     def stage_units(
         self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
-    ) -> Iterator[tuple[Unit, StagedUnit]]:
+    ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row`, each unit's kept rows staged by its task: the StagedUnit's keys and
         compressed texts, fetched here."""
         return self._run(scan, definition, rows_wanted, drawn, seed)
 
     def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
-             seed: int | None) -> Iterator[tuple[Unit, Any]]:  # fmt: skip
+             seed: int | None) -> Generator[tuple[Unit, Any], None, None]:  # fmt: skip
         ray = self.ray
         shared = [
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
@@ -306,7 +311,7 @@ class RayExecutor:
                 location = scan.source.location(unit.file)
                 yield unit, fetchers.fetch(shared[0], shared[4], unit, location)
 
-        def submit(item: tuple[Unit, Fetching]):
+        def submit(item: tuple[Unit, Fetching]) -> tuple[Any, Fetching]:
             unit, fetching = item
             if unit.file.path not in footers:  # units come file by file (a shuffled draw: any order)
                 footers.clear()
@@ -318,7 +323,7 @@ class RayExecutor:
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda handle: ray.cancel(handle[0][1], force=False)  # noqa: E731
 
-        def finish(handle):
+        def finish(handle: tuple[Any, Fetching]) -> tuple[Any, tuple[int, int, int, str]]:
             (kept, meta), fetching = handle
             fetched, requests, _ = _get(ray, fetching.meta)
             rows, more_bytes, more_requests, node = _get(ray, meta)
@@ -343,12 +348,12 @@ class RayExecutor:
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:
         """Write the shard made of `pieces` to `path`, compressed by a task, once every piece is known."""
-        pieces = list(pieces)
-        rows = sum(piece.num_rows for piece in pieces)
+        remote = list(pieces)
+        rows = sum(piece.num_rows for piece in remote)
         if not rows:
             return 0
-        slices = [(piece.offset, piece.num_rows) for piece in pieces]
-        ref = self._shard_task.remote(slices, row_group_size, *[piece.ref for piece in pieces])
+        slices = [(piece.offset, piece.num_rows) for piece in remote]
+        ref = self._shard_task.remote(slices, row_group_size, *[piece.ref for piece in remote])
         with self._one_shard:
             data, node = _get(self.ray, ref)
             try:
@@ -364,7 +369,7 @@ class RayExecutor:
         return _get(self.ray, rows.ref).slice(rows.offset, rows.num_rows)
 
 
-def _get(ray, ref):
+def _get(ray: Any, ref: Any) -> Any:
     """A task's result; a shardsql error raised in the task is raised here as itself (one line)."""
     try:
         return ray.get(ref)

@@ -29,7 +29,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -38,8 +38,9 @@ from ...definition.model import Definition
 from ...hub.retries import report_waits
 from ...hub.storage import Location
 from ...output.shards import write_pieces
+from ...output.staging import StagedUnit
 from ...source.decode import fetch_unit
-from ...source.files import ByteCounter, ParquetFooter, SourceSpec, reopen
+from ...source.files import ByteCounter, ParquetFooter, Source, SourceSpec, reopen
 from ...source.scan import Scan
 from ...source.units import Unit
 from ..unit import keep, stage
@@ -51,14 +52,18 @@ WORKER_CACHE = 4
 WORKER_FOOTERS = 8
 SAY_TIMEOUT_S = 10  # how long a task waits for the messages actor to take a line
 
-_worker_sources: dict[tuple, Any] = {}  # reopened once per worker process and token: footers read once
-_worker_evaluators: dict[str, Any] = {}  # one DuckDB connection per definition per worker process
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+# reopened once per worker process and token: footers read once
+_worker_sources: dict[tuple[SourceSpec, str | None], Source] = {}
+_worker_evaluators: dict[str, Evaluator] = {}  # one DuckDB connection per definition per worker process
 _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the runs this worker spoke in
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
              messages: str, unit: Unit, footer: ParquetFooter, location: Location | None, data: dict[int, bytes],
-             seed: int | None = None):  # fmt: skip
+             seed: int | None = None) -> tuple[pa.Table | StagedUnit, tuple[int, int, int, str]]:  # fmt: skip
     """One task (two returns): the unit's kept rows (with `seed`, a shuffled conversion's:
     staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
     `data` is the unit's planned ranges, as a `Fetch` actor fetched them; `footer` is the
@@ -100,13 +105,13 @@ class Fetch:
     threads until its unit has arrived."""
 
     def __init__(self, messages: str):
-        self._sources: dict[SourceSpec, Any] = {}
+        self._sources: dict[SourceSpec, Source] = {}
         self._lock = threading.Lock()
         self._waits = report_waits(lambda text: say(messages, text))
         self._waits.__enter__()  # for the actor's life: its threads wait out rate limits together
 
     def fetch(self, spec: SourceSpec, token: str | None, unit: Unit,
-              location: Location | None) -> tuple[dict[int, bytes], tuple]:  # fmt: skip
+              location: Location | None) -> tuple[dict[int, bytes], tuple[int, int, int]]:  # fmt: skip
         """(two returns) the unit's pieces, {start: bytes}, and (bytes fetched, requests, the
         source's streams limit now). The token comes with each call, through the object store,
         never with the actor's creation: an actor restarted by Ray is created again from its
@@ -145,7 +150,7 @@ def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa
     return data, ray.get_runtime_context().get_node_id()
 
 
-def _evict(cache: dict, close: Callable[[Any], None]) -> None:
+def _evict(cache: dict[_K, _V], close: Callable[[_V], None]) -> None:
     """Make room in a worker's cache (a long-lived cluster serves many conversions): oldest first."""
     while len(cache) >= WORKER_CACHE:
         close(cache.pop(next(iter(cache))))
@@ -176,7 +181,7 @@ class Messages:
     """A Ray actor: lines the tasks have to say while they run (a rate-limit wait of minutes
     must not look like a hang), taken by the driver for its progress display."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lines: list[str] = []
 
     def say(self, text: str) -> None:
