@@ -21,12 +21,12 @@ PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shar
 
 
 def format_size(n: float) -> str:
-    """Bytes for a person: 512 B, 3.4 MB."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    """Bytes for a person, in powers of 1024 named as such (as `du -h` and `df -h` count): 512 B, 3.4 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"
+    return f"{n:.1f} GiB"
 
 
 class Progress:
@@ -75,8 +75,8 @@ class Progress:
         )
 
     def fetch_status(self, word: str = " fetched") -> str:
-        """What has arrived of the bytes this run reads, and how fast: "120.5 MB of ~830 MB fetched,
-        24.1 MB/s". The whole is estimated from the bytes each kept row has cost so far."""
+        """What has arrived of the bytes this run reads, and how fast: "120.5 MiB of ~830 MiB fetched,
+        24.1 MiB/s". The whole is estimated from the bytes each kept row has cost so far."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
         kept, wanted = self.kept - self._kept_at_start, self.rows_wanted - self._kept_at_start
         whole = f" of ~{format_size(self.fetched * wanted / kept)}" if 0 < kept < wanted else ""

@@ -29,6 +29,7 @@ from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.output import staging
 from shardsql.output.verify import verify
+from shardsql.progress import Progress
 from shardsql.source import units
 from shardsql.source.draw import Draw
 from shardsql.source.files import open_source
@@ -379,6 +380,29 @@ def test_the_staging_stays_within_its_disk_budget(tmp_path, small_slots, monkeyp
     assert sorted(p.name for p in result.data_dir.iterdir() if not p.name.endswith(".parquet")) == ["manifest.json"]
     assert max(peak) <= 2.5 * output, (max(peak), output)
     assert not (tmp_path / "out" / ".shardsql-staging").exists()
+
+
+def test_the_piles_are_let_go_of_as_the_shards_are_written(tmp_path):
+    """Staging's disk shrinks as the shards grow: a pile's texts are removed once every row of it
+    is in a complete shard, so the staging folder never holds the piles and the shards whole."""
+    write_sample("fineweb-edu", tmp_path / "repo", files=4, rows_per_file=2000, row_group_size=200)
+    definition = definition_for(tmp_path / "repo" / LAYOUTS["fineweb-edu"][2])
+    folder = tmp_path / "out" / ".shardsql-staging"
+    held: list[tuple[int, int]] = []  # (the piles' texts' bytes, the shards' bytes) as each shard completes
+
+    class Watch(Progress):
+        def shard(self, info):
+            texts = sum(p.stat().st_size for p in (folder / "piles").rglob("*.text"))
+            held.append((texts, sum(p.stat().st_size for p in folder.glob("*.parquet"))))
+
+    result = convert(definition, ConvertOptions(num_shards=6, rows_per_shard=500, cache_dir=tmp_path / "out"),
+                     Watch())  # fmt: skip
+    assert len(held) == 7 and held == sorted(held, key=lambda h: h[1])
+    (piles_first, _), (piles_last, shards_last) = held[0], held[-1]
+    assert piles_last == 0, held  # every text written: only the keys are left (32 bytes a row)
+    # Without letting go, the last shard would find every pile beside every shard.
+    assert max(p + s for p, s in held) <= 1.25 * max(piles_first, shards_last), held
+    assert shard_bytes(result) == shard_bytes(run(definition, tmp_path / "again", num_shards=6))
 
 
 def test_dry_run_says_the_staging_and_the_validation_tokens(tmp_path):

@@ -222,6 +222,9 @@ class Mode(Protocol):
         """Where the rows after the last batch's last `pending` rows start: the checkpoint's `write_at`."""
         ...
 
+    def saved(self, position: WritePosition) -> None:
+        """The checkpoint now says the rows before `position` are in complete shards."""
+
     def finish(self) -> list[PartOutcome]:
         """Each part's account, once every shard is written; its scratch files removed."""
         ...
@@ -249,6 +252,7 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
         state.shards.append(info)
         state.write_at = position
         state.save(staging)
+        mode.saved(position)
         progress.shard(info)
 
     with executor if mode.uses_executor else contextlib.nullcontext():

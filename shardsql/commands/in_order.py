@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..definition.evaluator import Evaluator
 from ..errors import ConversionError
-from ..output.checkpoint import Checkpoint, PartOutcome, Position
+from ..output.checkpoint import Checkpoint, PartOutcome, Position, WritePosition
 from ..output.shards import Rows, RowStream, ShardSizes, TextDigest
 from ..progress import Progress
 from ..run.executor import Executor
@@ -122,6 +122,9 @@ class InOrder:
             return Position()
         last = self._last
         return Position(last.file, last.row_group, self._last_kept - pending, last.rows_read, last.rows_kept)
+
+    def saved(self, position: WritePosition) -> None:
+        pass  # nothing staged to let go of
 
     def finish(self) -> list[PartOutcome]:
         """The dataset's account: what it read and kept, and wrote."""

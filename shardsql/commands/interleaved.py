@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
 from ..errors import ConversionError, OptionsError
-from ..output.checkpoint import Checkpoint, InterleavePosition, PartOutcome, Position
+from ..output.checkpoint import Checkpoint, InterleavePosition, PartOutcome, Position, WritePosition
 from ..output.interleave import Merge
 from ..output.shards import ShardSizes
 from ..progress import Progress
@@ -184,6 +184,9 @@ class Interleaved:
 
     def position(self, pending: int) -> InterleavePosition:
         return self.merged.position(pending)
+
+    def saved(self, position: WritePosition) -> None:
+        pass  # nothing staged to let go of
 
     def finish(self) -> list[PartOutcome]:
         """Each component's account; a component that ran dry stops the mixture (unless --allow-short)."""

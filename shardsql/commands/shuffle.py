@@ -43,7 +43,15 @@ import pyarrow as pa
 
 from ..errors import ConversionError
 from ..output import staging
-from ..output.checkpoint import Checkpoint, MergePosition, PartDraw, PartOutcome, Selected, ShuffleState
+from ..output.checkpoint import (
+    Checkpoint,
+    MergePosition,
+    PartDraw,
+    PartOutcome,
+    Selected,
+    ShuffleState,
+    WritePosition,
+)
 from ..output.shards import ShardSizes
 from ..progress import Progress
 from ..run.executor import Executor, available_cores
@@ -193,6 +201,18 @@ class Shuffled:
     def position(self, pending: int) -> MergePosition:
         assert self._output is not None
         return self._output.position(pending)
+
+    def saved(self, position: WritePosition) -> None:
+        """The checkpoint says the rows before `position` are in complete shards: the piles all of
+        whose rows those are let go of their texts, so staging's disk shrinks as the shards grow
+        (with --val-from, the validation shard's parts are read from the same piles afterwards:
+        they are kept until the end)."""
+        if self._output is None or self.plan.group(True):
+            return
+        assert isinstance(position, MergePosition)
+        ends = self._output.merged.pile_ends
+        while ends and all(seen <= taken for seen, taken in zip(ends[0][1], position.taken, strict=True)):
+            self.piles.release(ends.popleft()[0])
 
     def finish(self) -> list[PartOutcome]:
         """Each part's account; the piles removed (the staging folder becomes the data folder)."""

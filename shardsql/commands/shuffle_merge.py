@@ -10,6 +10,7 @@ in that order.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ class Merged:
         weights = [plan.parts[i].weight for i in self.members]
         self.merge = Merge(weights, by_chars, start, spill)
         self.dry: int | None = None
+        # Each pile fed in full, in order, with each part's rows met in the piles up to its end:
+        # once the rows taken pass those, every row of the pile is written (Shuffled.saved).
+        self.pile_ends: deque[tuple[int, list[int]]] = deque()
 
     def _load(self, leaf: staging.Leaf) -> tuple[staging.Ordered, pa.Array | None]:
         order = staging.ordered(staging.leaf_keys(leaf), self.seed, self.cuts)
@@ -66,7 +70,7 @@ class Merged:
         with ThreadPoolExecutor(1, thread_name_prefix="shardsql-sort") as pool:
             leaf = next(leaves, None)
             pending = pool.submit(self._load, leaf) if leaf is not None and sum(merge.taken) < self.rows else None
-            while pending is not None:
+            while pending is not None and leaf is not None:
                 order, texts = pending.result()
                 following = next(leaves, None)
                 pending = pool.submit(self._load, following) if following is not None else None
@@ -79,6 +83,9 @@ class Merged:
                         continue
                     mine = mine.slice(skip)
                     merge.feed(j, texts.take(mine) if texts is not None else None, order.size.take(mine))
+                if following is None or following.path[0] != leaf.path[0]:
+                    self.pile_ends.append((leaf.path[0], list(seen)))
+                leaf = following
                 yield from merge.batches(self.rows)
                 if sum(merge.taken) >= self.rows:
                     break

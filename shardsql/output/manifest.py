@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
 from . import durable
-from .shards import ShardInfo
+
+if TYPE_CHECKING:  # for annotations only: shards.py loads pyarrow, which `shardsql list` never needs
+    from .shards import ShardInfo
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

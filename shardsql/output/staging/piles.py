@@ -188,6 +188,15 @@ class Piles:
             if keys.exists() and keys.stat().st_size:
                 yield from self._split(Leaf((pile,), keys, text), PILE_BITS, keys_only)
 
+    def release(self, pile: int) -> None:
+        """Let go of a pile's texts (and any split of them) once every row of it is in a complete
+        shard: the staging folder shrinks as the shards grow. Its keys stay, for a resume's count
+        of what the piles before its first unwritten row held (commands/shuffle_merge.py)."""
+        self._files(pile)[1].unlink(missing_ok=True)
+        for folder in (self.folder / "split").glob(f"{pile}"), (self.folder / "split").glob(f"{pile}-*"):
+            for path in folder:
+                shutil.rmtree(path, ignore_errors=True)
+
     def _split(self, leaf: Leaf, bits: int, keys_only: bool = False) -> Iterator[Leaf]:
         size = leaf.keys.stat().st_size if keys_only else leaf.size
         if size <= LEAF_BYTES or bits + SPLIT_BITS > 64:
