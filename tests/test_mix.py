@@ -261,6 +261,10 @@ def test_mixture_errors_are_one_line_with_what_to_do(sources, tmp_path):
         run(catalog.resolve(str(sources / "code.sql")), tmp_path / "a", shuffle=False, val_from="held")
     with pytest.raises(OptionsError, match="no validation shard"):
         run(mix, tmp_path / "empty", val_from="live")
+    (tmp_path / "broken" / "data").mkdir(parents=True)
+    (tmp_path / "broken" / "data" / VAL_SHARD_NAME).write_bytes(b"PAR1 not a shard")  # the data's fault: exit 1
+    with pytest.raises(ConversionError, match=r"--val-from live: .* is not a readable shard \(.*\); restore a good"):
+        run(mix, tmp_path / "broken", val_from="live")
     refused = "--source applies to one dataset, and mix is a mixture: give it to `shardsql convert`"
     with pytest.raises(OptionsError, match=refused):
         run(mix, tmp_path / "a", source=catalog.resolve("code").source)

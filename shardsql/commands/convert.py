@@ -95,7 +95,11 @@ def _fingerprint(opened: Opened, options: ConvertOptions) -> checkpoint.Fingerpr
 
 
 def _disk_full(exc: BaseException) -> bool:
-    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
+    """ENOSPC, from Python's own writes or from Polars' (a Rust io::Error, which reaches Python as
+    text only: "No space left on device (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return f"(os error {errno.ENOSPC})" in str(exc)
 
 
 def convert(model: Definition | Mixture, options: ConvertOptions, progress: Progress | None = None) -> ConvertResult:
@@ -175,7 +179,12 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
         shards = pin_validation(staging, state.shards)
     except BaseException as exc:
         progress.stop()
-        raise _clean_disk_error(exc, staging) from exc
+        if _disk_full(exc):
+            raise ConversionError(
+                f"the disk is full while writing shards in {staging}. Free some space and run the same "
+                "command again: it resumes from the last complete shard. Your data folder was not changed."
+            ) from exc
+        raise
     progress.stop()
     return _finish(opened, options, progress, cache, shards, executor, order, outcome)
 
@@ -277,15 +286,6 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
     state.outcome = mode.finish()
     state.save(staging)
     return state.outcome
-
-
-def _clean_disk_error(exc: BaseException, staging: Path) -> BaseException:
-    if _disk_full(exc):
-        return ConversionError(
-            f"the disk is full while writing shards in {staging}. Free some space and run the same "
-            "command again: it resumes from the last complete shard. Your data folder was not changed."
-        )
-    return exc
 
 
 def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: CacheDir, shards: list[ShardInfo],

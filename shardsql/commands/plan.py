@@ -28,7 +28,7 @@ from ..definition.catalog import resolve
 from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture, for_one_dataset
 from ..definition.model import Definition
-from ..errors import OptionsError
+from ..errors import ConversionError, OptionsError
 from ..output.shards import sha256_file
 from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan
@@ -159,8 +159,11 @@ def open_parts(model: Definition | Mixture, options: ConvertOptions, live_dir: P
             for batch in given_batches(live):
                 rows += batch.num_rows
                 chars += pc.sum(pc.utf8_length(batch.column(0))).as_py() or 0
-        except Exception as exc:  # a file that is not autoresearch's: say so in one line
-            raise OptionsError(f"--val-from live: cannot read {live}: {exc}") from exc
+        except (OSError, ValueError, pa.ArrowException) as exc:  # not a shard: the data's fault, not the options'
+            raise ConversionError(
+                f"--val-from live: {live} is not a readable shard ({exc}); restore a good one "
+                "(`shardsql restore`) or draw the validation shard with --val-from NAME"
+            ) from exc
         val_parts = [Part(f"{LIVE} validation shard", None, None, None, Fraction(1), True, live, rows,
                           row_chars=chars / max(1, rows))]  # fmt: skip
     elif options.val_from is not None:
