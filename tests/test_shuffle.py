@@ -300,21 +300,46 @@ def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tmp_path, s
     assert sum("split" in path.parts for path, _ in loaded) > len(loaded) / 2  # most leaves were split ones
 
 
+def test_the_piles_are_sized_up_front_so_that_none_is_split(tmp_path, monkeypatch):
+    """A selection too large for 64 piles within the sort budget gets more piles before the
+    first unit is drawn, so no pile is split on disk (a split writes its texts again), and the
+    shards are the same as with fewer piles, split."""
+    assert [staging.pile_bits(n << 20) for n in (0, 100, 10_000, 1 << 30)] == [6, 6, 9, 9]
+    assert staging.pile_bits(64 * 24 << 20) == 6 and staging.pile_bits(64 * 24 << 20 | 1) == 7
+    definition = definition_for(write_source(tmp_path / "src"))
+    before = run(definition, tmp_path / "before", num_shards=6)  # 64 piles, no split: the budget is large
+    monkeypatch.setattr(staging.piles, "LEAF_BYTES", 4 << 10)  # a budget 64 piles of this selection pass
+    folder = tmp_path / "sized" / ".shardsql-staging" / "piles"
+    seen: list[tuple[int, bool]] = []
+    staged: list[int] = []
+
+    class Watch(Progress):
+        def shard(self, info):
+            seen.append((len(list(folder.glob("*.keys"))), (folder / "split").exists()))
+            staged.append(staging.disk_bytes(folder))
+
+    sized = convert(definition, ConvertOptions(num_shards=6, rows_per_shard=500, cache_dir=tmp_path / "sized",
+                                               workers=2), Watch())  # fmt: skip
+    assert staged[0] / 64 > 4 << 10, "64 piles would each pass the budget: they would be split"
+    assert seen and all(piles > 64 and not split for piles, split in seen), seen
+    assert shard_bytes(sized) == shard_bytes(before)
+
+
 def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tmp_path, monkeypatch):
     """The passes that count read the keys alone and split a pile whose keys pass the sort
     budget (the texts stay where they are; a split leaf's files are removed once it is read):
     the selection is the same as from the whole piles."""
-    monkeypatch.setattr(staging.piles, "PILE_BITS", 2)  # 4 piles, each split 16 ways: few leaves, a quick test
     texts = [f"text {i % 1500}" for i in range(6000)]  # 1,500 distinct, each drawn four times
-    piles, drawn = staging.Piles(tmp_path / "piles", seed=2), 0
+    # 4 piles, each split 16 ways: few leaves, a quick test
+    piles, drawn = staging.Piles(tmp_path / "piles", seed=2, bits=2), 0
     for start in range(0, len(texts), 500):
-        staged = staging.stage_unit(pa.array(texts[start : start + 500]), 2)
+        staged = staging.stage_unit(pa.array(texts[start : start + 500]), 2, bits=2)
         piles.add_staged(staged, drawn)
         drawn += staged.rows
     piles.flush()
     whole = staging.select(piles, [1000], [drawn])
     monkeypatch.setattr(staging.piles, "LEAF_BYTES", 16 << 10)  # a pile's keys: about 48 KB
-    assert len(list(piles.leaves(keys_only=True))) > 8 * (1 << staging.piles.PILE_BITS)  # split, by the keys
+    assert len(list(piles.leaves(keys_only=True))) > 8 * (1 << 2)  # split, by the keys
     assert staging.select(piles, [1000], [drawn]) == whole
     assert whole == [staging.Selection(rows=1000, cut=999, staged=6000)]
 

@@ -135,10 +135,13 @@ class Shuffled:
         state = checkpoint.shuffle
         if state is None or (state.phase == "select" and whole_source):
             wanted = _wanted(plan, self.merged_rows, self.val_rows)
-            state = ShuffleState([PartDraw(target=math.ceil(w * FIRST_DRAW_MARGIN), wanted=w) for w in wanted])
+            draws = [PartDraw(target=math.ceil(w * FIRST_DRAW_MARGIN), wanted=w) for w in wanted]
+            # As many piles as keep each within half the sort budget: none is split on disk.
+            estimate = sum(d.target * part.row_chars for d, part in zip(draws, plan.parts, strict=True))
+            state = ShuffleState(draws, pile_bits=staging.pile_bits(estimate))
             checkpoint.write_at = None
         self.state = checkpoint.shuffle = state
-        self.piles = staging.Piles(folder / PILES_DIR, options.seed, state.sizes)
+        self.piles = staging.Piles(folder / PILES_DIR, options.seed, state.sizes, state.pile_bits)
         staged = sum(p.staged for p in state.parts)
         self.uses_executor = state.phase == "select"  # phase 2 reads the piles, here
         self.rows_here, self.digest = True, False

@@ -116,7 +116,7 @@ class Merged:
                 leaves.close()
                 return pile, seen
             seen = [a + b for a, b in zip(seen, counts, strict=True)]
-        return 1 << staging.PILE_BITS, seen
+        return 1 << self.piles.bits, seen
 
 
 def count_shares(piles: staging.Piles, seed: int, plan: Plan, cuts: list[int], rows: int, validation: bool,

@@ -130,7 +130,12 @@ class Select:
         # Each unit is staged where it runs (a worker thread, a Ray task): only its keys and
         # compressed texts come here, to be appended to the piles.
         stream = self.executor.stage_units(
-            scan, definition, lambda: s.target - s.staged, drawn=draw.units(s.slot), seed=seed
+            scan,
+            definition,
+            lambda: s.target - s.staged,
+            drawn=draw.units(s.slot),
+            seed=seed,
+            pile_bits=self.state.pile_bits,
         )
         stager = _Stager(self.piles, self.save)
         buffered = 0
@@ -187,7 +192,7 @@ class Select:
         """Rows staged here (a query's, or --val-from live's), as a unit's are where it runs."""
         s = self.state.parts[index]
         for start in range(0, table.num_rows, STAGE_ROWS):
-            staged = staging.stage_unit(table.column(0).slice(start, STAGE_ROWS), seed)
+            staged = staging.stage_unit(table.column(0).slice(start, STAGE_ROWS), seed, bits=self.state.pile_bits)
             self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s.staged)
             s.staged += staged.rows
         self._update()

@@ -113,6 +113,7 @@ class ShuffleState:
     file sizes at the last flush; `selected` once the selection is made (phase 2 writes)."""
 
     parts: list[PartDraw]
+    pile_bits: int  # the key's top bits that choose a row's pile (staging.pile_bits), sized before drawing
     sizes: dict[str, int] = field(default_factory=dict)
     selected: Selected | None = None
 

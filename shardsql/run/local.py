@@ -72,12 +72,19 @@ class LocalExecutor:
         return self._run(scan, definition, rows_wanted, drawn, unit_work.keep)
 
     def stage_units(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
+        self,
+        scan: Scan,
+        definition: Definition,
+        rows_wanted: Callable[[], int],
+        *,
+        drawn: Iterator[Unit],
+        seed: int,
+        pile_bits: int,
     ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row`, each unit's kept rows staged on its worker thread (run/unit.py)."""
 
         def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -> StagedUnit:
-            return unit_work.stage(evaluator, scan, unit, data, seed)
+            return unit_work.stage(evaluator, scan, unit, data, seed, pile_bits)
 
         return self._run(scan, definition, rows_wanted, drawn, stage)
 

@@ -34,12 +34,13 @@ def keep(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -
     return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
 
 
-def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes], seed: int,
+def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes], seed: int, pile_bits: int,
           compress: bool = False) -> StagedUnit:  # fmt: skip
     """A unit's kept rows staged for a shuffle (output/staging.stage_unit: fingerprinted by `seed`,
-    split by pile, compressed where it pays or, with `compress`, always) here, where the unit ran.
-    A Ray task compresses always: its texts travel to the driver, and no uncompressed row should."""
-    return stage_unit(keep(evaluator, scan, unit, data), seed, compress)
+    split by pile (the key's top `pile_bits` bits), compressed where it pays or, with `compress`,
+    always) here, where the unit ran. A Ray task compresses always: its texts travel to the
+    driver, and no uncompressed row should."""
+    return stage_unit(keep(evaluator, scan, unit, data), seed, compress, pile_bits)
 
 
 def _raise_first_invalid(evaluator: Evaluator, scan: Scan, file: SourceFile, groups: tuple[int, ...],

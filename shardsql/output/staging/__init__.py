@@ -22,7 +22,18 @@ from __future__ import annotations
 
 from .keys import KEY_BYTES, PART_SHIFT, shuffle_keys
 from .order import Ordered, leaf_texts, ordered
-from .piles import FLUSH_BYTES, PILE_BITS, Leaf, Piles, StagedUnit, clear, disk_bytes, leaf_keys, stage_unit
+from .piles import (
+    FLUSH_BYTES,
+    PILE_BITS,
+    Leaf,
+    Piles,
+    StagedUnit,
+    clear,
+    disk_bytes,
+    leaf_keys,
+    pile_bits,
+    stage_unit,
+)
 from .selection import Selection, select
 
 __all__ = [
@@ -30,6 +41,7 @@ __all__ = [
     "KEY_BYTES",
     "PART_SHIFT",
     "PILE_BITS",
+    "pile_bits",
     "Leaf",
     "Ordered",
     "Piles",

@@ -7,7 +7,8 @@ ordinals and `flush` appends each pile's keys and, between the stream's schema a
 its units' text batches as they are (or compressed again as one, for units that kept few
 rows): the machine appending them decompresses and compresses nothing else.
 
-Rows go to a pile by the key's top PILE_BITS bits; a pile is two append-only files, `NN.keys`
+Rows go to a pile by the key's top bits (`pile_bits`: as many piles as keep each within half
+the sort budget, chosen before drawing); a pile is two append-only files, `NN.keys`
 (keys.py's KEYS_SCHEMA) and `NN.text` (the texts), each a run of chunks (chunks.py). A pile too
 large to sort in memory is split on disk by the key's next SPLIT_BITS bits (`Piles.leaves`),
 recursively, so memory stays bounded at any size: a leaf is the unit that selection.py counts
@@ -16,6 +17,7 @@ and order.py sorts.
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ from ..fingerprints import fingerprints
 from . import chunks
 from .keys import KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
 
-PILE_BITS = 6  # 64 level-1 piles
+PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`pile_bits`)
+MAX_PILE_BITS = 9  # 512 piles at most (their files' names have three digits)
 SPLIT_BITS = 4  # a pile too large is split 1 << SPLIT_BITS (16) ways, by the key's next bits
 # A leaf is loaded whole to be sorted: at most this many bytes of its files on disk (about
 # 4x that in memory: texts decompressed (about 2.5x), and their sorted copy); the write phase
@@ -63,7 +66,17 @@ class StagedUnit:
         return self.rows
 
 
-def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress: bool = False) -> StagedUnit:
+def pile_bits(staged_bytes: float) -> int:
+    """How many of the key's top bits choose a row's pile, for a selection of about `staged_bytes`
+    (its texts uncompressed, estimated before drawing): enough piles that each stays within half
+    the sort budget, so that none is split on disk (a split rewrites its texts), from PILE_BITS
+    up to MAX_PILE_BITS. The output is the same for any number: it is in key order either way."""
+    wanted = math.ceil(math.log2(max(1.0, staged_bytes / (LEAF_BYTES / 2))))
+    return max(PILE_BITS, min(MAX_PILE_BITS, wanted))
+
+
+def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress: bool = False,
+               bits: int = PILE_BITS) -> StagedUnit:  # fmt: skip
     """One unit's kept texts (in draw order) fingerprinted, keyed by `seed` and split by pile,
     each pile's texts compressed where it pays (`chunks.text_options`) or, with `compress`,
     always: the work of staging, done wherever the unit ran. A text repeated within the unit
@@ -84,7 +97,7 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     if len(firsts) < rows:
         chosen = pc.is_in(keys["g"], value_set=firsts)
         keys, text = keys.filter(chosen), text.filter(chosen)
-    pile = key_bits(keys["fp_lo"], seed, skip=0, bits=PILE_BITS)
+    pile = key_bits(keys["fp_lo"], seed, skip=0, bits=bits)
     order = pc.sort_indices(pile)
     keys, text, pile = keys.take(order), text.take(order), pile.take(order)
     # One choice for the unit: its piles' pieces are too small to probe.
@@ -116,10 +129,11 @@ def leaf_keys(leaf: Leaf) -> pa.Table:
 
 
 class Piles:
-    """The level-1 piles of a shuffled conversion, in `folder`, keyed by `seed`."""
+    """The level-1 piles of a shuffled conversion, in `folder`, keyed by `seed`, chosen by the
+    key's top `bits` bits (as its units were staged: `stage_unit`)."""
 
-    def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None):
-        self.folder, self.seed = folder, seed
+    def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None, bits: int = PILE_BITS):
+        self.folder, self.seed, self.bits = folder, seed, bits
         folder.mkdir(parents=True, exist_ok=True)
         self._keys: dict[int, list[pa.Table]] = {}  # per pile: the buffered units' keys
         self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
@@ -131,7 +145,7 @@ class Piles:
 
     def truncate(self, sizes: dict[str, int]) -> None:
         """Cut every pile file back to its size at the last checkpoint (absent: empty)."""
-        for pile in range(1 << PILE_BITS):
+        for pile in range(1 << self.bits):
             for path in self._files(pile):
                 size = sizes.get(path.name, 0)
                 if path.exists() and path.stat().st_size != size:
@@ -183,10 +197,10 @@ class Piles:
         LEAF_BYTES split on disk by the key's next bits. With `keys_only` (the passes that
         count, which never read texts), a pile is split only if its keys alone are larger,
         and only its keys are: the texts, most of the bytes, are not copied."""
-        for pile in range(first_pile, 1 << PILE_BITS):
+        for pile in range(first_pile, 1 << self.bits):
             keys, text = self._files(pile)
             if keys.exists() and keys.stat().st_size:
-                yield from self._split(Leaf((pile,), keys, text), PILE_BITS, keys_only)
+                yield from self._split(Leaf((pile,), keys, text), self.bits, keys_only)
 
     def release(self, pile: int) -> None:
         """Let go of a pile's texts (and any split of them) once every row of it is in a complete

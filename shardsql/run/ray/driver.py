@@ -287,14 +287,21 @@ class RayExecutor:
         return self._run(scan, definition, rows_wanted, drawn, None)
 
     def stage_units(
-        self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], *, drawn: Iterator[Unit], seed: int
+        self,
+        scan: Scan,
+        definition: Definition,
+        rows_wanted: Callable[[], int],
+        *,
+        drawn: Iterator[Unit],
+        seed: int,
+        pile_bits: int,
     ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row`, each unit's kept rows staged by its task: the StagedUnit's keys and
         compressed texts, fetched here."""
-        return self._run(scan, definition, rows_wanted, drawn, seed)
+        return self._run(scan, definition, rows_wanted, drawn, (seed, pile_bits))
 
     def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
-             seed: int | None) -> Generator[tuple[Unit, Any], None, None]:  # fmt: skip
+             staging: tuple[int, int] | None) -> Generator[tuple[Unit, Any], None, None]:  # fmt: skip
         ray = self.ray
         shared = [
             ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
@@ -317,7 +324,7 @@ class RayExecutor:
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
             task = self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], fetching.location,
-                                          fetching.data, seed)  # fmt: skip
+                                          fetching.data, staging)  # fmt: skip
             return task, fetching
 
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
@@ -327,7 +334,7 @@ class RayExecutor:
             (kept, meta), fetching = handle
             fetched, requests, _ = _get(ray, fetching.meta)
             rows, more_bytes, more_requests, node = _get(ray, meta)
-            kept = kept if seed is None else _get(ray, kept)
+            kept = kept if staging is None else _get(ray, kept)
             return kept, (rows, fetched + more_bytes, requests + more_requests, node)
 
         most_rows = window.admission.most_rows
@@ -338,7 +345,7 @@ class RayExecutor:
             self.record.tasks += 1
             self.record.nodes.add(node)
             self.record.rows_read += unit.rows
-            yield unit, (RemoteRows(kept, 0, rows) if seed is None else kept)
+            yield unit, (RemoteRows(kept, 0, rows) if staging is None else kept)
 
     def _fetchers(self) -> Fetchers:
         """The run's fetch actors, started by its first row-by-row pass."""

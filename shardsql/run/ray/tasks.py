@@ -63,9 +63,10 @@ _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the r
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
              messages: str, unit: Unit, footer: ParquetFooter, location: Location | None, data: dict[int, bytes],
-             seed: int | None = None) -> tuple[pa.Table | StagedUnit, tuple[int, int, int, str]]:  # fmt: skip
-    """One task (two returns): the unit's kept rows (with `seed`, a shuffled conversion's:
-    staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
+             staging: tuple[int, int] | None = None
+             ) -> tuple[pa.Table | StagedUnit, tuple[int, int, int, str]]:  # fmt: skip
+    """One task (two returns): the unit's kept rows (with `staging`, a shuffled conversion's seed
+    and pile bits: staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
     `data` is the unit's planned ranges, as a `Fetch` actor fetched them; `footer` is the
     unit's file's, as the driver read it: no worker reads a footer again; `location`, where
     its bytes are, as the driver resolved it, for a read outside the plan (decode.RangeFile):
@@ -90,7 +91,10 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
         evaluator = _worker_evaluators[definition.sha256] = Evaluator(definition)
     with report_waits(lambda text: say(messages, text)):
         scan = Scan(source, columns, schema)
-        kept = keep(evaluator, scan, unit, data) if seed is None else stage(evaluator, scan, unit, data, seed, True)
+        if staging is None:
+            kept = keep(evaluator, scan, unit, data)
+        else:
+            kept = stage(evaluator, scan, unit, data, *staging, compress=True)
     node = ray.get_runtime_context().get_node_id()
     return kept, (kept.num_rows, source.counter.bytes, source.counter.requests, node)
 
