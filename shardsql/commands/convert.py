@@ -202,7 +202,8 @@ class Mode(Protocol):
 
     @property
     def rows_here(self) -> bool:
-        """Its rows are tables on this machine (the shuffle's piles): the local writer encodes them."""
+        """Its rows are tables on this machine (a shuffle's piles, a mixture's interleave): the local
+        writer encodes them, whatever the engine (its bytes are the Ray engine's too)."""
         ...
 
     @property
@@ -267,8 +268,7 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
     with executor if mode.uses_executor else contextlib.nullcontext():
         mode.prepare()
         sizes = mode.sizes
-        # A shuffled conversion's rows are read here, from its piles: the local writer, whatever the
-        # engine (its bytes are the Ray engine's too); rows from an executor are its to encode.
+        # Rows read here (from piles, or interleaved) are the local writer's; an executor's, its own.
         if mode.rows_here:
             encode, writers = write_pieces, WRITERS
         else:
