@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .consumers import DEFAULT, Consumer
 from .definition.mixture import Mixture, percent
 from .definition.model import Definition
+from .invocation import shardsql_command
 from .output import manifest
 from .progress import format_size
 
@@ -297,32 +298,32 @@ def demo(d: DemoResult, consumer: Consumer, real: ConvertOptions) -> Iterator[st
     yield f"  hub/ holds the generated source, {data} the shards; your real {consumer.base_dir()} is untouched."
     yield f"  Remove them with: rm -rf {shlex.quote(str(d.workdir))}"
     yield "\nNext, for real data (from huggingface.co, or a mirror through HF_ENDPOINT):"
-    flag = for_flag(consumer)
+    flag, run = for_flag(consumer), shardsql_command()
     commands = [
-        ("shardsql list", "the datasets you can convert"),
-        (f"shardsql convert NAME --dry-run{flag}", "the files, sizes and rows a conversion reads (footers only)"),
-        (f"shardsql convert NAME{flag}", f"the shards, into {real.cache.data}"),
+        (f"{run} list", "the datasets you can convert"),
+        (f"{run} convert NAME --dry-run{flag}", "the files, sizes and rows a conversion reads (footers only)"),
+        (f"{run} convert NAME{flag}", f"the shards, into {real.cache.data}"),
     ]
     width = max(38, *(len(command) + 1 for command, _ in commands))
     for command, what in commands:
         yield f"  {command:<{width}} {what}"
     yield from consumer.next_lines(real.num_shards, real.cache.root, when="Then")
-    yield f"To try every command offline first: shardsql demo --serve{flag}"
+    yield f"To try every command offline first: {run} demo --serve{flag}"
 
 
 def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
     """`demo --serve`: where the stand-in serves, and the commands to try against it."""
     cache = shlex.quote(str(folder / consumer.name))
-    flag = for_flag(consumer)
+    flag, run = for_flag(consumer), shardsql_command()
     yield f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}."
     yield f"It plays {served.plays}."
     yield "In another terminal, point shardsql at it (and keep your real token away from it):\n"
     yield f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n"
     yield "Then every command works offline, e.g.:"
-    yield "  shardsql show fineweb-edu"
-    yield "  shardsql convert fineweb-edu --dry-run"
-    yield f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
-    yield '  shardsql sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
-    yield "  shardsql explain fineweb-edu-high"
+    yield f"  {run} show fineweb-edu"
+    yield f"  {run} convert fineweb-edu --dry-run"
+    yield f"  {run} convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
+    yield f'  {run} sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
+    yield f"  {run} explain fineweb-edu-high"
     real = consumer.base_dir()
     yield f"(--cache-dir keeps the shards out of your real {real}; verify {cache}/{consumer.data_folder})"

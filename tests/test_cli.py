@@ -130,7 +130,14 @@ def test_skip_backup_without_yes_is_refused_when_not_interactive(hub_dataset, tm
     assert (tmp_path / "data" / "shard_00000.parquet").read_bytes() == b"old"
 
 
-def test_demo_runs_offline(tmp_path):
+def test_demo_runs_offline(tmp_path, monkeypatch):
+    # The user's shell: this clone, with no shardsql on its PATH (no `uv run`, no `./dev`).
+    root = Path(__file__).resolve().parent.parent
+    venv_bin = str(Path(sys.prefix) / "bin")
+    path = ":".join(p for p in __import__("os").environ["PATH"].split(":") if Path(p) != Path(venv_bin))
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
+    monkeypatch.chdir(root)
     result = run("demo", "--workdir", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "2 training + 1 validation" in result.output
@@ -141,7 +148,12 @@ def test_demo_runs_offline(tmp_path):
     # read ~/.cache/autoresearch, not the demo's shards).
     assert f"That was the demo: a generated sample, not real data. Its files are in {tmp_path}" in result.output
     assert f"Remove them with: rm -rf {tmp_path}" in result.output
-    assert "shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
+    assert ".venv/bin/shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
+    # Every "Next" command runs as printed, in that shell: not `shardsql: command not found`.
+    listed = next(line.split()[0] for line in result.output.splitlines() if line.strip().endswith("you can convert"))
+    proc = subprocess.run(f"{listed} list", shell=True, capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0 and "fineweb-edu" in proc.stdout, proc.stderr
+    assert "To try every command offline first: .venv/bin/shardsql demo --serve" in result.output
     real = result.output.index(f"the shards, into {Path.home() / '.cache' / 'autoresearch' / 'data'}\n")
     assert "prepare.py" not in result.output[:real]
     after = result.output[real:].splitlines()
