@@ -45,3 +45,17 @@ def shardsql_command() -> str:
             return shlex.quote(str(script))
         return shlex.quote(str(relative))
     return f"{shlex.quote(sys.executable)} -m shardsql"
+
+
+def explain_command(name: str, path: Path) -> str:
+    """`shardsql explain` for a definition or mixture, as the user runs it: by its name where that
+    finds this file, else by its path (a file of the user's own, outside the definitions' folders)."""
+    from .definition.catalog import definition_paths
+    from .errors import ShardsqlError
+
+    try:
+        found = definition_paths().get(name)
+    except ShardsqlError:  # a clash in the definitions' folders: the path still works
+        found = None
+    same = found is not None and found.resolve() == path.resolve()
+    return f"{shardsql_command()} explain {name if same else shlex.quote(str(path))}"
