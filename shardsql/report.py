@@ -23,6 +23,7 @@ from .definition.model import Definition
 from .invocation import shardsql_command
 from .output import manifest
 from .progress import format_size
+from .progress import rows as count_rows
 
 if TYPE_CHECKING:
     from .commands.convert import ConvertResult
@@ -121,7 +122,7 @@ def preview(p: Preview, options: ConvertOptions, estimates: Estimates | None) ->
     if estimates is not None:
         tokens, val_rows = estimates.val_tokens, estimates.val_rows
         yield f"Validation: {val_rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4, at the source's mean)"
-        advice = options.consumer.val_advice(tokens, val_rows)
+        advice = options.consumer.val_advice(tokens, val_rows, options.num_shards * options.rows_per_shard)
         if advice:
             yield f"warning: {advice}"
         if estimates.staging_bytes is not None:
@@ -169,22 +170,23 @@ def result(r: ConvertResult, next_steps: bool = True) -> Iterator[str]:
     for part in r.parts:
         share = f"{part.chars_written / chars:.1%} of characters, {part.rows_written / rows:.1%} of rows"
         role = "the validation shard" if part.validation else share
-        yield f"  {part.name}: {part.rows_written:,} rows, {part.chars_written:,} characters ({role})"
+        yield f"  {part.name}: {count_rows(part.rows_written)}, {part.chars_written:,} characters ({role})"
     yield f"  shards:  {r.train_shards} training + 1 validation ({r.shards[-1].name}) in {r.data_dir}"
-    yield (
-        f"  rows:    {r.rows_read:,} read, {filtered:,} filtered, {r.rows_kept:,} kept, "
-        f"{sum(s.rows for s in r.shards):,} written"
-    )
+    validation, written = r.shards[-1].rows, sum(s.rows for s in r.shards)
+    # Rows read from the sources: a validation shard kept from another run (--val-from live) is none of them.
+    given = f" (+ the validation shard's {validation:,} from {r.val_from})" if r.val_from == "live" else ""
+    written -= validation if given else 0
+    yield f"  rows:    {r.rows_read:,} read, {filtered:,} filtered, {r.rows_kept:,} kept, {written:,} written{given}"
     if source is not None:
-        yield f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests"
+        yield f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests (by this run)"
     if r.order == "shuffled":
         yield f"  order:   shuffled (seed {r.seed}); {r.duplicates_removed:,} duplicate texts removed"
     else:
         yield "  order:   " + ("the definition's ORDER BY" if r.order == "sql" else "source order (--no-shuffle)")
     tokens = r.val_tokens
     origin = f" from {r.val_from}" if r.val_from else ""
-    yield f"  validation: {r.shards[-1].rows:,} rows{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)"
-    advice = r.consumer.val_advice(tokens, r.shards[-1].rows)
+    yield f"  validation: {count_rows(validation)}{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)"
+    advice = r.consumer.val_advice(tokens, validation, sum(s.rows for s in r.shards[:-1]))
     if advice:
         yield f"  warning: {advice}"
     yield f"  record:  {r.manifest_path}"

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,15 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
     proc = subprocess.run(f"{listed} list", shell=True, capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0 and "fineweb-edu" in proc.stdout, proc.stderr
     assert "To try every command offline first: .venv/bin/shardsql demo --serve" in result.output
+    # Toy runs: no validation-size warning. The mixture's validation shard is the first run's
+    # (--val-from live): not rows read from its sources, so its counts add up.
+    assert "warning" not in result.output
+    rows_lines = [line for line in result.output.splitlines() if line.startswith("  rows:")]
+    read, filtered, kept = (
+        int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:read|filtered|kept)", rows_lines[1])
+    )
+    assert read - filtered == kept and "(+ the validation shard's 2,048 from live)" in rows_lines[1]
+    assert "requests (by this run)" in result.output
     real = result.output.index(f"the shards, into {Path.home() / '.cache' / 'autoresearch' / 'data'}\n")
     assert "prepare.py" not in result.output[:real]
     after = result.output[real:].splitlines()
@@ -246,7 +256,10 @@ def test_verify_command(hub, hub_dataset, tmp_path):
     assert run(*convert, "--yes").exit_code == 0
     good = run("verify", str(tmp_path / "data"))
     assert good.exit_code == 0, good.output
-    assert "OK: 3 shards" in good.output and "warning: shard_06542.parquet: about" in good.output
+    assert (
+        "OK: 3 shards" in good.output
+        and "warning: shard_06542.parquet: the validation shard holds about" in good.output
+    )
     shard = tmp_path / "data" / "shard_00001.parquet"
     data = bytearray(shard.read_bytes())
     data[100] ^= 0xFF
