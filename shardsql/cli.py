@@ -155,11 +155,12 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 
     definition = resolve(dataset)
     for_one_dataset(definition, "show", revision=revision, source=source_url)
+    sources = list(resolved(definition, revision, source_url))  # each definition bound: bad SQL fails here
     if isinstance(definition, Mixture):
         _echo(report.mixture(definition))
     else:
         _echo(report.definition(definition, shape(definition)))
-    for label, source in resolved(definition, revision, source_url):
+    for label, source in sources:
         _echo(report.resolved(source, label))
 
 

@@ -318,3 +318,16 @@ def test_an_unusable_cache_dir_is_one_line(tmp_path, read_only_dir, where, comma
     why = "is not writable" if where == "read-only" else "is a file, not a folder"
     assert result.output.startswith(f"Error: cannot use {cache[where]} as the cache folder: "), result.output
     assert why in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_show_binds_the_sql_and_fails_as_the_dry_run_does(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    typo = tmp_path / "typo.sql"
+    typo.write_text(f"-- description: d\n-- source: {folder}\n\nSELECT txt AS text FROM source WHERE length(txt) > 5\n")
+    shown, dry = run("show", str(typo)), run("convert", str(typo), "--dry-run")
+    assert shown.exit_code == dry.exit_code != 0, shown.output
+    assert shown.output == dry.output and "The source has these columns: " in shown.output
+    assert "row by row" not in shown.output  # nothing of the definition printed as if it ran
+    two = tmp_path / "two.sql"
+    two.write_text(f"-- description: d\n-- source: {folder}\n\nSELECT text, id FROM source\n")
+    assert "must yield exactly one column" in run("show", str(two)).output
