@@ -40,7 +40,6 @@ import pyarrow.parquet as pq
 from ..autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
 from ..consumers import DEFAULT, Consumer, found, recorded
 from ..errors import VerifyError, describe
-from ..progress import rows
 from . import manifest as manifest_file
 from .fingerprints import fingerprints
 from .shards import sha256_file
@@ -187,8 +186,8 @@ def _check_no_val_text_in_training(folder: Path, training: list[str], report: Ve
         return
     where = ", ".join(f"{name} ({count:,})" for name, count in found.items())
     repeats = sum(found.values())
-    verb = "repeats" if repeats == 1 else "repeat"
-    line = f"{VAL_SHARD_NAME}: {rows(repeats, 'training row')} {verb} a validation text: {where}"
+    counted = "1 training row repeats" if repeats == 1 else f"{repeats:,} training rows repeat"
+    line = f"{VAL_SHARD_NAME}: {counted} a validation text: {where}"
     shuffled = ((report.manifest or {}).get("order") or {}).get("order") == "shuffled"
     (report.errors if shuffled else report.warnings).append(line)
 
