@@ -86,7 +86,7 @@ def resolved(source: Source, label: str = "") -> Iterator[str]:
     """The source files a definition reads (after --revision and --source), with their sizes."""
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
     total = format_size(sum(f.size for f in source.files))
-    yield f"resolved:    {label}{source.url}{pinned}: {len(source.files)} files, {total}"
+    yield f"resolved:    {label}{source.url}{pinned}: {count_rows(len(source.files), 'file')}, {total}"
     for file in source.files:
         yield f"  {file.url}  {format_size(file.size)}"
 

@@ -251,8 +251,8 @@ def test_show_a_mixture_prints_each_component_and_its_resolved_source(defs):
         f"    source:    {defs / 'data' / 'a'}",
         "    revision:  (default)",
         "  b  25% of the characters",
-        f"resolved:    a: {defs / 'data' / 'a'}: 1 files,",
-        f"resolved:    b: {defs / 'data' / 'b'}: 1 files,",
+        f"resolved:    a: {defs / 'data' / 'a'}: 1 file,",
+        f"resolved:    b: {defs / 'data' / 'b'}: 1 file,",
     ):
         assert line in out, (line, out)
     assert f"  {defs / 'data' / 'b' / 'part-0.parquet'}  " in out
