@@ -1,73 +1,100 @@
-# shardsql tasks. `./dev` (or `just`, if you have it) with no arguments lists them.
+# shardsql tasks. `./dev` (or `just`, if you have it) with no arguments lists them, each with the
+# one line of its [doc(...)] attribute; the comments above a recipe say more.
 # Recipes that take arguments pass them on quoted, exactly as given ("$@"): globs, spaces
 # and quotes reach shardsql intact.
 
-default:
-    @just --list
+# What shardsql prints in its "Next" lines to run itself (shardsql/invocation.py): `./dev`
+# sets it to itself; run through `just` directly, `just shardsql`.
+export SHARDSQL_COMMAND := env("SHARDSQL_COMMAND", "just shardsql")
 
-# Install the project and its development tools into .venv (from uv.lock). --inexact: extras
-# that `setup-dev` installed (Ray) stay, so a recipe run during the tests does not remove them.
+[doc("List the recipes.")]
+default:
+    @just --list --justfile {{quote(justfile())}}
+
+# Only what the tool needs (no pytest, ruff, mypy, pre-commit). --inexact: what `setup-dev`
+# installed (the dev tools, Ray) stays, so a recipe run during the tests does not remove it.
+[doc("Install shardsql and what it needs to run into .venv, from uv.lock.")]
 setup:
+    uv sync --locked --no-dev --inexact
+
+[doc("Install shardsql with its development tools (pytest, ruff, mypy) into .venv, from uv.lock.")]
+setup-tools:
     uv sync --locked --inexact
 
-# As setup, plus the optional extras the tests and the benchmark exercise (Ray, for --engine ray).
+[doc("Install shardsql, its development tools and the Ray extra (for the tests and the benchmark).")]
 setup-dev:
     uv sync --locked --extra ray
 
-# Put `shardsql` on your PATH (uv's tool folder, ~/.local/bin; `uv tool update-shell` adds it to PATH).
-install:
-    uv tool install --force --reinstall .
-    @echo "shardsql is in $(uv tool dir --bin); if that is not on your PATH, run: {{justfile_directory()}}/.tools/bin/uv tool update-shell"
+# From uv.lock into this clone's .venv (`setup`), and a link to .venv/bin/shardsql in uv's
+# folder for commands (~/.local/bin, or $XDG_BIN_HOME): the installed command runs this clone,
+# so it reads the definitions in its sql/, new ones included, and a `git pull` updates it.
+[doc("Put `shardsql` on your PATH: this clone's, installed from uv.lock, reading its sql/.")]
+install: setup
+    #!/bin/sh
+    set -eu
+    bin=${XDG_BIN_HOME:-$HOME/.local/bin}
+    mkdir -p "$bin"
+    uv tool uninstall shardsql >/dev/null 2>&1 || true  # an earlier `uv tool install` of it
+    ln -sfn "{{justfile_directory()}}/.venv/bin/shardsql" "$bin/shardsql"
+    echo "Installed $bin/shardsql: it runs this clone ({{justfile_directory()}}), as uv.lock pins it."
+    echo "It reads the definitions in {{justfile_directory()}}/sql/ (yours too); more folders: SHARDSQL_SQL_DIR=DIR1:DIR2."
+    case ":$PATH:" in
+        *":$bin:"*) ;;
+        *) echo "$bin is not on your PATH: add it with  export PATH=\"$bin:\$PATH\"  (or: {{justfile_directory()}}/.tools/bin/uv tool update-shell)" ;;
+    esac
 
-# Convert a dataset into ~/.cache/autoresearch/data, e.g. `just convert fineweb-edu --num-shards 50`.
+[doc("Convert a dataset into ~/.cache/autoresearch/data, e.g. `./dev convert fineweb-edu --num-shards 50`.")]
 [positional-arguments]
 convert dataset *args: setup
-    uv run shardsql convert "$@"
+    uv run --no-sync shardsql convert "$@"
 
-# Run a whole conversion offline against a local Hub stand-in (touches nothing in ~/.cache).
+[doc("Run a whole conversion offline against a local Hub stand-in (touches nothing in ~/.cache).")]
 [positional-arguments]
 demo *args: setup
-    uv run shardsql demo "$@"
+    uv run --no-sync shardsql demo "$@"
 
-# Serve generated data from the local Hub stand-in until Ctrl-C, to try every command offline.
+[doc("Serve generated data from the local Hub stand-in until Ctrl-C, to try every command offline.")]
 [positional-arguments]
 serve *args: setup
-    uv run shardsql demo --serve "$@"
+    uv run --no-sync shardsql demo --serve "$@"
 
-# Run any shardsql command, e.g. `just shardsql sql "SELECT 1"`.
+[doc("Run any shardsql command, e.g. `./dev shardsql sql \"SELECT 1\"`.")]
 [positional-arguments]
 shardsql *args: setup
-    uv run shardsql "$@"
+    uv run --no-sync shardsql "$@"
 
-# List the dataset definitions in sql/.
+[doc("List the dataset definitions in sql/.")]
 list: setup
-    uv run shardsql list
+    uv run --no-sync shardsql list
 
-# Run the test suite with coverage.
+[doc("Run the test suite with coverage.")]
 [positional-arguments]
 test *args: setup-dev
     uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered "$@"
 
-# Lint, format-check and type-check (the same checks pre-commit runs; mypy's settings: pyproject.toml).
-lint: setup
+# The same checks pre-commit runs; mypy's settings: pyproject.toml.
+[doc("Lint, format-check and type-check.")]
+lint: setup-tools
     uv run ruff check .
     uv run ruff format --check .
     uv run mypy
 
-# Format the code.
-fmt: setup
+[doc("Format the code.")]
+fmt: setup-tools
     uv run ruff format .
     uv run ruff check --fix .
 
-# Regenerate docs/cli.md from every command's --help (tests/test_docs.py checks that it is current).
+# tests/test_docs.py checks that it is current.
+[doc("Regenerate docs/cli.md from every command's --help.")]
 docs: setup
-    uv run python docs/generate_cli.py
+    uv run --no-sync python docs/generate_cli.py
 
 # Benchmark of the real job (3 + 1 shards of 86,016 rows), each tool a fresh process as its user runs it:
 # wall and CPU time vs the seed loop and a Polars one-liner, peak RSS, fixed cost, bytes fetched
-# (bench/README.md); ~15 minutes on 2 cores. `just bench --headline`: the main and the small job only.
-# `just bench --scaling`: the scaling table, 1..all cores (pinned), local and Ray (bench/scaling.py).
-# `just bench --profile`: where the main job's time goes, by thread (bench/profiling.py; py-spy via uvx).
+# (bench/README.md). `./dev bench --headline`: the main and the small job only.
+# `./dev bench --scaling`: the scaling table, 1..all cores (pinned), local and Ray (bench/scaling.py).
+# `./dev bench --profile`: where the main job's time goes, by thread (bench/profiling.py; py-spy via uvx).
+[doc("Run the benchmark (bench/README.md): 15 to 20 minutes on 2 cores; --headline: a few.")]
 [positional-arguments]
 bench *args: setup-dev
     uv run python bench/bench.py "$@"

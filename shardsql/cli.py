@@ -129,6 +129,9 @@ def cli(debug: bool) -> None:
       HF_TOKEN           a token for gated or private datasets (never written anywhere)
       SHARDSQL_SQL_DIR   more folders of dataset definitions (.sql), separated by ':'
       NANOCHAT_BASE_DIR  nanochat's base folder (default ~/.cache/nanochat), as nanochat reads it
+      RAY_ADDRESS        the Ray cluster `convert --engine ray` joins (without it: a local Ray)
+      HF_HUB_DISABLE_TELEMETRY=1  huggingface_hub reports nothing to huggingface.co (set it for a
+                         mirror or the stand-in, as `shardsql demo --serve` says)
     """
 
 
@@ -152,11 +155,12 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 
     definition = resolve(dataset)
     for_one_dataset(definition, "show", revision=revision, source=source_url)
+    sources = list(resolved(definition, revision, source_url))  # each definition bound: bad SQL fails here
     if isinstance(definition, Mixture):
         _echo(report.mixture(definition))
     else:
         _echo(report.definition(definition, shape(definition)))
-    for label, source in resolved(definition, revision, source_url):
+    for label, source in sources:
         _echo(report.resolved(source, label))
 
 
@@ -196,7 +200,8 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
 )  # fmt: skip
 @click.option(
     "--no-shuffle", is_flag=True,
-    help="The first kept rows in source order, no deduplication, the last shard as validation (as before 0.2).",
+    help="The first kept rows in source order, no deduplication, the last shard as validation: row for row what "
+    "the original convert_dataset.py wrote.",
 )  # fmt: skip
 @click.option(
     "--val-rows", type=int, default=None,

@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .autoresearch import BYTES_PER_TOKEN, EVAL_TOKENS, VAL_SHARD_NAME, VAL_TOKENS_WANTED
+from .autoresearch import BYTES_PER_TOKEN, VAL_SHARD_NAME, VAL_TOKENS_WANTED
 from .errors import OptionsError
 
 
@@ -66,28 +66,25 @@ class Consumer:
         lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
         return [*lines, f"({self.mix_warning})"]
 
-    def val_advice(self, tokens: int, rows: int, noted: bool = True) -> str | None:
+    def val_advice(self, tokens: int, rows: int, train_rows: int | None = None) -> str | None:
         """A warning when a validation shard of `rows` rows and `tokens` estimated tokens is below
-        VAL_TOKENS_WANTED, with the --val-rows that would reach it at its mean length; None if not.
-        `noted` False leaves out why the evaluation's size is assumed (a sentence before said it)."""
+        VAL_TOKENS_WANTED (the one threshold: docs/how-it-works.md), with the --val-rows that would
+        reach it at its mean length; None if not, and None for a toy run: where the whole output
+        (`train_rows` training rows and the validation shard, at its mean) holds fewer tokens than
+        that, no training run its evaluation would measure is in it (the demo, a quick try)."""
         if tokens >= VAL_TOKENS_WANTED:
             return None
         per_row = tokens / rows if rows else 0
+        if train_rows is not None and per_row * (train_rows + rows) < VAL_TOKENS_WANTED:
+            return None
         wanted = -(-VAL_TOKENS_WANTED // max(1, int(per_row)))
         reach = f"--val-rows {wanted:,}" if per_row >= 1 else "a larger --val-rows"
-        assumed = "" if self.eval_note is None else f" if it reads {EVAL_TOKENS:,} tokens, as autoresearch's does"
-        note = "" if self.eval_note is None or not noted else f" (assumed: {self.eval_note})"
+        assumed = "" if self.eval_note is None else f" (assumed to read as much as autoresearch's: {self.eval_note})"
         return (
-            f"the validation shard holds about {tokens:,} tokens (UTF-8 bytes / {BYTES_PER_TOKEN}), fewer than the "
-            f"{VAL_TOKENS_WANTED:,} {self.name}'s evaluation needs before it reads the same text again{assumed}"
-            f"{note}; {reach} would reach it at the sample's mean of {per_row:,.0f} tokens a row"
+            f"the validation shard holds about {tokens:,} tokens (UTF-8 bytes / {BYTES_PER_TOKEN}), under the "
+            f"{VAL_TOKENS_WANTED:,} {self.name}'s evaluation reads without repeating text{assumed}; {reach} would "
+            "reach it"
         )
-
-    def eval_reads(self) -> str:
-        """What its evaluation reads, after "fewer than the 20,971,520": where that number comes from."""
-        if self.eval_note is None:
-            return f"{self.name}'s evaluation reads (EVAL_TOKENS)"
-        return f"{self.name}'s evaluation is assumed to read (autoresearch's EVAL_TOKENS; {self.eval_note})"
 
 
 AUTORESEARCH = Consumer(

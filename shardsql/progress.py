@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shard
 
 
+def rows(n: int, word: str = "row") -> str:
+    """A count for a person: "1 row", "2,048 rows"."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def format_size(n: float) -> str:
     """Bytes for a person, in powers of 1024 named as such (as `du -h` and `df -h` count): 512 B, 3.4 MiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -56,6 +61,15 @@ class Progress:
     def shard(self, info: ShardInfo) -> None:
         self.shards += 1
 
+    def shard_name(self, info: ShardInfo) -> str:
+        """The name a shard just written lands as: the last of those wanted is the validation shard,
+        renamed to shard_06542.parquet when the conversion completes."""
+        from .autoresearch import VAL_SHARD_NAME
+
+        if self.shards == self.shards_wanted and info.name != VAL_SHARD_NAME:
+            return f"{VAL_SHARD_NAME} (the validation shard)"
+        return info.name
+
     def message(self, text: str) -> None:
         if self._stream is not None:
             print(text, file=self._stream, flush=True)
@@ -80,6 +94,8 @@ class Progress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         kept, wanted = self.kept - self._kept_at_start, self.rows_wanted - self._kept_at_start
         whole = f" of ~{format_size(self.fetched * wanted / kept)}" if 0 < kept < wanted else ""
+        # A resumed run's rows are the conversion's totals; its bytes are this run's alone.
+        word += " this run" if self._kept_at_start else ""
         return f"{format_size(self.fetched)}{whole}{word}, {format_size(self.fetched / elapsed)}/s"
 
 
@@ -102,7 +118,7 @@ class PlainProgress(Progress):
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._print(f"  wrote {info.name}: {info.rows:,} rows, {format_size(info.bytes)}  ({self.status()})")
+        self._print(f"  wrote {self.shard_name(info)}: {rows(info.rows)}, {format_size(info.bytes)}  ({self.status()})")
 
 
 class RichProgress(Progress):
@@ -141,7 +157,8 @@ class RichProgress(Progress):
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._bar.console.print(f"  wrote {info.name}: {info.rows:,} rows, {format_size(info.bytes)}", highlight=False)
+        line = f"  wrote {self.shard_name(info)}: {rows(info.rows)}, {format_size(info.bytes)}"
+        self._bar.console.print(line, highlight=False)
         self.update(self.read, self.kept, self.fetched)  # redraw: the shard count changed
 
     def message(self, text: str) -> None:

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from .consumers import DEFAULT, Consumer
 from .definition.mixture import Mixture, percent
 from .definition.model import Definition
+from .invocation import shardsql_command
 from .output import manifest
 from .progress import format_size
+from .progress import rows as count_rows
 
 if TYPE_CHECKING:
     from .commands.convert import ConvertResult
@@ -84,7 +86,7 @@ def resolved(source: Source, label: str = "") -> Iterator[str]:
     """The source files a definition reads (after --revision and --source), with their sizes."""
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
     total = format_size(sum(f.size for f in source.files))
-    yield f"resolved:    {label}{source.url}{pinned}: {len(source.files)} files, {total}"
+    yield f"resolved:    {label}{source.url}{pinned}: {count_rows(len(source.files), 'file')}, {total}"
     for file in source.files:
         yield f"  {file.url}  {format_size(file.size)}"
 
@@ -120,7 +122,7 @@ def preview(p: Preview, options: ConvertOptions, estimates: Estimates | None) ->
     if estimates is not None:
         tokens, val_rows = estimates.val_tokens, estimates.val_rows
         yield f"Validation: {val_rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4, at the source's mean)"
-        advice = options.consumer.val_advice(tokens, val_rows)
+        advice = options.consumer.val_advice(tokens, val_rows, options.num_shards * options.rows_per_shard)
         if advice:
             yield f"warning: {advice}"
         if estimates.staging_bytes is not None:
@@ -168,22 +170,23 @@ def result(r: ConvertResult, next_steps: bool = True) -> Iterator[str]:
     for part in r.parts:
         share = f"{part.chars_written / chars:.1%} of characters, {part.rows_written / rows:.1%} of rows"
         role = "the validation shard" if part.validation else share
-        yield f"  {part.name}: {part.rows_written:,} rows, {part.chars_written:,} characters ({role})"
+        yield f"  {part.name}: {count_rows(part.rows_written)}, {part.chars_written:,} characters ({role})"
     yield f"  shards:  {r.train_shards} training + 1 validation ({r.shards[-1].name}) in {r.data_dir}"
-    yield (
-        f"  rows:    {r.rows_read:,} read, {filtered:,} filtered, {r.rows_kept:,} kept, "
-        f"{sum(s.rows for s in r.shards):,} written"
-    )
+    validation, written = r.shards[-1].rows, sum(s.rows for s in r.shards)
+    # Rows read from the sources: a validation shard kept from another run (--val-from live) is none of them.
+    given = f" (+ the validation shard's {validation:,} from {r.val_from})" if r.val_from == "live" else ""
+    written -= validation if given else 0
+    yield f"  rows:    {r.rows_read:,} read, {filtered:,} filtered, {r.rows_kept:,} kept, {written:,} written{given}"
     if source is not None:
-        yield f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests"
+        yield f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests (by this run)"
     if r.order == "shuffled":
         yield f"  order:   shuffled (seed {r.seed}); {r.duplicates_removed:,} duplicate texts removed"
     else:
         yield "  order:   " + ("the definition's ORDER BY" if r.order == "sql" else "source order (--no-shuffle)")
     tokens = r.val_tokens
     origin = f" from {r.val_from}" if r.val_from else ""
-    yield f"  validation: {r.shards[-1].rows:,} rows{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)"
-    advice = r.consumer.val_advice(tokens, r.shards[-1].rows)
+    yield f"  validation: {count_rows(validation)}{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)"
+    advice = r.consumer.val_advice(tokens, validation, sum(s.rows for s in r.shards[:-1]))
     if advice:
         yield f"  warning: {advice}"
     yield f"  record:  {r.manifest_path}"
@@ -297,32 +300,32 @@ def demo(d: DemoResult, consumer: Consumer, real: ConvertOptions) -> Iterator[st
     yield f"  hub/ holds the generated source, {data} the shards; your real {consumer.base_dir()} is untouched."
     yield f"  Remove them with: rm -rf {shlex.quote(str(d.workdir))}"
     yield "\nNext, for real data (from huggingface.co, or a mirror through HF_ENDPOINT):"
-    flag = for_flag(consumer)
+    flag, run = for_flag(consumer), shardsql_command()
     commands = [
-        ("shardsql list", "the datasets you can convert"),
-        (f"shardsql convert NAME --dry-run{flag}", "the files, sizes and rows a conversion reads (footers only)"),
-        (f"shardsql convert NAME{flag}", f"the shards, into {real.cache.data}"),
+        (f"{run} list", "the datasets you can convert"),
+        (f"{run} convert NAME --dry-run{flag}", "the files, sizes and rows a conversion reads (footers only)"),
+        (f"{run} convert NAME{flag}", f"the shards, into {real.cache.data}"),
     ]
     width = max(38, *(len(command) + 1 for command, _ in commands))
     for command, what in commands:
         yield f"  {command:<{width}} {what}"
     yield from consumer.next_lines(real.num_shards, real.cache.root, when="Then")
-    yield f"To try every command offline first: shardsql demo --serve{flag}"
+    yield f"To try every command offline first: {run} demo --serve{flag}"
 
 
 def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
     """`demo --serve`: where the stand-in serves, and the commands to try against it."""
     cache = shlex.quote(str(folder / consumer.name))
-    flag = for_flag(consumer)
+    flag, run = for_flag(consumer), shardsql_command()
     yield f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}."
     yield f"It plays {served.plays}."
     yield "In another terminal, point shardsql at it (and keep your real token away from it):\n"
     yield f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n"
     yield "Then every command works offline, e.g.:"
-    yield "  shardsql show fineweb-edu"
-    yield "  shardsql convert fineweb-edu --dry-run"
-    yield f"  shardsql convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
-    yield '  shardsql sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
-    yield "  shardsql explain fineweb-edu-high"
+    yield f"  {run} show fineweb-edu"
+    yield f"  {run} convert fineweb-edu --dry-run"
+    yield f"  {run} convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
+    yield f'  {run} sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
+    yield f"  {run} explain fineweb-edu-high"
     real = consumer.base_dir()
     yield f"(--cache-dir keeps the shards out of your real {real}; verify {cache}/{consumer.data_folder})"

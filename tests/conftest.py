@@ -29,7 +29,14 @@ from shardsql.standin.samples import LAYOUTS, write_sample
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test sees the developer's Hub settings, token, definitions folder or nanochat folder."""
-    for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "HF_HUB_OFFLINE", "NANOCHAT_BASE_DIR"):
+    for name in (
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+        "SHARDSQL_SQL_DIR",
+        "HF_HUB_OFFLINE",
+        "NANOCHAT_BASE_DIR",
+        "SHARDSQL_COMMAND",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     # Same retry logic, shorter waits: the suite must stay fast.

@@ -31,7 +31,8 @@ WHOLE = {
     "SELECT text || row_number() OVER () AS text FROM source": "the window function row_number()",
     "SELECT a.text FROM source a JOIN source b ON a.id = b.id": "a join",
     "SELECT a.text FROM source a, source b": "a join",
-    "SELECT text FROM (SELECT text FROM source)": "a subquery",
+    "SELECT text FROM (SELECT text FROM source)": "a subquery in FROM",
+    "SELECT text FROM (SELECT DISTINCT text FROM source)": "a subquery",
     "SELECT text FROM other": "a FROM clause other than `source`",
     "SELECT text FROM source UNION ALL SELECT text FROM source": "a set operation",
     "WITH t AS (SELECT text FROM source) SELECT text FROM t": "a WITH clause",
@@ -56,7 +57,22 @@ def test_row_by_row_definitions(sql):
 def test_everything_else_reads_the_whole_source_and_says_why(sql):
     shape = analysis.classify(statement(sql))
     assert not shape.row_by_row and shape.path == "whole source"
-    assert shape.reason.startswith(WHOLE[sql]) and shape.reason.endswith(": reads the whole source"), shape.reason
+    assert shape.reason.startswith(WHOLE[sql]) and ": reads the whole source" in shape.reason, shape.reason
+
+
+def test_a_subquery_that_renames_a_column_says_how_to_write_it_row_by_row():
+    renamed = "SELECT text FROM (SELECT body AS text FROM source) WHERE length(text) >= 50"
+    shape = analysis.classify(statement(renamed))
+    assert not shape.row_by_row
+    assert shape.reason == (
+        "a subquery in FROM: reads the whole source. To run row by row, select from source itself: rename in the "
+        "SELECT list and filter on the source's column names, e.g. SELECT body AS text FROM source WHERE "
+        "length(body) >= 50"
+    )
+    # The way it suggests is row by row, and a subquery that is not (DISTINCT) gets no such hint.
+    assert analysis.classify(statement("SELECT body AS text FROM source WHERE length(body) >= 50")).row_by_row
+    distinct = analysis.classify(statement("SELECT text FROM (SELECT DISTINCT body AS text FROM source)"))
+    assert distinct.reason == "a subquery: reads the whole source"
 
 
 SCHEMA = ["text", "id", "meta", "score", "int_score"]

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +131,14 @@ def test_skip_backup_without_yes_is_refused_when_not_interactive(hub_dataset, tm
     assert (tmp_path / "data" / "shard_00000.parquet").read_bytes() == b"old"
 
 
-def test_demo_runs_offline(tmp_path):
+def test_demo_runs_offline(tmp_path, monkeypatch):
+    # The user's shell: this clone, with no shardsql on its PATH (no `uv run`, no `./dev`).
+    root = Path(__file__).resolve().parent.parent
+    venv_bin = str(Path(sys.prefix) / "bin")
+    path = ":".join(p for p in __import__("os").environ["PATH"].split(":") if Path(p) != Path(venv_bin))
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
+    monkeypatch.chdir(root)
     result = run("demo", "--workdir", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "2 training + 1 validation" in result.output
@@ -141,7 +149,21 @@ def test_demo_runs_offline(tmp_path):
     # read ~/.cache/autoresearch, not the demo's shards).
     assert f"That was the demo: a generated sample, not real data. Its files are in {tmp_path}" in result.output
     assert f"Remove them with: rm -rf {tmp_path}" in result.output
-    assert "shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
+    assert ".venv/bin/shardsql list" in result.output and "shardsql convert NAME --dry-run" in result.output
+    # Every "Next" command runs as printed, in that shell: not `shardsql: command not found`.
+    listed = next(line.split()[0] for line in result.output.splitlines() if line.strip().endswith("you can convert"))
+    proc = subprocess.run(f"{listed} list", shell=True, capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0 and "fineweb-edu" in proc.stdout, proc.stderr
+    assert "To try every command offline first: .venv/bin/shardsql demo --serve" in result.output
+    # Toy runs: no validation-size warning. The mixture's validation shard is the first run's
+    # (--val-from live): not rows read from its sources, so its counts add up.
+    assert "warning" not in result.output
+    rows_lines = [line for line in result.output.splitlines() if line.startswith("  rows:")]
+    read, filtered, kept = (
+        int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:read|filtered|kept)", rows_lines[1])
+    )
+    assert read - filtered == kept and "(+ the validation shard's 2,048 from live)" in rows_lines[1]
+    assert "requests (by this run)" in result.output
     real = result.output.index(f"the shards, into {Path.home() / '.cache' / 'autoresearch' / 'data'}\n")
     assert "prepare.py" not in result.output[:real]
     after = result.output[real:].splitlines()
@@ -234,7 +256,10 @@ def test_verify_command(hub, hub_dataset, tmp_path):
     assert run(*convert, "--yes").exit_code == 0
     good = run("verify", str(tmp_path / "data"))
     assert good.exit_code == 0, good.output
-    assert "OK: 3 shards" in good.output and "warning: shard_06542.parquet: about" in good.output
+    assert (
+        "OK: 3 shards" in good.output
+        and "warning: shard_06542.parquet: the validation shard holds about" in good.output
+    )
     shard = tmp_path / "data" / "shard_00001.parquet"
     data = bytearray(shard.read_bytes())
     data[100] ^= 0xFF
@@ -293,3 +318,16 @@ def test_an_unusable_cache_dir_is_one_line(tmp_path, read_only_dir, where, comma
     why = "is not writable" if where == "read-only" else "is a file, not a folder"
     assert result.output.startswith(f"Error: cannot use {cache[where]} as the cache folder: "), result.output
     assert why in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_show_binds_the_sql_and_fails_as_the_dry_run_does(hub, hub_dataset, tmp_path):
+    folder = hub_dataset("fineweb-edu")
+    typo = tmp_path / "typo.sql"
+    typo.write_text(f"-- description: d\n-- source: {folder}\n\nSELECT txt AS text FROM source WHERE length(txt) > 5\n")
+    shown, dry = run("show", str(typo)), run("convert", str(typo), "--dry-run")
+    assert shown.exit_code == dry.exit_code != 0, shown.output
+    assert shown.output == dry.output and "The source has these columns: " in shown.output
+    assert "row by row" not in shown.output  # nothing of the definition printed as if it ran
+    two = tmp_path / "two.sql"
+    two.write_text(f"-- description: d\n-- source: {folder}\n\nSELECT text, id FROM source\n")
+    assert "must yield exactly one column" in run("show", str(two)).output

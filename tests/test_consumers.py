@@ -3,8 +3,10 @@ into nanochat's data folder, backs up its data and tokenizer, resumes, and `veri
 and `restore` know its layout; the shards read as nanochat's loader reads them."""
 
 import hashlib
+import re
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -221,10 +223,13 @@ def test_verify_checks_a_nanochat_set_for_nanochat_found_from_its_manifest(data)
     report = verify.verify(data)
     assert report.ok, report.errors
     assert report.consumer == NANOCHAT and report.shards_checked == 3
-    assert report.warnings[0].startswith(f"{VAL_SHARD_NAME}: about ")
+    assert report.warnings[0].startswith(f"{VAL_SHARD_NAME}: the validation shard holds about ")
     # nanochat's evaluation reads a configurable number of tokens: the warning says what it assumes.
-    assert "fewer than the 20,971,520 nanochat's evaluation is assumed to read (autoresearch's EVAL_TOKENS; " \
-           "nanochat's own number is a training setting: see nanochat's README)" in report.warnings[0]  # fmt: skip
+    assumed = (
+        "under the 33,554,432 nanochat's evaluation reads without repeating text (assumed to read as much as "
+        "autoresearch's: nanochat's own number is a training setting: see nanochat's README)"
+    )
+    assert assumed in report.warnings[0]
     assert verify.verify(data, AUTORESEARCH).consumer == AUTORESEARCH, "--for outranks the manifest"
 
 
@@ -300,11 +305,11 @@ def test_the_dry_run_names_nanochats_folder_and_what_its_warning_assumes(source,
     assert f"Output:   {tmp_path / 'base' / DATA} (for nanochat)" in nanochat.output
     assert f"Output:   {tmp_path / 'base' / 'data'} (for autoresearch)" in autoresearch.output
     assumed = (
-        "nanochat's evaluation needs before it reads the same text again if it reads 20,971,520 tokens, as "
-        "autoresearch's does (assumed: nanochat's own number is a training setting: see nanochat's README);"
+        "nanochat's evaluation reads without repeating text (assumed to read as much as autoresearch's: nanochat's "
+        "own number is a training setting: see nanochat's README); --val-rows"
     )
     assert assumed in nanochat.output
-    assert "autoresearch's evaluation needs before it reads the same text again; --val-rows" in autoresearch.output
+    assert "autoresearch's evaluation reads without repeating text; --val-rows" in autoresearch.output
     assert not (tmp_path / "base").exists()
 
 
@@ -329,7 +334,8 @@ def test_too_many_shards_names_nanochats_rule():
     assert f"(nanochat evaluates on the last file in sorted order, which must be {VAL_SHARD_NAME})" in result.output
 
 
-def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path):
+def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARDSQL_COMMAND", "shardsql")  # as where `shardsql` is on PATH
     result = run("demo", "--for", "nanochat", "--workdir", tmp_path / "demo")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "nanochat" / DATA / VAL_SHARD_NAME).is_file()
@@ -340,3 +346,25 @@ def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path):
     assert real < out.index("Then: in your nanochat checkout") < out.index(TOK_TRAIN) < out.index(BASE_TRAIN)
     assert out.index(BASE_TRAIN) < out.index(DOWNLOADER)
     assert "prepare.py" not in result.output and not (home / ".cache").exists()
+
+
+def test_the_validation_warning_has_one_threshold_and_keeps_quiet_on_toy_runs():
+    from shardsql.autoresearch import VAL_TOKENS_WANTED
+
+    # A real run (10 shards of 86,016 rows) with a short validation shard: warned, once, one number.
+    advice = AUTORESEARCH.val_advice(228_000, 2_048, 10 * 86_016)
+    assert advice == (
+        "the validation shard holds about 228,000 tokens (UTF-8 bytes / 4), under the 33,554,432 autoresearch's "
+        "evaluation reads without repeating text; --val-rows 302,293 would reach it"
+    )
+    assert f"{VAL_TOKENS_WANTED:,}" == "33,554,432" and "20,971,520" not in advice
+    # The demo's toy run (2 + 1 shards of 2,048 rows) holds less than one evaluation in all: no warning.
+    assert AUTORESEARCH.val_advice(228_000, 2_048, 2 * 2_048) is None
+    assert AUTORESEARCH.val_advice(VAL_TOKENS_WANTED, 2_048, 10 * 86_016) is None
+
+
+def test_the_docs_give_the_validation_threshold_once():
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
+    assert sum(t.count("33,554,432") for t in texts) == 1
+    assert not any(re.search(r"\b(21M|32M|~32M)\b", t) for t in texts)

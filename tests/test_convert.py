@@ -1,4 +1,5 @@
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -167,12 +168,33 @@ def test_a_failed_conversion_leaves_the_live_data_untouched(hub_dataset, climbmi
     assert not climbmix.staging.exists()
 
 
-def test_too_little_data_for_a_training_shard_is_an_error(hub_dataset, tmp_path):
+def test_too_little_data_for_a_training_shard_is_an_error(hub_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARDSQL_COMMAND", "./dev shardsql")
     folder = hub_dataset("fineweb-edu", files=1, rows_per_file=500)
     options = ConvertOptions(num_shards=2, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path)
-    with pytest.raises(ConversionError, match=r"the source ran out: 500 rows read, \d+ kept, which is only one shard"):
+    with pytest.raises(ConversionError) as error:
         convert(catalog.resolve("fineweb-edu"), options)
     assert not (tmp_path / "data").exists()
+    # Where the rows went, and only what can help: the source was read whole (no --num-source).
+    message = str(error.value)
+    went = r"500 rows read, [\d,]+ removed by the filter, [\d,]+ duplicate texts? removed: [\d,]+ left"
+    assert re.match(rf"the source ran out: {went}, which is only one shard of 1,000;", message), message
+    assert "--rows-per-shard" in message and "`./dev shardsql explain fineweb-edu`" in message
+    assert "--num-source" not in message and "more source files" not in message
+
+
+def test_a_filter_that_keeps_nothing_names_the_filter_and_explain(hub_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARDSQL_COMMAND", "./dev shardsql")
+    folder = hub_dataset("fineweb-edu", files=1, rows_per_file=500)
+    path = tmp_path / "none.sql"
+    path.write_text(f"-- description: d\n-- source: {folder}\n\nSELECT text FROM source WHERE length(text) > 10**9\n")
+    options = ConvertOptions(num_shards=2, rows_per_shard=100, cache_dir=tmp_path / "cache", num_source=1)
+    with pytest.raises(ConversionError) as error:
+        convert(catalog.resolve(str(path)), options)
+    assert str(error.value) == (
+        f"none's filter kept no rows: 500 rows read, every one removed by its WHERE. See what each condition removes "
+        f"with `./dev shardsql explain {path}`, and loosen it. Your data folder was not changed."
+    )
 
 
 def test_invalid_options_are_refused(tmp_path):

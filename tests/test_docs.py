@@ -91,3 +91,29 @@ def test_link_checker_sees_links_and_headings(tmp_path):
     assert slug("Scaling out with Ray") == "scaling-out-with-ray"
     assert slug("Order, sample and validation split") == "order-sample-and-validation-split"
     assert slug("Running `shardsql`") == "running-shardsql"
+
+
+# Upper-case names in the docs that are not environment variables: autoresearch's constant.
+NOT_VARIABLES = {"EVAL_TOKENS"}
+
+
+def test_every_environment_variable_the_docs_list_is_in_the_top_level_help():
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    pages = [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").glob("*.md")) if p.name != "cli.md")]
+    named = {m for page in pages for m in re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b", page.read_text())}
+    assert {"HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "NANOCHAT_BASE_DIR", "RAY_ADDRESS"} <= named
+    missing = sorted(name for name in named - NOT_VARIABLES if name not in help_text)
+    assert not missing, f"listed in the docs, not in `shardsql --help`: {missing}"
+
+
+def test_the_help_says_nothing_of_versions_that_never_were():
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    helps = "\n".join(CliRunner().invoke(cli, [*command, "--help"]).output for command in ([], ["convert"]))
+    assert "before 0.2" not in helps and "the original convert_dataset.py" in " ".join(helps.split())

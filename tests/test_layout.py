@@ -32,6 +32,7 @@ ALLOWED = {
         "autoresearch",
         "consumers",
         "progress",
+        "invocation",  # how the user runs shardsql, for the commands an error names (`shardsql explain`)
     },  # fmt: skip
     "standin": {"standin"},
 }

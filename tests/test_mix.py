@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -168,8 +169,17 @@ def test_no_text_twice_across_components_and_the_same_bytes_for_any_workers(sour
 
 def test_a_component_that_runs_out_stops_the_mixture_unless_allow_short(sources, tmp_path):
     mix = mixture(sources, "held 50%, code 50%", "documents")
-    with pytest.raises(ConversionError, match=r"component held ran out: its source gives only [\d,]+ distinct rows"):
+    with pytest.raises(
+        ConversionError, match=r"component held ran out: its source gives only [\d,]+ distinct rows"
+    ) as e:
         run(mix, tmp_path / "a", num_shards=6)
+    # Where its rows went, what to look at, and only what can help (the source was read whole).
+    assert re.search(
+        r"\(of [\d,]+ read, [\d,]+ were removed by its filter and [\d,]+ as duplicate texts\)", str(e.value)
+    )
+    assert re.search(r"rows wanted \([\d,]+ of them for the validation shard\)\. See what its filter removes with "
+                     r"`\S*shardsql explain ", str(e.value)), str(e.value)  # fmt: skip
+    assert "--num-source" not in str(e.value)
     assert not (tmp_path / "a" / "data").exists()
     short = run(mix, tmp_path / "b", num_shards=6, allow_short=True)
     texts = [t for texts in shard_texts(short) for t in texts]
@@ -325,9 +335,11 @@ def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path, order):
 
 def test_a_component_that_runs_out_in_source_order_stops_the_mixture_unless_allow_short(sources, tmp_path):
     mix = mixture(sources, "held 50%, code 50%", "documents")
-    with pytest.raises(ConversionError, match=r"component held ran out after [\d,]+ rows in source order, so the "
-                                              r"mixture stops after [\d,]+ of the [\d,]+ rows wanted"):  # fmt: skip
+    with pytest.raises(ConversionError, match=r"component held ran out after [\d,]+ rows in source order \(of [\d,]+ "
+                       r"read, [\d,]+ were removed by its filter\), so the mixture stops after [\d,]+ of the [\d,]+ "
+                       r"rows wanted\. See what its filter removes with `\S*shardsql explain ") as e:  # fmt: skip
         run(mix, tmp_path / "a", num_shards=6, shuffle=False)
+    assert "--num-source" not in str(e.value)
     assert not (tmp_path / "a" / "data").exists()
     short = run(mix, tmp_path / "b", num_shards=6, shuffle=False, allow_short=True)
     texts = [t for texts in shard_texts(short) for t in texts]

@@ -251,8 +251,8 @@ def test_show_a_mixture_prints_each_component_and_its_resolved_source(defs):
         f"    source:    {defs / 'data' / 'a'}",
         "    revision:  (default)",
         "  b  25% of the characters",
-        f"resolved:    a: {defs / 'data' / 'a'}: 1 files,",
-        f"resolved:    b: {defs / 'data' / 'b'}: 1 files,",
+        f"resolved:    a: {defs / 'data' / 'a'}: 1 file,",
+        f"resolved:    b: {defs / 'data' / 'b'}: 1 file,",
     ):
         assert line in out, (line, out)
     assert f"  {defs / 'data' / 'b' / 'part-0.parquet'}  " in out
@@ -310,7 +310,7 @@ def test_show_and_explain_of_a_dataset_are_unchanged_by_mixtures(defs):
     show = run("show", str(defs / "a.sql"))
     assert show.exit_code == 0, show.output
     assert "SELECT text FROM source WHERE" in show.output
-    assert f"resolved:    {defs / 'data' / 'a'}: 1 files" in show.output
+    assert f"resolved:    {defs / 'data' / 'a'}: 1 file," in show.output
     explain = run("explain", str(defs / "a.sql"), "--sample-rows", "5")
     assert explain.exit_code == 0 and f"Sample: the first 5 rows of {defs / 'data' / 'a'}" in explain.output
     assert "==" not in explain.output

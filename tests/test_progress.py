@@ -47,3 +47,21 @@ def test_rich_progress_draws_a_bar_with_the_counters():
     assert re.search(r"4\.0 KiB of ~10\.0 KiB, " + rate, text), "the bytes arrived, of the job's, and the rate"
     assert "wrote shard_00000.parquet: 1,000 rows" in text
     assert "1/3 shards" in text, "the bar shows the new shard count"
+
+
+def test_the_last_shard_is_named_as_it_lands_the_validation_shard():
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    progress.start(rows_wanted=3000, shards_wanted=3)
+    for index in range(3):
+        progress.shard(ShardInfo(f"shard_{index:05d}.parquet", 1 if index == 2 else 1000, 2048, "0" * 64, [1000]))
+    text = out.getvalue()
+    assert "wrote shard_00001.parquet: 1,000 rows" in text
+    assert "wrote shard_06542.parquet (the validation shard): 1 row," in text and "shard_00002" not in text
+
+
+def test_a_resumed_run_says_its_bytes_are_this_runs_alone():
+    progress = PlainProgress(io.StringIO())
+    progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2)
+    progress.update(read=2600, kept=2500, fetched=1 << 20)
+    assert "2,600 rows read, 2,500 kept, 2/3 shards, 1.0 MB of ~2.0 MB fetched this run" in progress.status()

@@ -207,3 +207,15 @@ def test_invalid_utf8_in_a_source_is_one_line_naming_the_file_not_a_traceback(tm
     # The file's other columns can still be queried.
     ids = CliRunner().invoke(cli, ["sql", "--source", str(tmp_path), "--format", "csv", "SELECT max(id) FROM source"])
     assert ids.exit_code == 0 and ids.stdout.splitlines()[1] == "2"
+
+
+def test_a_misspelt_column_lists_the_columns_of_what_the_query_reads(hub, hub_dataset):
+    hub_dataset("fineweb-edu")
+    result = CliRunner().invoke(cli, ["sql", "SELECT count(*) FROM source.fineweb_edu WHERE int_scor >= 4"])
+    assert result.exit_code != 0
+    assert 'Referenced column "int_scor" not found' in result.output
+    listed = result.output.split("The columns of what the query reads: ", 1)[1]
+    assert listed.startswith("source.fineweb_edu: ") and "int_score" in listed and "text" in listed
+    # A dataset's own view has its definition's one column.
+    result = CliRunner().invoke(cli, ["sql", "SELECT txt FROM fineweb_edu"])
+    assert "fineweb_edu: text" in result.output and "source.fineweb_edu: " in result.output

@@ -434,11 +434,14 @@ def test_the_piles_are_let_go_of_as_the_shards_are_written(tmp_path):
 def test_dry_run_says_the_staging_and_the_validation_tokens(tmp_path):
     folder = write_source(tmp_path / "src", files=3)
     definition = definition_for(folder)
-    out = CliRunner().invoke(cli, ["convert", str(definition.path), "--dry-run", "--val-rows", "200"])
+    dry = ["convert", str(definition.path), "--dry-run", "--val-rows", "200"]
+    out = CliRunner().invoke(cli, [*dry, "--num-shards", "20"])
     assert out.exit_code == 0, out.output
     assert "Staging: at most about" in out.output and "Validation: 200 rows, about" in out.output
-    assert "Wanted:   10 shards x 86,016 rows + 200 validation rows = 860,360 rows kept" in out.output
-    assert "--val-rows" in out.output.split("Validation:")[1]
+    assert "Wanted:   20 shards x 86,016 rows + 200 validation rows = 1,720,520 rows kept" in out.output
+    assert out.output.split("Validation:")[1].count("--val-rows") == 1
+    # Its short texts (about 22 tokens a row): 10 shards hold fewer tokens in all than the threshold, a toy run.
+    assert "--val-rows" not in CliRunner().invoke(cli, [*dry, "--num-shards", "10"]).output.split("Validation:")[1]
 
 
 def test_the_summary_says_duplicates_and_validation_tokens(tmp_path, small_slots):
@@ -449,7 +452,7 @@ def test_the_summary_says_duplicates_and_validation_tokens(tmp_path, small_slots
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 0, out.output
     assert "shuffled (seed 5);" in out.output and "duplicate texts removed" in out.output
-    assert "validation: 300 rows, about" in out.output and "--val-rows" in out.output
+    assert "validation: 300 rows, about" in out.output and "--val-rows" not in out.output  # a toy run: no warning
     checked = CliRunner().invoke(cli, ["verify", str(tmp_path / "c" / "data")])
     assert "Validation shard: about" in checked.output and checked.exit_code == 0, checked.output
 
@@ -460,7 +463,7 @@ def test_verify_finds_validation_text_in_a_training_shard(tmp_path):
     pq.write_table(pa.table({"text": ["a", "b", "the val text"]}), folder / "shard_00000.parquet")
     pq.write_table(pa.table({"text": ["the val text", "c"]}), folder / VAL_SHARD_NAME)
     report = verify(folder)
-    assert any("1 training rows repeat a validation text: shard_00000.parquet" in w for w in report.warnings)
+    assert any("1 training row repeats a validation text: shard_00000.parquet" in w for w in report.warnings)
 
 
 # --- SIGKILL in each phase, then resume ------------------------------------------------------

@@ -34,12 +34,13 @@ from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..errors import ConversionError
 from ..hub.retries import report_waits
+from ..invocation import explain_command
 from ..output import checkpoint, durable, manifest
 from ..output.cache_dir import CacheDir
 from ..output.checkpoint import PartOutcome, WritePosition
 from ..output.shards import WRITERS, Rows, ShardInfo, ShardSizes, ShardWriter, pin_validation, write_pieces
 from ..output.verify import val_tokens
-from ..progress import Progress
+from ..progress import Progress, rows
 from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
 from ..source.files import Source
@@ -292,17 +293,27 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
             executor: Executor[Any], order: str, outcome: list[PartOutcome]) -> ConvertResult:  # fmt: skip
     """Check the shards are enough, write the manifest, swap the staging folder in."""
     staging, model = cache.staging, opened.model
-    read, kept = sum(p.rows_read for p in outcome), sum(p.rows_kept for p in outcome)
-    duplicates = sum(p.duplicates for p in outcome)
+    # Rows read from sources and kept by their definitions: a given file (--val-from live) reads none.
+    drawn = [o for o, part in zip(outcome, opened.parts, strict=False) if part.given is None]
+    read, kept = sum(p.rows_read for p in drawn), sum(p.rows_kept for p in drawn)
+    duplicates = sum(p.duplicates for p in drawn)
     # The manifest accounts for each part of a mixture, or of a drawn sample; one dataset in order is its whole.
     parts = outcome if opened.single is None or order == "shuffled" else []
+    explain = explain_command(model.name, model.path)
+    more_files = "" if options.num_source is None else f", more source files (--num-source, now {options.num_source})"
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
+        if kept == 0:
+            raise ConversionError(
+                f"{model.name}'s filter kept no rows: {rows(read)} read, every one removed by its WHERE. See what "
+                f"each condition removes with `{explain}`, and loosen it. Your data folder was not changed."
+            )
+        distinct = kept - duplicates
         raise ConversionError(
-            f"the source ran out: {read:,} rows read, {kept:,} kept, which is "
-            f"{'no' if not shards else 'only one'} shard; {options.consumer.name} needs at least one training shard "
-            "and the validation shard. Use more source files or fewer --rows-per-shard. "
-            "Your data folder was not changed."
+            f"the source ran out: {_went(read, kept, duplicates)}, which is {'no' if not shards else 'only one'} "
+            f"shard of {options.rows_per_shard:,}; {options.consumer.name} needs at least one training shard and the "
+            f"validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard {max(1, distinct // 3)}), or see "
+            f"what the filter removes with `{explain}`{more_files}. Your data folder was not changed."
         )
     ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
     tokens = val_tokens(staging / VAL_SHARD_NAME)
@@ -327,9 +338,9 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
     if ran_out:
         cause = "The source ran out" if opened.single else "A component ran out (--allow-short)"
         progress.message(
-            f"{cause}: {read:,} rows read and {kept:,} kept, so "
-            f"{len(shards) - 1} training shards (of {options.num_shards} asked) and a validation shard of "
-            f"{shards[-1].rows:,} rows were written."
+            f"{cause}: {_went(read, kept, duplicates)}, so {rows(len(shards) - 1, 'training shard')} (of "
+            f"{options.num_shards} asked) and a validation shard of {rows(shards[-1].rows)} were written. "
+            f"`{explain}` shows what the filter removes."
         )
     backup = cache.install(staging, backup=not options.skip_backup)
     # Removed only now: a run killed during the swap above finds its finished checkpoint and
@@ -353,6 +364,13 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
         val_from=opened.val_from,
         consumer=options.consumer,
     )
+
+
+def _went(read: int, kept: int, duplicates: int) -> str:
+    """Where the rows read went: "12,000 rows read, 4,100 removed by the filter, 1,412 duplicate texts
+    removed: 6,488 left"."""
+    dropped = f", {rows(duplicates, 'duplicate text')} removed" if duplicates else ""
+    return f"{rows(read)} read, {read - kept:,} removed by the filter{dropped}: {kept - duplicates:,} left"
 
 
 def _component_record(part: Part, outcome: PartOutcome) -> dict[str, object]:

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
 from ..errors import ConversionError, OptionsError
+from ..invocation import explain_command
 from ..output.checkpoint import Checkpoint, InterleavePosition, PartOutcome, Position, WritePosition
 from ..output.interleave import Merge
 from ..output.shards import ShardSizes
@@ -192,11 +193,14 @@ class Interleaved:
         """Each component's account; a component that ran dry stops the mixture (unless --allow-short)."""
         merged, written = self.merged, sum(x.rows for x in self.checkpoint.shards)
         if merged.dry is not None and written < self.rows and not self.options.allow_short:
-            short = self.parts[merged.dry]
+            short, stream, num_source = self.parts[merged.dry], merged.streams[merged.dry], self.options.num_source
+            explain = explain_command(short.name, short.definition.path) if short.definition else "shardsql explain"
+            more_files = "" if num_source is None else f", more source files (--num-source, now {num_source})"
             raise ConversionError(
-                f"component {short.name} ran out after {merged.streams[merged.dry].handed:,} rows in source order, "
-                f"so the mixture stops after {written:,} of the {self.rows:,} rows wanted. Use fewer --num-shards, "
-                "more source files (--num-source), or --allow-short to keep the smaller output."
+                f"component {short.name} ran out after {stream.handed:,} rows in source order (of {stream.read:,} "
+                f"read, {stream.read - stream.kept:,} were removed by its filter), so the mixture stops after "
+                f"{written:,} of the {self.rows:,} rows wanted. See what its filter removes with `{explain}`; use "
+                f"fewer --num-shards or --rows-per-shard{more_files}, or --allow-short to keep the smaller output."
             )
         shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
         final = merged.position(0)

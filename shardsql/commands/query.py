@@ -119,10 +119,23 @@ class Session:
         self.failures: list[ShardsqlError] = []  # raised inside a source stream that DuckDB pulls
         self.truncated = False  # the result had more rows than the limit
         self._pool: ThreadPoolExecutor | None = None  # runs DuckDB calls off the main thread (see _interruptible)
+        self.columns: dict[str, list[str]] = {}  # each view the query reads, as the user names it: its columns
 
-    def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict[str, Any]]) -> None:
-        """Open a source and register it as `name`, reading only the columns the parse trees name."""
-        needed = lambda schema: columns_needed(trees, list(schema.names))  # noqa: E731
+    def _columns_of(self, view: str) -> Callable[[pa.Schema], list[str]]:
+        """Note a source view's columns (its first file's schema) for an error that names a missing one."""
+
+        def noted(schema: pa.Schema) -> list[str]:
+            self.columns[view] = list(schema.names)
+            return []
+
+        return noted
+
+    def _register_source(self, name: str, url: str, revision: str | None, trees: list[dict[str, Any]],
+                         view: str) -> None:  # fmt: skip
+        """Open a source and register it as `name`, reading only the columns the parse trees name;
+        `view`: what the query calls it (its columns are listed where the query names a missing one)."""
+        note = self._columns_of(view)
+        needed = lambda schema: note(schema) + columns_needed(trees, list(schema.names))  # noqa: E731
         scan = open_scan(url, revision, needed, override=bool(self.revision))  # --revision wins
         self.sources.append(scan.source)
         self.con.register(name, lazy_reader(scan, self.failures))
@@ -133,7 +146,7 @@ class Session:
         refs = set(table_refs(tree))
         by_view = {d.view_name: d for d in load_datasets()}
         if self.source_url and ("", SOURCE_SCHEMA) in refs:
-            self._register_source("__source", self.source_url, self.revision, [tree])
+            self._register_source("__source", self.source_url, self.revision, [tree], SOURCE_SCHEMA)
             self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}" AS SELECT * FROM __source')
         if any(schema == SOURCE_SCHEMA for schema, _ in refs):
             self.con.execute(f'CREATE SCHEMA "{SOURCE_SCHEMA}"')
@@ -144,11 +157,12 @@ class Session:
             url = self.source_url or definition.source
             revision = self.revision or definition.revision
             if schema_name == SOURCE_SCHEMA:
-                self._register_source(f"__raw_{table}", url, revision, [tree])
+                self._register_source(f"__raw_{table}", url, revision, [tree], f"{SOURCE_SCHEMA}.{table}")
                 self.con.execute(f'CREATE VIEW "{SOURCE_SCHEMA}"."{table}" AS SELECT * FROM "__raw_{table}"')
             elif schema_name in ("", "main"):
                 own = definition_tree(self.con, definition)
-                self._register_source(f"__src_{table}", url, revision, [tree, own])
+                self._register_source(f"__src_{table}", url, revision, [tree, own], f"source.{table}")
+                self.columns[table] = ["text"]  # a dataset's view: its definition's one column
                 self.con.execute(
                     f'CREATE VIEW "{table}" AS WITH source AS (SELECT * FROM "__src_{table}") '
                     f"SELECT * FROM ({definition.sql})"
@@ -225,6 +239,10 @@ class Session:
                 "the query reads the same dataset more than once; each is streamed once. Name it once "
                 "in a materialized CTE: WITH t AS MATERIALIZED (SELECT ... FROM source.x) SELECT ... FROM t"
             )
+        if self.columns and "column" in message.lower() and "not found" in message.lower():
+            # A misspelt column: the columns of what the query reads, as convert lists them.
+            listed = "; ".join(f"{view}: {', '.join(names)}" for view, names in sorted(self.columns.items()))
+            message += f"\nThe columns of what the query reads: {listed}"
         if "does not exist" in message and "Table" in message:
             views = ", ".join(d.view_name for d in load_datasets())
             message += f"\nDatasets: {views} (filtered) and source.<name> (unfiltered)"

@@ -42,6 +42,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ConversionError
+from ..invocation import explain_command
 from ..output import staging
 from ..output.checkpoint import (
     Checkpoint,
@@ -166,7 +167,10 @@ class Shuffled:
                          self.folder / SPILL_DIR)  # fmt: skip
         selections, counts = select.run(options.seed, self.merged_rows, self.val_rows)
         for validation, count in counts.items():
-            _check_shares(plan, selections, count, self.val_rows if validation else self.merged_rows)
+            # Without --val-from the validation shard's rows are drawn with the training rows.
+            held = 0 if validation or plan.group(True) else self.val_rows
+            _check_shares(plan, selections, count, self.val_rows if validation else self.merged_rows, state, options,
+                          held)  # fmt: skip
         if plan.group(True) and counts[False].rows < self.merged_rows:
             # Short training rows (--allow-short) end at a shard: the validation shard follows them.
             counts[False].rows -= counts[False].rows % options.rows_per_shard
@@ -231,13 +235,20 @@ class Shuffled:
         ]
 
 
-def _check_shares(plan: Plan, selections: list[staging.Selection], count: Count, rows: int) -> None:
+def _check_shares(plan: Plan, selections: list[staging.Selection], count: Count, rows: int, state: ShuffleState,
+                  options: ConvertOptions, held: int) -> None:  # fmt: skip
     """A part that cannot give its share stops a mixture (unless --allow-short): never other proportions."""
     if count.dry is None or plan.allow_short:
         return
-    part = plan.parts[count.dry]
+    part, selection, draw = plan.parts[count.dry], selections[count.dry], state.parts[count.dry]
+    explain = explain_command(part.name, part.definition.path) if part.definition else "shardsql explain"
+    # Only what can help: more source files only where --num-source held the source back.
+    more_files = "" if options.num_source is None else f", more source files (--num-source, now {options.num_source})"
     raise ConversionError(
-        f"component {part.name} ran out: its source gives only {selections[count.dry].rows:,} distinct rows, "
-        f"so the mixture stops after {count.rows:,} of the {rows:,} rows wanted. Use fewer --num-shards, "
-        "more source files (--num-source), or --allow-short to write the smaller output in the same proportions."
+        f"component {part.name} ran out: its source gives only {selection.rows:,} distinct rows (of {draw.read:,} "
+        f"read, {draw.read - draw.staged:,} were removed by its filter and {selection.duplicates:,} as duplicate "
+        f"texts), so the mixture stops after {count.rows:,} of the {rows:,} rows wanted"
+        + (f" ({held:,} of them for the validation shard)" if held else "")
+        + f". See what its filter removes with `{explain}`; use fewer --num-shards or --rows-per-shard"
+        f"{more_files}, or --allow-short to write the smaller output in the same proportions."
     )

@@ -120,7 +120,9 @@ class Select:
     def _update(self) -> None:
         parts = self.state.parts
         fetched = sum(p.scan.source.counter.bytes for p in self.plan.parts if p.scan is not None)
-        self.progress.update(sum(p.read for p in parts), sum(p.staged for p in parts), fetched)
+        # Rows read from sources, and those of them kept: a given file's (--val-from live) read none.
+        drawn = [p for p, part in zip(parts, self.plan.parts, strict=True) if part.given is None]
+        self.progress.update(sum(p.read for p in drawn), sum(p.staged for p in drawn), fetched)
 
     def _draw_units(self, index: int, seed: int) -> None:
         """Draw units of part `index` until its rows staged reach its target (or its draw is exhausted)."""

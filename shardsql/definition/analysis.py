@@ -28,6 +28,10 @@ from typing import Any
 import duckdb
 
 SOURCE_VIEW = "source"
+ROW_BY_ROW_HINT = (
+    "To run row by row, select from source itself: rename in the SELECT list and filter on the source's "
+    "column names, e.g. SELECT body AS text FROM source WHERE length(body) >= 50"
+)
 SCALAR_KINDS = frozenset({"scalar", "macro"})
 
 
@@ -98,6 +102,10 @@ def _classify(statement: dict[str, Any]) -> Shape:
     if source.get("type") == "JOIN":
         return whole("a join")
     if source.get("type") == "SUBQUERY":
+        inner = (source.get("subquery") or {}).get("node")
+        if isinstance(inner, dict) and _classify({"node": inner}).row_by_row:
+            # Often a rename (SELECT text FROM (SELECT body AS text FROM source) WHERE ...): one SELECT does it.
+            return Shape(False, f"a subquery in FROM: reads the whole source. {ROW_BY_ROW_HINT}")
         return whole("a subquery")
     if source.get("type") != "BASE_TABLE" or source.get("table_name", "").lower() != SOURCE_VIEW:
         return whole("a FROM clause other than `source`")

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..autoresearch import BYTES_PER_TOKEN, EVAL_TOKENS, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
+from ..autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
 from ..consumers import DEFAULT, Consumer, found, recorded
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
@@ -185,7 +185,9 @@ def _check_no_val_text_in_training(folder: Path, training: list[str], report: Ve
     if not found:
         return
     where = ", ".join(f"{name} ({count:,})" for name, count in found.items())
-    line = f"{VAL_SHARD_NAME}: {sum(found.values()):,} training rows repeat a validation text: {where}"
+    repeats = sum(found.values())
+    counted = "1 training row repeats" if repeats == 1 else f"{repeats:,} training rows repeat"
+    line = f"{VAL_SHARD_NAME}: {counted} a validation text: {where}"
     shuffled = ((report.manifest or {}).get("order") or {}).get("order") == "shuffled"
     (report.errors if shuffled else report.warnings).append(line)
 
@@ -315,12 +317,5 @@ def _check_validation_size(path: Path, report: VerifyReport) -> None:
     tokens = text_bytes // BYTES_PER_TOKEN
     report.val_tokens = tokens
     rows = pq.read_metadata(path).num_rows
-    if tokens >= EVAL_TOKENS and (advice := report.consumer.val_advice(tokens, rows)):
+    if advice := report.consumer.val_advice(tokens, rows):
         report.warnings.append(f"{path.name}: {advice}")
-    if tokens < EVAL_TOKENS:
-        advice = report.consumer.val_advice(tokens, rows, noted=False)  # the sentence before says what is assumed
-        report.warnings.append(
-            f"{path.name}: about {tokens:,} tokens ({text_bytes:,} bytes of text / {BYTES_PER_TOKEN} bytes a "
-            f"token), fewer than the {EVAL_TOKENS:,} {report.consumer.eval_reads()}; "
-            f"it would evaluate on the same text more than once ({advice})"
-        )
