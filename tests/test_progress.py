@@ -64,4 +64,4 @@ def test_a_resumed_run_says_its_bytes_are_this_runs_alone():
     progress = PlainProgress(io.StringIO())
     progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2)
     progress.update(read=2600, kept=2500, fetched=1 << 20)
-    assert "2,600 rows read, 2,500 kept, 2/3 shards, 1.0 MB of ~2.0 MB fetched this run" in progress.status()
+    assert "2,600 rows read, 2,500 kept, 2/3 shards, 1.0 MiB of ~2.0 MiB fetched this run" in progress.status()
