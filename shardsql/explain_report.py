@@ -29,6 +29,7 @@ FORMATS = ("text", "markdown")
 SAMPLE_CHARS = 200  # a sample text is cut to this many characters, then "…"
 BAR_WIDTH = 24  # characters of the longest bar in a chart
 EIGHTHS = " ▏▎▍▌▋▊▉"
+LENGTH_CHART = "text length (characters)"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def chart(title: str, bins: review.Bins, series: Sequence[tuple[str, list[Any]]]
     most = max(max(c) for c in counts)
     digits = max(len(f"{n:,}") for c in counts + [nulls] for n in c)
     labels = [*bins.labels, *(["NULL"] if any(nulls) else [])]
-    label_width = max(len(label) for label in [*labels, title.split(" ")[0]])
+    label_width = max(len(label) for label in labels)
     unicode = style.unicode or style.markdown
     column = BAR_WIDTH + 1 + digits
 
@@ -290,7 +291,7 @@ def _distributions(name: str, sample_rows: int, d: review.Details, style: Style)
     yield ""
     yield from _table(["text length (chars)", *(label for label, _ in series)],
                       _quantile_rows([values for _, values in series], change=False), style)  # fmt: skip
-    yield from chart("chars", review.length_bins(*(v for _, v in series)), series, style)
+    yield from chart(LENGTH_CHART, review.length_bins(*(v for _, v in series)), series, style)
     if d.score_column is not None and d.scores_in is not None:
         scores: list[tuple[str, list[Any]]] = [("before", d.scores_in)]
         if d.scores_out is not None:
@@ -337,7 +338,7 @@ def _difference(m: Measured, first: str, a: review.Details, b: review.Details, s
     ]  # fmt: skip
     yield from _table(["kept length (chars)", first, second, "change"], rows, style)
     series = [(f"kept by {first}", a.lengths_out), (f"kept by {second}", b.lengths_out)]
-    yield from chart("chars", review.length_bins(a.lengths_out, b.lengths_out), series, style)
+    yield from chart(LENGTH_CHART, review.length_bins(a.lengths_out, b.lengths_out), series, style)
     if a.scores_out is not None and b.scores_out is not None and a.score_column == b.score_column:
         scores = [(f"kept by {first}", a.scores_out), (f"kept by {second}", b.scores_out)]
         yield from chart(str(a.score_column), review.score_bins(a.scores_out, b.scores_out), scores, style)

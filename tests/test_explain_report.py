@@ -97,7 +97,7 @@ def test_markdown_report_of_one_definition(hub_dataset):
 
     # Histograms in a fenced block: counts per bin match the rows, before and after.
     charts = section(out, "```text", "```")
-    assert charts[1] == "chars"
+    assert charts[1] == "text length (characters)"
     counted = chart_rows(charts[2:])
     bins = review.length_bins(before, after)
     for label, lo, hi in zip(bins.labels, bins.edges, [*bins.edges[1:], math.inf], strict=True):
@@ -191,7 +191,7 @@ def test_text_report_draws_block_characters_and_ascii_where_the_terminal_cannot(
     assert "█" in out and "quality" in out
     assert "Kept: 300 of 400 rows (75.0%)" in out
     # 1-2-3-5 bins: 1-9 holds 9 texts, 100-199 100 of them, both before; none of 1-9 after.
-    counted = chart_rows(section(out, "  chars", "  quality"))
+    counted = chart_rows(section(out, "  text length", "  quality"))
     assert counted["1–9"] == [9, 0] and counted["100–199"] == [100, 100] and counted["300–499"] == [100, 100]
     assert counted["NULL"] == [1, 0]
     # The score: 10 bins of equal width over its range, before and after.
@@ -201,7 +201,7 @@ def test_text_report_draws_block_characters_and_ascii_where_the_terminal_cannot(
     monkeypatch.setenv("TERM", "dumb")
     plain = explain(path, "--score", "quality")
     assert "#" in plain and not any(ch in plain for ch in "█▏▎▍▌▋▊▉"), plain
-    assert chart_rows(section(plain, "  chars", "  quality"))["100–199"] == [100, 100]
+    assert chart_rows(section(plain, "  text length", "  quality"))["100–199"] == [100, 100]
 
 
 def test_samples_are_cut_escaped_and_deterministic(tmp_path):
