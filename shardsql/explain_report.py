@@ -279,8 +279,13 @@ def _change(before: float | None, after: float | None) -> str:
     if before is None or after is None:
         return "-"
     delta = after - before
-    relative = f" ({100 * delta / before:+.0f}%)" if before else ""
-    return f"{delta:+,.0f}{relative}"
+    relative = f" ({_signed(100 * delta / before)}%)" if before else ""
+    return f"{_signed(delta)}{relative}"
+
+
+def _signed(x: float) -> str:
+    """x rounded, with its sign, and 0 for what rounds to it (not -0)."""
+    return f"{x:+,.0f}" if round(x) else "0"
 
 
 def _distributions(name: str, sample_rows: int, d: review.Details, style: Style) -> Iterator[str]:
@@ -319,8 +324,9 @@ def _removed(f: Funnel, d: review.Details, style: Style) -> Iterator[str]:
 
 def _difference(m: Measured, first: str, a: review.Details, b: review.Details, style: Style) -> Iterator[str]:
     second = m.funnel.definition.name
-    yield from _heading(f"{first} → {second}: what the edit changes", 3, style)
     diff = m.comparison
+    what = "what the edit changes" if diff is not None else "the kept text compared"
+    yield from _heading(f"{first} → {second}: {what}", 3, style)
     if diff is not None:
         yield (
             f"On the same rows: {diff.both:,} texts kept by both, {diff.only_first:,} only by {first}, "

@@ -153,7 +153,8 @@ def test_against_shows_texts_only_one_side_keeps_and_how_quantiles_move(hub_data
     assert "| kept length (chars) | fineweb-edu-high | edu4 | change |" in out
     for q in (0.1, 0.5, 0.9, 0.99):
         x, y = nearest_rank(la, q), nearest_rank(lb, q)
-        change = f"{y - x:+,}" + (f" ({100 * (y - x) / x:+.0f}%)" if x else "")
+        relative = 100 * (y - x) / x
+        change = (f"{y - x:+,}" if y != x else "0") + (f" ({relative:+.0f}%)" if round(relative) else " (0%)")
         assert f"| p{round(q * 100)} | {x:,} | {y:,} | {change} |" in out
     assert f"| rows kept | {len(la):,} | {len(lb):,} |" in out
 
@@ -273,3 +274,15 @@ def test_no_kept_score_where_selecting_it_would_change_the_rows(tmp_path, sql):
     out = explain(definition(tmp_path, folder, sql), "--score", "quality", "--format", "markdown")
     scores = section(out, "quality", "```")
     assert "before" in scores[1] and "kept by" not in scores[1]
+
+
+def test_against_a_definition_of_another_source_compares_shapes_only(tmp_path):
+    one = write_source(tmp_path / "one", ["x" * n for n in range(1, 200)])
+    two = write_source(tmp_path / "two", ["y" * n for n in range(100, 300)])
+    first = definition(tmp_path, one, "SELECT text FROM source WHERE length(text) >= 50", name="one")
+    second = definition(tmp_path, two, "SELECT text FROM source WHERE length(text) >= 50", name="two")
+    out = explain(first, "--against", second, "--format", "markdown")
+    assert "two reads another source: measured on the first 200 rows of" in out
+    assert "### one → two: the kept text compared" in out and "Only" not in out
+    assert "| rows kept | 150 | 200 | +50 (+33%) |" in out
+    assert f"| p50 | {nearest_rank(range(50, 200), 0.5)} | {nearest_rank(range(100, 300), 0.5)} |" in out
