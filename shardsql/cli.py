@@ -297,9 +297,10 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
 )
 @click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True,
+    "--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text", show_default=True,
     help="text for the terminal (charts of block characters; of # where TERM=dumb or the output is not UTF-8), "
-    "markdown for a pull request or a CI job summary.",
+    "markdown for a pull request or a CI job summary, html for a self-contained page (charts as inline SVG; "
+    "no script, nothing fetched): shardsql explain NAME --format html > report.html",
 )  # fmt: skip
 @click.option("--samples", default=3, show_default=True, metavar="N",
               help="Texts shown for each condition (what it removes) and each side of --against (what only it "
@@ -321,7 +322,7 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: st
     Example, for a pull request: shardsql explain ./new.sql --against ./old.sql --format markdown
     """
     from .commands.explain import check_against, explain
-    from .explain_report import Style, terminal_style
+    from .explain_report import html_page_end, html_page_start, style_for
 
     if sample_rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
@@ -330,10 +331,14 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: st
     first = resolve(dataset)
     for_one_dataset(first, "explain", revision=revision, source=source_url)
     second = check_against(first, resolve(against) if against else None)
-    style = Style(markdown=True) if fmt == "markdown" else terminal_style()
+    style = style_for(fmt)
+    if style.html:
+        _echo(html_page_start(f"shardsql explain {first.name}" + (f" --against {second.name}" if second else "")))
     for measured in explain(first, second, rows=sample_rows, revision=revision, source_url=source_url,
                             samples=samples, score=score):  # fmt: skip
         _echo(report.explained(measured, style))
+    if style.html:
+        _echo(html_page_end())
 
 
 @cli.command("verify")

@@ -10,6 +10,7 @@ data.
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 import unicodedata
@@ -36,6 +37,11 @@ LENGTH_CHART = "text length (characters)"
 class Style:
     markdown: bool = False
     unicode: bool = True  # block characters in charts (text: where the terminal shows them)
+    html: bool = False  # a self-contained page: html_page_start, then each section, then html_page_end
+
+    @property
+    def plain(self) -> bool:
+        return not (self.markdown or self.html)
 
 
 def terminal_style() -> Style:
@@ -44,10 +50,43 @@ def terminal_style() -> Style:
     return Style(markdown=False, unicode=os.environ.get("TERM") != "dumb" and encoding == "utf8")
 
 
+def style_for(fmt: str) -> Style:
+    """The Style of a --format: text (for this terminal), markdown or html."""
+    if fmt == "markdown":
+        return Style(markdown=True)
+    if fmt == "html":
+        return Style(html=True)
+    return terminal_style()
+
+
 # --- pieces -------------------------------------------------------------------------------------
 
 
+def _esc(text: str, style: Style) -> str:
+    """Text from the data or the user (a name, a path, a URL) as this format shows it verbatim."""
+    return html.escape(text, quote=True) if style.html else text
+
+
+def _strong(markup: str, style: Style) -> str:
+    if style.html:
+        return f"<strong>{markup}</strong>"
+    return f"**{markup}**" if style.markdown else markup
+
+
+def _para(markup: str, style: Style) -> Iterator[str]:
+    """A paragraph (its pieces already escaped with _esc, _code or _strong)."""
+    if style.html:
+        yield f"<p>{markup}</p>"
+    else:
+        yield markup
+        if style.markdown:
+            yield ""
+
+
 def _heading(text: str, level: int, style: Style) -> Iterator[str]:
+    if style.html:
+        yield f"<h{level}>{html.escape(text)}</h{level}>"
+        return
     yield ""
     if style.markdown:
         yield f"{'#' * level} {text}"
@@ -60,6 +99,8 @@ def _heading(text: str, level: int, style: Style) -> Iterator[str]:
 
 
 def _code(text: str, style: Style) -> str:
+    if style.html:
+        return f"<code>{html.escape(text)}</code>"
     if not style.markdown:
         return text
     fence = "``" if "`" in text else "`"
@@ -68,7 +109,13 @@ def _code(text: str, style: Style) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> Iterator[str]:
-    """A table, its first column left-aligned and the others right-aligned."""
+    """A table, its first column left-aligned and the others right-aligned (cells: markup)."""
+    if style.html:
+        yield "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>"
+        for row in rows:
+            yield "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+        yield "</tbody></table>"
+        return
     if style.markdown:
         yield "| " + " | ".join(_cell(h) for h in header) + " |"
         yield "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"
@@ -103,9 +150,13 @@ def chart(title: str, bins: review.Bins, series: Sequence[tuple[str, list[Any]]]
         return
     counts = [bins.counts(values) for _, values in series]
     nulls = [sum(1 for v in values if v is None) for _, values in series]
+    labels = [*bins.labels, *(["NULL"] if any(nulls) else [])]
+    if style.html:
+        rows = [[c[i] for c in counts] for i in range(len(bins.labels))] + ([nulls] if any(nulls) else [])
+        yield from svg_chart(title, labels, [name for name, _ in series], rows)
+        return
     most = max(max(c) for c in counts)
     digits = max(len(f"{n:,}") for c in counts + [nulls] for n in c)
-    labels = [*bins.labels, *(["NULL"] if any(nulls) else [])]
     label_width = max(len(label) for label in labels)
     unicode = style.unicode or style.markdown
     column = BAR_WIDTH + 1 + digits
@@ -158,15 +209,21 @@ def _escape(text: str) -> str:
 
 
 def _samples(samples: list[review.Sample], score: str | None, style: Style) -> Iterator[str]:
+    if style.html:
+        yield '<ul class="samples">'
     for s in samples:
         facts = [f"{s.chars:,} chars" if s.chars is not None else "NULL text"]
         if score is not None:
             facts.append(f"{score} {'NULL' if s.score is None else _number(s.score)}")
         text = readable(s.text)
-        if style.markdown:
+        if style.html:
+            yield f'<li><span class="facts">{html.escape(", ".join(facts))}</span> {html.escape(text)}</li>'
+        elif style.markdown:
             yield f"- *{', '.join(facts)}:* {_escape(text)}"
         else:
             yield f"    - ({', '.join(facts)}) {text}"
+    if style.html:
+        yield "</ul>"
     if style.markdown:
         yield ""
 
@@ -192,23 +249,21 @@ def explained(m: Measured, style: Style) -> Iterator[str]:
         yield from _heading(f"{c.definition.name}: {percent(c.weight)} of {m.mixture.name}'s {m.mixture.mix_by}", 2,
                             style)  # fmt: skip
     elif m.role == "first":
-        if style.markdown:  # the text funnel's first line names it
+        if not style.plain:  # the text funnel's first line names it
             yield from _heading(f"explain {name}", 2, style)
     else:
         yield from _heading(f"against {name}", 2, style)
-    if style.markdown:  # the text funnel's first line names it
-        yield f"Definition: {_code(str(f.definition.path), style)}"
-        yield ""
+    if not style.plain:  # the text funnel's first line names it
+        yield from _para(f"Definition: {_code(str(f.definition.path), style)}", style)
     if m.role == "own sample":
-        yield f"{name} reads another source: measured on the first {m.table.num_rows:,} rows of {m.source.url}"
+        line = f"{name} reads another source: measured on the first {m.table.num_rows:,} rows of {m.source.url}"
     elif m.role == "same rows":
-        yield "Measured on the same sample."
+        line = "Measured on the same sample."
     else:
         pinned = f" (commit {m.source.commit[:12]})" if m.source.commit else ""
         fetched = format_size(m.source.counter.bytes)
-        yield f"Sample: the first {m.table.num_rows:,} rows of {m.source.url}{pinned}; fetched {fetched}"
-    if style.markdown:
-        yield ""
+        line = f"Sample: the first {m.table.num_rows:,} rows of {m.source.url}{pinned}; fetched {fetched}"
+    yield from _para(_esc(line, style), style)
     yield from _funnel(f, style)
     if d is None:
         return
@@ -220,7 +275,7 @@ def explained(m: Measured, style: Style) -> Iterator[str]:
 
 
 def _funnel(f: Funnel, style: Style) -> Iterator[str]:
-    if not style.markdown:
+    if style.plain:
         yield ""
         from .report import funnel
 
@@ -230,7 +285,8 @@ def _funnel(f: Funnel, style: Style) -> Iterator[str]:
     for s in f.steps:
         rows.append([_code(s.condition, style), f"{s.rows:,}", _pct(s.rows, f.sample_rows), f"{s.chars:,}",
                      f"{s.removed:,}", f"{s.removed_alone:,}"])  # fmt: skip
-    rows.append(["**out**", f"**{f.rows_out:,}**", _pct(f.rows_out, f.sample_rows), f"{f.chars_out:,}", "", ""])
+    rows.append([_strong("out", style), _strong(f"{f.rows_out:,}", style), _pct(f.rows_out, f.sample_rows),
+                 f"{f.chars_out:,}", "", ""])  # fmt: skip
     yield from _table(["condition", "rows left", "%", "chars", "removed", "removed alone"], rows, style)
 
 
@@ -246,9 +302,10 @@ def _kept(f: Funnel, d: review.Details, style: Style) -> Iterator[str]:
     chars = f"{f.chars_out:,} characters" + (
         f" of {f.chars_in:,} ({_pct(f.chars_out, f.chars_in)})" if f.chars_in else ""
     )
-    line = f"Kept: {f.rows_out:,} of {f.sample_rows:,} rows ({_pct(f.rows_out, f.sample_rows)}), {chars}, {tokens}"
-    yield ""
-    yield f"**{line[:5]}**{line[5:]}" if style.markdown else line
+    line = f" {f.rows_out:,} of {f.sample_rows:,} rows ({_pct(f.rows_out, f.sample_rows)}), {chars}, {tokens}"
+    if style.plain:
+        yield ""
+    yield from _para(_strong("Kept:", style) + line, style)
 
 
 def _quantile_rows(series: Sequence[list[Any]], change: bool) -> list[list[str]]:
@@ -293,7 +350,8 @@ def _distributions(name: str, sample_rows: int, d: review.Details, style: Style)
         series: list[tuple[str, list[Any]]] = [("before", d.lengths_in), (f"kept by {name}", d.lengths_out)]
     else:
         series = [(f"kept by {name}", d.lengths_out)]
-    yield ""
+    if style.plain:
+        yield ""
     yield from _table(["text length (chars)", *(label for label, _ in series)],
                       _quantile_rows([values for _, values in series], change=False), style)  # fmt: skip
     yield from chart(LENGTH_CHART, review.length_bins(*(v for _, v in series)), series, style)
@@ -311,14 +369,10 @@ def _removed(f: Funnel, d: review.Details, style: Style) -> Iterator[str]:
     score = d.score_column if d.scores_out is not None else None
     for step, samples in zip(f.steps, d.removed, strict=True):
         line = f"{_code(step.condition, style)} removes {step.removed:,} rows ({_pct(step.removed, f.sample_rows)})"
-        if not samples:
-            yield (f"**{line}**" if style.markdown else f"  {line}") + "."
-            if style.markdown:
-                yield ""
-            continue
-        yield (f"**{line}**, e.g.:" if style.markdown else f"  {line}, e.g.:")
-        if style.markdown:
-            yield ""
+        if style.plain:
+            yield f"  {line}" + (", e.g.:" if samples else ".")
+        else:
+            yield from _para(_strong(line, style) + (", e.g.:" if samples else "."), style)
         yield from _samples(samples, score, style)
 
 
@@ -328,13 +382,16 @@ def _difference(m: Measured, first: str, a: review.Details, b: review.Details, s
     what = "what the edit changes" if diff is not None else "the kept text compared"
     yield from _heading(f"{first} → {second}: {what}", 3, style)
     if diff is not None:
-        yield (
+        yield from _para(
             f"On the same rows: {diff.both:,} texts kept by both, {diff.only_first:,} only by {first}, "
-            f"{diff.only_second:,} only by {second}."
+            f"{diff.only_second:,} only by {second}.",
+            style,
         )
     else:
-        yield f"{second} reads another source: its sample is not the same rows, so only the shapes compare."
-    yield ""
+        yield from _para(f"{second} reads another source: its sample is not the same rows, so only the shapes "
+                         "compare.", style)  # fmt: skip
+    if style.plain:
+        yield ""
     rows = [
         ["rows kept", f"{len(a.lengths_out):,}", f"{len(b.lengths_out):,}",
          _change(len(a.lengths_out), len(b.lengths_out))],
@@ -356,8 +413,73 @@ def _difference(m: Measured, first: str, a: review.Details, b: review.Details, s
         if not samples:
             continue
         line = f"Only {who} keeps {count:,} texts, e.g.:"
-        yield "" if style.markdown else ""
-        yield f"**{line}**" if style.markdown else f"  {line}"
-        if style.markdown:
+        if style.plain:
             yield ""
+            yield f"  {line}"
+        else:
+            if style.markdown:
+                yield ""
+            yield from _para(_strong(line, style), style)
         yield from _samples(samples, score, style)
+
+
+# --- html ---------------------------------------------------------------------------------------
+
+SERIES_COLOURS = ("#8c96a3", "#2f6fdf", "#e07b24")
+_ROW = 18  # pixels a bin
+_BAR = 220  # pixels of the longest bar
+_LABEL = 90  # pixels of the bins' labels
+_COLUMN = _BAR + 70  # pixels a series: its bar and count
+
+PAGE_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;
+color:#1f2328}
+h1{font-size:1.5em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0}th,td{border:1px solid #d0d7de;padding:3px 9px}
+td:not(:first-child),th:not(:first-child){text-align:right}th{background:#f6f8fa}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:90%;background:#f6f8fa;padding:1px 4px}
+svg{display:block;margin:.6em 0 1.2em}svg text{font:12px system-ui,sans-serif;fill:#1f2328}
+svg text.title{font-weight:600;font-size:13px}
+.samples li{margin:.3em 0;word-break:break-word}.facts{color:#59636e;font-style:italic}
+"""
+
+
+def html_page_start(title: str) -> Iterator[str]:
+    """The start of `--format html`'s page: self-contained (no script, no request: its CSP says so)."""
+    yield "<!DOCTYPE html>"
+    yield '<html lang="en"><head><meta charset="utf-8">'
+    yield ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'; '
+           'img-src data:">')  # fmt: skip
+    yield f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>"
+    yield f"<h1>{html.escape(title)}</h1>"
+
+
+def html_page_end() -> Iterator[str]:
+    yield "</body></html>"
+
+
+def svg_chart(title: str, labels: list[str], names: list[str], rows: list[list[int]]) -> Iterator[str]:
+    """A histogram as inline SVG: a row a bin, a bar a series (its colour), all on one scale."""
+    most = max((n for row in rows for n in row), default=0) or 1
+    top = 40
+    width = _LABEL + _COLUMN * len(names)
+    height = top + _ROW * len(rows) + 6
+    yield (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">')  # fmt: skip
+    yield f'<text class="title" x="0" y="14">{html.escape(title)}</text>'
+    for j, name in enumerate(names):
+        x = _LABEL + j * _COLUMN
+        colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
+        yield f'<rect x="{x}" y="22" width="10" height="10" fill="{colour}"/>'
+        yield f'<text x="{x + 14}" y="31">{html.escape(name)}</text>'
+    for i, (label, row) in enumerate(zip(labels, rows, strict=True)):
+        y = top + i * _ROW
+        yield f'<text x="{_LABEL - 8}" y="{y + 13}" text-anchor="end">{html.escape(label)}</text>'
+        for j, n in enumerate(row):
+            x = _LABEL + j * _COLUMN
+            length = 0 if label == "NULL" else round(_BAR * n / most, 1)
+            colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
+            yield (f'<rect class="bar" x="{x}" y="{y + 2}" width="{length}" height="{_ROW - 4}" fill="{colour}">'
+                   f"<title>{html.escape(names[j])}, {html.escape(label)}: {n:,}</title></rect>")  # fmt: skip
+            yield f'<text x="{x + length + 4}" y="{y + 13}">{n:,}</text>'
+    yield "</svg>"
