@@ -277,9 +277,7 @@ def explained(m: Measured, style: Style) -> Iterator[str]:
 def _funnel(f: Funnel, style: Style) -> Iterator[str]:
     if style.plain:
         yield ""
-        from .report import funnel
-
-        yield from funnel(f)
+        yield from text_funnel(f)
         return
     rows = [["in", f"{f.sample_rows:,}", _pct(f.sample_rows, f.sample_rows), f"{f.chars_in:,}", "", ""]]
     for s in f.steps:
@@ -421,6 +419,24 @@ def _difference(m: Measured, first: str, a: review.Details, b: review.Details, s
                 yield ""
             yield from _para(_strong(line, style), style)
         yield from _samples(samples, score, style)
+
+
+def text_funnel(f: Funnel) -> Iterator[str]:
+    """What each condition of a WHERE clause removes, as a table."""
+
+    def pct(n: int) -> str:
+        return f"{100 * n / f.sample_rows:5.1f}%" if f.sample_rows else "    -"
+
+    yield f"{f.definition.name}  ({f.definition.path})"
+    width = max([len(s.condition) for s in f.steps] + [20])
+    yield f"  {'':<{width}}  {'rows':>9} {'':>6}  {'chars':>12}  {'removed':>9}  {'alone':>9}"
+    yield f"  {'in':<{width}}  {f.sample_rows:>9,} {pct(f.sample_rows)}  {f.chars_in:>12,}"
+    for s in f.steps:
+        yield (
+            f"  {s.condition:<{width}}  {s.rows:>9,} {pct(s.rows)}  {s.chars:>12,}  "
+            f"{s.removed:>9,}  {s.removed_alone:>9,}"
+        )
+    yield f"  {'out':<{width}}  {f.rows_out:>9,} {pct(f.rows_out)}  {f.chars_out:>12,}"
 
 
 # --- html ---------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .commands.convert import ConvertResult
     from .commands.demo import DemoResult, Served
     from .commands.estimates import Estimates
-    from .commands.explain import Funnel, Measured
+    from .commands.explain import Measured
     from .commands.options import ConvertOptions
     from .commands.preview import MixturePreview, Preview
     from .definition.analysis import Shape
@@ -201,24 +201,6 @@ def explained(m: Measured, style: Style | None = None) -> Iterator[str]:
     from . import explain_report
 
     yield from explain_report.explained(m, style or explain_report.terminal_style())
-
-
-def funnel(f: Funnel) -> Iterator[str]:
-    """What each condition of a WHERE clause removes, as a table."""
-
-    def pct(n: int) -> str:
-        return f"{100 * n / f.sample_rows:5.1f}%" if f.sample_rows else "    -"
-
-    yield f"{f.definition.name}  ({f.definition.path})"
-    width = max([len(s.condition) for s in f.steps] + [20])
-    yield f"  {'':<{width}}  {'rows':>9} {'':>6}  {'chars':>12}  {'removed':>9}  {'alone':>9}"
-    yield f"  {'in':<{width}}  {f.sample_rows:>9,} {pct(f.sample_rows)}  {f.chars_in:>12,}"
-    for s in f.steps:
-        yield (
-            f"  {s.condition:<{width}}  {s.rows:>9,} {pct(s.rows)}  {s.chars:>12,}  "
-            f"{s.removed:>9,}  {s.removed_alone:>9,}"
-        )
-    yield f"  {'out':<{width}}  {f.rows_out:>9,} {pct(f.rows_out)}  {f.chars_out:>12,}"
 
 
 def verified(report: VerifyReport) -> Iterator[str]:
