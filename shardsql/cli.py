@@ -301,25 +301,49 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     help="Rows of the source to measure on (its first).",
 )
 @click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text", show_default=True,
+    help="text for the terminal (charts of block characters; of # where TERM=dumb or the output is not UTF-8), "
+    "markdown for a pull request or a CI job summary, html for a self-contained page (charts as inline SVG; "
+    "no script, nothing fetched): shardsql explain NAME --format html > report.html",
+)  # fmt: skip
+@click.option("--samples", default=3, show_default=True, metavar="N",
+              help="Texts shown for each condition (what it removes) and each side of --against (what only it "
+                   "keeps), picked by a fixed seed; 0: none.")  # fmt: skip
+@click.option("--score", metavar="COLUMN", help="A number column of the source to chart before and after the "
+              "filter.  [default: int_score, else score, where the source has one]")  # fmt: skip
 @revision_option()
 @source_option()
-def explain_command(dataset: str, sample_rows: int, against: str | None, revision: str | None,
-                    source_url: str | None) -> None:  # fmt: skip
-    """Show what each condition of a definition's WHERE clause removes, on a sample.
+def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: str, samples: int,
+                    score: str | None, revision: str | None, source_url: str | None) -> None:  # fmt: skip
+    """Show what a definition's filter keeps and removes, on a sample: a review report.
 
-    DATASET is a name or a .sql file. With --against, the same for a second definition on
-    the same sample, and how their outputs differ: what an edit to a definition changes.
-    For a mixture, each component in turn, each on a sample of its own source.
+    DATASET is a name or a .sql file. On the first rows of its source: what each condition of
+    the WHERE removes (the funnel) and a few of the texts it removes, the characters and
+    estimated tokens kept, and the length (and score) distributions before and after. With
+    --against, the same for a second definition on the same sample, and how their outputs
+    differ (texts only one keeps, how the kept lengths move): what an edit to a definition
+    changes. For a mixture, each component in turn, each on a sample of its own source.
+    Example, for a pull request: shardsql explain ./new.sql --against ./old.sql --format markdown
     """
     from .commands.explain import check_against, explain
+    from .explain_report import html_page_end, html_page_start, style_for
 
     if sample_rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
+    if samples < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--samples")
     first = resolve(dataset)
     for_one_dataset(first, "explain", revision=revision, source=source_url)
     second = check_against(first, resolve(against) if against else None)
-    for measured in explain(first, second, rows=sample_rows, revision=revision, source_url=source_url):
-        _echo(report.explained(measured))
+    style = style_for(fmt)
+    if style.html:
+        _echo(html_page_start(f"shardsql explain {first.name}" + (f" --against {second.name}" if second else "")))
+    for measured in explain(first, second, rows=sample_rows, revision=revision, source_url=source_url,
+                            samples=samples, score=score):  # fmt: skip
+        _echo(report.explained(measured, style))
+    if style.html:
+        _echo(html_page_end())
 
 
 @cli.command("verify")

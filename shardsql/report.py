@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from .commands.convert import ConvertResult
     from .commands.demo import DemoResult, Served
     from .commands.estimates import Estimates
-    from .commands.explain import Funnel, Measured
+    from .commands.explain import Measured
     from .commands.options import ConvertOptions
     from .commands.preview import MixturePreview, Preview
     from .definition.analysis import Shape
+    from .explain_report import Style
     from .output.cache_dir import CacheDir
     from .output.verify import VerifyReport
     from .source.files import Source
@@ -197,46 +198,12 @@ def result(r: ConvertResult, next_steps: bool = True) -> Iterator[str]:
         yield from r.next_lines()
 
 
-def explained(m: Measured) -> Iterator[str]:
-    """One definition measured by `explain`: its sample (or how it relates to the first's) and its funnel."""
-    if m.mixture is not None:
-        c = m.mixture.components[m.component]
-        heading = f"== {c.definition.name}: {percent(c.weight)} of {m.mixture.name}'s {m.mixture.mix_by} =="
-        yield ("\n" if m.component else "") + heading
-    if m.role == "own sample":
-        name = m.funnel.definition.name
-        yield f"\n{name} reads another source: the first {m.table.num_rows:,} rows of {m.source.url}\n"
-    elif m.role == "same rows":
-        yield ""
-    else:
-        pinned = f" (commit {m.source.commit[:12]})" if m.source.commit else ""
-        fetched = format_size(m.source.counter.bytes)
-        yield f"Sample: the first {m.table.num_rows:,} rows of {m.source.url}{pinned}; fetched {fetched}\n"
-    yield from funnel(m.funnel)
-    if m.comparison is not None and m.compared_with is not None:
-        diff, first = m.comparison, m.compared_with.name
-        yield (
-            f"\nOn the same rows: {diff.both:,} texts kept by both, {diff.only_first:,} only by {first}, "
-            f"{diff.only_second:,} only by {m.funnel.definition.name}."
-        )
+def explained(m: Measured, style: Style | None = None) -> Iterator[str]:
+    """One definition measured by `explain`, as text (`style` None: for this terminal) or markdown:
+    laid out by explain_report.py, which owns the review report."""
+    from . import explain_report
 
-
-def funnel(f: Funnel) -> Iterator[str]:
-    """What each condition of a WHERE clause removes, as a table."""
-
-    def pct(n: int) -> str:
-        return f"{100 * n / f.sample_rows:5.1f}%" if f.sample_rows else "    -"
-
-    yield f"{f.definition.name}  ({f.definition.path})"
-    width = max([len(s.condition) for s in f.steps] + [20])
-    yield f"  {'':<{width}}  {'rows':>9} {'':>6}  {'chars':>12}  {'removed':>9}  {'alone':>9}"
-    yield f"  {'in':<{width}}  {f.sample_rows:>9,} {pct(f.sample_rows)}  {f.chars_in:>12,}"
-    for s in f.steps:
-        yield (
-            f"  {s.condition:<{width}}  {s.rows:>9,} {pct(s.rows)}  {s.chars:>12,}  "
-            f"{s.removed:>9,}  {s.removed_alone:>9,}"
-        )
-    yield f"  {'out':<{width}}  {f.rows_out:>9,} {pct(f.rows_out)}  {f.chars_out:>12,}"
+    yield from explain_report.explained(m, style or explain_report.terminal_style())
 
 
 def verified(report: VerifyReport) -> Iterator[str]:
