@@ -13,16 +13,11 @@ definition/evaluator) are imported inside the commands that need them: `shardsql
 from __future__ import annotations
 
 import gc
-import shutil
-import signal
 import sys
-import tempfile
-import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -327,7 +322,8 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: st
     Example, for a pull request: shardsql explain ./new.sql --against ./old.sql --format markdown
     """
     from .commands.explain import check_against, explain
-    from .explain_report import html_page_end, html_page_start, style_for
+    from .explain_html import html_page_end, html_page_start
+    from .explain_report import style_for
 
     if sample_rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--sample-rows")
@@ -435,30 +431,10 @@ def demo_command(workdir: Path | None, serve: bool, slow_link: bool, consumer: C
 
 
 def _serve(workdir: Path | None, slow_link: bool = False, consumer: Consumer = DEFAULT) -> None:
-    from .commands.demo import serving
+    from .commands.demo import serve_until_stopped
 
-    # SIGTERM (a service manager, `kill`) stops serving like Ctrl-C: cleanly
-    def stop(signum: int, frame: FrameType | None) -> NoReturn:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    temporary = workdir is None
-    folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if workdir is None else workdir
-    click.echo("Generating a sample of every built-in dataset ...", err=True)
-    try:
-        with serving(folder, slow_link) as served:
-            _echo(report.serving(served, folder, consumer))
-            click.echo("Serving until Ctrl-C.", err=True)
-            sys.stdout.flush()
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        click.echo("\nStopped serving.", err=True)
-    finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)
-    if temporary:
-        click.echo(f"Removed {folder}.", err=True)
+    serve_until_stopped(workdir, slow_link=slow_link, say=lambda text: click.echo(text, err=True),
+                        ready=lambda served, folder: _echo(report.serving(served, folder, consumer)))  # fmt: skip
 
 
 def main() -> None:

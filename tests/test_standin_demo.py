@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-import shardsql.cli
 from shardsql.cli import cli
+from shardsql.commands import demo
 from shardsql.commands.demo import SLOW_LINK_PLAYS, serving
 from shardsql.standin.hub.network import SLOW_LINK
 
@@ -41,7 +41,7 @@ def test_demo_serve_says_what_it_plays(monkeypatch, tmp_path):
     def interrupt(seconds: float) -> None:  # Ctrl-C as soon as it starts serving
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(shardsql.cli, "time", SimpleNamespace(sleep=interrupt))  # only the serve loop sleeps
+    monkeypatch.setattr(demo, "time", SimpleNamespace(sleep=interrupt))  # only the serve loop sleeps
     plain = run("demo", "--serve", "--workdir", str(tmp_path / "plain"))
     assert "It plays the Hub's redirect of file reads to a storage host (signed URLs).\n" in plain.output
     slow = run("demo", "--serve", "--slow-link", "--workdir", str(tmp_path / "slow"))

@@ -23,11 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import signal
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from ..consumers import DEFAULT, Consumer
 from ..definition.catalog import resolve
@@ -147,3 +153,31 @@ def serving(workdir: Path, slow_link: bool = False) -> Iterator[Served]:
             hub.add_dataset(repo, folder, revision=revision)
             served.repos[repo] = revision
         yield served
+
+
+def serve_until_stopped(workdir: Path | None, *, slow_link: bool, say: Callable[[str], None],
+                        ready: Callable[[Served, Path], None]) -> None:  # fmt: skip
+    """`demo --serve`: generate the samples in `workdir` (a temporary folder, removed after, when
+    None), serve them until Ctrl-C or SIGTERM (a service manager, `kill`), which stop it cleanly.
+    `ready` is told what is served (to print how to use it); `say`, what is happening."""
+
+    def stop(signum: int, frame: FrameType | None) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    folder = Path(tempfile.mkdtemp(prefix="shardsql-serve-")) if workdir is None else workdir
+    say("Generating a sample of every built-in dataset ...")
+    try:
+        with serving(folder, slow_link) as served:
+            ready(served, folder)
+            say("Serving until Ctrl-C.")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        say("\nStopped serving.")
+    finally:
+        if workdir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if workdir is None:
+        say(f"Removed {folder}.")
