@@ -221,18 +221,20 @@ def write_sample(
     the same sub-folder and under the same names as on the Hub. `realistic`: the real set's
     lengths, form and scores (the demo's); else short texts (the tests'): see the module's docstring.
     """
-    _repo, _revision, sub, pattern, _text_column, shape = LAYOUTS[dataset]
+    _repo, _revision, sub, pattern, text_column, shape = LAYOUTS[dataset]
     rng = random.Random(f"{dataset}-{seed}")
     target = folder / sub
     target.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(files):
         path = target / pattern.format(i=i)
-        if realistic:
+        if realistic:  # long texts: a dictionary of them is tried for nothing
             table = _real_table(shape, rows_per_file, rng, offset=i * rows_per_file)
+            others = [c for c in table.schema.names if c != text_column]
+            pq.write_table(table, path, row_group_size=row_group_size, use_dictionary=others)
         else:
             texts = [_text(rng) for _ in range(rows_per_file)]
             table = _table(shape, rows_per_file, rng, i * rows_per_file, texts)
-        pq.write_table(table, path, row_group_size=row_group_size)
+            pq.write_table(table, path, row_group_size=row_group_size)
         paths.append(path)
     return paths
