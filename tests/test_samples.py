@@ -66,8 +66,11 @@ def test_the_readmes_key_query_finds_rows(edu):
     assert count > SERVED_ROWS * 0.1
 
 
-def test_the_readme_says_how_large_the_served_sample_is():
+def test_the_docs_say_how_large_the_served_sample_is():
     assert f"{SERVED_ROWS:,} rows a dataset" in README.read_text()
+    docs = [README, README.parent / "CONTRIBUTING.md", *sorted((README.parent / "docs").glob("*.md"))]
+    said = {n for doc in docs for n in re.findall(r"([\d,]+) (?:such )?rows a dataset", doc.read_text())}
+    assert said == {f"{SERVED_ROWS:,}"}
 
 
 def test_python_files_are_python_with_the_real_sets_lengths(tmp_path):
