@@ -49,8 +49,8 @@ DEMO_ROW_GROUP = 500
 DEMO_SHARDS = 2
 DEMO_ROWS_PER_SHARD = 1024  # the demo reads about a third of the source: it shows that reads are lazy
 # per repo, for `demo --serve`: 8,000 rows a dataset of realistic texts (FineWeb-Edu's hold ~37M
-# characters; every repo's ~90 MB of parquet), generated in about 2 s; enough for `explain` and `sql`, and for
-# `convert` with small sizes (README: `--num-shards 2 --rows-per-shard 1000`), not its defaults
+# characters; all repos ~90 MB of parquet), generated in about 2 s; enough for `explain` and
+# `sql`, and for `convert` with small sizes (README: `--num-shards 2 --rows-per-shard 1000`)
 SERVE_FILES = 2
 SERVE_ROWS_PER_FILE = 4000
 REDIRECT = "the Hub's redirect of file reads to a storage host (signed URLs)"
