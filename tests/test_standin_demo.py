@@ -17,7 +17,7 @@ def run(*args: str):
 
 
 def test_served_stand_in_redirects_and_plays_the_slow_link_under_a_conversion(tmp_path, monkeypatch):
-    with serving(tmp_path / "served", slow_link=True) as served:
+    with serving(tmp_path / "served", slow_link=True, realistic=False) as served:  # short texts: quicker
         hub = served.hub
         assert hub.redirect_files and hub.network.model == SLOW_LINK and served.plays == SLOW_LINK_PLAYS
         monkeypatch.setenv("HF_ENDPOINT", served.endpoint)
@@ -42,6 +42,7 @@ def test_demo_serve_says_what_it_plays(monkeypatch, tmp_path):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(demo, "time", SimpleNamespace(sleep=interrupt))  # only the serve loop sleeps
+    monkeypatch.setattr(demo, "SERVE_ROWS_PER_FILE", 100)  # what it says, not what it serves, is tested here
     plain = run("demo", "--serve", "--workdir", str(tmp_path / "plain"))
     assert "It plays the Hub's redirect of file reads to a storage host (signed URLs).\n" in plain.output
     slow = run("demo", "--serve", "--slow-link", "--workdir", str(tmp_path / "slow"))

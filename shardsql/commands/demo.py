@@ -1,18 +1,20 @@
 """`shardsql demo`: the whole conversion path, offline, in a temporary folder.
 
-It generates a small FineWeb-Edu-shaped sample, serves it from the local Hub stand-in
-(the same one the tests use), points `HF_ENDPOINT` at it and runs the real `fineweb-edu`
-conversion through huggingface_hub; then the `edu-code-mix` mixture (FineWeb-Edu with
-Python code), keeping the first conversion's validation shard (`--val-from live`) so that
-the two runs' val_bpb would be comparable. Both go into a cache folder laid out for the
-consumer asked for (`--for`: `autoresearch/data/` or `nanochat/base_data_climbmix/` in the
-demo's folder). A newcomer sees every stage work with no network, and the user's real
-cache folders (`~/.cache/autoresearch`, nanochat's) are never touched.
+It generates a sample shaped like FineWeb-Edu (its lengths and scores: `standin/samples.py`),
+serves it from the local Hub stand-in (the same one the tests use), points `HF_ENDPOINT` at
+it and runs the real `fineweb-edu` conversion through huggingface_hub; then the
+`edu-code-mix` mixture (FineWeb-Edu with Python code), keeping the first conversion's
+validation shard (`--val-from live`) so that the two runs' val_bpb would be comparable. Both
+go into a cache folder laid out for the consumer asked for (`--for`: `autoresearch/data/` or
+`nanochat/base_data_climbmix/` in the demo's folder). A newcomer sees every stage work with
+no network, and the user's real cache folders (`~/.cache/autoresearch`, nanochat's) are
+never touched.
 
 `shardsql demo --serve` (`serving` here) instead serves a generated sample of every
-built-in dataset's repo until Ctrl-C, so that every command in the README can be tried
-offline from another terminal with `HF_ENDPOINT` pointing at the stand-in. Both redirect
-file reads to a storage host with signed URLs, as the Hub does.
+built-in dataset's repo (SERVE_FILES x SERVE_ROWS_PER_FILE rows each, realistic texts)
+until Ctrl-C, so that every command in the README can be tried offline from another
+terminal with `HF_ENDPOINT` pointing at the stand-in. Both redirect file reads to a storage
+host with signed URLs, as the Hub does.
 
 `--slow-link` makes the stand-in play the slow link of a machine far from the Hub's CDN
 (`SLOW_LINK`: 100 ms round trips, 4 MB/s a connection, 25 MB/s for the whole link) and redirect
@@ -47,12 +49,15 @@ from .options import LIVE, ConvertOptions
 
 DEMO_DATASET = "fineweb-edu"
 DEMO_MIXTURE = "edu-code-mix"  # fineweb-edu-high (the same repo) and github-code-python
-DEMO_FILES = 3
+DEMO_FILES = 3  # of realistic texts (samples.py): FineWeb-Edu's 12,000 rows hold ~55M characters
 DEMO_ROWS_PER_FILE = 4000
 DEMO_ROW_GROUP = 500
 DEMO_SHARDS = 2
-DEMO_ROWS_PER_SHARD = 2048
-SERVE_FILES = 2  # per repo, for `demo --serve`: enough for a conversion of a few small shards
+DEMO_ROWS_PER_SHARD = 1024  # the demo reads about a third of the source: it shows that reads are lazy
+# per repo, for `demo --serve`: 8,000 rows a dataset of realistic texts (FineWeb-Edu's hold ~37M
+# characters; all repos ~90 MB of parquet), generated in about 2 s; enough for `explain` and
+# `sql`, and for `convert` with small sizes (README: `--num-shards 2 --rows-per-shard 1000`)
+SERVE_FILES = 2
 SERVE_ROWS_PER_FILE = 4000
 REDIRECT = "the Hub's redirect of file reads to a storage host (signed URLs)"
 SLOW_LINK_PLAYS = f"a slow link: {SLOW_LINK.describe()}; and {REDIRECT}"
@@ -110,10 +115,10 @@ def run_demo(workdir: Path | None = None, *, progress: Progress | None = None, s
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shardsql-demo-"))
     repo, revision = LAYOUTS[DEMO_DATASET][0], LAYOUTS[DEMO_DATASET][1]
     repo_dir = workdir / "hub" / repo
-    paths = write_sample(DEMO_DATASET, repo_dir, DEMO_FILES, DEMO_ROWS_PER_FILE, DEMO_ROW_GROUP)
+    paths = write_sample(DEMO_DATASET, repo_dir, DEMO_FILES, DEMO_ROWS_PER_FILE, DEMO_ROW_GROUP, realistic=True)
     code_repo, code_revision = LAYOUTS["github-code-python"][0], LAYOUTS["github-code-python"][1]
     write_sample("github-code-python", workdir / "hub" / code_repo, DEMO_FILES, DEMO_ROWS_PER_FILE,
-                          DEMO_ROW_GROUP)  # fmt: skip
+                 DEMO_ROW_GROUP, realistic=True)  # fmt: skip
     options = ConvertOptions(
         num_shards=DEMO_SHARDS, rows_per_shard=DEMO_ROWS_PER_SHARD, consumer=consumer, cache_dir=workdir / consumer.name
     )
@@ -137,10 +142,11 @@ def run_demo(workdir: Path | None = None, *, progress: Progress | None = None, s
 
 
 @contextmanager
-def serving(workdir: Path, slow_link: bool = False) -> Iterator[Served]:
+def serving(workdir: Path, slow_link: bool = False, realistic: bool = True) -> Iterator[Served]:
     """Serve a generated sample of every built-in dataset's Hub repo from `workdir` while the block runs.
 
-    `slow_link`: the stand-in plays SLOW_LINK (see the module's docstring)."""
+    `slow_link`: the stand-in plays SLOW_LINK (see the module's docstring). `realistic`: the
+    real sets' lengths and form; else the tests' short texts (samples.py)."""
     with HubStandIn() as hub:
         hub.redirect_files = True  # as the Hub does: file reads go to a storage host, with signed URLs
         plays = _play_slow_link(hub) if slow_link else REDIRECT
@@ -149,7 +155,7 @@ def serving(workdir: Path, slow_link: bool = False) -> Iterator[Served]:
             if repo in served.repos:  # several definitions read one repo (fineweb-edu, fineweb-edu-high)
                 continue
             folder = workdir / "hub" / repo
-            write_sample(dataset, folder, SERVE_FILES, SERVE_ROWS_PER_FILE, DEMO_ROW_GROUP)
+            write_sample(dataset, folder, SERVE_FILES, SERVE_ROWS_PER_FILE, DEMO_ROW_GROUP, realistic=realistic)
             hub.add_dataset(repo, folder, revision=revision)
             served.repos[repo] = revision
         yield served

@@ -1,9 +1,16 @@
-"""Small generated parquet files shaped like each built-in dataset's source.
+"""Generated parquet files shaped like each built-in dataset's source.
 
 Used by the tests and by `shardsql demo`, so that the whole path can run with no network.
 The rows are deterministic for a seed and deliberately awkward: nulls, empty and short
 texts, texts of exactly 49 and 50 characters, non-Latin and emoji text (where bytes,
 code points and graphemes all differ), and null quality scores.
+
+Two kinds of text (`write_sample`'s `realistic`):
+- short (the default, for the tests): word salad of at most ~700 characters, cheap to convert;
+- realistic (the demo and `demo --serve`): each set's own length distribution with its long
+  tail (FineWeb-Edu: median ~2.9k characters, mean ~4.6k, some over 50k), prose in
+  paragraphs, Python files shaped like code, PubMed abstracts in sections, and FineWeb-Edu's
+  scores spread over 1 to 5 (`texts.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .texts import SHAPES, document, length
 
 # dataset name -> (Hub repo, revision, folder in the repo, file name pattern, text column, shape)
 LAYOUTS: dict[str, tuple[str, str, str, str, str, str]] = {
@@ -81,8 +90,20 @@ def _text(rng: random.Random) -> str | None:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 120)))
 
 
-def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: int) -> pa.Table:
-    texts = [_text(rng) for _ in range(rows)]
+Scores = tuple[list[float], list[int | None]]  # FineWeb-Edu's score and int_score columns
+
+
+def _table(
+    shape: str,
+    rows: int,
+    rng: random.Random,
+    offset: int,
+    texts: list[str | None],
+    scores: Scores | None = None,
+    sets: list[str] | None = None,
+) -> pa.Table:
+    """A file's table of `shape`'s columns holding `texts`; `scores` (edu) and `sets` (pajama's
+    meta) if given, else drawn as the short sample draws them."""
     ids = [f"<urn:uuid:{offset + i:08d}>" for i in range(rows)]
     columns: dict[str, object] = {}
     if shape in ("edu", "web"):
@@ -96,9 +117,11 @@ def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: 
             "token_count": pa.array([len(t or "") // 4 for t in texts], pa.int64()),
         }
         if shape == "edu":
-            scores = [rng.uniform(0, 5) for _ in range(rows)]
-            columns["score"] = pa.array(scores, pa.float64())
-            columns["int_score"] = pa.array([None if rng.random() < 0.1 else round(s) for s in scores], pa.int64())
+            if scores is None:
+                drawn = [rng.uniform(0, 5) for _ in range(rows)]
+                scores = drawn, [None if rng.random() < 0.1 else round(s) for s in drawn]
+            columns["score"] = pa.array(scores[0], pa.float64())
+            columns["int_score"] = pa.array(scores[1], pa.int64())
     elif shape == "cosmo":
         columns = {
             "prompt": [f"Write a textbook chapter {offset + i}" for i in range(rows)],
@@ -109,9 +132,11 @@ def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: 
             "seed_data": ["web_samples_v2"] * rows,
         }
     elif shape == "pajama":
+        if sets is None:
+            sets = [rng.choice(["RedPajamaC4", "RedPajamaBook"]) for _ in range(rows)]
         columns = {
             "text": texts,
-            "meta": [{"redpajama_set_name": rng.choice(["RedPajamaC4", "RedPajamaBook"])} for _ in range(rows)],
+            "meta": [{"redpajama_set_name": name} for name in sets],
             "__index_level_0__": pa.array(range(offset, offset + rows), pa.int64()),
         }
     elif shape == "code":
@@ -128,22 +153,88 @@ def _table(shape: str, text_column: str, rows: int, rng: random.Random, offset: 
     return pa.table(columns)
 
 
+def _real_text(shape: str, rng: random.Random) -> tuple[str | None, float]:
+    """A document with the real set's length and form, or (3%) one of `_text`'s edge cases; and
+    its length's standard normal (0 for an edge case): longer documents score higher."""
+    roll = rng.random()
+    if roll < 0.01:
+        return None, 0.0
+    if roll < 0.015:
+        return "", 0.0
+    if roll < 0.025:
+        return "x" * rng.choice([1, 10, 49]), 0.0
+    if roll < 0.03:
+        return rng.choice(["é" * 49, "日" * 50, "👍🏽" * 25, "a" * 50, "🚀" * 49]), 0.0
+    chars, z = length(SHAPES[shape], rng)
+    return document(SHAPES[shape], chars, rng), z
+
+
+# The realistic sample's share of each rounded FineWeb-Edu score (the classifier's 0 to 5 as it
+# scores web pages; the Hub's fineweb-edu keeps 3 and up, the sample spreads 1 to 5 so that a
+# filter on the score has something to remove)
+SCORE_SHARES = {1: 0.12, 2: 0.28, 3: 0.32, 4: 0.2, 5: 0.08}
+# SlimPajama's sources, by share of documents; its books are far longer than the rest
+PAJAMA_SETS = {
+    "RedPajamaCommonCrawl": 0.52,
+    "RedPajamaC4": 0.27,
+    "RedPajamaGithub": 0.05,
+    "RedPajamaArXiv": 0.05,
+    "RedPajamaWikipedia": 0.05,
+    "RedPajamaStackExchange": 0.04,
+    "RedPajamaBook": 0.02,
+}
+BOOK_CHARS = (30_000, 110_000)
+
+
+def _real_table(shape: str, rows: int, rng: random.Random, offset: int) -> pa.Table:
+    """`_table` with realistic texts, scores and sets (see the module's docstring)."""
+    drawn = [_real_text(shape, rng) for _ in range(rows)]
+    texts = [text for text, _ in drawn]
+    scores: Scores | None = None
+    sets: list[str] | None = None
+    if shape == "edu":  # a score of 1 to 5, higher for longer documents, as on the Hub
+        levels = rng.choices(list(SCORE_SHARES), weights=list(SCORE_SHARES.values()), k=rows)
+        raw = [level + rng.uniform(-0.5, 0.5) + 0.25 * z for level, (_, z) in zip(levels, drawn, strict=True)]
+        score = [round(min(5.3, max(0.7, s)), 4) for s in raw]
+        scores = score, [None if rng.random() < 0.02 else min(5, max(1, round(s))) for s in score]
+    if shape == "pajama":
+        sets = rng.choices(list(PAJAMA_SETS), weights=list(PAJAMA_SETS.values()), k=rows)
+        for i, name in enumerate(sets):
+            if name == "RedPajamaBook" and texts[i]:
+                texts[i] = document(SHAPES[shape], rng.randint(*BOOK_CHARS), rng)
+    return _table(shape, rows, rng, offset, texts, scores, sets)
+
+
 def write_sample(
-    dataset: str, folder: Path, files: int = 3, rows_per_file: int = 3000, row_group_size: int = 500, seed: int = 0
+    dataset: str,
+    folder: Path,
+    files: int = 3,
+    rows_per_file: int = 3000,
+    row_group_size: int = 500,
+    seed: int = 0,
+    *,
+    realistic: bool = False,
 ) -> list[Path]:
     """Write `files` parquet files shaped like `dataset`'s source into `folder` (its repo layout).
 
     Returns the written paths. `folder` plays the role of the repo root, so the files land in
-    the same sub-folder and under the same names as on the Hub.
+    the same sub-folder and under the same names as on the Hub. `realistic`: the real set's
+    lengths, form and scores (the demo's); else short texts (the tests'): see the module's docstring.
     """
-    repo, _revision, sub, pattern, text_column, shape = LAYOUTS[dataset]
+    _repo, _revision, sub, pattern, text_column, shape = LAYOUTS[dataset]
     rng = random.Random(f"{dataset}-{seed}")
     target = folder / sub
     target.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(files):
         path = target / pattern.format(i=i)
-        table = _table(shape, text_column, rows_per_file, rng, offset=i * rows_per_file)
-        pq.write_table(table, path, row_group_size=row_group_size)
+        if realistic:  # long texts: a dictionary of them is tried for nothing
+            table = _real_table(shape, rows_per_file, rng, offset=i * rows_per_file)
+            others = [c for c in table.schema.names if c != text_column]
+            pq.write_table(table, path, row_group_size=row_group_size, use_dictionary=others)
+        else:
+            texts = [_text(rng) for _ in range(rows_per_file)]
+            table = _table(shape, rows_per_file, rng, i * rows_per_file, texts)
+            pq.write_table(table, path, row_group_size=row_group_size)
         paths.append(path)
     return paths
