@@ -18,6 +18,12 @@ def read_texts(path: Path) -> list[str]:
     return pq.read_table(path)["text"].to_pylist()
 
 
+def first_rows(folder: Path, n: int) -> list[dict]:
+    """The first `n` rows (text, int_score) of a sample's files in source order: what explain samples."""
+    table = pa.concat_tables(pq.read_table(p, columns=["text", "int_score"]) for p in sorted(folder.glob("*.parquet")))
+    return table.slice(0, n).to_pylist()
+
+
 def row_groups(path: Path) -> list[int]:
     metadata = pq.ParquetFile(path).metadata
     return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]

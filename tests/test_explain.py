@@ -1,9 +1,9 @@
 from collections import Counter
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import first_rows
 
 from shardsql.cli import cli
 from shardsql.commands.explain import compare, funnel, sample
@@ -19,11 +19,6 @@ WHERE int_score >= 4 AND text IS NOT NULL AND length(text) >= 50
 """
 
 
-def rows_of(folder, n):
-    table = pa.concat_tables(pq.read_table(p, columns=["text", "int_score"]) for p in sorted(folder.glob("*.parquet")))
-    return table.slice(0, n).to_pylist()
-
-
 def test_funnel_counts_each_condition_in_order_and_alone(hub, hub_dataset):
     folder = hub_dataset("fineweb-edu-high")
     definition = catalog.resolve("fineweb-edu-high")
@@ -31,7 +26,7 @@ def test_funnel_counts_each_condition_in_order_and_alone(hub, hub_dataset):
     assert table.num_rows == 2500 and table.column_names == ["text", "int_score"]
     result = funnel(definition, table)
 
-    rows = rows_of(folder, 2500)
+    rows = first_rows(folder, 2500)
     conditions = [
         lambda r: r["int_score"] is None or r["int_score"] >= 3,
         lambda r: r["text"] is not None,
@@ -60,7 +55,7 @@ def test_against_compares_outputs_on_the_same_rows(hub_dataset, tmp_path):
     first, second = catalog.resolve("fineweb-edu-high"), catalog.resolve(str(stricter))
     table, _ = sample(first, columns_for=[first, second], rows=3000, source_url=str(folder))
     diff = compare(first, second, table)
-    rows = rows_of(folder, 3000)
+    rows = first_rows(folder, 3000)
     a = Counter(
         r["text"]
         for r in rows

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import first_rows
 
 from shardsql.cli import cli
 from shardsql.commands import review
@@ -21,11 +22,6 @@ STRICTER = """\
 SELECT text FROM source
 WHERE int_score >= 4 AND text IS NOT NULL AND length(text) >= 100
 """
-
-
-def first_rows(folder, n):
-    table = pa.concat_tables(pq.read_table(p, columns=["text", "int_score"]) for p in sorted(folder.glob("*.parquet")))
-    return table.slice(0, n).to_pylist()
 
 
 def high(r):  # fineweb-edu-high's WHERE
