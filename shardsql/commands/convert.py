@@ -222,6 +222,16 @@ class Mode(Protocol):
         """How its rows are cut into shards (known once `prepare` has run)."""
         ...
 
+    @property
+    def rows_wanted(self) -> int:
+        """The rows its shards will hold, all being well (what progress counts towards)."""
+        ...
+
+    @property
+    def kept_before(self) -> int:
+        """Rows an interrupted run already kept (or drew) that this run does not keep again."""
+        ...
+
     def prepare(self) -> None:
         """What must be done before the first row (a shuffle's select phase)."""
 
@@ -266,6 +276,7 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
         mode.saved(position)
         progress.shard(info)
 
+    progress.start(mode.rows_wanted, options.num_shards + 1, kept=mode.kept_before, shards=len(state.shards))
     with executor if mode.uses_executor else contextlib.nullcontext():
         mode.prepare()
         sizes = mode.sizes

@@ -54,7 +54,7 @@ class InOrder:
         self.read, self.kept = start.rows_read, start.rows_kept
         self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
         self._last_kept = 0
-        progress.start(options.rows_wanted, options.num_shards + 1, kept=self.kept, shards=len(self.done))
+        self.kept_before = self.kept  # a resumed run's kept rows, before this run
 
     def prepare(self) -> None:
         pass  # nothing is selected ahead: the rows stream from the executor

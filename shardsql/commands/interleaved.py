@@ -165,8 +165,8 @@ class Interleaved:
                 )
         self.parts, self.options, self.checkpoint = parts, options, checkpoint
         self.sizes = ShardSizes(options.num_shards, options.rows_per_shard, options.row_group_size, options.val_rows)
-        self.rows = options.rows_wanted
-        progress.start(self.rows, options.num_shards + 1, shards=len(checkpoint.shards))
+        self.rows = self.rows_wanted = options.rows_wanted
+        self.kept_before = 0  # a resume's components' kept rows are not counted again
         self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
         self.spill.mkdir(exist_ok=True)
         start = checkpoint.write_at

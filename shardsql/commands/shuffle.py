@@ -146,10 +146,8 @@ class Shuffled:
         staged = sum(p.staged for p in state.parts)
         self.uses_executor = state.phase == "select"  # phase 2 reads the piles, here
         self.rows_here, self.digest = True, False
-        progress.start(self.merged_rows + (self.val_rows if val else 0), options.num_shards + 1, kept=staged,
-                       shards=len(checkpoint.shards))  # fmt: skip
-        if state.phase == "select" and staged:
-            progress.message(f"Resuming the selection after {staged:,} rows drawn.")
+        self.rows_wanted = self.merged_rows + (self.val_rows if val else 0)
+        self.kept_before = staged
         self._output: _Output | None = None
 
     def _save(self, state: ShuffleState | None = None) -> None:
@@ -162,6 +160,8 @@ class Shuffled:
         state, plan, options = self.state, self.plan, self.options
         if state.selected is not None:
             return
+        if self.kept_before:
+            self.progress.message(f"Resuming the selection after {self.kept_before:,} rows drawn.")
         workers = self.executor.record.workers if self.executor.record.engine == "local" else available_cores()
         select = Select(plan, self.executor, self.piles, state, self._save, self.progress, workers,
                          self.folder / SPILL_DIR)  # fmt: skip
