@@ -21,7 +21,7 @@ import pyarrow as pa
 from ..definition.evaluator import Evaluator
 from ..errors import ConversionError
 from ..output.checkpoint import Checkpoint, PartOutcome, Position, WritePosition
-from ..output.shards import Rows, RowStream, ShardSizes, TextDigest
+from ..output.shards import Rows, RowStream, TextDigest
 from ..progress import Progress
 from ..run.executor import Executor
 from ..run.local import SPILL_DIR, whole_source
@@ -49,7 +49,7 @@ class InOrder:
         self.scan = dataclasses.replace(scan, start=(start.file, start.row_group) if self.row_by_row else (0, 0))
         self.start, self.checkpoint, self.done = start, checkpoint, list(checkpoint.shards)
         self.rows_wanted, self.spill = options.rows_wanted, folder / SPILL_DIR
-        self.sizes = ShardSizes(options.num_shards, options.rows_per_shard, options.row_group_size, options.val_rows)
+        self.sizes = options.shard_sizes
         self.digest = not self.row_by_row  # each shard's texts' digest: what a rerun of the query checks
         self.read, self.kept = start.rows_read, start.rows_kept
         self._last = Position(start.file, start.row_group, 0, self.read, self.kept)

@@ -30,7 +30,6 @@ from ..errors import ConversionError, OptionsError
 from ..invocation import explain_command
 from ..output.checkpoint import Checkpoint, InterleavePosition, PartOutcome, Position, WritePosition
 from ..output.interleave import Merge
-from ..output.shards import ShardSizes
 from ..progress import Progress
 from ..run.executor import Executor
 from .options import ConvertOptions
@@ -164,7 +163,7 @@ class Interleaved:
                     "source order. Drop --no-shuffle to shuffle the mixture."
                 )
         self.parts, self.options, self.checkpoint = parts, options, checkpoint
-        self.sizes = ShardSizes(options.num_shards, options.rows_per_shard, options.row_group_size, options.val_rows)
+        self.sizes = options.shard_sizes
         self.rows = self.rows_wanted = options.rows_wanted
         self.kept_before = 0  # a resume's components' kept rows are not counted again
         self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory

@@ -16,6 +16,7 @@ from ..consumers import DEFAULT, Consumer
 from ..definition.analysis import Shape
 from ..errors import OptionsError
 from ..output.cache_dir import CacheDir
+from ..output.shards import ShardSizes
 
 LIVE = "live"  # --val-from live: the validation shard already in the cache folder, kept byte for byte
 ENGINES = ("local", "ray")  # --engine: where row-by-row definitions run
@@ -89,6 +90,11 @@ class ConvertOptions:
         values["cache_dir"] = str(self.cache_dir)
         values["consumer"] = self.consumer.name  # what `verify`, `backups` and `restore` find the layout from
         return values
+
+    @property
+    def shard_sizes(self) -> ShardSizes:
+        """How the rows are cut into shards, as asked (a shuffle with --val-from may write fewer training shards)."""
+        return ShardSizes(self.num_shards, self.rows_per_shard, self.row_group_size, self.val_rows)
 
     @property
     def rows_wanted(self) -> int:

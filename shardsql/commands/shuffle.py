@@ -34,6 +34,7 @@ stop midway: a rerun in its phase 1 runs it again from the start.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Generator
 from pathlib import Path
@@ -189,7 +190,7 @@ class Shuffled:
         """The shards of phase 2: with --val-from, as many training shards as the selection fills."""
         selected, options = self._selected, self.options
         num_shards = options.num_shards if not self.plan.group(True) else selected.rows // options.rows_per_shard
-        return ShardSizes(num_shards, options.rows_per_shard, options.row_group_size, selected.val_rows)
+        return dataclasses.replace(options.shard_sizes, num_shards=num_shards, val_rows=selected.val_rows)
 
     @property
     def _selected(self) -> Selected:
