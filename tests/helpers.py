@@ -115,3 +115,20 @@ class StopAfter(Progress):
         self.left -= 1
         if self.left == 0:
             raise KeyboardInterrupt
+
+
+def killed_at_checkpoint(condition: str) -> str:
+    """Python to run first in a `shardsql` subprocess: the process SIGKILLs itself right after it
+    saves a checkpoint for which `condition` (an expression over that Checkpoint, `c`) holds. A
+    kill at a known point of the run, whatever the machine's speed (a test polling the checkpoint
+    from outside could miss a fast run's last shards)."""
+    return f"""
+import os, signal
+from shardsql.output import checkpoint as _checkpoint
+_save = _checkpoint.Checkpoint.save
+def _save_then_die(c, folder):
+    _save(c, folder)
+    if {condition}:
+        os.kill(os.getpid(), signal.SIGKILL)
+_checkpoint.Checkpoint.save = _save_then_die
+"""

@@ -11,14 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import read_texts
+from helpers import killed_at_checkpoint, read_texts
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
@@ -311,21 +310,9 @@ def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path, order):
     reference = subprocess.run([*args, "--cache-dir", str(tmp_path / "ref")], capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr
     cache = tmp_path / "run"
-    proc = subprocess.Popen([*args, "--cache-dir", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    state = cache / ".shardsql-staging" / "checkpoint.json"
-
-    def shards_done() -> int:
-        try:
-            return len(json.loads(state.read_text()).get("shards", []))
-        except (OSError, ValueError):
-            return 0
-
-    deadline = time.monotonic() + 60
-    while shards_done() < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    proc.kill()
-    proc.wait()
-    assert shards_done() >= 2, "the run ended before it was killed in its write phase"
+    killed = [args[0], "-c", killed_at_checkpoint("len(c.shards) >= 2") + RUNNER, *args[3:]]
+    proc = subprocess.run([*killed, "--cache-dir", str(cache)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stdout + proc.stderr
     resumed = subprocess.run([*args, "--cache-dir", str(cache)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Resuming an interrupted run after" in resumed.stderr

@@ -78,15 +78,20 @@ def test_kill_after_two_shards_then_resume(reference, hub, tmp_path):
     cache = tmp_path / "run"
     before = old_data(cache)
     # One row group (100 rows) a unit and one worker: the run fetches a few units ahead of the
-    # shard it writes, so the later shards' rows are requested after the second shard is
-    # checkpointed (with whole-file units it fetches everything first). The stand-in kills it at
-    # the first such request: the run cannot finish without its answer, however fast it is
-    # (polled from here, a fast run could write its last shards between two looks).
+    # shard it writes, so the third file (rows 5,000 on, for the sixth shard) is read only after
+    # the first shard is checkpointed (with whole-file units it fetches everything first). The
+    # stand-in holds the first such request until the second shard is checkpointed, and kills the
+    # run there: it cannot finish without that answer, however fast or slow the machine (the
+    # second shard's rows are all in the first two files).
     proc = start(cache, "--workers", "1", setup="from shardsql.source import units; units.UNIT_BYTES = 1")
 
     def kill_after_two_shards(handler):
-        if checkpointed_shards(cache) >= 2 and proc.poll() is None:
-            proc.kill()
+        if "002_00000.parquet" in handler.path and checkpointed_shards(cache) >= 1:
+            deadline = time.monotonic() + 90
+            while checkpointed_shards(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if proc.poll() is None:
+                proc.kill()
         return False
 
     hub.before_response = kill_after_two_shards

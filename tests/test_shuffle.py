@@ -9,7 +9,6 @@ import random
 import string
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import read_texts
+from helpers import killed_at_checkpoint, read_texts
 from seed_reference import seed_shards
 
 from shardsql.autoresearch import VAL_SHARD_NAME
@@ -473,21 +472,15 @@ import sys
 from shardsql.output import staging
 from shardsql.source import draw, units
 units.UNIT_BYTES, draw.MIN_SLOT_BYTES, staging.FLUSH_BYTES = 4 << 10, 1, 16 << 10
-import time
-def slowed(function, seconds):
-    def wrapper(*a, **k):
-        time.sleep(seconds)
-        return function(*a, **k)
-    return wrapper
-from shardsql.output import shards
-from shardsql.commands import convert
-shards.write_pieces = convert.write_pieces = slowed(shards.write_pieces, 0.3)
-from shardsql.run import unit
-unit.keep = slowed(unit.keep, 0.02)
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 main()
 """
+# Where each phase's run is killed: right after a checkpoint of the phase with work in it.
+KILL_IN = {
+    "select": "c.shuffle is not None and c.shuffle.selected is None and sum(p.staged for p in c.shuffle.parts) > 0",
+    "write": "c.shuffle is not None and c.shuffle.selected is not None and len(c.shards) >= 2",
+}
 
 
 def _state(cache: Path) -> dict:
@@ -509,21 +502,10 @@ def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tmp_path, phas
     monkeypatch.setattr(staging, "FLUSH_BYTES", 16 << 10)  # RUNNER's settings (small_slots: its units)
     run(definition, tmp_path / "ref", num_shards=6, rows_per_shard=500, workers=2)  # uninterrupted, in this process
     cache = tmp_path / "run"
-    proc = subprocess.Popen([*args, "--cache-dir", str(cache)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-
-    def reached() -> bool:
-        shuffle = _state(cache).get("shuffle") or {}
-        selected = shuffle.get("selected") is not None  # the select phase is done: the write phase runs
-        if phase == "select":
-            return not selected and _staged(shuffle) > 0
-        return selected and len(_state(cache).get("shards", [])) >= 2
-
-    while not reached() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    proc.kill()
-    proc.wait()
-    assert reached(), f"the run ended before it was killed in its {phase} phase"
+    killed = [args[0], "-c", killed_at_checkpoint(KILL_IN[phase]) + RUNNER, *args[3:]]
+    proc = subprocess.run([*killed, "--cache-dir", str(cache)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stdout + proc.stderr
+    assert (_state(cache)["shuffle"]["selected"] is None) == (phase == "select"), "killed in the other phase"
     staged_before = _staged(_state(cache)["shuffle"])
     resumed = subprocess.run([*args, "--cache-dir", str(cache)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
