@@ -18,15 +18,18 @@ STALL_S = 1.5  # longer than the client timeout the stall test sets
 class Faults:
     """Answer a seeded random share of file reads (range GETs of `resolve` or of storage) with faults."""
 
-    def __init__(self, kinds=KINDS, rate: float = 0.15, seed: int = 0, api_too: bool = False, limit: int | None = None):
-        self.kinds, self.rate, self.api_too, self.limit = list(kinds), rate, api_too, limit
+    def __init__(self, kinds=KINDS, rate: float = 0.15, seed: int = 0, api_too: bool = False, limit: int | None = None,
+                 reads: bool = True):  # fmt: skip
+        """`api_too`: listing calls (`/api/`) too, with 503 or drop; `reads` False: those only."""
+        self.kinds, self.rate, self.api_too, self.limit, self.reads = list(kinds), rate, api_too, limit, reads
         self.rng = random.Random(seed)
         self.injected: list[str] = []
+        self.paths: list[str] = []  # the path of each request answered with a fault
         self._lock = threading.Lock()
 
     def __call__(self, handler) -> bool:
         is_file = handler.server.role == "storage" or "/resolve/" in handler.path
-        is_read = is_file and handler.command == "GET" and handler.headers.get("Range")
+        is_read = self.reads and is_file and handler.command == "GET" and handler.headers.get("Range")
         if not (is_read or (self.api_too and handler.path.startswith("/api/"))):
             return False
         with self._lock:
@@ -36,6 +39,7 @@ class Faults:
                 return False
             kind = self.rng.choice(self.kinds if is_read else [k for k in self.kinds if k in ("503", "drop")])
             self.injected.append(kind)
+            self.paths.append(handler.path)
         getattr(self, "_" + kind.replace("-", "_"))(handler)
         return True
 

@@ -47,9 +47,12 @@ def test_each_fault_is_survived_with_exact_output(hub, hub_dataset, tmp_path, ki
 
 def test_many_mixed_faults_including_listing_calls(hub, hub_dataset, tmp_path):
     folder = hub_dataset("fineweb-edu", row_group_size=200)
-    hub.before_response = faults = Faults(rate=0.25, seed=7, api_too=True, limit=8)
+    listing = Faults(["503", "drop"], rate=1.0, api_too=True, reads=False, limit=2)  # the first two listing calls
+    reads = Faults(rate=0.25, seed=7, limit=8)
+    hub.before_response = lambda handler: listing(handler) or reads(handler)
     run(tmp_path)
-    assert len(faults.injected) == 8 and len(set(faults.injected)) >= 4, faults.injected
+    assert len(listing.injected) == 2 and all(path.startswith("/api/") for path in listing.paths), listing.paths
+    assert len(reads.injected) == 8 and len(set(reads.injected)) >= 4, reads.injected
     assert_equal_to_seed(tmp_path, folder)
 
 

@@ -7,6 +7,8 @@ import re
 import socket
 
 import huggingface_hub.constants
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from helpers import read_texts
 from seed_reference import seed_shards
@@ -336,14 +338,14 @@ def test_a_206_longer_than_the_range_is_a_range_ignoring_server(hub, hub_dataset
 
 def test_a_listing_asked_to_wait_beyond_the_window_ends_at_once(hub, hub_dataset):
     hub_dataset("fineweb-edu")
-    hub.limit_rate(api=2, window_s=600)  # repo info twice, then the tree page is refused for 600 s
+    hub.limit_rate(api=1, window_s=600)  # the repo info, then the tree listing is refused for 600 s
     with pytest.raises(SourceError) as caught:
         sources.open_source(HUB_URL)
     assert str(caught.value) == (
         "the Hub rate-limits a listing and asks to wait 600 s, beyond its 300 s window. "
         "Run the same command again to resume from the last complete shard."
     )
-    assert [r[3] for r in hub.requests] == [200, 200, 429]
+    assert [r[3] for r in hub.requests] == [200, 429]
 
 
 def test_offline_mode_fails_at_once(hub, hub_dataset, monkeypatch):
@@ -382,3 +384,40 @@ def test_a_bug_inside_a_read_is_not_retried_nor_reported_as_a_network_fault(hub,
     assert last.startswith("Error: unexpected KeyError: 'a key that is not there'") and "please report it" in last
     # The first files' footers are read in parallel: each read once, none retried.
     assert "resume" not in result.output and len(calls) >= 2 and len(set(calls[1:])) == len(calls[1:])
+
+
+def test_a_listing_is_two_api_calls_and_globs_as_fsspec_does(hub, tmp_path):
+    """The revision pinned (repo info) and one listing of the glob's fixed folder, recursive only
+    where the glob reaches below it; each listing call is a round trip on a real link. The files
+    matched are those fsspec's glob rules match (HfFileSystem.glob's), parquet only."""
+    root = tmp_path / "repo"
+    for name in ["data/a.parquet", "data/b.parquet", "data/notes.txt", "data/x/c.parquet", "data/x/y/d.parquet",
+                 "other/e.parquet", "top.parquet"]:  # fmt: skip
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"text": ["t"]}), root / name)
+    hub.add_dataset("org/globs", root)
+    repo = "hf://datasets/org/globs"
+    expected = {
+        "data/*.parquet": ["data/a.parquet", "data/b.parquet"],
+        "data/**/*.parquet": ["data/a.parquet", "data/b.parquet", "data/x/c.parquet", "data/x/y/d.parquet"],
+        "data/*/*.parquet": ["data/x/c.parquet"],
+        "d*/[ab].parquet": ["data/a.parquet", "data/b.parquet"],
+        "data/x/c.parquet": ["data/x/c.parquet"],
+        "*.parquet": ["top.parquet"],
+        "**/*.parquet": [
+            "data/a.parquet",
+            "data/b.parquet",
+            "data/x/c.parquet",
+            "data/x/y/d.parquet",
+            "other/e.parquet",
+            "top.parquet",
+        ],
+    }
+    for pattern, files in expected.items():
+        hub.reset_counters()
+        source = sources.open_source(f"{repo}/{pattern}")
+        assert [f.url.removeprefix(repo + "/") for f in source.files] == files, pattern
+        api = [r[1].split("?")[0] for r in hub.requests if r[1].startswith("/api/")]
+        assert len(api) == 2 and "/revision/" in api[0] and "/tree/" in api[1], (pattern, api)
+    with pytest.raises(SourceError, match="no parquet files match"):
+        sources.open_source(f"{repo}/missing/*.parquet")

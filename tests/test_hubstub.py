@@ -432,3 +432,21 @@ def test_a_stalled_request_gets_no_answer_then_a_closed_connection(hub):
     assert get_session().get(f"{hub.url}/api/datasets/{REPO}").status_code == 200
     with pytest.raises(ValueError, match="kind must be one of"):
         hub.stall("everything")
+
+
+def test_the_agent_registry_is_fetched_once_a_day_as_from_the_hub(hub, tmp_path):
+    """huggingface_hub 2.4 fetches the Hub's agent-harness registry on its first request and keeps
+    it a day in HF_HOME. The stand-in answers it as the Hub does, so only a day's first process
+    pays its round trip (a 404 would make every process ask again)."""
+    code = f"from huggingface_hub import HfApi\nHfApi().repo_info({REPO!r}, repo_type='dataset')"
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_TELEMETRY"}
+    env |= {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home")}
+    hub.reset_counters()
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=120)
+    asked = [r for r in hub.requests if r[1] == "/api/agent-harnesses"]
+    assert [r[3] for r in asked] == [200], hub.requests
+    assert json.loads((tmp_path / "hf-home" / ".agent_harnesses.json").read_text()) == {
+        "standardEnvVars": [],
+        "harnesses": {},
+    }

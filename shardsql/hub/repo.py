@@ -1,18 +1,23 @@
 """A Hub repo at a pinned commit: its revision resolved, its parquet files listed, and a
 reader for them, with errors a person can act on (gated, invalid token, not found).
 
-Listings go through huggingface_hub (`HfApi.repo_info`, `HfFileSystem.glob`); reads go
-through reader.py. Both are retried by retries.py.
+Listings go through huggingface_hub's `HfApi`: `repo_info` pins the revision to a commit, then
+one `list_repo_tree` of the glob's fixed folder (recursive only where the glob reaches deeper)
+lists the files, matched by fsspec's glob rules, as `HfFileSystem.glob` matches them. Two API
+calls, each a round trip: `HfFileSystem.glob` asks for the repo's info again and lists the
+folder's parent too. Reads go through reader.py. Both are retried by retries.py.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
 
-from huggingface_hub import HfApi, HfFileSystem, errors
+from fsspec.utils import glob_translate
+from huggingface_hub import HfApi, errors
+from huggingface_hub import RepoFile as TreeFile
 
 from ..errors import RetriesExhausted, SourceError, describe
 from . import client
@@ -20,6 +25,7 @@ from .reader import HubReader
 from .retries import transport_failure, with_retries
 from .urls import HubUrl, choose_revision
 
+WILDCARD = re.compile(r"[*?[]")  # a glob segment with any of these matches by pattern (fsspec's has_magic)
 INVALID_TOKEN_MESSAGE = "Invalid credentials in Authorization header"  # the real Hub's 401, even on public repos
 
 
@@ -43,7 +49,6 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
     endpoint, token = client.settings()
     revision = choose_revision(url, parsed.revision, revision, override)
     api = HfApi(endpoint=endpoint, token=token)
-    fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
     kind = parsed.type.rstrip("s")
     explain = _explainer(parsed.repo, endpoint)
     try:
@@ -53,18 +58,35 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
             explain,
         )
         commit = info.sha
-        prefix = f"{parsed.type}/{parsed.repo}@{commit}/"
-        listed = with_retries(lambda: fs.glob(prefix + parsed.pattern, detail=True), url, explain)
-        # {path: info}, as fsspec's glob returns with detail=True; HfFileSystem.glob is annotated `-> list[str]`.
-        found = cast(dict[str, dict[str, Any]], listed)
+        found = with_retries(lambda: _matching(api, parsed, kind, commit or revision), url, explain)
     except SourceError as exc:
         raise _listing_error(exc, parsed.repo, revision, endpoint) from exc
     files = [
-        RepoFile(path, f"hf://{parsed.type}/{parsed.repo}/{path.removeprefix(prefix)}", int(i["size"]))
-        for path, i in sorted(found.items())
-        if i.get("type") == "file" and path.endswith(".parquet")
+        RepoFile(f"{parsed.type}/{parsed.repo}@{commit}/{path}", f"hf://{parsed.type}/{parsed.repo}/{path}", size)
+        for path, size in sorted(found.items())
+        if path.endswith(".parquet")
     ]
     return Listing(revision, commit, files, HubReader(endpoint, token, explain))
+
+
+def _matching(api: HfApi, parsed: HubUrl, kind: str, revision: str) -> dict[str, int]:
+    """{path in the repo: size} of the files that the URL's glob matches at `revision`: one
+    listing of the glob's fixed folder, recursive only if the glob reaches below it."""
+    pattern = parsed.pattern.strip("/")
+    parts = pattern.split("/")
+    fixed = 0
+    while fixed < len(parts) and not WILDCARD.search(parts[fixed]):
+        fixed += 1
+    fixed = min(fixed, len(parts) - 1)  # a glob without wildcards names a file: list its folder
+    folder, below = "/".join(parts[:fixed]), parts[fixed:]
+    recursive = len(below) > 1 or "**" in below[0]
+    match = re.compile(glob_translate(pattern)).match
+    try:
+        tree = api.list_repo_tree(parsed.repo, path_in_repo=folder or None, recursive=recursive, revision=revision,
+                                  repo_type=kind)  # fmt: skip
+        return {e.path: e.size for e in tree if isinstance(e, TreeFile) and match(e.path)}
+    except errors.RemoteEntryNotFoundError:
+        return {}  # no such folder: nothing matches
 
 
 def open_reader(parsed: HubUrl) -> HubReader:

@@ -94,7 +94,8 @@ Pointing the client at it:
   the default read-ahead cache asks for up to 5 MiB past each read; ``block_size=0`` streams a single GET
   and refuses to seek, so pyarrow cannot read Parquet from it.
 * Offline use: on its first request a 2.4.0 process also fetches ``{constants.ENDPOINT}/api/agent-harnesses``
-  (https://huggingface.co unless HF_ENDPOINT was set at import; this stand-in answers 404) unless
+  (https://huggingface.co unless HF_ENDPOINT was set at import; this stand-in answers with an empty list,
+  which huggingface_hub keeps a day in ``HF_HOME``, as it keeps the Hub's) unless
   ``HF_HUB_DISABLE_TELEMETRY=1`` is in the environment or ``constants.HF_HUB_DISABLE_TELEMETRY`` is True.
 
 Modules, top to bottom (each imports only those below it): ``server`` (``HubStandIn``: the two HTTP servers,

@@ -18,6 +18,16 @@ def _query(request: Request) -> dict[str, list[str]]:
     return parse_qs(urlsplit(request.path).query)
 
 
+# huggingface_hub 2.4 fetches the Hub's registry of AI agent harnesses on its first request of
+# the day and keeps it a day in HF_HOME; the Hub lists them. The stand-in lists none: the shape only.
+AGENT_HARNESSES: dict[str, object] = {"standardEnvVars": [], "harnesses": {}}
+
+
+def agent_harnesses(request: Request) -> None:
+    """`/api/agent-harnesses`: the registry huggingface_hub asks for once a day (AGENT_HARNESSES)."""
+    request.send_json(AGENT_HARNESSES)
+
+
 def repo_info(request: Request, repo_id: str, rest: str | None) -> None:
     repo, snapshot, _ = request.lookup(repo_id, rest, exact=True)
     blobs = flag(_query(request).get("blobs"))

@@ -44,6 +44,8 @@ def dispatch(request: Request) -> None:
     path = request.path.split("?", 1)[0]
     if request.role == "hub" and (location := renamed(request, request.path)):
         return files.send_redirect(request, 307, location)
+    if request.role == "hub" and path == "/api/agent-harnesses" and request.command == "GET":
+        return api.agent_harnesses(request)
     for server, methods, pattern, answer in ROUTES:
         match = pattern.match(path)
         if server != request.role or match is None:

@@ -25,13 +25,13 @@ class Snapshot:
         self.dirs = {p.rsplit("/", i)[0] for p in self.files for i in range(1, p.count("/") + 1)}
         listing = "".join(f"{p}\0{oid}\n" for p, oid in self.oids.items())
         self.sha = hashlib.sha1(f"{repo_id}\0{revision}\0{listing}".encode()).hexdigest()
-        self._sha256s: dict[str, str] = {}
+        # The Hub knows each file's LFS sha256 before anyone asks: computed here, a first `/resolve/`
+        # answers in a round trip (hashing then would add most of a second a 300 MB file).
+        self._sha256s = {p: hashlib.sha256(data).hexdigest() for p, data in self.files.items()}
         self._gzipped: dict[str, bytes] = {}
 
     def sha256(self, path: str) -> str:
-        """The file's sha256 (hex): the Hub's LFS oid, sent as `X-Linked-ETag`. Computed once, when first asked."""
-        if path not in self._sha256s:
-            self._sha256s[path] = hashlib.sha256(self.files[path]).hexdigest()
+        """The file's sha256 (hex): the Hub's LFS oid, sent as `X-Linked-ETag`."""
         return self._sha256s[path]
 
     def xet_hash(self, path: str) -> str:
