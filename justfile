@@ -94,6 +94,7 @@ docs: setup
 # (bench/README.md). `./dev bench --headline`: the main and the small job only.
 # `./dev bench --scaling`: the scaling table, 1..all cores (pinned), local and Ray (bench/scaling.py).
 # `./dev bench --profile`: where the main job's time goes, by thread (bench/profiling.py; py-spy via uvx).
+# `./dev bench --shards-scaling`: shuffled vs --no-shuffle at 10 and 40 shards (bench/shards_scaling.py).
 [doc("Run the benchmark (bench/README.md): 15 to 20 minutes on 2 cores; --headline: a few.")]
 [positional-arguments]
 bench *args: setup-dev

@@ -24,9 +24,10 @@ fineweb-edu-high), the old 20,000-row case, peak RSS in a fresh process at two s
 counts, shardsql's fixed cost (a fresh process on a tiny job) and its read-ahead on a small
 job. It prints one table against the goals and writes bench/results/latest.md and
 latest.json. --headline runs only the headline's two jobs (a few minutes). With --scaling it
-measures instead how the local and the Ray engines scale with workers (scaling.py). A missed
-goal is reported as missed; the exit status is 0 unless something failed to run or the
-shards are wrong.
+measures instead how the local and the Ray engines scale with workers (scaling.py); with
+--shards-scaling how the shuffled conversion scales with the number of shards against
+--no-shuffle, at 10 and 40 shards (shards_scaling.py). A missed goal is reported as missed;
+the exit status is 0 unless something failed to run or the shards are wrong.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ from hub import HubProcess, serve  # noqa: E402
 from link import link_rows  # noqa: E402
 from report import Contender, Headline, Ratio, Row, render  # noqa: E402
 from seed_loop import documents_read  # noqa: E402
+from shards_scaling import parse_counts as shard_counts  # noqa: E402
+from shards_scaling import run_shards_scaling  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LATENCY_S = 0.05
@@ -176,12 +179,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-shards", type=int, help="training shards of the main job (3; --scaling: 4)")
     parser.add_argument("--rss-shards", type=int, default=6, help="the larger peak-RSS run's training shards (6)")
     parser.add_argument("--rows-per-shard", type=int, help="rows a shard of the main job (86,016; --scaling: 20,000)")
-    parser.add_argument("--files", type=int, default=3, help="source parquet files (default 3)")
+    parser.add_argument("--files", type=int, help="source parquet files (default 3; --shards-scaling: 8)")
     parser.add_argument("--rows-per-file", type=int, default=120_000, help="rows a source file (120,000)")
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds after the warm-up; the best counts (2)")
     parser.add_argument("--seed", type=int, default=0, help="the data generator's seed (default 0)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default bench/results)")
     parser.add_argument("--scaling", action="store_true", help="only the scaling table (workers, engines)")
+    parser.add_argument("--shards-scaling", action="store_true",
+                        help="only the shuffled conversion against --no-shuffle at --shard-counts shards "
+                        "(shards_scaling.py)")  # fmt: skip
+    parser.add_argument("--shard-counts", default="10,40",
+                        help="--shards-scaling: the training shards of each run, comma-separated (10,40)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="only the main job's profile by thread (profiling.py)")
     parser.add_argument("--link", action="store_true", help="only the main job through a modelled link (link.py)")
     parser.add_argument("--headline", action="store_true",
@@ -196,6 +204,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.layouts = next(name for name, layout in LAYOUTS.items() if layout.main)
     if args.headline and args.layouts == default:
         args.layouts = ",".join(name for name, layout in LAYOUTS.items() if layout.main or layout.small)
+    if args.shards_scaling:
+        try:
+            shard_counts(args.shard_counts)
+        except ValueError as error:
+            parser.error(str(error))
+    if not args.shards_scaling:  # shards_scaling.py has its own default
+        args.files = args.files or 3
     if args.scaling:
         args.num_shards = args.num_shards or 4
         args.rows_per_shard = args.rows_per_shard or SMALL_ROWS_PER_SHARD
@@ -227,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             from scaling import run_scaling
 
             return run_scaling(args, work, log)
+        if args.shards_scaling:
+            return run_shards_scaling(args, log)
         return run(args, work, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -268,10 +285,7 @@ def run(args: argparse.Namespace, work: Path, started: float) -> int:
             f"{stats['bytes_on_disk'] / 1e6:,.0f} MB, mean {stats['mean_chars']:,} characters a document"
         )
         files = sorted(data_dir.glob("*.parquet"))
-        for path in files:  # warm the page cache: the figures are CPU cost, not disk speed
-            with open(path, "rb") as handle:
-                while handle.read(1 << 24):
-                    pass
+        measure.warm_page_cache(files)
         everything = not args.link and not args.headline
         hub = HubProcess(repo_dir) if layout.hub and everything else None
         if hub:

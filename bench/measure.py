@@ -1,6 +1,6 @@
-"""Measurements and checks: what a run costs (a fresh process's wall time, CPU time and peak
-RSS, or an in-process call's), shards compared with the seed's, their layout, the bytes a
-conversion needs, and the machine."""
+"""Measurements and checks: what a run costs (a fresh process's wall time, CPU time, peak RSS
+and bytes written, or an in-process call's), a folder's peak size while a run goes, shards
+compared with the seed's, their layout, the bytes a conversion needs, and the machine."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ class Usage:
     seconds: float  # wall time
     cpu: float  # user + system time, all threads; of a fresh process, its whole tree
     peak_rss_mb: float | None = None  # a fresh process's (ru_maxrss); None for an in-process call
+    # A fresh process tree's /proc/<pid>/io (Linux; launch.py): bytes it sent or dirtied for storage, and of
+    # those, dirty pages dropped unwritten (files deleted first). None in-process or without /proc.
+    write_bytes: int | None = None
+    cancelled_write_bytes: int | None = None
 
 
 def fresh_process(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> tuple[Usage, str]:
@@ -41,7 +45,9 @@ def fresh_process(command: list[str], *, env: dict[str, str] | None = None, cwd:
         if done.returncode != 0 or not report.exists():
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{output}")
         got = json.loads(report.read_text())
-    return Usage(got["seconds"], got["user_seconds"] + got["system_seconds"], got["peak_rss_mb"]), output
+    usage = Usage(got["seconds"], got["user_seconds"] + got["system_seconds"], got["peak_rss_mb"],
+                  got.get("write_bytes"), got.get("cancelled_write_bytes"))  # fmt: skip
+    return usage, output
 
 
 def in_process(call: Callable[[], object]) -> Usage:
@@ -50,6 +56,14 @@ def in_process(call: Callable[[], object]) -> Usage:
     cpu, begin = cpu_seconds(), time.perf_counter()
     call()
     return Usage(time.perf_counter() - begin, cpu_seconds() - cpu)
+
+
+def warm_page_cache(paths: list[Path]) -> None:
+    """Read the files once: the figures are then CPU cost, not disk speed."""
+    for path in paths:
+        with open(path, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
 
 
 def shard_files(folder: Path) -> dict[str, Path]:
@@ -76,8 +90,8 @@ def compare_shards(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
     return True, f"{len(want)} shards, {rows:,} rows identical"
 
 
-def compare_shuffled(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
-    """A shuffled run against the seed loop's: the same shard names and row counts, and no text twice."""
+def compare_shuffled(got_dir: Path, want_dir: Path, whose: str = "the seed's") -> tuple[bool, str]:
+    """A shuffled run against the seed loop's (or `whose`): the same shard names and row counts, and no text twice."""
     import hashlib
 
     import pyarrow.parquet as pq
@@ -90,12 +104,12 @@ def compare_shuffled(got_dir: Path, want_dir: Path) -> tuple[bool, str]:
         texts = pq.read_table(got[name], columns=["text"])["text"]
         expected = pq.read_metadata(want[name]).num_rows
         if len(texts) != expected:
-            return False, f"{name}: {len(texts):,} rows, the seed's has {expected:,}"
+            return False, f"{name}: {len(texts):,} rows, {whose} has {expected:,}"
         seen.update(hashlib.blake2b(t.encode(), digest_size=16).digest() for t in texts.to_pylist())
         rows += len(texts)
     if len(seen) != rows:
         return False, f"{rows - len(seen):,} texts repeated"
-    return True, f"{len(want)} shards, {rows:,} rows, as many as the seed's, no text twice"
+    return True, f"{len(want)} shards, {rows:,} rows, as many as {whose}, no text twice"
 
 
 def shard_layout(folder: Path) -> dict:
@@ -136,6 +150,17 @@ def cpu_seconds() -> float:
     """CPU time of this process, all its threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding `path` (Linux: /proc/mounts), else "?"."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "?"
+    path = path.resolve()
+    found = [(len(point), kind) for point, kind in mounts if path.is_relative_to(point.replace("\\040", " "))]
+    return max(found)[1] if found else "?"
 
 
 def load_average() -> str:
@@ -251,3 +276,68 @@ class ThreadCPU:
             group = next((label for prefix, label in THREAD_GROUPS if name.startswith(prefix)), "other threads")
             groups[group] = groups.get(group, 0.0) + seconds - self._start.get(tid, 0.0)
         self.seconds = {group: round(s, 2) for group, s in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
+class FolderPeak:
+    """The most bytes a folder's whole tree held while the `with` block ran: its files' sizes
+    summed every `every` seconds by a thread of this process (and once on entry and on exit),
+    so a peak shorter than `every` can be missed. `peak_bytes` is in files' sizes (what they
+    hold, as the shards' sizes are counted); `peak_allocated` in blocks allocated (what du
+    counts), beside it. Files that vanish while it walks are skipped."""
+
+    def __init__(self, folder: Path, every: float = 0.1):
+        import threading
+
+        self.folder, self.every = folder, every
+        self.peak_bytes = self.peak_allocated = self.samples = 0
+        self.peak_at: float | None = None  # seconds after entry
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="folder-sampler", daemon=True)
+
+    def size(self) -> tuple[int, int]:
+        """The folder's files now: (bytes, bytes allocated)."""
+        size = allocated = 0
+        pending = [self.folder]
+        while pending:
+            try:
+                with os.scandir(pending.pop()) as entries:
+                    for entry in entries:
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                pending.append(Path(entry.path))
+                            elif entry.is_file(follow_symlinks=False):
+                                stat = entry.stat(follow_symlinks=False)
+                                size += stat.st_size
+                                allocated += stat.st_blocks * 512
+                        except OSError:
+                            continue  # removed while we looked
+            except OSError:
+                continue  # a folder removed, or not made yet
+        return size, allocated
+
+    def _sample(self) -> None:
+        size, allocated = self.size()
+        self.samples += 1
+        if size > self.peak_bytes:
+            self.peak_bytes, self.peak_at = size, time.perf_counter() - self._begin
+        self.peak_allocated = max(self.peak_allocated, allocated)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> FolderPeak:
+        self._begin = time.perf_counter()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def record(self) -> dict:
+        return {"peak_bytes": self.peak_bytes, "peak_allocated_bytes": self.peak_allocated, "samples": self.samples,
+                "peak_at_seconds": None if self.peak_at is None else round(self.peak_at, 2),
+                "every_seconds": self.every}  # fmt: skip

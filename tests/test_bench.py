@@ -9,6 +9,7 @@ assertion here is about speed: the figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -24,9 +25,11 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
 import contenders  # noqa: E402
+import data  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
 import seed_loop  # noqa: E402
+import shards_scaling  # noqa: E402
 
 import bench  # noqa: E402
 
@@ -61,6 +64,16 @@ def test_the_launcher_reports_the_childs_own_peak_rss_not_the_benchmarks():
     big, _ = measure.fresh_process([sys.executable, "-c", touch])
     assert small.peak_rss_mb < 100
     assert big.peak_rss_mb > 200 > small.peak_rss_mb
+
+
+def test_the_launcher_counts_the_bytes_the_childs_tree_writes(tmp_path):
+    # The grandchild writes 4 MB and syncs it; on a tmpfs nothing goes to storage, and write_bytes stays 0.
+    write = f"import os\nwith open({str(tmp_path / 'out')!r}, 'wb') as f:\n    f.write(b'x' * (4 << 20)); os.fsync(f)"
+    child = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {write!r}], check=True)"
+    usage, _ = measure.fresh_process([sys.executable, "-c", child])
+    assert usage.write_bytes is not None and usage.cancelled_write_bytes is not None
+    if measure.filesystem(tmp_path) != "tmpfs":
+        assert usage.write_bytes >= 4 << 20
 
 
 def test_a_failing_command_raises_with_its_output():
@@ -162,3 +175,40 @@ def test_the_headline_puts_wall_and_cpu_side_by_side_beside_the_goals():
     )
     assert "**2.00x** (goal >= 1.8x: yes)" in table
     assert lines[0].startswith("## What a user sees")
+
+
+def test_shards_scaling_runs_both_modes_at_each_count_and_samples_the_cache_folders_disk(tmp_path, monkeypatch):
+    """`bench.py --shards-scaling` on a tiny job: at each count a fresh `--no-shuffle` and a shuffled
+    `shardsql convert`, each with its cost, its bytes written and its cache folder's peak size, its
+    shards checked; a row of ratios a count against the goals; the cache folders removed."""
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")  # the source, and the runs' cache folders beside it
+    out = tmp_path / "results"
+    args = bench.parse_args(["--shards-scaling", "--shard-counts", "3,2", "--rows-per-shard", "300", "--files", "2",
+                             "--out", str(out)])  # fmt: skip
+    assert shards_scaling.run_shards_scaling(args, lambda message: None) == 0
+    record, markdown = json.loads((out / "shards-scaling.json").read_text()), (out / "shards-scaling.md").read_text()
+    assert list(record["runs"]) == ["2", "3"] and record["parameters"]["rows_per_shard"] == 300
+    on_disk = measure.filesystem(tmp_path) != "tmpfs"  # a tmpfs sends nothing to storage
+    for n, by_mode in record["runs"].items():
+        for mode in ("--no-shuffle", "shuffled"):
+            run = by_mode[mode]
+            assert ("--no-shuffle" in run["command"]) == (mode == "--no-shuffle"), mode
+            assert run["command"][run["command"].index("--num-shards") + 1] == n
+            assert run["check"]["ok"] and run["shards"] == int(n) + 1, (n, mode, run["check"])
+            assert run["seconds"] > 0 and run["cpu_seconds"] > 0 and run["peak_rss_mb"] > 0
+            assert run["seconds_a_shard"] == pytest.approx(run["seconds"] / (int(n) + 1), abs=1e-3)
+            assert run["write_bytes"] >= (run["output_bytes"] if on_disk else 0)
+            assert run["disk"]["samples"] >= 2 and run["disk"]["peak_bytes"] >= run["output_bytes"] > 0
+        assert "no text twice" in by_mode["shuffled"]["check"]["detail"]
+        ratios = by_mode["ratios"]
+        wall = ratios["shuffled / --no-shuffle, wall time"]
+        disk = ratios["shuffled: peak disk of the cache folder / its shards"]
+        assert wall["goal"] == "<= 1.3x" and disk["goal"] == "<= 1.6x"
+        assert wall["value"] == pytest.approx(by_mode["shuffled"]["seconds"] / by_mode["--no-shuffle"]["seconds"],
+                                              rel=1e-2)  # fmt: skip
+        assert disk["value"] == pytest.approx(
+            by_mode["shuffled"]["disk"]["peak_bytes"] / by_mode["shuffled"]["output_bytes"], rel=1e-2
+        )
+        assert f"| {n} + 1 | {wall['value']:.2f}x | {'yes' if wall['met'] else '**NO**'} |" in markdown
+    assert "Wall time a shard from 2 + 1 to 3 + 1 shards" in markdown
+    assert not list((tmp_path / "data").glob(".shards-scaling-*"))  # the runs' cache folders are gone
