@@ -15,7 +15,7 @@ from shardsql.errors import SourceError
 from shardsql.hub import client as hub_client
 from shardsql.progress import Progress
 from shardsql.run import scheduling
-from shardsql.source import units as plan
+from shardsql.source import units
 
 pytestmark = pytest.mark.usefixtures("small_units")  # many requests to fail, as with real files
 
@@ -72,7 +72,7 @@ def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dat
     (live / "shard_00000.parquet").write_bytes(b"old data")
 
     # One unit (row group) at a time, nothing fetched ahead: the faults meet the reads after shard 1.
-    monkeypatch.setattr(plan, "UNIT_BYTES", 1)
+    monkeypatch.setattr(units, "UNIT_BYTES", 1)
     monkeypatch.setattr(scheduling, "AHEAD_UNITS", 0)
     monkeypatch.setattr(scheduling, "FETCH_AHEAD", 0)
 

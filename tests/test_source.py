@@ -5,9 +5,8 @@ import pytest
 from shardsql.definition import catalog
 from shardsql.errors import SourceError
 from shardsql.run.local import LocalExecutor
-from shardsql.source import fetch
+from shardsql.source import fetch, units
 from shardsql.source import files as sources
-from shardsql.source import units as plan
 from shardsql.source.decode import read_unit
 from shardsql.source.footers import read_footer
 from shardsql.source.scan import Scan
@@ -47,20 +46,20 @@ def test_no_files_is_an_error(tmp_path):
 
 
 def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
-    monkeypatch.setattr(plan, "UNIT_BYTES", 1)  # a unit per row group
+    monkeypatch.setattr(units, "UNIT_BYTES", 1)  # a unit per row group
     table = _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
-    units = list(plan.units(source, ["text"]))
-    assert [u.row_groups for u in units] == [(0,), (1,), (2,), (3,), (4,)]
+    found = list(units.units(source, ["text"]))
+    assert [u.row_groups for u in found] == [(0,), (1,), (2,), (3,), (4,)]
     scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
-    tables = [read_unit(scan, u) for u in units]
+    tables = [read_unit(scan, u) for u in found]
     assert all(t.column_names == ["text"] for t in tables)
     assert pa.concat_tables(tables)["text"] == table["text"]
 
 
 @pytest.mark.parametrize("workers", [1, 4])
 def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_path, monkeypatch, workers):
-    monkeypatch.setattr(plan, "UNIT_BYTES", 1)  # a unit per row group
+    monkeypatch.setattr(units, "UNIT_BYTES", 1)  # a unit per row group
     _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
     metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
@@ -96,7 +95,7 @@ def test_hub_reads_are_range_requests_only(hub, hub_dataset):
     folder = hub_dataset("fineweb-edu")
     source = sources.open_source(HUB_URL)
     scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
-    tables = [read_unit(scan, u) for u in plan.units(source, ["text"])]
+    tables = [read_unit(scan, u) for u in units.units(source, ["text"])]
     local = pa.concat_tables(pq.read_table(p, columns=["text"]) for p in sorted(folder.glob("*.parquet")))
     assert pa.concat_tables(tables)["text"] == local["text"]
     gets = [r for r in hub.requests if r[0] == "GET" and ("/resolve/" in r[1] or r[1].startswith("/__storage/"))]
@@ -109,15 +108,15 @@ def test_column_chunks_cut_into_many_pieces_decode_from_the_pieces_alone(hub, hu
     monkeypatch.setattr(fetch, "PIECE_BYTES", 10_000)  # every text column chunk spans several pieces
     source = sources.open_source(HUB_URL)
     scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
-    units = list(plan.units(source, ["text"]))
+    found = list(units.units(source, ["text"]))
     footer_bytes, footer_requests = source.counter.bytes, source.counter.requests
-    tables = [read_unit(scan, u) for u in units]
+    tables = [read_unit(scan, u) for u in found]
     local = pa.concat_tables(pq.read_table(p, columns=["text"]) for p in sorted(folder.glob("*.parquet")))
     assert pa.concat_tables(tables)["text"] == local["text"]
-    pieces = [p for u in units for p in fetch.pieces(u.ranges)]
-    assert len(pieces) > 3 * sum(len(u.ranges) for u in units)
+    pieces = [p for u in found for p in fetch.pieces(u.ranges)]
+    assert len(pieces) > 3 * sum(len(u.ranges) for u in found)
     assert source.counter.requests - footer_requests == len(pieces), "one request a piece, nothing read twice"
-    assert source.counter.bytes - footer_bytes == sum(u.fetch_bytes for u in units)
+    assert source.counter.bytes - footer_bytes == sum(u.fetch_bytes for u in found)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +164,7 @@ def test_corrupt_row_group_names_file_and_row_group(tmp_path):
     data[start : start + 64] = b"\xff" * 64  # garble the page header of row group 2's text
     (tmp_path / "a.parquet").write_bytes(bytes(data))
     source = sources.open_source(str(tmp_path))
-    (unit,) = plan.units(source, ["text"])  # one unit holds all five row groups
+    (unit,) = units.units(source, ["text"])  # one unit holds all five row groups
     with pytest.raises(SourceError, match=r"a\.parquet: row group 2 is corrupt"):
         read_unit(Scan(source, ["text"], pa.schema([("text", pa.string())])), unit)
 

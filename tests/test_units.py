@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shardsql.source import units as plan
+from shardsql.source import units
 from shardsql.source.files import open_source
 from shardsql.source.footers import read_footer
 
@@ -16,21 +16,21 @@ from shardsql.source.footers import read_footer
 def needed_bytes(source, unit, columns) -> int:
     """Compressed bytes of the unit's needed column chunks."""
     footer = read_footer(source, unit.file)
-    return sum(e - s for g in unit.row_groups for s, e in plan.chunk_ranges(footer, g, columns))
+    return sum(e - s for g in unit.row_groups for s, e in units.chunk_ranges(footer, g, columns))
 
 
 def test_coalesce_merges_overlaps_and_small_gaps_always():
-    assert plan.coalesce([(0, 10), (5, 20), (20, 30)]) == [(0, 30)]
-    assert plan.coalesce([(0, 100), (100 + plan.SMALL_GAP, 200 + plan.SMALL_GAP)]) == [(0, 200 + plan.SMALL_GAP)]
+    assert units.coalesce([(0, 10), (5, 20), (20, 30)]) == [(0, 30)]
+    assert units.coalesce([(0, 100), (100 + units.SMALL_GAP, 200 + units.SMALL_GAP)]) == [(0, 200 + units.SMALL_GAP)]
 
 
 def test_coalesce_fetches_the_smallest_gaps_within_the_budget():
     mb = 1 << 20
     # 10 MB needed: a 1 MB and a 0.4 MB gap fit in 15%, the 5 MB gap does not.
     ranges = [(0, 4 * mb), (5 * mb, 7 * mb), (12 * mb, 14 * mb), (14 * mb + 400_000, 16 * mb + 400_000)]
-    assert plan.coalesce(ranges, budget=1.15) == [(0, 7 * mb), (12 * mb, 16 * mb + 400_000)]
-    assert plan.coalesce(ranges, budget=1.0) == ranges
-    assert plan.coalesce(ranges, budget=2.0) == [(0, 16 * mb + 400_000)]
+    assert units.coalesce(ranges, budget=1.15) == [(0, 7 * mb), (12 * mb, 16 * mb + 400_000)]
+    assert units.coalesce(ranges, budget=1.0) == ranges
+    assert units.coalesce(ranges, budget=2.0) == [(0, 16 * mb + 400_000)]
 
 
 @pytest.fixture
@@ -49,31 +49,31 @@ def two_files(tmp_path):
 
 
 def test_units_cover_every_row_group_once_in_order(two_files, monkeypatch):
-    monkeypatch.setattr(plan, "UNIT_BYTES", 100_000)
-    units = list(plan.units(two_files, ["text"]))
-    assert [(u.file_index, g) for u in units for g in u.row_groups] == [(f, g) for f in range(2) for g in range(10)]
-    assert all(len(u.row_groups) < 10 for u in units) and sum(u.rows for u in units) == 2000
-    for u in units:  # a unit closes once it has enough bytes
+    monkeypatch.setattr(units, "UNIT_BYTES", 100_000)
+    found = list(units.units(two_files, ["text"]))
+    assert [(u.file_index, g) for u in found for g in u.row_groups] == [(f, g) for f in range(2) for g in range(10)]
+    assert all(len(u.row_groups) < 10 for u in found) and sum(u.rows for u in found) == 2000
+    for u in found:  # a unit closes once it has enough bytes
         assert needed_bytes(two_files, u, ["text"]) >= 100_000 or u.row_groups[-1] == 9
 
 
 def test_units_start_where_asked_and_read_footers_lazily(two_files):
-    units = plan.units(two_files, ["text"], start=(1, 4))
-    first = next(units)
+    found = units.units(two_files, ["text"], start=(1, 4))
+    first = next(found)
     assert first.start == (1, 4)
     assert list(two_files.footers) == [two_files.files[1].path], "the first file's footer is not needed"
 
 
 def test_growing_units_start_with_one_row_group(two_files):
-    sizes = [len(u.row_groups) for u in plan.units(two_files, ["text"], grow=True)]
+    sizes = [len(u.row_groups) for u in units.units(two_files, ["text"], grow=True)]
     assert sizes[:2] == [1, 2] and sizes[2] >= 4, "each unit about twice the bytes of the one before"
 
 
 def test_a_unit_fetches_the_needed_chunks_and_little_else(two_files):
     footer = read_footer(two_files, two_files.files[0])
-    unit = next(plan.units(two_files, ["text", "int_score"]))
-    needed = [r for g in unit.row_groups for r in plan.chunk_ranges(footer, g, ["text", "int_score"])]
-    assert unit.fetch_bytes <= plan.GAP_BUDGET * sum(e - s for s, e in needed)
+    unit = next(units.units(two_files, ["text", "int_score"]))
+    needed = [r for g in unit.row_groups for r in units.chunk_ranges(footer, g, ["text", "int_score"])]
+    assert unit.fetch_bytes <= units.GAP_BUDGET * sum(e - s for s, e in needed)
     for start, end in needed:  # every needed byte is in a fetched range
         assert any(s <= start and end <= e for s, e in unit.ranges)
     assert len(unit.ranges) < len(needed)
