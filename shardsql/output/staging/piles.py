@@ -92,14 +92,14 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     hi, lo = fingerprints(column)
     n = pc.utf8_length(column).cast(pa.int64())
     keys = pa.table([hi, lo, pa.array(range(rows), pa.int64()), n], schema=KEYS_SCHEMA)
-    text = pa.table({TEXT_COLUMN: column})
     firsts = first_occurrences(keys)
     if len(firsts) < rows:
-        chosen = pc.is_in(keys["g"], value_set=firsts)
-        keys, text = keys.filter(chosen), text.filter(chosen)
+        keys = keys.filter(pc.is_in(keys["g"], value_set=firsts))
     pile = key_bits(keys["fp_lo"], seed, skip=0, bits=bits)
     order = pc.sort_indices(pile)
-    keys, text, pile = keys.take(order), text.take(order), pile.take(order)
+    keys, pile = keys.take(order), pile.take(order)
+    # g is each kept row's place in the unit: the texts are copied once, straight into pile order.
+    text = pa.table({TEXT_COLUMN: column.take(keys["g"])})
     # One choice for the unit: its piles' pieces are too small to probe.
     options = chunks.COMPRESSED if compress else chunks.text_options(text)
     piles, start = [], 0
