@@ -56,3 +56,42 @@ def test_disk_full_while_staging_a_shuffle_is_the_same_clear_error_and_resumes(h
     subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
     resumed = convert(catalog.resolve("fineweb-edu"), options)
     assert [(s.name, s.sha256) for s in resumed.shards] == [(s.name, s.sha256) for s in reference.shards]
+
+
+def test_a_shuffle_that_would_fill_the_disk_stages_compressed_and_fits(small_disk, tmp_path):
+    """Texts that lz4 barely shrinks are staged as they are, unless the disk has too little room
+    for that: then every staged text is compressed (zstd), said so, and the run fits where the
+    texts as they are would not (their staging alone is larger than the disk), to the same bytes."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from helpers import definition_file
+
+    from shardsql.progress import Progress
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for f in range(2):  # 2,000 texts of 2,000 random letters of four: lz4 1.8x, zstd 3.2x, snappy 2.1x
+        rng = random.Random(f)
+        texts = ["".join(rng.choices("acgt", k=2000)) for _ in range(2000)]
+        pq.write_table(pa.table({"text": texts}), source / f"{f:03d}.parquet", row_group_size=100)
+    definition = definition_file(source, "SELECT text FROM source")
+    options = ConvertOptions(num_shards=4, rows_per_shard=600, cache_dir=small_disk)
+    reference = convert(definition, dataclasses.replace(options, cache_dir=tmp_path / "ref"))
+
+    staged = 3000 * 2000  # the rows drawn for 4 + 1 shards, as they are: more than the disk holds
+    subprocess.run(["mount", "-o", f"remount,size={int(staged * 0.95)}", str(small_disk)], check=True)
+
+    class Said(Progress):
+        def __init__(self):
+            super().__init__()
+            self.lines: list[str] = []
+
+        def message(self, text):
+            self.lines.append(text)
+
+    said = Said()
+    result = convert(definition, options, progress=said)
+    assert [(s.name, s.sha256) for s in result.shards] == [(s.name, s.sha256) for s in reference.shards]
+    assert any(line.startswith("Staging compressed:") for line in said.lines), said.lines

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ from ..output.checkpoint import (
     WritePosition,
 )
 from ..output.shards import ShardSizes
-from ..progress import Progress
+from ..progress import Progress, format_size
 from ..run.executor import Executor, available_cores
 from ..run.local import SPILL_DIR
 from .options import ConvertOptions
@@ -95,6 +96,11 @@ class _Output:
 
     def position(self, pending: int) -> MergePosition:
         return self.merged.position(0 if self.in_val else pending)
+
+
+def _expected_bytes(plan: Plan, draws: list[PartDraw]) -> float:
+    """The staging's expected size uncompressed: each part's rows to draw at its mean text size."""
+    return float(sum(d.target * part.row_chars for d, part in zip(draws, plan.parts, strict=True)))
 
 
 def _wanted(plan: Plan, merged_rows: int, val_rows: int) -> list[int]:
@@ -139,8 +145,7 @@ class Shuffled:
             wanted = _wanted(plan, self.merged_rows, self.val_rows)
             draws = [PartDraw(target=math.ceil(w * FIRST_DRAW_MARGIN), wanted=w) for w in wanted]
             # As many piles as keep each within half the sort budget: none is split on disk.
-            estimate = sum(d.target * part.row_chars for d, part in zip(draws, plan.parts, strict=True))
-            state = ShuffleState(draws, pile_bits=staging.pile_bits(estimate))
+            state = ShuffleState(draws, pile_bits=staging.pile_bits(_expected_bytes(plan, draws)))
             checkpoint.write_at = None
         self.state = checkpoint.shuffle = state
         self.piles = staging.Piles(folder / PILES_DIR, options.seed, state.sizes, state.pile_bits)
@@ -165,7 +170,7 @@ class Shuffled:
             self.progress.message(f"Resuming the selection after {self.kept_before:,} rows drawn.")
         workers = self.executor.record.workers if self.executor.record.engine == "local" else available_cores()
         select = Select(plan, self.executor, self.piles, state, self._save, self.progress, workers,
-                         self.folder / SPILL_DIR)  # fmt: skip
+                        self.folder / SPILL_DIR, compress=self._short_of_disk())  # fmt: skip
         selections, counts = select.run(options.seed, self.merged_rows, self.val_rows)
         for validation, count in counts.items():
             # Without --val-from the validation shard's rows are drawn with the training rows.
@@ -184,6 +189,22 @@ class Shuffled:
             val_rows=counts[True].rows if True in counts else self.val_rows,
         )
         self._save()
+
+    def _short_of_disk(self) -> bool:
+        """Whether the staging must compress every text, the disk holding it having too little
+        room for the rest of the draw as it is (staging.must_compress); said when so."""
+        left = max(0.0, _expected_bytes(self.plan, self.state.parts) - sum(self.state.sizes.values()))
+        folder = self.folder
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free
+        if not staging.must_compress(left, free):
+            return False
+        self.progress.message(
+            f"Staging compressed: {format_size(free)} free on the disk of {self.folder}, and about "
+            f"{format_size(left)} to stage as it is (slower, smaller)."
+        )
+        return True
 
     @property
     def sizes(self) -> ShardSizes:

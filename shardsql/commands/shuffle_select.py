@@ -113,9 +113,12 @@ class Select:
     `state` is the checkpoint's: one PartDraw a part in `state.parts`."""
 
     def __init__(self, plan: Plan, executor: Executor[Any], piles: staging.Piles, state: ShuffleState,
-                 save: Callable[[ShuffleState], None], progress: Progress, workers: int, spill: Path):  # fmt: skip
+                 save: Callable[[ShuffleState], None], progress: Progress, workers: int, spill: Path,
+                 compress: bool = False):  # fmt: skip
+        """`compress`: every staged text compressed (the disk is short: chunks.must_compress)."""
         self.plan, self.executor, self.piles, self.state = plan, executor, piles, state
         self.save, self.progress, self.workers, self.spill = save, progress, workers, spill
+        self.compress = compress
 
     def _update(self) -> None:
         parts = self.state.parts
@@ -138,6 +141,7 @@ class Select:
             drawn=draw.units(s.slot),
             seed=seed,
             pile_bits=self.state.pile_bits,
+            compress=self.compress,
         )
         stager = _Stager(self.piles, self.save)
         buffered = 0
@@ -194,7 +198,8 @@ class Select:
         """Rows staged here (a query's, or --val-from live's), as a unit's are where it runs."""
         s = self.state.parts[index]
         for start in range(0, table.num_rows, STAGE_ROWS):
-            staged = staging.stage_unit(table.column(0).slice(start, STAGE_ROWS), seed, bits=self.state.pile_bits)
+            rows = table.column(0).slice(start, STAGE_ROWS)
+            staged = staging.stage_unit(rows, seed, self.compress, bits=self.state.pile_bits)
             self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s.staged)
             s.staged += staged.rows
         self._update()

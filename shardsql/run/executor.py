@@ -88,11 +88,13 @@ class Executor(Protocol[RowsT]):
         drawn: Iterator[Unit],
         seed: int,
         pile_bits: int,
+        compress: bool = False,
     ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row` over a shuffled conversion's draw (source/draw.py), each unit's kept
         rows staged by the unit's own work, wherever it ran (run/unit.py): its keys and
         compressed texts, ready for the piles (output/staging/: keyed by `seed`, the piles
-        chosen by the key's top `pile_bits` bits)."""
+        chosen by the key's top `pile_bits` bits; every text compressed with `compress`, else
+        where it pays)."""
         ...
 
     def encode(self, pieces: Iterator[RowsT], path: Path, row_group_size: int) -> int:

@@ -80,11 +80,12 @@ class LocalExecutor:
         drawn: Iterator[Unit],
         seed: int,
         pile_bits: int,
+        compress: bool = False,
     ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row`, each unit's kept rows staged on its worker thread (run/unit.py)."""
 
         def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -> StagedUnit:
-            return unit_work.stage(evaluator, scan, unit, data, seed, pile_bits)
+            return unit_work.stage(evaluator, scan, unit, data, seed, pile_bits, compress)
 
         return self._run(scan, definition, rows_wanted, drawn, stage)
 

@@ -20,6 +20,7 @@ commands/shuffle.py reads, as `staging.FLUSH_BYTES`.
 
 from __future__ import annotations
 
+from .chunks import must_compress
 from .keys import KEY_BYTES, PART_SHIFT, shuffle_keys
 from .order import Ordered, leaf_texts, ordered
 from .piles import (
@@ -51,6 +52,7 @@ __all__ = [
     "disk_bytes",
     "leaf_keys",
     "leaf_texts",
+    "must_compress",
     "ordered",
     "select",
     "shuffle_keys",

@@ -10,7 +10,8 @@ texts are probed (lz4 over their first PROBE_BYTES) and staged as they are when 
 less than RAW_BELOW (`text_options`). The shards (snappy) shrink such texts about as much as lz4
 does (the benchmark's prose: 1.84x both; real FineWeb-Edu: 2.03x with snappy), so raw staging
 stays under about 2.2x the output; texts that compress better (code, boilerplate, the tests'
-repetitive samples: 3.8x) are compressed. Compression was the shuffle's largest cost: on the
+repetitive samples: 3.8x) are compressed. Where the disk has too little room for the staging
+as it is (`must_compress`), every text is compressed. Compression was the shuffle's largest cost: on the
 benchmark's machine zstd-1 compresses about 125 MB/s a core in a unit's small per-pile pieces
 and decompresses 700 MB/s, so the main job (1.6 GB of texts) spent 13 CPU-seconds staging and
 5.7 reading back.
@@ -33,6 +34,11 @@ from ...autoresearch import TEXT_COLUMN
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
 COMPRESSION = pa.Codec("zstd", 1)
 RAW_BELOW = 2.2
+# Every staged text is compressed, whatever it is, when the disk holding the staging has less
+# free space than DISK_MARGIN times the staging's expected size uncompressed (`must_compress`):
+# zstd-1 shrinks prose 2.6x to 2.8x, so a shuffle that would fill the disk fits, at about 1.3x
+# (10 shards) to 1.4x (40 shards) its time on 2 cores (bench/README.md, "Shards scaling").
+DISK_MARGIN = 1.25
 PROBE_BYTES = 256 << 10
 COMPRESSED = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
 _PROBE = pa.Codec("lz4_raw")
@@ -52,6 +58,12 @@ def text_options(texts: pa.Table) -> pa.ipc.IpcWriteOptions | None:
         return None
     sample = chunk.buffers()[2].slice(start, size)
     return COMPRESSED if size >= RAW_BELOW * _PROBE.compress(sample).size else None
+
+
+def must_compress(staged_bytes: float, free_bytes: float) -> bool:
+    """Whether to compress every staged text: the disk's `free_bytes` would not hold the
+    staging's expected `staged_bytes` uncompressed, with the shards written beside it."""
+    return free_bytes < DISK_MARGIN * staged_bytes
 
 
 def stream(table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> pa.Buffer:

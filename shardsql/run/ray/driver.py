@@ -295,9 +295,11 @@ class RayExecutor:
         drawn: Iterator[Unit],
         seed: int,
         pile_bits: int,
+        compress: bool = False,
     ) -> Generator[tuple[Unit, StagedUnit], None, None]:
         """As `row_by_row`, each unit's kept rows staged by its task: the StagedUnit's keys and
-        compressed texts, fetched here."""
+        compressed texts, fetched here (a task compresses every text, `compress` or not: no
+        uncompressed row travels to the driver)."""
         return self._run(scan, definition, rows_wanted, drawn, (seed, pile_bits))
 
     def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
