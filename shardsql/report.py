@@ -132,6 +132,11 @@ def preview(p: Preview, options: ConvertOptions, estimates: Estimates | None) ->
                 "runs (the selection, shuffled on disk; less where the texts compress well, more where the filter or "
                 "duplicates make it draw more)"
             )
+            if estimates.compressed:
+                yield (
+                    f"          The disk has only {format_size(estimates.free_bytes)} free, so every text will be "
+                    "staged compressed: slower, and about 1.1x the shards on disk at most"
+                )
     yield f"Output:   {options.cache.data} (for {options.consumer.name})"
     fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"
     yield f"Dry run: only parquet footers were read ({fetched})."

@@ -91,6 +91,13 @@ def test_a_shuffle_that_would_fill_the_disk_stages_compressed_and_fits(small_dis
         def message(self, text):
             self.lines.append(text)
 
+    from click.testing import CliRunner
+
+    from shardsql.cli import cli
+
+    dry = CliRunner().invoke(cli, ["convert", str(definition.path), "--num-shards", "4", "--rows-per-shard", "600",
+                                   "--cache-dir", str(small_disk), "--dry-run"])  # fmt: skip
+    assert dry.exit_code == 0 and "so every text will be staged compressed" in dry.output, dry.output
     said = Said()
     result = convert(definition, options, progress=said)
     assert [(s.name, s.sha256) for s in result.shards] == [(s.name, s.sha256) for s in reference.shards]

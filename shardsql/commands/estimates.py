@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..autoresearch import BYTES_PER_TOKEN
-from ..output.staging import KEY_BYTES
+from ..output.cache_dir import free_space
+from ..output.staging import KEY_BYTES, must_compress
 
 if TYPE_CHECKING:
     from .options import ConvertOptions
@@ -25,6 +26,8 @@ class Estimates:
     val_rows: int  # rows of the validation shard
     val_tokens: int  # its tokens, at the source's mean text size a row
     staging_bytes: float | None  # the shuffle's staging at most, on disk; None: not shuffled
+    free_bytes: int  # free on the disk of the cache folder
+    compressed: bool  # the staging will compress every text: the disk is short (staging.must_compress)
 
 
 def estimate(preview: Preview, options: ConvertOptions) -> Estimates | None:
@@ -36,4 +39,5 @@ def estimate(preview: Preview, options: ConvertOptions) -> Estimates | None:
     tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
     shuffled = options.shuffle and not preview.shape.ordered
     staged = preview.rows_wanted * (text_bytes + KEY_BYTES) if shuffled else None
-    return Estimates(val_rows, tokens, staged)
+    free = free_space(options.cache.root)
+    return Estimates(val_rows, tokens, staged, free, staged is not None and must_compress(staged, free))

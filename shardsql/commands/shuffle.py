@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ import pyarrow as pa
 from ..errors import ConversionError
 from ..invocation import explain_command
 from ..output import staging
+from ..output.cache_dir import free_space
 from ..output.checkpoint import (
     Checkpoint,
     MergePosition,
@@ -194,10 +194,7 @@ class Shuffled:
         """Whether the staging must compress every text, the disk holding it having too little
         room for the rest of the draw as it is (staging.must_compress); said when so."""
         left = max(0.0, _expected_bytes(self.plan, self.state.parts) - sum(self.state.sizes.values()))
-        folder = self.folder
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        free = shutil.disk_usage(folder).free
+        free = free_space(self.folder)
         if not staging.must_compress(left, free):
             return False
         self.progress.message(

@@ -211,6 +211,13 @@ class CacheDir:
         return chosen, kept
 
 
+def free_space(path: Path) -> int:
+    """Free bytes on the disk that holds `path`, or would hold it (its nearest existing folder)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
 def _subfolders(path: Path) -> list[Path]:
     """The folders in `path`; none where it is not a readable folder (the lock then says why, in one line)."""
     try:
