@@ -558,7 +558,7 @@ def _staged(shuffle: dict) -> int:
 
 
 MEASURE = """
-import resource, sys
+import sys
 from shardsql.output import staging
 from shardsql.source import draw, units
 units.UNIT_BYTES, draw.MIN_SLOT_BYTES = 16 << 10, 1
@@ -569,7 +569,10 @@ try:
     main()
 except SystemExit as exc:
     assert not exc.code, exc.code
-print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# The peak of this program's own memory, in KiB. Not getrusage's ru_maxrss: Linux carries into
+# it, across exec, the RSS of the process that started it (here pytest, 1 GB late in a run).
+with open("/proc/self/status") as status:
+    print("RSS", next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """
 
 
