@@ -1,4 +1,5 @@
 import json
+import re
 from collections import Counter
 
 import pyarrow as pa
@@ -136,17 +137,28 @@ def _shardsql_sql(*args, setup: str = "", **popen):
     return subprocess.Popen([sys.executable, "-c", code, "sql", *args], stderr=subprocess.PIPE, **popen)
 
 
+# Run first in the subprocess: at exit it says the peak of its own memory (VmHWM, KiB). Not
+# wait4's ru_maxrss: Linux carries into it, across exec, the RSS of the process that started it
+# (pytest: 1 GB late in a run under coverage), which would hide any growth.
+PEAK_AT_EXIT = """
+import atexit, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        sys.stderr.write("peak " + next(line.split()[1] for line in status if line.startswith("VmHWM:")) + "\\n")
+atexit.register(_peak)
+"""
+
+
 def _max_rss_mb(fmt: str, rows: int) -> int:
-    import os
     import subprocess
 
     query = f"SELECT range AS n, repeat('x', 2000) AS t FROM range({rows})"
-    proc = _shardsql_sql("--format", fmt, query, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()
-    assert f"{rows:,} rows" in proc.stderr.read().decode()
+    proc = _shardsql_sql("--format", fmt, query, setup=PEAK_AT_EXIT, stdout=subprocess.DEVNULL)
+    said = proc.stderr.read().decode()
     proc.stderr.close()
-    return usage.ru_maxrss // 1024  # KiB on Linux
+    assert proc.wait() == 0, said
+    assert f"{rows:,} rows" in said
+    return int(re.findall(r"^peak (\d+)$", said, re.M)[-1]) // 1024
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
