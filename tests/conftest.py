@@ -6,6 +6,7 @@ real huggingface_hub client.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from pathlib import Path
@@ -19,9 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import FILES, ROW_GROUP, ROWS_PER_FILE, semantic_text
 
-from shardsql.hub import client as hub_client
+from shardsql import tuning
 from shardsql.hub import retries
-from shardsql.source import units
 from shardsql.standin.hub import HubStandIn
 from shardsql.standin.samples import LAYOUTS, write_sample
 
@@ -39,11 +39,21 @@ def _isolated_env(monkeypatch, tmp_path):
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    # Same retry logic, shorter waits: the suite must stay fast.
-    monkeypatch.setattr(retries, "RETRY_BASE_S", 0.01)
-    monkeypatch.setattr(retries, "RATE_LIMIT_MARGIN_S", 0.05)
     monkeypatch.setattr(retries, "_reported_until", {})  # each test hears its own waits
-    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 2.0)
+
+
+@pytest.fixture(autouse=True)
+def tune():
+    """Tuning knobs (tuning.py) for this test: `tune(unit_bytes=1)`; all restored after. Every
+    test starts with the same retry logic and shorter waits: the suite must stay fast."""
+    before = tuning.use(dataclasses.replace(tuning.current(), retry_base_s=0.01, rate_limit_margin_s=0.05,
+                                            read_timeout_s=2.0))  # fmt: skip
+
+    def change(**knobs):
+        tuning.use(dataclasses.replace(tuning.current(), **knobs))
+
+    yield change
+    tuning.use(before)
 
 
 @pytest.fixture
@@ -91,17 +101,17 @@ def hub_dataset(hub, tmp_path):
 
 
 @pytest.fixture
-def small_units(monkeypatch):
+def small_units(tune):
     """Units of about 64 KiB instead of 8 MiB: small test files then split into many units
     (many requests, many batches), as real files of gigabytes do."""
-    monkeypatch.setattr(units, "UNIT_BYTES", 64 << 10)
+    tune(unit_bytes=64 << 10)
 
 
 @pytest.fixture
-def source_folder(tmp_path, monkeypatch):
+def source_folder(tmp_path, tune):
     """Three files of 7-row row groups; `meta` (a struct) is not the first column. Every
     row group is its own unit."""
-    monkeypatch.setattr(units, "UNIT_BYTES", 1)
+    tune(unit_bytes=1)
     folder = tmp_path / "src"
     folder.mkdir()
     for f in range(FILES):

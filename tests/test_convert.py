@@ -11,7 +11,6 @@ from shardsql.commands.preview import preview
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError, DefinitionError, OptionsError, SourceError
 from shardsql.output.cache_dir import CacheDir
-from shardsql.source import units
 
 
 def _text_chunks_needed(files, rows_needed: int) -> int:
@@ -29,8 +28,8 @@ def _text_chunks_needed(files, rows_needed: int) -> int:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 16])
-def test_bytes_served_stay_near_the_text_chunks_needed(hub, hub_dataset, tmp_path, monkeypatch, workers):
-    monkeypatch.setattr(units, "UNIT_BYTES", 256 << 10)  # units of several row groups, as real files have
+def test_bytes_served_stay_near_the_text_chunks_needed(tune, hub, hub_dataset, tmp_path, workers):
+    tune(unit_bytes=256 << 10)  # units of several row groups, as real files have
     folder = hub_dataset("fineweb-edu", files=4, rows_per_file=3000, row_group_size=250)
     files = sorted(folder.glob("*.parquet"))
     hub.reset_counters()

@@ -12,10 +12,7 @@ from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import SourceError
-from shardsql.hub import client as hub_client
 from shardsql.progress import Progress
-from shardsql.run import scheduling
-from shardsql.source import units
 
 pytestmark = pytest.mark.usefixtures("small_units")  # many requests to fail, as with real files
 
@@ -56,8 +53,8 @@ def test_many_mixed_faults_including_listing_calls(hub, hub_dataset, tmp_path):
     assert_equal_to_seed(tmp_path, folder)
 
 
-def test_a_stalled_read_times_out_and_is_retried(hub, hub_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 0.5)  # shardsql's own read timeout, below STALL_S
+def test_a_stalled_read_times_out_and_is_retried(tune, hub, hub_dataset, tmp_path):
+    tune(read_timeout_s=0.5)  # shardsql's own read timeout, below STALL_S
     folder = hub_dataset("fineweb-edu", row_group_size=200)
     hub.before_response = faults = Faults(["stall"], rate=0.3, seed=1, limit=2)
     run(tmp_path)
@@ -65,16 +62,16 @@ def test_a_stalled_read_times_out_and_is_retried(hub, hub_dataset, tmp_path, mon
     assert_equal_to_seed(tmp_path, folder)
 
 
-def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(hub, hub_dataset, tmp_path, monkeypatch):
+def test_persistent_faults_end_in_a_clear_error_and_the_run_resumes(tune, hub, hub_dataset, tmp_path):
     folder = hub_dataset("fineweb-edu", row_group_size=200)
     live = tmp_path / "cache" / "data"
     live.mkdir(parents=True)
     (live / "shard_00000.parquet").write_bytes(b"old data")
 
     # One unit (row group) at a time, nothing fetched ahead: the faults meet the reads after shard 1.
-    monkeypatch.setattr(units, "UNIT_BYTES", 1)
-    monkeypatch.setattr(scheduling, "AHEAD_UNITS", 0)
-    monkeypatch.setattr(scheduling, "FETCH_AHEAD", 0)
+    tune(unit_bytes=1)
+    tune(ahead_units=0)
+    tune(fetch_ahead=0)
 
     class BreakAfterFirstShard(Progress):
         def shard(self, info):

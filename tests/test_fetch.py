@@ -8,7 +8,10 @@ import threading
 
 import pytest
 
-from shardsql.source.fetch import MAX_STREAMS, PIECE_BYTES, START_STREAMS, Fetcher, Streams, pieces
+from shardsql import tuning
+from shardsql.source.fetch import MAX_STREAMS, START_STREAMS, Fetcher, Streams, pieces
+
+PIECE_BYTES = tuning.Tuning().piece_bytes  # the default; no test here changes it
 
 MB = 1_000_000
 

@@ -13,12 +13,12 @@ import pytest
 from helpers import read_texts
 from seed_reference import seed_shards
 
+from shardsql import tuning
 from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
 from shardsql.commands.preview import preview
 from shardsql.definition import catalog
 from shardsql.errors import SourceError
-from shardsql.hub import client as hub_client
 from shardsql.hub import retries
 from shardsql.hub import urls as hub_urls
 from shardsql.progress import PlainProgress
@@ -102,12 +102,12 @@ def test_listing_under_an_api_budget_waits_and_lists(hub, hub_dataset, monkeypat
     assert messages and all(re.fullmatch(r"rate-limited by the Hub \(api\): waiting [12] s", m) for m in messages)
 
 
-def test_rate_limit_waits_do_not_use_the_attempt_budget(hub, hub_dataset, monkeypatch):
+def test_rate_limit_waits_do_not_use_the_attempt_budget(tune, hub, hub_dataset):
     hub_dataset("fineweb-edu")
     source = sources.open_source(HUB_URL)
-    monkeypatch.setattr(retries, "RATE_LIMIT_MARGIN_S", -0.95)  # wait 0.05 s where the Hub says 1 s
+    tune(rate_limit_margin_s=-0.95)  # wait 0.05 s where the Hub says 1 s
     hub.limit_rate(resolvers=0, window_s=1)
-    refusals = retries.RETRY_ATTEMPTS + 2
+    refusals = tuning.current().retry_attempts + 2
 
     def lift_after_refusals(handler) -> bool:
         if hub.budgets and hub.budgets["resolvers"].refused >= refusals:
@@ -126,11 +126,11 @@ def test_rate_limit_waits_do_not_use_the_attempt_budget(hub, hub_dataset, monkey
 
 
 @pytest.fixture
-def short_timeouts(hub, monkeypatch):
+def short_timeouts(tune, hub, monkeypatch):
     # A stalled request gets no answer until the stand-in stops (its default stall_s is a minute),
     # so it times out however long a timeout is; and 1 s leaves a loaded machine time to answer the
     # others (a loopback answer takes milliseconds) while the 11 stalls below cost 11 s in all.
-    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 1.0)
+    tune(read_timeout_s=1.0)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 1.0)
 
 
@@ -152,7 +152,7 @@ def test_stalled_listing_calls_time_out_and_are_retried(hub, hub_dataset, short_
 def test_a_read_that_always_stalls_ends_in_a_clear_error(hub, hub_dataset, short_timeouts):
     hub_dataset("fineweb-edu")
     source = sources.open_source(HUB_URL)
-    hub.stall("resolve", times=retries.RETRY_ATTEMPTS)
+    hub.stall("resolve", times=tuning.current().retry_attempts)
     with pytest.raises(SourceError, match=r"after 6 attempts over \d+ s: timed out\. Run the same command again"):
         footers.read_footer(source, source.files[0])
 

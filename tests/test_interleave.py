@@ -9,7 +9,6 @@ from fractions import Fraction
 import pyarrow as pa
 import pytest
 
-from shardsql.output import interleave
 from shardsql.output.checkpoint import MergePosition
 from shardsql.output.interleave import Interleave, Merge, RowQueue
 
@@ -60,8 +59,8 @@ def test_a_part_that_runs_dry_stops_the_merge_and_is_named():
     assert Interleave([Fraction(1)]).waiting == 0  # nothing fed yet: the merge waits on that part
 
 
-def test_a_row_queue_spills_past_its_budget_and_gives_the_rows_back_in_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(interleave, "QUEUE_BYTES", 1 << 10)
+def test_a_row_queue_spills_past_its_budget_and_gives_the_rows_back_in_order(tune, tmp_path):
+    tune(queue_bytes=1 << 10)
     queue = RowQueue(tmp_path / "q.arrow")
     texts = [f"text {i} " + "x" * (i % 50) for i in range(2000)]
     for start in range(0, 2000, 37):

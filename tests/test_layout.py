@@ -16,10 +16,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "shardsql"
 # here (the top-level modules) may import what it needs, as long as no cycle appears.
 ALLOWED = {
     "definition": {"definition", "errors", "autoresearch"},
-    "hub": {"hub", "errors"},
-    "source": {"source", "hub", "errors", "autoresearch"},
-    "output": {"output", "errors", "autoresearch", "consumers", ""},  # "": shardsql/__init__ (the version)
-    "run": {"run", "definition", "source", "output", "hub", "errors", "autoresearch"},
+    "hub": {"hub", "errors", "tuning"},
+    "source": {"source", "hub", "errors", "autoresearch", "tuning"},
+    "output": {"output", "errors", "autoresearch", "consumers", "tuning", ""},  # "": shardsql/__init__ (the version)
+    "run": {"run", "definition", "source", "output", "hub", "errors", "autoresearch", "tuning"},
     "commands": {
         "commands",
         "definition",
@@ -33,6 +33,7 @@ ALLOWED = {
         "consumers",
         "progress",
         "invocation",  # how the user runs shardsql, for the commands an error names (`shardsql explain`)
+        "tuning",
     },  # fmt: skip
     "standin": {"standin"},
 }

@@ -27,7 +27,6 @@ from shardsql.definition import catalog
 from shardsql.errors import ConversionError, OptionsError
 from shardsql.output import interleave
 from shardsql.output.verify import verify
-from shardsql.source import units
 
 ROWS_PER_SHARD = 400
 SHARED = [f"shared boilerplate number {i} " + "cookie notice " * 20 for i in range(30)]
@@ -71,11 +70,11 @@ def source_files(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def sources(tmp_path, monkeypatch, source_files):
+def sources(tune, tmp_path, monkeypatch, source_files):
     """Two components of very different lengths (code-like and abstract-like) and a third for
     --val-from, as definitions in one folder, with units of about 16 KiB."""
-    monkeypatch.setattr(units, "UNIT_BYTES", 16 << 10)
-    monkeypatch.setattr("shardsql.source.draw.MIN_SLOT_BYTES", 1)
+    tune(unit_bytes=16 << 10)
+    tune(min_slot_bytes=1)
     defs = tmp_path / "defs"
     defs.mkdir()
     monkeypatch.setenv(catalog.SQL_DIR_ENV, str(defs))  # the components by name, as a user's own folder
@@ -139,14 +138,14 @@ def test_shares_hold_over_the_whole_output_and_in_every_shard(sources, tmp_path,
     assert abs(recorded[index] - 0.70) <= 0.005  # the manifest's counts are the shards' own
 
 
-def test_a_parts_backlog_waits_on_disk_and_the_bytes_do_not_change(sources, tmp_path, monkeypatch):
+def test_a_parts_backlog_waits_on_disk_and_the_bytes_do_not_change(tune, sources, tmp_path, monkeypatch):
     """A part read ahead of the interleave (its selection holds more rows than it gives) keeps
     its backlog in a file past QUEUE_BYTES: the same shards, and the file was used."""
     mix = mixture(sources, "code 50%, abstracts 50%")
     default = run(mix, tmp_path / "a")
     writes = []
     original = interleave.RowQueue._write
-    monkeypatch.setattr(interleave, "QUEUE_BYTES", 4 << 10)
+    tune(queue_bytes=4 << 10)
     monkeypatch.setattr(interleave.RowQueue, "_write", lambda self, *a: writes.append(1) or original(self, *a))
     spilled = run(mix, tmp_path / "b")
     assert writes and hashes(spilled.data_dir) == hashes(default.data_dir)
@@ -294,8 +293,8 @@ def test_the_dry_run_says_what_each_component_needs(sources, tmp_path):
 
 RUNNER = """
 import sys
-from shardsql.source import draw, units
-units.UNIT_BYTES, draw.MIN_SLOT_BYTES = 16 << 10, 1
+from shardsql import tuning
+tuning.use(tuning.Tuning(unit_bytes=16 << 10, min_slot_bytes=1))
 from shardsql.cli import main
 sys.argv = ["shardsql", *sys.argv[1:]]
 main()

@@ -355,16 +355,15 @@ class HoldReads:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tells the driver's reads from /proc")
-def test_ray_fetches_as_many_ranges_at_once_as_its_streams_allow_not_as_its_tasks(hub_env, tmp_path, monkeypatch):
+def test_ray_fetches_as_many_ranges_at_once_as_its_streams_allow_not_as_its_tasks(tune, hub_env, tmp_path):
     """The fetch actors make as many requests at once as their streams allow (8 to start with),
     whatever the workers: a task waits for its bytes, holding no CPU. Before, each task fetched
     its own unit: at most two tasks a worker, one read for each of its unit's ranges (two here),
     so one worker made four at most, and the stand-in would wait in vain for eight."""
-    from shardsql.source import units
     from shardsql.source.fetch import START_STREAMS
 
     local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
-    monkeypatch.setattr(units, "UNIT_BYTES", 16 << 10)  # a row group a unit: many units, all of them wanted
+    tune(unit_bytes=16 << 10)  # a row group a unit: many units, all of them wanted
     hub_env.before_response = held = HoldReads(START_STREAMS)
     on_ray = run("fineweb-edu", tmp_path / "ray", workers=1, shuffle=False)
     assert hashes(on_ray) == hashes(local)
@@ -397,15 +396,13 @@ def test_ray_address_names_the_cluster_to_join(hub_env, ray_cluster, tmp_path, m
     assert f"Ray: {NODES} nodes with {NODES * CPUS_PER_NODE} CPUs; this run uses 1 of them." in said.getvalue()
 
 
-def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(hub_env, tmp_path, monkeypatch):
+def test_without_ray_address_a_run_starts_its_own_ray_and_stops_it(tune, hub_env, tmp_path):
     """`convert --engine ray` with no RAY_ADDRESS, in a process of its own (this one has joined
     the test cluster): it starts a local Ray, says so, and stops it."""
     import subprocess
 
-    from shardsql.source import units
-
     # The subprocess's units are the default size: a shuffle's draw (its slots) depends on it.
-    monkeypatch.setattr(units, "UNIT_BYTES", 8 << 20)
+    tune(unit_bytes=8 << 20)
 
     local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=2)
     args = ["convert", "pubmed-abstract", "--engine", "ray", "--workers", "2", "--num-shards", str(SHARDS),

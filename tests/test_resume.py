@@ -83,7 +83,7 @@ def test_kill_after_two_shards_then_resume(reference, hub, tmp_path):
     # stand-in holds the first such request until the second shard is checkpointed, and kills the
     # run there: it cannot finish without that answer, however fast or slow the machine (the
     # second shard's rows are all in the first two files).
-    proc = start(cache, "--workers", "1", setup="from shardsql.source import units; units.UNIT_BYTES = 1")
+    proc = start(cache, "--workers", "1", setup="from shardsql import tuning; tuning.use(tuning.Tuning(unit_bytes=1))")
 
     def kill_after_two_shards(handler):
         if "002_00000.parquet" in handler.path and checkpointed_shards(cache) >= 1:

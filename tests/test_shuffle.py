@@ -29,7 +29,6 @@ from shardsql.definition import catalog
 from shardsql.output import staging
 from shardsql.output.verify import verify
 from shardsql.progress import Progress
-from shardsql.source import units
 from shardsql.source.draw import Draw
 from shardsql.source.files import open_source
 from shardsql.standin.samples import LAYOUTS, write_sample
@@ -70,10 +69,10 @@ def definition_for(folder: Path, sql: str = SQL):
 
 
 @pytest.fixture
-def small_slots(monkeypatch):
+def small_slots(tune):
     """Units of about 4 KiB of text: many slots per file, as real files of gigabytes have."""
-    monkeypatch.setattr(units, "UNIT_BYTES", 4 << 10)
-    monkeypatch.setattr("shardsql.source.draw.MIN_SLOT_BYTES", 1)
+    tune(unit_bytes=4 << 10)
+    tune(min_slot_bytes=1)
 
 
 def run(definition, cache: Path, **kw):
@@ -179,8 +178,8 @@ def test_duplicates_make_it_draw_more_units_until_the_shards_are_full(tmp_path, 
     assert result.rows_kept >= 2 * 2500 - 100
 
 
-def test_the_rows_come_from_all_over_the_source_in_no_source_order(tmp_path, small_slots, monkeypatch):
-    monkeypatch.setattr(units, "UNIT_BYTES", 512)  # about 30 rows a unit, 10 units a file
+def test_the_rows_come_from_all_over_the_source_in_no_source_order(tune, tmp_path, small_slots):
+    tune(unit_bytes=512)  # about 30 rows a unit, 10 units a file
     folder = write_source(tmp_path / "src", files=40, rows=300)
     result = run(definition_for(folder), tmp_path / "out", num_shards=2, rows_per_shard=400)
     ids = [tuple(int(w) for w in t.split()[1:4:2]) for t in all_texts(result)]  # (file, row)
@@ -246,12 +245,12 @@ def test_val_rows_sizes_the_validation_shard(tmp_path, small_slots):
 
 
 @pytest.mark.parametrize("repack", [0, 1 << 30], ids=["as-staged", "repacked"])
-def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tmp_path, monkeypatch, repack):
+def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, tmp_path, repack):
     """stage_unit (run where a unit runs) and Piles.add_staged/flush: each text once per unit,
     at its first occurrence, with its ordinal (the unit's first_g added), its length, in its
     key's pile; a pile's units joined into one text chunk that reads back as their rows, their
     compressed batches as staged or (units that kept few rows) compressed again as one."""
-    monkeypatch.setattr(staging.piles, "REPACK_BYTES", repack)
+    tune(repack_bytes=repack)
     texts = [f"text {i % 37} " + "x" * (i % 37) for i in range(200)]  # repeats within each unit
     a = staging.stage_unit(pa.array(texts[:120]), 3)
     b = staging.stage_unit(pa.chunked_array([texts[120:150], texts[150:]]), 3)
@@ -276,14 +275,14 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tmp_pa
     assert sizes == {p.name: p.stat().st_size for p in sorted((tmp_path / "piles").glob("*.*"))}
 
 
-def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tmp_path, small_slots, monkeypatch):
+def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_path, small_slots, monkeypatch):
     """A selection far larger than the sort's budget is split on disk and sorted a leaf at a
     time: no leaf loaded exceeds the budget, and the shards are those of an unsplit run.
     (Copies of one text share a key and are never split apart: see output/staging/.)"""
     definition = definition_for(write_source(tmp_path / "src"))
     whole = run(definition, tmp_path / "whole", num_shards=6)
-    monkeypatch.setattr(staging.piles, "LEAF_BYTES", 32 << 10)  # hundreds of leaves: each has a fixed cost
-    monkeypatch.setattr(staging, "FLUSH_BYTES", 16 << 10)
+    tune(leaf_bytes=32 << 10)  # hundreds of leaves: each has a fixed cost
+    tune(flush_bytes=16 << 10)
     loaded: list[tuple[Path, int]] = []
     original = staging.chunks.read
 
@@ -299,7 +298,7 @@ def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tmp_path, s
     assert sum("split" in path.parts for path, _ in loaded) > len(loaded) / 2  # most leaves were split ones
 
 
-def test_the_piles_are_sized_up_front_so_that_none_is_split(tmp_path, monkeypatch):
+def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
     """A selection too large for 64 piles within the sort budget gets more piles before the
     first unit is drawn, so no pile is split on disk (a split writes its texts again), and the
     shards are the same as with fewer piles, split."""
@@ -307,7 +306,7 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tmp_path, monkeypatc
     assert staging.pile_bits(64 * 24 << 20) == 6 and staging.pile_bits(64 * 24 << 20 | 1) == 7
     definition = definition_for(write_source(tmp_path / "src"))
     before = run(definition, tmp_path / "before", num_shards=6)  # 64 piles, no split: the budget is large
-    monkeypatch.setattr(staging.piles, "LEAF_BYTES", 4 << 10)  # a budget 64 piles of this selection pass
+    tune(leaf_bytes=4 << 10)  # a budget 64 piles of this selection pass
     folder = tmp_path / "sized" / ".shardsql-staging" / "piles"
     seen: list[tuple[int, bool]] = []
     staged: list[int] = []
@@ -324,7 +323,7 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tmp_path, monkeypatc
     assert shard_bytes(sized) == shard_bytes(before)
 
 
-def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tmp_path, monkeypatch):
+def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tune, tmp_path):
     """The passes that count read the keys alone and split a pile whose keys pass the sort
     budget (the texts stay where they are; a split leaf's files are removed once it is read):
     the selection is the same as from the whole piles."""
@@ -337,7 +336,7 @@ def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tmp_pat
         drawn += staged.rows
     piles.flush()
     whole = staging.select(piles, [1000], [drawn])
-    monkeypatch.setattr(staging.piles, "LEAF_BYTES", 16 << 10)  # a pile's keys: about 48 KB
+    tune(leaf_bytes=16 << 10)  # a pile's keys: about 48 KB
     assert len(list(piles.leaves(keys_only=True))) > 8 * (1 << 2)  # split, by the keys
     assert staging.select(piles, [1000], [drawn]) == whole
     assert whole == [staging.Selection(rows=1000, cut=999, staged=6000)]
@@ -348,11 +347,11 @@ def _noise(rng: random.Random, chars: int) -> str:
     return " ".join("".join(rng.choices(string.ascii_letters, k=rng.randint(2, 9))) for _ in range(chars // 6))
 
 
-def test_texts_are_staged_compressed_only_where_it_pays(tmp_path, monkeypatch):
+def test_texts_are_staged_compressed_only_where_it_pays(tune, tmp_path):
     """Texts a fast codec barely shrinks are staged as they are (compressing them was the
     shuffle's largest cost, and the shards shrink them no more); texts that compress well are
     compressed (the disk budget); a pile's chunk holding both kinds reads back as its rows."""
-    monkeypatch.setattr(staging.piles, "REPACK_BYTES", 0)  # each unit's batches appended as staged, not joined
+    tune(repack_bytes=0)  # each unit's batches appended as staged, not joined
     rng = random.Random(5)
     noise = [_noise(rng, 300 + i) for i in range(300)]
     repeats = [f"row {i} " + "the same words again and again " * 20 for i in range(300)]
@@ -469,9 +468,8 @@ def test_verify_finds_validation_text_in_a_training_shard(tmp_path):
 
 RUNNER = """
 import sys
-from shardsql.output import staging
-from shardsql.source import draw, units
-units.UNIT_BYTES, draw.MIN_SLOT_BYTES, staging.FLUSH_BYTES = 4 << 10, 1, 16 << 10
+from shardsql import tuning
+tuning.use(tuning.Tuning(unit_bytes=4 << 10, min_slot_bytes=1, flush_bytes=16 << 10))
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 main()
@@ -495,11 +493,11 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("phase", ["select", "write"])
-def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tmp_path, phase, small_slots, monkeypatch):
+def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tune, tmp_path, phase, small_slots):
     definition = definition_for(write_source(tmp_path / "src", duplicates=True))
     args = [sys.executable, "-c", RUNNER, "convert", str(definition.path), "--num-shards", "6", "--rows-per-shard",
             "500", "--yes", "--quiet", "--workers", "2"]  # fmt: skip
-    monkeypatch.setattr(staging, "FLUSH_BYTES", 16 << 10)  # RUNNER's settings (small_slots: its units)
+    tune(flush_bytes=16 << 10)  # RUNNER's settings (small_slots: its units)
     run(definition, tmp_path / "ref", num_shards=6, rows_per_shard=500, workers=2)  # uninterrupted, in this process
     cache = tmp_path / "run"
     killed = [args[0], "-c", killed_at_checkpoint(KILL_IN[phase]) + RUNNER, *args[3:]]
@@ -559,10 +557,9 @@ def _staged(shuffle: dict) -> int:
 
 MEASURE = """
 import sys
-from shardsql.output import staging
-from shardsql.source import draw, units
-units.UNIT_BYTES, draw.MIN_SLOT_BYTES = 16 << 10, 1
-staging.piles.LEAF_BYTES, staging.FLUSH_BYTES = 64 << 10, 128 << 10  # a selection many times the budgets
+from shardsql import tuning
+tuning.use(tuning.Tuning(unit_bytes=16 << 10, min_slot_bytes=1,
+                         leaf_bytes=64 << 10, flush_bytes=128 << 10))  # a selection many times the budgets
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 try:

@@ -45,8 +45,8 @@ def test_no_files_is_an_error(tmp_path):
         sources.open_source(str(tmp_path))
 
 
-def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
-    monkeypatch.setattr(units, "UNIT_BYTES", 1)  # a unit per row group
+def test_units_read_in_order_with_only_the_asked_columns(tune, tmp_path):
+    tune(unit_bytes=1)  # a unit per row group
     table = _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
     found = list(units.units(source, ["text"]))
@@ -58,8 +58,8 @@ def test_units_read_in_order_with_only_the_asked_columns(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tmp_path, monkeypatch, workers):
-    monkeypatch.setattr(units, "UNIT_BYTES", 1)  # a unit per row group
+def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tune, tmp_path, workers):
+    tune(unit_bytes=1)  # a unit per row group
     _write(tmp_path / "a.parquet")
     source = sources.open_source(str(tmp_path))
     metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
@@ -103,9 +103,9 @@ def test_hub_reads_are_range_requests_only(hub, hub_dataset):
     assert hub.bytes_served == source.counter.bytes
 
 
-def test_column_chunks_cut_into_many_pieces_decode_from_the_pieces_alone(hub, hub_dataset, monkeypatch):
+def test_column_chunks_cut_into_many_pieces_decode_from_the_pieces_alone(tune, hub, hub_dataset):
     folder = hub_dataset("fineweb-edu")
-    monkeypatch.setattr(fetch, "PIECE_BYTES", 10_000)  # every text column chunk spans several pieces
+    tune(piece_bytes=10_000)  # every text column chunk spans several pieces
     source = sources.open_source(HUB_URL)
     scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
     found = list(units.units(source, ["text"]))

@@ -15,15 +15,15 @@ import pytest
 from helpers import read_texts
 from seed_reference import seed_shards
 
+from shardsql import tuning
 from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import SourceError
-from shardsql.hub import client as hub_client
 from shardsql.hub import retries
 from shardsql.hub import storage as hub_storage
-from shardsql.source import fetch, footers
 from shardsql.source import files as sources
+from shardsql.source import footers
 from shardsql.source.fetch import START_STREAMS
 
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
@@ -130,11 +130,11 @@ def test_a_403_that_persists_names_the_storage_host_not_the_token(hub, hub_datas
     ).read_bytes() == b"old data"
     # The first files' footers are read at once: each read met a 403 at every attempt, and resolved again each time.
     first = f"{REPO}/sample/10BT/000_00000.parquet"
-    assert len([r for r in storage_gets(hub, 403) if "/000_00000.parquet?" in r[1]]) == retries.RETRY_ATTEMPTS
-    assert hub.requests_per_file("resolve")[first] == retries.RETRY_ATTEMPTS
+    assert len([r for r in storage_gets(hub, 403) if "/000_00000.parquet?" in r[1]]) == tuning.current().retry_attempts
+    assert hub.requests_per_file("resolve")[first] == tuning.current().retry_attempts
 
 
-def test_an_expired_url_is_resolved_again_without_using_an_attempt(hub, hub_dataset, monkeypatch):
+def test_an_expired_url_is_resolved_again_without_using_an_attempt(tune, hub, hub_dataset):
     hub_dataset("fineweb-edu")
     clock = [time.time()]
     hub.clock = lambda: clock[0]
@@ -142,7 +142,7 @@ def test_an_expired_url_is_resolved_again_without_using_an_attempt(hub, hub_data
     file = source.files[0]
     footers.read_footer(source, file)  # resolved: the URL is valid for an hour of the stand-in's clock
     clock[0] += 3601  # the hour passes on storage's side; this machine's clock says otherwise
-    monkeypatch.setattr(retries, "RETRY_ATTEMPTS", 1)  # a failed attempt would end the read
+    tune(retry_attempts=1)  # a failed attempt would end the read
     assert source.fetch(file, 0, 4) == b"PAR1"
     assert [r[3] for r in storage_gets(hub)][-2:] == [403, 206]
     assert hub.requests_per_file("resolve")[f"{REPO}/sample/10BT/000_00000.parquet"] == 2
@@ -237,10 +237,10 @@ def test_a_cdn_that_gzips_never_gets_the_chance(hub, hub_dataset, tmp_path):
     assert all(r[3] == 206 for r in storage_gets(hub))
 
 
-def test_cold_storages_slow_first_byte_is_waited_for_and_a_stalled_body_is_not(hub, hub_dataset, monkeypatch):
+def test_cold_storages_slow_first_byte_is_waited_for_and_a_stalled_body_is_not(tune, hub, hub_dataset):
     hub_dataset("fineweb-edu")
-    monkeypatch.setattr(hub_client, "READ_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(hub_client, "FIRST_BYTE_TIMEOUT_S", 30.0)
+    tune(read_timeout_s=0.5)
+    tune(first_byte_timeout_s=30.0)
     source = sources.open_source(HUB_URL)
     file = source.files[0]
     footers.read_footer(source, file)
@@ -268,9 +268,9 @@ def test_cold_storages_slow_first_byte_is_waited_for_and_a_stalled_body_is_not(h
         return False
 
     hub.before_response = cold_then_stalled
-    monkeypatch.setattr(retries, "RETRY_ATTEMPTS", 1)
+    tune(retry_attempts=1)
     assert source.fetch(file, 0, 4) == b"PAR1", "1.5 s to the first byte: within its timeout, no attempt failed"
-    monkeypatch.setattr(retries, "RETRY_ATTEMPTS", 6)
+    tune(retry_attempts=6)
     stalls["mid-body"] = 1
     began = time.monotonic()
     assert source.fetch(file, 0, 40_000) == (hub.repos[REPO].revisions["main"].files[
@@ -299,12 +299,12 @@ def test_the_rate_limit_hint_is_only_for_requests_without_a_token(hub, hub_datas
     assert messages == ["rate-limited by the Hub (resolvers): waiting 1 s"]
 
 
-def test_a_link_that_rewards_more_streams_gets_them(hub, hub_dataset, tmp_path, small_units, monkeypatch):
+def test_a_link_that_rewards_more_streams_gets_them(tune, hub, hub_dataset, tmp_path, small_units):
     folder = hub_dataset("fineweb-edu", row_group_size=100)
     # Slow connections on a wide link: each stream more adds to the rate, whatever the cores. Most
     # of the source is wanted, so that many units may be fetched at once, in many pieces.
     hub.model_network(connection_bytes_per_s=400_000, link_bytes_per_s=100_000_000)
-    monkeypatch.setattr(fetch, "PIECE_BYTES", 16 << 10)
+    tune(piece_bytes=16 << 10)
     options = ConvertOptions(shuffle=False, num_shards=3, rows_per_shard=2000, cache_dir=tmp_path, workers=1)
     convert(catalog.resolve("fineweb-edu"), options)
     assert shards(tmp_path) == seed_shards(sorted(folder.glob("*.parquet")), "text", 3, 2000)[0]

@@ -48,8 +48,8 @@ def two_files(tmp_path):
     return open_source(str(tmp_path))
 
 
-def test_units_cover_every_row_group_once_in_order(two_files, monkeypatch):
-    monkeypatch.setattr(units, "UNIT_BYTES", 100_000)
+def test_units_cover_every_row_group_once_in_order(tune, two_files):
+    tune(unit_bytes=100_000)
     found = list(units.units(two_files, ["text"]))
     assert [(u.file_index, g) for u in found for g in u.row_groups] == [(f, g) for f in range(2) for g in range(10)]
     assert all(len(u.row_groups) < 10 for u in found) and sum(u.rows for u in found) == 2000

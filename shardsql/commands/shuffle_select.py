@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .. import tuning
 from ..definition.evaluator import Evaluator
 from ..output import staging
 from ..output.checkpoint import ShuffleState
@@ -155,7 +156,7 @@ class Select:
                 self._update()
                 if s.staged >= s.target:
                     break
-                if buffered >= staging.FLUSH_BYTES:
+                if buffered >= tuning.current().flush_bytes:
                     stager.checkpoint(self.state)
                     buffered = 0
             else:
@@ -203,7 +204,7 @@ class Select:
             self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s.staged)
             s.staged += staged.rows
         self._update()
-        if self.piles.buffered >= staging.FLUSH_BYTES:
+        if self.piles.buffered >= tuning.current().flush_bytes:
             self.piles.flush()  # not a checkpoint: a query or given rows cannot resume midway
 
     def _fill(self, index: int, seed: int) -> None:

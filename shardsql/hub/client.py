@@ -28,17 +28,13 @@ from collections.abc import Callable
 import httpx2
 from huggingface_hub import get_token, set_client_factory
 
+from .. import tuning
 from .retries import RATE_LIMIT_WINDOW_S, report_wait, too_long
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
-# Seconds to connect, and to wait for each piece of an answer: a stalled server ends in a
-# timeout, which is retried like a dropped connection.
+# Seconds to connect; to wait for each piece of an answer, and for a cold file's first byte:
+# tuning.py's `read_timeout_s` and `first_byte_timeout_s`.
 CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 30.0
-# The first byte of a range from the Hub's storage: a cold file is reconstructed by Xet
-# before it is sent (its own client waits 120 s). The body then streams within READ_TIMEOUT_S
-# between pieces, so a connection that stalls mid-body is still caught in half a minute.
-FIRST_BYTE_TIMEOUT_S = 120.0
 # huggingface_hub's http_backoff logs these on a 429 (utils/_http.py, 2.x): the first, then
 # the second before it sleeps. We say the wait ourselves, once, in our words.
 HF_HTTP_LOGGER = "huggingface_hub.utils._http"
@@ -102,8 +98,8 @@ def install_client_defaults() -> None:
 
 def timeouts(first_byte: float | None = None) -> httpx2.Timeout:
     """Our timeouts for one request; `first_byte`: how long its answer may take to start."""
-    return httpx2.Timeout(CONNECT_TIMEOUT_S, read=first_byte or READ_TIMEOUT_S, write=READ_TIMEOUT_S,
-                          pool=READ_TIMEOUT_S)  # fmt: skip
+    read = tuning.current().read_timeout_s
+    return httpx2.Timeout(CONNECT_TIMEOUT_S, read=first_byte or read, write=read, pool=read)
 
 
 def stream_body_within(response: httpx2.Response, seconds: float) -> None:
@@ -122,7 +118,8 @@ def stream_body_within(response: httpx2.Response, seconds: float) -> None:
 def _fill_timeouts(request: httpx2.Request) -> None:
     """A request hook: where a request has no timeout (None), use ours."""
     timeouts = dict(request.extensions.get("timeout") or {})
-    defaults = {"connect": CONNECT_TIMEOUT_S, "read": READ_TIMEOUT_S, "write": READ_TIMEOUT_S, "pool": READ_TIMEOUT_S}
+    read = tuning.current().read_timeout_s
+    defaults = {"connect": CONNECT_TIMEOUT_S, "read": read, "write": read, "pool": read}
     request.extensions["timeout"] = {k: timeouts.get(k) or v for k, v in defaults.items()}
 
 

@@ -37,6 +37,7 @@ import httpx2
 from huggingface_hub import hf_hub_url
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
+from .. import tuning
 from ..errors import RangeIgnoredError, SourceError, StorageAnswerError
 from . import client
 from .storage import Location, Locations, locate, same_origin
@@ -140,7 +141,7 @@ class HubReader:
 
     def _get(self, url: str, file: File, start: int, end: int, headers: dict[str, str], storage: bool) -> bytes:
         headers = {**headers, "Range": _range(start, end)}
-        first_byte = client.FIRST_BYTE_TIMEOUT_S if storage else None
+        first_byte = tuning.current().first_byte_timeout_s if storage else None
         timeout = client.timeouts(first_byte)
         with get_session().stream("GET", url, headers=headers, follow_redirects=True, timeout=timeout) as response:
             return self._answer(response, file, start, end, storage)
@@ -154,7 +155,7 @@ class HubReader:
             hf_raise_for_status(response)
         _check_range(response, file, start, end)
         if storage:
-            client.stream_body_within(response, client.READ_TIMEOUT_S)
+            client.stream_body_within(response, tuning.current().read_timeout_s)
         return _body(response, file, start, end)
 
 

@@ -19,6 +19,7 @@ from fsspec.utils import glob_translate
 from huggingface_hub import HfApi, errors
 from huggingface_hub import RepoFile as TreeFile
 
+from .. import tuning
 from ..errors import RetriesExhausted, SourceError, describe
 from . import client
 from .reader import HubReader
@@ -51,9 +52,10 @@ def list_files(url: str, parsed: HubUrl, revision: str | None, override: bool) -
     api = HfApi(endpoint=endpoint, token=token)
     kind = parsed.type.rstrip("s")
     explain = _explainer(parsed.repo, endpoint)
+    timeout = tuning.current().read_timeout_s
     try:
         info = with_retries(
-            lambda: api.repo_info(parsed.repo, repo_type=kind, revision=revision, timeout=client.READ_TIMEOUT_S),
+            lambda: api.repo_info(parsed.repo, repo_type=kind, revision=revision, timeout=timeout),
             f"{parsed.repo} at the Hub ({endpoint})",
             explain,
         )

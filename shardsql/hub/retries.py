@@ -8,7 +8,7 @@ raised as it is, at once: a bug must not look like a network fault.
 Two budgets, because the two failures mean different things:
 
 * A transient fault (5xx, a dropped connection, a timeout, a short read) costs one of
-  `RETRY_ATTEMPTS` attempts, with exponential backoff between them. When they run out the
+  `retry_attempts` (tuning.py) attempts, with exponential backoff between them. When they run out the
   error says so and that the run can be resumed.
 * A rate limit (429 with `RateLimit: "resolvers";r=0;t=<s>` or `Retry-After: <s>`) is the
   server asking for patience, not failing: we wait as long as it asks (up to its window,
@@ -41,18 +41,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from .. import tuning
 from ..errors import RateLimitTooLong, RetriesExhausted, ShortReadError, SourceError, StorageAnswerError, describe
 
 T = TypeVar("T")
 
-RETRY_ATTEMPTS = 6
-RETRY_BASE_S = 0.5
-RETRY_MAX_S = 30.0
+RETRY_MAX_S = 30.0  # the longest backoff between attempts (tuning.py: how many, from what base)
 # The Hub counts requests in fixed 5-minute windows: a wait up to that is normal; a server
 # that asks for more is not going to let this run finish soon.
 RATE_LIMIT_WINDOW_S = 300.0
-# Added to the server's wait: `t=` is rounded to whole seconds (huggingface_hub adds 1 s too).
-RATE_LIMIT_MARGIN_S = 1.0
 # Rate-limit waits in a row for one call before giving up: an hour of full windows, which
 # only a server that never lets us through would reach.
 RATE_LIMIT_WAITS = 12
@@ -146,7 +143,7 @@ def _backoff(exc: BaseException, attempt: int) -> float:
     retry_after = _retry_after(exc)
     if retry_after is not None:
         return min(retry_after, RATE_LIMIT_WINDOW_S)
-    exponential: float = RETRY_BASE_S * 2 ** (attempt - 1)
+    exponential: float = tuning.current().retry_base_s * 2 ** (attempt - 1)
     return min(exponential, RETRY_MAX_S)
 
 
@@ -229,7 +226,7 @@ def with_retries(
                 if on_fault is not None:
                     on_fault(exc)
                 report_wait(wait, rate_limit_bucket(exc), token_sent(exc))
-                time.sleep(wait + RATE_LIMIT_MARGIN_S)
+                time.sleep(wait + tuning.current().rate_limit_margin_s)
                 continue
             if isinstance(exc, SourceError):
                 raise
@@ -239,11 +236,12 @@ def with_retries(
                 raise  # a bug: not retried, and not disguised as a network fault
             if on_fault is not None:
                 on_fault(exc)
-            if attempt == RETRY_ATTEMPTS:
+            attempts = tuning.current().retry_attempts
+            if attempt >= attempts:
                 elapsed = time.monotonic() - started
                 hint = NETWORK_HINT if unreachable(exc) else ""
                 raise RetriesExhausted(
-                    f"cannot read {what} after {RETRY_ATTEMPTS} attempts over {elapsed:.0f} s: {describe(exc)}. "
+                    f"cannot read {what} after {attempts} attempts over {elapsed:.0f} s: {describe(exc)}. "
                     + hint
                     + RESUME_HINT,
                     attempt,

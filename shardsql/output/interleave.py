@@ -16,7 +16,7 @@ weights, so the merge stops there and says which part ran dry. Times are float64
 quotients of exact integer sums: the same on every machine.
 
 `Merge` is what both mixture paths use (commands/shuffle.py, commands/interleaved.py): the
-rows fed wait per part in a `RowQueue` (past QUEUE_BYTES, in a file: a part read ahead of
+rows fed wait per part in a `RowQueue` (past `queue_bytes`, tuning.py, in a file: a part read ahead of
 the others waits on disk, not on the heap), each batch is taken from the queues in the
 interleave's order, and the rows, sizes and characters taken per part say where the next
 shard starts after any row (`position`).
@@ -33,11 +33,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import tuning
 from ..autoresearch import TEXT_COLUMN
 from .checkpoint import MergePosition
 
 NEVER = float("inf")
-QUEUE_BYTES = 64 << 20  # a part's texts waiting in the interleave in memory; more wait in a file
 BATCH_ROWS = 8192  # rows per batch the merge hands on (to the shard writer)
 _SPILL_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("lz4"))  # read back soon: the cheap codec
 _EMPTY = pa.array([], pa.int64())
@@ -112,7 +112,7 @@ class Interleave:
 
 class RowQueue:
     """A part's rows fed to the merge and not yet taken, in order: (texts or None, chars)
-    chunks, in memory up to QUEUE_BYTES of texts and past that in the file `spill`."""
+    chunks, in memory up to `queue_bytes` (tuning.py) of texts and past that in the file `spill`."""
 
     def __init__(self, spill: Path | None):
         self.memory: deque[tuple[pa.Array | None, pa.Array]] = deque()
@@ -125,7 +125,8 @@ class RowQueue:
         if not len(chars):
             return
         size = texts.nbytes if texts is not None else 0
-        if texts is not None and self.spill is not None and (self.on_disk or self.bytes + size > QUEUE_BYTES):
+        beyond = self.bytes + size > tuning.current().queue_bytes
+        if texts is not None and self.spill is not None and (self.on_disk or beyond):
             self._write(texts, chars)
             return
         self.memory.append((texts, chars))

@@ -11,8 +11,8 @@ engines (under Ray, the streams are those of its fetch actors, together). The by
 units in flight, fetched or being fetched, stay under BYTES_PER_WORKER a worker: most of a
 conversion's memory. Within that, two sides hold the job back in turn, and each has its
 limit: the cores, by the units fetched and waiting for or in a worker (one a worker and
-AHEAD_UNITS more; under Ray, one more a worker); the link, by the bytes still being fetched, which stay under what the
-streams can take (FETCH_AHEAD times the streams' pieces), so that every stream has a piece
+`ahead_units` more; under Ray, one more a worker); the link, by the bytes still being fetched, which stay under what the
+streams can take (`fetch_ahead` times the streams' pieces), so that every stream has a piece
 when the link is the slower side, and nothing piles up when the cores are. A unit also
 starts only while the kept rows the units in flight are expected to give, at the keep
 ratio seen so far (`KeepRatio`), are fewer than the rows still wanted. The unit then started holds
@@ -30,27 +30,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
+from .. import tuning
 from ..source.decode import start_fetch
-from ..source.fetch import PIECE_BYTES, Parts
+from ..source.fetch import Parts
 from ..source.files import Source
 from ..source.units import Unit
 
 T = TypeVar("T")
 R = TypeVar("R")
 H = TypeVar("H")  # what starting an item gives: its handle (a Future; under Ray, an ObjectRef)
-# Units fetched and in flight: a unit per worker and AHEAD_UNITS more (done and waiting for a
-# worker or the consumer), and at most BYTES_PER_WORKER compressed bytes a worker in flight,
-# fetched or being fetched. Fetched bytes, decoded units and their kept rows are most of a
-# conversion's memory; more would not be faster where the cores are the slower side. One
-# ahead, not two: peak RSS of the bench's --no-shuffle main job 472-476 MB against 499-523
-# MB. (32 MB more for the link: 456-476 MB -> 480-491 MB on loopback, and the modelled link
-# 88% -> 88% of its rate --no-shuffle, 89% -> 91% shuffled, one run each: not worth it.)
-AHEAD_UNITS = 1
+# Units fetched and in flight: a unit per worker and `ahead_units` more (tuning.py: done and
+# waiting for a worker or the consumer), and at most BYTES_PER_WORKER compressed bytes a worker
+# in flight, fetched or being fetched. Fetched bytes, decoded units and their kept rows are most
+# of a conversion's memory; more would not be faster where the cores are the slower side.
 BYTES_PER_WORKER = 24 << 20
-# Bytes being fetched, at most, as a multiple of what the streams take at once: a few pieces
-# wait for a stream, so that one is never idle while the consumer is busy. On the bench's
-# modelled link (4 MB/s a connection, 25 MB/s in all) 10 to 12 pieces are in flight.
-FETCH_AHEAD = 1.5
 # A unit cut to the rows still needed holds this many times the source rows they are expected
 # to need at the keep ratio so far: a filter that keeps a little less than so far does not
 # cost another, small, request.
@@ -184,11 +177,12 @@ class Window:
 
     def __init__(self, workers: int, streams: StreamLimit, rows_wanted: Callable[[], float],
                  ratio: Callable[[], float] = lambda: 1.0, *, ahead: int | None = None):  # fmt: skip
-        ahead = AHEAD_UNITS if ahead is None else ahead
+        ahead = tuning.current().ahead_units if ahead is None else ahead
         self.admission = Admission(rows_wanted, workers + ahead, workers * BYTES_PER_WORKER, ratio)
         self.streams = streams
 
     def __call__(self, flight: Sequence[tuple[Unit, Done]]) -> bool:
         fetching = [unit for unit, data in flight if not data.done()]
-        limit = FETCH_AHEAD * self.streams.limit * PIECE_BYTES
+        knobs = tuning.current()
+        limit = knobs.fetch_ahead * self.streams.limit * knobs.piece_bytes
         return self.admission([unit for unit, _ in flight], fetching, limit)

@@ -10,8 +10,8 @@ shuffled run makes) and yields one unit of the row groups whose first byte lies 
 slot; a slot holding no row group's start yields nothing. Every row group starts in
 exactly one slot, so drawing every slot covers the source exactly once.
 
-SLOT is chosen so that a unit's needed column bytes are about units.UNIT_BYTES: the file
-bytes per needed byte of the first file's footer, times UNIT_BYTES. The order depends
+SLOT is chosen so that a unit's needed column bytes are about `unit_bytes` (tuning.py): the
+file bytes per needed byte of the first file's footer, times `unit_bytes`. The order depends
 only on the files listed, their sizes and the seed (never on the number of workers), so
 a rerun draws the same units; `slot_index` positions are what a checkpoint records.
 """
@@ -24,12 +24,10 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from . import units as units_module
+from .. import tuning
 from .files import ParquetFooter, Source
 from .footers import read_footer
 from .units import Unit, chunk_ranges, coalesce
-
-MIN_SLOT_BYTES = 64 << 10  # a slot is never smaller than this (tiny test units stay a few row groups)
 
 
 def _rank(seed: int, file_index: int, slot: int) -> bytes:
@@ -39,13 +37,14 @@ def _rank(seed: int, file_index: int, slot: int) -> bytes:
 
 
 def slot_bytes(footer: ParquetFooter, columns: list[str]) -> int:
-    """File bytes per slot: about units.UNIT_BYTES of the needed columns, as the first file has them."""
+    """File bytes per slot: about `unit_bytes` of the needed columns, as the first file has them."""
     metadata = footer.metadata
     needed = sum(
         end - start for index in range(metadata.num_row_groups) for start, end in chunk_ranges(footer, index, columns)
     )
     ratio = footer.file.size / needed if needed else 1.0
-    return max(MIN_SLOT_BYTES, int(units_module.UNIT_BYTES * ratio))
+    knobs = tuning.current()
+    return max(knobs.min_slot_bytes, int(knobs.unit_bytes * ratio))
 
 
 def slot_order(sizes: list[int], slot: int, seed: int) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 A conversion is bound by the network, and one TCP stream to a CDN is slower than the link
 (hf_transfer and hf_xet open many for that reason). So every range a unit needs is split
-into pieces of PIECE_BYTES or more (`pieces`), and one pool of threads per source
+into pieces of `piece_bytes` (tuning.py) or more (`pieces`), and one pool of threads per source
 (`Fetcher`) fetches the pieces of every unit admitted, in the order they were asked for,
 at most `Streams.limit` at once, whatever the number of cores.
 
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-PIECE_BYTES = 4 << 20  # the least a piece holds (a range of 9 MB is two pieces of 4.5 MB)
+from .. import tuning
+
 START_STREAMS = 8
 MAX_STREAMS = 32
 GAIN = 0.05  # a step up is kept only if it raised the rate this much
@@ -39,8 +40,8 @@ Parts = dict[int, bytes]  # a job's pieces, {start: bytes}
 
 def pieces(ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]],
            size: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
-    """Each range cut into equal pieces of at least `size` (PIECE_BYTES) bytes; a shorter range is one piece."""
-    size = size or PIECE_BYTES
+    """Each range cut into equal pieces of at least `size` (`piece_bytes`) bytes; a shorter range is one piece."""
+    size = size or tuning.current().piece_bytes
     out = []
     for start, end in ranges:
         n = max(1, (end - start) // size)

@@ -1,7 +1,7 @@
 """The source split into units of work, in order, each with the byte ranges to fetch.
 
 A unit is a run of consecutive row groups of one file, closed once its needed column
-chunks reach UNIT_BYTES (compressed): large requests, since the Hub counts requests, not
+chunks reach `unit_bytes` (compressed; tuning.py): large requests, since the Hub counts requests, not
 bytes, and enough rows to amortise one DuckDB call. Its byte ranges are the needed column
 chunks of its row groups, merged across the gaps between them where that costs few extra
 bytes, so that a unit is one or a few large requests instead of one per column chunk.
@@ -13,10 +13,10 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from .. import tuning
 from .files import ParquetFooter, Source, SourceFile, top_column
 from .footers import read_footer
 
-UNIT_BYTES = 8 << 20
 UNIT_MAX_ROWS = 1 << 17  # ... or this many rows (tiny columns): bounds a unit's decoded size
 # Gaps between needed chunks are fetched too, smallest first, while the bytes fetched stay
 # within this factor of the bytes needed ...
@@ -91,14 +91,15 @@ def units(source: Source, columns: list[str], start: tuple[int, int] = (0, 0), g
     """The source's row groups from `start` (file index, row group), in order, as units.
 
     With `grow`, the first unit is one row group and each next one up to twice as large
-    (until UNIT_BYTES): an interactive query that needs only the first rows reads only
+    (until `unit_bytes`): an interactive query that needs only the first rows reads only
     those. With `most_rows`, asked as each unit starts (when the scheduler admits it), a
     unit is closed once it holds that many source rows (at least one row group): the last
     units of a job hold what it still needs. Footers are read as the iteration reaches
     each file, so a conversion that needs the first files of a large dataset never reads
     the others' footers.
     """
-    target = 1 if grow else UNIT_BYTES
+    unit_bytes = tuning.current().unit_bytes
+    target = 1 if grow else unit_bytes
     for file_index in range(start[0], len(source.files)):
         footer = read_footer(source, source.files[file_index])
         first = start[1] if file_index == start[0] else 0
@@ -116,7 +117,7 @@ def units(source: Source, columns: list[str], start: tuple[int, int] = (0, 0), g
             size += sum(end - begin for begin, end in chunks)
             if size >= target or rows >= UNIT_MAX_ROWS or rows >= cap:
                 yield Unit(file_index, footer.file, tuple(groups), rows, tuple(coalesce(ranges)))
-                target = min(UNIT_BYTES, 2 * max(target, size)) if grow else target
+                target = min(unit_bytes, 2 * max(target, size)) if grow else target
                 groups, ranges, rows, size = [], [], 0, 0
         if groups:
             yield Unit(file_index, footer.file, tuple(groups), rows, tuple(coalesce(ranges)))

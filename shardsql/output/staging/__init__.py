@@ -13,9 +13,8 @@ has a module of its own:
   checked against a fingerprint collision (`leaf_texts`).
 
 The names below are what the rest of shardsql uses (`staging.Piles`, `staging.select`, ...).
-A test that replaces a setting or a function replaces it in the module that reads it
-(`staging.piles.LEAF_BYTES`, `staging.chunks.read`), except FLUSH_BYTES, which only
-commands/shuffle.py reads, as `staging.FLUSH_BYTES`.
+A test that replaces a function replaces it in the module that reads it (`staging.chunks.read`);
+the sizes it works by are tuning.py's (`leaf_bytes`, `flush_bytes`, `repack_bytes`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from .chunks import must_compress
 from .keys import KEY_BYTES, PART_SHIFT, shuffle_keys
 from .order import Ordered, leaf_texts, ordered
 from .piles import (
-    FLUSH_BYTES,
     PILE_BITS,
     Leaf,
     Piles,
@@ -38,7 +36,6 @@ from .piles import (
 from .selection import Selection, select
 
 __all__ = [
-    "FLUSH_BYTES",
     "KEY_BYTES",
     "PART_SHIFT",
     "PILE_BITS",

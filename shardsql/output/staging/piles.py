@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ... import tuning
 from ...autoresearch import TEXT_COLUMN
 from .. import durable
 from ..fingerprints import fingerprints
@@ -35,18 +36,8 @@ from .keys import KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
 PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`pile_bits`)
 MAX_PILE_BITS = 9  # 512 piles at most (their files' names have three digits)
 SPLIT_BITS = 4  # a pile too large is split 1 << SPLIT_BITS (16) ways, by the key's next bits
-# A leaf is loaded whole to be sorted: at most this many bytes of its files on disk (about
-# 4x that in memory: texts decompressed (about 2.5x), and their sorted copy); the write phase
-# holds two leaves (one fed to the writer, the next being sorted).
-LEAF_BYTES = 48 << 20
-# Staged units buffered (counted by their texts' size uncompressed) before every pile is appended
-# to: a checkpoint boundary (commands/shuffle.py flushes when `Piles.buffered` reaches it).
-FLUSH_BYTES = 32 << 20
-# A pile's staged batches in one flush that average fewer compressed bytes than this are joined
-# and compressed again at the flush, where they are appended: each batch has about 250 bytes of
-# headers, and zstd needs more than a few KB to compress well. Units of real sizes (8 MB of the
-# needed columns, compressed) stage far more than this a pile, and are appended as they come.
-REPACK_BYTES = 16 << 10
+# A leaf is loaded whole to be sorted: at most `leaf_bytes` of its files on disk; units are
+# flushed to the piles every `flush_bytes` (tuning.py).
 
 
 @dataclass
@@ -71,7 +62,7 @@ def pile_bits(staged_bytes: float) -> int:
     (its texts uncompressed, estimated before drawing): enough piles that each stays within half
     the sort budget, so that none is split on disk (a split rewrites its texts), from PILE_BITS
     up to MAX_PILE_BITS. The output is the same for any number: it is in key order either way."""
-    wanted = math.ceil(math.log2(max(1.0, staged_bytes / (LEAF_BYTES / 2))))
+    wanted = math.ceil(math.log2(max(1.0, staged_bytes / (tuning.current().leaf_bytes / 2))))
     return max(PILE_BITS, min(MAX_PILE_BITS, wanted))
 
 
@@ -137,7 +128,7 @@ class Piles:
         folder.mkdir(parents=True, exist_ok=True)
         self._keys: dict[int, list[pa.Table]] = {}  # per pile: the buffered units' keys
         self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
-        self.buffered = 0  # the buffered units' texts, uncompressed (what FLUSH_BYTES counts)
+        self.buffered = 0  # the buffered units' texts, uncompressed (what `flush_bytes` counts)
         self.truncate(sizes or {})
 
     def _files(self, pile: int) -> tuple[Path, Path]:
@@ -177,7 +168,7 @@ class Piles:
             keys_file, text_file = self._files(pile)
             chunks.append(keys_file, pa.concat_tables(self._keys[pile]))
             batches = self._texts[pile]
-            if len(batches) > 1 and sum(map(len, batches)) < REPACK_BYTES * len(batches):
+            if len(batches) > 1 and sum(map(len, batches)) < tuning.current().repack_bytes * len(batches):
                 # Units that kept few rows (a selective filter, small units): their batches, each
                 # with its own header and too small for zstd, are compressed again as one.
                 stream = pa.ipc.open_stream(pa.py_buffer(b"".join([chunks.TEXT_HEAD, *batches, chunks.EOS])))
@@ -194,7 +185,7 @@ class Piles:
 
     def leaves(self, first_pile: int = 0, keys_only: bool = False) -> Generator[Leaf, None, None]:
         """Every leaf in key order (from pile `first_pile`): the piles, those larger than
-        LEAF_BYTES split on disk by the key's next bits. With `keys_only` (the passes that
+        `leaf_bytes` split on disk by the key's next bits. With `keys_only` (the passes that
         count, which never read texts), a pile is split only if its keys alone are larger,
         and only its keys are: the texts, most of the bytes, are not copied."""
         for pile in range(first_pile, 1 << self.bits):
@@ -213,7 +204,7 @@ class Piles:
 
     def _split(self, leaf: Leaf, bits: int, keys_only: bool = False) -> Iterator[Leaf]:
         size = leaf.keys.stat().st_size if keys_only else leaf.size
-        if size <= LEAF_BYTES or bits + SPLIT_BITS > 64:
+        if size <= tuning.current().leaf_bytes or bits + SPLIT_BITS > 64:
             yield leaf
             return
         folder = self.folder / ("split-keys" if keys_only else "split") / "-".join(map(str, leaf.path))
@@ -222,7 +213,7 @@ class Piles:
         children = [
             Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(1 << SPLIT_BITS)
         ]
-        # Each child's rows are gathered over chunks, up to LEAF_BYTES in memory, and appended
+        # Each child's rows are gathered over chunks, up to `leaf_bytes` in memory, and appended
         # as one chunk: a chunk per child per chunk read made many tiny files' worth of writes.
         pending: list[list[tuple[pa.Table, pa.Table | None]]] = [[] for _ in children]
         buffered = 0
@@ -248,7 +239,7 @@ class Piles:
                 pending[i].append((keys.slice(start, count), text.slice(start, count) if text is not None else None))
                 start += count
             buffered += keys.nbytes + (text.nbytes if text is not None else 0)
-            if buffered >= LEAF_BYTES:
+            if buffered >= tuning.current().leaf_bytes:
                 append_pending()
                 buffered = 0
         append_pending()

@@ -83,11 +83,11 @@ ENGINE = "ray"
 PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
 MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
 # Units fetched and waiting for a worker CPU, beyond one a worker: a task's start costs a
-# round trip to the cluster, so one waits behind each running task (locally, AHEAD_UNITS).
+# round trip to the cluster, so one waits behind each running task (locally, `ahead_units`: tuning.py).
 AHEAD_PER_WORKER = 1
 TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
 # A fetch actor's threads: each waits for one unit's pieces (the Window bounds how many units
-# are being fetched: up to FETCH_AHEAD x MAX_STREAMS pieces, fewer units), the streams bound the requests.
+# are being fetched: up to `fetch_ahead` x MAX_STREAMS pieces, fewer units), the streams bound the requests.
 FETCH_THREADS = 128
 # Shards being compressed at once: each holds its kept rows in the object store (about 300 MB
 # for a full FineWeb-Edu shard) until it is written. Enough to keep the cluster busy (writing

@@ -1,0 +1,91 @@
+"""The tuning knobs: the sizes, counts and timeouts that trade memory, requests and waiting
+against each other, in one typed place.
+
+Each knob's default was chosen on the benchmark (its comment says why). The code reads them
+when it needs them, `tuning.current().unit_bytes`, never as a copy taken at import. Tests and
+benchmarks change them for a while, not by patching module constants: `with tuned(unit_bytes=1):`,
+or `use(...)` for a whole process (a subprocess's setup code). A Ray task reads its own
+process's: the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    # A unit (source/units.py) closes once its needed column chunks reach this many bytes,
+    # compressed: large requests, since the Hub counts requests, not bytes.
+    unit_bytes: int = 8 << 20
+    # A shuffled draw's slot (source/draw.py) is never smaller than this (tiny test units stay a
+    # few row groups).
+    min_slot_bytes: int = 64 << 10
+    # The least a fetched piece holds (source/fetch.py): a range of 9 MB is two pieces of 4.5 MB.
+    piece_bytes: int = 4 << 20
+    # Units fetched and in flight: a unit per worker and this many more, done and waiting for a
+    # worker or the consumer (run/scheduling.py). One ahead, not two: peak RSS of the bench's
+    # --no-shuffle main job 472-476 MB against 499-523 MB; the modelled link 88% -> 88% of its
+    # rate --no-shuffle, 89% -> 91% shuffled, one run each: not worth it.
+    ahead_units: int = 1
+    # Bytes being fetched, at most, as a multiple of what the streams take at once: a few
+    # pieces wait for a stream, so that one is never idle while the consumer is busy. On the
+    # bench's modelled link (4 MB/s a connection, 25 MB/s in all) 10 to 12 pieces are in flight.
+    fetch_ahead: float = 1.5
+    # Seconds to wait for each piece of an answer from the Hub (hub/client.py): a stalled
+    # server ends in a timeout, which is retried like a dropped connection.
+    read_timeout_s: float = 30.0
+    # The first byte of a range from the Hub's storage: a cold file is reconstructed by Xet
+    # before it is sent (its own client waits 120 s). The body then streams within
+    # read_timeout_s between pieces, so a connection that stalls mid-body is still caught.
+    first_byte_timeout_s: float = 120.0
+    # Attempts at a read or a listing call that fails for a transient reason (hub/retries.py),
+    # with exponential backoff from retry_base_s between them.
+    retry_attempts: int = 6
+    retry_base_s: float = 0.5
+    # Added to a rate limit's wait: the Hub's `t=` is rounded to whole seconds
+    # (huggingface_hub adds 1 s too).
+    rate_limit_margin_s: float = 1.0
+    # A part's texts waiting in a mixture's interleave in memory (output/interleave.py); more
+    # wait in a file.
+    queue_bytes: int = 64 << 20
+    # A shuffle's pile leaf is loaded whole to be sorted: at most this many bytes of its files
+    # on disk (about 4x that in memory: texts decompressed, about 2.5x, and their sorted copy);
+    # the write phase holds two leaves (one fed to the writer, the next being sorted).
+    leaf_bytes: int = 48 << 20
+    # Staged units buffered (their texts uncompressed) before every pile is appended to: a
+    # checkpoint boundary (commands/shuffle_select.py flushes when `Piles.buffered` reaches it).
+    flush_bytes: int = 32 << 20
+    # A pile's staged batches in one flush that average fewer compressed bytes than this are
+    # joined and compressed again where they are appended: each batch has about 250 bytes of
+    # headers, and zstd needs more than a few KB to compress well. Units of real sizes stage
+    # far more than this a pile, and are appended as they come.
+    repack_bytes: int = 16 << 10
+
+
+_current = Tuning()
+
+
+def current() -> Tuning:
+    """The knobs in effect in this process."""
+    return _current
+
+
+def use(tuning: Tuning) -> Tuning:
+    """Put `tuning` in effect in this process; the knobs it replaces."""
+    global _current
+    before, _current = _current, tuning
+    return before
+
+
+@contextmanager
+def tuned(**changes: int | float) -> Iterator[Tuning]:
+    """The knobs in effect with `changes` (`unit_bytes=4096`, ...) until the block ends."""
+    before = use(dataclasses.replace(_current, **changes))  # type: ignore[arg-type]
+    try:
+        yield _current
+    finally:
+        use(before)
