@@ -2,17 +2,13 @@
 against each other, in one typed place.
 
 Each knob's default was chosen on the benchmark (its comment says why). The code reads them
-when it needs them, `tuning.current().unit_bytes`, never as a copy taken at import. Tests and
-benchmarks change them for a while, not by patching module constants: `with tuned(unit_bytes=1):`,
-or `use(...)` for a whole process (a subprocess's setup code). A Ray task reads its own
-process's: the defaults.
+when it needs them, `tuning.current().unit_bytes`, never as a copy taken at import. Tests
+change them with `use` (the `tune` fixture, tests/conftest.py; a subprocess's setup code), not
+by patching module constants. A Ray task reads its own process's: the defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -79,13 +75,3 @@ def use(tuning: Tuning) -> Tuning:
     global _current
     before, _current = _current, tuning
     return before
-
-
-@contextmanager
-def tuned(**changes: int | float) -> Iterator[Tuning]:
-    """The knobs in effect with `changes` (`unit_bytes=4096`, ...) until the block ends."""
-    before = use(dataclasses.replace(_current, **changes))  # type: ignore[arg-type]
-    try:
-        yield _current
-    finally:
-        use(before)
