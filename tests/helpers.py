@@ -132,3 +132,18 @@ def _save_then_die(c, folder):
         os.kill(os.getpid(), signal.SIGKILL)
 _checkpoint.Checkpoint.save = _save_then_die
 """
+
+
+class Events(Progress):
+    """The messages and shards of a run, in the order they came."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def message(self, text):
+        self.lines.append(text)
+
+    def shard(self, info):
+        super().shard(info)
+        self.lines.append(info.name)

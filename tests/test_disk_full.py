@@ -66,9 +66,7 @@ def test_a_shuffle_that_would_fill_the_disk_stages_compressed_and_fits(small_dis
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from helpers import definition_file
-
-    from shardsql.progress import Progress
+    from helpers import Events, definition_file
 
     source = tmp_path / "source"
     source.mkdir()
@@ -83,14 +81,6 @@ def test_a_shuffle_that_would_fill_the_disk_stages_compressed_and_fits(small_dis
     staged = 3000 * 2000  # the rows drawn for 4 + 1 shards, as they are: more than the disk holds
     subprocess.run(["mount", "-o", f"remount,size={int(staged * 0.95)}", str(small_disk)], check=True)
 
-    class Said(Progress):
-        def __init__(self):
-            super().__init__()
-            self.lines: list[str] = []
-
-        def message(self, text):
-            self.lines.append(text)
-
     from click.testing import CliRunner
 
     from shardsql.cli import cli
@@ -98,7 +88,7 @@ def test_a_shuffle_that_would_fill_the_disk_stages_compressed_and_fits(small_dis
     dry = CliRunner().invoke(cli, ["convert", str(definition.path), "--num-shards", "4", "--rows-per-shard", "600",
                                    "--cache-dir", str(small_disk), "--dry-run"])  # fmt: skip
     assert dry.exit_code == 0 and "so every text will be staged compressed" in dry.output, dry.output
-    said = Said()
+    said = Events()
     result = convert(definition, options, progress=said)
     assert [(s.name, s.sha256) for s in result.shards] == [(s.name, s.sha256) for s in reference.shards]
     assert any(line.startswith("Staging compressed:") for line in said.lines), said.lines

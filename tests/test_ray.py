@@ -28,7 +28,7 @@ os.environ.setdefault("GRPC_POLL_STRATEGY", "poll")
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-from helpers import StopAfter  # noqa: E402
+from helpers import Events, StopAfter  # noqa: E402
 
 from shardsql.commands.convert import convert  # noqa: E402
 from shardsql.commands.options import ConvertOptions  # noqa: E402
@@ -119,21 +119,6 @@ def run(dataset, cache, engine="ray", workers=None, shuffle=True, **kw):
 
 def hashes(result) -> list[tuple[str, str]]:
     return [(s.name, s.sha256) for s in result.shards]
-
-
-class Events(Progress):
-    """The messages and shards of a run, in the order they came."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines: list[str] = []
-
-    def message(self, text):
-        self.lines.append(text)
-
-    def shard(self, info):
-        super().shard(info)
-        self.lines.append(info.name)
 
 
 class Counts(Progress):
