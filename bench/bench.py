@@ -42,7 +42,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark's own modules
@@ -331,9 +330,7 @@ def run(args: argparse.Namespace, work: Path, started: float) -> int:
     total = time.perf_counter() - started
     all_rows = [row for _, section in sections for row in section]
     result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "load_average": {"before": load_before, "after": measure.load_average()},
+        **measure.record_head(info, load_before),
         "parameters": {
             "dataset": DATASET,
             "num_shards": n,

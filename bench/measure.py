@@ -163,6 +163,18 @@ def filesystem(path: Path) -> str:
     return max(found)[1] if found else "?"
 
 
+def record_head(machine_info: dict, load_before: str) -> dict:
+    """The first fields of every results record: when it ended, the machine, and the load
+    average before the run and now (after it)."""
+    from datetime import UTC, datetime
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info,
+        "load_average": {"before": load_before, "after": load_average()},
+    }
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])

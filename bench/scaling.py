@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import measure
@@ -78,10 +77,8 @@ def run_scaling(args, work: Path, log: Callable[[str], None]) -> int:
         raise SystemExit("scaling: the cold Ray run wrote different shards")
     log(f"  ray, cold (starts its own Ray): {cold['seconds'][0]:.2f} s")
     record = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": info,
+        **measure.record_head(info, load_before),
         "pinned": PINNABLE,
-        "load_average": {"before": load_before, "after": measure.load_average()},
         "parameters": {
             "dataset": DATASET,
             "num_shards": args.num_shards,

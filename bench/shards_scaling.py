@@ -31,7 +31,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import measure
@@ -102,9 +101,7 @@ def run_shards_scaling(args, log: Callable[[str], None]) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "load_average": {"before": load_before, "after": measure.load_average()},
+        **measure.record_head(info, load_before),
         "parameters": {
             "dataset": DATASET,
             "shard_counts": counts,
