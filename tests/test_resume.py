@@ -77,16 +77,17 @@ def reference(hub, hub_dataset, tmp_path):
 def test_kill_after_two_shards_then_resume(reference, hub, tmp_path):
     cache = tmp_path / "run"
     before = old_data(cache)
-    # One row group (100 rows) a unit and one worker: the run fetches a few units ahead of the
-    # shard it writes, so the third file (rows 5,000 on, for the sixth shard) is read only after
-    # the first shard is checkpointed (with whole-file units it fetches everything first). The
-    # stand-in holds the first such request until the second shard is checkpointed, and kills the
-    # run there: it cannot finish without that answer, however fast or slow the machine (the
-    # second shard's rows are all in the first two files).
+    # One row group (100 rows) a unit and one worker, so the third file (rows 5,000 on, for the
+    # sixth shard) is read unit by unit once the run is under way (its checkpoint written, after
+    # the sources are opened). The stand-in holds the first such request until the second shard is
+    # checkpointed, and kills the run there: it cannot finish without that answer, and the first
+    # two shards' rows are all in the first file, however fast or slow the machine and however far
+    # ahead it fetches (a loaded machine once fetched all of the third file before the first shard).
     proc = start(cache, "--workers", "1", setup="from shardsql import tuning; tuning.use(tuning.Tuning(unit_bytes=1))")
+    under_way = cache / ".shardsql-staging" / "checkpoint.json"
 
     def kill_after_two_shards(handler):
-        if "002_00000.parquet" in handler.path and checkpointed_shards(cache) >= 1:
+        if "002_00000.parquet" in handler.path and under_way.exists():
             deadline = time.monotonic() + 90
             while checkpointed_shards(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)

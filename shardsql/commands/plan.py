@@ -30,7 +30,6 @@ from ..definition.mixture import Mixture, for_one_dataset
 from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..output.shards import sha256_file
-from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan
 from .options import LIVE, ConvertOptions
 
@@ -124,14 +123,7 @@ def open_part(definition: Definition, options: ConvertOptions, *, weight: Fracti
                          override=bool(revision))  # fmt: skip
     finally:
         evaluator.close()
-    return Part(definition.name, definition, scan, evaluator.shape, weight, validation, row_chars=_row_bytes(scan))
-
-
-def _row_bytes(scan: Scan) -> float:
-    """Uncompressed bytes a row of the columns read, in the first file's footer: a mixture's
-    first estimate of a component's characters a row (its share of rows by characters)."""
-    footer = read_footer(scan.source, scan.source.files[0])
-    return footer.uncompressed_bytes(scan.columns) / max(1, footer.num_rows)
+    return Part(definition.name, definition, scan, evaluator.shape, weight, validation, row_chars=scan.row_bytes())
 
 
 def _components(model: Definition | Mixture, options: ConvertOptions, validation: bool) -> list[Part]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from .files import Source, open_source
-from .footers import reading_footers
+from .footers import read_footer, reading_footers
 from .schemas import SCHEMA_FILES, source_schema
 
 
@@ -25,6 +25,12 @@ class Scan:
     columns: list[str]  # fetched; never empty
     schema: pa.Schema  # of `columns`, the same for every file
     start: tuple[int, int] = (0, 0)  # (file index, row group) where reading starts
+
+    def row_bytes(self) -> float:
+        """Uncompressed bytes a row of the columns read, in the first file's footer: a mixture's
+        first estimate of a component's characters a row (its share of rows by characters)."""
+        footer = read_footer(self.source, self.source.files[0])
+        return footer.uncompressed_bytes(self.columns) / max(1, footer.num_rows)
 
 
 def open_scan(
