@@ -3,8 +3,9 @@
 Both start from the source's mean text size a row: the needed columns' uncompressed bytes
 over its rows, before any filter (`Preview.text_bytes`). A token is about BYTES_PER_TOKEN bytes
 of UTF-8 text (autoresearch.py). A shuffled conversion stages each kept row's text as it is
-(compressed only where it compresses well: output/staging/chunks.py) beside its keys,
-KEY_BYTES a row (output/staging/keys.py): the estimate follows the staging's own format.
+(compressed only where it compresses well) beside its keys: the estimate is the staging's
+own (output/staging/chunks.py `expected_bytes`), the one the shuffle sizes its piles by and
+weighs the free disk against.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..autoresearch import BYTES_PER_TOKEN
 from ..output.cache_dir import free_space
-from ..output.staging import KEY_BYTES, must_compress
+from ..output.staging import expected_bytes, must_compress
 
 if TYPE_CHECKING:
     from .options import ConvertOptions
@@ -38,6 +39,6 @@ def estimate(preview: Preview, options: ConvertOptions) -> Estimates | None:
     val_rows = options.val_rows or options.rows_per_shard
     tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
     shuffled = options.shuffle and not preview.shape.ordered
-    staged = preview.rows_wanted * (text_bytes + KEY_BYTES) if shuffled else None
+    staged = expected_bytes(preview.rows_wanted, text_bytes) if shuffled else None
     free = free_space(options.cache.root)
     return Estimates(val_rows, tokens, staged, free, staged is not None and must_compress(staged, free))

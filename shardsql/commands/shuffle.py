@@ -99,8 +99,9 @@ class _Output:
 
 
 def _expected_bytes(plan: Plan, draws: list[PartDraw]) -> float:
-    """The staging's expected size uncompressed: each part's rows to draw at its mean text size."""
-    return float(sum(d.target * part.row_chars for d, part in zip(draws, plan.parts, strict=True)))
+    """The staging's expected size, its texts as they are: each part's rows to draw at its
+    estimated text bytes a row (the dry run's rule: staging.expected_bytes)."""
+    return sum(staging.expected_bytes(d.target, part.row_chars) for d, part in zip(draws, plan.parts, strict=True))
 
 
 def _wanted(plan: Plan, merged_rows: int, val_rows: int) -> list[int]:

@@ -19,7 +19,7 @@ the sizes it works by are tuning.py's (`leaf_bytes`, `flush_bytes`, `repack_byte
 
 from __future__ import annotations
 
-from .chunks import must_compress
+from .chunks import expected_bytes, must_compress
 from .keys import KEY_BYTES, PART_SHIFT, shuffle_keys
 from .order import Ordered, leaf_texts, ordered
 from .piles import (
@@ -47,6 +47,7 @@ __all__ = [
     "StagedUnit",
     "clear",
     "disk_bytes",
+    "expected_bytes",
     "leaf_keys",
     "leaf_texts",
     "must_compress",

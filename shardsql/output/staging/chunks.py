@@ -30,6 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ...autoresearch import TEXT_COLUMN
+from .keys import KEY_BYTES
 
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
 COMPRESSION = pa.Codec("zstd", 1)
@@ -58,6 +59,12 @@ def text_options(texts: pa.Table) -> pa.ipc.IpcWriteOptions | None:
         return None
     sample = chunk.buffers()[2].slice(start, size)
     return COMPRESSED if size >= RAW_BELOW * _PROBE.compress(sample).size else None
+
+
+def expected_bytes(rows: float, text_bytes: float) -> float:
+    """The staging's size on disk for `rows` rows of `text_bytes` bytes of text each, staged as
+    they are: their texts and their keys (what the dry run says and `must_compress` weighs)."""
+    return rows * (text_bytes + KEY_BYTES)
 
 
 def must_compress(staged_bytes: float, free_bytes: float) -> bool:

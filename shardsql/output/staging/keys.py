@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 # n: the text's characters (a mixture's shares by characters are counted from the keys alone).
 KEYS_SCHEMA = pa.schema([("fp_hi", pa.uint64()), ("fp_lo", pa.uint64()), ("g", pa.int64()), ("n", pa.int64())])
 KEY_COLUMNS = KEYS_SCHEMA.names
-KEY_BYTES = sum(field.type.byte_width for field in KEYS_SCHEMA)  # a row's keys on disk: 32 bytes
+KEY_BYTES: int = sum(field.type.byte_width for field in KEYS_SCHEMA)  # a row's keys on disk: 32 bytes
 # A row's ordinal g carries its part (a mixture's component, or the validation source of
 # --val-from) in its high bits: g = part << PART_SHIFT | the row's ordinal in its part's draw.
 # Ordering by g is then "earlier parts first": a text drawn by two parts belongs to the first.
