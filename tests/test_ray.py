@@ -355,6 +355,25 @@ def test_ray_fetches_as_many_ranges_at_once_as_its_streams_allow_not_as_its_task
     assert held.most == START_STREAMS, f"at most {held.most} reads at once"
 
 
+def test_ray_tasks_and_fetch_actors_use_the_drivers_tuning(tune, hub_env, tmp_path):
+    """The driver's tuning knobs (tuning.py) hold in its tasks and fetch actors, as in the local
+    engine's threads: with pieces of 8 KiB, Ray reads the same units in the same pieces."""
+
+    def storage_reads():
+        return sorted((path.split("?")[0], span) for method, path, span, *_ in hub_env.requests
+                      if method == "GET" and path.startswith("/__storage/"))  # fmt: skip
+
+    tune(piece_bytes=8 << 10)  # units of 64 KiB (small_units): ranges of several pieces each
+    hub_env.reset_counters()
+    local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
+    local_reads = storage_reads()
+    hub_env.reset_counters()
+    on_ray = run("fineweb-edu", tmp_path / "ray", workers=2, shuffle=False)
+    assert hashes(on_ray) == hashes(local)
+    assert len(local_reads) > 2 * json.loads(local.manifest_path.read_text())["engine"]["tasks"], "pieces, not ranges"
+    assert storage_reads() == local_reads
+
+
 @pytest.mark.parametrize("first", ["ray", "local"])
 def test_an_interrupted_run_resumes_on_ray_to_identical_shards(hub_env, tmp_path, first):
     local = run("pubmed-abstract", tmp_path / "local", engine="local", workers=1)

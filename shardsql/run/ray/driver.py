@@ -63,6 +63,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ... import tuning
 from ...definition.model import Definition
 from ...errors import ConversionError, ShardsqlError, describe
 from ...hub import client
@@ -185,11 +186,11 @@ class Fetchers:
     def limit(self) -> int:
         return sum(self.limits)
 
-    def fetch(self, spec: Any, token: Any, unit: Unit, location: Location | None) -> Fetching:
-        """Start fetching `unit` on the next node's actor (`spec` and `token`: the object-store
-        copies of the source's spec and the token)."""
+    def fetch(self, spec: Any, token: Any, knobs: Any, unit: Unit, location: Location | None) -> Fetching:
+        """Start fetching `unit` on the next node's actor (`spec`, `token` and `knobs`: the
+        object-store copies of the source's spec, the token and the tuning knobs)."""
         turn = next(self._turn)
-        data, meta = self.actors[turn].fetch.options(num_returns=2).remote(spec, token, unit, location)
+        data, meta = self.actors[turn].fetch.options(num_returns=2).remote(spec, token, knobs, unit, location)
         fetching = Fetching(data, meta, meta.future(), location)
         fetching.future.add_done_callback(lambda done: self._heard(turn, done))
         return fetching
@@ -305,9 +306,10 @@ class RayExecutor:
     def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
              staging: tuple[int, int] | None) -> Generator[tuple[Unit, Any], None, None]:  # fmt: skip
         ray = self.ray
-        shared = [
-            ray.put(value) for value in (scan.source.spec(), definition, scan.columns, scan.schema, client.token())
-        ]
+        # The task's arguments that every unit shares, in the object store once: the token and this
+        # process's tuning knobs (tuning.py) among them, which tasks and fetch actors put in effect.
+        settings = (scan.source.spec(), definition, scan.columns, scan.schema, client.token(), tuning.current())
+        shared = [ray.put(value) for value in settings]
         fetchers = self._fetchers()
         ratio = KeepRatio()
         window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers)
@@ -318,7 +320,7 @@ class RayExecutor:
             for unit in todo:
                 # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
                 location = scan.source.location(unit.file)
-                yield unit, fetchers.fetch(shared[0], shared[4], unit, location)
+                yield unit, fetchers.fetch(shared[0], shared[4], shared[5], unit, location)
 
         def submit(item: tuple[Unit, Fetching]) -> tuple[Any, Fetching]:
             unit, fetching = item

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from ... import tuning
 from ...definition.evaluator import Evaluator
 from ...definition.model import Definition
 from ...hub.retries import report_waits
@@ -62,19 +63,21 @@ _worker_messages: dict[str, Any] = {}  # handles to the messages actors of the r
 
 
 def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schema: pa.Schema, token: str | None,
-             messages: str, unit: Unit, footer: ParquetFooter, location: Location | None, data: dict[int, bytes],
-             staging: tuple[int, int] | None = None
+             knobs: tuning.Tuning, messages: str, unit: Unit, footer: ParquetFooter, location: Location | None,
+             data: dict[int, bytes], staging: tuple[int, int] | None = None
              ) -> tuple[pa.Table | StagedUnit, tuple[int, int, int, str]]:  # fmt: skip
     """One task (two returns): the unit's kept rows (with `staging`, a shuffled conversion's seed
     and pile bits: staged, a StagedUnit), and (their count, bytes fetched, requests, node id).
     `data` is the unit's planned ranges, as a `Fetch` actor fetched them; `footer` is the
     unit's file's, as the driver read it: no worker reads a footer again; `location`, where
     its bytes are, as the driver resolved it, for a read outside the plan (decode.RangeFile):
-    no worker resolves the file while it is fresh. What the task has to say while it runs (a
-    rate-limit wait) goes to the run's `messages` actor."""
+    no worker resolves the file while it is fresh; `knobs`, the driver's tuning (tuning.py), in
+    effect here too. What the task has to say while it runs (a rate-limit wait) goes to the
+    run's `messages` actor."""
     import ray
 
     _use_token(token)
+    tuning.use(knobs)  # the driver's: its timeouts, retries and pieces hold in every task
     if (spec, token) not in _worker_sources:
         _evict(_worker_sources, lambda _: None)
         _worker_sources[spec, token] = reopen(spec)
@@ -114,14 +117,15 @@ class Fetch:
         self._waits = report_waits(lambda text: say(messages, text))
         self._waits.__enter__()  # for the actor's life: its threads wait out rate limits together
 
-    def fetch(self, spec: SourceSpec, token: str | None, unit: Unit,
+    def fetch(self, spec: SourceSpec, token: str | None, knobs: tuning.Tuning, unit: Unit,
               location: Location | None) -> tuple[dict[int, bytes], tuple[int, int, int]]:  # fmt: skip
         """(two returns) the unit's pieces, {start: bytes}, and (bytes fetched, requests, the
         source's streams limit now). The token comes with each call, through the object store,
         never with the actor's creation: an actor restarted by Ray is created again from its
-        arguments, which must then still be there."""
+        arguments, which must then still be there. So do the driver's tuning `knobs`."""
         with self._lock:
             _use_token(token)  # the same for every call: this process serves one run
+            tuning.use(knobs)  # the driver's, as in the tasks
             if spec not in self._sources:
                 _evict(self._sources, lambda _: None)
                 self._sources[spec] = reopen(spec)
