@@ -4,7 +4,8 @@ against each other, in one typed place.
 Each knob's default was chosen on the benchmark (its comment says why). The code reads them
 when it needs them, `tuning.current().unit_bytes`, never as a copy taken at import. Tests
 change them with `use` (the `tune` fixture, tests/conftest.py; a subprocess's setup code), not
-by patching module constants. A Ray task reads its own process's: the defaults.
+by patching module constants. A Ray run hands the driver's knobs to its tasks and fetch
+actors, which `use` them (run/ray/tasks.py): both engines run with the same knobs.
 """
 
 from __future__ import annotations
