@@ -1,4 +1,4 @@
-"""glibc's allocator given a fixed mmap threshold: a conversion's memory stays flat, cheaply.
+"""glibc's allocator given a fixed mmap threshold: a conversion's memory stays flat.
 
 A conversion allocates and frees row-group-sized buffers all the time (decoded pages, Arrow
 tables, DuckDB's results, the shards' pieces). The command line tunes the allocator once, at
@@ -10,12 +10,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-# glibc's own ceiling for its moving threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit), fixed.
-# A lower one made every buffer above it a fresh mmap, faulted in page by page and unmapped
-# when freed: at 1 MiB, the main job (`convert fineweb-edu --no-shuffle`, 3 + 1 shards of
-# 86,016 rows, bench's fineweb-edu-1k layout, 2 cores) spent 2.5 s of system time against
-# 1.4 s at 32 MiB, 9.4 s of wall time against 8.7 s, for a peak RSS of 407 MB against 433 MB.
-MMAP_THRESHOLD = 32 << 20
+# Every buffer above this is its own mmap, given back when freed: memory stays flat, at a
+# price in page faults. Measured at 32 MiB (glibc's own ceiling), the main job `convert
+# fineweb-edu --no-shuffle`, 3 + 1 shards of 86,016 rows (bench's fineweb-edu-1k, 2 cores):
+# from a local folder 1.4 s of system time against 2.5 s, 8.7 s of wall time against 9.4 s;
+# but through the Hub stand-in, whose pieces (4 to 9 MB each) then stayed in glibc's heaps,
+# a peak RSS of 522-534 MB against 465 MB, over the 500 MB goal (`just bench`). So 1 MiB.
+MMAP_THRESHOLD = 1 << 20
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 
