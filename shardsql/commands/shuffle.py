@@ -98,9 +98,15 @@ class _Output:
         return self.merged.position(0 if self.in_val else pending)
 
 
+def _expected_texts(plan: Plan, draws: list[PartDraw]) -> float:
+    """The texts of the selection expected, uncompressed: each part's rows to draw at its
+    estimated text bytes a row. What sizes the piles (staging.pile_bits budgets texts)."""
+    return float(sum(d.target * part.row_chars for d, part in zip(draws, plan.parts, strict=True)))
+
+
 def _expected_bytes(plan: Plan, draws: list[PartDraw]) -> float:
-    """The staging's expected size, its texts as they are: each part's rows to draw at its
-    estimated text bytes a row (the dry run's rule: staging.expected_bytes)."""
+    """The staging's expected size on disk, its texts as they are, and their keys: the dry
+    run's rule (staging.expected_bytes), which the free disk is weighed against."""
     return sum(staging.expected_bytes(d.target, part.row_chars) for d, part in zip(draws, plan.parts, strict=True))
 
 
@@ -146,7 +152,7 @@ class Shuffled:
             wanted = _wanted(plan, self.merged_rows, self.val_rows)
             draws = [PartDraw(target=math.ceil(w * FIRST_DRAW_MARGIN), wanted=w) for w in wanted]
             # As many piles as keep each within half the sort budget: none is split on disk.
-            state = ShuffleState(draws, pile_bits=staging.pile_bits(_expected_bytes(plan, draws)))
+            state = ShuffleState(draws, pile_bits=staging.pile_bits(_expected_texts(plan, draws)))
             checkpoint.write_at = None
         self.state = checkpoint.shuffle = state
         self.piles = staging.Piles(folder / PILES_DIR, options.seed, state.sizes, state.pile_bits)
