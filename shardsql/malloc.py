@@ -15,7 +15,7 @@ import ctypes.util
 # fineweb-edu --no-shuffle`, 3 + 1 shards of 86,016 rows (bench's fineweb-edu-1k, 2 cores):
 # from a local folder 1.4 s of system time against 2.5 s, 8.7 s of wall time against 9.4 s;
 # but through the Hub stand-in, whose pieces (4 to 9 MB each) then stayed in glibc's heaps,
-# a peak RSS of 522-534 MB against 465 MB, over the 500 MB goal (`just bench`). So 1 MiB.
+# a peak RSS of 522-541 MB against 465 MB, over the 500 MB goal (`just bench`). So 1 MiB.
 MMAP_THRESHOLD = 1 << 20
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
