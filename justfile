@@ -67,10 +67,12 @@ shardsql *args: setup
 list: setup
     uv run --no-sync shardsql list
 
-[doc("Run the test suite with coverage.")]
+# On every core (pytest-xdist; `-n 0` after it runs them one at a time): the Ray tests share one
+# worker and one cluster (their `xdist_group`), the rest are dealt to the others.
+[doc("Run the test suite with coverage, on every core.")]
 [positional-arguments]
 test *args: setup-dev
-    uv run pytest --cov=shardsql --cov-report=term-missing:skip-covered "$@"
+    uv run pytest -n auto --dist loadgroup --cov=shardsql --cov-report=term-missing:skip-covered "$@"
 
 # The same checks pre-commit runs; mypy's settings: pyproject.toml.
 [doc("Lint, format-check and type-check.")]

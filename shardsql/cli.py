@@ -26,7 +26,7 @@ from .autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD
 from .commands.query_output import FORMATS
 from .consumers import CONSUMERS, DEFAULT, Consumer, named
 from .definition.catalog import load_all, resolve
-from .definition.mixture import Mixture, for_one_dataset
+from .definition.mixture import Mixture
 from .errors import ShardsqlError, unexpected
 from .malloc import steady_malloc
 from .output.cache_dir import CacheDir
@@ -146,6 +146,7 @@ def show_command(dataset: str, revision: str | None, source_url: str | None) -> 
     DATASET is a name from `shardsql list` or the path of a .sql file. For a mixture: its
     components, their weights and definitions, and each one's source files.
     """
+    from .commands.options import for_one_dataset
     from .commands.show import resolved, shape
 
     definition = resolve(dataset)
@@ -322,6 +323,7 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: st
     Example, for a pull request: shardsql explain ./new.sql --against ./old.sql --format markdown
     """
     from .commands.explain import check_against, explain
+    from .commands.options import for_one_dataset
     from .explain_html import html_page_end, html_page_start
     from .explain_report import style_for
 

@@ -26,7 +26,9 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers use this 
 # sandboxes ("Check failed: next_worker->state == KICKED"); the portable poller does not.
 os.environ.setdefault("GRPC_POLL_STRATEGY", "poll")
 ray = pytest.importorskip("ray")
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# Under `-n` (pytest-xdist, as ./dev test runs), every test here runs in one worker: the
+# module's cluster is started once, and its CPUs are this machine's.
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 from helpers import Events, StopAfter  # noqa: E402
 
@@ -547,6 +549,31 @@ def test_ray_tasks_refuse_null_texts_naming_the_row_group(hub_env, tmp_path):
     with pytest.raises(ConversionError, match=r"000_00000\.parquet, row group \d+: the definition keeps \d+ NULL"):
         convert(catalog.load_file(path), options)
     assert not (tmp_path / "c" / "data").exists()
+
+
+def test_the_next_run_of_the_process_takes_up_the_fetch_actors_and_a_failed_run_leaves_none(hub_env, tmp_path):
+    """A fetch actor's start costs seconds (a worker process and its imports): the same
+    process's next run on the cluster takes up the last run's actors, and gets the same bytes;
+    a run that fails closes them."""
+    from shardsql.errors import ConversionError
+    from shardsql.run.ray.driver import Fetchers
+
+    first = run("fineweb-edu", tmp_path / "first")
+    actors = Fetchers._spare
+    assert actors is not None and actors.actors, "the run left its fetch actors for the next"
+    second = run("fineweb-edu", tmp_path / "second")
+    assert Fetchers._spare is actors, "the next run fetched with them and left them again"
+    assert hashes(second) == hashes(first)
+
+    path = tmp_path / "keeps-nulls.sql"  # fails in a task: the samples' text has NULLs
+    source = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
+    path.write_text(f"-- description: keeps NULL texts\n-- source: {source}\n\nSELECT text FROM source\n")
+    options = ConvertOptions(num_shards=SHARDS, rows_per_shard=ROWS_PER_SHARD, cache_dir=tmp_path / "c", engine="ray")
+    with pytest.raises(ConversionError, match="NULL"):
+        convert(catalog.load_file(path), options)
+    assert Fetchers._spare is None
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(actors.actors[0].ready.remote(), timeout=60)
 
 
 def test_shards_are_compressed_in_ray_tasks_not_by_the_driver(hub_env, tmp_path, monkeypatch):

@@ -14,6 +14,8 @@ from pathlib import Path
 from ..autoresearch import MAX_TRAIN_SHARDS, ROW_GROUP_SIZE, ROWS_PER_SHARD
 from ..consumers import DEFAULT, Consumer
 from ..definition.analysis import Shape
+from ..definition.mixture import Mixture
+from ..definition.model import Definition
 from ..errors import OptionsError
 from ..output.cache_dir import CacheDir
 from ..output.shards import ShardSizes
@@ -106,3 +108,15 @@ class ConvertOptions:
         if shape.ordered:
             return "sql"
         return "shuffled" if self.shuffle else "source"
+
+
+def for_one_dataset(model: Definition | Mixture, command: str, **options: object) -> None:
+    """Refuse options that apply to one dataset (`revision=`, `source=`: --revision, --source)
+    when `model` is a mixture, whose components name their own: the error names the options
+    given a value, in their order, and says to give them to `shardsql COMMAND` for a component."""
+    given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value]
+    if isinstance(model, Mixture) and given:
+        names = ", ".join(c.definition.name for c in model.components)
+        verb, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+        raise OptionsError(f"{' and '.join(given)} {verb} to one dataset, and {model.name} is a mixture: "
+                           f"give {them} to `shardsql {command}` for one of its components ({names})")  # fmt: skip

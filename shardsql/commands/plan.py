@@ -26,12 +26,12 @@ from ..autoresearch import TEXT_COLUMN, VAL_SHARD_NAME
 from ..definition.analysis import Shape
 from ..definition.catalog import resolve
 from ..definition.evaluator import Evaluator
-from ..definition.mixture import Mixture, for_one_dataset
+from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..output.shards import sha256_file
 from ..source.scan import Scan, open_scan
-from .options import LIVE, ConvertOptions
+from .options import LIVE, ConvertOptions, for_one_dataset
 
 
 @dataclass

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..definition.analysis import Shape
-from ..definition.mixture import Mixture, for_one_dataset
+from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..source.files import ParquetFooter, Source
 from ..source.footers import read_footers
 from ..source.schemas import unify
 from ..source.units import chunk_ranges
-from .options import ConvertOptions
+from .options import ConvertOptions, for_one_dataset
 from .plan import open_part
 
 

@@ -6,7 +6,7 @@ definition that `show` prints is one that convert can run.
 A dataset's source is its definition's, or --source's; its revision its definition's, or
 --revision's (which overrides a revision pinned in the source's URL as well). A mixture's
 components each resolve their own, with no override (--source and --revision apply to one
-dataset: definition/mixture.py's `for_one_dataset`).
+dataset: commands/options.py's `for_one_dataset`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import DefinitionError, OptionsError, ShardsqlError
+from ..errors import DefinitionError, ShardsqlError
 from .model import Definition, Header
 
 MIX_BY = ("characters", "documents")
@@ -74,18 +74,6 @@ class Mixture:
         """The mix in words, e.g. "fineweb-edu-high 70%, github-code-python 30% (by characters)"."""
         parts = ", ".join(f"{c.definition.name} {percent(c.weight)}" for c in self.components)
         return f"{parts} (by {self.mix_by})"
-
-
-def for_one_dataset(model: Definition | Mixture, command: str, **options: object) -> None:
-    """Refuse options that apply to one dataset (`revision=`, `source=`: --revision, --source)
-    when `model` is a mixture, whose components name their own: the error names the options
-    given a value, in their order, and says to give them to `shardsql COMMAND` for a component."""
-    given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value]
-    if isinstance(model, Mixture) and given:
-        names = ", ".join(c.definition.name for c in model.components)
-        verb, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
-        raise OptionsError(f"{' and '.join(given)} {verb} to one dataset, and {model.name} is a mixture: "
-                           f"give {them} to `shardsql {command}` for one of its components ({names})")  # fmt: skip
 
 
 def _decimal(value: Fraction, places: int) -> str:

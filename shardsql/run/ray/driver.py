@@ -11,7 +11,9 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   The driver resolves each file's storage location (hub/storage.py: once per file per URL
   lifetime, not once per worker) and passes it with the unit. Which units are being fetched
   and how many are fetched ahead is said by the same `Window` as the local engine's
-  (run/scheduling.py), over the streams the actors last reported.
+  (run/scheduling.py), over the streams the actors last reported. Starting an actor costs
+  seconds, so they outlive the run: the same process's next run on the cluster takes them
+  up again (Fetchers.take).
 * A unit's task starts once its bytes are there (Ray runs a task when its arguments are
   ready; no CPU waits for the network). It reopens the source in its worker from a
   `SourceSpec` (URL, commit, files; the Hub endpoint comes through Ray's runtime_env, the
@@ -94,6 +96,7 @@ FETCH_THREADS = 128
 # for a full FineWeb-Edu shard) until it is written. Enough to keep the cluster busy (writing
 # is two thirds of the work), few enough that the object store need not spill.
 MAX_SHARDS_IN_FLIGHT = 16
+READY_TIMEOUT_S = 30  # fetch actors left by a run that do not answer in this time are replaced
 MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
 MESSAGES_TIMEOUT_S = 5  # an actor that does not answer in this time is asked again later
 
@@ -160,13 +163,22 @@ class Fetching:
 
 
 class Fetchers:
-    """The run's fetch actors (tasks.Fetch), one on each node with CPUs, dealt units in turn.
-    `limit`: the streams they last said they allow, together (what scheduling.Window reads)."""
+    """The fetch actors (tasks.Fetch), one on each node with CPUs, dealt units in turn.
+    `limit`: the streams they last said they allow, together (what scheduling.Window reads).
 
-    def __init__(self, ray: Any, messages: str, options: dict[str, Any]):
+    An actor's start costs seconds (a worker process and its imports), so the actors outlive
+    the run that started them: the next run of this process on the same cluster (the same
+    Ray job, nodes and Hub settings) takes them up again (`take`, then `keep`), streams and
+    all. A run that fails, or that shuts its own Ray down, closes them instead. Runs at once
+    in one process each take their own: an actor says what it hears through one run's messages."""
+
+    _spare: Fetchers | None = None  # the actors the last run of this process left, if any
+    _spare_lock = threading.Lock()
+
+    def __init__(self, ray: Any, key: tuple[Any, ...], options: dict[str, Any]):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        self.key = key
         actor = ray.remote(Fetch)
         options |= {"num_cpus": 0, "max_concurrency": FETCH_THREADS, "max_restarts": MAX_RETRIES,
                     "max_task_retries": MAX_RETRIES}  # fmt: skip
@@ -175,22 +187,56 @@ class Fetchers:
         def on(node: str) -> dict[str, Any]:
             return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
 
-        self.actors = [actor.options(**options, **on(node)).remote(messages) for node in nodes]
+        nodes = key[1]
+        self.actors = [actor.options(**options, **on(node)).remote() for node in nodes]
         if not self.actors:  # no node says it has CPUs (yet): one actor, wherever Ray puts it
-            self.actors = [actor.options(**options).remote(messages)]
+            self.actors = [actor.options(**options).remote()]
         self.limits = [START_STREAMS] * len(self.actors)
         self._turn = itertools.cycle(range(len(self.actors)))
         self._ray = ray
+
+    @classmethod
+    def take(cls, ray: Any, env: dict[str, str]) -> Fetchers:
+        """Fetch actors for a run: the ones the last run left, if they serve the same Ray job,
+        nodes and Hub settings (`env`, passed to them through runtime_env), else new ones."""
+        nodes = tuple(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
+        key = (ray.get_runtime_context().get_job_id(), nodes, tuple(sorted(env.items())))
+        with cls._spare_lock:
+            spare, cls._spare = cls._spare, None
+        if spare is not None and spare.key == key and spare._alive():
+            return spare
+        if spare is not None:
+            spare.close()
+        return cls(ray, key, {"runtime_env": {"env_vars": env}})
+
+    def _alive(self) -> bool:
+        """Whether every actor answers: one that Ray stopped restarting (MAX_RETRIES) would
+        fail the run that took it up."""
+        try:
+            self._ray.get([actor.ready.remote() for actor in self.actors], timeout=READY_TIMEOUT_S)
+        except Exception:
+            return False
+        return True
+
+    def keep(self) -> None:
+        """Leave the actors for this process's next run (`take`); any left before are closed."""
+        with self._spare_lock:
+            spare, Fetchers._spare = Fetchers._spare, self
+        if spare is not None:
+            spare.close()
 
     @property
     def limit(self) -> int:
         return sum(self.limits)
 
-    def fetch(self, spec: Any, token: Any, knobs: Any, unit: Unit, location: Location | None) -> Fetching:
+    def fetch(self, spec: Any, token: Any, knobs: Any, messages: str, unit: Unit,
+              location: Location | None) -> Fetching:  # fmt: skip
         """Start fetching `unit` on the next node's actor (`spec`, `token` and `knobs`: the
-        object-store copies of the source's spec, the token and the tuning knobs)."""
+        object-store copies of the source's spec, the token and the tuning knobs; `messages`:
+        the name of the run's messages actor)."""
         turn = next(self._turn)
-        data, meta = self.actors[turn].fetch.options(num_returns=2).remote(spec, token, knobs, unit, location)
+        call = self.actors[turn].fetch.options(num_returns=2)
+        data, meta = call.remote(spec, token, knobs, messages, unit, location)
         fetching = Fetching(data, meta, meta.future(), location)
         fetching.future.add_done_callback(lambda done: self._heard(turn, done))
         return fetching
@@ -247,7 +293,10 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         if self._fetch is not None:
-            self._fetch.close()
+            if self.started or (exc and exc[0] is not None):
+                self._fetch.close()  # with the Ray it started, or after a failure: nothing to keep
+            else:
+                self._fetch.keep()
         self._stop.set()
         if self._relay.is_alive():
             self._relay.join()
@@ -320,7 +369,7 @@ class RayExecutor:
             for unit in todo:
                 # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
                 location = scan.source.location(unit.file)
-                yield unit, fetchers.fetch(shared[0], shared[4], shared[5], unit, location)
+                yield unit, fetchers.fetch(shared[0], shared[4], shared[5], self.messages, unit, location)
 
         def submit(item: tuple[Unit, Fetching]) -> tuple[Any, Fetching]:
             unit, fetching = item
@@ -352,9 +401,9 @@ class RayExecutor:
             yield unit, (RemoteRows(kept, 0, rows) if staging is None else kept)
 
     def _fetchers(self) -> Fetchers:
-        """The run's fetch actors, started by its first row-by-row pass."""
+        """The run's fetch actors, taken up by its first row-by-row pass."""
         if self._fetch is None:
-            self._fetch = Fetchers(self.ray, self.messages, {"runtime_env": {"env_vars": _env()}})
+            self._fetch = Fetchers.take(self.ray, _env())
         return self._fetch
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:

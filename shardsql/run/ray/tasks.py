@@ -111,21 +111,24 @@ class Fetch:
     to say (scheduling.Window, as on the local engine). Each call blocks one of the actor's
     threads until its unit has arrived."""
 
-    def __init__(self, messages: str):
+    def __init__(self) -> None:
         self._sources: dict[SourceSpec, Source] = {}
         self._lock = threading.Lock()
-        self._waits = report_waits(lambda text: say(messages, text))
+        self._messages = ""  # the name of the messages actor of the run it serves now
+        self._waits = report_waits(lambda text: say(self._messages, text))
         self._waits.__enter__()  # for the actor's life: its threads wait out rate limits together
 
-    def fetch(self, spec: SourceSpec, token: str | None, knobs: tuning.Tuning, unit: Unit,
+    def fetch(self, spec: SourceSpec, token: str | None, knobs: tuning.Tuning, messages: str, unit: Unit,
               location: Location | None) -> tuple[dict[int, bytes], tuple[int, int, int]]:  # fmt: skip
         """(two returns) the unit's pieces, {start: bytes}, and (bytes fetched, requests, the
         source's streams limit now). The token comes with each call, through the object store,
         never with the actor's creation: an actor restarted by Ray is created again from its
-        arguments, which must then still be there. So do the driver's tuning `knobs`."""
+        arguments, which must then still be there. So do the driver's tuning `knobs` and the
+        run's `messages` actor: the actor serves one run at a time, and outlives it (driver.Fetchers)."""
         with self._lock:
-            _use_token(token)  # the same for every call: this process serves one run
+            _use_token(token)  # the same for every call of a run
             tuning.use(knobs)  # the driver's, as in the tasks
+            self._messages = messages
             if spec not in self._sources:
                 _evict(self._sources, lambda _: None)
                 self._sources[spec] = reopen(spec)
@@ -134,6 +137,10 @@ class Fetch:
         source = dataclasses.replace(cached, counter=ByteCounter())  # this unit's counts, the shared streams
         data = fetch_unit(source, unit)
         return data, (source.counter.bytes, source.counter.requests, cached.fetcher.streams.limit)
+
+    def ready(self) -> bool:
+        """Answers once the actor is up (driver.Fetchers asks before a run takes it up again)."""
+        return True
 
 
 def _use_token(token: str | None) -> None:
