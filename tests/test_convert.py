@@ -48,6 +48,23 @@ def test_bytes_served_stay_near_the_text_chunks_needed(tune, hub, hub_dataset, t
     assert file_gets and all(r[2] for r in file_gets), "no whole-file GET"
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_validation_shards_tokens_are_counted_as_it_is_written_not_read_back(hub, hub_dataset, tmp_path,
+                                                                                  monkeypatch, shuffle):  # fmt: skip
+    """The token estimate of the validation shard (UTF-8 bytes / 4), in the summary and the
+    manifest, comes from the texts as the writer took them: the shard is not read back for it."""
+    from shardsql.output import verify
+
+    hub_dataset("fineweb-edu-high")
+    monkeypatch.setattr(verify, "_text_bytes", lambda path: pytest.fail(f"{path.name} was read back"))
+    options = ConvertOptions(num_shards=2, rows_per_shard=1000, cache_dir=tmp_path, shuffle=shuffle)
+    result = convert(catalog.resolve("fineweb-edu-high"), options)
+    texts = pq.read_table(tmp_path / "data" / "shard_06542.parquet").column("text").to_pylist()
+    expected = sum(len(text.encode()) for text in texts) // 4
+    assert result.val_tokens == expected > 0
+    assert json.loads(result.manifest_path.read_text())["validation"]["tokens"] == expected
+
+
 def test_manifest_records_how_the_shards_were_made(hub, hub_dataset, tmp_path, monkeypatch):
     hub_dataset("fineweb-edu-high")
     monkeypatch.setenv("HF_TOKEN", "hf_test_secret_token")

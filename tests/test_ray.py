@@ -138,6 +138,9 @@ def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset):
     hub_env.reset_counters()
     on_ray = run(dataset, tmp_path / "ray", progress=ray_progress)
     assert hashes(on_ray) == hashes(local) and len(local.shards) == SHARDS + 1
+    # The validation shard's texts are counted by the task that compressed it: never read back.
+    assert on_ray.shards[-1].text_bytes == local.shards[-1].text_bytes is not None
+    assert on_ray.val_tokens == local.val_tokens > 0
     # Progress adds up the tasks' rows and bytes: the same as the local engine's, since the
     # workers read no footer (the driver hands them the ones it read). Nothing is read twice.
     assert ray_progress.last == local_progress.last and ray_progress.shards == SHARDS + 1

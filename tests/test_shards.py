@@ -168,10 +168,10 @@ def test_a_failed_shard_is_never_skipped_by_the_ones_after_it(tmp_path):
         if path.name.startswith(shard_name(1)):
             assert shard_2_done.wait(timeout=60), "shard 2 is written while shard 1 still runs"
             raise OSError(28, "No space left on device")
-        rows = write_pieces(iter(pieces), path, row_group_size)
+        written = write_pieces(iter(pieces), path, row_group_size)
         if path.name.startswith(shard_name(2)):
             shard_2_done.set()
-        return rows
+        return written
 
     recorded = []
     with pytest.raises(OSError, match="No space left"):

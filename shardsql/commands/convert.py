@@ -327,7 +327,8 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
             f"what the filter removes with `{explain}`{more_files}. Your data folder was not changed."
         )
     ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
-    tokens = val_tokens(staging / VAL_SHARD_NAME)
+    validation = next((s for s in shards if s.name == VAL_SHARD_NAME), None)
+    tokens = val_tokens(staging / VAL_SHARD_NAME, validation.text_bytes if validation else None)
     source = opened.single.read()[1].source if opened.single else None
     seed = options.seed if order == "shuffled" else None
     record = manifest.build(

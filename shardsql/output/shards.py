@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, NamedTuple, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,9 +58,17 @@ class Rows(Protocol):
     def slice(self, offset: int = 0, length: int | None = None) -> Rows: ...
 
 
-# Writes one shard from its pieces (slices of kept rows) to a path; returns the rows written
+class Written(NamedTuple):
+    """What an encoder wrote into one shard: its rows, and their texts' UTF-8 bytes, counted as
+    they went in (the validation shard's token estimate: no shard is read back for it)."""
+
+    rows: int
+    text_bytes: int
+
+
+# Writes one shard from its pieces (slices of kept rows) to a path; says what it wrote
 # (an executor's `encode`: write_pieces here, a Ray task on the Ray engine).
-Encoder = Callable[[Iterator[Any], Path, int], int]
+Encoder = Callable[[Iterator[Any], Path, int], Written]
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class ShardInfo:
     sha256: str
     row_groups: list[int]
     texts_sha256: str = ""  # of the rows' texts (TextDigest); kept for whole-source definitions
+    text_bytes: int | None = None  # the texts' UTF-8 bytes, as written (None: a kept file, an older checkpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
@@ -132,22 +141,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
-    """Stream `pieces` into one parquet file with Polars; return the rows written."""
+def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> Written:
+    """Stream `pieces` into one parquet file with Polars; what it wrote."""
     # Imported here, by the first shard's writer thread: Polars takes about half a second to
     # import, which then overlaps the first units' decoding instead of delaying it.
     import polars as pl
     from polars.io.plugins import register_io_source
 
-    written = 0
+    written = text_bytes = 0
     failure: list[BaseException] = []
 
     def frames(with_columns: object, predicate: object, n_rows: object, batch_size: object) -> Iterator[pl.DataFrame]:
-        nonlocal written
+        nonlocal written, text_bytes
         try:
             for piece in pieces:
                 written += piece.num_rows
                 yield cast(pl.DataFrame, pl.from_arrow(piece.select([TEXT_COLUMN])))  # a table's: a DataFrame
+                # Counted once Polars took it: a piece that is not text is Polars' to refuse.
+                text_bytes += pc.sum(pc.binary_length(piece.column(TEXT_COLUMN))).as_py() or 0
         except Exception as exc:
             # Ends the stream instead of raising through Polars: an exception that crosses
             # into Polars' threads is kept alive there (with our DuckDB objects in its frames)
@@ -169,7 +180,7 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
     if failure:
         path.unlink(missing_ok=True)
         raise failure.pop()  # popped: the list in this frame must not keep the exception alive
-    return written
+    return Written(written, text_bytes)
 
 
 def check_shard(path: Path, expected_rows: int, row_group_size: int) -> list[int]:
@@ -218,14 +229,14 @@ def _write_shard(pieces: Pieces, out_dir: Path, index: int, row_group_size: int,
     final = out_dir / shard_name(index)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     texts = TextDigest() if digest else None
-    rows = encode(_from_queue(pieces, texts), partial, row_group_size)
+    rows, text_bytes = encode(_from_queue(pieces, texts), partial, row_group_size)
     if rows == 0:
         partial.unlink(missing_ok=True)
         return None
     groups = check_shard(partial, rows, row_group_size)
     durable.replace(partial, final)  # on the disk before the checkpoint that lists it
     texts_sha256 = texts.hexdigest() if texts else ""
-    return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups, texts_sha256)
+    return ShardInfo(final.name, rows, final.stat().st_size, sha256_file(final), groups, texts_sha256, text_bytes)
 
 
 @dataclass

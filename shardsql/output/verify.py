@@ -301,9 +301,12 @@ def _text_bytes(path: Path) -> int:
     return sum(pc.sum(pc.binary_length(texts)).as_py() or 0 for texts in _texts(path))
 
 
-def val_tokens(path: Path) -> int:
-    """A shard's estimated tokens, as the consumers' evaluations count them: UTF-8 bytes / 4 (0 if absent)."""
-    return _text_bytes(path) // BYTES_PER_TOKEN if path.is_file() else 0
+def val_tokens(path: Path, text_bytes: int | None = None) -> int:
+    """A shard's estimated tokens, as the consumers' evaluations count them: UTF-8 bytes / 4 (0 if
+    absent). `text_bytes`: its texts' bytes, when the writer counted them; else they are read."""
+    if text_bytes is None:
+        text_bytes = _text_bytes(path) if path.is_file() else 0
+    return text_bytes // BYTES_PER_TOKEN
 
 
 def _check_validation_size(path: Path, report: VerifyReport) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Protocol, Self, TypeVar
 import pyarrow as pa
 
 from ..definition.model import Definition
-from ..output.shards import Rows
+from ..output.shards import Rows, Written
 from ..output.staging import StagedUnit
 from ..source.scan import Scan
 from ..source.units import Unit
@@ -97,8 +97,8 @@ class Executor(Protocol[RowsT]):
         where it pays)."""
         ...
 
-    def encode(self, pieces: Iterator[RowsT], path: Path, row_group_size: int) -> int:
-        """Write one shard made of `pieces` (slices of this executor's kept rows) to `path`; the rows written."""
+    def encode(self, pieces: Iterator[RowsT], path: Path, row_group_size: int) -> Written:
+        """Write one shard made of `pieces` (slices of this executor's kept rows) to `path`; what it wrote."""
         ...
 
     def to_table(self, rows: RowsT) -> pa.Table:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ..definition.evaluator import Evaluator
 from ..definition.model import Definition
-from ..output.shards import WRITERS, write_pieces
+from ..output.shards import WRITERS, Written, write_pieces
 from ..output.staging import StagedUnit
 from ..output.text_check import check_text
 from ..source.decode import read_unit
@@ -58,7 +58,7 @@ class LocalExecutor:
         # more shards at once keep them busy.
         return max(WRITERS, self.workers // 2)
 
-    def encode(self, pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> int:
+    def encode(self, pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> Written:
         return write_pieces(pieces, path, row_group_size)
 
     def to_table(self, rows: pa.Table) -> pa.Table:

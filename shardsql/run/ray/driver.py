@@ -70,6 +70,7 @@ from ...definition.model import Definition
 from ...errors import ConversionError, ShardsqlError, describe
 from ...hub import client
 from ...hub.storage import Location
+from ...output.shards import Written
 from ...output.staging import StagedUnit
 from ...source.fetch import START_STREAMS
 from ...source.footers import read_footer
@@ -406,23 +407,22 @@ class RayExecutor:
             self._fetch = Fetchers.take(self.ray, _env())
         return self._fetch
 
-    def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> int:
+    def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> Written:
         """Write the shard made of `pieces` to `path`, compressed by a task, once every piece is known."""
         remote = list(pieces)
-        rows = sum(piece.num_rows for piece in remote)
-        if not rows:
-            return 0
+        if not sum(piece.num_rows for piece in remote):
+            return Written(0, 0)
         slices = [(piece.offset, piece.num_rows) for piece in remote]
         ref = self._shard_task.remote(slices, row_group_size, *[piece.ref for piece in remote])
         with self._one_shard:
-            data, node = _get(self.ray, ref)
+            data, written, node = _get(self.ray, ref)
             try:
                 path.write_bytes(data)
             except BaseException:
                 path.unlink(missing_ok=True)
                 raise
         self.record.nodes.add(node)
-        return rows
+        return Written(*written)
 
     def to_table(self, rows: RemoteRows) -> pa.Table:
         """The rows, fetched here from the object store (a mixture's interleave reads them)."""

@@ -38,7 +38,7 @@ from ...definition.evaluator import Evaluator
 from ...definition.model import Definition
 from ...hub.retries import report_waits
 from ...hub.storage import Location
-from ...output.shards import write_pieces
+from ...output.shards import Written, write_pieces
 from ...output.staging import StagedUnit
 from ...source.decode import fetch_unit
 from ...source.files import ByteCounter, ParquetFooter, Source, SourceSpec, reopen
@@ -152,17 +152,18 @@ def _use_token(token: str | None) -> None:
         os.environ.pop(TOKEN_ENV, None)
 
 
-def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, str]:
-    """One task: a shard's parquet bytes from (offset, rows) slices of the units' kept rows, and
-    the node id. The same writer as the local engine's, fed the same slices: the same bytes."""
+def encode_shard(slices: list[tuple[int, int]], row_group_size: int, *tables: pa.Table) -> tuple[bytes, Written, str]:
+    """One task: a shard's parquet bytes from (offset, rows) slices of the units' kept rows, what
+    went into them, and the node id. The same writer as the local engine's, fed the same slices:
+    the same bytes."""
     import ray
 
     pieces = (table.slice(offset, rows) for table, (offset, rows) in zip(tables, slices, strict=True))
     with tempfile.TemporaryDirectory(prefix="shardsql-shard-") as folder:
         path = Path(folder) / "shard.parquet"
-        write_pieces(pieces, path, row_group_size)
+        written = write_pieces(pieces, path, row_group_size)
         data = path.read_bytes()
-    return data, ray.get_runtime_context().get_node_id()
+    return data, written, ray.get_runtime_context().get_node_id()
 
 
 def _evict(cache: dict[_K, _V], close: Callable[[_V], None]) -> None:
