@@ -34,6 +34,43 @@ def test_run_filters_in_source_order_and_counts_code_points_like_python():
     assert e.run(batch)["text"].to_pylist() == expected
 
 
+UNIT_IN_A_FRESH_PROCESS = """
+import builtins, sys
+import polars  # imported by the process: DuckDB asks for it only then (and caches its answer)
+import pyarrow as pa
+from pathlib import Path
+from shardsql.definition.catalog import parse_definition
+from shardsql.definition.evaluator import Evaluator
+
+asked = []
+real_import = builtins.__import__
+def spy(name, *args, **kwargs):
+    asked.append(name)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = spy
+sql = "-- description: t\\n-- source: /nowhere\\n\\nSELECT text FROM source WHERE length(text) >= 50\\n"
+e = Evaluator(parse_definition(sql, Path("test.sql")))
+e.check(pa.schema([("text", pa.string())]))
+kept = e.run(pa.table({"text": ["x" * 60, "y"]}))["text"].to_pylist()
+builtins.__import__ = real_import
+print(kept == ["x" * 60], "polars" in asked)
+"""
+
+
+def test_a_unit_reaches_duckdb_without_duckdb_asking_for_polars():
+    """Given a pyarrow table, DuckDB imports Polars to see whether the table is a Polars frame,
+    and so waits while another thread imports Polars: at a conversion's start, the first
+    shard's writer thread does (output/shards.write_pieces), and every unit would wait for it.
+    The units' rows go to DuckDB as an Arrow stream capsule, which it takes as it is. (A fresh
+    process: DuckDB asks once a process, then keeps the answer.)"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", UNIT_IN_A_FRESH_PROCESS], capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    assert done.stdout.split() == ["True", "False"], done.stdout + done.stderr
+
+
 def test_renamed_column_becomes_text():
     e = evaluator("SELECT code AS text FROM source")
     assert e.check(pa.schema([("code", pa.string()), ("path", pa.string())])) == ["code"]

@@ -60,7 +60,11 @@ class Evaluator:
         return DefinitionError(describe(exc) + hint, self.definition.path, line)
 
     def _register(self, source: pa.Table | pa.RecordBatchReader) -> None:
-        self._con.register("__stream" if self._twice else "source", source)
+        # As an Arrow stream capsule, scanned once, by the one query that follows. Given the
+        # table itself, DuckDB checks whether it is a Polars frame, and so waits for Polars
+        # while another thread imports it: at the start of a conversion the units would wait
+        # there for the first shard's writer (output/shards.write_pieces imports Polars).
+        self._con.register("__stream" if self._twice else "source", source.__arrow_c_stream__())
         if not self._view_ready:
             sql = self.definition.sql
             if self._twice:
