@@ -221,7 +221,7 @@ class Fetchers:
 
     def keep(self) -> None:
         """Leave the actors for this process's next run (`take`); any left before are closed."""
-        with self._spare_lock:
+        with Fetchers._spare_lock:
             spare, Fetchers._spare = Fetchers._spare, self
         if spare is not None:
             spare.close()
