@@ -133,6 +133,11 @@ class RowStream:
                 yield piece
 
 
+def utf8_bytes(texts: pa.Array | pa.ChunkedArray) -> int:
+    """The UTF-8 bytes of some texts (nulls count none): what the token estimates divide."""
+    return pc.sum(pc.binary_length(texts)).as_py() or 0
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -148,17 +153,17 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
     import polars as pl
     from polars.io.plugins import register_io_source
 
-    written = text_bytes = 0
+    written = written_bytes = 0
     failure: list[BaseException] = []
 
     def frames(with_columns: object, predicate: object, n_rows: object, batch_size: object) -> Iterator[pl.DataFrame]:
-        nonlocal written, text_bytes
+        nonlocal written, written_bytes
         try:
             for piece in pieces:
                 written += piece.num_rows
                 yield cast(pl.DataFrame, pl.from_arrow(piece.select([TEXT_COLUMN])))  # a table's: a DataFrame
                 # Counted once Polars took it: a piece that is not text is Polars' to refuse.
-                text_bytes += pc.sum(pc.binary_length(piece.column(TEXT_COLUMN))).as_py() or 0
+                written_bytes += utf8_bytes(piece.column(TEXT_COLUMN))
         except Exception as exc:
             # Ends the stream instead of raising through Polars: an exception that crosses
             # into Polars' threads is kept alive there (with our DuckDB objects in its frames)
@@ -180,7 +185,7 @@ def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) ->
     if failure:
         path.unlink(missing_ok=True)
         raise failure.pop()  # popped: the list in this frame must not keep the exception alive
-    return Written(written, text_bytes)
+    return Written(written, written_bytes)
 
 
 def check_shard(path: Path, expected_rows: int, row_group_size: int) -> list[int]:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
@@ -42,7 +41,7 @@ from ..consumers import DEFAULT, Consumer, found, recorded
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
 from .fingerprints import fingerprints
-from .shards import sha256_file
+from .shards import sha256_file, utf8_bytes
 
 MANIFEST = manifest_file.MANIFEST_NAME
 
@@ -298,7 +297,7 @@ def _decode(path: Path, report: VerifyReport) -> int | None:
 
 def _text_bytes(path: Path) -> int:
     """The UTF-8 bytes of a shard's texts, read a row group at a time (memory stays small)."""
-    return sum(pc.sum(pc.binary_length(texts)).as_py() or 0 for texts in _texts(path))
+    return sum(utf8_bytes(texts) for texts in _texts(path))
 
 
 def val_tokens(path: Path, text_bytes: int | None = None) -> int:
