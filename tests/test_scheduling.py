@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
 import pytest
 from helpers import CASES, StopAfter, definition_file, read_texts
 
+from shardsql import tuning
 from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
 from shardsql.errors import ConversionError
 from shardsql.progress import Progress
 from shardsql.run import scheduling
+from shardsql.source.files import SourceFile
+from shardsql.source.units import Unit
 
 
 def test_ordered_runs_items_at_once_and_yields_them_in_input_order():
@@ -113,3 +117,44 @@ def test_one_worker_and_four_resumed_give_the_same_bytes(hub_dataset, tmp_path, 
     four = run(tmp_path / "four", 4)
     assert [(s.name, s.sha256) for s in four.shards] == [(s.name, s.sha256) for s in one.shards]
     assert len(one.shards) >= 4, "several shards, some written after the resume"
+
+
+class _Fetched:
+    """A unit's fetch, as a Window sees it: done or not."""
+
+    def __init__(self, done: bool):
+        self._done = done
+
+    def done(self) -> bool:
+        return self._done
+
+
+class _Streams:
+    """Streams enough that the bytes being fetched are never what holds a unit back here."""
+
+    limit = 1000
+
+
+def _admits(window: scheduling.Window, fetched: int, fetching: int, unit_bytes: int) -> bool:
+    """Whether `window` starts another unit after `fetched` units fetched and `fetching` still being fetched."""
+    file = SourceFile("f.parquet", "f.parquet", 1 << 40)
+    flight = [(Unit(0, file, (i,), 1, ((0, unit_bytes),)), _Fetched(i < fetched)) for i in range(fetched + fetching)]
+    return window(flight)
+
+
+def test_a_shuffles_select_phase_lets_more_units_wait_and_more_bytes_be_in_flight():
+    """A shuffle's select phase stages each unit to disk as it finishes, so its window (both
+    engines') lets STAGING_AHEAD_UNITS units wait beyond one a worker, and STAGING_LINK_BYTES
+    more be in flight, whatever the workers: on a link it reads at the link's rate (bench)."""
+    workers, mb = 2, 1 << 20
+    in_order = scheduling.Window(workers, _Streams(), lambda: math.inf)
+    staging = scheduling.Window(workers, _Streams(), lambda: math.inf, staging=True)
+    ahead = tuning.current().ahead_units
+    assert _admits(in_order, workers + ahead - 1, 0, mb) and not _admits(in_order, workers + ahead, 0, mb)
+    most = workers + scheduling.STAGING_AHEAD_UNITS
+    assert _admits(staging, most - 1, 0, mb) and not _admits(staging, most, 0, mb)
+    # Bytes in flight, fetched or not: the workers' budget, and for staging the link's share more.
+    budget = workers * scheduling.BYTES_PER_WORKER
+    assert not _admits(in_order, 1, budget // (8 * mb), 8 * mb)
+    assert _admits(staging, 1, budget // (8 * mb), 8 * mb)
+    assert not _admits(staging, 1, (budget + scheduling.STAGING_LINK_BYTES) // (8 * mb), 8 * mb)

@@ -69,7 +69,7 @@ class LocalExecutor:
     ) -> Generator[tuple[Unit, pa.Table], None, None]:
         """(unit, the definition's rows from it) in order, computed on `workers` threads; the
         units are `drawn` when given, else the source's from `scan.start`."""
-        return self._run(scan, definition, rows_wanted, drawn, unit_work.keep)
+        return self._run(scan, definition, rows_wanted, drawn, unit_work.keep, staging=False)
 
     def stage_units(
         self,
@@ -87,10 +87,10 @@ class LocalExecutor:
         def stage(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -> StagedUnit:
             return unit_work.stage(evaluator, scan, unit, data, seed, pile_bits, compress)
 
-        return self._run(scan, definition, rows_wanted, drawn, stage)
+        return self._run(scan, definition, rows_wanted, drawn, stage, staging=True)
 
     def _run(self, scan: Scan, definition: Definition, rows_wanted: Callable[[], int], drawn: Iterator[Unit] | None,
-             work: UnitWork[Result]) -> Generator[tuple[Unit, Result], None, None]:  # fmt: skip
+             work: UnitWork[Result], *, staging: bool) -> Generator[tuple[Unit, Result], None, None]:  # fmt: skip
         local = threading.local()
         evaluators: list[Evaluator] = []
         lock = threading.Lock()
@@ -105,7 +105,7 @@ class LocalExecutor:
             return work(evaluator, scan, unit, data.result())
 
         ratio = scheduling.KeepRatio()
-        window = scheduling.Window(self.workers, scan.source.fetcher.streams, rows_wanted, ratio)
+        window = scheduling.Window(self.workers, scan.source.fetcher.streams, rows_wanted, ratio, staging=staging)
         todo = (
             units(scan.source, scan.columns, scan.start, most_rows=window.admission.most_rows)
             if drawn is None

@@ -362,7 +362,8 @@ class RayExecutor:
         shared = [ray.put(value) for value in settings]
         fetchers = self._fetchers()
         ratio = KeepRatio()
-        window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers)
+        window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers,
+                        staging=staging is not None)  # fmt: skip
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
         def fetch(todo: Iterator[Unit]) -> Iterator[tuple[Unit, Fetching]]:
