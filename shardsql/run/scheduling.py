@@ -48,8 +48,8 @@ BYTES_PER_WORKER = 24 << 20
 # disk as it finishes. Units fetched and waiting: STAGING_AHEAD_UNITS beyond one a worker; bytes
 # in flight: STAGING_LINK_BYTES beyond the workers', the same for any number of cores. On the
 # bench's modelled link (shuffled main job, 2 workers, one run each) the reads' share of the
-# link was 90% without, 89% with three units ahead alone (and 88% last stop with 40 MB a
-# worker alone), 94% with both, three ahead and 32 MB more.
+# link was 89 to 90% without, 89% with three units ahead alone (88% with 40 MB a worker
+# alone), and with both, as here, 93 to 96% (92% in `just bench` at 4ef1a9f).
 STAGING_AHEAD_UNITS = 3
 STAGING_LINK_BYTES = 32 << 20
 # A unit cut to the rows still needed holds this many times the source rows they are expected
