@@ -96,6 +96,8 @@ def test_same_bytes_for_two_runs_and_any_workers(tmp_path, small_slots):
     again = run(definition, tmp_path / "c", workers=4)
     assert shard_bytes(one) == shard_bytes(four) == shard_bytes(again)
     assert [s.rows for s in one.shards] == [500] * 5 and one.shards[-1].name == VAL_SHARD_NAME
+    for shard in one.shards:  # the sha256 recorded is the file's
+        assert shard.sha256 == hashlib.sha256((one.data_dir / shard.name).read_bytes()).hexdigest()
     record = json.loads(one.manifest_path.read_text())
     assert record["order"] == {"order": "shuffled", "seed": 0, "duplicates_removed": 0}
     assert record["options"]["seed"] == 0 and record["options"]["shuffle"] is True
@@ -273,6 +275,29 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, 
     expected = {i: texts[i] for i in range(37)} | {second + 5 + j: texts[120 + j] for j in range(37)}
     assert rows == expected
     assert sizes == {p.name: p.stat().st_size for p in sorted((tmp_path / "piles").glob("*.*"))}
+
+
+def test_a_piles_chunks_are_read_in_place_and_outlive_its_file(tmp_path):
+    """A pile's file is memory-mapped, not copied, when read: what was read stays readable
+    after the file is let go of (a pile's texts are deleted once its rows are in the shards,
+    while its last leaf may still be in the writer's hands), and a missing or empty file has
+    no chunks."""
+    texts = [f"text {i} " + "y" * (i % 50) for i in range(300)]
+    piles = staging.Piles(tmp_path / "piles", seed=4, bits=1)
+    for start in range(0, 300, 100):
+        piles.add_staged(staging.stage_unit(pa.array(texts[start : start + 100]), 4, bits=1), start)
+        piles.flush()  # a chunk a unit
+    read = {}
+    for leaf in piles.leaves():
+        assert len(list(staging.chunks.each(leaf.text))) == 3
+        keys, column = staging.leaf_keys(leaf), staging.chunks.read(leaf.text, staging.chunks.TEXT_SCHEMA).column(0)
+        leaf.text.unlink()
+        leaf.keys.unlink()
+        read.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
+    assert read == dict(enumerate(texts))
+    empty = tmp_path / "empty.text"
+    empty.touch()
+    assert list(staging.chunks.each(empty)) == [] == list(staging.chunks.each(tmp_path / "absent.text"))
 
 
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_path, small_slots, monkeypatch):

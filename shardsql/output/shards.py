@@ -139,11 +139,10 @@ def utf8_bytes(texts: pa.Array | pa.ChunkedArray) -> int:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """A file's sha256, read through one reused buffer (a fresh 1 MiB block a read cost a page
+    fault a page and an munmap: 1.75 of the 6.4 CPU-seconds that hashing 41 shards took)."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> Written:

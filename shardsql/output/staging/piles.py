@@ -75,8 +75,8 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     the same)."""
     column = texts.column(0) if isinstance(texts, pa.Table) else texts
     column = column.cast(pa.large_string())
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+    if isinstance(column, pa.ChunkedArray):  # one chunk, as DuckDB gives a unit, is not copied
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     rows = len(column)
     if not rows:
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
@@ -93,11 +93,9 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     text = pa.table({TEXT_COLUMN: column.take(keys["g"])})
     # One choice for the unit: its piles' pieces are too small to probe.
     options = chunks.COMPRESSED if compress else chunks.text_options(text)
-    piles, start = [], 0
-    for entry in pc.value_counts(pile).to_pylist():  # in order of first appearance: sorted
-        count = entry["counts"]
-        piles.append((entry["values"], count, chunks.record_batches(text.slice(start, count), options)))
-        start += count
+    counts = pc.value_counts(pile).to_pylist()  # in order of first appearance: sorted
+    messages = chunks.record_batches(text, [entry["counts"] for entry in counts], options)
+    piles = [(entry["values"], entry["counts"], batch) for entry, batch in zip(counts, messages, strict=True)]
     return StagedUnit(rows, column.nbytes, keys.combine_chunks(), piles)
 
 
