@@ -367,6 +367,31 @@ def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tune, t
     assert whole == [staging.Selection(rows=1000, cut=999, staged=6000)]
 
 
+def test_the_cut_is_found_in_one_pass_over_the_keys_as_in_two(tmp_path):
+    """Counting keeps, from its one pass over the keys, the first occurrences where a part's cut
+    can lie (from its wanted-th ordinal on): the cuts are those that a second pass finds, and
+    the brute force's, for two parts whose cuts lie past the first histogram bucket."""
+    rng = random.Random(3)
+    texts = [f"doc {rng.randrange(60_000)}" for _ in range(80_000)]  # about 44,000 distinct
+    piles, drawn = staging.Piles(tmp_path / "piles", seed=5, bits=2), [0, 0]
+    for part, (first, last) in enumerate([(0, 70_000), (70_000, 80_000)]):
+        for start in range(first, last, 5_000):
+            staged = staging.stage_unit(pa.array(texts[start : min(last, start + 5_000)]), 5, bits=2)
+            piles.add_staged(staged, part << staging.PART_SHIFT | drawn[part])
+            drawn[part] += staged.rows
+    piles.flush()
+    wanted = [40_000, 1_000]
+    # A text is the first part's that drew it (earlier parts first), wherever its cut falls.
+    owner: dict[str, tuple[int, int]] = {}
+    for part, (first, last) in enumerate([(0, 70_000), (70_000, 80_000)]):
+        for ordinal, text in enumerate(texts[first:last]):
+            owner.setdefault(text, (part, ordinal))
+    cuts = [sorted(o for p, o in owner.values() if p == part)[wanted[part] - 1] for part in range(2)]
+    one, two = staging.select(piles, wanted, drawn), staging.select(piles, wanted, drawn, keep_rows=0)
+    assert one == two == [staging.Selection(w, c, n) for w, c, n in zip(wanted, cuts, drawn, strict=True)]
+    assert cuts[0] > 1 << 16  # past the first bucket of the histogram
+
+
 def _noise(rng: random.Random, chars: int) -> str:
     """Random words: text that no codec shrinks much, as none shrinks unique prose much more than 2x."""
     return " ".join("".join(rng.choices(string.ascii_letters, k=rng.randint(2, 9))) for _ in range(chars // 6))

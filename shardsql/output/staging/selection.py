@@ -4,8 +4,10 @@ The deduplication index is the piles' keys files: counting distinct texts reads 
 row, a leaf at a time, never a text. The first occurrence (lowest g: the first part that drew
 it, then the earliest draw) of each fingerprint is kept, so a part's first `wanted` distinct
 texts are those whose first occurrence is in it with an ordinal up to its cut (`Selection`).
-Two passes find every part's cut at once: a histogram of first occurrences by ordinal bucket,
-then the ordinals of the bucket that holds the cut.
+A histogram of first occurrences by ordinal bucket finds the bucket that holds each part's
+cut, then that bucket's ordinals give the cut. A part's cut lies between its `wanted`-th
+ordinal (no repeat before it) and its last, so the first pass keeps the first occurrences in
+that range where they are few (KEEP_ROWS): one pass over the keys, not two.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .piles import Piles, leaf_keys
 
 HISTOGRAM_WIDTH = 1 << 16  # first occurrences are counted in buckets of this many ordinals
 FIRSTS_AHEAD = 2  # leaves whose first occurrences are found ahead of the count that reads them
+# First occurrences the first pass keeps, at most, where a part's cut can lie (8 bytes each):
+# beyond, a second pass reads the keys again. A draw is a few percent more than it wants.
+KEEP_ROWS = 1 << 23
 
 
 @dataclass
@@ -62,16 +67,23 @@ def _firsts_by_leaf(piles: Piles, parts: int) -> Iterator[list[pa.Array]]:
             yield pending.popleft().result()
 
 
-def select(piles: Piles, wanted: list[int], staged: list[int]) -> list[Selection]:
+def select(piles: Piles, wanted: list[int], staged: list[int], *, keep_rows: int = KEEP_ROWS) -> list[Selection]:
     """Each part's first `wanted` distinct texts among its `staged` rows (fewer if there are
-    not so many): two passes over the keys, a few leaves at a time (the index held is theirs)."""
+    not so many), a few leaves at a time (the index held is theirs): one pass over the keys,
+    keeping the first occurrences where a cut can lie if at most `keep_rows`, else two."""
     parts = len(wanted)
     buckets = [[0] * (n // HISTOGRAM_WIDTH + 1) for n in staged]  # first occurrences by ordinal bucket
+    # Where each part's cut can lie: from the bucket of its wanted-th ordinal to its last.
+    lowest = [max(0, w - 1) // HISTOGRAM_WIDTH * HISTOGRAM_WIDTH for w in wanted]
+    keep = sum(max(0, n - low) for n, low in zip(staged, lowest, strict=True)) <= keep_rows
+    kept: list[list[pa.Array]] = [[] for _ in range(parts)]
     for by_part in _firsts_by_leaf(piles, parts):
         for p, firsts in enumerate(by_part):
             if len(firsts):
                 for entry in pc.value_counts(pc.divide(firsts, HISTOGRAM_WIDTH)).to_pylist():
                     buckets[p][entry["values"]] += entry["counts"]
+                if keep:
+                    kept[p].append(firsts.filter(pc.greater_equal(firsts, lowest[p])))
     selections: list[Selection | None] = [None] * parts
     bounds: dict[int, tuple[int, int]] = {}  # part -> (the bucket holding its cut, distinct texts before it)
     for p in range(parts):
@@ -86,7 +98,12 @@ def select(piles: Piles, wanted: list[int], staged: list[int]) -> list[Selection
         bounds[p] = (bucket, before)
     if bounds:
         inside: dict[int, list[int]] = {p: [] for p in bounds}
-        for firsts in _firsts_by_leaf(piles, parts):
+        if keep:  # each part's candidates, kept by the first pass, as one leaf of firsts
+            passes: Iterator[list[pa.Array]] = iter([[pa.concat_arrays(k) if k else pa.array([], pa.int64())
+                                                       for k in kept]])  # fmt: skip
+        else:
+            passes = _firsts_by_leaf(piles, parts)
+        for firsts in passes:
             for p, (bucket, _) in bounds.items():
                 low, high = bucket * HISTOGRAM_WIDTH, (bucket + 1) * HISTOGRAM_WIDTH
                 mask = pc.and_(pc.greater_equal(firsts[p], low), pc.less(firsts[p], high))
