@@ -71,6 +71,49 @@ def test_a_unit_reaches_duckdb_without_duckdb_asking_for_polars():
     assert done.stdout.split() == ["True", "False"], done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string(), pa.string_view()], ids=str)
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT text FROM source WHERE text IS NOT NULL AND length(text) >= 3",
+        "SELECT text FROM source WHERE score > 0.5",  # NULL scores: WHERE drops the row
+        "SELECT source.text FROM source WHERE text LIKE 'a%' OR int_score = 2",
+        "SELECT id AS text FROM source WHERE int_score >= 2",
+    ],
+)
+def test_a_definition_that_keeps_a_source_column_keeps_what_duckdb_keeps(sql, kind):
+    """`SELECT text FROM source WHERE ...` runs its WHERE as a mask over the rows and takes the
+    kept texts from the source's column (Evaluator._masked): the rows are exactly those
+    DuckDB's own evaluation of the SQL keeps, in order, NULLs in the WHERE dropping a row."""
+    import duckdb
+
+    texts = ["abc", None, "a", "abcd", "zz", "añb", "", "aaaa"]
+    table = pa.table({"text": pa.array(texts, kind), "id": pa.array([t and t.upper() for t in texts], kind),
+                      "score": [0.1, 0.9, None, 0.7, 0.6, None, 0.9, 0.2],
+                      "int_score": [1, 2, 3, None, 2, 1, 2, 3]})  # fmt: skip
+    con = duckdb.connect()
+    con.register(
+        "source",
+        table.select(["text", "id", "score", "int_score"]).cast(
+            pa.schema([(f.name, pa.string() if f.name in ("text", "id") else f.type) for f in table.schema])
+        ),
+    )
+    expected = [row[0] for row in con.sql(sql).fetchall()]
+    e = evaluator(sql)
+    e.check(SCHEMA)
+    kept = e.run(table)
+    assert kept.column_names == ["text"] and kept["text"].to_pylist() == expected
+
+
+def test_a_definition_that_keeps_its_source_column_whole_takes_it_as_it_is():
+    """With no WHERE, the source's column is the result: its texts are not copied at all."""
+    e = evaluator("SELECT text FROM source")
+    e.check(SCHEMA)
+    column = pa.chunked_array([pa.array(["x" * 60, "y", None][:2], pa.large_string())])
+    kept = e.run(pa.table({"text": column}))
+    assert kept["text"].chunk(0).buffers()[2].address == column.chunk(0).buffers()[2].address
+
+
 def test_renamed_column_becomes_text():
     e = evaluator("SELECT code AS text FROM source")
     assert e.check(pa.schema([("code", pa.string()), ("path", pa.string())])) == ["code"]

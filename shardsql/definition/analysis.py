@@ -20,6 +20,7 @@ the query command's view registration, reads the tree through it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -134,6 +135,36 @@ def _classify(statement: dict[str, Any]) -> Shape:
                 kind = "aggregate" if "aggregate" in found else "function"
                 return whole(f"the {kind} {name}()")
     return Shape(True, "a projection and a filter over source: stops reading when the shards are full")
+
+
+def kept_column(statement: dict[str, Any]) -> str | None:
+    """The source column that a row-by-row definition keeps as it is, as `text`, when it keeps
+    nothing else (`SELECT text FROM source WHERE ...`, `SELECT body AS text FROM source`): its
+    WHERE then runs as a mask over the source's rows and the texts never pass through DuckDB
+    (Evaluator.run). None for any other definition."""
+    node = statement["node"]
+    items = node.get("select_list") or []
+    if not _classify(statement).row_by_row or node.get("modifiers") or len(items) != 1:
+        return None
+    item = items[0]
+    names = item.get("column_names") or []
+    if item.get("class") != "COLUMN_REF" or not 1 <= len(names) <= 2 or item.get("alias", "") not in ("", "text"):
+        return None
+    if len(names) == 2 and names[0].lower() != SOURCE_VIEW:
+        return None
+    return names[-1] if item.get("alias") == "text" or names[-1] == "text" else None
+
+
+def mask_sql(con: duckdb.DuckDBPyConnection, statement: dict[str, Any]) -> str | None:
+    """The WHERE of a definition with `kept_column` as a query of one boolean a source row
+    (TRUE: kept), written back as SQL by DuckDB itself; None when it has no WHERE."""
+    node = statement["node"]
+    if not node.get("where_clause"):
+        return None
+    tree = {"error": False, "statements": [{"node": {**node, "select_list": [node["where_clause"]],
+                                                      "where_clause": None}}]}  # fmt: skip
+    sql: str = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+    return sql
 
 
 def columns_needed(tree: object, schema_names: list[str]) -> list[str]:

@@ -50,6 +50,10 @@ class Evaluator:
         # `source` is a stream that can be scanned once: a definition reading it twice (a
         # self-join, a subquery over source) reads it once into a buffer instead.
         self._twice = analysis.reads_source_twice(self.statement)
+        # `SELECT text FROM source WHERE ...`: DuckDB evaluates the WHERE alone, a boolean a row,
+        # and the kept texts are taken from the source's own column, never copied through DuckDB.
+        self._kept = analysis.kept_column(self.statement)
+        self._mask = analysis.mask_sql(self._con, self.statement) if self._kept is not None else None
         self._view_ready = False
         self._source_schema: pa.Schema | None = None  # the full source schema, for error messages
 
@@ -108,11 +112,35 @@ class Evaluator:
 
     def run(self, table: pa.Table) -> pa.Table:
         """The definition's result on some source rows, in source order (row-by-row definitions)."""
+        masked = self._masked(table)
+        if masked is not None:
+            return masked
         self._register(table)
         try:
             return self._con.sql(f"SELECT {TEXT_COLUMN} FROM dataset").to_arrow_table()
         except DUCKDB_ERRORS as exc:
             raise self._error_with_columns(exc, table.schema) from exc
+
+    def _masked(self, table: pa.Table) -> pa.Table | None:
+        """`run`'s result for a definition that keeps a source column as it is (`kept_column`):
+        the rows its WHERE holds TRUE for (NULL drops a row, as WHERE does). None where that
+        does not apply (another definition, a column that is not text) or DuckDB fails: `run`
+        then evaluates the definition itself, and an error names the definition's own line."""
+        if self._kept is None or table.schema.get_field_index(self._kept) < 0:
+            return None
+        column = table.column(self._kept)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            return None  # (Arrow has no filter for string views: DuckDB evaluates those)
+        if self._mask is None:
+            return pa.table({TEXT_COLUMN: column})
+        self._con.register(analysis.SOURCE_VIEW, table.__arrow_c_stream__())  # as in _register: never waits for Polars
+        try:
+            keep = self._con.sql(self._mask).to_arrow_table().column(0)
+        except DUCKDB_ERRORS:
+            return None
+        if keep.type != pa.bool_() or len(keep) != len(column):
+            return None
+        return pa.table({TEXT_COLUMN: column.filter(keep, null_selection_behavior="drop")})
 
     def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
         """The definition's result over the whole `reader`, batch by batch as DuckDB makes it."""
