@@ -16,9 +16,10 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   up again (Fetchers.take).
 * A unit's task starts once its bytes are there (Ray runs a task when its arguments are
   ready; no CPU waits for the network). It reopens the source in its worker from a
-  `SourceSpec` (URL, commit, files; the Hub endpoint comes through Ray's runtime_env, the
-  token through the object store: Ray writes a runtime_env, env_vars included, into its
-  logs and the workers' command lines, so the token is never put there). It gets its file's
+  `SourceSpec` (URL, commit, files; the Hub endpoint comes through Ray's runtime_env on a
+  cluster it joins, and with the environment on a local Ray it starts; the token through the
+  object store: Ray writes a runtime_env, env_vars included, into its logs and the workers'
+  command lines, so the token is never put there). It gets its file's
   footer from the driver, which read it to split the units (a worker reading every footer
   again would cost the Hub two requests per file per worker), decodes the unit, runs the
   definition with a DuckDB `Evaluator` of its own, and returns the kept rows and their
@@ -84,6 +85,8 @@ from .tasks import Fetch, encode_shard, run_unit
 ENGINE = "ray"
 # Passed to every task's worker through runtime_env when set here: where the Hub is. Not the
 # token: Ray logs a runtime_env whole (runtime_env_agent.log) and puts it on worker command lines.
+# A local Ray that the run starts needs none: its processes inherit this one's environment, and
+# a runtime_env would keep its tasks off the workers it starts with (they would wait for new ones).
 PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
 MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
 # Units fetched and waiting for a worker CPU, beyond one a worker: a task's start costs a
@@ -208,7 +211,7 @@ class Fetchers:
             return spare
         if spare is not None:
             spare.close()
-        return cls(ray, key, {"runtime_env": {"env_vars": env}})
+        return cls(ray, key, {"runtime_env": {"env_vars": env}} if env else {})
 
     def _alive(self) -> bool:
         """Whether every actor answers: one that Ray stopped restarting (MAX_RETRIES) would
@@ -286,8 +289,9 @@ class RayExecutor:
         self.workers = self.record.workers = self.requested or max(1, cpus)
         nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
         self.say(f"Ray: {nodes} node{'s' * (nodes != 1)} with {cpus} CPUs; this run uses {self.workers} of them.")
-        options = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False,
-                   "runtime_env": {"env_vars": _env()}}  # fmt: skip
+        options: dict[str, Any] = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False}
+        if self._env():
+            options["runtime_env"] = {"env_vars": self._env()}
         self._unit_task = self.ray.remote(run_unit).options(num_returns=2, **options)
         self._shard_task = self.ray.remote(encode_shard).options(**options)
         self._relay.start()
@@ -402,10 +406,15 @@ class RayExecutor:
             self.record.rows_read += unit.rows
             yield unit, (RemoteRows(kept, 0, rows) if staging is None else kept)
 
+    def _env(self) -> dict[str, str]:
+        """The Hub settings to pass to the run's workers: none where this run started the Ray
+        (its workers inherit this process's environment), else `_env()`'s."""
+        return {} if self.started else _env()
+
     def _fetchers(self) -> Fetchers:
         """The run's fetch actors, taken up by its first row-by-row pass."""
         if self._fetch is None:
-            self._fetch = Fetchers.take(self.ray, _env())
+            self._fetch = Fetchers.take(self.ray, self._env())
         return self._fetch
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> Written:
