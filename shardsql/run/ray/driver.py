@@ -290,8 +290,8 @@ class RayExecutor:
         nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
         self.say(f"Ray: {nodes} node{'s' * (nodes != 1)} with {cpus} CPUs; this run uses {self.workers} of them.")
         options: dict[str, Any] = {"num_cpus": TASK_CPUS, "max_retries": MAX_RETRIES, "retry_exceptions": False}
-        if self._env():
-            options["runtime_env"] = {"env_vars": self._env()}
+        if env := self._worker_env():
+            options["runtime_env"] = {"env_vars": env}
         self._unit_task = self.ray.remote(run_unit).options(num_returns=2, **options)
         self._shard_task = self.ray.remote(encode_shard).options(**options)
         self._relay.start()
@@ -406,7 +406,7 @@ class RayExecutor:
             self.record.rows_read += unit.rows
             yield unit, (RemoteRows(kept, 0, rows) if staging is None else kept)
 
-    def _env(self) -> dict[str, str]:
+    def _worker_env(self) -> dict[str, str]:
         """The Hub settings to pass to the run's workers: none where this run started the Ray
         (its workers inherit this process's environment), else `_env()`'s."""
         return {} if self.started else _env()
@@ -414,7 +414,7 @@ class RayExecutor:
     def _fetchers(self) -> Fetchers:
         """The run's fetch actors, taken up by its first row-by-row pass."""
         if self._fetch is None:
-            self._fetch = Fetchers.take(self.ray, self._env())
+            self._fetch = Fetchers.take(self.ray, self._worker_env())
         return self._fetch
 
     def encode(self, pieces: Iterator[RemoteRows], path: Path, row_group_size: int) -> Written:
