@@ -195,8 +195,9 @@ def render(result: dict, sections: list[tuple[str, list[Row]]], headlines: list[
         f"- Main job: `{p['dataset']}`, {p['num_shards']} training shards + 1 of {p['rows_per_shard']:,} rows, "
         f"1,024-row row groups, from {p['files']} files of {p['rows_per_file']:,} unique documents; each "
         "contender a fresh process (in-process library calls only in the sections labelled diagnostic); best "
-        f"(median) of {p['repeats']} interleaved runs (wall and CPU each) after a warm-up round; warm page cache; "
-        "the Hub stand-in runs in its own process",
+        f"(median) of {p['repeats']} interleaved runs (wall and CPU each) after a warm-up round (which leaves "
+        "Python's bytecode cached, as a user's first run does); warm page cache; the Hub stand-in runs in its "
+        "own process",
         "",
     ]
     lines += render_headline(headlines, p["repeats"])
