@@ -158,3 +158,21 @@ def test_a_shuffles_select_phase_lets_more_units_wait_and_more_bytes_be_in_fligh
     assert not _admits(in_order, 1, budget // (8 * mb), 8 * mb)
     assert _admits(staging, 1, budget // (8 * mb), 8 * mb)
     assert not _admits(staging, 1, (budget + scheduling.STAGING_LINK_BYTES) // (8 * mb), 8 * mb)
+
+
+def test_link_bytes_let_more_bytes_be_in_flight_beyond_the_workers_budget():
+    """`link_bytes` (the Ray engine's LINK_BYTES: its fetched bytes wait in the object store)
+    raise the bytes in flight beyond the workers' budget, and only the bytes: the units that may
+    wait stay one a worker and `ahead` more. A shuffle's select phase gets the larger of it and
+    STAGING_LINK_BYTES."""
+    workers, mb, extra = 2, 1 << 20, 64 << 20
+    plain = scheduling.Window(workers, _Streams(), lambda: math.inf, ahead=20)
+    wide = scheduling.Window(workers, _Streams(), lambda: math.inf, ahead=20, link_bytes=extra)
+    budget = workers * scheduling.BYTES_PER_WORKER
+    assert not _admits(plain, 1, budget // (8 * mb), 8 * mb)
+    assert _admits(wide, 1, budget // (8 * mb), 8 * mb)
+    assert not _admits(wide, 1, (budget + extra) // (8 * mb), 8 * mb)
+    units = scheduling.Window(workers, _Streams(), lambda: math.inf, ahead=1, link_bytes=extra)
+    assert _admits(units, workers, 0, mb) and not _admits(units, workers + 1, 0, mb)
+    small = scheduling.Window(workers, _Streams(), lambda: math.inf, ahead=20, link_bytes=mb, staging=True)
+    assert _admits(small, 1, budget // (8 * mb), 8 * mb)

@@ -180,18 +180,18 @@ class Done(Protocol):
 
 class Window:
     """The Admission of both engines, over their (unit, its fetch) items: the units fetched
-    count against the workers' window (a unit a worker and `ahead` more), those being fetched
-    against what the `streams` take. With `staging` (a shuffle's select phase), more may be in
-    flight: STAGING_AHEAD_UNITS and STAGING_LINK_BYTES."""
+    count against the workers' window (a unit a worker and `ahead` more), their bytes against
+    BYTES_PER_WORKER a worker and `link_bytes` more, those being fetched against what the
+    `streams` take. With `staging` (a shuffle's select phase), more may be in flight:
+    STAGING_AHEAD_UNITS and STAGING_LINK_BYTES."""
 
     def __init__(self, workers: int, streams: StreamLimit, rows_wanted: Callable[[], float],
-                 ratio: Callable[[], float] = lambda: 1.0, *, ahead: int | None = None,
+                 ratio: Callable[[], float] = lambda: 1.0, *, ahead: int | None = None, link_bytes: int = 0,
                  staging: bool = False):  # fmt: skip
         ahead = tuning.current().ahead_units if ahead is None else ahead
-        limit = workers * BYTES_PER_WORKER
         if staging:
-            ahead, limit = max(ahead, STAGING_AHEAD_UNITS), limit + STAGING_LINK_BYTES
-        self.admission = Admission(rows_wanted, workers + ahead, limit, ratio)
+            ahead, link_bytes = max(ahead, STAGING_AHEAD_UNITS), max(link_bytes, STAGING_LINK_BYTES)
+        self.admission = Admission(rows_wanted, workers + ahead, workers * BYTES_PER_WORKER + link_bytes, ratio)
         self.streams = streams
 
     def __call__(self, flight: Sequence[tuple[Unit, Done]]) -> bool:

@@ -92,6 +92,13 @@ MAX_RETRIES = 3  # a task whose worker or node died is run again this many times
 # Units fetched and waiting for a worker CPU, beyond one a worker: a task's start costs a
 # round trip to the cluster, so one waits behind each running task (locally, `ahead_units`: tuning.py).
 AHEAD_PER_WORKER = 1
+# Bytes in flight beyond the workers' (scheduling.BYTES_PER_WORKER): here the fetched bytes wait
+# in the object store, not in the driver's memory, and the tasks stall now and then (a worker
+# process starting, a shard's compression holding a CPU for a second or more), which a small
+# window passes on to the link. On the bench's modelled link (2 CPUs, main job, one run each)
+# the read rate swung between 19 and 27 MB/s a second with the workers' 48 MB alone (49 s),
+# and held 24 to 26 MB/s with 64 MB more (46 s); three units ahead a worker instead did nothing.
+LINK_BYTES = 64 << 20
 TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
 # A fetch actor's threads: each waits for one unit's pieces (the Window bounds how many units
 # are being fetched: up to `fetch_ahead` x MAX_STREAMS pieces, fewer units), the streams bound the requests.
@@ -367,7 +374,7 @@ class RayExecutor:
         fetchers = self._fetchers()
         ratio = KeepRatio()
         window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers,
-                        staging=staging is not None)  # fmt: skip
+                        link_bytes=LINK_BYTES, staging=staging is not None)  # fmt: skip
         footers: dict[str, Any] = {}  # the current file's footer, in the object store
 
         def fetch(todo: Iterator[Unit]) -> Iterator[tuple[Unit, Fetching]]:
