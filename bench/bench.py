@@ -33,6 +33,7 @@ the exit status is 0 unless something failed to run or the shards are wrong.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -61,7 +62,7 @@ from contenders import (  # noqa: E402
     shardsql_command,
     shardsql_convert,
 )
-from data import DATA_DIR, REPO_SUBDIR, DataSpec, ensure_data  # noqa: E402
+from data import DATA_DIR, DataSpec, ensure_data  # noqa: E402
 from hub import HubProcess, serve  # noqa: E402
 from link import link_rows  # noqa: E402
 from report import Contender, Headline, Ratio, Row, render  # noqa: E402
@@ -319,7 +320,7 @@ def run(args: argparse.Namespace, work: Path, started: float) -> int:
                 record["jobs"][job.title] = job_record
                 ok &= fine
             if layout.main and everything:
-                extra, extra_record = main_extras(args, work / name, repo_dir, data_dir, files, hub, n, rows_per_shard)
+                extra, extra_record = main_extras(args, work / name, spec, files, hub, n, rows_per_shard)
                 sections.append((f"{layout.name}: memory, fixed cost, read-ahead", extra))
                 record |= extra_record
             if layout.main and not args.headline:
@@ -573,10 +574,10 @@ def served_rows(served: dict, files: list[Path], docs_read: int, label: str = ""
     ]  # fmt: skip
 
 
-def main_extras(args, work: Path, repo_dir: Path, data_dir: Path, files, hub, n: int, rows_per_shard: int):
+def main_extras(args, work: Path, spec: DataSpec, files, hub, n: int, rows_per_shard: int):
     """Peak RSS at two shard counts, the fixed cost, and the read-ahead on a small job."""
     rows: list[Row] = []
-    rss = measure_rss(args, work, repo_dir, n, rows_per_shard)
+    rss = measure_rss(args, work, spec, n, rows_per_shard)
     n_2 = args.rss_shards
     for order, limit in (("no-shuffle", GOAL_RSS_MB), ("shuffled", GOAL_RSS_SHUFFLED_MB)):
         rss_1, rss_2 = rss[f"{order} {n}"], rss[f"{order} {n_2}"]
@@ -608,37 +609,17 @@ def main_extras(args, work: Path, repo_dir: Path, data_dir: Path, files, hub, n:
     return rows, {"peak_rss_mb": rss, "fixed_cost_seconds": fixed, "read_ahead": read_ahead}
 
 
-def doubled_repo(repo_dir: Path, copies: int) -> Path:
-    """A repo serving the source files `copies` times over (hard links): enough rows for the
-    larger peak-RSS run without generating more. Repeated documents do not matter there."""
-    target = repo_dir.parent / f"repo-x{copies}"
-    folder = target / REPO_SUBDIR
-    if folder.is_dir():
-        return target
-    staging = repo_dir.parent / f".repo-x{copies}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / REPO_SUBDIR).mkdir(parents=True)
-    sources = sorted((repo_dir / REPO_SUBDIR).glob("*.parquet"))
-    for copy in range(copies):
-        for index, path in enumerate(sources):
-            link = staging / REPO_SUBDIR / f"{copy * len(sources) + index:03d}_00000.parquet"
-            try:
-                os.link(path, link)
-            except OSError:
-                shutil.copyfile(path, link)
-    staging.rename(target)
-    return target
-
-
-def measure_rss(args, work: Path, repo_dir: Path, n: int, rows_per_shard: int) -> dict:
+def measure_rss(args, work: Path, spec: DataSpec, n: int, rows_per_shard: int) -> dict:
     """Peak RSS of the CLI in a fresh process, through a stand-in, for n and --rss-shards shards.
 
-    Both runs read the same stand-in, serving the source files as many times over as the
-    larger run needs (hard links): only the number of shards differs between them."""
-    files = sorted((repo_dir / REPO_SUBDIR).glob("*.parquet"))
-    kept = sum(pq_rows(p) for p in files) * 0.95  # the fineweb-edu definition keeps ~97.5%
+    Both runs read the same stand-in, serving as many files of the layout's unique documents as
+    the larger run needs (the layout's own files first): only the number of shards differs
+    between them. Unique, since a shuffled run removes repeated texts: files served twice over
+    would leave it short of rows, and it would write fewer shards than asked."""
+    kept = spec.files * spec.rows_per_file * 0.95  # the fineweb-edu definition keeps ~97.5%
     copies = -(-(max(n, args.rss_shards) + 1) * rows_per_shard // int(kept))
-    hub = HubProcess(doubled_repo(repo_dir, copies) if copies > 1 else repo_dir)
+    repo_dir, _, _ = ensure_data(dataclasses.replace(spec, files=spec.files * copies), log)
+    hub = HubProcess(repo_dir)
     rss = {}
     try:
         for order in ("--no-shuffle", "shuffled"):
@@ -658,12 +639,6 @@ def measure_rss(args, work: Path, repo_dir: Path, n: int, rows_per_shard: int) -
         hub.close()
     rss["imports_only"] = measure.fresh_process([sys.executable, "-c", IMPORTS_CODE])[0].peak_rss_mb
     return rss
-
-
-def pq_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
 
 
 def fixed_cost(work: Path, files: list[Path], runs: int = 5) -> dict:
