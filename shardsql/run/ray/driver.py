@@ -95,9 +95,10 @@ AHEAD_PER_WORKER = 1
 # Bytes in flight beyond the workers' (scheduling.BYTES_PER_WORKER): here the fetched bytes wait
 # in the object store, not in the driver's memory, and the tasks stall now and then (a worker
 # process starting, a shard's compression holding a CPU for a second or more), which a small
-# window passes on to the link. On the bench's modelled link (2 CPUs, main job, one run each)
-# the read rate swung between 19 and 27 MB/s a second with the workers' 48 MB alone (49 s),
-# and held 24 to 26 MB/s with 64 MB more (46 s); three units ahead a worker instead did nothing.
+# window passes on to the link. On the bench's modelled link (2 CPUs, main job, two runs each,
+# interleaved) the run took 52.7 and 47.4 s with the workers' 48 MB alone, its read rate swinging
+# between 19 and 27 MB/s from one second to the next, and 47.1 and 45.6 s with 64 MB more, mostly
+# at 24 to 26 MB/s; three units ahead a worker instead, at 48 MB, did nothing (49.2 s, one run).
 LINK_BYTES = 64 << 20
 TASK_CPUS = 1  # a task runs one DuckDB thread and one decoder
 # A fetch actor's threads: each waits for one unit's pieces (the Window bounds how many units
