@@ -11,6 +11,7 @@ from shardsql.output.shards import (
     ShardSizes,
     ShardWriter,
     TextDigest,
+    char_counts,
     check_shard,
     shard_name,
     write_pieces,
@@ -178,3 +179,24 @@ def test_a_failed_shard_is_never_skipped_by_the_ones_after_it(tmp_path):
         write_shards(numbered(), tmp_path, num_shards=5, rows_per_shard=2500,
                      on_shard=lambda info, _: recorded.append(info.name), writers=2, encode=encode)  # fmt: skip
     assert recorded == [shard_name(0)], "shards after a failed one are not recorded"
+
+
+def test_char_counts_are_pythons_len_and_duckdbs_length_for_any_text():
+    """Characters are code points, as Python's `len` and DuckDB's `length` count them (the
+    seed's `len(text) >= 50`): combining marks, emoji with modifiers and flags, CJK and
+    4-byte characters each count as their code points; NULL stays NULL; string and
+    large_string, whole or in chunks, sliced or not, give the same."""
+    import duckdb
+
+    texts = ["", "a", "abc", "é", "e\u0301", "🇫🇷", "👍🏽x", "日本語テキスト", "𝔘𝔫𝔦", "tab\tand\nnewline", None, "x" * 5000]
+    want = [None if t is None else len(t) for t in texts]
+    con = duckdb.connect()
+    got_duckdb = [r[0] for r in con.execute("SELECT length(t) FROM unnest(?::VARCHAR[]) AS u(t)", [texts]).fetchall()]
+    assert got_duckdb == want
+    for kind in (pa.string(), pa.large_string()):
+        whole = pa.array(texts, kind)
+        chunked = pa.chunked_array([whole.slice(0, 5), whole.slice(5)])
+        for column in (whole, chunked, whole.slice(3)):
+            counts = char_counts(column)
+            assert counts.type == pa.int64()
+            assert counts.to_pylist() == want[len(texts) - len(column):]

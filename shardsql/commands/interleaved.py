@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
 from ..errors import ConversionError, OptionsError
 from ..invocation import explain_command
 from ..output.checkpoint import Checkpoint, InterleavePosition, PartOutcome, Position, WritePosition
 from ..output.interleave import Merge
+from ..output.shards import char_counts
 from ..progress import Progress
 from ..run.executor import Executor
 from .options import ConvertOptions
@@ -131,7 +131,7 @@ class _Interleaved:
             if texts is None:
                 merge.end(j)
             else:
-                merge.feed(j, texts, pc.utf8_length(texts).cast(pa.int64()))
+                merge.feed(j, texts, char_counts(texts))
             read = sum(s.read for s in self.streams)
             fetched = sum(s.source.counter.bytes for s in self.streams)
             self.progress.update(read, sum(s.kept for s in self.streams), fetched)

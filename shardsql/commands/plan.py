@@ -29,7 +29,7 @@ from ..definition.evaluator import Evaluator
 from ..definition.mixture import Mixture
 from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
-from ..output.shards import sha256_file
+from ..output.shards import char_counts, sha256_file
 from ..source.scan import Scan, open_scan
 from .options import LIVE, ConvertOptions, for_one_dataset
 
@@ -150,7 +150,7 @@ def open_parts(model: Definition | Mixture, options: ConvertOptions, live_dir: P
         try:
             for batch in given_batches(live):
                 rows += batch.num_rows
-                chars += pc.sum(pc.utf8_length(batch.column(0))).as_py() or 0
+                chars += pc.sum(char_counts(batch.column(0))).as_py() or 0
         except (OSError, ValueError, pa.ArrowException) as exc:  # not a shard: the data's fault, not the options'
             raise ConversionError(
                 f"--val-from live: {live} is not a readable shard ({exc}); restore a good one "

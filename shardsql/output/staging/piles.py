@@ -30,6 +30,7 @@ from ... import tuning
 from ...autoresearch import TEXT_COLUMN
 from .. import durable
 from ..fingerprints import fingerprints
+from ..shards import char_counts
 from . import chunks
 from .keys import KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
 
@@ -81,7 +82,7 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     if not rows:
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
     hi, lo = fingerprints(column)
-    n = pc.utf8_length(column).cast(pa.int64())
+    n = char_counts(column)
     keys = pa.table([hi, lo, pa.array(range(rows), pa.int64()), n], schema=KEYS_SCHEMA)
     firsts = first_occurrences(keys)
     if len(firsts) < rows:
