@@ -188,7 +188,8 @@ def test_char_counts_are_pythons_len_and_duckdbs_length_for_any_text():
     large_string, whole or in chunks, sliced or not, give the same."""
     import duckdb
 
-    texts = ["", "a", "abc", "é", "e\u0301", "🇫🇷", "👍🏽x", "日本語テキスト", "𝔘𝔫𝔦", "tab\tand\nnewline", None, "x" * 5000]
+    texts = ["", "a", "abc", "é", "e\u0301", "🇫🇷", "👍🏽x", "日本語テキスト", "𝔘𝔫𝔦", "tab\tand\nnewline", None]
+    texts.append("x" * 5000)
     want = [None if t is None else len(t) for t in texts]
     con = duckdb.connect()
     got_duckdb = [r[0] for r in con.execute("SELECT length(t) FROM unnest(?::VARCHAR[]) AS u(t)", [texts]).fetchall()]
