@@ -200,4 +200,4 @@ def test_char_counts_are_pythons_len_and_duckdbs_length_for_any_text():
         for column in (whole, chunked, whole.slice(3)):
             counts = char_counts(column)
             assert counts.type == pa.int64()
-            assert counts.to_pylist() == want[len(texts) - len(column):]
+            assert counts.to_pylist() == want[len(texts) - len(column) :]
