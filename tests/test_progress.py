@@ -1,10 +1,15 @@
 import io
 import re
 
+import pytest
 from rich.console import Console
 
+from shardsql import progress as progress_module
+from shardsql.commands.convert import convert
+from shardsql.commands.options import ConvertOptions
+from shardsql.definition import catalog
 from shardsql.output.shards import ShardInfo
-from shardsql.progress import PlainProgress, RichProgress
+from shardsql.progress import PLAIN_INTERVAL_S, PlainProgress, Progress, RichProgress
 
 SHARD = ShardInfo("shard_00000.parquet", 1000, 2048, "0" * 64, [1000])
 
@@ -20,9 +25,38 @@ def test_plain_progress_prints_a_line_per_shard_and_messages():
     text = out.getvalue()
     # The job's bytes, from what each kept row cost so far (4096 / 1200 x 3000), and the read rate.
     rate = r"[\d.]+ (B|KiB|MiB)/s"
-    assert re.search(r"1,500 rows read, 1,200 kept, 0/3 shards, 4\.0 KiB of ~10\.0 KiB fetched, " + rate, text)
-    assert "wrote shard_00000.parquet: 1,000 rows, 2.0 KiB" in text and "1/3 shards" in text
+    assert re.search(r"1,500 rows read, 1,200 kept, 1/3 shards, 4\.0 KiB of ~10\.0 KiB fetched, " + rate, text)
+    assert "wrote shard_00000.parquet: 1,000 rows, 2.0 KiB" in text
     assert text.rstrip().endswith("The source ran out.")
+
+
+def test_plain_progress_prints_its_first_status_line_an_interval_after_the_start(monkeypatch):
+    """Not at the first unit: its rate would be the start-up's alone (an ETA of 256 s for a 25 s job)."""
+    now = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    progress.start(rows_wanted=3000, shards_wanted=3)
+    now[0] += 1.5
+    progress.update(read=100, kept=100, fetched=4096)
+    assert out.getvalue() == ""
+    now[0] += PLAIN_INTERVAL_S
+    progress.update(read=1500, kept=1200, fetched=8192)
+    assert out.getvalue().startswith("  1,500 rows read, 1,200 kept, 0/3 shards")
+    now[0] += 1
+    progress.update(read=1600, kept=1300, fetched=8192)
+    assert out.getvalue().count("rows read") == 1, "then one every PLAIN_INTERVAL_S"
+
+
+def test_the_jobs_bytes_are_estimated_from_the_units_whose_rows_are_counted():
+    """Bytes fetched ahead, for units no worker has run yet, cost rows not yet counted: the
+    whole comes from the bytes of the units whose rows are (`used`), never less than what arrived."""
+    progress = Progress()
+    progress.start(rows_wanted=10_000, shards_wanted=3)
+    progress.update(read=1000, kept=1000, fetched=6 << 20, used=1 << 20)  # one unit run, five fetched ahead
+    assert progress.fetch_status().startswith("6.0 MiB of ~10.0 MiB fetched")
+    progress.update(read=9000, kept=9000, fetched=9 << 20, used=5 << 20)  # more arrived than the rows' cost
+    assert progress.fetch_status().startswith("9.0 MiB of ~9.0 MiB fetched")
 
 
 def test_resumed_run_counts_only_its_own_rate():
@@ -65,3 +99,64 @@ def test_a_resumed_run_says_its_bytes_are_this_runs_alone():
     progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2)
     progress.update(read=2600, kept=2500, fetched=1 << 20)
     assert "2,600 rows read, 2,500 kept, 2/3 shards, 1.0 MiB of ~2.0 MiB fetched this run" in progress.status()
+
+
+class _Estimates(Progress):
+    """Each estimate of the job's bytes a conversion's progress gives while it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.estimates: list[float] = []
+
+    def update(self, read: int, kept: int, fetched: int, used: int | None = None) -> None:
+        super().update(read, kept, fetched, used)
+        whole = re.search(r" of ~([\d.]+) (B|KiB|MiB|GiB)", self.fetch_status())
+        if whole:
+            self.estimates.append(float(whole[1]) * 1024 ** ["B", "KiB", "MiB", "GiB"].index(whole[2]))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_conversions_first_estimate_of_its_bytes_is_near_what_it_reads(hub, hub_dataset, tmp_path, tune, shuffle):
+    """Many small units fetched ahead of the workers: the first estimate, at the first unit,
+    is within a factor of two of the bytes the run fetched in the end (from all the bytes
+    fetched, it was 10 times or more)."""
+    tune(unit_bytes=16 << 10)
+    hub_dataset("fineweb-edu", files=3, rows_per_file=3000, row_group_size=100)
+    progress = _Estimates()
+    options = ConvertOptions(shuffle=shuffle, num_shards=3, rows_per_shard=1000, cache_dir=tmp_path, workers=1)
+    convert(catalog.resolve("fineweb-edu"), options, progress)
+    assert progress.estimates, "estimates while reading"
+    first, fetched = progress.estimates[0], progress.fetched
+    assert 0.5 * fetched <= first <= 2 * fetched, (progress.estimates[:3], fetched)
+
+
+def test_once_every_row_is_in_the_eta_counts_the_shards_left_to_write(monkeypatch):
+    """A shuffle keeps every row it needs before it writes a shard: its ETA then comes from the
+    pace of the shards written since, not from the rows (which would say 0 s for the whole
+    second phase)."""
+    now = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    progress = Progress()
+    progress.start(rows_wanted=4000, shards_wanted=4)
+    now[0] += 10
+    progress.update(read=2000, kept=2000, fetched=1 << 20)
+    assert progress.status().endswith("ETA 10s"), "half the rows in 10 s: 10 s more"
+    now[0] += 10
+    progress.update(read=4100, kept=4000, fetched=2 << 20)
+    assert progress.status().endswith("ETA ?"), "no shard written yet: its pace is not known"
+    now[0] += 3
+    progress.shard(SHARD)
+    assert progress.status().endswith("ETA 9s"), "a shard in 3 s, three to go"
+    for _ in range(3):
+        progress.shard(SHARD)
+    assert progress.status().endswith("ETA 0s")
+
+
+def test_a_run_resumed_after_its_rows_are_in_counts_the_shards_left(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    progress = Progress()
+    progress.start(rows_wanted=4000, shards_wanted=4, kept=4000, shards=1)
+    now[0] += 2
+    progress.shard(SHARD)
+    assert progress.status().endswith("ETA 4s")

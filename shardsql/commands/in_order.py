@@ -55,6 +55,7 @@ class InOrder:
         self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
         self._last_kept = 0
         self.kept_before = self.kept  # a resumed run's kept rows, before this run
+        self.used = 0  # the bytes of this run's units whose rows are counted (the progress display's)
 
     def prepare(self) -> None:
         pass  # nothing is selected ahead: the rows stream from the executor
@@ -88,7 +89,8 @@ class InOrder:
             skip = skip if unit.start == (self.start.file, self.start.row_group) else 0
             self._last_kept += out.num_rows
             self.kept += out.num_rows
-            self.progress.update(self.read, self.kept, self.scan.source.counter.bytes)
+            self.used += unit.fetch_bytes
+            self.progress.update(self.read, self.kept, self.scan.source.counter.bytes, self.used)
             if skip:
                 cut = min(skip, out.num_rows)
                 out, skip = out.slice(cut), skip - cut

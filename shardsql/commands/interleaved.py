@@ -60,6 +60,7 @@ class _Stream:
                                          rows_wanted)  # fmt: skip
         self.skip, self.start = at.unit_rows_written, at
         self.read, self.kept = at.rows_read, at.rows_kept
+        self.used = 0  # the bytes of this run's units pulled (the progress display's)
         self.fed: list[_Fed] = []
         self.handed = taken  # rows handed to the merge, from the start of the component's stream
 
@@ -72,6 +73,7 @@ class _Stream:
             unit, rows = item
             self.read += unit.rows
             self.kept += rows.num_rows
+            self.used += unit.fetch_bytes
             skip = self.skip if (unit.file_index, unit.row_groups[0]) == (self.start.file, self.start.row_group) else 0
             self.skip = 0
             if rows.num_rows <= skip:
@@ -134,7 +136,8 @@ class _Interleaved:
                 merge.feed(j, texts, char_counts(texts))
             read = sum(s.read for s in self.streams)
             fetched = sum(s.source.counter.bytes for s in self.streams)
-            self.progress.update(read, sum(s.kept for s in self.streams), fetched)
+            used = sum(s.used for s in self.streams)
+            self.progress.update(read, sum(s.kept for s in self.streams), fetched, used)
 
     def position(self, pending: int) -> InterleavePosition:
         """Each component's rows, sizes and characters taken and its resume position, `pending`

@@ -120,13 +120,16 @@ class Select:
         self.plan, self.executor, self.piles, self.state = plan, executor, piles, state
         self.save, self.progress, self.workers, self.spill = save, progress, workers, spill
         self.compress = compress
+        self.used = 0  # the bytes of this run's units staged (the progress display's)
 
     def _update(self) -> None:
         parts = self.state.parts
         fetched = sum(p.scan.source.counter.bytes for p in self.plan.parts if p.scan is not None)
         # Rows read from sources, and those of them kept: a given file's (--val-from live) read none.
         drawn = [p for p, part in zip(parts, self.plan.parts, strict=True) if part.given is None]
-        self.progress.update(sum(p.read for p in drawn), sum(p.staged for p in drawn), fetched)
+        # A whole-source query or given rows stage no units: the whole is estimated from all bytes fetched.
+        used = self.used or None
+        self.progress.update(sum(p.read for p in drawn), sum(p.staged for p in drawn), fetched, used)
 
     def _draw_units(self, index: int, seed: int) -> None:
         """Draw units of part `index` until its rows staged reach its target (or its draw is exhausted)."""
@@ -149,6 +152,7 @@ class Select:
         try:
             for unit, staged in stream:
                 s.read += unit.rows
+                self.used += unit.fetch_bytes
                 s.slot = draw.claim()
                 stager.unit(staged, base + s.staged)
                 s.staged += staged.rows
