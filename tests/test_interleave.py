@@ -59,6 +59,19 @@ def test_a_part_that_runs_dry_stops_the_merge_and_is_named():
     assert Interleave([Fraction(1)]).waiting == 0  # nothing fed yet: the merge waits on that part
 
 
+def test_one_part_goes_out_as_fed_in_any_chunks_and_runs_dry_at_its_end():
+    """A single dataset's shuffle: nothing to merge, every row fed is given in its order, at
+    most `limit` at a time, its sizes added up as for many parts (what a resume's position says)."""
+    merge = Interleave([Fraction(1)], sizes=[100])
+    merge.feed(0, pa.array([5, 7, 9], pa.int64()))
+    assert merge.emit(2).to_pylist() == [0, 0] and merge.waiting == 0  # it waits on its part for more
+    merge.feed(0, pa.array([1], pa.int64()))
+    assert merge.emit(10).to_pylist() == [0, 0]
+    assert merge.sizes == [122] and merge.dry is None
+    merge.end(0)
+    assert merge.emit(10).to_pylist() == [] and merge.dry == 0 and merge.waiting is None
+
+
 def test_a_row_queue_spills_past_its_budget_and_gives_the_rows_back_in_order(tune, tmp_path):
     tune(queue_bytes=1 << 10)
     queue = RowQueue(tmp_path / "q.arrow")
