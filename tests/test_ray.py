@@ -126,9 +126,9 @@ def hashes(result) -> list[tuple[str, str]]:
 class Counts(Progress):
     """The progress display's last figures."""
 
-    def update(self, read, kept, fetched):
-        super().update(read, kept, fetched)
-        self.last = (read, kept, fetched)
+    def update(self, read, kept, fetched, used=None):
+        super().update(read, kept, fetched, used)
+        self.last = (read, kept, fetched, used)
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -141,8 +141,8 @@ def test_ray_gives_the_local_engines_bytes(hub_env, tmp_path, dataset):
     # The validation shard's texts are counted by the task that compressed it: never read back.
     assert on_ray.shards[-1].text_bytes == local.shards[-1].text_bytes is not None
     assert on_ray.val_tokens == local.val_tokens > 0
-    # Progress adds up the tasks' rows and bytes: the same as the local engine's, since the
-    # workers read no footer (the driver hands them the ones it read). Nothing is read twice.
+    # Progress adds up the tasks' rows and bytes (and those of the units run): the same as the
+    # local engine's, since the workers read no footer (the driver hands them the ones it read). Nothing is read twice.
     assert ray_progress.last == local_progress.last and ray_progress.shards == SHARDS + 1
     reads = [(path.split("?")[0], span) for method, path, span, *_ in hub_env.requests
              if method == "GET" and path.startswith("/__storage/")]  # fmt: skip
