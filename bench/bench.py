@@ -64,7 +64,7 @@ from contenders import (  # noqa: E402
 )
 from data import DATA_DIR, DataSpec, ensure_data  # noqa: E402
 from hub import HubProcess, serve  # noqa: E402
-from link import link_rows  # noqa: E402
+from link import SCALE_SHARDS, link_rows, scale_rows  # noqa: E402
 from report import Contender, Headline, Ratio, Row, render  # noqa: E402
 from seed_loop import documents_read  # noqa: E402
 from shards_scaling import parse_counts as shard_counts  # noqa: E402
@@ -191,7 +191,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shard-counts", default="10,40",
                         help="--shards-scaling: the training shards of each run, comma-separated (10,40)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="only the main job's profile by thread (profiling.py)")
-    parser.add_argument("--link", action="store_true", help="only the main job through a modelled link (link.py)")
+    parser.add_argument("--link", action="store_true", help="only the main job through a modelled link, then 30 + 1 "
+                        "shards --no-shuffle through it locally and on Ray (link.py)")  # fmt: skip
     parser.add_argument("--headline", action="store_true",
                         help="only the headline's jobs: the main job and the small job, seed loop, Polars, shardsql "
                         "--no-shuffle, and their in-process diagnostic")  # fmt: skip
@@ -327,6 +328,9 @@ def run(args: argparse.Namespace, work: Path, started: float) -> int:
                 link, record["link"] = link_rows(work / name, repo_dir, files, n, rows_per_shard, log)
                 title = f"{layout.name}: the main job through a modelled link ({LINK_TITLE})"
                 sections.append((title, link))
+            if layout.main and args.link:  # the user-scale pair: minutes more, so with --link alone
+                scale, record["link_at_scale"] = scale_rows(work / name, rows_per_shard, args.seed, log)
+                sections.append((f"at a user's scale: {SCALE_SHARDS} + 1 shards through the same link", scale))
             sections.append((f"{layout.name}: the source data", data_rows(stats)))
         finally:
             if hub:

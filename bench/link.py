@@ -10,6 +10,13 @@ over the process's wall time, and over the time between the first read and the l
 the shuffled run's read phase), its share of the link, `/resolve/` requests a file, storage
 requests and their mean size, the most reads at once, peak RSS, and the shards checked.
 
+With `--link` alone, a user-scale pair follows: `--no-shuffle` on the local engine and on Ray,
+30 + 1 shards from the shards-scaling source (shards_scaling.py: 8 files, about 2.6 GB to
+fetch), through the same link. A run's start (imports, footers, a local Ray's start and its
+fetch actor's) and its tail (the last shards' compression) cost the same at any size: over the
+main job's 37 s of link time they weigh far more than over a user's minutes. Ray's shards
+there are checked against the local engine's.
+
 Beside them, the figures issue 23 measured before this reader (at 8b4db38), and, on paper, a
 16-core box on a 10 Gb/s link: the ranges a second and streams it needs, and what shardsql
 would reach there, from this machine's measured CPU cost per MB. Nothing on paper is a
@@ -23,7 +30,9 @@ import shutil
 from pathlib import Path
 
 import measure
+import shards_scaling
 from contenders import DATASET, seed_loop, shardsql_cli
+from data import ensure_data
 from hub import HubProcess
 from report import Row
 
@@ -42,6 +51,8 @@ PAPER_LINK_BPS, PAPER_CORES, PAPER_CONNECTION_BPS, PAPER_RTT_S = 1.25e9, 16, 50e
 PIECE_MB = 4.5  # a FineWeb-Edu unit's text chunks (about 9 MB) in two pieces
 ANONYMOUS_RESOLVES_A_SECOND = 3000 / 300  # the Hub's documented anonymous quota: 3,000 a 5 minutes
 FINEWEB_EDU_FILE_MB = 2100  # a file of FineWeb-Edu's sample/10BT, about
+SCALE_SHARDS = 30  # the user-scale pair's training shards (`--link` alone)
+SCALE_RUNS = {"--no-shuffle": ["--no-shuffle"], "--no-shuffle on Ray": ["--no-shuffle", "--engine", "ray"]}
 
 
 def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_shard: int, log) -> tuple[list, dict]:
@@ -54,19 +65,10 @@ def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_sh
         hub.ask("network", RTT_S, CONNECTION_BPS, LINK_BPS)
         hub.ask("limit", *RESOLVER_QUOTA)
         for order, flags in RUNS.items():
-            hub.ask("reset")
             out = work / f"link-{len(runs)}"
-            command = ["convert", DATASET, "--num-shards", str(n), "--rows-per-shard", str(rows_per_shard),
-                       "--cache-dir", str(out), "--yes", "--quiet", *flags]  # fmt: skip
-            log(f"  through the modelled link: shardsql {' '.join(command[:2])} {order} (fresh process)...")
-            usage, _ = measure.fresh_process(shardsql_cli() + command, env=dict(os.environ) | {"HF_ENDPOINT": hub.url})
-            served = hub.ask("stats")
+            runs[order] = _served_run(hub, out, n, rows_per_shard, flags, log)
             compare = measure.compare_shards if "--no-shuffle" in flags else measure.compare_shuffled
-            check = compare(out / "data", reference)
-            runs[order] = {"seconds": round(usage.seconds, 2), "cpu_seconds": round(usage.cpu, 2),
-                           "peak_rss_mb": round(usage.peak_rss_mb), "served": served, "check": check}  # fmt: skip
-            log(f"    {usage.seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
-                f"at most {served['most_reads_at_once']} reads at once")  # fmt: skip
+            runs[order]["check"] = compare(out / "data", reference)
             shutil.rmtree(out, ignore_errors=True)
     finally:
         hub.close()
@@ -74,6 +76,55 @@ def link_rows(work: Path, repo_dir: Path, files: list[Path], n: int, rows_per_sh
     model = {"rtt_s": RTT_S, "connection_bytes_per_s": CONNECTION_BPS, "link_bytes_per_s": LINK_BPS,
              "resolver_quota": RESOLVER_QUOTA}  # fmt: skip
     return rows(runs), {"model": model, "runs": runs}
+
+
+def _served_run(hub: HubProcess, out: Path, n: int, rows_per_shard: int, flags: list[str], log) -> dict:
+    """One `shardsql convert` through the stand-in's link, a fresh process: its usage and what was served."""
+    hub.ask("reset")
+    command = ["convert", DATASET, "--num-shards", str(n), "--rows-per-shard", str(rows_per_shard),
+               "--cache-dir", str(out), "--yes", "--quiet", *flags]  # fmt: skip
+    log(f"  through the modelled link: shardsql {' '.join(command[:4])} {' '.join(flags)} (fresh process)...")
+    usage, _ = measure.fresh_process(shardsql_cli() + command, env=dict(os.environ) | {"HF_ENDPOINT": hub.url})
+    served = hub.ask("stats")
+    log(f"    {usage.seconds:.1f} s, {served['bytes_served'] / 1e6:,.0f} MB, {served['resolves']} resolves, "
+        f"at most {served['most_reads_at_once']} reads at once")  # fmt: skip
+    return {"seconds": round(usage.seconds, 2), "cpu_seconds": round(usage.cpu, 2),
+            "peak_rss_mb": round(usage.peak_rss_mb), "served": served}  # fmt: skip
+
+
+def scale_rows(work: Path, rows_per_shard: int, seed: int, log) -> tuple[list[Row], dict]:
+    """The user-scale pair (see the module docstring): `--no-shuffle` locally and on Ray, SCALE_SHARDS
+    + 1 shards through the same link, each one's share of it over its process's wall time."""
+    spec = shards_scaling.source_spec(max(shards_scaling.SHARD_COUNTS), rows_per_shard, shards_scaling.FILES, seed)
+    repo_dir, _, _ = ensure_data(spec, log)  # the shards-scaling source, shared with --shards-scaling
+    hub = HubProcess(repo_dir)
+    runs: dict[str, dict] = {}
+    outs = {order: work / f"link-scale-{i}" for i, order in enumerate(SCALE_RUNS)}
+    try:
+        hub.ask("network", RTT_S, CONNECTION_BPS, LINK_BPS)
+        hub.ask("limit", *RESOLVER_QUOTA)
+        for order, flags in SCALE_RUNS.items():
+            runs[order] = _served_run(hub, outs[order], SCALE_SHARDS, rows_per_shard, flags, log)
+        local, ray = (outs[order] / "data" for order in SCALE_RUNS)
+        check = measure.compare_shards(ray, local)
+    finally:
+        hub.close()
+        for out in outs.values():
+            shutil.rmtree(out, ignore_errors=True)
+    link_mb = LINK_BPS / 1e6
+    out: list[Row] = []
+    for order, run in runs.items():
+        mb = run["served"]["bytes_served"] / 1e6
+        rate = mb / run["seconds"]
+        out += [
+            Row(f"{SCALE_SHARDS} + 1 shards, {order}: wall time, MB fetched, read rate (over the wall time)",
+                f"{run['seconds']:.1f} s, {mb:,.0f} MB, {rate:.1f} MB/s"),
+            Row(f"{SCALE_SHARDS} + 1 shards, {order}: share of the link's {link_mb:g} MB/s (over the process's "
+                "wall time)", f"{rate / link_mb:.0%}", f">= {GOAL_SHARE:.0%}", rate / link_mb >= GOAL_SHARE),
+        ]  # fmt: skip
+    out.append(Row(f"{SCALE_SHARDS} + 1 shards: Ray's shards against the local engine's", check[1], "equal", check[0]))
+    return out, {"shards": SCALE_SHARDS, "rows_per_shard": rows_per_shard, "runs": runs,
+                 "ray_equals_local": check[0]}  # fmt: skip
 
 
 def rows(runs: dict[str, dict]) -> list[Row]:
