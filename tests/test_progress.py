@@ -1,5 +1,6 @@
 import io
 import re
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -33,7 +34,7 @@ def test_plain_progress_prints_a_line_per_shard_and_messages():
 def test_plain_progress_prints_its_first_status_line_an_interval_after_the_start(monkeypatch):
     """Not at the first unit: its rate would be the start-up's alone (an ETA of 256 s for a 25 s job)."""
     now = [1000.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: now[0]))  # progress.py's clock only
     out = io.StringIO()
     progress = PlainProgress(out)
     progress.start(rows_wanted=3000, shards_wanted=3)
@@ -135,7 +136,7 @@ def test_once_every_row_is_in_the_eta_counts_the_shards_left_to_write(monkeypatc
     pace of the shards written since, not from the rows (which would say 0 s for the whole
     second phase)."""
     now = [1000.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: now[0]))  # progress.py's clock only
     progress = Progress()
     progress.start(rows_wanted=4000, shards_wanted=4)
     now[0] += 10
@@ -154,7 +155,7 @@ def test_once_every_row_is_in_the_eta_counts_the_shards_left_to_write(monkeypatc
 
 def test_a_run_resumed_after_its_rows_are_in_counts_the_shards_left(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: now[0]))  # progress.py's clock only
     progress = Progress()
     progress.start(rows_wanted=4000, shards_wanted=4, kept=4000, shards=1)
     now[0] += 2
