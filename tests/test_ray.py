@@ -346,9 +346,10 @@ class HoldReads:
 
 
 def _fresh_fetch_actors() -> None:
-    """The next run starts fetch actors of its own, at their first streams: the actors an earlier
-    test's run left for the next (driver.Fetchers.take) keep the streams that run ended with,
-    fewer after its 429s (the rate-limit test refuses every fourth read)."""
+    """The next run starts fetch actors of its own. The actors an earlier test's run left for the
+    next (driver.Fetchers.take) keep what that run ended with: its streams (fewer after its 429s:
+    the rate-limit test refuses every fourth read), and its sources with their files' storage
+    URLs, still fresh (a test that turns the stand-in's redirects off would read no /resolve/)."""
     from shardsql.run.ray.driver import Fetchers
 
     with Fetchers._spare_lock:
@@ -504,6 +505,7 @@ def test_a_gated_dataset_on_ray_and_the_token_is_in_no_ray_log(hub_env, ray_clus
 
 def test_rate_limits_met_in_ray_tasks_are_waited_out_and_said(hub_env, tmp_path):
     local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2)
+    _fresh_fetch_actors()  # not ones that still hold a storage URL for these files: they would read no /resolve/
     # A mirror without storage redirects: each range is a /resolve/, so the workers' reads run into it.
     hub_env.redirect_files = False
     # The budget's windows counted in requests, not seconds: every fourth /resolve/ is refused
