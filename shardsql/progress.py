@@ -85,25 +85,27 @@ class Progress:
     def stop(self) -> None:
         pass
 
+    def rate(self) -> float:
+        """Rows kept a second by this run (a resumed run's rows before it left out)."""
+        return (self.kept - self._kept_at_start) / max(time.monotonic() - self.started, 1e-9)
+
     def eta(self) -> float | None:
         """Seconds left (None: not known yet). While rows come in: the rows still wanted at the
         rate so far. Once every row is in (a shuffle's second phase, which writes the shards
         from its staging): the shards still to write, at the pace of those written since."""
-        now = time.monotonic()
         if self._all_in is None:
-            rate = (self.kept - self._kept_at_start) / max(now - self.started, 1e-9)
+            rate = self.rate()
             return (self.rows_wanted - min(self.kept, self.rows_wanted)) / rate if rate > 0 else None
         since, shards = self._all_in
         left, written = self.shards_wanted - self.shards, self.shards - shards
         if left <= 0:
             return 0.0
-        return left * (now - since) / written if written > 0 else None
+        return left * (time.monotonic() - since) / written if written > 0 else None
 
     def status(self) -> str:
-        rate = (self.kept - self._kept_at_start) / max(time.monotonic() - self.started, 1e-9)
         return (
             f"{self.read:,} rows read, {self.kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
-            f"{self.fetch_status()}, {rate:,.0f} rows/s, {eta_text(self.eta())}"
+            f"{self.fetch_status()}, {self.rate():,.0f} rows/s, {eta_text(self.eta())}"
         )
 
     def fetch_status(self, word: str = " fetched") -> str:
