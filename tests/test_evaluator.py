@@ -176,3 +176,56 @@ def test_a_duckdb_error_on_text_that_is_not_utf8_says_so_on_any_python():
     e.check(INVALID_TEXT.schema)
     with pytest.raises(DefinitionError, match=r"^test\.sql:.*not valid UTF-8"):
         e.run(INVALID_TEXT)
+
+
+LENGTH_TESTS = [
+    "SELECT text FROM source WHERE length(text) >= {k}",
+    "SELECT text FROM source WHERE len(text) > {k}",
+    "SELECT text FROM source WHERE char_length(source.text) < {k}",
+    "SELECT text FROM source WHERE character_length(text) <= {k}",
+    "SELECT text FROM source WHERE {k} <= length(text) AND {k} > length(id)",
+    "SELECT text FROM source WHERE NOT (length(text) >= {k}) OR len(tags) >= 2",
+]
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()], ids=str)
+@pytest.mark.parametrize("sql", LENGTH_TESTS)
+def test_length_thresholds_settled_by_byte_length_keep_what_duckdb_keeps(sql, kind):
+    """A length comparison in the mask is answered from the byte length where that settles it
+    (definition/mask.py): on texts of 1- to 4-byte characters at and around each threshold's
+    bounds (k and 4k bytes), the kept rows are exactly DuckDB's own, NULLs included."""
+    import random
+
+    import duckdb
+
+    rng = random.Random(7)
+    alphabet = ["a", "é", "日", "🚀"]  # 1, 2, 3 and 4 bytes in UTF-8
+    texts: list[str | None] = [None, ""]
+    for size in [*range(0, 14), 19, 20, 21, 39, 40, 41, 79, 80, 81]:
+        texts += [ch * size for ch in alphabet] + ["".join(rng.choice(alphabet) for _ in range(size)) for _ in range(3)]
+    ids = [t[::-1] if t and len(t) % 3 else None for t in texts]
+    tags = [["x"] * (i % 4) for i in range(len(texts))]
+    table = pa.table({"text": pa.array(texts, kind), "id": pa.array(ids, kind), "tags": tags})
+    for k in (0, 1, 2, 5, 10, 20):
+        query = sql.format(k=k)
+        con = duckdb.connect()
+        con.register("source", table)
+        expected = [row[0] for row in con.sql(query).fetchall()]
+        e = evaluator(query)
+        kept = e.run(table)
+        assert kept["text"].to_pylist() == expected, (query, kind)
+        (mask,) = e._masks.values()  # which comparisons were rewritten
+        assert mask is not None and "strlen" in mask, mask
+        assert "strlen(tags)" not in mask  # a list's length is not a text's
+
+
+def test_only_length_comparisons_with_an_integer_on_a_text_column_are_rewritten():
+    """Other comparisons are left as the definition wrote them."""
+    table = pa.table({"text": ["abc", "abcdef"], "n": [1, 2]})
+    for where in ("length(text) >= 2.5", "length(text) = 3", "length(text) + 1 >= n", "length(n::VARCHAR) >= 1",
+                  "length(upper(text)) >= 4"):  # fmt: skip
+        sql = f"SELECT text FROM source WHERE {where}"
+        e = evaluator(sql)
+        e.run(table)
+        (mask,) = e._masks.values()
+        assert mask is not None and "strlen" not in mask, (sql, mask)

@@ -20,7 +20,6 @@ the query command's view registration, reads the tree through it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -153,18 +152,6 @@ def kept_column(statement: dict[str, Any]) -> str | None:
     if len(names) == 2 and names[0].lower() != SOURCE_VIEW:
         return None
     return names[-1] if item.get("alias") == "text" or names[-1] == "text" else None
-
-
-def mask_sql(con: duckdb.DuckDBPyConnection, statement: dict[str, Any]) -> str | None:
-    """The WHERE of a definition with `kept_column` as a query of one boolean a source row
-    (TRUE: kept), written back as SQL by DuckDB itself; None when it has no WHERE."""
-    node = statement["node"]
-    if not node.get("where_clause"):
-        return None
-    tree = {"error": False, "statements": [{"node": {**node, "select_list": [node["where_clause"]],
-                                                      "where_clause": None}}]}  # fmt: skip
-    sql: str = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
-    return sql
 
 
 def columns_needed(tree: object, schema_names: list[str]) -> list[str]:

@@ -26,6 +26,7 @@ import pyarrow as pa
 from ..autoresearch import TEXT_COLUMN
 from ..errors import DefinitionError, describe
 from . import analysis, sandbox
+from .mask import mask_sql
 from .model import Definition
 from .statement import body_line, definition_tree
 
@@ -34,6 +35,11 @@ RESULT_BATCH_ROWS = 8192  # rows per batch of a whole-source result
 # What a failed DuckDB call raises: its error, or a UnicodeDecodeError when its message quotes
 # bytes that are not valid UTF-8 (Python 3.11.5+; errors.describe says more).
 DUCKDB_ERRORS = (duckdb.Error, UnicodeDecodeError)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """Whether DuckDB reads a column of this Arrow type as VARCHAR."""
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))
 
 
 class Evaluator:
@@ -53,7 +59,7 @@ class Evaluator:
         # `SELECT text FROM source WHERE ...`: DuckDB evaluates the WHERE alone, a boolean a row,
         # and the kept texts are taken from the source's own column, never copied through DuckDB.
         self._kept = analysis.kept_column(self.statement)
-        self._mask = analysis.mask_sql(self._con, self.statement) if self._kept is not None else None
+        self._masks: dict[frozenset[str], str | None] = {}  # mask.py's query, by the source's text columns
         self._view_ready = False
         self._source_schema: pa.Schema | None = None  # the full source schema, for error messages
 
@@ -131,11 +137,15 @@ class Evaluator:
         column = table.column(self._kept)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             return None  # (Arrow has no filter for string views: DuckDB evaluates those)
-        if self._mask is None:
+        texts = frozenset(f.name for f in table.schema if _is_text(f.type))
+        if texts not in self._masks:
+            self._masks[texts] = mask_sql(self._con, self.statement, text_columns=texts)
+        mask = self._masks[texts]
+        if mask is None:
             return pa.table({TEXT_COLUMN: column})
         self._con.register(analysis.SOURCE_VIEW, table.__arrow_c_stream__())  # as in _register: never waits for Polars
         try:
-            keep = self._con.sql(self._mask).to_arrow_table().column(0)
+            keep = self._con.sql(mask).to_arrow_table().column(0)
         except DUCKDB_ERRORS:
             return None
         if keep.type != pa.bool_() or len(keep) != len(column):
