@@ -66,16 +66,17 @@ class Consumer:
         lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
         return [*lines, f"({self.mix_warning})"]
 
-    def val_advice(self, tokens: int, rows: int, train_rows: int | None = None) -> str | None:
+    def val_advice(self, tokens: int, rows: int, train_rows: int) -> str | None:
         """A warning when a validation shard of `rows` rows and `tokens` estimated tokens is below
         VAL_TOKENS_WANTED (the one threshold: docs/how-it-works.md), with the --val-rows that would
         reach it at its mean length; None if not, and None for a toy run: where the whole output
         (`train_rows` training rows and the validation shard, at its mean) holds fewer tokens than
-        that, no training run its evaluation would measure is in it (the demo, a quick try)."""
+        that, no training run its evaluation would measure is in it (the demo, a quick try).
+        The dry run, the summary and `verify` all ask here."""
         if tokens >= VAL_TOKENS_WANTED:
             return None
         per_row = tokens / rows if rows else 0
-        if train_rows is not None and per_row * (train_rows + rows) < VAL_TOKENS_WANTED:
+        if per_row * (train_rows + rows) < VAL_TOKENS_WANTED:
             return None
         wanted = -(-VAL_TOKENS_WANTED // max(1, int(per_row)))
         reach = f"--val-rows {wanted:,}" if per_row >= 1 else "a larger --val-rows"

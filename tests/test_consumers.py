@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import StopAfter
+from helpers import StopAfter, no_toy_set
 
 from shardsql.autoresearch import ROW_GROUP_SIZE, VAL_SHARD_NAME
 from shardsql.cli import cli
@@ -219,18 +219,19 @@ def write_texts(path, texts) -> None:
     pq.write_table(pa.table({"text": pa.array(texts, pa.string())}), path)
 
 
-def test_verify_checks_a_nanochat_set_for_nanochat_found_from_its_manifest(data):
+def test_verify_checks_a_nanochat_set_for_nanochat_found_from_its_manifest(data, tmp_path):
     report = verify.verify(data)
     assert report.ok, report.errors
     assert report.consumer == NANOCHAT and report.shards_checked == 3
-    assert report.warnings[0].startswith(f"{VAL_SHARD_NAME}: the validation shard holds about ")
-    # nanochat's evaluation reads a configurable number of tokens: the warning says what it assumes.
-    assumed = (
-        "under the 33,554,432 nanochat's evaluation reads without repeating text (assumed to read as much as "
-        "autoresearch's: nanochat's own number is a training setting: see nanochat's README)"
-    )
-    assert assumed in report.warnings[0]
+    assert report.warnings == [], "a toy set, as its summary said nothing of the validation shard's size"
     assert verify.verify(data, AUTORESEARCH).consumer == AUTORESEARCH, "--for outranks the manifest"
+    # A full-sized set: warned, and the warning says what it assumes of nanochat's evaluation.
+    (_, warning) = verify.verify(no_toy_set(tmp_path / "full" / DATA)).warnings
+    assert warning == (
+        f"{VAL_SHARD_NAME}: the validation shard holds about 2,000 tokens (UTF-8 bytes / 4), under the 33,554,432 "
+        "nanochat's evaluation reads without repeating text (assumed to read as much as autoresearch's: nanochat's "
+        "own number is a training setting: see nanochat's README); --val-rows 33,555 would reach it"
+    )
 
 
 def test_verify_finds_nanochat_by_its_folder_name_without_a_manifest(data, tmp_path):
