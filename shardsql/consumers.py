@@ -20,6 +20,7 @@ a consumer's name elsewhere.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,17 @@ class Consumer:
     eval_note: str | None = None
 
     def base_dir(self) -> Path:
-        """The base folder it reads now: $base_env where set, else default_base (expanded)."""
+        """The base folder it reads now: $base_env where set, else default_base; absolute (base_folder)."""
         value = os.environ.get(self.base_env) if self.base_env else None
-        return Path(value or self.default_base).expanduser()
+        return base_folder(Path(value or self.default_base))
+
+    def reads_anywhere(self) -> Path | None:
+        """The base folder it reads whatever folder it is run in; None where that depends on the folder:
+        $base_env relative, or starting with a "~", which shardsql expands and nanochat does not."""
+        value = os.environ.get(self.base_env) if self.base_env else None
+        if not value:
+            return base_folder(self.default_base)
+        return base_folder(Path(value)) if Path(value).is_absolute() else None
 
     def base_described(self) -> str:
         """Its base folder in words, for help texts: "~/.cache/autoresearch", "$NANOCHAT_BASE_DIR, else ..."."""
@@ -59,10 +68,12 @@ class Consumer:
         lines (and the demo's, `when` "Then").
 
         Where it reads its base folder from a variable and `base` is not the folder it reads now
-        (--cache-dir), the first step sets that variable."""
+        (--cache-dir), or may not be from its checkout (a relative $base_env, or one with a "~"), the
+        first step sets that variable, to the absolute folder."""
         lines = [f"{when}: {self.next_heading}:"]
-        if self.base_env and base.expanduser() != self.base_dir():
-            lines.append(f"  export {self.base_env}={base}")
+        base = base_folder(base)
+        if self.base_env and base != self.reads_anywhere():
+            lines.append(f"  export {self.base_env}={shlex.quote(str(base))}")
         lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
         return [*lines, f"({self.mix_warning})"]
 
@@ -86,6 +97,12 @@ class Consumer:
             f"{VAL_TOKENS_WANTED:,} {self.name}'s evaluation reads without repeating text{assumed}; {reach} would "
             "reach it"
         )
+
+
+def base_folder(path: Path) -> Path:
+    """A base folder as every command takes it (--cache-dir, $NANOCHAT_BASE_DIR, the defaults): "~"
+    expanded and made absolute, so that what is printed (an `export`, the summary) holds from any folder."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 AUTORESEARCH = Consumer(

@@ -4,6 +4,7 @@ and `restore` know its layout; the shards read as nanochat's loader reads them."
 
 import hashlib
 import re
+import shlex
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -163,6 +164,43 @@ def test_cache_dir_overrides_nanochats_base_folder(source, home, tmp_path):
     # nanochat must then read the folder the shards went to: the first step says how.
     steps = result.output[result.output.index("Next: in your nanochat checkout") :].splitlines()
     assert steps[1:3] == [f"  export NANOCHAT_BASE_DIR={given}", f"  {TOK_TRAIN}"]
+
+
+def export_line(output: str) -> str | None:
+    """The summary's `export NANOCHAT_BASE_DIR=...` line, if any."""
+    steps = output[output.index("Next: in your nanochat checkout") :].splitlines()
+    return steps[1] if steps[1].startswith("  export ") else None
+
+
+def test_a_relative_cache_dir_is_exported_absolute_for_nanochats_checkout(source, home, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the user's folder now; their nanochat checkout is elsewhere
+    result = run("convert", "fineweb-edu", "--for", "nanochat", "--source", source, "--num-shards", 1,
+                 "--rows-per-shard", 1000, "--cache-dir", "rel cd", "--yes")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    given = work / "rel cd"
+    assert (given / DATA / VAL_SHARD_NAME).is_file()
+    assert f"in {given / DATA}" in result.output
+    assert export_line(result.output) == f"  export NANOCHAT_BASE_DIR={shlex.quote(str(given))}"
+    assert "'" in export_line(result.output), "quoted, as a shell reads it"
+
+
+@pytest.mark.parametrize("value", ["nc-rel", "~/nc"])
+def test_a_nanochat_base_dir_nanochat_reads_elsewhere_is_exported_absolute(value, source, home, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    """nanochat reads a relative NANOCHAT_BASE_DIR from its checkout, and expands no "~"; shardsql
+    reads it from where it runs, "~" expanded: the next steps export the folder it wrote."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", value)
+    result = run("convert", "fineweb-edu", "--for", "nanochat", "--source", source, "--num-shards", 1,
+                 "--rows-per-shard", 1000, "--yes")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    base = work / "nc-rel" if value == "nc-rel" else home / "nc"
+    assert (base / DATA / VAL_SHARD_NAME).is_file()
+    assert export_line(result.output) == f"  export NANOCHAT_BASE_DIR={base}"
 
 
 def test_an_interrupted_nanochat_conversion_resumes_to_autoresearchs_very_shards(source, home, tmp_path):
