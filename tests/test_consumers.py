@@ -263,12 +263,12 @@ def test_verify_checks_a_nanochat_set_for_nanochat_found_from_its_manifest(data,
     assert report.consumer == NANOCHAT and report.shards_checked == 3
     assert report.warnings == [], "a toy set, as its summary said nothing of the validation shard's size"
     assert verify.verify(data, AUTORESEARCH).consumer == AUTORESEARCH, "--for outranks the manifest"
-    # A full-sized set: warned, and the warning says what it assumes of nanochat's evaluation.
+    # A full-sized set: sized for nanochat's evaluation (base_train's --eval-tokens), which says what it assumes.
     (_, warning) = verify.verify(no_toy_set(tmp_path / "full" / DATA)).warnings
     assert warning == (
-        f"{VAL_SHARD_NAME}: the validation shard holds about 2,000 tokens (UTF-8 bytes / 4), under the 33,554,432 "
-        "nanochat's evaluation reads without repeating text (assumed to read as much as autoresearch's: nanochat's "
-        "own number is a training setting: see nanochat's README); --val-rows 33,555 would reach it"
+        f"{VAL_SHARD_NAME}: the validation shard holds about 2,000 tokens (UTF-8 bytes / 4), under the 67,108,864 "
+        "tokens that nanochat's evaluation reads without repeating text (at the default --eval-tokens of python -m "
+        "scripts.base_train; a larger value needs more); --val-rows 67,109 would reach it"
     )
 
 
@@ -344,11 +344,13 @@ def test_the_dry_run_names_nanochats_folder_and_what_its_warning_assumes(source,
     assert f"Output:   {tmp_path / 'base' / DATA} (for nanochat)" in nanochat.output
     assert f"Output:   {tmp_path / 'base' / 'data'} (for autoresearch)" in autoresearch.output
     assumed = (
-        "nanochat's evaluation reads without repeating text (assumed to read as much as autoresearch's: nanochat's "
-        "own number is a training setting: see nanochat's README); --val-rows"
+        "under the 67,108,864 tokens that nanochat's evaluation reads without repeating text (at the default "
+        "--eval-tokens of python -m scripts.base_train; a larger value needs more); --val-rows"
     )
     assert assumed in nanochat.output
-    assert "autoresearch's evaluation reads without repeating text; --val-rows" in autoresearch.output
+    assert "under the 33,554,432 tokens that autoresearch's evaluation reads without repeating text; --val-rows" in (
+        autoresearch.output
+    )
     assert not (tmp_path / "base").exists()
 
 
@@ -388,22 +390,36 @@ def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path, mo
 
 
 def test_the_validation_warning_has_one_threshold_and_keeps_quiet_on_toy_runs():
-    from shardsql.autoresearch import VAL_TOKENS_WANTED
-
     # A real run (10 shards of 86,016 rows) with a short validation shard: warned, once, one number.
     advice = AUTORESEARCH.val_advice(228_000, 2_048, 10 * 86_016)
     assert advice == (
-        "the validation shard holds about 228,000 tokens (UTF-8 bytes / 4), under the 33,554,432 autoresearch's "
-        "evaluation reads without repeating text; --val-rows 302,293 would reach it"
+        "the validation shard holds about 228,000 tokens (UTF-8 bytes / 4), under the 33,554,432 tokens that "
+        "autoresearch's evaluation reads without repeating text; --val-rows 302,293 would reach it"
     )
-    assert f"{VAL_TOKENS_WANTED:,}" == "33,554,432" and "20,971,520" not in advice
+    assert f"{AUTORESEARCH.val_tokens_wanted:,}" == "33,554,432" and "20,971,520" not in advice
     # The demo's toy run (2 + 1 shards of 2,048 rows) holds less than one evaluation in all: no warning.
     assert AUTORESEARCH.val_advice(228_000, 2_048, 2 * 2_048) is None
-    assert AUTORESEARCH.val_advice(VAL_TOKENS_WANTED, 2_048, 10 * 86_016) is None
+    assert AUTORESEARCH.val_advice(AUTORESEARCH.val_tokens_wanted, 2_048, 10 * 86_016) is None
+
+
+def test_nanochats_threshold_is_sized_for_its_own_evaluation():
+    # scripts.base_train's --eval-tokens defaults to 80 * 524,288, twice autoresearch's EVAL_TOKENS (40 * 524,288):
+    # the same 8/5 margin for the same BOS-aligned packing gives twice the threshold, and twice the --val-rows.
+    assert (AUTORESEARCH.eval_tokens, NANOCHAT.eval_tokens) == (20_971_520, 41_943_040)
+    assert NANOCHAT.val_tokens_wanted == 67_108_864 == 2 * AUTORESEARCH.val_tokens_wanted
+    advice = NANOCHAT.val_advice(228_000, 2_048, 10 * 86_016)
+    assert advice is not None and "under the 67,108,864 tokens that nanochat's evaluation" in advice
+    assert "--eval-tokens of python -m scripts.base_train" in advice and "--val-rows 604,585 would" in advice
+    # Between the two thresholds: enough for autoresearch, not for nanochat.
+    assert AUTORESEARCH.val_advice(40_000_000, 100_000, 10 * 86_016) is None
+    assert NANOCHAT.val_advice(40_000_000, 100_000, 10 * 86_016) is not None
+    # A toy run by nanochat's threshold, though not by autoresearch's: quiet for nanochat only.
+    assert NANOCHAT.val_advice(20_000_000, 100_000, 150_000) is None
+    assert AUTORESEARCH.val_advice(20_000_000, 100_000, 150_000) is not None
 
 
 def test_the_docs_give_the_validation_threshold_once():
     root = Path(__file__).resolve().parent.parent
     texts = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
-    assert sum(t.count("33,554,432") for t in texts) == 1
+    assert sum(t.count("33,554,432") for t in texts) == 1 and sum(t.count("67,108,864") for t in texts) == 1
     assert not any(re.search(r"\b(21M|32M|~32M)\b", t) for t in texts)

@@ -60,8 +60,8 @@ def test_a_full_sized_set_with_a_small_validation_shard_is_warned_once(tmp_path)
     assert report.warnings[0].startswith("manifest.json: not found in ")
     # One warning, one threshold: the --val-rows that would reach it at the shard's mean (1,000 tokens a row).
     assert report.warnings[1:] == [
-        f"{VAL}: the validation shard holds about 2,000 tokens (UTF-8 bytes / 4), under the 33,554,432 "
-        "autoresearch's evaluation reads without repeating text; --val-rows 33,555 would reach it"
+        f"{VAL}: the validation shard holds about 2,000 tokens (UTF-8 bytes / 4), under the 33,554,432 tokens "
+        "that autoresearch's evaluation reads without repeating text; --val-rows 33,555 would reach it"
     ]
     assert report.warnings[1] == f"{VAL}: {AUTORESEARCH.val_advice(2_000, 2, 70_000)}"
     assert "20,971,520" not in report.warnings[1]
