@@ -116,6 +116,16 @@ def base_folder(path: Path) -> Path:
     return Path(os.path.abspath(path.expanduser()))
 
 
+def elsewhere(shown: Consumer) -> list[str]:
+    """Hints for a command that found nothing of `shown`'s in its default folder, run without --for:
+    each other consumer whose data folder is in its base folder, and the --for that reaches it."""
+    return [
+        f"{c.name}'s data is in {c.base_dir() / c.data_folder}: add --for {c.name}"
+        for c in CONSUMERS.values()
+        if c != shown and (c.base_dir() / c.data_folder).is_dir()
+    ]
+
+
 AUTORESEARCH = Consumer(
     name="autoresearch",
     default_base=Path("~/.cache/autoresearch"),

@@ -223,11 +223,13 @@ def verified(report: VerifyReport) -> Iterator[str]:
     yield f"OK: {report.shards_checked} shards in {report.directory}, as {report.consumer.name} reads them"
 
 
-def backups(cache: CacheDir) -> Iterator[str]:
-    """A cache folder's backups as a table, and what the live data is."""
+def backups(cache: CacheDir, hints: list[str] | None = None) -> Iterator[str]:
+    """A cache folder's backups as a table, and what the live data is; where it has none, the
+    `hints` (consumers.elsewhere: another consumer's data, and the --for that reaches it)."""
     found = cache.backups()
     if not found:
         yield f"No backups in {cache.root}."
+        yield from (f"{hint}." for hint in hints or [])
         return
     width = max(len(b.name) for b in found)
     yield f"{'name':<{width}}  {'label':<20}  shards  {'size':>9}  date"

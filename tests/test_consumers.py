@@ -337,6 +337,29 @@ def test_verify_command_defaults_to_nanochats_data_folder(converted, home, tmp_p
     assert f"OK: 3 shards in {tmp_path / 'nanochat-base' / DATA}, as nanochat reads them" in result.output
 
 
+@pytest.mark.parametrize("where", ["NANOCHAT_BASE_DIR", "~/.cache/nanochat"])
+def test_without_for_verify_and_backups_point_at_nanochats_data(where, converted, home, tmp_path, monkeypatch):
+    if where == "NANOCHAT_BASE_DIR":
+        base = tmp_path / "nanochat-base"
+    else:
+        monkeypatch.delenv("NANOCHAT_BASE_DIR")
+        base = home / ".cache" / "nanochat"
+    shutil.copytree(converted, base / DATA)
+    autoresearch = home / ".cache" / "autoresearch"
+    hint = f"nanochat's data is in {base / DATA}: add --for nanochat"
+    verified = run("verify")
+    assert (verified.exit_code, verified.output) == (
+        1,
+        f"Error: {autoresearch / 'data'}: no such directory, so no shards to verify; {hint}\n",
+    )
+    assert run("backups").output == f"No backups in {autoresearch}.\n{hint}.\n"
+    # Where it was asked for, or nanochat has no data, no hint.
+    assert hint not in run("verify", "--for", "autoresearch").output
+    assert hint not in run("backups", "--for", "autoresearch").output
+    shutil.rmtree(base / DATA)
+    assert run("backups").output == f"No backups in {autoresearch}.\n"
+
+
 def test_the_dry_run_names_nanochats_folder_and_what_its_warning_assumes(source, tmp_path):
     dry = ["convert", "fineweb-edu", "--source", source, "--cache-dir", tmp_path / "base", "--dry-run"]
     nanochat, autoresearch = run(*dry, "--for", "nanochat"), run(*dry)

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
-from ..consumers import DEFAULT, Consumer, found, recorded
+from ..consumers import DEFAULT, Consumer, elsewhere, found, recorded
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
 from .fingerprints import fingerprints
@@ -70,7 +70,8 @@ def verify(directory: str | Path | None = None, consumer: Consumer | None = None
     else:
         folder = Path(directory).expanduser()
     if not folder.is_dir():
-        raise VerifyError(f"{folder}: no such directory, so no shards to verify")
+        hints = elsewhere(DEFAULT) if directory is None and consumer is None else []
+        raise VerifyError("; ".join([f"{folder}: no such directory, so no shards to verify", *hints]))
     # Both consumers read every *.parquet file here, whatever its name, so every one is checked.
     files = sorted(p.name for p in folder.glob("*.parquet") if p.is_file())
     if not files:
