@@ -297,7 +297,7 @@ def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
     yield f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n"
     yield "Then every command works offline, e.g.:"
     yield f"  {run} show fineweb-edu"
-    yield f"  {run} convert fineweb-edu --dry-run"
+    yield f"  {run} convert fineweb-edu --dry-run{flag}"
     yield f"  {run} convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
     yield f'  {run} sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
     yield f"  {run} explain fineweb-edu-high"

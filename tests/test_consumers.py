@@ -15,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 from helpers import StopAfter, no_toy_set
 
+from shardsql import report
 from shardsql.autoresearch import ROW_GROUP_SIZE, VAL_SHARD_NAME
 from shardsql.cli import cli
 from shardsql.commands.convert import convert
+from shardsql.commands.demo import Served
 from shardsql.commands.options import ConvertOptions
 from shardsql.consumers import AUTORESEARCH, NANOCHAT
 from shardsql.definition import catalog
@@ -410,6 +412,16 @@ def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path, mo
     assert real < out.index("Then: in your nanochat checkout") < out.index(TOK_TRAIN) < out.index(BASE_TRAIN)
     assert out.index(BASE_TRAIN) < out.index(DOWNLOADER)
     assert "prepare.py" not in result.output and not (home / ".cache").exists()
+
+
+@pytest.mark.parametrize("consumer", [NANOCHAT, AUTORESEARCH])
+def test_demo_serve_gives_every_convert_line_the_for_it_was_given(consumer, tmp_path):
+    served = Served(endpoint="http://127.0.0.1:8123", workdir=tmp_path, plays="nothing")
+    lines = list(report.serving(served, tmp_path, consumer))
+    converts = [line for line in lines if " convert " in line]
+    assert len(converts) == 2, lines
+    flag = "--for nanochat"
+    assert all((flag in line) == (consumer == NANOCHAT) for line in converts), converts
 
 
 def test_the_validation_warning_has_one_threshold_and_keeps_quiet_on_toy_runs():
