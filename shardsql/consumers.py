@@ -156,9 +156,9 @@ NANOCHAT = Consumer(
     next_heading="in your nanochat checkout, train the tokenizer on the new data, then pretrain "
     "(their options: nanochat's README)",
     next_steps=("python -m scripts.tok_train", "python -m scripts.base_train"),
-    mix_warning="Do not run nanochat's downloader, python -m nanochat.dataset -n N, on this folder: it skips the "
-    "shard files that exist and downloads climbmix shards for the rest, which nanochat would then train on "
-    "beside these.",
+    mix_warning="Do not run nanochat's downloader, python -m nanochat.dataset -n N, on this folder, nor "
+    "runs/speedrun.sh, which runs it: it skips the shard files that exist and downloads climbmix shards for the "
+    "rest, which nanochat would then train on beside these.",
     # scripts/base_train.py: --eval-tokens, default 80*524288, read through the same BOS-aligned loader.
     eval_tokens=80 * 524_288,
     eval_setting="--eval-tokens of python -m scripts.base_train",

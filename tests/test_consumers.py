@@ -411,6 +411,7 @@ def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path, mo
     real = out.index(line)
     assert real < out.index("Then: in your nanochat checkout") < out.index(TOK_TRAIN) < out.index(BASE_TRAIN)
     assert out.index(BASE_TRAIN) < out.index(DOWNLOADER)
+    assert ", nor runs/speedrun.sh, which runs it:" in out, "speedrun.sh runs the downloader itself"
     assert "prepare.py" not in result.output and not (home / ".cache").exists()
 
 
