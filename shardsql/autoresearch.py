@@ -22,9 +22,8 @@ EVAL_TOKENS = 40 * 524_288  # prepare.py's EVAL_TOKENS: what evaluate_bpb reads 
 # is typical of English under a BPE vocabulary like autoresearch's; code, non-Latin scripts
 # or a small vocabulary give fewer, so the estimate is rough, which is enough for a warning.
 BYTES_PER_TOKEN = 4
-# Tokens the validation shard should hold so that autoresearch's evaluation (EVAL_TOKENS, read
-# as BOS-aligned packed rows that waste part of each document) never wraps around: about 32M.
-VAL_TOKENS_WANTED = 32 << 20
+# The tokens a validation shard should hold, from its consumer's eval tokens (autoresearch's:
+# EVAL_TOKENS), are Consumer.val_tokens_wanted's (consumers.py).
 
 
 def shard_name(index: int) -> str:

@@ -24,7 +24,7 @@ import click
 from . import __version__, report
 from .autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD
 from .commands.query_output import FORMATS
-from .consumers import CONSUMERS, DEFAULT, Consumer, named
+from .consumers import CONSUMERS, DEFAULT, Consumer, elsewhere, named
 from .definition.catalog import load_all, resolve
 from .definition.mixture import Mixture
 from .errors import ShardsqlError, unexpected
@@ -373,7 +373,9 @@ def backups_command(cache_dir: Path | None, consumer: Consumer | None) -> None:
 
     Of autoresearch's cache folder, or of nanochat's with --for nanochat (or a --cache-dir
     laid out for it)."""
-    _echo(report.backups(CacheDir.found(cache_dir, consumer)))
+    cache = CacheDir.found(cache_dir, consumer)
+    hints = elsewhere(cache.consumer) if cache_dir is None and consumer is None else []
+    _echo(report.backups(cache, hints))
 
 
 @cli.command("restore")

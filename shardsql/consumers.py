@@ -10,8 +10,8 @@ different places, as issue 27 describes them:
 
 Each is one `Consumer`: its base folder (and the variable that moves it), the data and
 tokenizer folders in it, how it finds the validation shard, what to run next, how its
-own downloader would mix climbmix shards into converted ones, and what the
-validation-size warning assumes of its evaluation. The cache folder (output/cache_dir.py:
+own downloader would mix climbmix shards into converted ones, and how many tokens its
+evaluation reads (which sizes the validation-size warning). The cache folder (output/cache_dir.py:
 the lock, staging, backups, the swap, restore), `convert` and `verify` take one, so both
 consumers share one code path; what differs between them is data here, never a branch on
 a consumer's name elsewhere.
@@ -20,11 +20,12 @@ a consumer's name elsewhere.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .autoresearch import BYTES_PER_TOKEN, VAL_SHARD_NAME, VAL_TOKENS_WANTED
+from .autoresearch import BYTES_PER_TOKEN, EVAL_TOKENS, VAL_SHARD_NAME
 from .errors import OptionsError
 
 
@@ -42,13 +43,29 @@ class Consumer:
     next_heading: str  # the summary's line before the next steps
     next_steps: tuple[str, ...]  # commands to run in its checkout after converting; {n}: the training shards
     mix_warning: str  # how its own downloader would add climbmix shards beside converted ones
-    # None: its evaluation reads EVAL_TOKENS (autoresearch's own number); else why that is only assumed.
-    eval_note: str | None = None
+    eval_tokens: int  # the tokens one evaluation reads from the validation shard (as it ships)
+    # None: eval_tokens is fixed in its code; else the setting it is the default of, in words.
+    eval_setting: str | None = None
 
     def base_dir(self) -> Path:
-        """The base folder it reads now: $base_env where set, else default_base (expanded)."""
+        """The base folder it reads now: $base_env where set, else default_base; absolute (base_folder)."""
         value = os.environ.get(self.base_env) if self.base_env else None
-        return Path(value or self.default_base).expanduser()
+        return base_folder(Path(value or self.default_base))
+
+    def reads_anywhere(self) -> Path | None:
+        """The base folder it reads whatever folder it is run in; None where that depends on the folder:
+        $base_env relative, or starting with a "~", which shardsql expands and nanochat does not."""
+        value = os.environ.get(self.base_env) if self.base_env else None
+        if not value:
+            return base_folder(self.default_base)
+        return base_folder(Path(value)) if Path(value).is_absolute() else None
+
+    @property
+    def val_tokens_wanted(self) -> int:
+        """The tokens its validation shard should hold: 8/5 of eval_tokens. Both evaluations read
+        BOS-aligned, best-fit packed rows that leave part of each document unread, so a shard of
+        just eval_tokens would make them read text again; for autoresearch, 33,554,432 (32 x 2^20)."""
+        return self.eval_tokens * 8 // 5
 
     def base_described(self) -> str:
         """Its base folder in words, for help texts: "~/.cache/autoresearch", "$NANOCHAT_BASE_DIR, else ..."."""
@@ -59,32 +76,54 @@ class Consumer:
         lines (and the demo's, `when` "Then").
 
         Where it reads its base folder from a variable and `base` is not the folder it reads now
-        (--cache-dir), the first step sets that variable."""
+        (--cache-dir), or may not be from its checkout (a relative $base_env, or one with a "~"), the
+        first step sets that variable, to the absolute folder."""
         lines = [f"{when}: {self.next_heading}:"]
-        if self.base_env and base.expanduser() != self.base_dir():
-            lines.append(f"  export {self.base_env}={base}")
+        base = base_folder(base)
+        if self.base_env and base != self.reads_anywhere():
+            lines.append(f"  export {self.base_env}={shlex.quote(str(base))}")
         lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
         return [*lines, f"({self.mix_warning})"]
 
-    def val_advice(self, tokens: int, rows: int, train_rows: int | None = None) -> str | None:
+    def val_advice(self, tokens: int, rows: int, train_rows: int) -> str | None:
         """A warning when a validation shard of `rows` rows and `tokens` estimated tokens is below
-        VAL_TOKENS_WANTED (the one threshold: docs/how-it-works.md), with the --val-rows that would
+        val_tokens_wanted (the one threshold: docs/how-it-works.md), with the --val-rows that would
         reach it at its mean length; None if not, and None for a toy run: where the whole output
         (`train_rows` training rows and the validation shard, at its mean) holds fewer tokens than
-        that, no training run its evaluation would measure is in it (the demo, a quick try)."""
-        if tokens >= VAL_TOKENS_WANTED:
+        that, no training run its evaluation would measure is in it (the demo, a quick try).
+        The dry run, the summary and `verify` all ask here."""
+        wanted = self.val_tokens_wanted
+        if tokens >= wanted:
             return None
         per_row = tokens / rows if rows else 0
-        if train_rows is not None and per_row * (train_rows + rows) < VAL_TOKENS_WANTED:
+        if per_row * (train_rows + rows) < wanted:
             return None
-        wanted = -(-VAL_TOKENS_WANTED // max(1, int(per_row)))
-        reach = f"--val-rows {wanted:,}" if per_row >= 1 else "a larger --val-rows"
-        assumed = "" if self.eval_note is None else f" (assumed to read as much as autoresearch's: {self.eval_note})"
+        needed = -(-wanted // max(1, int(per_row)))
+        reach = f"--val-rows {needed:,}" if per_row >= 1 else "a larger --val-rows"
+        setting = (
+            "" if self.eval_setting is None else f" (at the default {self.eval_setting}; a larger value needs more)"
+        )
         return (
             f"the validation shard holds about {tokens:,} tokens (UTF-8 bytes / {BYTES_PER_TOKEN}), under the "
-            f"{VAL_TOKENS_WANTED:,} {self.name}'s evaluation reads without repeating text{assumed}; {reach} would "
+            f"{wanted:,} tokens that {self.name}'s evaluation reads without repeating text{setting}; {reach} would "
             "reach it"
         )
+
+
+def base_folder(path: Path) -> Path:
+    """A base folder as every command takes it (--cache-dir, $NANOCHAT_BASE_DIR, the defaults): "~"
+    expanded and made absolute, so that what is printed (an `export`, the summary) holds from any folder."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
+def elsewhere(shown: Consumer) -> list[str]:
+    """Hints for a command that found nothing of `shown`'s in its default folder, run without --for:
+    each other consumer whose data folder is in its base folder, and the --for that reaches it."""
+    return [
+        f"{c.name}'s data is in {c.base_dir() / c.data_folder}: add --for {c.name}"
+        for c in CONSUMERS.values()
+        if c != shown and (c.base_dir() / c.data_folder).is_dir()
+    ]
 
 
 AUTORESEARCH = Consumer(
@@ -101,6 +140,7 @@ AUTORESEARCH = Consumer(
     next_steps=("uv run prepare.py --num-shards {n}",),
     mix_warning="Pass --num-shards: without it prepare.py downloads climbmix shards that are missing and mixes them "
     "in.",
+    eval_tokens=EVAL_TOKENS,
 )
 
 NANOCHAT = Consumer(
@@ -116,10 +156,12 @@ NANOCHAT = Consumer(
     next_heading="in your nanochat checkout, train the tokenizer on the new data, then pretrain "
     "(their options: nanochat's README)",
     next_steps=("python -m scripts.tok_train", "python -m scripts.base_train"),
-    mix_warning="Do not run nanochat's downloader, python -m nanochat.dataset -n N, on this folder: it skips the "
-    "shard files that exist and downloads climbmix shards for the rest, which nanochat would then train on "
-    "beside these.",
-    eval_note="nanochat's own number is a training setting: see nanochat's README",
+    mix_warning="Do not run nanochat's downloader, python -m nanochat.dataset -n N, on this folder, nor "
+    "runs/speedrun.sh, which runs it: it skips the shard files that exist and downloads climbmix shards for the "
+    "rest, which nanochat would then train on beside these.",
+    # scripts/base_train.py: --eval-tokens, default 80*524288, read through the same BOS-aligned loader.
+    eval_tokens=80 * 524_288,
+    eval_setting="--eval-tokens of python -m scripts.base_train",
 )
 
 CONSUMERS = {c.name: c for c in (AUTORESEARCH, NANOCHAT)}

@@ -223,11 +223,13 @@ def verified(report: VerifyReport) -> Iterator[str]:
     yield f"OK: {report.shards_checked} shards in {report.directory}, as {report.consumer.name} reads them"
 
 
-def backups(cache: CacheDir) -> Iterator[str]:
-    """A cache folder's backups as a table, and what the live data is."""
+def backups(cache: CacheDir, hints: list[str] | None = None) -> Iterator[str]:
+    """A cache folder's backups as a table, and what the live data is; where it has none, the
+    `hints` (consumers.elsewhere: another consumer's data, and the --for that reaches it)."""
     found = cache.backups()
     if not found:
         yield f"No backups in {cache.root}."
+        yield from (f"{hint}." for hint in hints or [])
         return
     width = max(len(b.name) for b in found)
     yield f"{'name':<{width}}  {'label':<20}  shards  {'size':>9}  date"
@@ -295,7 +297,7 @@ def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
     yield f"  export HF_ENDPOINT={served.endpoint} HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN\n"
     yield "Then every command works offline, e.g.:"
     yield f"  {run} show fineweb-edu"
-    yield f"  {run} convert fineweb-edu --dry-run"
+    yield f"  {run} convert fineweb-edu --dry-run{flag}"
     yield f"  {run} convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
     yield f'  {run} sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
     yield f"  {run} explain fineweb-edu-high"

@@ -1,5 +1,6 @@
 """What several test modules share: readers for asserting on written parquet files and query
-results, the semantic cases and their source (conftest's `source_folder`), and `StopAfter`."""
+results, the semantic cases and their source (conftest's `source_folder`), `StopAfter`, and a
+full-sized set for the validation-size warning (`no_toy_set`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,20 @@ def first_rows(folder: Path, n: int) -> list[dict]:
     """The first `n` rows (text, int_score) of a sample's files in source order: what explain samples."""
     table = pa.concat_tables(pq.read_table(p, columns=["text", "int_score"]) for p in sorted(folder.glob("*.parquet")))
     return table.slice(0, n).to_pylist()
+
+
+def no_toy_set(folder: Path, train_rows: int = 70_000) -> Path:
+    """A data folder, without a manifest, that is no toy run for the validation-size warning
+    (Consumer.val_advice): a validation shard of 2 texts of 1,000 tokens (4,000 bytes) each, and
+    one training shard of `train_rows` short texts, so that the whole holds, at the validation
+    shard's mean, more tokens than either consumer's threshold, and the validation shard fewer.
+    Cheap: the advice sizes the whole at the validation shard's mean, not the training texts'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    validation = [f"validation text {i} ".ljust(4_000, "v") for i in range(2)]
+    pq.write_table(pa.table({"text": pa.array(validation, pa.string())}), folder / "shard_06542.parquet")
+    training = pa.array([f"t{i}" for i in range(train_rows)], pa.string())
+    pq.write_table(pa.table({"text": training}), folder / "shard_00000.parquet", row_group_size=1_024)
+    return folder
 
 
 def row_groups(path: Path) -> list[int]:

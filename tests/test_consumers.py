@@ -4,6 +4,7 @@ and `restore` know its layout; the shards read as nanochat's loader reads them."
 
 import hashlib
 import re
+import shlex
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,11 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import StopAfter
+from helpers import StopAfter, no_toy_set
 
+from shardsql import report
 from shardsql.autoresearch import ROW_GROUP_SIZE, VAL_SHARD_NAME
 from shardsql.cli import cli
 from shardsql.commands.convert import convert
+from shardsql.commands.demo import Served
 from shardsql.commands.options import ConvertOptions
 from shardsql.consumers import AUTORESEARCH, NANOCHAT
 from shardsql.definition import catalog
@@ -165,6 +168,43 @@ def test_cache_dir_overrides_nanochats_base_folder(source, home, tmp_path):
     assert steps[1:3] == [f"  export NANOCHAT_BASE_DIR={given}", f"  {TOK_TRAIN}"]
 
 
+def export_line(output: str) -> str | None:
+    """The summary's `export NANOCHAT_BASE_DIR=...` line, if any."""
+    steps = output[output.index("Next: in your nanochat checkout") :].splitlines()
+    return steps[1] if steps[1].startswith("  export ") else None
+
+
+def test_a_relative_cache_dir_is_exported_absolute_for_nanochats_checkout(source, home, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the user's folder now; their nanochat checkout is elsewhere
+    result = run("convert", "fineweb-edu", "--for", "nanochat", "--source", source, "--num-shards", 1,
+                 "--rows-per-shard", 1000, "--cache-dir", "rel cd", "--yes")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    given = work / "rel cd"
+    assert (given / DATA / VAL_SHARD_NAME).is_file()
+    assert f"in {given / DATA}" in result.output
+    assert export_line(result.output) == f"  export NANOCHAT_BASE_DIR={shlex.quote(str(given))}"
+    assert "'" in export_line(result.output), "quoted, as a shell reads it"
+
+
+@pytest.mark.parametrize("value", ["nc-rel", "~/nc"])
+def test_a_nanochat_base_dir_nanochat_reads_elsewhere_is_exported_absolute(value, source, home, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    """nanochat reads a relative NANOCHAT_BASE_DIR from its checkout, and expands no "~"; shardsql
+    reads it from where it runs, "~" expanded: the next steps export the folder it wrote."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", value)
+    result = run("convert", "fineweb-edu", "--for", "nanochat", "--source", source, "--num-shards", 1,
+                 "--rows-per-shard", 1000, "--yes")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    base = work / "nc-rel" if value == "nc-rel" else home / "nc"
+    assert (base / DATA / VAL_SHARD_NAME).is_file()
+    assert export_line(result.output) == f"  export NANOCHAT_BASE_DIR={base}"
+
+
 def test_an_interrupted_nanochat_conversion_resumes_to_autoresearchs_very_shards(source, home, tmp_path):
     base = tmp_path / "nanochat-base"
     before = old_nanochat(base)
@@ -219,18 +259,19 @@ def write_texts(path, texts) -> None:
     pq.write_table(pa.table({"text": pa.array(texts, pa.string())}), path)
 
 
-def test_verify_checks_a_nanochat_set_for_nanochat_found_from_its_manifest(data):
+def test_verify_checks_a_nanochat_set_for_nanochat_found_from_its_manifest(data, tmp_path):
     report = verify.verify(data)
     assert report.ok, report.errors
     assert report.consumer == NANOCHAT and report.shards_checked == 3
-    assert report.warnings[0].startswith(f"{VAL_SHARD_NAME}: the validation shard holds about ")
-    # nanochat's evaluation reads a configurable number of tokens: the warning says what it assumes.
-    assumed = (
-        "under the 33,554,432 nanochat's evaluation reads without repeating text (assumed to read as much as "
-        "autoresearch's: nanochat's own number is a training setting: see nanochat's README)"
-    )
-    assert assumed in report.warnings[0]
+    assert report.warnings == [], "a toy set, as its summary said nothing of the validation shard's size"
     assert verify.verify(data, AUTORESEARCH).consumer == AUTORESEARCH, "--for outranks the manifest"
+    # A full-sized set: sized for nanochat's evaluation (base_train's --eval-tokens), which says what it assumes.
+    (_, warning) = verify.verify(no_toy_set(tmp_path / "full" / DATA)).warnings
+    assert warning == (
+        f"{VAL_SHARD_NAME}: the validation shard holds about 2,000 tokens (UTF-8 bytes / 4), under the 67,108,864 "
+        "tokens that nanochat's evaluation reads without repeating text (at the default --eval-tokens of python -m "
+        "scripts.base_train; a larger value needs more); --val-rows 67,109 would reach it"
+    )
 
 
 def test_verify_finds_nanochat_by_its_folder_name_without_a_manifest(data, tmp_path):
@@ -298,6 +339,29 @@ def test_verify_command_defaults_to_nanochats_data_folder(converted, home, tmp_p
     assert f"OK: 3 shards in {tmp_path / 'nanochat-base' / DATA}, as nanochat reads them" in result.output
 
 
+@pytest.mark.parametrize("where", ["NANOCHAT_BASE_DIR", "~/.cache/nanochat"])
+def test_without_for_verify_and_backups_point_at_nanochats_data(where, converted, home, tmp_path, monkeypatch):
+    if where == "NANOCHAT_BASE_DIR":
+        base = tmp_path / "nanochat-base"
+    else:
+        monkeypatch.delenv("NANOCHAT_BASE_DIR")
+        base = home / ".cache" / "nanochat"
+    shutil.copytree(converted, base / DATA)
+    autoresearch = home / ".cache" / "autoresearch"
+    hint = f"nanochat's data is in {base / DATA}: add --for nanochat"
+    verified = run("verify")
+    assert (verified.exit_code, verified.output) == (
+        1,
+        f"Error: {autoresearch / 'data'}: no such directory, so no shards to verify; {hint}\n",
+    )
+    assert run("backups").output == f"No backups in {autoresearch}.\n{hint}.\n"
+    # Where it was asked for, or nanochat has no data, no hint.
+    assert hint not in run("verify", "--for", "autoresearch").output
+    assert hint not in run("backups", "--for", "autoresearch").output
+    shutil.rmtree(base / DATA)
+    assert run("backups").output == f"No backups in {autoresearch}.\n"
+
+
 def test_the_dry_run_names_nanochats_folder_and_what_its_warning_assumes(source, tmp_path):
     dry = ["convert", "fineweb-edu", "--source", source, "--cache-dir", tmp_path / "base", "--dry-run"]
     nanochat, autoresearch = run(*dry, "--for", "nanochat"), run(*dry)
@@ -305,11 +369,13 @@ def test_the_dry_run_names_nanochats_folder_and_what_its_warning_assumes(source,
     assert f"Output:   {tmp_path / 'base' / DATA} (for nanochat)" in nanochat.output
     assert f"Output:   {tmp_path / 'base' / 'data'} (for autoresearch)" in autoresearch.output
     assumed = (
-        "nanochat's evaluation reads without repeating text (assumed to read as much as autoresearch's: nanochat's "
-        "own number is a training setting: see nanochat's README); --val-rows"
+        "under the 67,108,864 tokens that nanochat's evaluation reads without repeating text (at the default "
+        "--eval-tokens of python -m scripts.base_train; a larger value needs more); --val-rows"
     )
     assert assumed in nanochat.output
-    assert "autoresearch's evaluation reads without repeating text; --val-rows" in autoresearch.output
+    assert "under the 33,554,432 tokens that autoresearch's evaluation reads without repeating text; --val-rows" in (
+        autoresearch.output
+    )
     assert not (tmp_path / "base").exists()
 
 
@@ -345,26 +411,51 @@ def test_the_demo_for_nanochat_ends_with_nanochats_next_steps(home, tmp_path, mo
     real = out.index(line)
     assert real < out.index("Then: in your nanochat checkout") < out.index(TOK_TRAIN) < out.index(BASE_TRAIN)
     assert out.index(BASE_TRAIN) < out.index(DOWNLOADER)
+    assert ", nor runs/speedrun.sh, which runs it:" in out, "speedrun.sh runs the downloader itself"
     assert "prepare.py" not in result.output and not (home / ".cache").exists()
 
 
-def test_the_validation_warning_has_one_threshold_and_keeps_quiet_on_toy_runs():
-    from shardsql.autoresearch import VAL_TOKENS_WANTED
+@pytest.mark.parametrize("consumer", [NANOCHAT, AUTORESEARCH])
+def test_demo_serve_gives_every_convert_line_the_for_it_was_given(consumer, tmp_path):
+    served = Served(endpoint="http://127.0.0.1:8123", workdir=tmp_path, plays="nothing")
+    lines = list(report.serving(served, tmp_path, consumer))
+    converts = [line for line in lines if " convert " in line]
+    assert len(converts) == 2, lines
+    flag = "--for nanochat"
+    assert all((flag in line) == (consumer == NANOCHAT) for line in converts), converts
 
+
+def test_the_validation_warning_has_one_threshold_and_keeps_quiet_on_toy_runs():
     # A real run (10 shards of 86,016 rows) with a short validation shard: warned, once, one number.
     advice = AUTORESEARCH.val_advice(228_000, 2_048, 10 * 86_016)
     assert advice == (
-        "the validation shard holds about 228,000 tokens (UTF-8 bytes / 4), under the 33,554,432 autoresearch's "
-        "evaluation reads without repeating text; --val-rows 302,293 would reach it"
+        "the validation shard holds about 228,000 tokens (UTF-8 bytes / 4), under the 33,554,432 tokens that "
+        "autoresearch's evaluation reads without repeating text; --val-rows 302,293 would reach it"
     )
-    assert f"{VAL_TOKENS_WANTED:,}" == "33,554,432" and "20,971,520" not in advice
+    assert f"{AUTORESEARCH.val_tokens_wanted:,}" == "33,554,432" and "20,971,520" not in advice
     # The demo's toy run (2 + 1 shards of 2,048 rows) holds less than one evaluation in all: no warning.
     assert AUTORESEARCH.val_advice(228_000, 2_048, 2 * 2_048) is None
-    assert AUTORESEARCH.val_advice(VAL_TOKENS_WANTED, 2_048, 10 * 86_016) is None
+    assert AUTORESEARCH.val_advice(AUTORESEARCH.val_tokens_wanted, 2_048, 10 * 86_016) is None
+
+
+def test_nanochats_threshold_is_sized_for_its_own_evaluation():
+    # scripts.base_train's --eval-tokens defaults to 80 * 524,288, twice autoresearch's EVAL_TOKENS (40 * 524,288):
+    # the same 8/5 margin for the same BOS-aligned packing gives twice the threshold, and twice the --val-rows.
+    assert (AUTORESEARCH.eval_tokens, NANOCHAT.eval_tokens) == (20_971_520, 41_943_040)
+    assert NANOCHAT.val_tokens_wanted == 67_108_864 == 2 * AUTORESEARCH.val_tokens_wanted
+    advice = NANOCHAT.val_advice(228_000, 2_048, 10 * 86_016)
+    assert advice is not None and "under the 67,108,864 tokens that nanochat's evaluation" in advice
+    assert "--eval-tokens of python -m scripts.base_train" in advice and "--val-rows 604,585 would" in advice
+    # Between the two thresholds: enough for autoresearch, not for nanochat.
+    assert AUTORESEARCH.val_advice(40_000_000, 100_000, 10 * 86_016) is None
+    assert NANOCHAT.val_advice(40_000_000, 100_000, 10 * 86_016) is not None
+    # A toy run by nanochat's threshold, though not by autoresearch's: quiet for nanochat only.
+    assert NANOCHAT.val_advice(20_000_000, 100_000, 150_000) is None
+    assert AUTORESEARCH.val_advice(20_000_000, 100_000, 150_000) is not None
 
 
 def test_the_docs_give_the_validation_threshold_once():
     root = Path(__file__).resolve().parent.parent
     texts = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
-    assert sum(t.count("33,554,432") for t in texts) == 1
+    assert sum(t.count("33,554,432") for t in texts) == 1 and sum(t.count("67,108,864") for t in texts) == 1
     assert not any(re.search(r"\b(21M|32M|~32M)\b", t) for t in texts)

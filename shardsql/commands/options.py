@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..autoresearch import MAX_TRAIN_SHARDS, ROW_GROUP_SIZE, ROWS_PER_SHARD
-from ..consumers import DEFAULT, Consumer
+from ..consumers import DEFAULT, Consumer, base_folder
 from ..definition.analysis import Shape
 from ..definition.mixture import Mixture
 from ..definition.model import Definition
@@ -51,7 +51,8 @@ class ConvertOptions:
     allow_short: bool = False  # a mixture whose component runs out writes fewer rows, in the same proportions
 
     def __post_init__(self) -> None:
-        self.cache_dir = Path(self.cache_dir).expanduser() if self.cache_dir is not None else self.consumer.base_dir()
+        given = self.cache_dir
+        self.cache_dir = base_folder(Path(given)) if given is not None else self.consumer.base_dir()
 
     @property
     def cache(self) -> CacheDir:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ..consumers import CONSUMERS, DEFAULT, Consumer, found, recorded
+from ..consumers import CONSUMERS, DEFAULT, Consumer, base_folder, found, recorded
 from ..errors import BackupError, BusyError, CacheDirError
 from . import durable, manifest
 
@@ -63,7 +63,7 @@ class CacheDir:
         folder of the consumer given, else the default's, autoresearch), laid out for the consumer given (--for),
         else for the one its live data's manifest names, else the one whose data folder is there,
         live or in a backup (consumers.found)."""
-        root = (root or (given or DEFAULT).base_dir()).expanduser()
+        root = base_folder(root) if root is not None else (given or DEFAULT).base_dir()
         named = {recorded(manifest.read(root / c.data_folder)) for c in CONSUMERS.values()} - {None}
         live = _subfolders(root)
         backups = [p for p in live if p.name.startswith(BACKUP_PREFIX)]

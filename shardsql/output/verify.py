@@ -17,7 +17,8 @@ folder first, in two layers:
 - against what the consumer needs, with or without a manifest: at least two parquet files, a
   string `text` column without nulls in each, and `shard_06542.parquet` (for nanochat: last in
   sorted order, as its loader takes the last file for validation), big enough for the
-  evaluation (a warning, since a small one still works, only less well).
+  evaluation (a warning, since a small one still works, only less well; none for a toy set, as
+  in the summary).
 
 With a manifest, training shards are read from their footers alone and hashed, in blocks,
 against its sha256; without one, nothing vouches for their bytes, so every page of every
@@ -37,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..autoresearch import BYTES_PER_TOKEN, ROW_GROUP_SIZE, TEXT_COLUMN, VAL_SHARD_NAME
-from ..consumers import DEFAULT, Consumer, found, recorded
+from ..consumers import DEFAULT, Consumer, elsewhere, found, recorded
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
 from .fingerprints import fingerprints
@@ -69,7 +70,8 @@ def verify(directory: str | Path | None = None, consumer: Consumer | None = None
     else:
         folder = Path(directory).expanduser()
     if not folder.is_dir():
-        raise VerifyError(f"{folder}: no such directory, so no shards to verify")
+        hints = elsewhere(DEFAULT) if directory is None and consumer is None else []
+        raise VerifyError("; ".join([f"{folder}: no such directory, so no shards to verify", *hints]))
     # Both consumers read every *.parquet file here, whatever its name, so every one is checked.
     files = sorted(p.name for p in folder.glob("*.parquet") if p.is_file())
     if not files:
@@ -99,7 +101,8 @@ def verify(directory: str | Path | None = None, consumer: Consumer | None = None
         )
     _check_validation_place(files, listed, report)
     if VAL_SHARD_NAME in files:
-        _check_validation_size(folder / VAL_SHARD_NAME, report)
+        train_rows = sum(_rows(folder / name) for name in files if name != VAL_SHARD_NAME)
+        _check_validation_size(folder / VAL_SHARD_NAME, train_rows, report)
         _check_no_val_text_in_training(folder, [f for f in files if f != VAL_SHARD_NAME], report)
     if listed is not None:
         _check_components(report, listed)
@@ -308,8 +311,19 @@ def val_tokens(path: Path, text_bytes: int | None = None) -> int:
     return text_bytes // BYTES_PER_TOKEN
 
 
-def _check_validation_size(path: Path, report: VerifyReport) -> None:
-    """Warn when the validation shard likely holds fewer tokens than one evaluation reads."""
+def _rows(path: Path) -> int:
+    """A shard's rows, from its footer; 0 where it cannot be read (its own check says so)."""
+    try:
+        rows: int = pq.read_metadata(path).num_rows
+    except (pa.ArrowException, OSError, ValueError):
+        return 0
+    return rows
+
+
+def _check_validation_size(path: Path, train_rows: int, report: VerifyReport) -> None:
+    """Warn when the validation shard likely holds fewer tokens than one evaluation reads, as the
+    summary and the dry run do: not for a toy set, whose `train_rows` training rows and validation
+    shard hold fewer tokens in all than that (Consumer.val_advice)."""
     try:
         text_bytes = _text_bytes(path)
     except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
@@ -319,5 +333,5 @@ def _check_validation_size(path: Path, report: VerifyReport) -> None:
     tokens = text_bytes // BYTES_PER_TOKEN
     report.val_tokens = tokens
     rows = pq.read_metadata(path).num_rows
-    if advice := report.consumer.val_advice(tokens, rows):
+    if advice := report.consumer.val_advice(tokens, rows, train_rows):
         report.warnings.append(f"{path.name}: {advice}")
