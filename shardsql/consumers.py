@@ -77,11 +77,18 @@ class Consumer:
 
         Where it reads its base folder from a variable and `base` is not the folder it reads now
         (--cache-dir), or may not be from its checkout (a relative $base_env, or one with a "~"), the
-        first step sets that variable, to the absolute folder."""
+        first step sets that variable, to the absolute folder. Where it reads one fixed folder and
+        `base` is another, a comment line says that these shards are not the ones it will read."""
         lines = [f"{when}: {self.next_heading}:"]
         base = base_folder(base)
         if self.base_env and base != self.reads_anywhere():
             lines.append(f"  export {self.base_env}={shlex.quote(str(base))}")
+        elif not self.base_env and base != base_folder(self.default_base):
+            # It reads one fixed folder: shards put elsewhere (--cache-dir) are not what it trains on.
+            lines.append(
+                f"  # {self.name} reads {base_folder(self.default_base) / self.data_folder}, not "
+                f"{base / self.data_folder}: convert without --cache-dir to train on this set"
+            )
         lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
         return [*lines, f"({self.mix_warning})"]
 

@@ -459,3 +459,23 @@ def test_the_docs_give_the_validation_threshold_once():
     texts = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
     assert sum(t.count("33,554,432") for t in texts) == 1 and sum(t.count("67,108,864") for t in texts) == 1
     assert not any(re.search(r"\b(21M|32M|~32M)\b", t) for t in texts)
+
+
+def test_autoresearchs_next_steps_say_when_the_shards_are_not_in_the_folder_it_reads(source, home, tmp_path):
+    """autoresearch reads ~/.cache/autoresearch/data only: after a --cache-dir conversion, its next
+    steps say that prepare.py will not read these shards; after a conversion into its own folder,
+    they do not."""
+    given = tmp_path / "a try"
+    elsewhere = run("convert", "fineweb-edu", "--source", source, "--num-shards", 1, "--rows-per-shard", 1000,
+                    "--cache-dir", given, "--yes")  # fmt: skip
+    assert elsewhere.exit_code == 0, elsewhere.output
+    steps = elsewhere.output[elsewhere.output.index("Next: in your autoresearch checkout") :].splitlines()
+    own = home / ".cache" / "autoresearch" / "data"
+    assert steps[1] == (
+        f"  # autoresearch reads {own}, not {given / 'data'}: convert without --cache-dir to train on this set"
+    )
+    assert steps[2] == "  uv run prepare.py --num-shards 1"
+    default = run("convert", "fineweb-edu", "--source", source, "--num-shards", 1, "--rows-per-shard", 1000, "--yes")
+    assert default.exit_code == 0, default.output
+    assert (own / VAL_SHARD_NAME).is_file()
+    assert "convert without --cache-dir" not in default.output
