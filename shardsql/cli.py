@@ -30,7 +30,8 @@ from .definition.mixture import Mixture
 from .errors import ShardsqlError, unexpected
 from .malloc import steady_malloc
 from .output.cache_dir import CacheDir
-from .progress import for_terminal, format_size
+from .progress import for_terminal
+from .wording import count, format_size
 
 # A command's function, as click's option decorators take and return it.
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -249,7 +250,7 @@ def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_
             click.confirm(question, abort=True)
         elif options.skip_backup:
             raise click.UsageError("--skip-backup deletes the current data; add --yes to confirm.")
-    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard "
+    click.echo(f"Converting {definition.name} into {count(options.num_shards, 'training shard')} + 1 validation shard "
                f"for {options.consumer.name}", err=True)  # fmt: skip
     _echo(report.result(convert(definition, options, for_terminal(quiet))))
 
@@ -284,7 +285,7 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     with stream_query(query, limit=limit or None, revision=revision, source_url=source_url) as (stream, session):
         rows = query_output.write(stream.batches, names=stream.schema.names, fmt=fmt, out=sys.stdout)
         truncated, fetched = session.truncated, stream.bytes_fetched
-    note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
+    note = count(rows) + (" (more not shown: use --limit)" if truncated else "")
     click.echo(f"{note}; fetched {format_size(fetched)}", err=True)
 
 
@@ -361,7 +362,7 @@ def verify_command(directory: Path | None, consumer: Consumer | None) -> None:
     _echo((f"warning: {warning}" for warning in result.warnings), err=True)
     _echo((f"error: {error}" for error in result.errors), err=True)
     if not result.ok:
-        raise click.ClickException(f"{len(result.errors)} problem(s) in {result.directory}")
+        raise click.ClickException(f"{count(len(result.errors), 'problem')} in {result.directory}")
     _echo(report.verified(result))
 
 
@@ -389,7 +390,7 @@ def restore_command(name: str | None, cache_dir: Path | None, consumer: Consumer
     cache = CacheDir.found(cache_dir, consumer)
     with cache.lock():
         restored, kept = cache.restore(name)
-    click.echo(f"Restored {restored.label} ({restored.shards} shards) into {cache.data}.")
+    click.echo(f"Restored {restored.label} ({count(restored.shards, 'shard')}) into {cache.data}.")
     if kept:
         click.echo(f"The data that was live is now the backup {kept.name.removeprefix('backup_')}.")
 

@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from .wording import count, format_size
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
@@ -18,20 +20,6 @@ if TYPE_CHECKING:
     from .output.shards import ShardInfo
 
 PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shard
-
-
-def rows(n: int, word: str = "row") -> str:
-    """A count for a person: "1 row", "2,048 rows"."""
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
-def format_size(n: float) -> str:
-    """Bytes for a person, in powers of 1024 named as such (as `du -h` and `df -h` count): 512 B, 3.4 MiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 class Progress:
@@ -104,7 +92,7 @@ class Progress:
 
     def status(self) -> str:
         return (
-            f"{self.read:,} rows read, {self.kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
+            f"{count(self.read)} read, {self.kept:,} kept, {self.shards}/{count(self.shards_wanted, 'shard')}, "
             f"{self.fetch_status()}, {self.rate():,.0f} rows/s, {eta_text(self.eta())}"
         )
 
@@ -152,7 +140,8 @@ class PlainProgress(Progress):
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._print(f"  wrote {self.shard_name(info)}: {rows(info.rows)}, {format_size(info.bytes)}  ({self.status()})")
+        wrote = f"wrote {self.shard_name(info)}: {count(info.rows)}, {format_size(info.bytes)}"
+        self._print(f"  {wrote}  ({self.status()})")
 
 
 class RichProgress(Progress):
@@ -186,13 +175,13 @@ class RichProgress(Progress):
         if self._task is not None:
             # Short: the bar, its label and the time left share one line of the terminal.
             # Our ETA, not rich's: that one reads the bar (kept rows), full through a shuffle's writing.
-            status = (f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
+            status = (f"{read:,} read, {kept:,} kept, {self.shards}/{count(self.shards_wanted, 'shard')}, "
                       f"{self.fetch_status('')}, {eta_text(self.eta())}")  # fmt: skip
             self._bar.update(self._task, completed=min(kept, self.rows_wanted), status=status)
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        line = f"  wrote {self.shard_name(info)}: {rows(info.rows)}, {format_size(info.bytes)}"
+        line = f"  wrote {self.shard_name(info)}: {count(info.rows)}, {format_size(info.bytes)}"
         self._bar.console.print(line, highlight=False)
         self.update(self.read, self.kept, self.fetched, self.used)  # redraw: the shard count changed
 

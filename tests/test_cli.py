@@ -88,6 +88,23 @@ def test_dry_run_lists_files_and_writes_nothing(hub, hub_dataset, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_count_of_one_is_said_in_the_singular(hub, hub_dataset, tmp_path):
+    hub_dataset("fineweb-edu")
+    query = run("sql", "SELECT 1")
+    assert query.exit_code == 0 and "1 row; fetched 0 B" in query.output, query.output
+    one = ["--num-shards", "1", "--rows-per-shard", "1", "--cache-dir", str(tmp_path)]
+    dry = run("convert", "fineweb-edu", "--dry-run", *one, "--val-rows", "1")
+    assert dry.exit_code == 0, dry.output
+    assert "Wanted:   1 shard x 1 row + 1 validation row = 2 rows kept" in dry.output
+    assert "Validation: 1 row, about " in dry.output
+    converted = run("convert", "fineweb-edu", *one, "--yes")
+    assert converted.exit_code == 0, converted.output
+    assert "Converting fineweb-edu into 1 training shard + 1 validation shard" in converted.output
+    assert "  validation: 1 row, about " in converted.output
+    said = query.output + dry.output + converted.output
+    assert not re.findall(r"(?<![\d,.])1 (?:rows|shards|requests|files|row groups|training shards)\b", said), said
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

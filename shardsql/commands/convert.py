@@ -40,10 +40,11 @@ from ..output.cache_dir import CacheDir
 from ..output.checkpoint import PartOutcome, WritePosition
 from ..output.shards import WRITERS, Rows, ShardInfo, ShardSizes, ShardWriter, pin_validation, write_pieces
 from ..output.verify import val_tokens
-from ..progress import Progress, rows
+from ..progress import Progress
 from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
 from ..source.files import Source
+from ..wording import count
 from .in_order import InOrder
 from .interleaved import Interleaved
 from .options import ConvertOptions
@@ -155,7 +156,7 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
         cache.fresh_staging()
         state.save(cache.staging)
     elif state.shards:
-        progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
+        progress.message(f"Resuming an interrupted run after {count(len(state.shards), 'complete shard')}.")
     staging = cache.staging
     drawn = [(part, part.shape) for part in opened.parts if part.shape is not None]  # not --val-from live's file
     row_by_row = any(shape.row_by_row for _, shape in drawn)
@@ -316,7 +317,7 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
         shutil.rmtree(staging, ignore_errors=True)
         if kept == 0:
             raise ConversionError(
-                f"{model.name}'s filter kept no rows: {rows(read)} read, every one removed by its WHERE. See what "
+                f"{model.name}'s filter kept no rows: {count(read)} read, every one removed by its WHERE. See what "
                 f"each condition removes with `{explain}`, and loosen it. Your data folder was not changed."
             )
         distinct = kept - duplicates
@@ -350,8 +351,8 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
     if ran_out:
         cause = "The source ran out" if opened.single else "A component ran out (--allow-short)"
         progress.message(
-            f"{cause}: {_went(read, kept, duplicates)}, so {rows(len(shards) - 1, 'training shard')} (of "
-            f"{options.num_shards} asked) and a validation shard of {rows(shards[-1].rows)} were written. "
+            f"{cause}: {_went(read, kept, duplicates)}, so {count(len(shards) - 1, 'training shard')} (of "
+            f"{options.num_shards} asked) and a validation shard of {count(shards[-1].rows)} were written. "
             f"`{explain}` shows what the filter removes."
         )
     backup = cache.install(staging, backup=not options.skip_backup)
@@ -381,8 +382,8 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
 def _went(read: int, kept: int, duplicates: int) -> str:
     """Where the rows read went: "12,000 rows read, 4,100 removed by the filter, 1,412 duplicate texts
     removed: 6,488 left"."""
-    dropped = f", {rows(duplicates, 'duplicate text')} removed" if duplicates else ""
-    return f"{rows(read)} read, {read - kept:,} removed by the filter{dropped}: {kept - duplicates:,} left"
+    dropped = f", {count(duplicates, 'duplicate text')} removed" if duplicates else ""
+    return f"{count(read)} read, {read - kept:,} removed by the filter{dropped}: {kept - duplicates:,} left"
 
 
 def _component_record(part: Part, outcome: PartOutcome) -> dict[str, object]:

@@ -32,6 +32,7 @@ from ..output.interleave import Merge
 from ..output.shards import char_counts
 from ..progress import Progress
 from ..run.executor import Executor
+from ..wording import count
 from .options import ConvertOptions
 from .plan import Part
 
@@ -199,7 +200,7 @@ class Interleaved:
             explain = explain_command(short.name, short.definition.path) if short.definition else "shardsql explain"
             more_files = "" if num_source is None else f", more source files (--num-source, now {num_source})"
             raise ConversionError(
-                f"component {short.name} ran out after {stream.handed:,} rows in source order (of {stream.read:,} "
+                f"component {short.name} ran out after {count(stream.handed)} in source order (of {stream.read:,} "
                 f"read, {stream.read - stream.kept:,} were removed by its filter), so the mixture stops after "
                 f"{written:,} of the {self.rows:,} rows wanted. See what its filter removes with `{explain}`; use "
                 f"fewer --num-shards or --rows-per-shard{more_files}, or --allow-short to keep the smaller output."
