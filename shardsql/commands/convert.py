@@ -233,6 +233,11 @@ class Mode(Protocol):
         """Rows an interrupted run already kept (or drew) that this run does not keep again."""
         ...
 
+    @property
+    def read_before(self) -> int:
+        """Source rows the interrupted runs read for those (`kept_before`): this run's count starts there."""
+        ...
+
     def prepare(self) -> None:
         """What must be done before the first row (a shuffle's select phase)."""
 
@@ -277,7 +282,8 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
         mode.saved(position)
         progress.shard(info)
 
-    progress.start(mode.rows_wanted, options.num_shards + 1, kept=mode.kept_before, shards=len(state.shards))
+    progress.start(mode.rows_wanted, options.num_shards + 1, kept=mode.kept_before, shards=len(state.shards),
+                   read=mode.read_before)  # fmt: skip
     with executor if mode.uses_executor else contextlib.nullcontext():
         mode.prepare()
         sizes = mode.sizes

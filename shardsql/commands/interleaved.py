@@ -169,11 +169,14 @@ class Interleaved:
         self.parts, self.options, self.checkpoint = parts, options, checkpoint
         self.sizes = options.shard_sizes
         self.rows = self.rows_wanted = options.rows_wanted
-        self.kept_before = 0  # a resume's components' kept rows are not counted again
-        self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
-        self.spill.mkdir(exist_ok=True)
         start = checkpoint.write_at
         assert start is None or isinstance(start, InterleavePosition)
+        # Where a resume's components start counting (the progress display's): their rows read and kept before.
+        positions = start.positions if start else []
+        self.read_before = sum(p.rows_read for p in positions)
+        self.kept_before = sum(p.rows_kept for p in positions)
+        self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
+        self.spill.mkdir(exist_ok=True)
         self.merged = _Interleaved(parts, executor, by == "characters", self.rows, start, self.spill, progress)
 
     def prepare(self) -> None:

@@ -162,6 +162,8 @@ class Shuffled:
         self.rows_here, self.digest = True, False
         self.rows_wanted = self.merged_rows + (self.val_rows if val else 0)
         self.kept_before = staged
+        # Source rows read for them: a given file's (--val-from live) are none, as the progress counts them.
+        self.read_before = sum(p.read for p, part in zip(state.parts, plan.parts, strict=True) if part.given is None)
         self._output: _Output | None = None
 
     def _save(self, state: ShuffleState | None = None) -> None:
