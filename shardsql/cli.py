@@ -297,7 +297,8 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     show_default=True,
     help="Rows of the source to measure on (its first).",
 )
-@click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
+@click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare: "
+              "for an edit, the edited one (DATASET the one before it).")  # fmt: skip
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text", show_default=True,
     help="text for the terminal (charts of block characters; of # where TERM=dumb or the output is not UTF-8), "
@@ -320,8 +321,10 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: st
     estimated tokens kept, and the length (and score) distributions before and after. With
     --against, the same for a second definition on the same sample, and how their outputs
     differ (texts only one keeps, how the kept lengths move): what an edit to a definition
-    changes. For a mixture, each component in turn, each on a sample of its own source.
-    Example, for a pull request: shardsql explain ./new.sql --against ./old.sql --format markdown
+    changes (give the definition before the edit first and the edited one as OTHER: the report
+    reads from one to the other). For a mixture, each component in turn, each on a sample of
+    its own source.
+    Example, for a pull request: shardsql explain ./old.sql --against ./new.sql --format markdown
     """
     from .commands.explain import check_against, explain
     from .commands.options import for_one_dataset

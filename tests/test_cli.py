@@ -188,6 +188,13 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
                           "  uv run prepare.py --num-shards 10"]  # fmt: skip
 
 
+def test_explain_help_puts_the_definition_before_the_edit_first():
+    """As the report reads it ("OLD → NEW: what the edit changes") and docs/review.md says."""
+    text = " ".join(run("explain", "--help").output.split())
+    assert "shardsql explain ./old.sql --against ./new.sql --format markdown" in text
+    assert "./new.sql --against ./old.sql" not in text
+
+
 def test_top_level_help_names_the_environment_variables():
     result = run("--help")
     for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve", "NANOCHAT_BASE_DIR", "--for nanochat"):
