@@ -326,12 +326,13 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
                 f"{model.name}'s filter kept no rows: {count(read)} read, every one removed by its WHERE. See what "
                 f"each condition removes with `{explain}`, and loosen it. Your data folder was not changed."
             )
-        distinct = kept - duplicates
+        distinct, size = kept - duplicates, options.rows_per_shard
+        enough = f"less than one shard of {size:,}" if distinct < size else f"enough for only one shard of {size:,}"
         raise ConversionError(
-            f"the source ran out: {_went(read, kept, duplicates)}, which is {'no' if not shards else 'only one'} "
-            f"shard of {options.rows_per_shard:,}; {options.consumer.name} needs at least one training shard and the "
-            f"validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard {max(1, distinct // 3)}), or see "
-            f"what the filter removes with `{explain}`{more_files}. Your data folder was not changed."
+            f"the source ran out: {_went(read, kept, duplicates)}, {enough}; {options.consumer.name} needs at least "
+            f"one training shard and the validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard "
+            f"{max(1, distinct // 3)}), or see what the filter removes with `{explain}`{more_files}. Your data "
+            "folder was not changed."
         )
     ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
     validation = next((s for s in shards if s.name == VAL_SHARD_NAME), None)
