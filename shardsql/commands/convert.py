@@ -48,7 +48,7 @@ from ..wording import count
 from .in_order import InOrder
 from .interleaved import Interleaved
 from .options import ConvertOptions
-from .plan import Opened, Part, open_parts
+from .plan import Opened, Part, kept_nothing, open_parts
 from .shuffle import Shuffled
 
 
@@ -322,12 +322,9 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
         if kept == 0:
-            raise ConversionError(
-                f"{model.name}'s filter kept no rows: {count(read)} read, every one removed by its WHERE. See what "
-                f"each condition removes with `{explain}`, and loosen it. Your data folder was not changed."
-            )
+            raise kept_nothing(f"{model.name}'s filter", read, explain)
         distinct, size = kept - duplicates, options.rows_per_shard
-        enough = f"less than one shard of {size:,}" if distinct < size else f"enough for only one shard of {size:,}"
+        enough = f"less than one shard of {size:,}" if distinct < size else f"which filled only one shard of {size:,}"
         raise ConversionError(
             f"the source ran out: {_went(read, kept, duplicates)}, {enough}; {options.consumer.name} needs at least "
             f"one training shard and the validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard "

@@ -61,7 +61,7 @@ from ..run.executor import Executor, available_cores
 from ..run.local import SPILL_DIR
 from ..wording import count, format_size
 from .options import ConvertOptions
-from .plan import Plan
+from .plan import Plan, kept_nothing
 from .shuffle_merge import Count, Merged
 from .shuffle_select import Select
 
@@ -266,11 +266,22 @@ class Shuffled:
 
 def _check_shares(plan: Plan, selections: list[staging.Selection], counted: Count, rows: int, state: ShuffleState,
                   options: ConvertOptions, held: int) -> None:  # fmt: skip
-    """A part that cannot give its share stops a mixture (unless --allow-short): never other proportions."""
-    if counted.dry is None or plan.allow_short:
+    """A part that cannot give its share stops a mixture (unless --allow-short): never other proportions.
+    One mixed with others that gives no row at all stops it even so: only its filter can help."""
+    if counted.dry is None:
         return
     part, selection, draw = plan.parts[counted.dry], selections[counted.dry], state.parts[counted.dry]
     explain = explain_command(part.name, part.definition.path) if part.definition else "shardsql explain"
+    if selection.rows == 0 and part.given is None and len(plan.group(part.validation)) > 1:
+        if draw.staged == 0:
+            raise kept_nothing(f"component {part.name}'s filter", draw.read, explain)
+        raise ConversionError(
+            f"component {part.name} gives the mixture no rows: the {count(draw.staged)} its filter kept (of "
+            f"{draw.read:,} read) are all duplicate texts, of its own or of another component's. See what it keeps "
+            f"with `{explain}`. Your data folder was not changed."
+        )
+    if plan.allow_short:
+        return
     # Only what can help: more source files only where --num-source held the source back.
     more_files = "" if options.num_source is None else f", more source files (--num-source, now {options.num_source})"
     raise ConversionError(
