@@ -290,8 +290,10 @@ def demo(d: DemoResult, consumer: Consumer, real: ConvertOptions) -> Iterator[st
 
 
 def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
-    """`demo --serve`: where the stand-in serves, and the commands to try against it."""
+    """`demo --serve`: where the stand-in serves, and the commands to try against it, each as the
+    user pastes it (the convert's shards kept in the stand-in's folder, where verify reads them)."""
     cache = shlex.quote(str(folder / consumer.name))
+    data = shlex.quote(str(folder / consumer.name / consumer.data_folder))
     flag, run = for_flag(consumer), shardsql_command()
     yield f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}."
     yield f"It plays {served.plays}."
@@ -301,7 +303,7 @@ def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
     yield f"  {run} show fineweb-edu"
     yield f"  {run} convert fineweb-edu --dry-run"
     yield f"  {run} convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
+    yield f"  {run} verify {data}"
     yield f'  {run} sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
     yield f"  {run} explain fineweb-edu-high"
-    real = consumer.base_dir()
-    yield f"(--cache-dir keeps the shards out of your real {real}; verify {cache}/{consumer.data_folder})"
+    yield f"(--cache-dir keeps the shards out of your real {consumer.base_dir()}; verify reads them there.)"

@@ -1,5 +1,6 @@
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -216,7 +217,7 @@ def test_every_command_that_reads_or_writes_a_cache_folder_serves_both_consumers
         )
 
 
-def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkeypatch):
+def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(monkeypatch):
     import re
     import signal
 
@@ -232,11 +233,15 @@ def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkey
         endpoint = re.search(r"export HF_ENDPOINT=(\S+) HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN", printed).group(1)
         folder = re.search(r"from (/\S+)\.\n", printed).group(1)
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        cache = tmp_path / "cache"
+        # The convert and the verify as printed, pasted: the shards into the stand-in's folder, verified there.
+        pasted = [re.match(r"  (.+?) ((?:convert fineweb-edu --num-shards|verify) .*)\n", line) for line in lines]
+        (run_convert, convert), (run_verify, verify) = (m.groups() for m in pasted if m)
+        convert_args, verify_args = shlex.split(convert), shlex.split(verify)
+        assert run_convert == run_verify and verify_args == ["verify", f"{folder}/autoresearch/data"]
         for args in (
             ["convert", "pubmed-abstract", "--dry-run"],
-            ["convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "1000", "--cache-dir", str(cache)],
-            ["verify", str(cache / "data")],
+            convert_args,
+            verify_args,
             ["sql", "SELECT count(*) AS n FROM source.github_code_python"],
             ["explain", "fineweb-edu-high", "--sample-rows", "1000"],
         ):
