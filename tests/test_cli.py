@@ -125,6 +125,12 @@ def test_errors_are_one_clean_line(args, message, code):
     assert "Traceback" not in result.output
 
 
+def test_a_missing_definition_file_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("convert", "./none.sql", "--dry-run")
+    assert (result.exit_code, result.output) == (1, f"Error: none.sql: no such definition file in {tmp_path}\n")
+
+
 def test_source_errors_are_clean(hub, tmp_path):
     result = run("convert", "fineweb-edu", "--cache-dir", str(tmp_path), "--yes")
     assert result.exit_code == 1
