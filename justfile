@@ -109,6 +109,13 @@ fmt: setup-tools
 docs: setup
     @uv run --no-sync python docs/generate_cli.py
 
+# scripts/review_sql.py (docs/review.md): `./dev review --base origin/main > review.md`. Its
+# markdown goes to stdout, anything else to stderr.
+[doc("Write the review report of every sql/*.sql your branch changes, as markdown (docs/review.md).")]
+[no-exit-message]
+[positional-arguments]
+review *args: setup
+    @uv run --no-sync python scripts/review_sql.py "$@"
 
 # Benchmark of the real job (3 + 1 shards of 86,016 rows), each tool a fresh process as its user runs it:
 # wall and CPU time vs the seed loop and a Polars one-liner, peak RSS, fixed cost, bytes fetched

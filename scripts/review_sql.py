@@ -12,9 +12,11 @@ The markdown goes to stdout (a GitHub Actions job appends it to $GITHUB_STEP_SUM
 docs/review.md). A definition that fails to explain (bad SQL, a source that cannot be read)
 is reported with shardsql's message, and the script then exits 1, so the check fails.
 
-Usage: python scripts/review_sql.py [--base origin/main] [--sample-rows N] [other explain options]
+Usage: ./dev review [--base origin/main] [--sample-rows N] [other explain options]
+   or: .venv/bin/python scripts/review_sql.py [the same options]
 Run it from the repository (any folder in it); shardsql runs as `python -m shardsql` with
-this interpreter, so run it with the project's environment (`uv run python scripts/review_sql.py`).
+this interpreter, so run it with the project's environment: `./dev review`, or the clone's
+.venv/bin/python once `./dev setup` has made it (in CI: `uv run python scripts/review_sql.py`).
 """
 
 from __future__ import annotations
