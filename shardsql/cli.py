@@ -13,6 +13,8 @@ definition/evaluator) are imported inside the commands that need them: `shardsql
 from __future__ import annotations
 
 import gc
+import os
+import select
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -84,20 +86,40 @@ def _echo(lines: Iterable[str], err: bool = False) -> None:
         click.echo(line, err=err)
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`shardsql explain ... | head`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or a stdout with no file (tests)
+        return False
+
+
 class _Group(click.Group):
     """Turns library errors into clean messages (and tracebacks only with --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # here, where a closed pipe is caught, not as the interpreter exits
+            return result
         except ShardsqlError as exc:
             if ctx.params.get("debug"):
                 traceback.print_exc()
             message, code = str(exc), exc.exit_code
         except KeyboardInterrupt:
             message, code = INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), 130
-        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, BrokenPipeError):
-            raise  # click's own (usage errors, --help, a declined prompt, `| head` closing the pipe)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise  # click's own (usage errors, --help, a declined prompt)
+        except BrokenPipeError as exc:
+            if not _reader_gone():  # another pipe than stdout's (a socket): a failure like any other
+                message, code = unexpected(exc), 1
+            else:
+                # `| head` read what it wanted and closed the pipe: nothing failed. What is still
+                # buffered goes nowhere, and the exit is quiet and successful.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise click.exceptions.Exit(0) from None
         except Exception as exc:
             # Anything the library did not turn into a ShardsqlError: still one line, not a
             # traceback; --debug shows it.

@@ -145,6 +145,25 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in proc.stderr and "no such definition file" in proc.stderr
 
 
+@pytest.mark.parametrize("command", [["list"], ["explain", "SOURCE.sql", "--sample-rows", "200"]])
+def test_a_reader_that_closes_the_pipe_early_is_no_failure(tmp_path, command):
+    """`shardsql explain ... | head`: head exits after its lines, the pipe closes under shardsql, which
+    stops quietly and successfully (not exit status 1, nor a BrokenPipeError at exit)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [f"text number {i} " * (i % 7 + 1) for i in range(500)]}), tmp_path / "p.parquet")
+    definition = tmp_path / "mine.sql"
+    definition.write_text(
+        f"-- description: d\n-- source: {tmp_path}/\n\nSELECT text FROM source WHERE length(text) > 40\n"
+    )
+    args = [str(definition) if arg == "SOURCE.sql" else arg for arg in command]
+    proc = subprocess.Popen([sys.executable, "-m", "shardsql", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before shardsql has written a line: its first write finds no reader
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err.decode()) == (0, "")
+
+
 def test_skip_backup_without_yes_is_refused_when_not_interactive(hub_dataset, tmp_path):
     folder = hub_dataset("fineweb-edu")
     (tmp_path / "data").mkdir()
