@@ -12,9 +12,11 @@ The markdown goes to stdout (a GitHub Actions job appends it to $GITHUB_STEP_SUM
 docs/review.md). A definition that fails to explain (bad SQL, a source that cannot be read)
 is reported with shardsql's message, and the script then exits 1, so the check fails.
 
-Usage: python scripts/review_sql.py [--base origin/main] [--sample-rows N] [other explain options]
+Usage: ./dev review [--base origin/main] [--sample-rows N] [other explain options]
+   or: .venv/bin/python scripts/review_sql.py [the same options]
 Run it from the repository (any folder in it); shardsql runs as `python -m shardsql` with
-this interpreter, so run it with the project's environment (`uv run python scripts/review_sql.py`).
+this interpreter, so run it with the project's environment: `./dev review`, or the clone's
+.venv/bin/python once `./dev setup` has made it (in CI: `uv run python scripts/review_sql.py`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def explain(args: list[str], cwd: Path) -> tuple[str, str | None]:
     return done.stdout, (done.stderr.strip() or f"exit status {done.returncode}") if done.returncode else None
 
 
+def demoted(markdown: str) -> str:
+    """explain's headings one level down (its `##` a `###`), outside fenced blocks: under the
+    report's `#` title and each file's `##`."""
+    lines, fenced = [], False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("#" + line if line.startswith("#") and not fenced else line)
+    return "".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--base", default="origin/main", help="the branch the change goes into [origin/main]")
@@ -53,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     changes = git("diff", "--name-status", "--no-renames", f"{base}..HEAD", "--", "sql/*.sql", cwd=root)
     label = re.sub(r"[^a-z0-9_-]+", "-", options.base.lower())  # a definition's name: a-z, 0-9, - and _
 
-    print(f"## Dataset definitions changed since {options.base} ({base[:12]})\n")
+    print(f"# Dataset definitions changed since {options.base} ({base[:12]})\n")
     failed = False
     rows = [line.split("\t") for line in changes.splitlines() if line.strip()]
     if not rows:
@@ -62,19 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="review-sql-") as tmp:
         for status, path in rows:
             new = root / path
-            print(f"\n---\n\n# `{path}`: {'removed' if status == 'D' else 'added' if status == 'A' else 'edited'}\n")
+            print(f"\n---\n\n## `{path}`: {'removed' if status == 'D' else 'added' if status == 'A' else 'edited'}\n")
             if status == "D":
                 print(f"The change removes `{path}`.")
                 continue
-            args = [str(new)]
+            args, shown = [path], {}  # the edited file by its path in the repository, as explain runs in it
             if status != "A" and not MIXTURE.search(new.read_text()):
                 old_text = git("show", f"{base}:{path}", cwd=root)
                 if not MIXTURE.search(old_text):
                     old = Path(tmp) / f"{Path(path).stem}_{label}.sql"
                     old.write_text(old_text)
-                    args = [str(old), "--against", str(new)]
+                    args = [str(old), "--against", path]
+                    shown = {str(old): f"{path} @ {options.base}"}  # the base's file, not where it was written
             markdown, error = explain([*args, *extra], cwd=root)
-            print(markdown)
+            for written, name in shown.items():
+                markdown, error = markdown.replace(written, name), error and error.replace(written, name)
+            print(demoted(markdown))
             if error is not None:
                 failed = True
                 print(f"**`shardsql explain` failed on `{path}`:**\n\n```text\n{error}\n```")

@@ -13,6 +13,8 @@ definition/evaluator) are imported inside the commands that need them: `shardsql
 from __future__ import annotations
 
 import gc
+import os
+import select
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -30,7 +32,8 @@ from .definition.mixture import Mixture
 from .errors import ShardsqlError, unexpected
 from .malloc import steady_malloc
 from .output.cache_dir import CacheDir
-from .progress import for_terminal, format_size
+from .progress import for_terminal
+from .wording import count, format_size
 
 # A command's function, as click's option decorators take and return it.
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -83,20 +86,40 @@ def _echo(lines: Iterable[str], err: bool = False) -> None:
         click.echo(line, err=err)
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`shardsql explain ... | head`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or a stdout with no file (tests)
+        return False
+
+
 class _Group(click.Group):
     """Turns library errors into clean messages (and tracebacks only with --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # here, where a closed pipe is caught, not as the interpreter exits
+            return result
         except ShardsqlError as exc:
             if ctx.params.get("debug"):
                 traceback.print_exc()
             message, code = str(exc), exc.exit_code
         except KeyboardInterrupt:
             message, code = INTERRUPTED.get(ctx.invoked_subcommand or "", "Interrupted."), 130
-        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, BrokenPipeError):
-            raise  # click's own (usage errors, --help, a declined prompt, `| head` closing the pipe)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise  # click's own (usage errors, --help, a declined prompt)
+        except BrokenPipeError as exc:
+            if not _reader_gone():  # another pipe than stdout's (a socket): a failure like any other
+                message, code = unexpected(exc), 1
+            else:
+                # `| head` read what it wanted and closed the pipe: nothing failed. What is still
+                # buffered goes nowhere, and the exit is quiet and successful.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise click.exceptions.Exit(0) from None
         except Exception as exc:
             # Anything the library did not turn into a ShardsqlError: still one line, not a
             # traceback; --debug shows it.
@@ -249,7 +272,7 @@ def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_
             click.confirm(question, abort=True)
         elif options.skip_backup:
             raise click.UsageError("--skip-backup deletes the current data; add --yes to confirm.")
-    click.echo(f"Converting {definition.name} into {options.num_shards} training shards + 1 validation shard "
+    click.echo(f"Converting {definition.name} into {count(options.num_shards, 'training shard')} + 1 validation shard "
                f"for {options.consumer.name}", err=True)  # fmt: skip
     _echo(report.result(convert(definition, options, for_terminal(quiet))))
 
@@ -284,7 +307,7 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     with stream_query(query, limit=limit or None, revision=revision, source_url=source_url) as (stream, session):
         rows = query_output.write(stream.batches, names=stream.schema.names, fmt=fmt, out=sys.stdout)
         truncated, fetched = session.truncated, stream.bytes_fetched
-    note = f"{rows:,} rows" + (" (more not shown: use --limit)" if truncated else "")
+    note = count(rows) + (" (more not shown: use --limit)" if truncated else "")
     click.echo(f"{note}; fetched {format_size(fetched)}", err=True)
 
 
@@ -296,7 +319,8 @@ def sql_command(query: str, fmt: str, limit: int | None, revision: str | None, s
     show_default=True,
     help="Rows of the source to measure on (its first).",
 )
-@click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare.")
+@click.option("--against", metavar="OTHER", help="A second definition (name or .sql file) to measure and compare: "
+              "for an edit, the edited one (DATASET the one before it).")  # fmt: skip
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text", show_default=True,
     help="text for the terminal (charts of block characters; of # where TERM=dumb or the output is not UTF-8), "
@@ -319,8 +343,10 @@ def explain_command(dataset: str, sample_rows: int, against: str | None, fmt: st
     estimated tokens kept, and the length (and score) distributions before and after. With
     --against, the same for a second definition on the same sample, and how their outputs
     differ (texts only one keeps, how the kept lengths move): what an edit to a definition
-    changes. For a mixture, each component in turn, each on a sample of its own source.
-    Example, for a pull request: shardsql explain ./new.sql --against ./old.sql --format markdown
+    changes (give the definition before the edit first and the edited one as OTHER: the report
+    reads from one to the other). For a mixture, each component in turn, each on a sample of
+    its own source.
+    Example, for a pull request: shardsql explain ./old.sql --against ./new.sql --format markdown
     """
     from .commands.explain import check_against, explain
     from .commands.options import for_one_dataset
@@ -361,7 +387,7 @@ def verify_command(directory: Path | None, consumer: Consumer | None) -> None:
     _echo((f"warning: {warning}" for warning in result.warnings), err=True)
     _echo((f"error: {error}" for error in result.errors), err=True)
     if not result.ok:
-        raise click.ClickException(f"{len(result.errors)} problem(s) in {result.directory}")
+        raise click.ClickException(f"{count(len(result.errors), 'problem')} in {result.directory}")
     _echo(report.verified(result))
 
 
@@ -391,7 +417,7 @@ def restore_command(name: str | None, cache_dir: Path | None, consumer: Consumer
     cache = CacheDir.found(cache_dir, consumer)
     with cache.lock():
         restored, kept = cache.restore(name)
-    click.echo(f"Restored {restored.label} ({restored.shards} shards) into {cache.data}.")
+    click.echo(f"Restored {restored.label} ({count(restored.shards, 'shard')}) into {cache.data}.")
     if kept:
         click.echo(f"The data that was live is now the backup {kept.name.removeprefix('backup_')}.")
 

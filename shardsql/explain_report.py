@@ -22,7 +22,7 @@ from .autoresearch import BYTES_PER_TOKEN
 from .commands import review
 from .definition.mixture import percent
 from .explain_html import svg_chart
-from .progress import format_size
+from .wording import count, format_size
 
 if TYPE_CHECKING:
     from .commands.explain import Funnel, Measured
@@ -257,13 +257,13 @@ def explained(m: Measured, style: Style) -> Iterator[str]:
     if not style.plain:  # the text funnel's first line names it
         yield from _para(f"Definition: {_code(str(f.definition.path), style)}", style)
     if m.role == "own sample":
-        line = f"{name} reads another source: measured on the first {m.table.num_rows:,} rows of {m.source.url}"
+        line = f"{name} reads another source: measured on the first {count(m.table.num_rows)} of {m.source.url}"
     elif m.role == "same rows":
         line = "Measured on the same sample."
     else:
         pinned = f" (commit {m.source.commit[:12]})" if m.source.commit else ""
         fetched = format_size(m.source.counter.bytes)
-        line = f"Sample: the first {m.table.num_rows:,} rows of {m.source.url}{pinned}; fetched {fetched}"
+        line = f"Sample: the first {count(m.table.num_rows)} of {m.source.url}{pinned}; fetched {fetched}"
     yield from _para(_esc(line, style), style)
     yield from _funnel(f, style)
     if d is None:
@@ -294,14 +294,14 @@ def _tokens(n: int) -> int:
 
 
 def _kept(f: Funnel, d: review.Details, style: Style) -> Iterator[str]:
-    tokens = f"about {_tokens(d.bytes_out):,} tokens"
+    tokens = f"about {count(_tokens(d.bytes_out), 'token')}"
     if d.bytes_in:
         tokens += f" of {_tokens(d.bytes_in):,} ({_pct(d.bytes_out, d.bytes_in)}"
     tokens += ("; " if d.bytes_in else " (") + f"UTF-8 bytes / {BYTES_PER_TOKEN})"
-    chars = f"{f.chars_out:,} characters" + (
+    chars = count(f.chars_out, "character") + (
         f" of {f.chars_in:,} ({_pct(f.chars_out, f.chars_in)})" if f.chars_in else ""
     )
-    line = f" {f.rows_out:,} of {f.sample_rows:,} rows ({_pct(f.rows_out, f.sample_rows)}), {chars}, {tokens}"
+    line = f" {f.rows_out:,} of {count(f.sample_rows)} ({_pct(f.rows_out, f.sample_rows)}), {chars}, {tokens}"
     if style.plain:
         yield ""
     yield from _para(_strong("Kept:", style) + line, style)
@@ -367,7 +367,7 @@ def _removed(f: Funnel, d: review.Details, style: Style) -> Iterator[str]:
     yield from _heading("What each condition removes (after the ones before it)", 3, style)
     score = d.score_column if d.scores_out is not None else None
     for step, samples in zip(f.steps, d.removed, strict=True):
-        line = f"{_code(step.condition, style)} removes {step.removed:,} rows ({_pct(step.removed, f.sample_rows)})"
+        line = f"{_code(step.condition, style)} removes {count(step.removed)} ({_pct(step.removed, f.sample_rows)})"
         if style.plain:
             yield f"  {line}" + (", e.g.:" if samples else ".")
         else:
@@ -382,7 +382,7 @@ def _difference(m: Measured, first: str, a: review.Details, b: review.Details, s
     yield from _heading(f"{first} → {second}: {what}", 3, style)
     if diff is not None:
         yield from _para(
-            f"On the same rows: {diff.both:,} texts kept by both, {diff.only_first:,} only by {first}, "
+            f"On the same rows: {count(diff.both, 'text')} kept by both, {diff.only_first:,} only by {first}, "
             f"{diff.only_second:,} only by {second}.",
             style,
         )
@@ -407,11 +407,11 @@ def _difference(m: Measured, first: str, a: review.Details, b: review.Details, s
     if diff is None:
         return
     score = None  # the texts only one side keeps are compared as texts: no score beside them
-    for who, count, samples in ((first, diff.only_first, diff.only_first_samples),
+    for who, kept, samples in ((first, diff.only_first, diff.only_first_samples),
                                 (second, diff.only_second, diff.only_second_samples)):  # fmt: skip
         if not samples:
             continue
-        line = f"Only {who} keeps {count:,} texts, e.g.:"
+        line = f"Only {who} keeps {count(kept, 'text')}, e.g.:"
         if style.plain:
             yield ""
             yield f"  {line}"

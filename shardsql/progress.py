@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from .wording import count, format_size
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
@@ -18,20 +20,6 @@ if TYPE_CHECKING:
     from .output.shards import ShardInfo
 
 PLAIN_INTERVAL_S = 10.0  # a plain line at most this often, besides one per shard
-
-
-def rows(n: int, word: str = "row") -> str:
-    """A count for a person: "1 row", "2,048 rows"."""
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
-def format_size(n: float) -> str:
-    """Bytes for a person, in powers of 1024 named as such (as `du -h` and `df -h` count): 512 B, 3.4 MiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 class Progress:
@@ -51,9 +39,13 @@ class Progress:
         self._kept_at_start = 0  # a resumed run starts with rows kept before it: not part of its rate
         self._all_in: tuple[float, int] | None = None  # once every row wanted is kept: (when, shards then)
 
-    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0) -> None:
+    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0, read: int = 0) -> None:
+        """`kept`, `shards` and `read`: a resumed run's, from the interrupted runs before it. Its
+        counts of rows are the conversion's totals from the start; its bytes are its own."""
         self.rows_wanted, self.shards_wanted = rows_wanted, shards_wanted
         self.kept = self._kept_at_start = kept
+        self.read = read
+        self.fetched, self.used = 0, None
         self.shards = shards
         self.started = time.monotonic()
         self._all_in = (self.started, shards) if rows_wanted and kept >= rows_wanted else None
@@ -103,9 +95,11 @@ class Progress:
         return left * (time.monotonic() - since) / written if written > 0 else None
 
     def status(self) -> str:
+        # No rate before this run has kept a row: a resumed run's rows before it are none of its own.
+        rate = f"{self.rate():,.0f} rows/s, " if self.kept > self._kept_at_start else ""
         return (
-            f"{self.read:,} rows read, {self.kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
-            f"{self.fetch_status()}, {self.rate():,.0f} rows/s, {eta_text(self.eta())}"
+            f"{count(self.read)} read, {self.kept:,} kept, {self.shards}/{count(self.shards_wanted, 'shard')}, "
+            f"{self.fetch_status()}, {rate}{eta_text(self.eta())}"
         )
 
     def fetch_status(self, word: str = " fetched") -> str:
@@ -120,7 +114,8 @@ class Progress:
         whole = f" of ~{format_size(max(self.fetched, cost * wanted / kept))}" if 0 < kept < wanted and cost else ""
         # A resumed run's rows are the conversion's totals; its bytes are this run's alone.
         word += " this run" if self._kept_at_start else ""
-        return f"{format_size(self.fetched)}{whole}{word}, {format_size(self.fetched / elapsed)}/s"
+        speed = f", {format_size(self.fetched / elapsed)}/s" if self.fetched else ""  # none before a byte arrives
+        return f"{format_size(self.fetched)}{whole}{word}{speed}"
 
 
 def eta_text(seconds: float | None) -> str:
@@ -136,8 +131,8 @@ class PlainProgress(Progress):
         super().__init__(stream or sys.stderr)
         self._last = 0.0
 
-    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0) -> None:
-        super().start(rows_wanted, shards_wanted, kept, shards)
+    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0, read: int = 0) -> None:
+        super().start(rows_wanted, shards_wanted, kept, shards, read)
         self._last = self.started
 
     def _print(self, text: str) -> None:
@@ -152,7 +147,8 @@ class PlainProgress(Progress):
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        self._print(f"  wrote {self.shard_name(info)}: {rows(info.rows)}, {format_size(info.bytes)}  ({self.status()})")
+        wrote = f"wrote {self.shard_name(info)}: {count(info.rows)}, {format_size(info.bytes)}"
+        self._print(f"  {wrote}  ({self.status()})")
 
 
 class RichProgress(Progress):
@@ -176,8 +172,8 @@ class RichProgress(Progress):
         )
         self._task: TaskID | None = None
 
-    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0) -> None:
-        super().start(rows_wanted, shards_wanted, kept, shards)
+    def start(self, rows_wanted: int, shards_wanted: int, kept: int = 0, shards: int = 0, read: int = 0) -> None:
+        super().start(rows_wanted, shards_wanted, kept, shards, read)
         self._task = self._bar.add_task("convert", total=rows_wanted, completed=min(kept, rows_wanted), status="")
         self._bar.start()
 
@@ -186,13 +182,13 @@ class RichProgress(Progress):
         if self._task is not None:
             # Short: the bar, its label and the time left share one line of the terminal.
             # Our ETA, not rich's: that one reads the bar (kept rows), full through a shuffle's writing.
-            status = (f"{read:,} read, {kept:,} kept, {self.shards}/{self.shards_wanted} shards, "
+            status = (f"{read:,} read, {kept:,} kept, {self.shards}/{count(self.shards_wanted, 'shard')}, "
                       f"{self.fetch_status('')}, {eta_text(self.eta())}")  # fmt: skip
             self._bar.update(self._task, completed=min(kept, self.rows_wanted), status=status)
 
     def shard(self, info: ShardInfo) -> None:
         super().shard(info)
-        line = f"  wrote {self.shard_name(info)}: {rows(info.rows)}, {format_size(info.bytes)}"
+        line = f"  wrote {self.shard_name(info)}: {count(info.rows)}, {format_size(info.bytes)}"
         self._bar.console.print(line, highlight=False)
         self.update(self.read, self.kept, self.fetched, self.used)  # redraw: the shard count changed
 

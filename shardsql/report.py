@@ -22,8 +22,7 @@ from .definition.mixture import Mixture, percent
 from .definition.model import Definition
 from .invocation import shardsql_command
 from .output import manifest
-from .progress import format_size
-from .progress import rows as count_rows
+from .wording import count, format_size
 
 if TYPE_CHECKING:
     from .commands.convert import ConvertResult
@@ -87,7 +86,7 @@ def resolved(source: Source, label: str = "") -> Iterator[str]:
     """The source files a definition reads (after --revision and --source), with their sizes."""
     pinned = f" at {source.revision} (commit {source.commit})" if source.commit else ""
     total = format_size(sum(f.size for f in source.files))
-    yield f"resolved:    {label}{source.url}{pinned}: {count_rows(len(source.files), 'file')}, {total}"
+    yield f"resolved:    {label}{source.url}{pinned}: {count(len(source.files), 'file')}, {total}"
     for file in source.files:
         yield f"  {file.url}  {format_size(file.size)}"
 
@@ -103,26 +102,27 @@ def preview(p: Preview, options: ConvertOptions, estimates: Estimates | None) ->
     yield f"Files ({len(p.footers)}):"
     for footer in p.footers:
         md, size = footer.metadata, format_size(footer.file.size)
-        yield f"  {footer.file.url}  {size}  {md.num_rows:,} rows  {md.num_row_groups} row groups"
+        yield f"  {footer.file.url}  {size}  {count(md.num_rows)}  {count(md.num_row_groups, 'row group')}"
     total_size = sum(f.file.size for f in p.footers)
     columns = format_size(p.column_bytes())
-    yield f"Total:    {p.source_rows:,} rows, {format_size(total_size)}; the columns read are {columns} compressed"
+    yield f"Total:    {count(p.source_rows)}, {format_size(total_size)}; the columns read are {columns} compressed"
     if options.val_rows is None:
-        shape = f"{options.num_shards + 1} shards x {options.rows_per_shard:,} rows"
+        shape = f"{count(options.num_shards + 1, 'shard')} x {count(options.rows_per_shard)}"
     else:
-        shape = f"{options.num_shards} shards x {options.rows_per_shard:,} rows + {options.val_rows:,} validation rows"
-    yield f"Wanted:   {shape} = {p.rows_wanted:,} rows kept"
+        shape = (f"{count(options.num_shards, 'shard')} x {count(options.rows_per_shard)} + "
+                 f"{count(options.val_rows, 'validation row')}")  # fmt: skip
+    yield f"Wanted:   {shape} = {count(p.rows_wanted)} kept"
     if p.source_rows < p.rows_wanted:
         yield (
             f"Estimate: the source has fewer rows than wanted even if every row is kept: "
-            f"at most {p.source_rows // options.rows_per_shard} full shards"
+            f"at most {count(p.source_rows // options.rows_per_shard, 'full shard')}"
         )
     else:
         bytes_per_row = p.column_bytes() / max(p.source_rows, 1)
         yield f"Estimate: at least {format_size(bytes_per_row * p.rows_wanted)} fetched (more as the filter drops rows)"
     if estimates is not None:
         tokens, val_rows = estimates.val_tokens, estimates.val_rows
-        yield f"Validation: {val_rows:,} rows, about {tokens:,} tokens (UTF-8 bytes / 4, at the source's mean)"
+        yield f"Validation: {count(val_rows)}, about {count(tokens, 'token')} (UTF-8 bytes / 4, at the source's mean)"
         advice = options.consumer.val_advice(tokens, val_rows, options.num_shards * options.rows_per_shard)
         if advice:
             yield f"warning: {advice}"
@@ -138,7 +138,7 @@ def preview(p: Preview, options: ConvertOptions, estimates: Estimates | None) ->
                     "staged compressed: slower, and about 1.1x the shards on disk at most"
                 )
     yield f"Output:   {options.cache.data} (for {options.consumer.name})"
-    fetched = f"{format_size(source.counter.bytes)} in {source.counter.requests} requests"
+    fetched = f"{format_size(source.counter.bytes)} in {count(source.counter.requests, 'request')}"
     yield f"Dry run: only parquet footers were read ({fetched})."
 
 
@@ -147,16 +147,18 @@ def mixture_preview(m: MixturePreview, options: ConvertOptions) -> Iterator[str]
     mixture = m.mixture
     yield f"Mixture:  {mixture.name}  ({mixture.path}), by {mixture.mix_by}"
     val_rows = options.val_rows or options.rows_per_shard
-    shape = f"{options.num_shards} shards x {options.rows_per_shard:,} rows + {val_rows:,} validation rows"
-    yield f"Wanted:   {shape} = {options.rows_wanted:,} rows, shuffled together"
+    shards, validation = count(options.num_shards, "shard"), count(val_rows, "validation row")
+    shape = f"{shards} x {count(options.rows_per_shard)} + {validation}"
+    yield f"Wanted:   {shape} = {count(options.rows_wanted)}, shuffled together"
     for c in m.components:
         p = c.preview
         pinned = f" (commit {p.source.commit[:12]})" if p.source.commit else ""
         yield f"  {p.definition.name}  {float(c.weight):.1%}: {p.source.url}{pinned}"
-        yield f"    {len(p.footers)} files, {p.source_rows:,} rows; mean {c.chars_per_row:,.0f} characters a row"
-        yield f"    needs about {c.rows:,} rows kept, {format_size(c.bytes)} fetched (more as its filter drops)"
+        files = count(len(p.footers), "file")
+        yield f"    {files}, {count(p.source_rows)}; mean {c.chars_per_row:,.0f} characters a row"
+        yield f"    needs about {count(c.rows)} kept, {format_size(c.bytes)} fetched (more as its filter drops)"
         if c.rows > p.source_rows:
-            yield f"    warning: its source has only {p.source_rows:,} rows: the mixture would stop there"
+            yield f"    warning: its source has only {count(p.source_rows)}: the mixture would stop there"
     yield f"Output:   {options.cache.data} (for {options.consumer.name})"
     fetched = sum(c.preview.source.counter.bytes for c in m.components)
     yield f"Dry run: only parquet footers were read ({format_size(fetched)})."
@@ -176,7 +178,7 @@ def result(r: ConvertResult, next_steps: bool = True) -> Iterator[str]:
     for part in r.parts:
         share = f"{part.chars_written / chars:.1%} of characters, {part.rows_written / rows:.1%} of rows"
         role = "the validation shard" if part.validation else share
-        yield f"  {part.name}: {count_rows(part.rows_written)}, {part.chars_written:,} characters ({role})"
+        yield f"  {part.name}: {count(part.rows_written)}, {count(part.chars_written, 'character')} ({role})"
     yield f"  shards:  {r.train_shards} training + 1 validation ({r.shards[-1].name}) in {r.data_dir}"
     validation, written = r.shards[-1].rows, sum(s.rows for s in r.shards)
     # Rows read from the sources: a validation shard kept from another run (--val-from live) is none of them.
@@ -184,14 +186,15 @@ def result(r: ConvertResult, next_steps: bool = True) -> Iterator[str]:
     written -= validation if given else 0
     yield f"  rows:    {r.rows_read:,} read, {filtered:,} filtered, {r.rows_kept:,} kept, {written:,} written{given}"
     if source is not None:
-        yield f"  fetched: {format_size(source.counter.bytes)} in {source.counter.requests} requests (by this run)"
+        requests = count(source.counter.requests, "request")
+        yield f"  fetched: {format_size(source.counter.bytes)} in {requests} (by this run)"
     if r.order == "shuffled":
-        yield f"  order:   shuffled (seed {r.seed}); {r.duplicates_removed:,} duplicate texts removed"
+        yield f"  order:   shuffled (seed {r.seed}); {count(r.duplicates_removed, 'duplicate text')} removed"
     else:
         yield "  order:   " + ("the definition's ORDER BY" if r.order == "sql" else "source order (--no-shuffle)")
     tokens = r.val_tokens
     origin = f" from {r.val_from}" if r.val_from else ""
-    yield f"  validation: {count_rows(validation)}{origin}, about {tokens:,} tokens (UTF-8 bytes / 4)"
+    yield f"  validation: {count(validation)}{origin}, about {count(tokens, 'token')} (UTF-8 bytes / 4)"
     advice = r.consumer.val_advice(tokens, validation, sum(s.rows for s in r.shards[:-1]))
     if advice:
         yield f"  warning: {advice}"
@@ -215,12 +218,13 @@ def verified(report: VerifyReport) -> Iterator[str]:
     """A folder that passed `verify`: a mixture's components, the validation shard's size, and OK."""
     for part in manifest.components(report.manifest):
         role = "validation shard" if part.validation else f"weight {float(part.weight):.1%}"
-        yield f"Component {part.name} ({role}): {part.rows_written:,} rows, {part.characters_written:,} characters"
+        chars = count(part.characters_written, "character")
+        yield f"Component {part.name} ({role}): {count(part.rows_written)}, {chars}"
     if report.val_tokens is not None:
         origin = manifest.validation_from(report.manifest)
         origin = f" from {origin}" if origin else ""
-        yield f"Validation shard{origin}: about {report.val_tokens:,} tokens (UTF-8 bytes / 4)"
-    yield f"OK: {report.shards_checked} shards in {report.directory}, as {report.consumer.name} reads them"
+        yield f"Validation shard{origin}: about {count(report.val_tokens, 'token')} (UTF-8 bytes / 4)"
+    yield f"OK: {count(report.shards_checked, 'shard')} in {report.directory}, as {report.consumer.name} reads them"
 
 
 def backups(cache: CacheDir, hints: list[str] | None = None) -> Iterator[str]:
@@ -288,8 +292,10 @@ def demo(d: DemoResult, consumer: Consumer, real: ConvertOptions) -> Iterator[st
 
 
 def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
-    """`demo --serve`: where the stand-in serves, and the commands to try against it."""
+    """`demo --serve`: where the stand-in serves, and the commands to try against it, each as the
+    user pastes it (the convert's shards kept in the stand-in's folder, where verify reads them)."""
     cache = shlex.quote(str(folder / consumer.name))
+    data = shlex.quote(str(folder / consumer.name / consumer.data_folder))
     flag, run = for_flag(consumer), shardsql_command()
     yield f"A local Hub stand-in serves generated data at {served.endpoint}, from {folder}."
     yield f"It plays {served.plays}."
@@ -299,7 +305,7 @@ def serving(served: Served, folder: Path, consumer: Consumer) -> Iterator[str]:
     yield f"  {run} show fineweb-edu"
     yield f"  {run} convert fineweb-edu --dry-run{flag}"
     yield f"  {run} convert fineweb-edu --num-shards 2 --rows-per-shard 1000{flag} --cache-dir {cache}"
+    yield f"  {run} verify {data}"
     yield f'  {run} sql "SELECT int_score, count(*) FROM source.fineweb_edu GROUP BY 1 ORDER BY 1"'
     yield f"  {run} explain fineweb-edu-high"
-    real = consumer.base_dir()
-    yield f"(--cache-dir keeps the shards out of your real {real}; verify {cache}/{consumer.data_folder})"
+    yield f"(--cache-dir keeps the shards out of your real {consumer.base_dir()}; verify reads them there.)"

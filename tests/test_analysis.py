@@ -73,6 +73,17 @@ def test_a_subquery_that_renames_a_column_says_how_to_write_it_row_by_row():
     assert analysis.classify(statement("SELECT body AS text FROM source WHERE length(body) >= 50")).row_by_row
     distinct = analysis.classify(statement("SELECT text FROM (SELECT DISTINCT body AS text FROM source)"))
     assert distinct.reason == "a subquery: reads the whole source"
+    # Its example names the definition's own column, where the subquery renames one.
+    examples = {
+        "content AS text": "SELECT content AS text FROM source WHERE length(content) >= 50",
+        "text": "SELECT text FROM source WHERE length(text) >= 50",
+        '"my col" AS text': 'SELECT "my col" AS text FROM source WHERE length("my col") >= 50',
+        "meta.body AS text": "SELECT body AS text FROM source WHERE length(body) >= 50",  # not one column: the example
+    }
+    for inner, example in examples.items():
+        shape = analysis.classify(statement(f"SELECT text FROM (SELECT {inner} FROM source) WHERE length(text) > 9"))
+        assert shape.reason.endswith(f", e.g. {example}"), shape.reason
+        assert analysis.classify(statement(example)).row_by_row
 
 
 SCHEMA = ["text", "id", "meta", "score", "int_score"]

@@ -1,5 +1,6 @@
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,23 @@ def test_dry_run_lists_files_and_writes_nothing(hub, hub_dataset, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_count_of_one_is_said_in_the_singular(hub, hub_dataset, tmp_path):
+    hub_dataset("fineweb-edu")
+    query = run("sql", "SELECT 1")
+    assert query.exit_code == 0 and "1 row; fetched 0 B" in query.output, query.output
+    one = ["--num-shards", "1", "--rows-per-shard", "1", "--cache-dir", str(tmp_path)]
+    dry = run("convert", "fineweb-edu", "--dry-run", *one, "--val-rows", "1")
+    assert dry.exit_code == 0, dry.output
+    assert "Wanted:   1 shard x 1 row + 1 validation row = 2 rows kept" in dry.output
+    assert "Validation: 1 row, about " in dry.output
+    converted = run("convert", "fineweb-edu", *one, "--yes")
+    assert converted.exit_code == 0, converted.output
+    assert "Converting fineweb-edu into 1 training shard + 1 validation shard" in converted.output
+    assert "  validation: 1 row, about " in converted.output
+    said = query.output + dry.output + converted.output
+    assert not re.findall(r"(?<![\d,.])1 (?:rows|shards|requests|files|row groups|training shards)\b", said), said
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [
@@ -107,6 +125,12 @@ def test_errors_are_one_clean_line(args, message, code):
     assert "Traceback" not in result.output
 
 
+def test_a_missing_definition_file_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("convert", "./none.sql", "--dry-run")
+    assert (result.exit_code, result.output) == (1, f"Error: none.sql: no such definition file in {tmp_path}\n")
+
+
 def test_source_errors_are_clean(hub, tmp_path):
     result = run("convert", "fineweb-edu", "--cache-dir", str(tmp_path), "--yes")
     assert result.exit_code == 1
@@ -119,6 +143,25 @@ def test_debug_shows_the_traceback(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "no such definition file" in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["list"], ["explain", "SOURCE.sql", "--sample-rows", "200"]])
+def test_a_reader_that_closes_the_pipe_early_is_no_failure(tmp_path, command):
+    """`shardsql explain ... | head`: head exits after its lines, the pipe closes under shardsql, which
+    stops quietly and successfully (not exit status 1, nor a BrokenPipeError at exit)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [f"text number {i} " * (i % 7 + 1) for i in range(500)]}), tmp_path / "p.parquet")
+    definition = tmp_path / "mine.sql"
+    definition.write_text(
+        f"-- description: d\n-- source: {tmp_path}/\n\nSELECT text FROM source WHERE length(text) > 40\n"
+    )
+    args = [str(definition) if arg == "SOURCE.sql" else arg for arg in command]
+    proc = subprocess.Popen([sys.executable, "-m", "shardsql", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before shardsql has written a line: its first write finds no reader
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err.decode()) == (0, "")
 
 
 def test_skip_backup_without_yes_is_refused_when_not_interactive(hub_dataset, tmp_path):
@@ -171,6 +214,13 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
                           "  uv run prepare.py --num-shards 10"]  # fmt: skip
 
 
+def test_explain_help_puts_the_definition_before_the_edit_first():
+    """As the report reads it ("OLD → NEW: what the edit changes") and docs/review.md says."""
+    text = " ".join(run("explain", "--help").output.split())
+    assert "shardsql explain ./old.sql --against ./new.sql --format markdown" in text
+    assert "./new.sql --against ./old.sql" not in text
+
+
 def test_top_level_help_names_the_environment_variables():
     result = run("--help")
     for name in ("HF_ENDPOINT", "HF_TOKEN", "SHARDSQL_SQL_DIR", "demo --serve", "NANOCHAT_BASE_DIR", "--for nanochat"):
@@ -192,7 +242,7 @@ def test_every_command_that_reads_or_writes_a_cache_folder_serves_both_consumers
         )
 
 
-def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkeypatch):
+def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(monkeypatch):
     import re
     import signal
 
@@ -208,11 +258,15 @@ def test_demo_serve_lets_every_command_run_offline_until_ctrl_c(tmp_path, monkey
         endpoint = re.search(r"export HF_ENDPOINT=(\S+) HF_HUB_DISABLE_TELEMETRY=1; unset HF_TOKEN", printed).group(1)
         folder = re.search(r"from (/\S+)\.\n", printed).group(1)
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        cache = tmp_path / "cache"
+        # The convert and the verify as printed, pasted: the shards into the stand-in's folder, verified there.
+        pasted = [re.match(r"  (.+?) ((?:convert fineweb-edu --num-shards|verify) .*)\n", line) for line in lines]
+        (run_convert, convert), (run_verify, verify) = (m.groups() for m in pasted if m)
+        convert_args, verify_args = shlex.split(convert), shlex.split(verify)
+        assert run_convert == run_verify and verify_args == ["verify", f"{folder}/autoresearch/data"]
         for args in (
             ["convert", "pubmed-abstract", "--dry-run"],
-            ["convert", "fineweb-edu", "--num-shards", "2", "--rows-per-shard", "1000", "--cache-dir", str(cache)],
-            ["verify", str(cache / "data")],
+            convert_args,
+            verify_args,
             ["sql", "SELECT count(*) AS n FROM source.github_code_python"],
             ["explain", "fineweb-edu-high", "--sample-rows", "1000"],
         ):

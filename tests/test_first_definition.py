@@ -30,4 +30,6 @@ def test_the_walkthrough_runs_as_printed(hub_dataset, tmp_path):
     review = (work / "my-edu-review.md").read_text()
     assert "### fineweb-edu → my-edu: what the edit changes" in review and "| p50 |" in review
     assert "Dry run: only parquet footers were read" in out
+    # Step 6 as the page says it: the validation shard's estimate, and no warning for a try this small.
+    assert "Validation: 500 rows, about " in out and "\nwarning: the validation shard holds" not in out
     assert "OK: 3 shards in my-edu-try/data" in out

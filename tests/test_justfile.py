@@ -1,5 +1,6 @@
 """The justfile passes arguments on quoted: globs, spaces and quotes reach shardsql intact."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,8 +45,9 @@ def test_every_recipe_is_listed_with_a_one_line_sentence():
 @pytest.mark.skipif(not shutil.which("just"), reason="needs just (./dev has it)")
 def test_the_demo_installs_only_what_the_tool_needs_and_the_tests_get_everything():
     def synced(recipe: str) -> list[str]:
+        """Its `uv sync` line, less the --quiet it has once .venv exists."""
         proc = subprocess.run([*_just(), "--dry-run", recipe], capture_output=True, text=True, cwd=ROOT, check=True)
-        return [line for line in proc.stderr.splitlines() if line.startswith("uv sync")]
+        return [line.removesuffix(" --quiet") for line in proc.stderr.splitlines() if line.startswith("uv sync")]
 
     for recipe in ("demo", "list", "install"):
         assert synced(recipe) == ["uv sync --locked --no-dev --inexact"], recipe
@@ -78,3 +80,29 @@ def test_install_links_this_clone_which_reads_its_own_sql_folder(tmp_path):
     assert str(ROOT / "sql") in dirs.splitlines()
     listed = subprocess.run([str(installed), "list"], capture_output=True, text=True, env=env, check=True).stdout
     assert "fineweb-edu" in listed
+
+
+@pytest.mark.skipif(not (shutil.which("just") and shutil.which("uv")), reason="needs just and uv (./dev has both)")
+def test_dev_runs_shardsql_quietly_from_where_the_user_is(tmp_path):
+    """`./dev shardsql ...` (and convert, demo, serve) from any folder: the paths it is given are read
+    from there, not from the clone; it prints shardsql's output alone (no recipe lines echoed, no
+    uv chatter once .venv is set up), and a failure is shardsql's one line and exit status."""
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": ["the first text", "the second text", "the third text"]}), folder / "p.parquet")
+    (tmp_path / "mine.sql").write_text("-- description: d\n-- source: ./my data/\n\nSELECT text FROM source\n")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}  # uv warns when one that is not .venv is set
+
+    def dev(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / "dev"), *args], capture_output=True, text=True, cwd=tmp_path, env=env)
+
+    shown = dev("shardsql", "show", "./mine.sql")
+    assert (shown.returncode, shown.stderr) == (0, ""), shown.stderr
+    assert "name:        mine" in shown.stdout and "resolved:    " in shown.stdout
+    missing = dev("shardsql", "show", "./none.sql")
+    assert (missing.returncode, missing.stderr) == (1, f"Error: none.sql: no such definition file in {tmp_path}\n")
+    converted = dev("convert", "./mine.sql", "--num-shards", "1", "--rows-per-shard", "1", "--cache-dir", "./x",
+                    "--no-shuffle")  # fmt: skip
+    assert converted.returncode == 0, converted.stderr
+    assert (tmp_path / "x" / "data" / "shard_06542.parquet").is_file() and not (ROOT / "x").exists()
+    assert not any(word in converted.stderr for word in ("uv ", "Resolved", "recipe")), converted.stderr

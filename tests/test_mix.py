@@ -319,6 +319,25 @@ def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path, order):
     shutil.rmtree(tmp_path / "ref")
 
 
+@pytest.mark.parametrize("allow_short", [False, True])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_component_that_keeps_nothing_points_only_at_its_filter(sources, source_files, tmp_path, shuffle,
+                                                                   allow_short):  # fmt: skip
+    """Fewer or smaller shards, more files or --allow-short (which would write nothing) cannot
+    help a component whose WHERE keeps no row: as for one dataset, its filter and explain alone."""
+    (sources / "none.sql").write_text(f"-- description: none\n-- source: {source_files / 'code'}\n\n"
+                                      "SELECT text FROM source WHERE length(text) > 1000000\n")  # fmt: skip
+    mix = mixture(sources, "none 50%, code 50%")
+    with pytest.raises(ConversionError) as e:
+        run(mix, tmp_path / "a", shuffle=shuffle, allow_short=allow_short)
+    message = str(e.value)
+    assert message.startswith("component none's filter kept no rows: 3,600 rows read, every one removed by its WHERE. "
+                              "See what each condition removes with `"), message  # fmt: skip
+    assert message.endswith(" explain none`, and loosen it. Your data folder was not changed."), message
+    assert not any(useless in message for useless in ("--num-shards", "--rows-per-shard", "--allow-short", "--num-"))
+    assert not (tmp_path / "a" / "data").exists()
+
+
 def test_a_component_that_runs_out_in_source_order_stops_the_mixture_unless_allow_short(sources, tmp_path):
     mix = mixture(sources, "held 50%, code 50%", "documents")
     with pytest.raises(ConversionError, match=r"component held ran out after [\d,]+ rows in source order \(of [\d,]+ "

@@ -3,6 +3,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from helpers import StopAfter
 from rich.console import Console
 
 from shardsql import progress as progress_module
@@ -61,12 +62,36 @@ def test_the_jobs_bytes_are_estimated_from_the_units_whose_rows_are_counted():
 
 
 def test_resumed_run_counts_only_its_own_rate():
+    """The rows before it are the conversion's totals, read and kept alike; the rates are this run's,
+    shown once it has fetched or kept anything (not "0 B/s, 0 rows/s" while it starts)."""
     progress = PlainProgress(io.StringIO())
-    progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2)
-    assert progress.status().startswith("0 rows read, 2,000 kept, 2/3 shards")
-    assert " 0 rows/s" in progress.status()
-    progress.update(read=500, kept=2500, fetched=1 << 20)  # this run's 500 rows cost 1 MB: 1,000 cost 2 MB
-    assert "1.0 MiB of ~2.0 MiB fetched" in progress.status()
+    progress.start(rows_wanted=3000, shards_wanted=3, kept=2000, shards=2, read=2100)
+    assert progress.status() == "2,100 rows read, 2,000 kept, 2/3 shards, 0 B fetched this run, ETA ?"
+    progress.update(read=2600, kept=2500, fetched=1 << 20)  # this run's 500 rows cost 1 MB: 1,000 cost 2 MB
+    assert re.search(r"1\.0 MiB of ~2\.0 MiB fetched this run, [\d.]+ \w+/s, [\d,]+ rows/s", progress.status())
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_resumed_conversion_counts_the_rows_before_it_and_no_rate_before_its_own(hub_dataset, tmp_path, small_units,
+                                                                                   shuffle):  # fmt: skip
+    """A real interrupted run, then the same command: its progress counts the rows read and kept
+    from the start of the conversion, both, and only this run's bytes and rates. A shuffled run
+    interrupted while writing resumes from its staged rows: it reads and fetches nothing more."""
+    folder = hub_dataset("fineweb-edu", row_group_size=100)  # small units: a resume starts in the middle
+    options = ConvertOptions(num_shards=3, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path,
+                             shuffle=shuffle, workers=1)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        convert(catalog.resolve("fineweb-edu"), options, progress=StopAfter(2))
+    out = io.StringIO()
+    result = convert(catalog.resolve("fineweb-edu"), options, PlainProgress(out))
+    statuses = re.findall(r"\(([\d,]+) rows read, ([\d,]+) kept, \d/4 shards, ([^)]*)\)", out.getvalue())
+    assert statuses, out.getvalue()
+    for read, kept, rest in statuses:
+        assert int(read.replace(",", "")) >= int(kept.replace(",", "")) >= 2000, out.getvalue()
+        assert "fetched this run" in rest, out.getvalue()
+        if shuffle:
+            assert rest.startswith("0 B fetched this run, ETA"), "nothing fetched or kept: no rate"
+    assert int(statuses[-1][0].replace(",", "")) == result.rows_read
 
 
 def test_rich_progress_draws_a_bar_with_the_counters():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "review_sql.py"
@@ -56,13 +57,26 @@ def test_a_pull_request_that_edits_adds_and_removes_definitions(hub_dataset, tmp
 
     code, out, err = review(repo, "--sample-rows", "1500")
     assert code == 0, err + out
-    assert out.startswith("## Dataset definitions changed since main (")
+    assert out.startswith("# Dataset definitions changed since main (")
     assert "README" not in out
+    # One hierarchy: the report's title, a file's heading, explain's under it; its headings only.
+    headings = [line.split(" ", 1)[0] for line in out.splitlines() if line.startswith("#")]
+    assert headings[0] == "#" and set(headings[1:]) == {"##", "###", "####"}, headings
+    assert [line for line in out.splitlines() if line.startswith("## ")] == [
+        "## `sql/fineweb-edu-high.sql`: edited",
+        "## `sql/fineweb.sql`: removed",
+        "## `sql/my-edu.sql`: added",
+    ]
 
-    edited = out.split("# `sql/fineweb-edu-high.sql`: edited")[1].split("\n---\n")[0]
-    assert "## explain fineweb-edu-high_main" in edited and "## against fineweb-edu-high" in edited
+    edited = out.split("## `sql/fineweb-edu-high.sql`: edited")[1].split("\n---\n")[0]
+    assert "\n### explain fineweb-edu-high_main\n" in edited and "\n### against fineweb-edu-high\n" in edited
+    # The files as the repository names them, not where the script wrote the base's copy.
+    assert (
+        "Definition: `sql/fineweb-edu-high.sql @ main`" in edited and "Definition: `sql/fineweb-edu-high.sql`" in edited
+    )
+    assert "review-sql-" not in out and str(repo) not in out
     assert "| `((int_score IS NULL) OR (int_score >= 4))` |" in edited
-    assert "### fineweb-edu-high_main → fineweb-edu-high: what the edit changes" in edited
+    assert "\n#### fineweb-edu-high_main → fineweb-edu-high: what the edit changes\n" in edited
     rows = pa.concat_tables(pq.read_table(p, columns=["text", "int_score"]) for p in sorted(folder.glob("*.parquet")))
     rows = rows.slice(0, 1500).to_pylist()
 
@@ -75,9 +89,10 @@ def test_a_pull_request_that_edits_adds_and_removes_definitions(hub_dataset, tmp
     assert "| kept length (chars) | fineweb-edu-high_main | fineweb-edu-high | change |" in edited
     assert "| p50 |" in edited and "```text" in edited
 
-    added = out.split("# `sql/my-edu.sql`: added")[1].split("\n---\n")[0]
-    assert "## explain my-edu" in added and "against" not in added and "**Kept:**" in added
-    assert "# `sql/fineweb.sql`: removed" in out and "The change removes `sql/fineweb.sql`." in out
+    added = out.split("## `sql/my-edu.sql`: added")[1].split("\n---\n")[0]
+    assert "\n### explain my-edu\n" in added and "against" not in added and "**Kept:**" in added
+    assert "Definition: `sql/my-edu.sql`" in added
+    assert "The change removes `sql/fineweb.sql`." in out
 
 
 def test_a_definition_that_fails_fails_the_check(tmp_path):
@@ -95,3 +110,13 @@ def test_a_definition_that_fails_fails_the_check(tmp_path):
     git(repo, "checkout", "-q", "main")
     code, out, _ = review(repo)
     assert code == 0 and out.rstrip().endswith("No definition in sql/ changed.")
+
+
+@pytest.mark.skipif(not (shutil.which("just") and shutil.which("uv")), reason="needs just and uv (./dev has both)")
+def test_dev_review_runs_the_script_with_the_projects_python():
+    """docs/review.md's local form: `./dev review`, no uv on the user's PATH needed."""
+    done = subprocess.run([str(ROOT / "dev"), "review", "--base", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# Dataset definitions changed since HEAD (")
+    assert done.stdout.rstrip().endswith("No definition in sql/ changed.")

@@ -40,14 +40,15 @@ from ..output.cache_dir import CacheDir
 from ..output.checkpoint import PartOutcome, WritePosition
 from ..output.shards import WRITERS, Rows, ShardInfo, ShardSizes, ShardWriter, pin_validation, write_pieces
 from ..output.verify import val_tokens
-from ..progress import Progress, rows
+from ..progress import Progress
 from ..run.executor import Executor, available_cores
 from ..run.local import LocalExecutor
 from ..source.files import Source
+from ..wording import count
 from .in_order import InOrder
 from .interleaved import Interleaved
 from .options import ConvertOptions
-from .plan import Opened, Part, open_parts
+from .plan import Opened, Part, kept_nothing, open_parts
 from .shuffle import Shuffled
 
 
@@ -155,7 +156,7 @@ def _convert(opened: Opened, options: ConvertOptions, progress: Progress, cache:
         cache.fresh_staging()
         state.save(cache.staging)
     elif state.shards:
-        progress.message(f"Resuming an interrupted run after {len(state.shards)} complete shards.")
+        progress.message(f"Resuming an interrupted run after {count(len(state.shards), 'complete shard')}.")
     staging = cache.staging
     drawn = [(part, part.shape) for part in opened.parts if part.shape is not None]  # not --val-from live's file
     row_by_row = any(shape.row_by_row for _, shape in drawn)
@@ -232,6 +233,11 @@ class Mode(Protocol):
         """Rows an interrupted run already kept (or drew) that this run does not keep again."""
         ...
 
+    @property
+    def read_before(self) -> int:
+        """Source rows the interrupted runs read for those (`kept_before`): this run's count starts there."""
+        ...
+
     def prepare(self) -> None:
         """What must be done before the first row (a shuffle's select phase)."""
 
@@ -276,7 +282,8 @@ def _write(opened: Opened, options: ConvertOptions, progress: Progress, state: c
         mode.saved(position)
         progress.shard(info)
 
-    progress.start(mode.rows_wanted, options.num_shards + 1, kept=mode.kept_before, shards=len(state.shards))
+    progress.start(mode.rows_wanted, options.num_shards + 1, kept=mode.kept_before, shards=len(state.shards),
+                   read=mode.read_before)  # fmt: skip
     with executor if mode.uses_executor else contextlib.nullcontext():
         mode.prepare()
         sizes = mode.sizes
@@ -315,16 +322,14 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
     if len(shards) < 2:
         shutil.rmtree(staging, ignore_errors=True)
         if kept == 0:
-            raise ConversionError(
-                f"{model.name}'s filter kept no rows: {rows(read)} read, every one removed by its WHERE. See what "
-                f"each condition removes with `{explain}`, and loosen it. Your data folder was not changed."
-            )
-        distinct = kept - duplicates
+            raise kept_nothing(f"{model.name}'s filter", read, explain)
+        distinct, size = kept - duplicates, options.rows_per_shard
+        enough = f"less than one shard of {size:,}" if distinct < size else f"which filled only one shard of {size:,}"
         raise ConversionError(
-            f"the source ran out: {_went(read, kept, duplicates)}, which is {'no' if not shards else 'only one'} "
-            f"shard of {options.rows_per_shard:,}; {options.consumer.name} needs at least one training shard and the "
-            f"validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard {max(1, distinct // 3)}), or see "
-            f"what the filter removes with `{explain}`{more_files}. Your data folder was not changed."
+            f"the source ran out: {_went(read, kept, duplicates)}, {enough}; {options.consumer.name} needs at least "
+            f"one training shard and the validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard "
+            f"{max(1, distinct // 3)}), or see what the filter removes with `{explain}`{more_files}. Your data "
+            "folder was not changed."
         )
     ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
     validation = next((s for s in shards if s.name == VAL_SHARD_NAME), None)
@@ -350,8 +355,8 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
     if ran_out:
         cause = "The source ran out" if opened.single else "A component ran out (--allow-short)"
         progress.message(
-            f"{cause}: {_went(read, kept, duplicates)}, so {rows(len(shards) - 1, 'training shard')} (of "
-            f"{options.num_shards} asked) and a validation shard of {rows(shards[-1].rows)} were written. "
+            f"{cause}: {_went(read, kept, duplicates)}, so {count(len(shards) - 1, 'training shard')} (of "
+            f"{options.num_shards} asked) and a validation shard of {count(shards[-1].rows)} were written. "
             f"`{explain}` shows what the filter removes."
         )
     backup = cache.install(staging, backup=not options.skip_backup)
@@ -381,8 +386,8 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
 def _went(read: int, kept: int, duplicates: int) -> str:
     """Where the rows read went: "12,000 rows read, 4,100 removed by the filter, 1,412 duplicate texts
     removed: 6,488 left"."""
-    dropped = f", {rows(duplicates, 'duplicate text')} removed" if duplicates else ""
-    return f"{rows(read)} read, {read - kept:,} removed by the filter{dropped}: {kept - duplicates:,} left"
+    dropped = f", {count(duplicates, 'duplicate text')} removed" if duplicates else ""
+    return f"{count(read)} read, {read - kept:,} removed by the filter{dropped}: {kept - duplicates:,} left"
 
 
 def _component_record(part: Part, outcome: PartOutcome) -> dict[str, object]:

@@ -54,7 +54,7 @@ class InOrder:
         self.read, self.kept = start.rows_read, start.rows_kept
         self._last = Position(start.file, start.row_group, 0, self.read, self.kept)
         self._last_kept = 0
-        self.kept_before = self.kept  # a resumed run's kept rows, before this run
+        self.read_before, self.kept_before = self.read, self.kept  # a resumed run's rows, before this run
         self.used = 0  # the bytes of this run's units whose rows are counted (the progress display's)
 
     def prepare(self) -> None:

@@ -32,8 +32,9 @@ from ..output.interleave import Merge
 from ..output.shards import char_counts
 from ..progress import Progress
 from ..run.executor import Executor
+from ..wording import count
 from .options import ConvertOptions
-from .plan import Part
+from .plan import Part, kept_nothing
 
 
 @dataclass
@@ -168,11 +169,14 @@ class Interleaved:
         self.parts, self.options, self.checkpoint = parts, options, checkpoint
         self.sizes = options.shard_sizes
         self.rows = self.rows_wanted = options.rows_wanted
-        self.kept_before = 0  # a resume's components' kept rows are not counted again
-        self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
-        self.spill.mkdir(exist_ok=True)
         start = checkpoint.write_at
         assert start is None or isinstance(start, InterleavePosition)
+        # Where a resume's components start counting (the progress display's): their rows read and kept before.
+        positions = start.positions if start else []
+        self.read_before = sum(p.rows_read for p in positions)
+        self.kept_before = sum(p.rows_kept for p in positions)
+        self.spill = folder / "queues"  # a component's backlog, past what the merge holds in memory
+        self.spill.mkdir(exist_ok=True)
         self.merged = _Interleaved(parts, executor, by == "characters", self.rows, start, self.spill, progress)
 
     def prepare(self) -> None:
@@ -192,18 +196,23 @@ class Interleaved:
         pass  # nothing staged to let go of
 
     def finish(self) -> list[PartOutcome]:
-        """Each component's account; a component that ran dry stops the mixture (unless --allow-short)."""
+        """Each component's account; a component that ran dry stops the mixture (unless --allow-short,
+        and even so where its filter kept nothing)."""
         merged, written = self.merged, sum(x.rows for x in self.checkpoint.shards)
-        if merged.dry is not None and written < self.rows and not self.options.allow_short:
+        if merged.dry is not None and written < self.rows:
             short, stream, num_source = self.parts[merged.dry], merged.streams[merged.dry], self.options.num_source
             explain = explain_command(short.name, short.definition.path) if short.definition else "shardsql explain"
-            more_files = "" if num_source is None else f", more source files (--num-source, now {num_source})"
-            raise ConversionError(
-                f"component {short.name} ran out after {stream.handed:,} rows in source order (of {stream.read:,} "
-                f"read, {stream.read - stream.kept:,} were removed by its filter), so the mixture stops after "
-                f"{written:,} of the {self.rows:,} rows wanted. See what its filter removes with `{explain}`; use "
-                f"fewer --num-shards or --rows-per-shard{more_files}, or --allow-short to keep the smaller output."
-            )
+            if stream.kept == 0:  # only its filter can help: not fewer shards, nor --allow-short's nothing
+                raise kept_nothing(f"component {short.name}'s filter", stream.read, explain)
+            if not self.options.allow_short:
+                more_files = "" if num_source is None else f", more source files (--num-source, now {num_source})"
+                raise ConversionError(
+                    f"component {short.name} ran out after {count(stream.handed)} in source order (of "
+                    f"{stream.read:,} read, {stream.read - stream.kept:,} were removed by its filter), so the mixture "
+                    f"stops after {written:,} of the {self.rows:,} rows wanted. See what its filter removes with "
+                    f"`{explain}`; use fewer --num-shards or --rows-per-shard{more_files}, or --allow-short to keep "
+                    "the smaller output."
+                )
         shutil.rmtree(self.spill, ignore_errors=True)  # the staging folder becomes the data folder
         final = merged.position(0)
         return [PartOutcome(p.name, False, stream.read, stream.kept, 0, taken, chars)

@@ -31,7 +31,18 @@ from ..definition.model import Definition
 from ..errors import ConversionError, OptionsError
 from ..output.shards import char_counts, sha256_file
 from ..source.scan import Scan, open_scan
+from ..wording import count
 from .options import LIVE, ConvertOptions, for_one_dataset
+
+
+def kept_nothing(who: str, read: int, explain: str) -> ConversionError:
+    """A definition whose filter kept no row of the source it read (`who`: "NAME's filter", or
+    "component NAME's filter"): fewer or smaller shards, more files or --allow-short cannot
+    help, only the filter can, so the message points at it and at `explain`, nothing else."""
+    return ConversionError(
+        f"{who} kept no rows: {count(read)} read, every one removed by its WHERE. See what each condition "
+        f"removes with `{explain}`, and loosen it. Your data folder was not changed."
+    )
 
 
 @dataclass

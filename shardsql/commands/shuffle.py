@@ -56,11 +56,12 @@ from ..output.checkpoint import (
     WritePosition,
 )
 from ..output.shards import ShardSizes
-from ..progress import Progress, format_size
+from ..progress import Progress
 from ..run.executor import Executor, available_cores
 from ..run.local import SPILL_DIR
+from ..wording import count, format_size
 from .options import ConvertOptions
-from .plan import Plan
+from .plan import Plan, kept_nothing
 from .shuffle_merge import Count, Merged
 from .shuffle_select import Select
 
@@ -161,6 +162,8 @@ class Shuffled:
         self.rows_here, self.digest = True, False
         self.rows_wanted = self.merged_rows + (self.val_rows if val else 0)
         self.kept_before = staged
+        # Source rows read for them: a given file's (--val-from live) are none, as the progress counts them.
+        self.read_before = sum(p.read for p, part in zip(state.parts, plan.parts, strict=True) if part.given is None)
         self._output: _Output | None = None
 
     def _save(self, state: ShuffleState | None = None) -> None:
@@ -174,15 +177,15 @@ class Shuffled:
         if state.selected is not None:
             return
         if self.kept_before:
-            self.progress.message(f"Resuming the selection after {self.kept_before:,} rows drawn.")
+            self.progress.message(f"Resuming the selection after {count(self.kept_before)} drawn.")
         workers = self.executor.record.workers if self.executor.record.engine == "local" else available_cores()
         select = Select(plan, self.executor, self.piles, state, self._save, self.progress, workers,
                         self.folder / SPILL_DIR, compress=self._short_of_disk())  # fmt: skip
         selections, counts = select.run(options.seed, self.merged_rows, self.val_rows)
-        for validation, count in counts.items():
+        for validation, counted in counts.items():
             # Without --val-from the validation shard's rows are drawn with the training rows.
             held = 0 if validation or plan.group(True) else self.val_rows
-            _check_shares(plan, selections, count, self.val_rows if validation else self.merged_rows, state, options,
+            _check_shares(plan, selections, counted, self.val_rows if validation else self.merged_rows, state, options,
                           held)  # fmt: skip
         if plan.group(True) and counts[False].rows < self.merged_rows:
             # Short training rows (--allow-short) end at a shard: the validation shard follows them.
@@ -261,19 +264,31 @@ class Shuffled:
         ]
 
 
-def _check_shares(plan: Plan, selections: list[staging.Selection], count: Count, rows: int, state: ShuffleState,
+def _check_shares(plan: Plan, selections: list[staging.Selection], counted: Count, rows: int, state: ShuffleState,
                   options: ConvertOptions, held: int) -> None:  # fmt: skip
-    """A part that cannot give its share stops a mixture (unless --allow-short): never other proportions."""
-    if count.dry is None or plan.allow_short:
+    """A part that cannot give its share stops a mixture (unless --allow-short): never other proportions.
+    One mixed with others that gives no row at all stops it even so: only its filter can help."""
+    if counted.dry is None:
         return
-    part, selection, draw = plan.parts[count.dry], selections[count.dry], state.parts[count.dry]
+    part, selection, draw = plan.parts[counted.dry], selections[counted.dry], state.parts[counted.dry]
     explain = explain_command(part.name, part.definition.path) if part.definition else "shardsql explain"
+    if selection.rows == 0 and part.given is None and len(plan.group(part.validation)) > 1:
+        if draw.staged == 0:
+            raise kept_nothing(f"component {part.name}'s filter", draw.read, explain)
+        raise ConversionError(
+            f"component {part.name} gives the mixture no rows: the {count(draw.staged)} its filter kept (of "
+            f"{draw.read:,} read) are all duplicate texts, of its own or of another component's. See what it keeps "
+            f"with `{explain}`. Your data folder was not changed."
+        )
+    if plan.allow_short:
+        return
     # Only what can help: more source files only where --num-source held the source back.
     more_files = "" if options.num_source is None else f", more source files (--num-source, now {options.num_source})"
     raise ConversionError(
-        f"component {part.name} ran out: its source gives only {selection.rows:,} distinct rows (of {draw.read:,} "
-        f"read, {draw.read - draw.staged:,} were removed by its filter and {selection.duplicates:,} as duplicate "
-        f"texts), so the mixture stops after {count.rows:,} of the {rows:,} rows wanted"
+        f"component {part.name} ran out: its source gives only {count(selection.rows, 'distinct row')} "
+        f"(of {draw.read:,} read, {draw.read - draw.staged:,} were removed by its filter and "
+        f"{selection.duplicates:,} as duplicate texts), so the mixture stops after {counted.rows:,} of the "
+        f"{count(rows)} wanted"
         + (f" ({held:,} of them for the validation shard)" if held else "")
         + f". See what its filter removes with `{explain}`; use fewer --num-shards or --rows-per-shard"
         f"{more_files}, or --allow-short to write the smaller output in the same proportions."

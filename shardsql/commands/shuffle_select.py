@@ -31,6 +31,7 @@ from ..progress import Progress
 from ..run.executor import Executor, RunRecord
 from ..run.local import whole_source
 from ..source.draw import Draw
+from ..wording import count
 from .plan import Plan, given_batches
 from .shuffle_merge import Count, count_shares
 
@@ -242,13 +243,13 @@ class Select:
                 counts = {
                     v: count_shares(self.piles, seed, self.plan, cuts, n, v, selections) for v, n in groups.items()
                 }
-                for count in counts.values():
-                    dry = count.dry
+                for counted in counts.values():
+                    dry = counted.dry
                     if dry is None or parts[dry].exhausted and selections[dry].rows < parts[dry].wanted:
                         continue  # enough, or as much as the source has
                     # The interleave needs more of this part than its selection holds: select more.
                     wanted = groups[self.plan.parts[dry].validation]
-                    more = math.ceil(selections[dry].rows * wanted / max(1, count.rows) * REDRAW_MARGIN) + 16
+                    more = math.ceil(selections[dry].rows * wanted / max(1, counted.rows) * REDRAW_MARGIN) + 16
                     parts[dry].wanted = max(parts[dry].wanted + 1, more)
                     short.append(dry)
                 if not short:
@@ -260,8 +261,8 @@ class Select:
                 more = max(missing, math.ceil(missing * per_distinct * REDRAW_MARGIN))
                 p.target = max(p.target, p.staged + more)
                 self.progress.message(
-                    f"{self.plan.parts[index].name}: {sel.rows:,} distinct texts selected of the {p.wanted:,} "
-                    f"needed ({p.staged:,} rows drawn): drawing about {p.target - p.staged:,} more"
+                    f"{self.plan.parts[index].name}: {count(sel.rows, 'distinct text')} selected of the {p.wanted:,} "
+                    f"needed ({count(p.staged)} drawn): drawing about {p.target - p.staged:,} more"
                 )
             self.save(self.state)
 

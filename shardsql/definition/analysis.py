@@ -20,6 +20,7 @@ the query command's view registration, reads the tree through it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -28,11 +29,19 @@ from typing import Any
 import duckdb
 
 SOURCE_VIEW = "source"
-ROW_BY_ROW_HINT = (
-    "To run row by row, select from source itself: rename in the SELECT list and filter on the source's "
-    "column names, e.g. SELECT body AS text FROM source WHERE length(body) >= 50"
-)
 SCALAR_KINDS = frozenset({"scalar", "macro"})
+
+
+def row_by_row_hint(column: str | None = None) -> str:
+    """How a rename in a subquery is written row by row, with the column the definition renames
+    (`body` where it is not one column)."""
+    name = column or "body"
+    name = name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+    select = "SELECT text" if name == "text" else f"SELECT {name} AS text"
+    return (
+        "To run row by row, select from source itself: rename in the SELECT list and filter on the source's "
+        f"column names, e.g. {select} FROM source WHERE length({name}) >= 50"
+    )
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,8 @@ def _classify(statement: dict[str, Any]) -> Shape:
         inner = (source.get("subquery") or {}).get("node")
         if isinstance(inner, dict) and _classify({"node": inner}).row_by_row:
             # Often a rename (SELECT text FROM (SELECT body AS text FROM source) WHERE ...): one SELECT does it.
-            return Shape(False, f"a subquery in FROM: reads the whole source. {ROW_BY_ROW_HINT}")
+            hint = row_by_row_hint(kept_column({"node": inner}))
+            return Shape(False, f"a subquery in FROM: reads the whole source. {hint}")
         return whole("a subquery")
     if source.get("type") != "BASE_TABLE" or source.get("table_name", "").lower() != SOURCE_VIEW:
         return whole("a FROM clause other than `source`")

@@ -165,7 +165,7 @@ def _component_file(ref: str, mixture_path: Path) -> Path:
         if not candidate.is_absolute():
             candidate = Path(os.path.normpath(mixture_path.expanduser().absolute().parent / candidate))
         if not candidate.is_file():
-            raise DefinitionError("no such definition file", candidate)
+            raise _no_such_file(candidate)
         return candidate
     return _named(ref)
 
@@ -208,6 +208,14 @@ def load_datasets() -> list[Definition]:
     return [d for d in load_all() if isinstance(d, Definition)]
 
 
+def _no_such_file(path: Path) -> DefinitionError:
+    """A definition file that is not there, and the folder it was looked for in: a relative path
+    is read from the working directory, which is not always the one the user thinks."""
+    folder = path.absolute().parent
+    where = "" if path.parent.is_absolute() else f" in {folder}"
+    return DefinitionError(f"no such definition file{where}", path)
+
+
 def _is_path(name_or_path: str) -> bool:
     return name_or_path.endswith(".sql") or os.sep in name_or_path
 
@@ -224,6 +232,6 @@ def resolve(name_or_path: str) -> Definition | Mixture:
     if _is_path(name_or_path):
         candidate = Path(name_or_path).expanduser()
         if not candidate.is_file():
-            raise DefinitionError("no such definition file", candidate)
+            raise _no_such_file(candidate)
         return load_file(candidate)
     return load_file(_named(name_or_path))

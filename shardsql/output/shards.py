@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from ..autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD, TEXT_COLUMN, VAL_SHARD_NAME, shard_name
 from ..errors import ConversionError
+from ..wording import count
 from . import durable
 
 # snappy, as the seed wrote and the hand-written Polars pipeline does: writing is most of a
@@ -205,7 +206,7 @@ def check_shard(path: Path, expected_rows: int, row_group_size: int) -> list[int
     if names != [TEXT_COLUMN]:
         raise ConversionError(f"{path.name}: columns are {names}, expected ['{TEXT_COLUMN}']")
     if sum(groups) != expected_rows:
-        raise ConversionError(f"{path.name}: {sum(groups)} rows, expected {expected_rows}")
+        raise ConversionError(f"{path.name}: {count(sum(groups))}, expected {expected_rows:,}")
     if any(size != row_group_size for size in groups[:-1]) or (groups and groups[-1] > row_group_size):
         raise ConversionError(f"{path.name}: row groups {groups}, expected {row_group_size} each but the last")
     return groups

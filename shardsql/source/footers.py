@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceError, describe
+from ..wording import count
 from .files import ParquetFooter, Source, SourceFile
 
 FOOTER_THREADS = 4  # footers read in parallel by a dry run: hides network latency without hammering the Hub
@@ -35,7 +36,7 @@ def read_footer(source: Source, file: SourceFile) -> ParquetFooter:
 
 def _fetch_footer(source: Source, file: SourceFile) -> ParquetFooter:
     if file.size < 12:
-        raise SourceError(f"{file.url} is not a parquet file ({file.size} bytes)")
+        raise SourceError(f"{file.url} is not a parquet file ({count(file.size, 'byte')})")
     tail = source.fetch(file, file.size - 8, file.size)
     if tail[4:] != PARQUET_MAGIC:
         raise SourceError(f"{file.url} is not a parquet file (no PAR1 footer); it may be truncated")
