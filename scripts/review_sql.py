@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.sample_rows is not None:
         extra = ["--sample-rows", str(options.sample_rows), *extra]
 
-    root = Path(git("rev-parse", "--show-toplevel", cwd=Path.cwd()).strip())
+    try:
+        root = Path(git("rev-parse", "--show-toplevel", cwd=Path.cwd()).strip())
+    except subprocess.CalledProcessError:
+        print(f"review_sql: {Path.cwd()} is not in a git repository: run it in a clone", file=sys.stderr)
+        return 2
     base = git("merge-base", options.base, "HEAD", cwd=root).strip()
     changes = git("diff", "--name-status", "--no-renames", f"{base}..HEAD", "--", "sql/*.sql", cwd=root)
     label = re.sub(r"[^a-z0-9_-]+", "-", options.base.lower())  # a definition's name: a-z, 0-9, - and _
