@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import killed_at_checkpoint, read_texts
+from helpers import StopAfter, killed_at_checkpoint, read_texts
 
 from shardsql.autoresearch import VAL_SHARD_NAME
 from shardsql.cli import cli
@@ -317,6 +317,21 @@ def test_a_killed_mixture_resumes_to_the_same_bytes(sources, tmp_path, order):
     assert "Resuming an interrupted run after" in resumed.stderr
     assert hashes(cache / "data") == hashes(tmp_path / "ref" / "data")
     shutil.rmtree(tmp_path / "ref")
+
+
+def test_a_no_shuffle_mixture_resumed_with_smaller_units_writes_what_it_would_have(sources, tmp_path, tune):
+    """A resume's units need not be the first run's (their size follows the rows still wanted):
+    where the first unit of a component's resume keeps fewer rows than the shards already hold
+    from where it starts, the rest are skipped from the units after it, not read again."""
+    mix = mixture(sources, "code 70%, abstracts 30%")
+    run(mix, tmp_path / "ref", shuffle=False)
+    tune(unit_bytes=8 << 20)  # a unit is a whole file in the first run
+    with pytest.raises(KeyboardInterrupt):
+        convert(mix, ConvertOptions(num_shards=4, rows_per_shard=ROWS_PER_SHARD, cache_dir=tmp_path / "run",
+                                    workers=2, shuffle=False), progress=StopAfter(2))  # fmt: skip
+    tune(unit_bytes=1)  # one row group a unit: the resume's first units keep fewer rows than the first run's
+    run(mix, tmp_path / "run", shuffle=False)
+    assert hashes(tmp_path / "run" / "data") == hashes(tmp_path / "ref" / "data")
 
 
 @pytest.mark.parametrize("allow_short", [False, True])

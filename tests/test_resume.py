@@ -228,3 +228,19 @@ def test_a_checkpoint_that_does_not_load_as_this_version_writes_it_starts_afresh
     assert messages[0] == f"Starting afresh: the previous run's checkpoint {why}."
     fresh = convert(definition, dataclasses.replace(options, cache_dir=tmp_path / "fresh"))
     assert [s.sha256 for s in result.shards] == [s.sha256 for s in fresh.shards]
+
+
+def test_a_resume_with_smaller_units_skips_the_rows_the_shards_hold_across_units(hub_dataset, tmp_path, tune):
+    """A resume's units need not be the first run's: where its first unit keeps fewer rows than
+    the shards already hold from where it starts, the rest are skipped from the next units."""
+    folder = hub_dataset("fineweb-edu")
+    definition = catalog.resolve("fineweb-edu")
+    options = ConvertOptions(num_shards=3, rows_per_shard=1000, source=str(folder), cache_dir=tmp_path / "cache",
+                             shuffle=False)  # fmt: skip
+    reference = dataclasses.replace(options, cache_dir=tmp_path / "reference")
+    convert(definition, reference)
+    with pytest.raises(KeyboardInterrupt):  # a unit is a whole file of 3,000 rows here
+        convert(definition, options, progress=StopAfter(2))
+    tune(unit_bytes=1)  # one 500-row group a unit: the resume's first unit keeps fewer rows than shards hold
+    convert(definition, options)
+    assert shard_hashes(tmp_path / "cache" / "data") == shard_hashes(tmp_path / "reference" / "data")

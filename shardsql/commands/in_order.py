@@ -80,13 +80,14 @@ class InOrder:
 
     def _from_units(self, pairs: Iterator[tuple[Unit, Rows]]) -> Generator[Rows, None, None]:
         """The kept rows of each unit, less those the shards before a restart already hold."""
+        # The kept rows that shards before a restart already hold, from where the scan starts: the
+        # first units of this run may keep fewer (a unit's size follows the rows still wanted), so
+        # what one unit cannot skip is skipped from the next.
         skip = self.start.unit_rows_written
         for unit, out in pairs:
             self._last = Position(unit.file_index, unit.row_groups[0], 0, self.read, self.kept)
             self._last_kept = 0
             self.read += unit.rows
-            # The kept rows that shards before a restart already hold, at the start of its first unit.
-            skip = skip if unit.start == (self.start.file, self.start.row_group) else 0
             self._last_kept += out.num_rows
             self.kept += out.num_rows
             self.used += unit.fetch_bytes

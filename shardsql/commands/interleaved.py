@@ -75,8 +75,10 @@ class _Stream:
             self.read += unit.rows
             self.kept += rows.num_rows
             self.used += unit.fetch_bytes
-            skip = self.skip if (unit.file_index, unit.row_groups[0]) == (self.start.file, self.start.row_group) else 0
-            self.skip = 0
+            # The kept rows that shards before a restart hold, from where the scan starts: a unit of
+            # this run may keep fewer (its size follows the rows still wanted), and the next skips the rest.
+            skip = self.skip
+            self.skip = max(0, skip - rows.num_rows)
             if rows.num_rows <= skip:
                 continue
             # The interleave reads every text here, wherever the unit ran (Ray: from its object store).

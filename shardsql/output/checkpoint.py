@@ -46,13 +46,14 @@ Fingerprint = dict[str, object]
 @dataclass
 class Position:
     """Where the next shard's rows start, one dataset in source order: a unit's file and first
-    row group, and how many of that unit's kept rows the shards before already hold."""
+    row group, and how many of the rows kept from there on the shards before already hold (a
+    resume's units may be smaller than the run's that wrote this: those rows can span several)."""
 
     KIND: ClassVar[str] = "source"
 
     file: int = 0
     row_group: int = 0
-    unit_rows_written: int = 0  # kept rows of the unit at (file, row_group) already in shards
+    unit_rows_written: int = 0  # kept rows from (file, row_group) on already in shards
     rows_read: int = 0  # source rows in the row groups before this one
     rows_kept: int = 0  # rows the definition kept from them
 
