@@ -22,6 +22,7 @@ this interpreter, so run it with the project's environment: `./dev review`, or t
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -66,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except subprocess.CalledProcessError:
         print(f"review_sql: {Path.cwd()} is not in a git repository: run it in a clone", file=sys.stderr)
         return 2
-    base = git("merge-base", options.base, "HEAD", cwd=root).strip()
+    try:
+        base = git("merge-base", options.base, "HEAD", cwd=root).strip()
+    except subprocess.CalledProcessError:
+        print(f"review_sql: no common commit of {options.base!r} and HEAD: name the branch your change goes into "
+              "with --base (e.g. --base main)", file=sys.stderr)  # fmt: skip
+        return 2
     changes = git("diff", "--name-status", "--no-renames", f"{base}..HEAD", "--", "sql/*.sql", cwd=root)
     label = re.sub(r"[^a-z0-9_-]+", "-", options.base.lower())  # a definition's name: a-z, 0-9, - and _
 
@@ -101,5 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def run() -> int:
+    """`main`, quiet when the reader of its output stops early (`| head`), as shardsql is."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Python would complain again flushing stdout at exit: point it at nothing first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -160,14 +160,15 @@ def chart(title: str, bins: review.Bins, series: Sequence[tuple[str, list[Any]]]
     digits = max(len(f"{n:,}") for c in counts + [nulls] for n in c)
     label_width = max(len(label) for label in labels)
     unicode = style.unicode or style.markdown
-    column = BAR_WIDTH + 1 + digits
+    # As wide as a bar and its count, or as the series' longest name: a heading is never cut.
+    column = max(BAR_WIDTH + 1 + digits, *(len(name) for name, _ in series))
 
     def cell(n: int, counted: bool = True) -> str:
         drawn = bar(n, most, unicode) if counted else ""
-        return f"{drawn:<{BAR_WIDTH}} {n:>{digits},}"
+        return f"{f'{drawn:<{BAR_WIDTH}} {n:>{digits},}':<{column}}"
 
     lines = [f"{title}"]
-    lines.append(f"{'':<{label_width}}  " + "  ".join(f"{name[:column]:<{column}}" for name, _ in series).rstrip())
+    lines.append(f"{'':<{label_width}}  " + "  ".join(f"{name:<{column}}" for name, _ in series).rstrip())
     for i, label in enumerate(bins.labels):
         lines.append(f"{label:>{label_width}}  " + "  ".join(cell(c[i]) for c in counts))
     if any(nulls):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 
@@ -196,8 +197,13 @@ def test_too_little_data_for_a_training_shard_is_an_error(hub_dataset, tmp_path,
     went = r"500 rows read, [\d,]+ removed by the filter, [\d,]+ duplicate texts? removed: [\d,]+ left"
     left = int(re.search(r"([\d,]+) left", message)[1].replace(",", ""))
     assert left < 1000 and re.match(rf"the source ran out: {went}, less than one shard of 1,000;", message), message
-    assert "--rows-per-shard" in message and "`./dev shardsql explain fineweb-edu`" in message
+    assert "`./dev shardsql explain fineweb-edu`" in message
     assert "--num-source" not in message and "more source files" not in message
+    # The size it suggests gives the shards asked for, a validation shard as large as the others.
+    suggested = int(re.search(r"--rows-per-shard ([\d,]+) for 2 \+ 1 shards", message)[1].replace(",", ""))
+    assert suggested == left // 3
+    done = convert(catalog.resolve("fineweb-edu"), dataclasses.replace(options, rows_per_shard=suggested))
+    assert [s.rows for s in done.shards] == [suggested] * 3 and not done.ran_out
 
 
 def test_a_filter_that_keeps_nothing_names_the_filter_and_explain(hub_dataset, tmp_path, monkeypatch):

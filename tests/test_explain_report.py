@@ -13,7 +13,7 @@ from helpers import first_rows
 
 from shardsql.cli import cli
 from shardsql.commands import review
-from shardsql.explain_report import SAMPLE_CHARS, bar, readable
+from shardsql.explain_report import SAMPLE_CHARS, bar, chart, readable, style_for
 
 STRICTER = """\
 -- description: FineWeb-Edu, int_score >= 4 and 100 characters or more
@@ -282,3 +282,16 @@ def test_against_a_definition_of_another_source_compares_shapes_only(tmp_path):
     assert "### one → two: the kept text compared" in out and "Only" not in out
     assert "| rows kept | 150 | 200 | +50 (+33%) |" in out
     assert f"| p50 | {nearest_rank(range(50, 200), 0.5)} | {nearest_rank(range(100, 300), 0.5)} |" in out
+
+
+def test_a_charts_headings_are_never_cut_and_its_columns_line_up():
+    """A series named longer than a bar and its count (a review's `kept by fineweb-edu_origin-main`)
+    is named whole; each row's cells start where their headings do."""
+    values = [5, 60, 60, 2500]
+    series = [("kept by fineweb-edu_origin-main", values), ("kept by fineweb-edu", values[:2])]
+    lines = list(chart("length", review.length_bins(values), series, style_for("text")))
+    heading = next(line for line in lines if "kept by" in line)
+    assert "kept by fineweb-edu_origin-main" in heading
+    second = heading.rindex("kept by fineweb-edu")
+    rows = [line for line in lines if re.match(r"\s+[0-9]", line)]
+    assert rows and all(line[second - 2 : second] == "  " for line in rows), lines

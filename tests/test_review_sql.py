@@ -128,3 +128,27 @@ def test_outside_a_git_repository_it_says_so_in_one_line(tmp_path):
                           timeout=60)  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"review_sql: {tmp_path} is not in a git repository: run it in a clone\n"
+
+
+def test_a_base_it_cannot_find_says_so_in_one_line(tmp_path):
+    repo = repository(tmp_path, {"a.sql": "-- description: a\n-- source: /nowhere\n\nSELECT text FROM source\n"})
+    code, out, err = review(repo, "--base", "nosuch")
+    assert code == 2 and out == ""
+    assert err == (
+        "review_sql: no common commit of 'nosuch' and HEAD: name the branch your change goes into with --base "
+        "(e.g. --base main)\n"
+    )
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(tmp_path):
+    """`review_sql.py | head`: a reader gone before the report is written (its end of the pipe
+    closed first) ends it with status 0 and no BrokenPipeError on stderr."""
+    repo = repository(tmp_path, {"a.sql": "-- description: a\n-- source: /nowhere\n\nSELECT text FROM source\n"})
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, str(SCRIPT), "--base", "main"], cwd=repo, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT}, timeout=60)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.stderr == "" and done.returncode == 0, done

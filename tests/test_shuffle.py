@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import string
 import subprocess
 import sys
@@ -638,3 +639,19 @@ def test_peak_memory_is_flat_in_the_number_of_shards(tmp_path):
         peaks.append(int(done.stdout.split("RSS")[-1]) * 1024)
     print(f"peak RSS: {peaks[0] >> 20} MB for 2 shards, {peaks[1] >> 20} MB for 8")
     assert peaks[1] <= 1.25 * peaks[0] and peaks[1] < 1 << 30
+
+
+def test_the_dry_runs_estimates_hold_no_more_rows_than_the_source(tmp_path):
+    """A source smaller than the job: the staging and the validation shard are estimated from the
+    rows it has, not from the rows wanted (4.0 GiB of staging for a 15.6 MiB source, before)."""
+    folder = write_source(tmp_path / "src", files=3)
+    definition = definition_for(folder)
+    out = CliRunner().invoke(cli, ["convert", str(definition.path), "--dry-run", "--num-shards", "20"])
+    assert out.exit_code == 0, out.output
+    source_rows = int(re.search(r"Total:    ([\d,]+) rows", out.output)[1].replace(",", ""))
+    assert source_rows < 86_016
+    assert f"Validation: {source_rows:,} rows, about" in out.output
+    staged = re.search(r"Staging: at most about ([\d.]+) (B|KiB|MiB|GiB)", out.output)
+    scale = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[staged[2]]
+    source_bytes = sum(p.stat().st_size for p in folder.glob("*.parquet"))
+    assert float(staged[1]) * scale < 20 * source_bytes, (staged[0], source_bytes)

@@ -327,9 +327,9 @@ def _finish(opened: Opened, options: ConvertOptions, progress: Progress, cache: 
         enough = f"less than one shard of {size:,}" if distinct < size else f"which filled only one shard of {size:,}"
         raise ConversionError(
             f"the source ran out: {_went(read, kept, duplicates)}, {enough}; {options.consumer.name} needs at least "
-            f"one training shard and the validation shard. Use fewer --rows-per-shard (e.g. --rows-per-shard "
-            f"{max(1, distinct // 3)}), or see what the filter removes with `{explain}`{more_files}. Your data "
-            "folder was not changed."
+            f"one training shard and the validation shard. Use fewer --rows-per-shard (--rows-per-shard "
+            f"{max(1, distinct // (options.num_shards + 1)):,} for {options.num_shards} + 1 shards of these rows), "
+            f"or see what the filter removes with `{explain}`{more_files}. Your data folder was not changed."
         )
     ran_out = sum(s.rows for s in shards) < options.rows_wanted and opened.live is None
     validation = next((s for s in shards if s.name == VAL_SHARD_NAME), None)

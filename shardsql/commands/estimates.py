@@ -36,9 +36,10 @@ def estimate(preview: Preview, options: ConvertOptions) -> Estimates | None:
     if not preview.source_rows:
         return None
     text_bytes = preview.text_bytes() / preview.source_rows  # uncompressed bytes a source row, before filtering
-    val_rows = options.val_rows or options.rows_per_shard
+    # Neither the validation shard nor the staging can hold more rows than the source has.
+    val_rows = min(options.val_rows or options.rows_per_shard, preview.source_rows)
     tokens = int(text_bytes * val_rows / BYTES_PER_TOKEN)
     shuffled = options.shuffle and not preview.shape.ordered
-    staged = expected_bytes(preview.rows_wanted, text_bytes) if shuffled else None
+    staged = expected_bytes(min(preview.rows_wanted, preview.source_rows), text_bytes) if shuffled else None
     free = free_space(options.cache.root)
     return Estimates(val_rows, tokens, staged, free, staged is not None and must_compress(staged, free))
