@@ -80,14 +80,14 @@ class Consumer:
         first step sets that variable, to the absolute folder. Where it reads one fixed folder and
         `base` is another, a comment line says that these shards are not the ones it will read."""
         lines = [f"{when}: {self.next_heading}:"]
-        base = base_folder(base)
-        if self.base_env and base != self.reads_anywhere():
+        base, reads = base_folder(base), self.reads_anywhere()
+        if base != reads and self.base_env:
             lines.append(f"  export {self.base_env}={shlex.quote(str(base))}")
-        elif not self.base_env and base != base_folder(self.default_base):
+        elif base != reads and reads is not None:
             # It reads one fixed folder: shards put elsewhere (--cache-dir) are not what it trains on.
             lines.append(
-                f"  # {self.name} reads {base_folder(self.default_base) / self.data_folder}, not "
-                f"{base / self.data_folder}: convert without --cache-dir to train on this set"
+                f"  # {self.name} reads {reads / self.data_folder}, not {base / self.data_folder}: convert "
+                "without --cache-dir to train on this set"
             )
         lines += [f"  {step.format(n=train_shards)}" for step in self.next_steps]
         return [*lines, f"({self.mix_warning})"]
