@@ -197,11 +197,17 @@ def _pid_on_port(port: int) -> int | None:
                     inodes.add(f"socket:[{fields[9]}]")
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
-            continue
-        if inodes & set(links):
-            return int(pid)
+            continue  # the process is gone
+        for fd in fds:
+            # One fd at a time: a busy process (a Ray worker) closes fds between the listing and
+            # the readlink, and one that vanished must not hide the process's others.
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+            except OSError:
+                continue
     return None
 
 
