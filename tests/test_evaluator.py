@@ -114,6 +114,36 @@ def test_a_definition_that_keeps_its_source_column_whole_takes_it_as_it_is():
     assert kept["text"].chunk(0).buffers()[2].address == column.chunk(0).buffers()[2].address
 
 
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+@pytest.mark.parametrize(("drop_every", "sliced"), [(2, False), (3, False), (7, False), (100, True), (10_000, True)])
+def test_a_mask_keeps_the_rows_a_filter_keeps_without_copying_them_when_it_drops_few(kind, drop_every, sliced):
+    """The masked path's rows are exactly a filter's (NULL drops a row), in order, across the
+    column's chunks; where at most one row in SLICE_EVERY is dropped, every kept text still lies
+    in the decoded column's own buffers (slices of it: nothing copied)."""
+    from shardsql.definition.evaluator import SLICE_EVERY, kept_rows
+
+    texts = [f"text {i}" if i % 13 else None for i in range(1_000)]
+    column = pa.chunked_array([pa.array(texts[:300], kind), pa.array(texts[300:], kind)])
+    keep = pa.array([None if i % (drop_every * 3) == 1 else i % drop_every != 0 for i in range(1_000)], pa.bool_())
+    kept = kept_rows(column, keep)
+    assert kept.type == kind
+    assert kept.to_pylist() == column.filter(keep, null_selection_behavior="drop").to_pylist()
+    buffers = {chunk.buffers()[2].address for chunk in column.chunks}
+    copied = [chunk for chunk in kept.chunks if chunk.buffers()[2].address not in buffers]
+    assert (copied == []) == sliced
+    assert 100 // SLICE_EVERY > 1  # dropping one row in 100 (and a NULL in 300) is few
+
+
+def test_a_mask_that_drops_every_row_or_none_keeps_that():
+    from shardsql.definition.evaluator import kept_rows
+
+    column = pa.chunked_array([pa.array(["a", "b", "c"])])
+    assert kept_rows(column, pa.array([False, None, False])).to_pylist() == []
+    whole = kept_rows(column, pa.chunked_array([pa.array([True]), pa.array([True, True])]))
+    assert whole.to_pylist() == ["a", "b", "c"]
+    assert whole.chunk(0).buffers()[2].address == column.chunk(0).buffers()[2].address
+
+
 def test_renamed_column_becomes_text():
     e = evaluator("SELECT code AS text FROM source")
     assert e.check(pa.schema([("code", pa.string()), ("path", pa.string())])) == ["code"]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..autoresearch import TEXT_COLUMN
 from ..errors import DefinitionError, describe
@@ -32,6 +33,9 @@ from .statement import body_line, definition_tree
 
 WHOLE_MEMORY_LIMIT = "1GB"  # whole-source queries spill to disk past this (sorts, hash tables)
 RESULT_BATCH_ROWS = 8192  # rows per batch of a whole-source result
+# A mask that drops at most one row in this many keeps the rest as slices of the decoded column
+# (`kept_rows`), not as a copy.
+SLICE_EVERY = 32
 # What a failed DuckDB call raises: its error, or a UnicodeDecodeError when its message quotes
 # bytes that are not valid UTF-8 (Python 3.11.5+; errors.describe says more).
 DUCKDB_ERRORS = (duckdb.Error, UnicodeDecodeError)
@@ -150,7 +154,7 @@ class Evaluator:
             return None
         if keep.type != pa.bool_() or len(keep) != len(column):
             return None
-        return pa.table({TEXT_COLUMN: column.filter(keep, null_selection_behavior="drop")})
+        return pa.table({TEXT_COLUMN: kept_rows(column, keep)})
 
     def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
         """The definition's result over the whole `reader`, batch by batch as DuckDB makes it."""
@@ -164,3 +168,24 @@ class Evaluator:
 
     def close(self) -> None:
         self._con.close()
+
+
+def kept_rows(column: pa.ChunkedArray, keep: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """The rows of `column` where `keep` is true (NULL drops a row, as WHERE does).
+
+    Where few rows are dropped (at most one in SLICE_EVERY), the runs of kept rows between them
+    are zero-copy slices of `column`: a filter copies every kept text, which for FineWeb-Edu
+    (2.5% dropped) cost 0.3 CPU-s a 555 MB file, and the shard writer reads the slices as they
+    are. Where many are, the rows are copied as a filter does, so that a table is not thousands
+    of tiny chunks.
+    """
+    keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
+    dropped = pc.indices_nonzero(pc.invert(keep.fill_null(False))).to_pylist()
+    if len(dropped) * SLICE_EVERY > len(column):
+        return column.filter(keep, null_selection_behavior="drop")
+    pieces, start = [], 0
+    for end in [*dropped, len(column)]:
+        if end > start:
+            pieces.extend(column.slice(start, end - start).chunks)
+        start = end + 1
+    return pa.chunked_array(pieces, column.type)
