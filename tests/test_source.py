@@ -183,3 +183,31 @@ def _keep_all(folder):
     path = folder / "keep.sql"
     path.write_text(f"-- description: every text\n-- source: {folder}\n\nSELECT text FROM source\n")
     return catalog.load_file(path)
+
+
+def test_a_range_file_serves_reads_within_a_piece_as_views_of_it(tmp_path):
+    """decode.RangeFile, what pyarrow reads a fetched unit through: a read within one piece is
+    a view of that piece (no copy of the column chunk), one across adjacent pieces is their
+    bytes joined, one outside them is fetched; pyarrow decodes a row group from it."""
+    from shardsql.source.decode import RangeFile
+
+    table = _write(tmp_path / "a.parquet")
+    data = bytearray((tmp_path / "a.parquet").read_bytes())
+    source = sources.open_source(str(tmp_path))
+    file = source.files[0]
+    chunk = pq.ParquetFile(tmp_path / "a.parquet").metadata.row_group(1).column(1)
+    start, end = chunk.data_page_offset, chunk.data_page_offset + chunk.total_compressed_size
+    middle = (start + end) // 2
+    pieces = {start - 10: data[start - 10 : middle], middle: data[middle : end + 10]}
+    handle = RangeFile(source, file, pieces)
+
+    handle.seek(start)
+    within = handle.read(middle - start - 5)
+    assert isinstance(within, memoryview) and within.obj is pieces[start - 10]
+    assert bytes(within) == data[start : middle - 5]
+    handle.seek(start)
+    assert handle.read(end - start) == data[start:end]  # across the two pieces
+    handle.seek(0)
+    assert handle.read(4) == b"PAR1"  # outside them: fetched
+    parquet = pq.ParquetFile(RangeFile(source, file, pieces), pre_buffer=False)
+    assert parquet.read_row_group(1, columns=["text"])["text"] == table["text"].slice(400, 400)

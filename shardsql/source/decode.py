@@ -64,7 +64,7 @@ class RangeFile(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1) -> bytes | memoryview:
         end = self._file.size if n is None or n < 0 else min(self._pos + n, self._file.size)
         out = self._held(self._pos, end)
         if out is None:
@@ -72,8 +72,10 @@ class RangeFile(io.RawIOBase):
         self._pos += len(out)
         return out
 
-    def _held(self, start: int, end: int) -> bytes | None:
-        """Bytes [start, end) from the pieces held, if they hold all of them (adjacent pieces joined)."""
+    def _held(self, start: int, end: int) -> bytes | memoryview | None:
+        """Bytes [start, end) from the pieces held, if they hold all of them: within one piece a
+        view of it (pyarrow reads any buffer, so a column chunk is not copied on its way to the
+        decoder), across adjacent pieces joined."""
         index = bisect.bisect_right(self._starts, start) - 1
         parts, at = [], start
         while index >= 0 and index < len(self._starts) and at < end:
@@ -81,7 +83,7 @@ class RangeFile(io.RawIOBase):
             piece = self._pieces[begin]
             if not begin <= at < begin + len(piece):
                 return None
-            parts.append(piece[at - begin : end - begin])
+            parts.append(memoryview(piece)[at - begin : end - begin])
             at = begin + len(piece)
             index += 1
         if at < end:
