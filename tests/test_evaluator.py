@@ -131,7 +131,8 @@ def test_a_mask_keeps_the_rows_a_filter_keeps_without_copying_them_when_it_drops
     buffers = {chunk.buffers()[2].address for chunk in column.chunks}
     copied = [chunk for chunk in kept.chunks if chunk.buffers()[2].address not in buffers]
     assert (copied == []) == sliced
-    assert 100 // SLICE_EVERY > 1  # dropping one row in 100 (and a NULL in 300) is few
+    # The cases' premise: one row in 7 dropped is many, one in 100 (and a NULL in 300) few.
+    assert 1_000 // 7 > 1_000 // SLICE_EVERY > 1_000 // 100 + 1_000 // 300
 
 
 def test_a_mask_that_drops_every_row_or_none_keeps_that():

@@ -180,9 +180,10 @@ def kept_rows(column: pa.ChunkedArray, keep: pa.Array | pa.ChunkedArray) -> pa.C
     of tiny chunks.
     """
     keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
-    dropped = pc.indices_nonzero(pc.invert(keep.fill_null(False))).to_pylist()
-    if len(dropped) * SLICE_EVERY > len(column):
+    kept = pc.sum(keep).as_py() or 0  # (NULL counts as not kept)
+    if (len(column) - kept) * SLICE_EVERY > len(column):
         return column.filter(keep, null_selection_behavior="drop")
+    dropped = pc.indices_nonzero(pc.invert(keep.fill_null(False))).to_pylist()
     pieces, start = [], 0
     for end in [*dropped, len(column)]:
         if end > start:
