@@ -50,6 +50,8 @@ STAGES = (
         r"|Thread\.join|_wait_for_tstate_lock|acquire|Future\.result|as_completed",
         "waiting (queues, locks, pools)",
     ),
+    # (before the next: decode.py's Polars calls are a collect() of a scan, the writers' a sink)
+    (r"_read_texts|scan_parquet|collect \(", "Polars: decoding text"),
     (r"sink_parquet|write_parquet|write_pieces|polars", "Polars: encoding and compressing shards"),
     (r"pyarrow/parquet|ParquetFile|read_row_group|iter_batches|decode", "pyarrow: reading and decoding row groups"),
     (r"duckdb|Engine\.run|_register", "DuckDB: the definition's filter"),

@@ -21,18 +21,19 @@ def _schema(**types) -> pa.Schema:
     return pa.schema(list(types.items()))
 
 
-def test_unify_widens_numbers_and_treats_every_text_type_as_one():
+def test_unify_widens_numbers_and_reads_every_text_type_as_string_views():
     schemas = [
         _schema(text=pa.string(), score=pa.int32(), n=pa.int16()),
         _schema(text=pa.large_string(), score=pa.float64(), n=pa.int64()),
         _schema(text=pa.dictionary(pa.int32(), pa.string()), score=pa.int64(), n=pa.int8()),
     ]
-    assert unify(schemas, ["a", "b", "c"]) == _schema(text=pa.large_string(), score=pa.float64(), n=pa.int64())
+    assert unify(schemas, ["a", "b", "c"]) == _schema(text=pa.string_view(), score=pa.float64(), n=pa.int64())
 
 
 def test_unify_keeps_types_the_files_agree_on_and_only_the_columns_asked():
     schemas = [_schema(text=pa.string(), x=pa.int8()), _schema(text=pa.string(), x=pa.string())]
-    assert unify(schemas, ["a", "b"], ["text"]) == _schema(text=pa.string())
+    assert unify(schemas, ["a", "b"], ["text"]) == _schema(text=pa.string_view())
+    assert unify([_schema(score=pa.int8())] * 2, ["a", "b"]) == _schema(score=pa.int8())
 
 
 def test_a_missing_column_names_the_first_file_that_lacks_it():
@@ -49,7 +50,7 @@ def test_types_that_do_not_mix_are_an_error_naming_the_file():
 
 def test_conform_casts_and_is_free_when_the_schema_already_matches():
     table = pa.table({"text": pa.array(["x"]).dictionary_encode(), "score": pa.array([1], pa.int32()), "z": [0]})
-    schema = _schema(score=pa.float64(), text=pa.large_string())
+    schema = _schema(score=pa.float64(), text=pa.string_view())  # (dictionary text: decoded, then viewed)
     out = conform(table, schema, "f")
     assert out.schema == schema and out.to_pylist() == [{"score": 1.0, "text": "x"}]
     assert conform(out, schema, "f") is out

@@ -211,3 +211,48 @@ def test_a_range_file_serves_reads_within_a_piece_as_views_of_it(tmp_path):
     assert handle.read(4) == b"PAR1"  # outside them: fetched
     parquet = pq.ParquetFile(RangeFile(source, file, pieces), pre_buffer=False)
     assert parquet.read_row_group(1, columns=["text"])["text"] == table["text"].slice(400, 400)
+
+
+def test_polars_decodes_a_units_text_from_a_sparse_copy_of_only_its_fetched_ranges(tune, hub, hub_dataset):
+    """decode.py hands Polars a copy of a remote file that holds only the unit's fetched ranges
+    and the footer, at their offsets, and slices the file's rows to the unit's: Polars must read
+    nothing else (a hole reads as zeros), for a unit in the middle of a file as at its start.
+    Noticing if Polars ever reads outside a slice's row groups is this test's job."""
+    from shardsql.source.decode import _parquet_path, _read_texts, fetch_unit
+
+    folder = hub_dataset("fineweb-edu")
+    tune(unit_bytes=1)  # a unit a row group
+    source = sources.open_source(HUB_URL)
+    found = list(units.units(source, ["text"]))
+    assert len({u.file for u in found}) < len(found) > 2, "several units a file"
+    local = pq.ParquetFile(sorted(folder.glob("*.parquet"))[0])
+    for unit in [u for u in found if u.file == found[0].file][:3]:
+        footer = read_footer(source, unit.file)
+        with _parquet_path(source, unit, footer, fetch_unit(source, unit)) as path:
+            texts = _read_texts(path, footer, unit.row_groups, ["text"])
+        assert texts is not None, "Polars read outside the fetched ranges, or refused them"
+        assert texts.schema.field("text").type == pa.string_view()
+        assert texts["text"].to_pylist() == local.read_row_groups(unit.row_groups, columns=["text"])["text"].to_pylist()
+
+
+def test_text_arrives_as_string_views_other_columns_as_their_files_types(tmp_path, hub, hub_dataset):
+    """The scan's schema reads text as string views (Polars' decode) and every other column as
+    its files' type (pyarrow's decode): the same rows from a local folder and through the Hub."""
+    from shardsql.source.schemas import source_schema
+
+    folder = hub_dataset("fineweb-edu")
+    tables = {}
+    for name, url in [("local", str(folder)), ("hub", HUB_URL)]:
+        source = sources.open_source(url)
+        schema = source_schema(source, ["text", "score", "id"])
+        scan = Scan(source, ["text", "score", "id"], schema)
+        tables[name] = pa.concat_tables(read_unit(scan, u) for u in units.units(source, scan.columns))
+    files = sorted(folder.glob("*.parquet"))
+    expected = pa.concat_tables(pq.read_table(p, columns=["id", "text", "score"]) for p in files)
+    for table in tables.values():
+        assert dict(zip(table.column_names, table.schema.types, strict=True)) == {
+            "id": pa.string_view(),
+            "text": pa.string_view(),
+            "score": expected.schema.field("score").type,
+        }
+        assert table.select(["id", "text", "score"]).to_pylist() == expected.to_pylist()

@@ -85,3 +85,19 @@ def test_a_conversion_stops_on_the_first_bad_batch_and_the_data_folder_is_untouc
         convert(_definition(tmp_path), options)
     assert sorted(p.name for p in (tmp_path / "cache" / "data").iterdir()) == ["shard_00000.parquet"]
     assert (tmp_path / "cache" / "data" / "shard_00000.parquet").read_bytes() == b"old"
+
+
+def test_a_text_that_is_not_utf8_in_a_row_the_definition_drops_does_not_stop_a_conversion(tmp_path):
+    """Polars' reader, which decodes text (source/decode.py), refuses a row group holding bytes
+    that are not UTF-8; that row group is decoded by pyarrow instead, so only a text the
+    definition keeps is an error, and the shards hold every other text."""
+    import pyarrow.parquet as pq
+
+    folder = _source(tmp_path, _unchecked_strings([b"x", BAD, b"a last good document " * 3]))
+    options = ConvertOptions(num_shards=1, rows_per_shard=1000, cache_dir=tmp_path / "cache", source=str(folder),
+                             shuffle=False)  # fmt: skip
+    convert(_definition(tmp_path, "WHERE length(text) > 20"), options)
+    names = ("shard_00000.parquet", "shard_06542.parquet")
+    written = [pq.read_table(tmp_path / "cache" / "data" / name)["text"] for name in names]
+    assert sum(len(t) for t in written) == 2000
+    assert all(t.validate(full=True) is None for t in written)

@@ -33,6 +33,7 @@ from ..source.decode import read_unit
 from ..source.files import Source
 from ..source.footers import read_footer
 from ..source.scan import Scan, open_scan
+from ..source.schemas import is_text
 from ..source.units import Unit, units
 
 SOURCE_SCHEMA = "source"  # `source.fineweb_edu`: a dataset's unfiltered source
@@ -91,16 +92,14 @@ def _valid_text(scan: Scan, unit: Unit, table: pa.Table) -> pa.Table:
     bytes, which Python 3.11.5+ turns into a UnicodeDecodeError and older ones into an error with
     no message at all; upper() raises an internal error that invalidates the connection."""
     for name, column in zip(table.column_names, table.columns, strict=True):
-        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+        if not is_text(column.type):
             continue
         bad = first_invalid_utf8(column)
         if bad is None:
             continue
         row = ""
         if bad >= 0:
-            metadata = read_footer(scan.source, unit.file).metadata  # cached: read when the source was opened
-            before = sum(metadata.row_group(i).num_rows for i in range(unit.row_groups[0]))
+            before = read_footer(scan.source, unit.file).first_row(unit.row_groups[0])  # cached footer
             row = f" (row {before + bad:,} of the file)"
         raise SourceError(
             f"{unit.file.url}: column '{name}' holds text that is not valid UTF-8{row}, which the query cannot "

@@ -139,8 +139,8 @@ class Evaluator:
         if self._kept is None or table.schema.get_field_index(self._kept) < 0:
             return None
         column = table.column(self._kept)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            return None  # (Arrow has no filter for string views: DuckDB evaluates those)
+        if not _is_text(column.type):
+            return None
         texts = frozenset(f.name for f in table.schema if _is_text(f.type))
         if texts not in self._masks:
             self._masks[texts] = mask_sql(self._con, self.statement, text_columns=texts)
@@ -182,6 +182,8 @@ def kept_rows(column: pa.ChunkedArray, keep: pa.Array | pa.ChunkedArray) -> pa.C
     keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
     kept = pc.sum(keep).as_py() or 0  # (NULL counts as not kept)
     if (len(column) - kept) * SLICE_EVERY > len(column):
+        if pa.types.is_string_view(column.type):
+            return _filter_views(column, keep)
         return column.filter(keep, null_selection_behavior="drop")
     dropped = pc.indices_nonzero(pc.invert(keep.fill_null(False))).to_pylist()
     pieces, start = [], 0
@@ -190,3 +192,12 @@ def kept_rows(column: pa.ChunkedArray, keep: pa.Array | pa.ChunkedArray) -> pa.C
             pieces.extend(column.slice(start, end - start).chunks)
         start = end + 1
     return pa.chunked_array(pieces, column.type)
+
+
+def _filter_views(column: pa.ChunkedArray, keep: pa.Array) -> pa.ChunkedArray:
+    """`column.filter(keep)` for string views, which Arrow cannot filter (pyarrow 26): Polars'
+    filter copies the views and shares the texts."""
+    import polars as pl
+
+    kept = pl.Series(column).filter(pl.Series(keep).fill_null(False))
+    return pa.chunked_array([kept.to_arrow(compat_level=pl.CompatLevel.newest())], column.type)

@@ -136,6 +136,10 @@ class RowStream:
 
 def utf8_bytes(texts: pa.Array | pa.ChunkedArray) -> int:
     """The UTF-8 bytes of some texts (nulls count none): what the token estimates divide."""
+    if pa.types.is_string_view(texts.type):
+        import polars as pl  # (Arrow has no binary_length of string views: pyarrow 26)
+
+        return int(pl.Series(texts).str.len_bytes().sum())
     return pc.sum(pc.binary_length(texts)).as_py() or 0
 
 

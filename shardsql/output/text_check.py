@@ -4,8 +4,10 @@ autoresearch's prepare.py calls `len(text)` on every row and tokenizes it as a P
 `str`: a NULL stops tokenizer training, and bytes that are not UTF-8 fail to decode (or,
 read by a lenient reader, train on garbage). Neither pyarrow's parquet reader, DuckDB's
 scan of a registered Arrow table nor Polars' writer checks UTF-8 (tested in
-tests/test_text_check.py), so a source column holding invalid bytes flows into the shards
-unnoticed. `check_text` is run on each batch of the definition's output before it is
+tests/test_text_check.py), so a source column holding invalid bytes would flow into the
+shards unnoticed. Polars' reader does check, but source/decode.py gives a row group it
+refuses to pyarrow, so that a text the definition drops is no error: only the kept ones
+are checked, here. `check_text` is run on each batch of the definition's output before it is
 written: the first bad batch stops the conversion, before any shard holding it exists.
 
 Cost: a NULL count is free (Arrow keeps it); UTF-8 validation is Arrow's validator, about

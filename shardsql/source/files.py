@@ -11,6 +11,7 @@ the source's fetch streams (fetch.py). A source keeps each file's `ParquetFooter
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ class ParquetFooter:
 
     file: SourceFile
     metadata: pq.FileMetaData
+    tail: bytes = b""  # the file's last bytes as read: the footer, its length and the magic
 
     @property
     def num_rows(self) -> int:
@@ -59,6 +61,17 @@ class ParquetFooter:
     def schema(self) -> pa.Schema:
         """The file's columns as Arrow types."""
         return self.metadata.schema.to_arrow_schema()
+
+    def first_row(self, row_group: int) -> int:
+        """The number, in the file, of a row group's first row (the file's row count after the last)."""
+        return self._row_starts[row_group]
+
+    @functools.cached_property
+    def _row_starts(self) -> list[int]:
+        starts = [0]
+        for i in range(self.metadata.num_row_groups):
+            starts.append(starts[-1] + self.metadata.row_group(i).num_rows)
+        return starts
 
     def cheapest_column(self) -> str:
         """The top-level column with the fewest compressed bytes (to count rows cheaply)."""

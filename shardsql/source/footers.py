@@ -51,7 +51,7 @@ def _fetch_footer(source: Source, file: SourceFile) -> ParquetFooter:
         metadata = pq.ParquetFile(pa.BufferReader(footer + tail)).metadata
     except Exception as exc:
         raise SourceError(f"{file.url} has a corrupt parquet footer: {describe(exc)}") from exc
-    return ParquetFooter(file, metadata)
+    return ParquetFooter(file, metadata, footer + tail)
 
 
 def read_footers(source: Source, files: list[SourceFile]) -> list[ParquetFooter]:

@@ -5,8 +5,8 @@ file and double in the next, text as string, large_string or dictionary-encoded.
 reader would otherwise react differently (a failed cast deep in a DuckDB stream, a
 pyarrow merge error, a silent NULL-filled column). Here the rule is written once:
 
-- string, large_string, string_view and dictionary-encoded text are one kind: text; when
-  files differ it is read as large_string;
+- string, large_string, string_view and dictionary-encoded text are one kind: text, read as
+  string_view (decode.py decodes text with Polars, into views of its pages);
 - integers of different widths widen to int64, and integers mixed with floats to double;
 - any other difference, or a needed column missing from a file, is a SourceError naming
   the first file that differs.
@@ -29,6 +29,11 @@ from .footers import read_footers
 SCHEMA_FILES = 64  # footers read up front to unify a source's schema (they are cached for the reads after)
 
 
+def is_text(type_: pa.DataType) -> bool:
+    """Whether a column of this type is text (any kind of string, or dictionary-encoded string)."""
+    return _kind(type_) == "text"
+
+
 def _kind(type_: pa.DataType) -> str:
     if pa.types.is_dictionary(type_):
         return _kind(type_.value_type)
@@ -43,11 +48,11 @@ def _kind(type_: pa.DataType) -> str:
 
 def _common(types: list[pa.DataType]) -> pa.DataType | None:
     """The type all of `types` are read as, or None when they cannot be combined."""
-    if all(t == types[0] for t in types):
-        return types[0]
     kinds = {_kind(t) for t in types}
     if kinds == {"text"}:
-        return pa.large_string()
+        return pa.string_view()  # as decode.py reads text, whatever the files' kind of string
+    if all(t == types[0] for t in types):
+        return types[0]
     if kinds == {"int"}:
         return pa.int64()
     if kinds <= {"int", "float"}:
@@ -97,6 +102,10 @@ def conform(table: pa.Table, schema: pa.Schema, file: str) -> pa.Table:
         table = table.select(schema.names)
     if table.schema.equals(schema):
         return table
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type) and _kind(field.type) == "text":
+            # (Arrow casts dictionary-encoded text to string, but not to string_view directly)
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
     try:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from ... import tuning
+from ...autoresearch import TEXT_COLUMN
 from ...definition.evaluator import Evaluator
 from ...definition.model import Definition
 from ...hub.retries import report_waits
@@ -95,7 +96,10 @@ def run_unit(spec: SourceSpec, definition: Definition, columns: list[str], schem
     with report_waits(lambda text: say(messages, text)):
         scan = Scan(source, columns, schema)
         if staging is None:
+            # Ray's serializer has no string views (Ray 2.60: "Unhandled Arrow array type"),
+            # which decode.py reads text as: the kept texts travel as one large_string copy.
             kept = keep(evaluator, scan, unit, data)
+            kept = kept.cast(pa.schema([pa.field(TEXT_COLUMN, pa.large_string())]))
         else:
             kept = stage(evaluator, scan, unit, data, *staging, compress=True)
     node = ray.get_runtime_context().get_node_id()
