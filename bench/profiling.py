@@ -50,8 +50,6 @@ STAGES = (
         r"|Thread\.join|_wait_for_tstate_lock|acquire|Future\.result|as_completed",
         "waiting (queues, locks, pools)",
     ),
-    # (before the next: decode.py's Polars calls are a collect() of a scan, the writers' a sink)
-    (r"_read_texts|scan_parquet|collect \(", "Polars: decoding text"),
     (r"sink_parquet|write_parquet|write_pieces|polars", "Polars: encoding and compressing shards"),
     (r"pyarrow/parquet|ParquetFile|read_row_group|iter_batches|decode", "pyarrow: reading and decoding row groups"),
     (r"duckdb|Engine\.run|_register", "DuckDB: the definition's filter"),
@@ -106,7 +104,15 @@ def thread_group(head: str) -> str:
     return re.sub(r"[_-]?\d+$", "", name) or name
 
 
+# Stages named by a frame anywhere in the stack, before STAGES: decode.py's Polars calls run
+# through the same Polars functions (collect) as the shard writers' sinks.
+CALLER_STAGES = ((r"^_read_texts \(", "Polars: decoding text"),)
+
+
 def stage(frames: list[str]) -> str:
+    for pattern, label in CALLER_STAGES:
+        if any(re.search(pattern, frame) for frame in frames):
+            return label
     for frame in reversed(frames):
         for pattern, label in STAGES:
             if re.search(pattern, frame):

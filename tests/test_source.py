@@ -256,3 +256,26 @@ def test_text_arrives_as_string_views_other_columns_as_their_files_types(tmp_pat
             "score": expected.schema.field("score").type,
         }
         assert table.select(["id", "text", "score"]).to_pylist() == expected.to_pylist()
+
+
+def test_a_part_says_its_text_is_checked_only_where_polars_decoded_all_of_it(tmp_path, monkeypatch):
+    """decode.Part.utf8_checked: true where every text column was decoded by Polars (which
+    checks UTF-8) and no other column holds text; false for a struct of strings beside it, and
+    for a row group Polars refused (its bytes are not UTF-8), which pyarrow decodes instead."""
+    from shardsql.source import decode as decoding
+    from shardsql.source.schemas import source_schema
+
+    monkeypatch.setattr(decoding, "PART_BYTES", 1)  # a part a row group
+    bad = pa.array([b"caf\xc3 au lait", b"fine"], pa.binary()).view(pa.string())
+    table = pa.table({"text": pa.concat_arrays([pa.array(["good text"] * 4), bad]),
+                      "meta": [{"note": "n"}] * 6, "score": [1.0] * 6})  # fmt: skip
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=2)
+    source = sources.open_source(str(tmp_path))
+    checked = {}
+    for columns in (["text", "score"], ["text", "meta"]):
+        scan = Scan(source, columns, source_schema(source, columns))
+        parts = [p for u in units.units(source, columns) for p in decoding.decode(scan, u, {})]
+        checked[tuple(columns)] = [(p.row_groups, p.utf8_checked) for p in parts]
+        assert pa.concat_tables(p.rows for p in parts)["text"].slice(0, 4).to_pylist() == ["good text"] * 4
+    assert checked[("text", "score")] == [((0,), True), ((1,), True), ((2,), False)]
+    assert checked[("text", "meta")] == [((0,), False), ((1,), False), ((2,), False)]

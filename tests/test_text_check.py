@@ -101,3 +101,20 @@ def test_a_text_that_is_not_utf8_in_a_row_the_definition_drops_does_not_stop_a_c
     written = [pq.read_table(tmp_path / "cache" / "data" / name)["text"] for name in names]
     assert sum(len(t) for t in written) == 2000
     assert all(t.validate(full=True) is None for t in written)
+
+
+def test_duckdb_makes_no_invalid_text_from_valid_text_or_from_bytes():
+    """What `check_text(..., utf8_checked=True)` relies on: a definition over text Polars checked
+    cannot make invalid UTF-8 of bytes. DuckDB escapes a BLOB cast to VARCHAR and refuses to
+    `decode` invalid bytes; were that to change, this fails."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("source", pa.table({"b": pa.array([BAD], pa.binary())}))
+    cast = con.sql("SELECT CAST(b AS VARCHAR) || '' AS text FROM source").to_arrow_table()
+    assert cast.column(0).validate(full=True) is None and cast.column(0).to_pylist() == ["caf\\xC3 au lait"]
+    with pytest.raises(duckdb.ConversionException, match="UTF8"):
+        con.sql("SELECT decode(b) AS text FROM source").fetchall()
+    check_text(cast, "here", utf8_checked=True)
+    with pytest.raises(ConversionError, match="not valid UTF-8"):
+        check_text(pa.table({"text": _unchecked_strings([BAD])}), "here")

@@ -24,12 +24,12 @@ from ..source.units import Unit
 def keep(evaluator: Evaluator, scan: Scan, unit: Unit, data: dict[int, bytes]) -> pa.Table:
     """The definition's rows from one unit's fetched bytes, checked for prepare.py."""
     kept = []
-    for groups, table in decode(scan, unit, data):
-        out = evaluator.run(table)
+    for part in decode(scan, unit, data):
+        out = evaluator.run(part.rows)
         try:
-            check_text(out, unit.file.url)
+            check_text(out, unit.file.url, utf8_checked=part.utf8_checked)
         except ConversionError:
-            _raise_first_invalid(evaluator, scan, unit.file, groups, table)
+            _raise_first_invalid(evaluator, scan, unit.file, part.row_groups, part.rows)
         kept.append(out)
     return pa.concat_tables(kept) if len(kept) != 1 else kept[0]
 

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -118,9 +118,19 @@ def fetch_unit(source: Source, unit: Unit) -> dict[int, bytes]:
     return start_fetch(source, unit).result()
 
 
-def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[tuple[tuple[int, ...], pa.Table]]:
+class Part(NamedTuple):
+    """Some consecutive row groups of a unit, decoded."""
+
+    row_groups: tuple[int, ...]
+    rows: pa.Table  # the scan's columns, with its schema
+    # Every text among the rows is valid UTF-8: each text column was decoded by Polars, which
+    # checks, and no other column holds text (a struct of strings, a list of them).
+    utf8_checked: bool
+
+
+def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[Part]:
     """The unit's rows (the scan's columns, with its schema) from fetched ranges, a few row
-    groups at a time: (row group indexes, their rows), in parts of about PART_BYTES decoded.
+    groups at a time, in parts of about PART_BYTES decoded.
 
     Text columns are decoded by Polars, into string views of its decompressed pages: pyarrow
     copies every text into a new buffer as it decodes, which cost about 0.45 CPU-s more a 555 MB
@@ -143,7 +153,8 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[tuple[tup
             columns = _read_texts(path, footer, indexes, texts) if texts else None
             others = [n for n in names if columns is None or n not in texts]
             table = _read_columns(parquet, unit, indexes, others) if others else None
-            yield indexes, conform(_joined(names, columns, table), scan.schema, unit.file.url)
+            rows = conform(_joined(names, columns, table), scan.schema, unit.file.url)
+            yield Part(indexes, rows, not any(_holds_text(schema.field(n).type) for n in others))
 
 
 def _parts(footer: ParquetFooter, row_groups: tuple[int, ...], names: list[str]) -> Iterator[tuple[int, ...]]:
@@ -192,6 +203,13 @@ def _read_columns(parquet: pq.ParquetFile, unit: Unit, indexes: tuple[int, ...],
     return pa.concat_tables(tables)
 
 
+def _holds_text(type_: pa.DataType) -> bool:
+    """Whether a column of this type is or holds text (in a struct, a list, a map...)."""
+    if is_text(type_):
+        return True
+    return any(_holds_text(type_.field(i).type) for i in range(type_.num_fields))
+
+
 def _joined(names: list[str], first: pa.Table | None, second: pa.Table | None) -> pa.Table:
     """One table of `names` from the columns of two tables of the same rows."""
     found = {n: t.column(n) for t in (first, second) if t is not None for n in t.column_names}
@@ -224,4 +242,4 @@ def _parquet_path(source: Source, unit: Unit, footer: ParquetFooter, data: dict[
 def read_unit(scan: Scan, unit: Unit, data: dict[int, bytes] | None = None) -> pa.Table:
     """A unit's rows, whole: fetched now unless `data` holds its fetched ranges."""
     data = fetch_unit(scan.source, unit) if data is None else data
-    return pa.concat_tables([table for _, table in decode(scan, unit, data)])
+    return pa.concat_tables([part.rows for part in decode(scan, unit, data)])
