@@ -75,9 +75,10 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     is staged once, at its first occurrence (the selection keeps first occurrences, so it is
     the same)."""
     column = texts.column(0) if isinstance(texts, pa.Table) else texts
-    column = column.cast(pa.large_string())
     if isinstance(column, pa.ChunkedArray):  # one chunk, as DuckDB gives a unit, is not copied
+        # (string views, decode.py's, are joined first: that copies the views, not the texts)
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    column = column.cast(pa.large_string())
     rows = len(column)
     if not rows:
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
