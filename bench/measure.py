@@ -225,13 +225,14 @@ def _git(*args: str) -> str:
 
 
 # Which part of a conversion a thread does, by its name (Python's thread names, or the OS's
-# for native threads: Polars' streaming sink runs on "async-executor" threads).
+# for native threads: Polars' streaming engine runs on "async-executor" threads, its scans of
+# a unit's text as well as its shard sinks).
 THREAD_GROUPS = (
-    ("shardsql-unit", "units: decode, filter, check"),
-    ("async-executor", "Polars: compressing shards"),
-    ("polars", "Polars: compressing shards"),
-    ("tokio", "Polars: compressing shards"),
-    ("shardsql-write", "feeding the shard writers"),
+    ("shardsql-unit", "units: decode (pyarrow's part), filter, check"),
+    ("async-executor", "Polars: decoding text, compressing shards"),
+    ("polars", "Polars: decoding text, compressing shards"),
+    ("tokio", "Polars: decoding text, compressing shards"),
+    ("shardsql-write", "feeding the shard writers, their sha256"),
     ("shardsql-fetch", "fetching byte ranges"),
     ("MainThread", "main thread: cutting shards, checkpoints"),
 )

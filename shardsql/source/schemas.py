@@ -6,7 +6,7 @@ reader would otherwise react differently (a failed cast deep in a DuckDB stream,
 pyarrow merge error, a silent NULL-filled column). Here the rule is written once:
 
 - string, large_string, string_view and dictionary-encoded text are one kind: text, read as
-  string_view (decode.py decodes text with Polars, into views of its pages);
+  string_view (decode.py decodes text with Polars, into string views);
 - integers of different widths widen to int64, and integers mixed with floats to double;
 - any other difference, or a needed column missing from a file, is a SourceError naming
   the first file that differs.
