@@ -3,10 +3,13 @@
 Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec's
 read-ahead fetches far more than the needed column chunks, and pyarrow's own coalescing
 is tuned for local disks. units.py says which ranges a unit needs; here they are fetched
-(one request each) and pyarrow decodes the unit from memory. A read outside the planned
-ranges still works (it is fetched and counted), so the plan is an optimisation, never a
-correctness risk. A local file is the exception: pyarrow reads the column chunks from it
-itself (the page cache is already memory), so its bytes are not copied into Python first.
+(one request each) and decoded from memory: text columns by Polars, from a sparse copy of
+the file that holds the fetched ranges and the footer (`decode` says why Polars), the other
+columns by pyarrow, through `RangeFile`. A read outside the planned ranges still works: for
+pyarrow it is fetched and counted, and Polars, finding zeros there, fails, so that pyarrow
+decodes that part instead. The plan is an optimisation, never a correctness risk. A local
+file is the exception: both read the column chunks from it themselves (the page cache is
+already memory), so its bytes are not copied into Python first.
 
 `decode` is the one decode of a unit: conversions (both engines), `sql` and `explain` all
 read units through it, with the scan's one schema (schemas.py).
@@ -135,10 +138,10 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[Part]:
     Text columns are decoded by Polars, into string views: pyarrow's decode of the same text
     cost about 0.45 CPU-s more a 555 MB file (measured with pyarrow 26 and Polars 2.1, one
     thread), and a conversion's peak memory fell by 120 to 150 MB with Polars'. Polars also
-    checks that the text is UTF-8 as it decodes; where it is
-    not, the part is decoded by pyarrow instead, and output/text_check.py stops the conversion
-    only if the definition keeps such a text. Other columns are decoded by pyarrow, whose types
-    are the ones a definition is written against.
+    checks that the text is UTF-8 as it decodes; where it is not, the part is decoded by
+    pyarrow instead, and output/text_check.py stops the conversion only if the definition
+    keeps such a text. Other columns are decoded by pyarrow, whose types are the ones a
+    definition is written against.
     """
     source, footer = scan.source, read_footer(scan.source, unit.file)
     wanted = {c.lower() for c in scan.columns}
