@@ -151,7 +151,8 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[Part]:
     # pre_buffer=False: pyarrow's coalescing would read its own ranges, not the planned ones.
     handle = unit.file.path if source.local else RangeFile(source, unit.file, data)
     parquet = pq.ParquetFile(handle, metadata=footer.metadata, pre_buffer=False)
-    with _parquet_path(source, unit, footer, data) as path:
+    # (a sparse copy is made only for Polars: a unit with no text column is pyarrow's alone)
+    with _parquet_path(source, unit, footer, data) if texts else contextlib.nullcontext("") as path:
         for indexes in _parts(footer, unit.row_groups, names):
             columns = _read_texts(path, footer, indexes, texts) if texts else None
             others = [n for n in names if columns is None or n not in texts]
