@@ -103,7 +103,7 @@ def conform(table: pa.Table, schema: pa.Schema, file: str) -> pa.Table:
     if table.schema.equals(schema):
         return table
     for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type) and _kind(field.type) == "text":
+        if pa.types.is_dictionary(field.type) and is_text(field.type):
             # (Arrow casts dictionary-encoded text to string, but not to string_view directly)
             table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
     try:
