@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..output import staging
+from ..output import staging, views
 from ..output.checkpoint import MergePosition
 from ..output.interleave import Batch, Merge
 from .plan import Plan
@@ -82,7 +82,7 @@ class Merged:
                         merge.feed(j, texts, order.size)
                         continue
                     mine = mine.slice(skip)
-                    merge.feed(j, texts.take(mine) if texts is not None else None, order.size.take(mine))
+                    merge.feed(j, views.take(texts, mine) if texts is not None else None, order.size.take(mine))
                 if following is None or following.path[0] != leaf.path[0]:
                     self.pile_ends.append((leaf.path[0], list(seen)))
                 leaf = following

@@ -29,12 +29,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import tuning
 from ..autoresearch import TEXT_COLUMN
+from . import views
 from .checkpoint import MergePosition
 
 NEVER = float("inf")
@@ -127,10 +129,12 @@ class Interleave:
 
 class RowQueue:
     """A part's rows fed to the merge and not yet taken, in order: (texts or None, chars)
-    chunks, in memory up to `queue_bytes` (tuning.py) of texts and past that in the file `spill`."""
+    chunks, in memory up to `queue_bytes` (tuning.py) of texts and past that in the file `spill`.
+    Texts are counted by their own bytes (views.byte_lengths): a slice of string views holds
+    the buffers of all the rows it was cut from, which its `nbytes` counts."""
 
     def __init__(self, spill: Path | None):
-        self.memory: deque[tuple[pa.Array | None, pa.Array]] = deque()
+        self.memory: deque[_Queued] = deque()
         self.bytes = 0  # of the texts in memory
         self.spill, self.on_disk, self.read_at = spill, 0, 0  # chunks in the file, not read back yet
         if spill is not None:
@@ -139,18 +143,20 @@ class RowQueue:
     def put(self, texts: pa.Array | None, chars: pa.Array) -> None:
         if not len(chars):
             return
-        size = texts.nbytes if texts is not None else 0
+        lengths = views.byte_lengths(texts) if texts is not None else None
+        size = (pc.sum(lengths).as_py() or 0) if lengths is not None else 0
         beyond = self.bytes + size > tuning.current().queue_bytes
         if texts is not None and self.spill is not None and (self.on_disk or beyond):
             self._write(texts, chars)
             return
-        self.memory.append((texts, chars))
+        self.memory.append(_Queued(texts, chars, lengths))
         self.bytes += size
 
     def _write(self, texts: pa.Array, chars: pa.Array) -> None:
         assert self.spill is not None  # put() spills only where there is a file
         sink = pa.BufferOutputStream()
-        table = pa.table({TEXT_COLUMN: texts, "chars": chars})
+        # As strings: a file of string views would hold every buffer they point into.
+        table = pa.table({TEXT_COLUMN: texts.cast(pa.large_string()), "chars": chars})
         with pa.ipc.new_stream(sink, table.schema, options=_SPILL_WRITE) as writer:
             writer.write_table(table)
         data = sink.getvalue()
@@ -171,8 +177,9 @@ class RowQueue:
             self.spill.unlink(missing_ok=True)
             self.read_at = 0
         texts = table.column(TEXT_COLUMN).combine_chunks()
-        self.memory.append((texts, table.column("chars").combine_chunks()))
-        self.bytes += texts.nbytes
+        lengths = pc.binary_length(texts).cast(pa.int64())
+        self.memory.append(_Queued(texts, table.column("chars").combine_chunks(), lengths))
+        self.bytes += pc.sum(lengths).as_py() or 0
 
     def take(self, rows: int) -> tuple[list[pa.Array], pa.Array]:
         """The next `rows` rows: their texts (in pieces; none without texts) and their characters."""
@@ -180,22 +187,34 @@ class RowQueue:
         while rows:
             if not self.memory:
                 self._read()
-            head_texts, head_chars = self.memory[0]
-            n = min(rows, len(head_chars))
-            if head_texts is not None:
-                texts.append(head_texts.slice(0, n))
-            chars.append(head_chars.slice(0, n))
-            if n == len(head_chars):
+            head = self.memory[0]
+            n = min(rows, len(head.chars))
+            if head.texts is not None:
+                texts.append(head.texts.slice(0, n))
+            chars.append(head.chars.slice(0, n))
+            if head.lengths is not None:
+                self.bytes -= pc.sum(head.lengths.slice(0, n)).as_py() or 0
+            if n == len(head.chars):
                 self.memory.popleft()
-                self.bytes -= head_texts.nbytes if head_texts is not None else 0
-            elif head_texts is not None:
-                rest = head_texts.slice(n)
-                self.bytes -= head_texts.nbytes - rest.nbytes
-                self.memory[0] = (rest, head_chars.slice(n))
             else:
-                self.memory[0] = (None, head_chars.slice(n))
+                self.memory[0] = head.rest(n)
             rows -= n
         return texts, pa.concat_arrays(chars) if chars else _EMPTY
+
+
+@dataclass
+class _Queued:
+    """Rows waiting in a RowQueue: their texts (None when merging sizes alone), characters and
+    texts' bytes."""
+
+    texts: pa.Array | None
+    chars: pa.Array
+    lengths: pa.Array | None
+
+    def rest(self, n: int) -> _Queued:
+        """The rows after the first `n`."""
+        slices = [a.slice(n) if a is not None else None for a in (self.texts, self.chars, self.lengths)]
+        return _Queued(slices[0], cast(pa.Array, slices[1]), slices[2])
 
 
 @dataclass
@@ -250,10 +269,11 @@ class Merge:
             if any(texts):
                 # The parts' rows joined part after part, then put in the picks' order: the
                 # k-th row of that joined array goes to the k-th place of the picks sorted by part.
-                joined = pa.chunked_array([a for part in texts for a in part], pa.large_string())
+                # As string views (output/views.py): putting them in order copies no text.
+                joined = pa.chunked_array([views.as_views(a) for part in texts for a in part], pa.string_view())
                 if sum(1 for part in texts if part) > 1:  # one part's rows are in order already
                     grouped = pc.sort_indices(picks)  # stable: each part's rows in their order
-                    joined = joined.take(pc.sort_indices(grouped))
+                    joined = pa.chunked_array([views.take(joined, pc.sort_indices(grouped))])
                 table = pa.table({TEXT_COLUMN: joined})
             self._last = Batch(picks, chars, table)
             yield self._last

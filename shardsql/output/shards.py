@@ -37,6 +37,7 @@ from ..autoresearch import ROW_GROUP_SIZE, ROWS_PER_SHARD, TEXT_COLUMN, VAL_SHAR
 from ..errors import ConversionError
 from ..wording import count
 from . import durable
+from .views import utf8_bytes
 
 # snappy, as the seed wrote and the hand-written Polars pipeline does: writing is most of a
 # conversion's CPU, and zstd at level 1 cost about a third more CPU to write (and more to
@@ -132,15 +133,6 @@ class RowStream:
             rows -= piece.num_rows
             if piece.num_rows:
                 yield piece
-
-
-def utf8_bytes(texts: pa.Array | pa.ChunkedArray) -> int:
-    """The UTF-8 bytes of some texts (nulls count none): what the token estimates divide."""
-    if pa.types.is_string_view(texts.type):
-        import polars as pl  # (Arrow has no binary_length of string views: pyarrow 26)
-
-        return int(pl.Series(texts).str.len_bytes().sum())
-    return pc.sum(pc.binary_length(texts)).as_py() or 0
 
 
 def char_counts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -42,7 +42,8 @@ from ..consumers import DEFAULT, Consumer, elsewhere, found, recorded
 from ..errors import VerifyError, describe
 from . import manifest as manifest_file
 from .fingerprints import fingerprints
-from .shards import sha256_file, utf8_bytes
+from .shards import sha256_file
+from .views import utf8_bytes
 
 MANIFEST = manifest_file.MANIFEST_NAME
 

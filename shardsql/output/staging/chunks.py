@@ -44,6 +44,7 @@ PROBE_BYTES = 256 << 10
 COMPRESSED = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
 _PROBE = pa.Codec("lz4_raw")
 _LENGTH = struct.Struct("<Q")
+_BATCH_OVERHEAD = 1024  # bytes a record batch message adds at most to its rows' (`_buffer`)
 
 
 def text_options(texts: pa.Table) -> pa.ipc.IpcWriteOptions | None:
@@ -108,20 +109,32 @@ def record_batches(table: pa.Table, counts: list[int], options: pa.ipc.IpcWriteO
     one buffer a run: one IPC stream written, without its schema and end, sliced at each run's
     messages (not copied). One writer a unit, not one a pile: 256 piles made a stream each
     a quarter of staging a unit's time."""
-    sink = pa.BufferOutputStream()
+    buffer = _buffer(table, len(counts), options)
+    sink = pa.FixedSizeBufferWriter(buffer) if buffer is not None else pa.BufferOutputStream()
     ends, start = [], 0
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:  # the schema goes with the first batch
         for count in counts:
             writer.write_table(table.slice(start, count))
             ends.append(sink.tell())
             start += count
-    data = sink.getvalue()
+    data = buffer.slice(0, sink.tell()) if buffer is not None else sink.getvalue()
     head, tail = len(TEXT_HEAD), len(EOS)
     last = ends[-1] if ends else head
     if not (data.size == last + tail and data[:head].to_pybytes() == TEXT_HEAD
             and data[last:].to_pybytes() == EOS):  # fmt: skip
         raise AssertionError("an Arrow IPC stream of texts that is not its schema, batches and end")
     return [data.slice(begin, end - begin) for begin, end in zip([head, *ends[:-1]], ends, strict=True)]
+
+
+def _buffer(table: pa.Table, batches: int, options: pa.ipc.IpcWriteOptions | None) -> pa.Buffer | None:
+    """Where `record_batches` writes texts as they are: one buffer of at least their stream's
+    size, allocated once (a growing buffer copied the texts again as it grew: twice the time).
+    None for compressed ones, whose size is not known before: a growing buffer."""
+    if options is not None and options.compression is not None:
+        return None
+    # The texts and their offsets, and for each batch its own first offset, its message's
+    # header (about 200 bytes) and each buffer's padding to 8 bytes.
+    return pa.allocate_buffer(len(TEXT_HEAD) + len(EOS) + table.nbytes + batches * _BATCH_OVERHEAD)
 
 
 def each(path: Path, fields: list[int] | None = None) -> Iterator[pa.Table]:

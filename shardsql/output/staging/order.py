@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import ConversionError
+from .. import views
 from . import chunks
 from .keys import shuffle_keys, split_g
 from .piles import Leaf
@@ -59,13 +60,14 @@ def ordered(keys: pa.Table, seed: int, cuts: list[int]) -> Ordered:
 
 
 def leaf_texts(leaf: Leaf, rows: Ordered) -> pa.Array:
-    """A leaf's selected texts, in output order. Exact: a repeat's text must equal the text
-    before it (the same fingerprint); a 128-bit collision between different texts stops
-    the run rather than drop one."""
-    # One chunk: a take from many chunks is 5x slower.
-    column = chunks.read(leaf.text, chunks.TEXT_SCHEMA).column(0).combine_chunks()
+    """A leaf's selected texts, in output order, as string views over its staged chunks
+    (output/views.py: the chunks staged as they are are read in place, memory-mapped, and the
+    shard writer reads each text from there). Exact: a repeat's text must equal the text before
+    it (the same fingerprint); a 128-bit collision between different texts stops the run
+    rather than drop one."""
+    column = views.as_views(chunks.read(leaf.text, chunks.TEXT_SCHEMA).column(0))
     if rows.check is not None:
         repeats, previous = rows.check
-        if not pc.all(pc.equal(column.take(repeats), column.take(previous))).as_py():
+        if not views.equal(views.take(column, repeats), views.take(column, previous)):
             raise ConversionError("two different texts share a 128-bit fingerprint; run again with another --seed")
-    return column.take(rows.take)
+    return views.take(column, rows.take)

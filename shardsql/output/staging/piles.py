@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from ... import tuning
 from ...autoresearch import TEXT_COLUMN
-from .. import durable
+from .. import durable, views
 from ..fingerprints import fingerprints
 from ..shards import char_counts
 from . import chunks
@@ -74,11 +74,9 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     always: the work of staging, done wherever the unit ran. A text repeated within the unit
     is staged once, at its first occurrence (the selection keeps first occurrences, so it is
     the same)."""
-    column = texts.column(0) if isinstance(texts, pa.Table) else texts
-    if isinstance(column, pa.ChunkedArray):  # one chunk, as DuckDB gives a unit, is not copied
-        # (string views, decode.py's, are joined first: that copies the views, not the texts)
-        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    column = column.cast(pa.large_string())
+    # As string views (output/views.py: shared with decode.py's, or made over the strings'
+    # bytes): fingerprinted and counted where they lie, and copied once, into pile order.
+    column = views.as_views(texts.column(0) if isinstance(texts, pa.Table) else texts)
     rows = len(column)
     if not rows:
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
@@ -92,13 +90,13 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     order = pc.sort_indices(pile)
     keys, pile = keys.take(order), pile.take(order)
     # g is each kept row's place in the unit: the texts are copied once, straight into pile order.
-    text = pa.table({TEXT_COLUMN: column.take(keys["g"])})
+    text = pa.table({TEXT_COLUMN: views.take(column, keys["g"]).cast(pa.large_string())})
     # One choice for the unit: its piles' pieces are too small to probe.
     options = chunks.COMPRESSED if compress else chunks.text_options(text)
     counts = pc.value_counts(pile).to_pylist()  # in order of first appearance: sorted
     messages = chunks.record_batches(text, [entry["counts"] for entry in counts], options)
     piles = [(entry["values"], entry["counts"], batch) for entry, batch in zip(counts, messages, strict=True)]
-    return StagedUnit(rows, column.nbytes, keys.combine_chunks(), piles)
+    return StagedUnit(rows, text.nbytes, keys.combine_chunks(), piles)
 
 
 @dataclass(frozen=True)
