@@ -83,6 +83,8 @@ class _Stream:
                 continue
             # The interleave reads every text here, wherever the unit ran (Ray: from its object store).
             table = self.executor.to_table(rows)
+            # Copied: string views would hold their unit's whole decoded texts (the rows the
+            # definition dropped too) while they wait in the merge's queue.
             texts = table.column(TEXT_COLUMN).combine_chunks().cast(pa.large_string()).slice(skip)
             if not len(texts):
                 continue
