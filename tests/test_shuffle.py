@@ -611,16 +611,17 @@ import sys
 from shardsql import tuning
 tuning.use(tuning.Tuning(unit_bytes=16 << 10, min_slot_bytes=1,
                          leaf_bytes=64 << 10, flush_bytes=128 << 10))  # a selection many times the budgets
+import atexit
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
-try:
-    main()
-except SystemExit as exc:
-    assert not exc.code, exc.code
-# The peak of this program's own memory, in KiB. Not getrusage's ru_maxrss: Linux carries into
-# it, across exec, the RSS of the process that started it (here pytest, 1 GB late in a run).
-with open("/proc/self/status") as status:
-    print("RSS", next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+# At exit (a successful command ends without returning), the peak of this program's own memory,
+# in KiB. Not getrusage's ru_maxrss: Linux carries into it, across exec, the RSS of the process
+# that started it (here pytest, 1 GB late in a run).
+def peak():
+    with open("/proc/self/status") as status:
+        print("RSS", next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(peak)
+main()
 """
 
 
