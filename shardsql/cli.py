@@ -22,7 +22,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -476,26 +476,27 @@ def main() -> None:
         cli(prog_name="shardsql")  # click ends every run with SystemExit, its exit status
     except SystemExit as end:
         if end.code in (0, None):
-            _end_without_teardown()
-        # A failed run leaves reference cycles (exception -> traceback -> frames -> DuckDB
-        # objects); collect them now, or DuckDB's bindings report them as leaks at exit.
-        # A successful run leaves none, and a collection would cost it about 0.25 s.
-        gc.collect()
+            _end_without_teardown()  # returns only where Python must end the process itself
+        else:
+            # A failed run leaves reference cycles (exception -> traceback -> frames -> DuckDB
+            # objects); collect them now, or DuckDB's bindings report them as leaks at exit.
+            # A successful run leaves none, and a collection would cost it about 0.25 s.
+            gc.collect()
         raise
 
 
-def _end_without_teardown() -> NoReturn:
+def _end_without_teardown() -> None:
     """End a successful command as Python ends a process, but for the interpreter's teardown:
-    its threads joined, every exit handler run (Ray's shutdown, coverage's save, temporary
-    files' removal), its output flushed, and then no module torn down. Tearing down pyarrow's,
-    DuckDB's and Polars' modules took 0.1 to 0.15 s of every command (a small conversion: 1.7
-    to 2.2 s in all). A failed command ends as Python ends it.
+    every exit handler run (Ray's shutdown, coverage's save, temporary files' removal), its
+    output flushed, and then no module torn down. Tearing down pyarrow's, DuckDB's and Polars'
+    modules took 0.1 to 0.15 s of every command (a small conversion: 1.7 to 2.2 s in all).
+    Where a thread that keeps a process alive still runs (a thread pool left open), or the
+    command failed, it returns: Python ends the process as usual.
 
     `atexit._run_exitfuncs` is CPython's own step of its exit, not a documented function:
     tests/test_cli.py notices if it stops running the handlers."""
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe (`shardsql ... | head`)
