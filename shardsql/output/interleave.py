@@ -29,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -177,7 +176,7 @@ class RowQueue:
             self.spill.unlink(missing_ok=True)
             self.read_at = 0
         texts = table.column(TEXT_COLUMN).combine_chunks()
-        lengths = pc.binary_length(texts).cast(pa.int64())
+        lengths = views.byte_lengths(texts)
         self.memory.append(_Queued(texts, table.column("chars").combine_chunks(), lengths))
         self.bytes += pc.sum(lengths).as_py() or 0
 
@@ -213,8 +212,9 @@ class _Queued:
 
     def rest(self, n: int) -> _Queued:
         """The rows after the first `n`."""
-        slices = [a.slice(n) if a is not None else None for a in (self.texts, self.chars, self.lengths)]
-        return _Queued(slices[0], cast(pa.Array, slices[1]), slices[2])
+        texts = self.texts.slice(n) if self.texts is not None else None
+        lengths = self.lengths.slice(n) if self.lengths is not None else None
+        return _Queued(texts, self.chars.slice(n), lengths)
 
 
 @dataclass

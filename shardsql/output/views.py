@@ -45,17 +45,15 @@ def equal(left: pa.Array, right: pa.Array) -> bool:
     return bool((pl.Series(as_views(left)) == pl.Series(as_views(right))).all())
 
 
-def byte_lengths(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+def byte_lengths(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Each text's UTF-8 bytes, as int64 (NULL for NULL)."""
-    import polars as pl
+    if pa.types.is_string_view(texts.type):
+        import polars as pl
 
-    return pl.Series(as_views(texts)).str.len_bytes().cast(pl.Int64).to_arrow()
+        return pl.Series(texts).str.len_bytes().cast(pl.Int64).to_arrow()
+    return pc.binary_length(texts).cast(pa.int64())
 
 
 def utf8_bytes(texts: pa.Array | pa.ChunkedArray) -> int:
     """The UTF-8 bytes of some texts (nulls count none): what the token estimates divide."""
-    if pa.types.is_string_view(texts.type):
-        import polars as pl
-
-        return int(pl.Series(texts).str.len_bytes().sum())
-    return pc.sum(pc.binary_length(texts)).as_py() or 0
+    return pc.sum(byte_lengths(texts)).as_py() or 0
