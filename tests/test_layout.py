@@ -41,7 +41,7 @@ ALLOWED = {
     "standin": {"standin"},
 }
 # Third-party packages that only one part of shardsql may import.
-OWNERS = {"huggingface_hub": {"hub"}, "httpx2": {"hub"}, "ray": {"run/ray"}}
+OWNERS = {"huggingface_hub": {"hub"}, "httpx2": {"hub"}, "ray": {"run/ray"}, "polars_hash": {"output"}}
 
 
 def modules() -> dict[str, Path]:

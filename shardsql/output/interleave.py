@@ -246,7 +246,7 @@ class Merge:
     def feed(self, part: int, texts: pa.Array | None, chars: pa.Array) -> None:
         """Rows of `part` in its order: their texts (None when merging sizes alone) and characters."""
         self.queues[part].put(texts, chars)
-        self.interleave.feed(part, chars if self.by_chars else pa.array([1] * len(chars), pa.int64()))
+        self.interleave.feed(part, chars if self.by_chars else pa.repeat(pa.scalar(1, pa.int64()), len(chars)))
 
     def end(self, part: int) -> None:
         self.interleave.end(part)

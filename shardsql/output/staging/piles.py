@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -82,7 +83,8 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
     hi, lo = fingerprints(column)
     n = char_counts(column)
-    keys = pa.table([hi, lo, pa.array(range(rows), pa.int64()), n], schema=KEYS_SCHEMA)
+    ordinals = pl.int_range(0, rows, dtype=pl.Int64, eager=True).to_arrow()  # pa.array(range(...)): 3 ms a unit
+    keys = pa.table([hi, lo, ordinals, n], schema=KEYS_SCHEMA)
     firsts = first_occurrences(keys)
     if len(firsts) < rows:
         keys = keys.filter(pc.is_in(keys["g"], value_set=firsts))
