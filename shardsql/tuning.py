@@ -54,8 +54,14 @@ class Tuning:
     # the write phase holds two leaves (one fed to the writer, the next being sorted).
     leaf_bytes: int = 48 << 20
     # Staged units buffered (their texts uncompressed) before every pile is appended to: a
-    # checkpoint boundary (commands/shuffle_select.py flushes when `Piles.buffered` reaches it).
+    # checkpoint boundary (commands/shuffle_select.py flushes when `Piles.buffered` reaches
+    # `Piles.flush_bytes`): at least `flush_bytes`, and at least `pile_flush_bytes` a pile. A
+    # flush appends a chunk to every pile, and each chunk costs its own reads (an IPC stream
+    # opened, its batches cast) at every pass: with a fixed flush size, the piles (one per 24 MB
+    # of staging) times the flushes (one per 32 MB) grew as the square of the staging, 175
+    # chunks a pile at 40 shards. A pile's share of a flush keeps its chunks under about 100.
     flush_bytes: int = 32 << 20
+    pile_flush_bytes: int = 256 << 10
     # A pile's staged batches in one flush that average fewer compressed bytes than this are
     # joined and compressed again where they are appended: each batch has about 250 bytes of
     # headers, and zstd needs more than a few KB to compress well. Units of real sizes stage

@@ -308,7 +308,7 @@ def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_p
     definition = definition_for(write_source(tmp_path / "src"))
     whole = run(definition, tmp_path / "whole", num_shards=6)
     tune(leaf_bytes=32 << 10)  # hundreds of leaves: each has a fixed cost
-    tune(flush_bytes=16 << 10)
+    tune(flush_bytes=16 << 10, pile_flush_bytes=0)
     loaded: list[tuple[Path, int]] = []
     original = staging.chunks.read
 
@@ -347,6 +347,36 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
     assert staged[0] / 64 > 4 << 10, "64 piles would each pass the budget: they would be split"
     assert seen and all(piles > 64 and not split for piles, split in seen), seen
     assert shard_bytes(sized) == shard_bytes(before)
+
+
+def test_each_flush_gives_every_pile_its_share_so_a_pile_has_few_chunks(tune, tmp_path, monkeypatch):
+    """Every flush appends a chunk to each pile, and every pass reads each chunk on its own: a
+    flush waits for `pile_flush_bytes` a pile, so more piles (a larger selection) do not mean
+    more chunks a pile (with a fixed flush size, piles times flushes grew as the square)."""
+    definition = definition_for(write_source(tmp_path / "src"))
+    tune(leaf_bytes=4 << 10, flush_bytes=1 << 10, pile_flush_bytes=2 << 10)  # hundreds of piles, tiny flushes
+    appended: dict[str, int] = {}
+    staged, bits = [0], set()
+    append, add_staged = staging.chunks.append, staging.Piles.add_staged
+
+    def counting(path, table, options=None):
+        if path.suffix == ".keys" and path.parent.name == "piles":
+            appended[path.name] = appended.get(path.name, 0) + 1
+        return append(path, table, options)
+
+    def adding(self, unit, first_g):
+        staged[0] += unit.nbytes
+        bits.add(self.bits)
+        return add_staged(self, unit, first_g)
+
+    monkeypatch.setattr(staging.chunks, "append", counting)
+    monkeypatch.setattr(staging.Piles, "add_staged", adding)
+    run(definition, tmp_path / "out", num_shards=6)
+    (piles,) = {1 << b for b in bits}
+    assert piles >= 256 and len(appended) > piles // 2, (piles, len(appended))
+    flushes = staged[0] / (piles * (2 << 10))  # each flush holds at least this share a pile
+    assert staged[0] / (1 << 10) > 50 * flushes, "flush_bytes alone would give each pile many more chunks"
+    assert max(appended.values()) <= flushes + 2, (max(appended.values()), flushes)
 
 
 def test_a_count_over_piles_split_by_their_keys_gives_the_same_selection(tune, tmp_path):
@@ -520,7 +550,7 @@ def test_verify_finds_validation_text_in_a_training_shard(tmp_path):
 RUNNER = """
 import sys
 from shardsql import tuning
-tuning.use(tuning.Tuning(unit_bytes=4 << 10, min_slot_bytes=1, flush_bytes=16 << 10))
+tuning.use(tuning.Tuning(unit_bytes=4 << 10, min_slot_bytes=1, flush_bytes=16 << 10, pile_flush_bytes=0))
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]
 main()
@@ -548,7 +578,7 @@ def test_killed_in_either_phase_a_rerun_resumes_to_the_same_bytes(tune, tmp_path
     definition = definition_for(write_source(tmp_path / "src", duplicates=True))
     args = [sys.executable, "-c", RUNNER, "convert", str(definition.path), "--num-shards", "6", "--rows-per-shard",
             "500", "--yes", "--quiet", "--workers", "2"]  # fmt: skip
-    tune(flush_bytes=16 << 10)  # RUNNER's settings (small_slots: its units)
+    tune(flush_bytes=16 << 10, pile_flush_bytes=0)  # RUNNER's settings (small_slots: its units)
     run(definition, tmp_path / "ref", num_shards=6, rows_per_shard=500, workers=2)  # uninterrupted, in this process
     cache = tmp_path / "run"
     killed = [args[0], "-c", killed_at_checkpoint(KILL_IN[phase]) + RUNNER, *args[3:]]
@@ -610,7 +640,8 @@ MEASURE = """
 import sys
 from shardsql import tuning
 tuning.use(tuning.Tuning(unit_bytes=16 << 10, min_slot_bytes=1,
-                         leaf_bytes=64 << 10, flush_bytes=128 << 10))  # a selection many times the budgets
+                         leaf_bytes=64 << 10, flush_bytes=128 << 10,
+                         pile_flush_bytes=1 << 10))  # a selection many times the budgets
 import atexit
 from shardsql.cli import main
 sys.argv = ["shardsql"] + sys.argv[1:]

@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from .. import tuning
 from ..definition.evaluator import Evaluator
 from ..output import staging
 from ..output.checkpoint import ShuffleState
@@ -161,7 +160,7 @@ class Select:
                 self._update()
                 if s.staged >= s.target:
                     break
-                if buffered >= tuning.current().flush_bytes:
+                if buffered >= self.piles.flush_bytes:
                     stager.checkpoint(self.state)
                     buffered = 0
             else:
@@ -209,7 +208,7 @@ class Select:
             self.piles.add_staged(staged, (index << staging.PART_SHIFT) + s.staged)
             s.staged += staged.rows
         self._update()
-        if self.piles.buffered >= tuning.current().flush_bytes:
+        if self.piles.buffered >= self.piles.flush_bytes:
             self.piles.flush()  # not a checkpoint: a query or given rows cannot resume midway
 
     def _fill(self, index: int, seed: int) -> None:

@@ -14,7 +14,7 @@ has a module of its own:
 
 The names below are what the rest of shardsql uses (`staging.Piles`, `staging.select`, ...).
 A test that replaces a function replaces it in the module that reads it (`staging.chunks.read`);
-the sizes it works by are tuning.py's (`leaf_bytes`, `flush_bytes`, `repack_bytes`).
+the sizes it works by are tuning.py's (`leaf_bytes`, `flush_bytes`, `pile_flush_bytes`, `repack_bytes`).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`
 MAX_PILE_BITS = 9  # 512 piles at most (their files' names have three digits)
 SPLIT_BITS = 4  # a pile too large is split 1 << SPLIT_BITS (16) ways, by the key's next bits
 # A leaf is loaded whole to be sorted: at most `leaf_bytes` of its files on disk; units are
-# flushed to the piles every `flush_bytes` (tuning.py).
+# flushed to the piles every `Piles.flush_bytes` (tuning.py's `flush_bytes`, `pile_flush_bytes`).
 
 
 @dataclass
@@ -144,6 +144,13 @@ class Piles:
                         handle.truncate(size)
         for folder in ("split", "split-keys"):
             shutil.rmtree(self.folder / folder, ignore_errors=True)
+
+    @property
+    def flush_bytes(self) -> int:
+        """The buffered texts that call for a flush: tuning's `flush_bytes`, or `pile_flush_bytes`
+        a pile where there are more piles (each chunk costs its own reads: tuning.py)."""
+        knobs = tuning.current()
+        return max(knobs.flush_bytes, (1 << self.bits) * knobs.pile_flush_bytes)
 
     def add_staged(self, staged: StagedUnit, first_g: int) -> None:
         """Buffer a staged unit (`stage_unit`) whose first kept row has the ordinal `first_g`
