@@ -332,7 +332,7 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
     assert staging.pile_bits(64 * 24 << 20) == 6 and staging.pile_bits(64 * 24 << 20 | 1) == 7
     definition = definition_for(write_source(tmp_path / "src"))
     before = run(definition, tmp_path / "before", num_shards=6)  # 64 piles, no split: the budget is large
-    tune(leaf_bytes=4 << 10)  # a budget 64 piles of this selection pass
+    tune(leaf_bytes=3 << 10)  # a budget 64 piles of this selection pass
     folder = tmp_path / "sized" / ".shardsql-staging" / "piles"
     seen: list[tuple[int, bool]] = []
     staged: list[int] = []
@@ -344,32 +344,32 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
 
     sized = convert(definition, ConvertOptions(num_shards=6, rows_per_shard=500, cache_dir=tmp_path / "sized",
                                                workers=2), Watch())  # fmt: skip
-    assert staged[0] / 64 > 4 << 10, "64 piles would each pass the budget: they would be split"
+    assert staged[0] / 64 > 3 << 10, "64 piles would each pass the budget: they would be split"
     assert seen and all(piles > 64 and not split for piles, split in seen), seen
     assert shard_bytes(sized) == shard_bytes(before)
 
 
 def test_each_flush_gives_every_pile_its_share_so_a_pile_has_few_chunks(tune, tmp_path, monkeypatch):
-    """Every flush appends a chunk to each pile, and every pass reads each chunk on its own: a
+    """Every flush appends to each pile, and every pass reads each text chunk on its own: a
     flush waits for `pile_flush_bytes` a pile, so more piles (a larger selection) do not mean
     more chunks a pile (with a fixed flush size, piles times flushes grew as the square)."""
     definition = definition_for(write_source(tmp_path / "src"))
     tune(leaf_bytes=4 << 10, flush_bytes=1 << 10, pile_flush_bytes=2 << 10)  # hundreds of piles, tiny flushes
     appended: dict[str, int] = {}
     staged, bits = [0], set()
-    append, add_staged = staging.chunks.append, staging.Piles.add_staged
+    append, add_staged = staging.chunks.append_keys, staging.Piles.add_staged
 
-    def counting(path, table, options=None):
-        if path.suffix == ".keys" and path.parent.name == "piles":
+    def counting(path, rows):
+        if path.parent.name == "piles":
             appended[path.name] = appended.get(path.name, 0) + 1
-        return append(path, table, options)
+        return append(path, rows)
 
     def adding(self, unit, first_g):
         staged[0] += unit.nbytes
         bits.add(self.bits)
         return add_staged(self, unit, first_g)
 
-    monkeypatch.setattr(staging.chunks, "append", counting)
+    monkeypatch.setattr(staging.chunks, "append_keys", counting)
     monkeypatch.setattr(staging.Piles, "add_staged", adding)
     run(definition, tmp_path / "out", num_shards=6)
     (piles,) = {1 << b for b in bits}

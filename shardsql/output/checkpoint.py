@@ -36,7 +36,7 @@ from . import durable
 from .shards import ShardInfo
 
 CHECKPOINT_NAME = "checkpoint.json"
-FORMAT = 2  # of checkpoint.json; another starts afresh (1: before the state was typed)
+FORMAT = 3  # of checkpoint.json; another starts afresh (1: before the state was typed; 2: keys as IPC chunks)
 
 # What must be the same for a rerun to continue an interrupted run: JSON values (options, the
 # definitions' and sources' identities), only ever compared.

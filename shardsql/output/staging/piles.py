@@ -9,7 +9,8 @@ rows): the machine appending them decompresses and compresses nothing else.
 
 Rows go to a pile by the key's top bits (`pile_bits`: as many piles as keep each within half
 the sort budget, chosen before drawing); a pile is two append-only files, `NN.keys`
-(keys.py's KEYS_SCHEMA) and `NN.text` (the texts), each a run of chunks (chunks.py). A pile too
+(keys.py's KEYS_SCHEMA, row after row) and `NN.text` (the texts, a run of chunks): chunks.py
+has their formats. A pile too
 large to sort in memory is split on disk by the key's next SPLIT_BITS bits (`Piles.leaves`),
 recursively, so memory stays bounded at any size: a leaf is the unit that selection.py counts
 and order.py sorts.
@@ -33,7 +34,7 @@ from .. import durable, views
 from ..fingerprints import fingerprints
 from ..shards import char_counts
 from . import chunks
-from .keys import KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
+from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
 
 PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`pile_bits`)
 MAX_PILE_BITS = 9  # 512 piles at most (their files' names have three digits)
@@ -116,7 +117,7 @@ class Leaf:
 
 def leaf_keys(leaf: Leaf) -> pa.Table:
     """A leaf's keys, whole (KEY_BYTES a row: what counting and ordering read)."""
-    return chunks.read(leaf.keys, KEYS_SCHEMA)
+    return chunks.read_keys(leaf.keys)
 
 
 class Piles:
@@ -126,7 +127,7 @@ class Piles:
     def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None, bits: int = PILE_BITS):
         self.folder, self.seed, self.bits = folder, seed, bits
         folder.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[int, list[pa.Table]] = {}  # per pile: the buffered units' keys
+        self._keys: dict[int, list[pa.Buffer]] = {}  # per pile: the buffered units' keys, as rows (chunks.key_rows)
         self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
         self.buffered = 0  # the buffered units' texts, uncompressed (what `flush_bytes` counts)
         self.truncate(sizes or {})
@@ -159,21 +160,21 @@ class Piles:
         if not staged.piles:
             return
         g = pc.add(staged.keys["g"], pa.scalar(first_g, pa.int64()))
-        keys = staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g)
+        keys = chunks.key_rows(staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g))
         start = 0
         for pile, rows, messages in staged.piles:
-            self._keys.setdefault(pile, []).append(keys.slice(start, rows))
+            self._keys.setdefault(pile, []).append(keys.slice(start * KEY_BYTES, rows * KEY_BYTES))
             self._texts.setdefault(pile, []).append(messages)
             start += rows
         self.buffered += staged.nbytes
 
     def flush(self) -> dict[str, int]:
-        """Append the buffered units to their piles, one keys chunk and one text chunk a pile
-        (the text chunk an IPC stream of the units' record batches, as staged); the
-        files' sizes (what a checkpoint records)."""
+        """Append the buffered units to their piles: each pile's keys rows, and one text chunk
+        (an IPC stream of the units' record batches, as staged); the files' sizes (what a
+        checkpoint records)."""
         for pile in sorted(self._keys):
             keys_file, text_file = self._files(pile)
-            chunks.append(keys_file, pa.concat_tables(self._keys[pile]))
+            chunks.append_keys(keys_file, self._keys[pile])
             batches = self._texts[pile]
             if len(batches) > 1 and sum(map(len, batches)) < tuning.current().repack_bytes * len(batches):
                 # Units that kept few rows (a selective filter, small units): their batches, each
@@ -228,14 +229,12 @@ class Piles:
         def append_pending() -> None:
             for child, tables in zip(children, pending, strict=True):
                 if tables:
-                    chunks.append(child.keys, pa.concat_tables([k for k, _ in tables]))
+                    chunks.append_keys(child.keys, [chunks.key_rows(pa.concat_tables([k for k, _ in tables]))])
                     if not keys_only:
                         chunks.append_texts(child.text, pa.concat_tables([t for _, t in tables]))
                     tables.clear()
 
-        texts = iter(()) if keys_only else chunks.each(leaf.text)
-        for keys in chunks.each(leaf.keys):
-            text = None if keys_only else next(texts)
+        for keys, text in _pieces(leaf, keys_only):
             part = key_bits(keys["fp_lo"], self.seed, skip=bits, bits=SPLIT_BITS)
             order = pc.sort_indices(part)  # stable: each child's rows keep their order
             keys, part = keys.take(order), part.take(order)
@@ -255,6 +254,21 @@ class Piles:
                 yield from self._split(child, bits + SPLIT_BITS, keys_only)
                 for path in (child.keys, child.text):  # done with: a resume splits again
                     path.unlink(missing_ok=True)
+
+
+def _pieces(leaf: Leaf, keys_only: bool) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    """A leaf's rows a piece at a time, to be split: its keys (memory-mapped) with each text
+    chunk's rows (the keys are in the texts' order), or with `keys_only` in pieces of
+    `leaf_bytes` of keys."""
+    keys, start = leaf_keys(leaf), 0
+    if keys_only:
+        step = max(1, tuning.current().leaf_bytes // KEY_BYTES)
+        for start in range(0, len(keys), step):
+            yield keys.slice(start, step), None
+        return
+    for text in chunks.each(leaf.text):
+        yield keys.slice(start, text.num_rows), text
+        start += text.num_rows
 
 
 def clear(folder: Path) -> None:
