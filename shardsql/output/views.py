@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 def as_views(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """`texts` (strings, large or view) as one string-view array that shares their bytes:
     only the 16-byte views are made, and joining chunks joins their lists of buffers."""
-    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
-    views = [chunk if pa.types.is_string_view(chunk.type) else chunk.cast(pa.string_view()) for chunk in chunks]
+    if not pa.types.is_string_view(texts.type):
+        texts = texts.cast(pa.string_view())  # every chunk in one call: a leaf has hundreds
+    views = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
     if len(views) == 1:
         return views[0]
     return pa.concat_arrays(views) if views else pa.array([], pa.string_view())
