@@ -251,8 +251,8 @@ def test_val_rows_sizes_the_validation_shard(tmp_path, small_slots):
 def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, tmp_path, repack):
     """stage_unit (run where a unit runs) and Piles.add_staged/flush: each text once per unit,
     at its first occurrence, with its ordinal (the unit's first_g added), its length, in its
-    key's pile; a pile's units joined into one text chunk that reads back as their rows, their
-    compressed batches as staged or (units that kept few rows) compressed again as one."""
+    key's pile; a pile's text stream reads back as their rows, their compressed batches as
+    staged or (units that kept few rows) joined and compressed again as one."""
     tune(repack_bytes=repack)
     texts = [f"text {i % 37} " + "x" * (i % 37) for i in range(200)]  # repeats within each unit
     a = staging.stage_unit(pa.array(texts[:120]), 3)
@@ -265,8 +265,10 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, 
     sizes = piles.flush()
     rows = {}
     for leaf in piles.leaves():
-        keys, column = staging.leaf_keys(leaf), staging.chunks.read(leaf.text, staging.chunks.TEXT_SCHEMA).column(0)
-        assert len(keys) == len(column) and len(list(staging.chunks.each(leaf.text))) == 1
+        keys, column = staging.leaf_keys(leaf), staging.chunks.read_texts(leaf.text).column(0)
+        units = len({g >> staging.PART_SHIFT for g in keys["g"].to_pylist()})  # a and b: their parts differ
+        batches = len(list(staging.chunks.text_batches(leaf.text)))
+        assert len(keys) == len(column) and batches == (units if repack == 0 else 1)
         shift = pa.scalar(64 - staging.piles.PILE_BITS, pa.uint64())
         pile = pc.shift_right(staging.shuffle_keys(keys["fp_lo"], 3), shift)
         assert set(pile.to_pylist()) == {leaf.path[0]}
@@ -278,27 +280,28 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, 
     assert sizes == {p.name: p.stat().st_size for p in sorted((tmp_path / "piles").glob("*.*"))}
 
 
-def test_a_piles_chunks_are_read_in_place_and_outlive_its_file(tmp_path):
-    """A pile's file is memory-mapped, not copied, when read: what was read stays readable
-    after the file is let go of (a pile's texts are deleted once its rows are in the shards,
-    while its last leaf may still be in the writer's hands), and a missing or empty file has
-    no chunks."""
+def test_a_piles_texts_are_one_stream_read_in_place_that_outlives_its_file(tmp_path):
+    """A pile's text file is one stream, however many flushes appended to it, memory-mapped,
+    not copied, when read: what was read stays readable after the file is let go of (a pile's
+    texts are deleted once its rows are in the shards, while its last leaf may still be in
+    the writer's hands), and a missing or empty file has no texts."""
     texts = [f"text {i} " + "y" * (i % 50) for i in range(300)]
     piles = staging.Piles(tmp_path / "piles", seed=4, bits=1)
     for start in range(0, 300, 100):
         piles.add_staged(staging.stage_unit(pa.array(texts[start : start + 100]), 4, bits=1), start)
-        piles.flush()  # a chunk a unit
+        piles.flush()  # a batch a unit
     read = {}
     for leaf in piles.leaves():
-        assert len(list(staging.chunks.each(leaf.text))) == 3
-        keys, column = staging.leaf_keys(leaf), staging.chunks.read(leaf.text, staging.chunks.TEXT_SCHEMA).column(0)
+        assert len(list(staging.chunks.text_batches(leaf.text))) == 3
+        keys, column = staging.leaf_keys(leaf), staging.chunks.read_texts(leaf.text).column(0)
         leaf.text.unlink()
         leaf.keys.unlink()
         read.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert read == dict(enumerate(texts))
     empty = tmp_path / "empty.text"
     empty.touch()
-    assert list(staging.chunks.each(empty)) == [] == list(staging.chunks.each(tmp_path / "absent.text"))
+    assert list(staging.chunks.text_batches(empty)) == [] == list(staging.chunks.text_batches(tmp_path / "absent"))
+    assert staging.chunks.read_texts(empty).num_rows == 0
 
 
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_path, small_slots, monkeypatch):
@@ -310,13 +313,13 @@ def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_p
     tune(leaf_bytes=32 << 10)  # hundreds of leaves: each has a fixed cost
     tune(flush_bytes=16 << 10, pile_flush_bytes=0)
     loaded: list[tuple[Path, int]] = []
-    original = staging.chunks.read
+    original = staging.chunks.read_texts
 
-    def recording(path, schema):
+    def recording(path):
         loaded.append((path, path.stat().st_size if path.exists() else 0))
-        return original(path, schema)
+        return original(path)
 
-    monkeypatch.setattr(staging.chunks, "read", recording)
+    monkeypatch.setattr(staging.chunks, "read_texts", recording)
     split = run(definition, tmp_path / "split", num_shards=6)
     assert shard_bytes(split) == shard_bytes(whole)
     staged = sum(len(t) for t in all_texts(split))
@@ -431,7 +434,7 @@ def _noise(rng: random.Random, chars: int) -> str:
 def test_texts_are_staged_compressed_only_where_it_pays(tune, tmp_path):
     """Texts a fast codec barely shrinks are staged as they are (compressing them was the
     shuffle's largest cost, and the shards shrink them no more); texts that compress well are
-    compressed (the disk budget); a pile's chunk holding both kinds reads back as its rows."""
+    compressed (the disk budget); a pile's stream holding both kinds reads back as its rows."""
     tune(repack_bytes=0)  # each unit's batches appended as staged, not joined
     rng = random.Random(5)
     noise = [_noise(rng, 300 + i) for i in range(300)]
@@ -449,8 +452,9 @@ def test_texts_are_staged_compressed_only_where_it_pays(tune, tmp_path):
     piles.flush()
     rows = {}
     for leaf in piles.leaves():
-        keys, column = staging.leaf_keys(leaf), staging.chunks.read(leaf.text, staging.chunks.TEXT_SCHEMA).column(0)
-        assert len(list(staging.chunks.each(leaf.text))) == 1  # one chunk: the two units' batches, as staged
+        keys, column = staging.leaf_keys(leaf), staging.chunks.read_texts(leaf.text).column(0)
+        units = len({g >= 300 for g in keys["g"].to_pylist()})
+        assert len(list(staging.chunks.text_batches(leaf.text))) == units  # a batch a unit, as staged
         rows.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert rows == dict(enumerate(noise + repeats))
 

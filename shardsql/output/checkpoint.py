@@ -36,7 +36,9 @@ from . import durable
 from .shards import ShardInfo
 
 CHECKPOINT_NAME = "checkpoint.json"
-FORMAT = 3  # of checkpoint.json; another starts afresh (1: before the state was typed; 2: keys as IPC chunks)
+# Of checkpoint.json and the staging it describes; another starts afresh (1: before the state
+# was typed; 2: a pile's keys as IPC chunks; 3: its texts as IPC chunks, each a stream).
+FORMAT = 4
 
 # What must be the same for a rerun to continue an interrupted run: JSON values (options, the
 # definitions' and sources' identities), only ever compared.

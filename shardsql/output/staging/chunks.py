@@ -9,9 +9,12 @@ array (`read_keys`), whatever the number of appends. (Each append was an IPC str
 opened on its own: 1.1 s of the 1.9 s count of a 40-shard selection.) Keys are never
 compressed (hashes do not compress).
 
-A text file is a run of chunks, `[8-byte length][an Arrow IPC stream]`, so that a chunk is
-either whole or gone after a resume's truncation. Texts are compressed (zstd level 1) only
-where it is needed to keep the staging within the disk budget, about 2.5x the shards: a unit's
+A text file is one Arrow IPC stream, appended to: its schema message (TEXT_HEAD, written with
+the first append), then record batch messages, each compressed or not (each says), and no
+end-of-stream marker: the stream ends where the file does, so it is read whole, in one call
+(`read_texts`), and a resume's truncation (at a flush's end) leaves a whole stream. (Each
+flush was a stream of its own, read on its own.) Texts are compressed (zstd level 1) only where
+it is needed to keep the staging within the disk budget, about 2.5x the shards: a unit's
 texts are probed (lz4 over their first PROBE_BYTES) and staged as they are when it shrinks them
 less than RAW_BELOW (`text_options`). The shards (snappy) shrink such texts about as much as lz4
 does (the benchmark's prose: 1.84x both; real FineWeb-Edu: 2.03x with snappy), so raw staging
@@ -22,14 +25,12 @@ benchmark's machine zstd-1 compresses about 125 MB/s a core in a unit's small pe
 and decompresses 700 MB/s, so the main job (1.6 GB of texts) spent 13 CPU-seconds staging and
 5.7 reading back.
 
-A text chunk's IPC stream is its schema message, record batch messages and the end-of-stream
-marker: a staged unit carries only its record batches (`record_batches`, compressed or not,
-each batch says), and a flush joins a pile's units into one chunk between TEXT_HEAD and EOS.
+A staged unit carries only its record batch messages (`record_batches`), one a pile, and a
+flush appends them to the piles' streams as they are.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,6 @@ DISK_MARGIN = 1.25
 PROBE_BYTES = 256 << 10
 COMPRESSED = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
 _PROBE = pa.Codec("lz4_raw")
-_LENGTH = struct.Struct("<Q")
 _BATCH_OVERHEAD = 1024  # bytes a record batch message adds at most to its rows' (`_buffer`)
 
 
@@ -124,25 +124,25 @@ def stream(table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> pa
 
 
 TEXT_HEAD = stream(TEXT_SCHEMA.empty_table()).to_pybytes()[:-8]  # a text stream's schema message
-EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the end-of-stream marker
+EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the end-of-stream marker (a text file has none)
 
 
-def append(path: Path, table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> None:
-    """Texts appended to `path` as one chunk, compressed with `options` (None: as they are)."""
-    append_bytes(path, [stream(table, options)])
-
-
-def append_texts(path: Path, table: pa.Table) -> None:
-    """Texts appended to `path` as one chunk, compressed where it pays (`text_options`)."""
-    append(path, table, text_options(table))
-
-
-def append_bytes(path: Path, parts: list[bytes | pa.Buffer]) -> None:
-    """One chunk, `[8-byte length][the parts joined]`, appended to `path`."""
+def append_batches(path: Path, batches: list[pa.Buffer]) -> None:
+    """Record batch messages (`record_batches`) appended to the text stream in `path`, after
+    its schema message if the file is new (or empty)."""
     with open(path, "ab") as handle:
-        handle.write(_LENGTH.pack(sum(len(part) for part in parts)))
-        for part in parts:
-            handle.write(part)
+        if handle.tell() == 0:
+            handle.write(TEXT_HEAD)
+        for batch in batches:
+            handle.write(batch)
+
+
+def append_texts(path: Path, table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> None:
+    """Texts appended to the stream in `path` as one batch, compressed with `options`, or
+    where it pays (`text_options`) if None."""
+    if table.num_rows:
+        chosen = options if options is not None else text_options(table)
+        append_batches(path, record_batches(table, [table.num_rows], chosen))
 
 
 def record_batches(table: pa.Table, counts: list[int], options: pa.ipc.IpcWriteOptions | None) -> list[pa.Buffer]:
@@ -178,26 +178,25 @@ def _buffer(table: pa.Table, batches: int, options: pa.ipc.IpcWriteOptions | Non
     return pa.allocate_buffer(len(TEXT_HEAD) + len(EOS) + table.nbytes + batches * _BATCH_OVERHEAD)
 
 
-def each(path: Path, fields: list[int] | None = None) -> Iterator[pa.Table]:
-    """The chunks of `path` in order, each as a table (only `fields`, if given); none if it does not exist.
-
-    The file is memory-mapped: a chunk staged as it is (texts uncompressed) is read in
-    place from the page cache, not copied into fresh memory first (the write phase reads every
-    staged text once). Its tables keep the mapping alive; a pile's file is only ever appended
-    to or deleted while mapped, never cut shorter (truncated at a resume, before any reads)."""
+def _stream(path: Path) -> pa.ipc.RecordBatchStreamReader | None:
+    """The text stream in `path`, memory-mapped (None if the file is missing or empty): texts
+    staged as they are are read in place from the page cache, not copied into fresh memory
+    first (the write phase reads every staged text once). What is read keeps the mapping
+    alive; a pile's file is only ever appended to or deleted while mapped, never cut shorter
+    (truncated at a resume, before any reads)."""
     if not path.exists() or not path.stat().st_size:
-        return
-    data = pa.memory_map(str(path)).read_buffer()
-    options = pa.ipc.IpcReadOptions(included_fields=fields) if fields is not None else None
-    view, position = memoryview(data), 0
-    while position < data.size:
-        (length,) = _LENGTH.unpack_from(view, position)
-        position += _LENGTH.size
-        yield pa.ipc.open_stream(data.slice(position, length), options=options).read_all()
-        position += length
+        return None
+    return pa.ipc.open_stream(pa.memory_map(str(path)).read_buffer())
 
 
-def read(path: Path, schema: pa.Schema) -> pa.Table:
-    """All of `path`'s chunks as one table (an empty one of `schema` if it has none)."""
-    tables = list(each(path))
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+def read_texts(path: Path) -> pa.Table:
+    """A text file's texts, whole (TEXT_SCHEMA; empty if the file is missing or empty)."""
+    reader = _stream(path)
+    return reader.read_all() if reader is not None else TEXT_SCHEMA.empty_table()
+
+
+def text_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """A text file's record batches in order, one at a time (a split reads a pile this way)."""
+    reader = _stream(path)
+    if reader is not None:
+        yield from reader

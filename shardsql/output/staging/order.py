@@ -60,12 +60,12 @@ def ordered(keys: pa.Table, seed: int, cuts: list[int]) -> Ordered:
 
 
 def leaf_texts(leaf: Leaf, rows: Ordered) -> pa.Array:
-    """A leaf's selected texts, in output order, as string views over its staged chunks
-    (output/views.py: the chunks staged as they are are read in place, memory-mapped, and the
+    """A leaf's selected texts, in output order, as string views over its staged batches
+    (output/views.py: the batches staged as they are are read in place, memory-mapped, and the
     shard writer reads each text from there). Exact: a repeat's text must equal the text before
     it (the same fingerprint); a 128-bit collision between different texts stops the run
     rather than drop one."""
-    column = views.as_views(chunks.read(leaf.text, chunks.TEXT_SCHEMA).column(0))
+    column = views.as_views(chunks.read_texts(leaf.text).column(0))
     if rows.check is not None:
         repeats, previous = rows.check
         if not views.equal(views.take(column, repeats), views.take(column, previous)):

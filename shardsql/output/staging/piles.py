@@ -3,9 +3,9 @@
 The work of staging is done where a unit runs (`stage_unit`, called by run/unit.py on a
 worker thread or in a Ray task): a unit's rows become a `StagedUnit`, its keys by pile and
 each pile's texts as IPC record batches. `Piles.add_staged` gives the keys their global
-ordinals and `flush` appends each pile's keys and, between the stream's schema and its end,
-its units' text batches as they are (or compressed again as one, for units that kept few
-rows): the machine appending them decompresses and compresses nothing else.
+ordinals and `flush` appends each pile's keys, and its units' text batches to its stream as
+they are (or compressed again as one, for units that kept few rows): the machine appending
+them decompresses and compresses nothing else.
 
 Rows go to a pile by the key's top bits (`pile_bits`: as many piles as keep each within half
 the sort budget, chosen before drawing); a pile is two append-only files, `NN.keys`
@@ -169,20 +169,20 @@ class Piles:
         self.buffered += staged.nbytes
 
     def flush(self) -> dict[str, int]:
-        """Append the buffered units to their piles: each pile's keys rows, and one text chunk
-        (an IPC stream of the units' record batches, as staged); the files' sizes (what a
-        checkpoint records)."""
+        """Append the buffered units to their piles: each pile's keys rows, and its units'
+        record batches to its text stream, as staged; the files' sizes (what a checkpoint
+        records)."""
         for pile in sorted(self._keys):
             keys_file, text_file = self._files(pile)
             chunks.append_keys(keys_file, self._keys[pile])
             batches = self._texts[pile]
             if len(batches) > 1 and sum(map(len, batches)) < tuning.current().repack_bytes * len(batches):
                 # Units that kept few rows (a selective filter, small units): their batches, each
-                # with its own header and too small for zstd, are compressed again as one.
+                # with its own header and too small for zstd, are joined and compressed again as one.
                 stream = pa.ipc.open_stream(pa.py_buffer(b"".join([chunks.TEXT_HEAD, *batches, chunks.EOS])))
                 chunks.append_texts(text_file, stream.read_all().combine_chunks())
             else:
-                chunks.append_bytes(text_file, [chunks.TEXT_HEAD, *batches, chunks.EOS])
+                chunks.append_batches(text_file, batches)
         if durable.boot_id() is None:  # a restart cannot be told: on the disk before the checkpoint (durable.py)
             for pile in sorted(self._keys):
                 for path in self._files(pile):
@@ -258,7 +258,7 @@ class Piles:
 
 def _pieces(leaf: Leaf, keys_only: bool) -> Iterator[tuple[pa.Table, pa.Table | None]]:
     """A leaf's rows a piece at a time, to be split: its keys (memory-mapped) with each text
-    chunk's rows (the keys are in the texts' order), or with `keys_only` in pieces of
+    batch's rows (the keys are in the texts' order), or with `keys_only` in pieces of
     `leaf_bytes` of keys."""
     keys, start = leaf_keys(leaf), 0
     if keys_only:
@@ -266,9 +266,9 @@ def _pieces(leaf: Leaf, keys_only: bool) -> Iterator[tuple[pa.Table, pa.Table | 
         for start in range(0, len(keys), step):
             yield keys.slice(start, step), None
         return
-    for text in chunks.each(leaf.text):
-        yield keys.slice(start, text.num_rows), text
-        start += text.num_rows
+    for batch in chunks.text_batches(leaf.text):
+        yield keys.slice(start, batch.num_rows), pa.Table.from_batches([batch])
+        start += batch.num_rows
 
 
 def clear(folder: Path) -> None:
