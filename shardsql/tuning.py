@@ -56,10 +56,10 @@ class Tuning:
     # Staged units buffered (their texts uncompressed) before every pile is appended to: a
     # checkpoint boundary (commands/shuffle_select.py flushes when `Piles.buffered` reaches
     # `Piles.flush_bytes`): at least `flush_bytes`, and at least `pile_flush_bytes` a pile. A
-    # flush appends a chunk to every pile, and each chunk costs its own reads (an IPC stream
-    # opened, its batches cast) at every pass: with a fixed flush size, the piles (one per 24 MB
-    # of staging) times the flushes (one per 32 MB) grew as the square of the staging, 175
-    # chunks a pile at 40 shards. A pile's share of a flush keeps its chunks under about 100.
+    # flush opens and appends to both files of every pile: with a fixed flush size, the piles
+    # (one per 24 MB of staging) times the flushes (one per 32 MB) grew as the square of the
+    # staging, 175 appends a pile at 40 shards (each one a stream read on its own, before a
+    # pile's files were read whole). A pile's share of a flush keeps its appends under about 100.
     flush_bytes: int = 32 << 20
     pile_flush_bytes: int = 256 << 10
     # A pile's staged batches in one flush that average fewer compressed bytes than this are

@@ -265,9 +265,9 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, 
     sizes = piles.flush()
     rows = {}
     for leaf in piles.leaves():
-        keys, column = staging.leaf_keys(leaf), staging.chunks.read_texts(leaf.text).column(0)
+        keys, column = staging.leaf_keys(leaf), staging.formats.read_texts(leaf.text).column(0)
         units = len({g >> staging.PART_SHIFT for g in keys["g"].to_pylist()})  # a and b: their parts differ
-        batches = len(list(staging.chunks.text_batches(leaf.text)))
+        batches = len(list(staging.formats.text_batches(leaf.text)))
         assert len(keys) == len(column) and batches == (units if repack == 0 else 1)
         shift = pa.scalar(64 - staging.piles.PILE_BITS, pa.uint64())
         pile = pc.shift_right(staging.shuffle_keys(keys["fp_lo"], 3), shift)
@@ -292,16 +292,16 @@ def test_a_piles_texts_are_one_stream_read_in_place_that_outlives_its_file(tmp_p
         piles.flush()  # a batch a unit
     read = {}
     for leaf in piles.leaves():
-        assert len(list(staging.chunks.text_batches(leaf.text))) == 3
-        keys, column = staging.leaf_keys(leaf), staging.chunks.read_texts(leaf.text).column(0)
+        assert len(list(staging.formats.text_batches(leaf.text))) == 3
+        keys, column = staging.leaf_keys(leaf), staging.formats.read_texts(leaf.text).column(0)
         leaf.text.unlink()
         leaf.keys.unlink()
         read.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert read == dict(enumerate(texts))
     empty = tmp_path / "empty.text"
     empty.touch()
-    assert list(staging.chunks.text_batches(empty)) == [] == list(staging.chunks.text_batches(tmp_path / "absent"))
-    assert staging.chunks.read_texts(empty).num_rows == 0
+    assert list(staging.formats.text_batches(empty)) == [] == list(staging.formats.text_batches(tmp_path / "absent"))
+    assert staging.formats.read_texts(empty).num_rows == 0
 
 
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_path, small_slots, monkeypatch):
@@ -313,13 +313,13 @@ def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_p
     tune(leaf_bytes=32 << 10)  # hundreds of leaves: each has a fixed cost
     tune(flush_bytes=16 << 10, pile_flush_bytes=0)
     loaded: list[tuple[Path, int]] = []
-    original = staging.chunks.read_texts
+    original = staging.formats.read_texts
 
     def recording(path):
         loaded.append((path, path.stat().st_size if path.exists() else 0))
         return original(path)
 
-    monkeypatch.setattr(staging.chunks, "read_texts", recording)
+    monkeypatch.setattr(staging.formats, "read_texts", recording)
     split = run(definition, tmp_path / "split", num_shards=6)
     assert shard_bytes(split) == shard_bytes(whole)
     staged = sum(len(t) for t in all_texts(split))
@@ -352,15 +352,15 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
     assert shard_bytes(sized) == shard_bytes(before)
 
 
-def test_each_flush_gives_every_pile_its_share_so_a_pile_has_few_chunks(tune, tmp_path, monkeypatch):
-    """Every flush appends to each pile, and every pass reads each text chunk on its own: a
-    flush waits for `pile_flush_bytes` a pile, so more piles (a larger selection) do not mean
-    more chunks a pile (with a fixed flush size, piles times flushes grew as the square)."""
+def test_each_flush_gives_every_pile_its_share_so_a_pile_has_few_appends(tune, tmp_path, monkeypatch):
+    """Every flush opens and appends to each pile's files: a flush waits for `pile_flush_bytes`
+    a pile, so more piles (a larger selection) do not mean more appends a pile (with a fixed
+    flush size, piles times flushes grew as the square)."""
     definition = definition_for(write_source(tmp_path / "src"))
     tune(leaf_bytes=4 << 10, flush_bytes=1 << 10, pile_flush_bytes=2 << 10)  # hundreds of piles, tiny flushes
     appended: dict[str, int] = {}
     staged, bits = [0], set()
-    append, add_staged = staging.chunks.append_keys, staging.Piles.add_staged
+    append, add_staged = staging.formats.append_keys, staging.Piles.add_staged
 
     def counting(path, rows):
         if path.parent.name == "piles":
@@ -372,13 +372,13 @@ def test_each_flush_gives_every_pile_its_share_so_a_pile_has_few_chunks(tune, tm
         bits.add(self.bits)
         return add_staged(self, unit, first_g)
 
-    monkeypatch.setattr(staging.chunks, "append_keys", counting)
+    monkeypatch.setattr(staging.formats, "append_keys", counting)
     monkeypatch.setattr(staging.Piles, "add_staged", adding)
     run(definition, tmp_path / "out", num_shards=6)
     (piles,) = {1 << b for b in bits}
     assert piles >= 256 and len(appended) > piles // 2, (piles, len(appended))
     flushes = staged[0] / (piles * (2 << 10))  # each flush holds at least this share a pile
-    assert staged[0] / (1 << 10) > 50 * flushes, "flush_bytes alone would give each pile many more chunks"
+    assert staged[0] / (1 << 10) > 50 * flushes, "flush_bytes alone would give each pile many more appends"
     assert max(appended.values()) <= flushes + 2, (max(appended.values()), flushes)
 
 
@@ -452,9 +452,9 @@ def test_texts_are_staged_compressed_only_where_it_pays(tune, tmp_path):
     piles.flush()
     rows = {}
     for leaf in piles.leaves():
-        keys, column = staging.leaf_keys(leaf), staging.chunks.read_texts(leaf.text).column(0)
+        keys, column = staging.leaf_keys(leaf), staging.formats.read_texts(leaf.text).column(0)
         units = len({g >= 300 for g in keys["g"].to_pylist()})
-        assert len(list(staging.chunks.text_batches(leaf.text))) == units  # a batch a unit, as staged
+        assert len(list(staging.formats.text_batches(leaf.text))) == units  # a batch a unit, as staged
         rows.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert rows == dict(enumerate(noise + repeats))
 

@@ -120,6 +120,6 @@ def test_staged_batches_fit_their_buffer_however_small_their_rows():
     """record_batches writes texts as they are into one buffer sized up front: one-row batches
     of empty texts are the most header for the fewest bytes."""
     table = pa.table({"text": pa.array([""] * 512, pa.large_string())})
-    messages = staging.chunks.record_batches(table, [1] * 512, None)
-    stream = pa.ipc.open_stream(pa.py_buffer(b"".join([staging.chunks.TEXT_HEAD, *messages, staging.chunks.EOS])))
+    messages = staging.formats.record_batches(table, [1] * 512, None)
+    stream = pa.ipc.open_stream(pa.py_buffer(b"".join([staging.formats.TEXT_HEAD, *messages, staging.formats.EOS])))
     assert stream.read_all().column(0).to_pylist() == [""] * 512

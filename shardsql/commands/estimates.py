@@ -4,7 +4,7 @@ Both start from the source's mean text size a row: the needed columns' uncompres
 over its rows, before any filter (`Preview.text_bytes`). A token is about BYTES_PER_TOKEN bytes
 of UTF-8 text (autoresearch.py). A shuffled conversion stages each kept row's text as it is
 (compressed only where it compresses well) beside its keys: the estimate is the staging's
-own (output/staging/chunks.py `expected_bytes`), the one the shuffle weighs the free disk
+own (output/staging/formats.py `expected_bytes`), the one the shuffle weighs the free disk
 against.
 """
 

@@ -116,7 +116,7 @@ class Select:
     def __init__(self, plan: Plan, executor: Executor[Any], piles: staging.Piles, state: ShuffleState,
                  save: Callable[[ShuffleState], None], progress: Progress, workers: int, spill: Path,
                  compress: bool = False):  # fmt: skip
-        """`compress`: every staged text compressed (the disk is short: chunks.must_compress)."""
+        """`compress`: every staged text compressed (the disk is short: formats.must_compress)."""
         self.plan, self.executor, self.piles, self.state = plan, executor, piles, state
         self.save, self.progress, self.workers, self.spill = save, progress, workers, spill
         self.compress = compress

@@ -5,7 +5,7 @@ has a module of its own:
 
 - keys.py: what a row is known by (its text's fingerprint, its ordinal g with its part, its
   length) and the seeded shuffle key that orders it;
-- chunks.py: the files' formats, keys as rows of 64-bit words, texts as an Arrow IPC stream, compressed where it pays;
+- formats.py: the files' formats, keys as rows of 64-bit words, texts as an Arrow IPC stream, compressed where it pays;
 - piles.py: a unit's rows staged where it ran (`stage_unit`) and the pile store they are
   appended to, a pile split on disk when it is too large to sort in memory (`Piles.leaves`);
 - selection.py: counting distinct texts, from the keys alone: each part's cut (`select`);
@@ -13,13 +13,13 @@ has a module of its own:
   checked against a fingerprint collision (`leaf_texts`).
 
 The names below are what the rest of shardsql uses (`staging.Piles`, `staging.select`, ...).
-A test that replaces a function replaces it in the module that reads it (`staging.chunks.read_texts`);
+A test that replaces a function replaces it in the module that reads it (`staging.formats.read_texts`);
 the sizes it works by are tuning.py's (`leaf_bytes`, `flush_bytes`, `pile_flush_bytes`, `repack_bytes`).
 """
 
 from __future__ import annotations
 
-from .chunks import expected_bytes, must_compress
+from .formats import expected_bytes, must_compress
 from .keys import KEY_BYTES, PART_SHIFT, shuffle_keys
 from .order import Ordered, leaf_texts, ordered
 from .piles import (

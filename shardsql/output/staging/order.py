@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ...errors import ConversionError
 from .. import views
-from . import chunks
+from . import formats
 from .keys import shuffle_keys, split_g
 from .piles import Leaf
 
@@ -65,7 +65,7 @@ def leaf_texts(leaf: Leaf, rows: Ordered) -> pa.Array:
     shard writer reads each text from there). Exact: a repeat's text must equal the text before
     it (the same fingerprint); a 128-bit collision between different texts stops the run
     rather than drop one."""
-    column = views.as_views(chunks.read_texts(leaf.text).column(0))
+    column = views.as_views(formats.read_texts(leaf.text).column(0))
     if rows.check is not None:
         repeats, previous = rows.check
         if not views.equal(views.take(column, repeats), views.take(column, previous)):

@@ -9,8 +9,8 @@ them decompresses and compresses nothing else.
 
 Rows go to a pile by the key's top bits (`pile_bits`: as many piles as keep each within half
 the sort budget, chosen before drawing); a pile is two append-only files, `NN.keys`
-(keys.py's KEYS_SCHEMA, row after row) and `NN.text` (the texts, a run of chunks): chunks.py
-has their formats. A pile too
+(keys.py's KEYS_SCHEMA, row after row) and `NN.text` (the texts, one Arrow IPC stream):
+formats.py has their formats. A pile too
 large to sort in memory is split on disk by the key's next SPLIT_BITS bits (`Piles.leaves`),
 recursively, so memory stays bounded at any size: a leaf is the unit that selection.py counts
 and order.py sorts.
@@ -33,7 +33,7 @@ from ...autoresearch import TEXT_COLUMN
 from .. import durable, views
 from ..fingerprints import fingerprints
 from ..shards import char_counts
-from . import chunks
+from . import formats
 from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
 
 PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`pile_bits`)
@@ -72,7 +72,7 @@ def pile_bits(staged_bytes: float) -> int:
 def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress: bool = False,
                bits: int = PILE_BITS) -> StagedUnit:  # fmt: skip
     """One unit's kept texts (in draw order) fingerprinted, keyed by `seed` and split by pile,
-    each pile's texts compressed where it pays (`chunks.text_options`) or, with `compress`,
+    each pile's texts compressed where it pays (`formats.text_options`) or, with `compress`,
     always: the work of staging, done wherever the unit ran. A text repeated within the unit
     is staged once, at its first occurrence (the selection keeps first occurrences, so it is
     the same)."""
@@ -95,9 +95,9 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     # g is each kept row's place in the unit: the texts are copied once, straight into pile order.
     text = pa.table({TEXT_COLUMN: views.take(column, keys["g"]).cast(pa.large_string())})
     # One choice for the unit: its piles' pieces are too small to probe.
-    options = chunks.COMPRESSED if compress else chunks.text_options(text)
+    options = formats.COMPRESSED if compress else formats.text_options(text)
     counts = pc.value_counts(pile).to_pylist()  # in order of first appearance: sorted
-    messages = chunks.record_batches(text, [entry["counts"] for entry in counts], options)
+    messages = formats.record_batches(text, [entry["counts"] for entry in counts], options)
     piles = [(entry["values"], entry["counts"], batch) for entry, batch in zip(counts, messages, strict=True)]
     return StagedUnit(rows, text.nbytes, keys.combine_chunks(), piles)
 
@@ -117,7 +117,7 @@ class Leaf:
 
 def leaf_keys(leaf: Leaf) -> pa.Table:
     """A leaf's keys, whole (KEY_BYTES a row: what counting and ordering read)."""
-    return chunks.read_keys(leaf.keys)
+    return formats.read_keys(leaf.keys)
 
 
 class Piles:
@@ -127,7 +127,7 @@ class Piles:
     def __init__(self, folder: Path, seed: int, sizes: dict[str, int] | None = None, bits: int = PILE_BITS):
         self.folder, self.seed, self.bits = folder, seed, bits
         folder.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[int, list[pa.Buffer]] = {}  # per pile: the buffered units' keys, as rows (chunks.key_rows)
+        self._keys: dict[int, list[pa.Buffer]] = {}  # per pile: the buffered units' keys, as rows (formats.key_rows)
         self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
         self.buffered = 0  # the buffered units' texts, uncompressed (what `flush_bytes` counts)
         self.truncate(sizes or {})
@@ -160,7 +160,7 @@ class Piles:
         if not staged.piles:
             return
         g = pc.add(staged.keys["g"], pa.scalar(first_g, pa.int64()))
-        keys = chunks.key_rows(staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g))
+        keys = formats.key_rows(staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g))
         start = 0
         for pile, rows, messages in staged.piles:
             self._keys.setdefault(pile, []).append(keys.slice(start * KEY_BYTES, rows * KEY_BYTES))
@@ -174,15 +174,15 @@ class Piles:
         records)."""
         for pile in sorted(self._keys):
             keys_file, text_file = self._files(pile)
-            chunks.append_keys(keys_file, self._keys[pile])
+            formats.append_keys(keys_file, self._keys[pile])
             batches = self._texts[pile]
             if len(batches) > 1 and sum(map(len, batches)) < tuning.current().repack_bytes * len(batches):
                 # Units that kept few rows (a selective filter, small units): their batches, each
                 # with its own header and too small for zstd, are joined and compressed again as one.
-                stream = pa.ipc.open_stream(pa.py_buffer(b"".join([chunks.TEXT_HEAD, *batches, chunks.EOS])))
-                chunks.append_texts(text_file, stream.read_all().combine_chunks())
+                stream = pa.ipc.open_stream(pa.py_buffer(b"".join([formats.TEXT_HEAD, *batches, formats.EOS])))
+                formats.append_texts(text_file, stream.read_all().combine_chunks())
             else:
-                chunks.append_batches(text_file, batches)
+                formats.append_batches(text_file, batches)
         if durable.boot_id() is None:  # a restart cannot be told: on the disk before the checkpoint (durable.py)
             for pile in sorted(self._keys):
                 for path in self._files(pile):
@@ -221,17 +221,17 @@ class Piles:
         children = [
             Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(1 << SPLIT_BITS)
         ]
-        # Each child's rows are gathered over chunks, up to `leaf_bytes` in memory, and appended
-        # as one chunk: a chunk per child per chunk read made many tiny files' worth of writes.
+        # Each child's rows are gathered over the pieces read (`_pieces`), up to `leaf_bytes` in
+        # memory, and appended as one batch: one per child per piece made many tiny writes.
         pending: list[list[tuple[pa.Table, pa.Table | None]]] = [[] for _ in children]
         buffered = 0
 
         def append_pending() -> None:
             for child, tables in zip(children, pending, strict=True):
                 if tables:
-                    chunks.append_keys(child.keys, [chunks.key_rows(pa.concat_tables([k for k, _ in tables]))])
+                    formats.append_keys(child.keys, [formats.key_rows(pa.concat_tables([k for k, _ in tables]))])
                     if not keys_only:
-                        chunks.append_texts(child.text, pa.concat_tables([t for _, t in tables]))
+                        formats.append_texts(child.text, pa.concat_tables([t for _, t in tables]))
                     tables.clear()
 
         for keys, text in _pieces(leaf, keys_only):
@@ -266,7 +266,7 @@ def _pieces(leaf: Leaf, keys_only: bool) -> Iterator[tuple[pa.Table, pa.Table | 
         for start in range(0, len(keys), step):
             yield keys.slice(start, step), None
         return
-    for batch in chunks.text_batches(leaf.text):
+    for batch in formats.text_batches(leaf.text):
         yield keys.slice(start, batch.num_rows), pa.Table.from_batches([batch])
         start += batch.num_rows
 

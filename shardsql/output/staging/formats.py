@@ -137,12 +137,10 @@ def append_batches(path: Path, batches: list[pa.Buffer]) -> None:
             handle.write(batch)
 
 
-def append_texts(path: Path, table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> None:
-    """Texts appended to the stream in `path` as one batch, compressed with `options`, or
-    where it pays (`text_options`) if None."""
+def append_texts(path: Path, table: pa.Table) -> None:
+    """Texts appended to the stream in `path` as one batch, compressed where it pays (`text_options`)."""
     if table.num_rows:
-        chosen = options if options is not None else text_options(table)
-        append_batches(path, record_batches(table, [table.num_rows], chosen))
+        append_batches(path, record_batches(table, [table.num_rows], text_options(table)))
 
 
 def record_batches(table: pa.Table, counts: list[int], options: pa.ipc.IpcWriteOptions | None) -> list[pa.Buffer]:
