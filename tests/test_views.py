@@ -123,3 +123,15 @@ def test_staged_batches_fit_their_buffer_however_small_their_rows():
     messages = staging.formats.record_batches(table, [1] * 512, None)
     stream = pa.ipc.open_stream(pa.py_buffer(b"".join([staging.formats.TEXT_HEAD, *messages, staging.formats.EOS])))
     assert stream.read_all().column(0).to_pylist() == [""] * 512
+
+
+def test_rows_of_words_read_as_one_column_a_word():
+    """output/words.py: the fingerprints' halves and a keys file's columns, from rows of 64-bit words."""
+    import struct
+
+    from shardsql.output.words import word_columns
+
+    rows = [(1, 2, 3), (4, 5, 6), ((1 << 64) - 1, 0, 7)]
+    data = pa.py_buffer(struct.pack("<9Q", *[w for row in rows for w in row]) + b"spare")
+    assert [c.to_pylist() for c in word_columns(data, 3, 3)] == [list(col) for col in zip(*rows, strict=True)]
+    assert [c.to_pylist() for c in word_columns(data, 3, 2)] == [[1, 4], [2, 5], [3, 6]]

@@ -18,6 +18,8 @@ import polars_hash as plh
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .words import word_columns
+
 _DIGEST = plh.col("text").nchash.xxh3_128(return_binary=True, byte_order="big")
 _EMPTY = pl.select(pl.lit("").alias("text")).select(_DIGEST).item()  # the empty text's digest, a NULL's
 
@@ -35,5 +37,5 @@ def fingerprints(texts: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]
         digests = pc.fill_null(digests, pa.scalar(_EMPTY, pa.large_binary()))
     start = memoryview(digests.buffers()[1]).cast("q")[digests.offset]
     joined = digests.buffers()[2].slice(start, 16 * len(digests))  # 16 bytes a row, one after the other
-    pairs = pa.FixedSizeListArray.from_arrays(pa.Array.from_buffers(pa.uint64(), 2 * len(digests), [None, joined]), 2)
-    return pc.list_element(pairs, 0), pc.list_element(pairs, 1)
+    hi, lo = word_columns(joined, 2, len(digests))  # (hi, lo): the digest's two little-endian halves
+    return hi, lo

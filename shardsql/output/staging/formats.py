@@ -36,9 +36,9 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ...autoresearch import TEXT_COLUMN
+from ..words import word_columns
 from .keys import KEY_BYTES, KEYS_SCHEMA
 
 TEXT_SCHEMA = pa.schema([(TEXT_COLUMN, pa.large_string())])
@@ -108,11 +108,9 @@ def read_keys(path: Path) -> pa.Table:
     if not path.exists() or not path.stat().st_size:
         return KEYS_SCHEMA.empty_table()
     data = pa.memory_map(str(path)).read_buffer()
-    rows = data.size // KEY_BYTES
-    words = pa.Array.from_buffers(pa.uint64(), rows * _WORDS, [None, data.slice(0, rows * KEY_BYTES)])
-    table = pa.FixedSizeListArray.from_arrays(words, _WORDS)
-    columns = [pc.list_element(table, i).view(field.type) for i, field in enumerate(KEYS_SCHEMA)]
-    return pa.table(columns, schema=KEYS_SCHEMA)
+    columns = word_columns(data, _WORDS, data.size // KEY_BYTES)
+    return pa.table([column.view(field.type) for column, field in zip(columns, KEYS_SCHEMA, strict=True)],
+                    schema=KEYS_SCHEMA)  # fmt: skip
 
 
 def stream(table: pa.Table, options: pa.ipc.IpcWriteOptions | None = None) -> pa.Buffer:

@@ -1,0 +1,25 @@
+"""Rows of 64-bit words, laid side by side in one buffer, as one Arrow column a word.
+
+A fingerprint is two words a row (fingerprints.py: the digests, joined) and a staged key four
+(staging/formats.py: a pile's keys file, read whole). Arrow has no strided arrays, so each
+column is a take of every `width`-th word: a tenth of the time of `list_element` over a
+fixed-size list of them (0.10 against 1.08 ms for four columns of 15,000 rows).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def word_columns(data: pa.Buffer, width: int, rows: int) -> list[pa.Array]:
+    """The `width` columns (uint64) of the first `rows` rows of `width` little-endian 64-bit
+    words each in `data`, one array a word of the row."""
+    words = pa.Array.from_buffers(pa.uint64(), rows * width, [None, data.slice(0, rows * width * 8)])
+    return [pc.take(words, _every(first, width, rows)) for first in range(width)]
+
+
+def _every(first: int, width: int, rows: int) -> pa.Array:
+    """The positions first, first + width, first + 2 * width, ... of `rows` rows."""
+    return pl.int_range(first, rows * width, width, dtype=pl.Int64, eager=True).to_arrow()
