@@ -24,7 +24,6 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,6 +32,7 @@ from ...autoresearch import TEXT_COLUMN
 from .. import durable, views
 from ..fingerprints import fingerprints
 from ..shards import char_counts
+from ..words import positions
 from . import formats
 from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
 
@@ -84,8 +84,7 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
         return StagedUnit(0, 0, KEYS_SCHEMA.empty_table(), [])
     hi, lo = fingerprints(column)
     n = char_counts(column)
-    ordinals = pl.int_range(0, rows, dtype=pl.Int64, eager=True).to_arrow()  # pa.array(range(...)): 3 ms a unit
-    keys = pa.table([hi, lo, ordinals, n], schema=KEYS_SCHEMA)
+    keys = pa.table([hi, lo, positions(0, 1, rows), n], schema=KEYS_SCHEMA)
     firsts = first_occurrences(keys)
     if len(firsts) < rows:
         keys = keys.filter(pc.is_in(keys["g"], value_set=firsts))
