@@ -3,6 +3,7 @@ with a clean validation split, bounded staging, and the same bytes however it ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -10,6 +11,7 @@ import re
 import string
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -26,8 +28,10 @@ from shardsql.cli import cli
 from shardsql.commands import convert as pipeline
 from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
+from shardsql.commands.shuffle_select import STAGE_QUEUE, _Stager
 from shardsql.definition import catalog
 from shardsql.output import staging
+from shardsql.output.checkpoint import PartDraw, ShuffleState
 from shardsql.output.verify import verify
 from shardsql.progress import Progress
 from shardsql.source.draw import Draw
@@ -490,9 +494,54 @@ def test_the_staging_stays_within_its_disk_budget(tmp_path, small_slots, monkeyp
     assert not (tmp_path / "out" / ".shardsql-staging").exists()
 
 
+def test_the_draw_goes_on_while_a_checkpoint_is_saved(tmp_path):
+    """The select phase's checkpoints are saved on a thread of their own: a save that waits for
+    the disk does not hold back the units staged after it (more than the stager's queue holds),
+    and closing the stager waits for it, and returns it."""
+    piles = staging.Piles(tmp_path / "piles", 0)
+    entered, release, saved = threading.Event(), threading.Event(), []
+
+    def save(state):  # a save the disk keeps waiting, as a rename behind the piles' writeback does
+        entered.set()
+        release.wait(60)
+        saved.append(state)
+
+    stager = _Stager(piles, save)
+    stager.unit(staging.stage_unit(pa.array(["first", "second"]), 0), 0)
+    stager.checkpoint(ShuffleState([PartDraw(staged=2, target=40)], pile_bits=staging.PILE_BITS))
+    assert entered.wait(60), "the checkpoint was never saved"
+    later = STAGE_QUEUE * 3
+    queued = threading.Event()
+
+    def draw():
+        for i in range(later):
+            stager.unit(staging.stage_unit(pa.array([f"text {i}"]), 0), 2 + i)
+        queued.set()
+
+    threading.Thread(target=draw, daemon=True).start()
+    try:
+        assert queued.wait(60), "the draw waited for the checkpoint's save"
+    finally:
+        release.set()
+    last = stager.close()
+    assert len(saved) == 1 and last is saved[0] and last.sizes, "close waits for the save, and returns it"
+    piles.flush()
+    assert sum(len(staging.leaf_keys(leaf)) for leaf in piles.leaves()) == 2 + later, "every unit is staged"
+
+
+def _sizes(paths) -> int:
+    """The bytes of the files listed, those removed meanwhile (by the piles' remover thread) counting none."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
 def test_the_piles_are_let_go_of_as_the_shards_are_written(tmp_path):
     """Staging's disk shrinks as the shards grow: a pile's texts are removed once every row of it
-    is in a complete shard, so the staging folder never holds the piles and the shards whole."""
+    is in a complete shard (on a thread, at most a shard later), so the staging folder never
+    holds the piles and the shards whole."""
     write_sample("fineweb-edu", tmp_path / "repo", files=4, rows_per_file=2000, row_group_size=200)
     definition = definition_for(tmp_path / "repo" / LAYOUTS["fineweb-edu"][2])
     folder = tmp_path / "out" / ".shardsql-staging"
@@ -500,14 +549,15 @@ def test_the_piles_are_let_go_of_as_the_shards_are_written(tmp_path):
 
     class Watch(Progress):
         def shard(self, info):
-            texts = sum(p.stat().st_size for p in (folder / "piles").rglob("*.text"))
-            held.append((texts, sum(p.stat().st_size for p in folder.glob("*.parquet"))))
+            held.append((_sizes((folder / "piles").rglob("*.text")), _sizes(folder.glob("*.parquet"))))
 
     result = convert(definition, ConvertOptions(num_shards=6, rows_per_shard=500, cache_dir=tmp_path / "out"),
                      Watch())  # fmt: skip
     assert len(held) == 7 and held == sorted(held, key=lambda h: h[1])
     (piles_first, _), (piles_last, _) = held[0], held[-1]
-    assert piles_last == 0, held  # every text written: only the keys are left (32 bytes a row)
+    # The piles of every shard but the last are gone (each shard waits for the removals of the one before).
+    assert piles_first > 0 and piles_last <= piles_first / 4, held
+    assert [texts for texts, _ in held] == sorted((texts for texts, _ in held), reverse=True), held
     # Without letting go, the last shard would find every pile beside every shard.
     output = sum(shard.bytes for shard in result.shards)
     assert max(p + s for p, s in held) <= 1.5 * max(piles_first, output), (held, output)  # their sum: ~2x

@@ -246,6 +246,9 @@ class Shuffled:
         if self._output is None or self.plan.group(True):
             return
         assert isinstance(position, MergePosition)
+        # Removed on a thread (Piles.release); those of the shard before are waited for, so the
+        # staging trails the shards by one shard's piles at most.
+        self.piles.settle()
         ends = self._output.merged.pile_ends
         while ends and all(seen <= taken for seen, taken in zip(ends[0][1], position.taken, strict=True)):
             self.piles.release(ends.popleft()[0])
@@ -255,6 +258,7 @@ class Shuffled:
         selected = self._selected
         if len(self.plan.parts) == 1 and self._output is not None:  # its characters: count_shares skipped them
             selected.chars = list(self._output.merged.merge.chars)
+        self.piles.close()
         staging.clear(self.folder / PILES_DIR)
         return [
             PartOutcome(part.name, part.validation, p.read, p.staged, duplicates, written, chars)

@@ -19,7 +19,9 @@ What the rest of the package does with these:
   the shuffled main job 10% slower (1.6 GB written to the disk that would otherwise be
   deleted from the page cache unwritten), and a kill or a crash of shardsql does not lose
   what the kernel holds; elsewhere they are synced before the checkpoint that records their
-  sizes (output/staging.Piles.flush);
+  sizes (output/staging.Piles.flush). Nor, there, is that checkpoint (output/checkpoint.py):
+  a restart voids it, and its syncs waited for the disk to take the piles' writeback (ext4
+  writes out a renamed file's bytes first): `write_text(..., outlives_restart=False)`;
 * the staging folder is synced before the swap that makes it the live data, and the cache
   folder after it (output/cache_dir.py).
 """
@@ -58,12 +60,16 @@ def replace(source: Path, target: Path) -> None:
     sync(target.parent)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write `path` whole or not at all, durably: to a temporary name, synced, renamed."""
+def write_text(path: Path, text: str, *, outlives_restart: bool = True) -> None:
+    """Write `path` whole or not at all: to a temporary name, then renamed. Durably, synced
+    before and after the rename, unless `outlives_restart` is False: for a file that a restart
+    of the machine makes void anyway, which a kill of shardsql still finds whole."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if outlives_restart:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
-    sync(path.parent)
+    if outlives_restart:
+        sync(path.parent)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,8 @@ class Piles:
         self._keys: dict[int, list[pa.Buffer]] = {}  # per pile: the buffered units' keys, as rows (formats.key_rows)
         self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
         self.buffered = 0  # the buffered units' texts, uncompressed (what `flush_bytes` counts)
+        self._remover: ThreadPoolExecutor | None = None  # removes released piles (`release`), made at the first
+        self._removing: list[Future[None]] = []
         self.truncate(sizes or {})
 
     def _files(self, pile: int) -> tuple[Path, Path]:
@@ -203,11 +206,31 @@ class Piles:
     def release(self, pile: int) -> None:
         """Let go of a pile's texts (and any split of them) once every row of it is in a complete
         shard: the staging folder shrinks as the shards grow. Its keys stay, for a resume's count
-        of what the piles before its first unwritten row held (commands/shuffle_merge.py)."""
-        self._files(pile)[1].unlink(missing_ok=True)
+        of what the piles before its first unwritten row held (commands/shuffle_merge.py).
+
+        Removed on a thread of their own (`settle` waits for them): deleting a file can wait for
+        the disk, which the shards being written need not. (ext4 mounted with `discard` trims a
+        file's blocks before its unlink returns: 3 s of a 40-shard write phase, on the thread
+        that feeds the shard writers, on the benchmark's machine.)"""
+        paths = [self._files(pile)[1]]
         for folder in (self.folder / "split").glob(f"{pile}"), (self.folder / "split").glob(f"{pile}-*"):
-            for path in folder:
-                shutil.rmtree(path, ignore_errors=True)
+            paths.extend(folder)
+        if self._remover is None:
+            self._remover = ThreadPoolExecutor(1, thread_name_prefix="shardsql-remove")
+        self._removing.append(self._remover.submit(_remove, paths))
+
+    def settle(self) -> None:
+        """Wait until every pile released so far is removed (raising what a removal raised)."""
+        removing, self._removing = self._removing, []
+        for removal in removing:
+            removal.result()
+
+    def close(self) -> None:
+        """Settle the removals and end their thread."""
+        self.settle()
+        if self._remover is not None:
+            self._remover.shutdown()
+            self._remover = None
 
     def _split(self, leaf: Leaf, bits: int, keys_only: bool = False) -> Iterator[Leaf]:
         size = leaf.keys.stat().st_size if keys_only else leaf.size
@@ -268,6 +291,15 @@ def _pieces(leaf: Leaf, keys_only: bool) -> Iterator[tuple[pa.Table, pa.Table | 
     for batch in formats.text_batches(leaf.text):
         yield keys.slice(start, batch.num_rows), pa.Table.from_batches([batch])
         start += batch.num_rows
+
+
+def _remove(paths: list[Path]) -> None:
+    """Remove files, and folders with what they hold (a released pile's texts and splits)."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def clear(folder: Path) -> None:
