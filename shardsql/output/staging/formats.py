@@ -95,11 +95,12 @@ def key_rows(keys: pa.Table) -> pa.Buffer:
     return values.buffers()[1].slice(values.offset * 8, len(values) * 8)
 
 
-def append_keys(path: Path, rows: list[pa.Buffer]) -> None:
-    """Rows of keys (`key_rows`, or slices of them) appended to `path`, as they are."""
+def append_keys(path: Path, rows: list[pa.Buffer]) -> int:
+    """Rows of keys (`key_rows`, or slices of them) appended to `path`, as they are; the file's size after."""
     with open(path, "ab") as handle:
         for part in rows:
             handle.write(part)
+        return handle.tell()
 
 
 def read_keys(path: Path) -> pa.Table:
@@ -125,20 +126,23 @@ TEXT_HEAD = stream(TEXT_SCHEMA.empty_table()).to_pybytes()[:-8]  # a text stream
 EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the end-of-stream marker (a text file has none)
 
 
-def append_batches(path: Path, batches: list[pa.Buffer]) -> None:
+def append_batches(path: Path, batches: list[pa.Buffer]) -> int:
     """Record batch messages (`record_batches`) appended to the text stream in `path`, after
-    its schema message if the file is new (or empty)."""
+    its schema message if the file is new (or empty); the file's size after."""
     with open(path, "ab") as handle:
         if handle.tell() == 0:
             handle.write(TEXT_HEAD)
         for batch in batches:
             handle.write(batch)
+        return handle.tell()
 
 
-def append_texts(path: Path, table: pa.Table) -> None:
-    """Texts appended to the stream in `path` as one batch, compressed where it pays (`text_options`)."""
+def append_texts(path: Path, table: pa.Table) -> int:
+    """Texts appended to the stream in `path` as one batch, compressed where it pays
+    (`text_options`); the file's size after (0 if it holds nothing)."""
     if table.num_rows:
-        append_batches(path, record_batches(table, [table.num_rows], text_options(table)))
+        return append_batches(path, record_batches(table, [table.num_rows], text_options(table)))
+    return path.stat().st_size if path.exists() else 0
 
 
 def record_batches(table: pa.Table, counts: list[int], options: pa.ipc.IpcWriteOptions | None) -> list[pa.Buffer]:

@@ -138,12 +138,15 @@ class Piles:
 
     def truncate(self, sizes: dict[str, int]) -> None:
         """Cut every pile file back to its size at the last checkpoint (absent: empty)."""
+        self._sizes: dict[str, int] = {}  # every pile file's size, kept as they are appended to (`flush`)
         for pile in range(1 << self.bits):
             for path in self._files(pile):
                 size = sizes.get(path.name, 0)
-                if path.exists() and path.stat().st_size != size:
-                    with open(path, "r+b") as handle:
-                        handle.truncate(size)
+                if path.exists():
+                    if path.stat().st_size != size:
+                        with open(path, "r+b") as handle:
+                            handle.truncate(size)
+                    self._sizes[path.name] = size
         for folder in ("split", "split-keys"):
             shutil.rmtree(self.folder / folder, ignore_errors=True)
 
@@ -175,22 +178,23 @@ class Piles:
         records)."""
         for pile in sorted(self._keys):
             keys_file, text_file = self._files(pile)
-            formats.append_keys(keys_file, self._keys[pile])
+            self._sizes[keys_file.name] = formats.append_keys(keys_file, self._keys[pile])
             batches = self._texts[pile]
             if len(batches) > 1 and sum(map(len, batches)) < tuning.current().repack_bytes * len(batches):
                 # Units that kept few rows (a selective filter, small units): their batches, each
                 # with its own header and too small for zstd, are joined and compressed again as one.
                 stream = pa.ipc.open_stream(pa.py_buffer(b"".join([formats.TEXT_HEAD, *batches, formats.EOS])))
-                formats.append_texts(text_file, stream.read_all().combine_chunks())
+                self._sizes[text_file.name] = formats.append_texts(text_file, stream.read_all().combine_chunks())
             else:
-                formats.append_batches(text_file, batches)
+                self._sizes[text_file.name] = formats.append_batches(text_file, batches)
         if durable.boot_id() is None:  # a restart cannot be told: on the disk before the checkpoint (durable.py)
             for pile in sorted(self._keys):
                 for path in self._files(pile):
                     durable.sync(path)
             durable.sync(self.folder)
         self._keys, self._texts, self.buffered = {}, {}, 0
-        return {p.name: p.stat().st_size for p in sorted(self.folder.glob("*.*")) if p.is_file()}
+        # Kept as written, not listed and stat'ed: 512 files a flush took 6.5 ms, 0.6 s of a 40-shard selection.
+        return dict(sorted(self._sizes.items()))
 
     def leaves(self, first_pile: int = 0, keys_only: bool = False) -> Generator[Leaf, None, None]:
         """Every leaf in key order (from pile `first_pile`): the piles, those larger than
