@@ -8,10 +8,13 @@ started through launch.py as the main benchmark starts it: wall time, CPU time (
 of the process tree), peak RSS and the tree's bytes written (/proc/<pid>/io write_bytes). While
 it runs, a thread of this process sums the sizes of the files under CACHE every 0.1 s: the
 cache folder's peak, its staging folder included, against the size of the shards it ends with.
-One run a mode and count, `--no-shuffle` first; before each, the source is read into the page
-cache and the disks synced (the previous run's dirty pages are not written back during the
-next). The `--no-shuffle` shards must be N + 1 of R rows in 1,024-row groups; the shuffled ones
-the same names and row counts, and no text twice (measure.compare_shuffled).
+`--repeats` (2) rounds a count, each a `--no-shuffle` run then a shuffled one, as the main
+benchmark interleaves its contenders: each mode's best wall time and best CPU time count (the
+median beside them), its highest peak RSS and peak disk. Before each run, the source is read
+into the page cache and the disks synced (the previous run's dirty pages are not written back
+during the next). The `--no-shuffle` shards must be N + 1 of R rows in 1,024-row groups; the
+shuffled ones the first `--no-shuffle` run's names and row counts, and no text twice
+(measure.compare_shuffled), in every round.
 
 The source is FineWeb-Edu-shaped (data.py: unique documents, FineWeb-Edu's columns, ~3% nulls
 and short texts) in 8 files (`--files`) of 1,000-row groups, with enough rows for the largest
@@ -28,6 +31,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -77,27 +81,32 @@ def run_shards_scaling(args, log: Callable[[str], None]) -> int:
     load_before = measure.load_average()
     log(f"shards scaling: {', '.join(map(str, counts))} + 1 shards of {rows_per_shard:,} rows, --no-shuffle and "
         f"shuffled; {stats['rows']:,} rows in {len(files)} files, mean {stats['mean_chars']:,} characters")  # fmt: skip
+    rounds = max(1, args.repeats)
     runs: dict[int, dict] = {}
     ok = True
     try:
         for n in counts:
-            runs[n] = {}
-            for mode, shuffle in MODES:
-                cache = work / f"{n}-{mode.strip('-')}"
-                command = shardsql_command(cache, num_shards=n, rows_per_shard=rows_per_shard, source=str(source),
-                                           shuffle=shuffle)  # fmt: skip
-                measure.warm_page_cache(files)
-                os.sync()
-                got = convert_once(command, cache)
-                got["seconds_a_shard"] = round(got["seconds"] / (n + 1), 3)  # of the n + 1 written
-                got["check"] = check(cache / "data", n, rows_per_shard, work / f"{n}-no-shuffle" / "data", shuffle)
-                ok &= got["check"]["ok"]
-                runs[n][mode] = got
-                log(f"  {n} + 1 shards, {mode}: {got['seconds']:.2f} s, {got['cpu_seconds']:.2f} s CPU, peak RSS "
-                    f"{got['peak_rss_mb']:,.0f} MB, peak disk {got['disk']['peak_bytes'] / 1e6:,.0f} MB for "
-                    f"{got['output_bytes'] / 1e6:,.0f} MB of shards; {got['check']['detail']}")  # fmt: skip
-            for mode, _ in MODES:
-                shutil.rmtree(work / f"{n}-{mode.strip('-')}", ignore_errors=True)
+            done: dict[str, list[dict]] = {mode: [] for mode, _ in MODES}
+            reference = work / f"{n}-no-shuffle-0" / "data"  # the first --no-shuffle run's shards
+            for round_index in range(rounds):
+                for mode, shuffle in MODES:
+                    cache = work / f"{n}-{mode.strip('-')}-{round_index}"
+                    command = shardsql_command(cache, num_shards=n, rows_per_shard=rows_per_shard,
+                                               source=str(source), shuffle=shuffle)  # fmt: skip
+                    measure.warm_page_cache(files)
+                    os.sync()
+                    got = convert_once(command, cache)
+                    got["check"] = check(cache / "data", n, rows_per_shard, reference, shuffle)
+                    ok &= got["check"]["ok"]
+                    done[mode].append(got)
+                    log(f"  {n} + 1 shards, {mode}, round {round_index + 1}/{rounds}: {got['seconds']:.2f} s, "
+                        f"{got['cpu_seconds']:.2f} s CPU, peak RSS {got['peak_rss_mb']:,.0f} MB, peak disk "
+                        f"{got['disk']['peak_bytes'] / 1e6:,.0f} MB for {got['output_bytes'] / 1e6:,.0f} MB of "
+                        f"shards; {got['check']['detail']}")  # fmt: skip
+                    if cache != reference.parent:  # the reference is kept for the shuffled runs
+                        shutil.rmtree(cache, ignore_errors=True)
+            shutil.rmtree(reference.parent, ignore_errors=True)
+            runs[n] = {mode: summary(done[mode], n) for mode, _ in MODES}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = {
@@ -114,7 +123,7 @@ def run_shards_scaling(args, log: Callable[[str], None]) -> int:
             "data": stats,
             "cache_filesystem": measure.filesystem(work.parent),
             "sample_every_seconds": SAMPLE_EVERY_S,
-            "runs_per_mode_and_count": 1,
+            "runs_per_mode_and_count": rounds,
         },
         "runs": {str(n): by_mode | {"ratios": ratios(by_mode)} for n, by_mode in runs.items()},
     }
@@ -130,6 +139,25 @@ def run_shards_scaling(args, log: Callable[[str], None]) -> int:
     (args.out / "shards-scaling.json").write_text(json.dumps(record, indent=2) + "\n")
     log(f"wrote {args.out / 'shards-scaling.md'} and {args.out / 'shards-scaling.json'}")
     return 0 if ok else 1
+
+
+def summary(rounds: list[dict], n: int) -> dict:
+    """A mode's runs at one count: the fastest run's record, with the best CPU time, the
+    medians, the highest peak RSS and peak disk of them all, every run's check, and each run
+    (`rounds`)."""
+    fastest = min(rounds, key=lambda r: r["seconds"])
+    fullest = max(rounds, key=lambda r: r["disk"]["peak_bytes"])
+    failed = [r["check"] for r in rounds if not r["check"]["ok"]]
+    return fastest | {
+        "seconds_a_shard": round(fastest["seconds"] / (n + 1), 3),  # of the n + 1 written
+        "seconds_median": round(statistics.median(r["seconds"] for r in rounds), 3),
+        "cpu_seconds": min(r["cpu_seconds"] for r in rounds),
+        "cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in rounds), 3),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        "disk": fullest["disk"],
+        "check": failed[0] if failed else fastest["check"],
+        "rounds": [{key: r[key] for key in ("seconds", "cpu_seconds", "peak_rss_mb")} for r in rounds],
+    }
 
 
 def convert_once(command: list[str], cache: Path) -> dict:
@@ -210,8 +238,10 @@ def render(record: dict) -> str:
         "",
         f"`shardsql convert {p['dataset']} --source DIR --num-shards N --rows-per-shard {p['rows_per_shard']} "
         "--cache-dir CACHE --yes --quiet`, with `--no-shuffle` and without (the shuffled default), each a fresh "
-        f"process, one run a mode and count, `--no-shuffle` first, source in the page cache, disks synced before "
-        f"each. Source: {p['files']} files of {p['rows_per_file']:,} unique FineWeb-Edu-shaped documents "
+        f"process, {p['runs_per_mode_and_count']} rounds a count, each `--no-shuffle` then shuffled; wall and CPU: "
+        "the best run's (the median in brackets); peak RSS and peak disk: the highest run's. Source in the page "
+        "cache, disks synced before each run. "
+        f"Source: {p['files']} files of {p['rows_per_file']:,} unique FineWeb-Edu-shaped documents "
         f"({d['rows']:,} rows, {d['bytes_on_disk'] / 1e9:.2f} GB, {p['row_group_rows']:,}-row groups, snappy), "
         f"lengths {p['lengths']}: a mean of {d['mean_chars']:,} characters generated; fineweb-edu keeps "
         f"{d['kept_fineweb_edu']:.1%}. CACHE on {p['cache_filesystem']}.",
@@ -228,8 +258,9 @@ def render(record: dict) -> str:
     for n, by_mode in runs.items():
         for mode, _ in MODES:
             r = by_mode[mode]
-            cells = [f"{n} + 1", _label(mode), f"{r['seconds']:.2f} s",
-                     f"{r['seconds_a_shard']:.2f} s", f"{r['cpu_seconds']:.2f} s", f"{r['peak_rss_mb']:,} MB",
+            cells = [f"{n} + 1", _label(mode), f"{r['seconds']:.2f} s ({r['seconds_median']:.2f})",
+                     f"{r['seconds_a_shard']:.2f} s", f"{r['cpu_seconds']:.2f} s ({r['cpu_seconds_median']:.2f})",
+                     f"{r['peak_rss_mb']:,} MB",
                      f"{_mb(r['write_bytes'])} ({_mb(r['cancelled_write_bytes'])})", _mb(r["output_bytes"]),
                      _mb(r["disk"]["peak_bytes"]), f"{r['disk']['peak_bytes'] / r['output_bytes']:.2f}x",
                      ("yes: " if r["check"]["ok"] else "**NO**: ") + r["check"]["detail"]]  # fmt: skip

@@ -179,8 +179,9 @@ def test_the_headline_puts_wall_and_cpu_side_by_side_beside_the_goals():
 
 def test_shards_scaling_runs_both_modes_at_each_count_and_samples_the_cache_folders_disk(tmp_path, monkeypatch):
     """`bench.py --shards-scaling` on a tiny job: at each count a fresh `--no-shuffle` and a shuffled
-    `shardsql convert`, each with its cost, its bytes written and its cache folder's peak size, its
-    shards checked; a row of ratios a count against the goals; the cache folders removed."""
+    `shardsql convert` in each of two rounds, each with its cost, its bytes written and its cache
+    folder's peak size, its shards checked; a row of ratios a count, of the best runs, against
+    the goals; the cache folders removed."""
     monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")  # the source, and the runs' cache folders beside it
     out = tmp_path / "results"
     args = bench.parse_args(["--shards-scaling", "--shard-counts", "3,2", "--rows-per-shard", "300", "--files", "2",
@@ -197,6 +198,10 @@ def test_shards_scaling_runs_both_modes_at_each_count_and_samples_the_cache_fold
             assert run["check"]["ok"] and run["shards"] == int(n) + 1, (n, mode, run["check"])
             assert run["seconds"] > 0 and run["cpu_seconds"] > 0 and run["peak_rss_mb"] > 0
             assert run["seconds_a_shard"] == pytest.approx(run["seconds"] / (int(n) + 1), abs=1e-3)
+            # Two rounds (--repeats' default), interleaved: the best wall and CPU time of them count.
+            assert len(run["rounds"]) == 2 and run["seconds"] == min(r["seconds"] for r in run["rounds"])
+            assert run["cpu_seconds"] == min(r["cpu_seconds"] for r in run["rounds"])
+            assert run["peak_rss_mb"] == max(r["peak_rss_mb"] for r in run["rounds"])
             assert run["write_bytes"] >= (run["output_bytes"] if on_disk else 0)
             assert run["disk"]["samples"] >= 2 and run["disk"]["peak_bytes"] >= run["output_bytes"] > 0
         assert "no text twice" in by_mode["shuffled"]["check"]["detail"]
