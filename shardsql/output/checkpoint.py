@@ -157,8 +157,8 @@ class Checkpoint:
         data = {"format": FORMAT, **fields}
         # Synced, as every file it vouches for was before it (output/durable.py); but not one
         # that names the machine's boot (a shuffled run's: commands/convert.py), which a restart
-        # voids anyway. Its syncs waited for the disk to take the piles' writeback: 1 to 2 s a
-        # 40-shard selection on ext4, whose journal commit writes out other files' data first.
+        # voids anyway. Its syncs queued behind the piles' writeback at the disk: about 0.5 s of
+        # a 40-shard selection on the benchmark's machine, on the thread appending to the piles.
         restart_proof = self.fingerprint.get("machine_boot") is None
         durable.write_text(folder / CHECKPOINT_NAME, json.dumps(data, indent=2), outlives_restart=restart_proof)
 

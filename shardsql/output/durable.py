@@ -20,8 +20,8 @@ What the rest of the package does with these:
   deleted from the page cache unwritten), and a kill or a crash of shardsql does not lose
   what the kernel holds; elsewhere they are synced before the checkpoint that records their
   sizes (output/staging.Piles.flush). Nor, there, is that checkpoint (output/checkpoint.py):
-  a restart voids it, and its syncs waited for the disk to take the piles' writeback (ext4
-  writes out a renamed file's bytes first): `write_text(..., outlives_restart=False)`;
+  a restart voids it, and its syncs queued at the disk behind the piles' writeback:
+  `write_text(..., outlives_restart=False)`;
 * the staging folder is synced before the swap that makes it the live data, and the cache
   folder after it (output/cache_dir.py).
 """

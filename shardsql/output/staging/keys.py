@@ -57,7 +57,7 @@ def key_bits(fp_lo: pa.Array, seed: int, *, skip: int, bits: int) -> pa.Array:
     return shifted if skip == 0 else pc.bit_wise_and(shifted, u64((1 << bits) - 1))
 
 
-def repeats(keys: pa.Table) -> bool:
+def has_duplicates(keys: pa.Table) -> bool:
     """Whether a fingerprint occurs twice in a set of keys: distinct low halves are distinct
     fingerprints, and Polars counts them in a fifth of `first_occurrences`' grouping."""
     return bool(pl.Series(keys["fp_lo"]).n_unique() < keys.num_rows)

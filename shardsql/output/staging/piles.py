@@ -35,7 +35,7 @@ from ..fingerprints import fingerprints
 from ..shards import char_counts
 from ..words import positions
 from . import formats
-from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, key_bits, repeats
+from .keys import KEY_BYTES, KEY_COLUMNS, KEYS_SCHEMA, first_occurrences, has_duplicates, key_bits
 
 PILE_BITS = 6  # 64 level-1 piles, at least: a conversion sizes them up front (`pile_bits`)
 MAX_PILE_BITS = 9  # 512 piles at most (their files' names have three digits)
@@ -86,7 +86,7 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     hi, lo = fingerprints(column)
     n = char_counts(column)
     keys = pa.table([hi, lo, positions(0, 1, rows), n], schema=KEYS_SCHEMA)
-    if repeats(keys):
+    if has_duplicates(keys):
         keys = keys.filter(pc.is_in(keys["g"], value_set=first_occurrences(keys)))
     pile = key_bits(keys["fp_lo"], seed, skip=0, bits=bits)
     order = pc.sort_indices(pile)
@@ -131,6 +131,7 @@ class Piles:
         self.buffered = 0  # the buffered units' texts, uncompressed (what `flush_bytes` counts)
         self._remover: ThreadPoolExecutor | None = None  # removes released piles (`release`), made at the first
         self._removing: list[Future[None]] = []
+        self._sizes: dict[str, int] = {}  # every pile file's size, kept as they are appended to (`flush`)
         self.truncate(sizes or {})
 
     def _files(self, pile: int) -> tuple[Path, Path]:
@@ -138,7 +139,7 @@ class Piles:
 
     def truncate(self, sizes: dict[str, int]) -> None:
         """Cut every pile file back to its size at the last checkpoint (absent: empty)."""
-        self._sizes: dict[str, int] = {}  # every pile file's size, kept as they are appended to (`flush`)
+        self._sizes = {}
         for pile in range(1 << self.bits):
             for path in self._files(pile):
                 size = sizes.get(path.name, 0)
