@@ -132,10 +132,12 @@ class Piles:
         self._remover: ThreadPoolExecutor | None = None  # removes released piles (`release`), made at the first
         self._removing: list[Future[None]] = []
         self._sizes: dict[str, int] = {}  # every pile file's size, kept as they are appended to (`flush`)
+        # Each pile's two files, made once: a flush opens every pile's (made each time: a quarter of its Python).
+        self._paths = [(folder / f"{pile:03d}.keys", folder / f"{pile:03d}.text") for pile in range(1 << bits)]
         self.truncate(sizes or {})
 
     def _files(self, pile: int) -> tuple[Path, Path]:
-        return self.folder / f"{pile:03d}.keys", self.folder / f"{pile:03d}.text"
+        return self._paths[pile]
 
     def truncate(self, sizes: dict[str, int]) -> None:
         """Cut every pile file back to its size at the last checkpoint (absent: empty)."""
