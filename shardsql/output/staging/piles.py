@@ -156,7 +156,8 @@ class Piles:
     @property
     def flush_bytes(self) -> int:
         """The buffered texts that call for a flush: tuning's `flush_bytes`, or `pile_flush_bytes`
-        a pile where there are more piles (each chunk costs its own reads: tuning.py)."""
+        a pile where there are more piles (every flush opens and appends to each pile's two
+        files, and each append is a record batch that every pass reads: tuning.py)."""
         knobs = tuning.current()
         return max(knobs.flush_bytes, (1 << self.bits) * knobs.pile_flush_bytes)
 
