@@ -173,17 +173,20 @@ class Evaluator:
 def kept_rows(column: pa.ChunkedArray, keep: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """The rows of `column` where `keep` is true (NULL drops a row, as WHERE does).
 
-    Where few rows are dropped (at most one in SLICE_EVERY), the runs of kept rows between them
-    are zero-copy slices of `column`: a filter copies every kept text, which for FineWeb-Edu
-    (2.5% dropped) cost 0.3 CPU-s a 555 MB file, and the shard writer reads the slices as they
-    are. Where many are, the rows are filtered, so that a table is not thousands of tiny
-    chunks: a filter copies the texts of strings, and only the views of string views (decode.py's).
+    String views (decode.py's) are filtered: only their 16-byte views are copied, never a text.
+    Strings are filtered where many rows are dropped (more than one in SLICE_EVERY): a filter
+    copies every kept text. Where few are, the runs of kept rows between them are zero-copy
+    slices of `column`: a filter cost FineWeb-Edu (2.5% dropped) 0.3 CPU-s a 555 MB file, and
+    the shard writer reads the slices as they are. (Slicing views too held the GIL for a loop
+    over every dropped row: 6% of a shuffle's GIL-held time, and a table of hundreds of chunks.)
     """
     keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
     kept = pc.sum(keep).as_py() or 0  # (NULL counts as not kept)
+    if kept == len(column):
+        return column
+    if pa.types.is_string_view(column.type):
+        return _filter_views(column, keep)
     if (len(column) - kept) * SLICE_EVERY > len(column):
-        if pa.types.is_string_view(column.type):
-            return _filter_views(column, keep)
         return column.filter(keep, null_selection_behavior="drop")
     dropped = pc.indices_nonzero(pc.invert(keep.fill_null(False))).to_pylist()
     pieces, start = [], 0

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from ..errors import SourceError, describe
 from .fetch import Parts
-from .files import ParquetFooter, Source, SourceFile, top_column
+from .files import ParquetFooter, Source, SourceFile
 from .footers import read_footer
 from .scan import Scan
 from .schemas import conform, is_text
@@ -163,12 +163,10 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[Part]:
 
 def _parts(footer: ParquetFooter, row_groups: tuple[int, ...], names: list[str]) -> Iterator[tuple[int, ...]]:
     """`row_groups` in runs of about PART_BYTES of the columns' decoded size (the footer's)."""
-    wanted, part, size = set(names), [], 0
+    part, size = [], 0
     for index in row_groups:
-        group = footer.metadata.row_group(index)
         part.append(index)
-        size += sum(c.total_uncompressed_size for c in map(group.column, range(group.num_columns))
-                    if top_column(c) in wanted)  # fmt: skip
+        size += sum(c.total_uncompressed_size for c in footer.row_group_chunks(index, names))
         if size >= PART_BYTES:
             yield tuple(part)
             part, size = [], 0

@@ -108,7 +108,7 @@ class Draw:
             return None
         footer = read_footer(self.source, self.source.files[file_index])
         ranges = [r for index in groups for r in chunk_ranges(footer, index, self.columns)]
-        rows = sum(footer.metadata.row_group(index).num_rows for index in groups)
+        rows = sum(map(footer.group_rows, groups))
         return Unit(file_index, footer.file, tuple(groups), rows, tuple(coalesce(ranges)))
 
     def units(self, start: int = 0) -> Iterator[Unit]:

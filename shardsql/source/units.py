@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .. import tuning
-from .files import ParquetFooter, Source, SourceFile, top_column
+from .files import ParquetFooter, Source, SourceFile
 from .footers import read_footer
 
 UNIT_MAX_ROWS = 1 << 17  # ... or this many rows (tiny columns): bounds a unit's decoded size
@@ -45,13 +45,8 @@ class Unit:
 
 def chunk_ranges(footer: ParquetFooter, row_group: int, columns: list[str]) -> list[tuple[int, int]]:
     """Byte ranges [start, end) of the column chunks of `columns` in one row group."""
-    rg = footer.metadata.row_group(row_group)
-    wanted = {c.lower() for c in columns}
     ranges = []
-    for j in range(rg.num_columns):
-        chunk = rg.column(j)
-        if top_column(chunk).lower() not in wanted:
-            continue
+    for chunk in footer.row_group_chunks(row_group, columns):
         start = chunk.data_page_offset
         if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:
             start = min(start, chunk.dictionary_page_offset)
@@ -113,7 +108,7 @@ def units(source: Source, columns: list[str], start: tuple[int, int] = (0, 0), g
             chunks = chunk_ranges(footer, index, columns)
             groups.append(index)
             ranges += chunks
-            rows += footer.metadata.row_group(index).num_rows
+            rows += footer.group_rows(index)
             size += sum(end - begin for begin, end in chunks)
             if size >= target or rows >= UNIT_MAX_ROWS or rows >= cap:
                 yield Unit(file_index, footer.file, tuple(groups), rows, tuple(coalesce(ranges)))
