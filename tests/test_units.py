@@ -77,3 +77,29 @@ def test_a_unit_fetches_the_needed_chunks_and_little_else(two_files):
     for start, end in needed:  # every needed byte is in a fetched range
         assert any(s <= start and end <= e for s, e in unit.ranges)
     assert len(unit.ranges) < len(needed)
+
+
+def test_a_units_ranges_are_every_leaf_of_its_columns_and_no_other(tmp_path):
+    """A top-level column's chunks are all its leaves (a struct's fields, a list's elements),
+    matched ignoring case, found from the schema once: the same chunks as every row group has."""
+    table = pa.table(
+        {
+            "Text": [f"text {i}" for i in range(300)],
+            "meta": [{"url": f"u{i}", "tags": [str(i)] * (i % 3)} for i in range(300)],
+            "score": list(range(300)),
+        }
+    )
+    pq.write_table(table, tmp_path / "nested.parquet", row_group_size=100)
+    source = open_source(str(tmp_path))
+    footer = read_footer(source, source.files[0])
+    group = footer.metadata.row_group(1)
+    paths = [group.column(j).path_in_schema for j in range(group.num_columns)]
+    assert [paths[j] for j in footer.leaves(["META", "text"])] == ["Text", "meta.url", "meta.tags.list.element"]
+    assert footer.leaves(["score"]) == (paths.index("score"),)
+    for index in range(footer.metadata.num_row_groups):
+        chunks = [footer.metadata.row_group(index).column(j) for j in range(group.num_columns)]
+        wanted = [c for c in chunks if c.path_in_schema.split(".")[0] in ("Text", "meta")]
+        starts = [min(c.data_page_offset, c.dictionary_page_offset or c.data_page_offset) for c in wanted]
+        expected = [(s, s + c.total_compressed_size) for s, c in zip(starts, wanted, strict=True)]
+        assert units.chunk_ranges(footer, index, ["text", "Meta"]) == expected
+        assert footer.group_rows(index) == 100
