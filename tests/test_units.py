@@ -84,7 +84,7 @@ def test_a_units_ranges_are_every_leaf_of_its_columns_and_no_other(tmp_path):
     matched ignoring case, found from the schema once: the same chunks as every row group has."""
     table = pa.table(
         {
-            "Text": [f"text {i}" for i in range(300)],
+            "Text": [f"text number {i} of three hundred" for i in range(300)],
             "meta": [{"url": f"u{i}", "tags": [str(i)] * (i % 3)} for i in range(300)],
             "score": list(range(300)),
         }
@@ -103,3 +103,8 @@ def test_a_units_ranges_are_every_leaf_of_its_columns_and_no_other(tmp_path):
         expected = [(s, s + c.total_compressed_size) for s, c in zip(starts, wanted, strict=True)]
         assert units.chunk_ranges(footer, index, ["text", "Meta"]) == expected
         assert footer.group_rows(index) == 100
+    sizes = {"Text": 0, "meta": 0, "score": 0}  # each top-level column's compressed bytes, from every chunk
+    for chunk in footer.chunks():
+        sizes[chunk.path_in_schema.split(".")[0]] += chunk.total_compressed_size
+    assert footer.cheapest_column() == min(sizes, key=sizes.__getitem__)
+    assert len(set(sizes.values())) == 3  # (the premise: one is the cheapest)

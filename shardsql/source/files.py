@@ -51,7 +51,7 @@ class ParquetFooter:
     file: SourceFile
     metadata: pq.FileMetaData
     tail: bytes = b""  # the file's last bytes as read: the footer, its length and the magic
-    _leaves: dict[frozenset[str], tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _leaves: dict[frozenset[str], tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_rows(self) -> int:
@@ -81,7 +81,13 @@ class ParquetFooter:
     def cheapest_column(self) -> str:
         """The top-level column with the fewest compressed bytes (to count rows cheaply)."""
         names: list[str] = self.metadata.schema.to_arrow_schema().names
-        return min(names, key=lambda n: sum(chunk.total_compressed_size for chunk in self.chunks([n])))
+        owner = {j: name for name in names for j in self.leaves([name])}  # each chunk's column
+        sizes = dict.fromkeys(names, 0)
+        for i in range(self.metadata.num_row_groups):
+            group = self.metadata.row_group(i)
+            for j, name in owner.items():
+                sizes[name] += group.column(j).total_compressed_size
+        return min(names, key=sizes.__getitem__)
 
     def chunks(self, columns: list[str] | None = None) -> Iterator[pq.ColumnChunkMetaData]:
         """Every column chunk of every row group, in order (with `columns`, only theirs: `leaves`)."""
