@@ -19,6 +19,7 @@ and order.py sorts.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -315,5 +316,14 @@ def clear(folder: Path) -> None:
 
 
 def disk_bytes(folder: Path) -> int:
-    """The bytes a staging folder holds on disk."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+    """The bytes a staging folder holds on disk, counted while a run may be removing piles
+    (`Piles.release`, on a thread of its own): a file or folder gone by the time it is
+    reached counts nothing."""
+    total = 0
+    for root, _, names in os.walk(folder):  # (a folder gone meanwhile is skipped: os.walk ignores errors)
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
