@@ -321,8 +321,12 @@ class KillTask:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
-@pytest.mark.parametrize("task", ["run_unit", "encode_shard"])
+@pytest.mark.parametrize("task", ["run_unit", "encode_shard", "Fetch.fetch"])
 def test_a_worker_killed_mid_task_is_retried_and_the_bytes_are_the_same(hub_env, tmp_path, task):
+    """Fetch.fetch: the fetch actor killed while it fetches a unit (a threaded actor's process is
+    titled by the call it runs). Ray restarts it and the driver asks the lost fetches again once it
+    answers: Ray's own retries came at once, while it still took the dead actor for alive, and a
+    run of `.ci/run` failed on all three refused ("temporarily unavailable")."""
     # In order: a shuffled conversion compresses its shards on the driver (README, Scaling out).
     local = run("fineweb-edu", tmp_path / "local", engine="local", workers=2, shuffle=False)
     with KillTask(task) as killer:

@@ -38,7 +38,9 @@ task a unit, on any node of the cluster at RAY_ADDRESS, or of a Ray started for 
   to the staging folder, and checks it as the local writer does.
 * A worker that dies mid-task is retried by Ray (`max_retries`): a unit's result depends
   only on the unit, and a shard's only on its slices, so a retried task returns the same. A
-  fetch actor that dies is restarted, and its fetches in flight are asked again.
+  fetch actor that dies is restarted by Ray, and the driver asks its lost fetches again once
+  it answers (`_run`'s `finish`), each unit up to MAX_RETRIES times. Ray would retry them at
+  once, before it has noticed the death: every retry was refused in a run of the tests.
 * What a task has to say while it runs (a rate-limit wait) goes to a small actor that the
   first such task starts (tasks.say), which the driver reads twice a second for its
   progress display.
@@ -57,6 +59,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
@@ -109,6 +112,7 @@ FETCH_THREADS = 128
 # is two thirds of the work), few enough that the object store need not spill.
 MAX_SHARDS_IN_FLIGHT = 16
 READY_TIMEOUT_S = 30  # fetch actors left by a run that do not answer in this time are replaced
+READY_EVERY_S = 0.1  # how often an actor that is "temporarily unavailable" is asked again
 MESSAGES_EVERY_S = 0.5  # how often the driver passes on what the tasks said
 MESSAGES_TIMEOUT_S = 5  # an actor that does not answer in this time is asked again later
 
@@ -192,8 +196,9 @@ class Fetchers:
 
         self.key = key
         actor = ray.remote(Fetch)
+        # Ray restarts a dead actor; its calls in flight fail, and the driver asks them again (`_run`).
         options |= {"num_cpus": 0, "max_concurrency": FETCH_THREADS, "max_restarts": MAX_RETRIES,
-                    "max_task_retries": MAX_RETRIES}  # fmt: skip
+                    "max_task_retries": 0}  # fmt: skip
 
         # Soft: a node that is gone by the time its actor starts is no reason to fail the run.
         def on(node: str) -> dict[str, Any]:
@@ -215,20 +220,27 @@ class Fetchers:
         key = (ray.get_runtime_context().get_job_id(), nodes, tuple(sorted(env.items())))
         with cls._spare_lock:
             spare, cls._spare = cls._spare, None
-        if spare is not None and spare.key == key and spare._alive():
+        if spare is not None and spare.key == key and spare.alive():
             return spare
         if spare is not None:
             spare.close()
         return cls(ray, key, {"runtime_env": {"env_vars": env}} if env else {})
 
-    def _alive(self) -> bool:
-        """Whether every actor answers: one that Ray stopped restarting (MAX_RETRIES) would
-        fail the run that took it up."""
-        try:
-            self._ray.get([actor.ready.remote() for actor in self.actors], timeout=READY_TIMEOUT_S)
-        except Exception:
-            return False
-        return True
+    def alive(self) -> bool:
+        """Whether every actor answers within READY_TIMEOUT_S. One that has just died is
+        "temporarily unavailable" until Ray notices and restarts it: asked again until then.
+        One that Ray stopped restarting (MAX_RETRIES) would fail the run that took it up."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                self._ray.get([actor.ready.remote() for actor in self.actors], timeout=READY_TIMEOUT_S)
+                return True
+            except self._ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(READY_EVERY_S)
+            except Exception:
+                return False
 
     def keep(self) -> None:
         """Leave the actors for this process's next run (`take`); any left before are closed."""
@@ -373,6 +385,7 @@ class RayExecutor:
         settings = (scan.source.spec(), definition, scan.columns, scan.schema, client.token(), tuning.current())
         shared = [ray.put(value) for value in settings]
         fetchers = self._fetchers()
+        shared_fetch = (shared[0], shared[4], shared[5], self.messages)  # a fetch's spec, token, knobs, messages
         ratio = KeepRatio()
         window = Window(self.workers, fetchers, rows_wanted, ratio, ahead=AHEAD_PER_WORKER * self.workers,
                         link_bytes=LINK_BYTES, staging=staging is not None)  # fmt: skip
@@ -383,26 +396,38 @@ class RayExecutor:
             for unit in todo:
                 # Where the file's bytes are: resolved here once per URL lifetime, not by every worker.
                 location = scan.source.location(unit.file)
-                yield unit, fetchers.fetch(shared[0], shared[4], shared[5], self.messages, unit, location)
+                yield unit, fetchers.fetch(*shared_fetch, unit, location)
 
-        def submit(item: tuple[Unit, Fetching]) -> tuple[Any, Fetching]:
+        def submit(item: tuple[Unit, Fetching]) -> tuple[Any, Fetching, Unit]:
             unit, fetching = item
             if unit.file.path not in footers:  # units come file by file (a shuffled draw: any order)
                 footers.clear()
                 footers[unit.file.path] = ray.put(read_footer(scan.source, unit.file))
             task = self._unit_task.remote(*shared, self.messages, unit, footers[unit.file.path], fetching.location,
                                           fetching.data, staging)  # fmt: skip
-            return task, fetching
+            return task, fetching, unit
 
         # Stopped early (shards full, or an error): the tasks still pending are not needed.
         cancel = lambda handle: ray.cancel(handle[0][1], force=False)  # noqa: E731
 
-        def finish(handle: tuple[Any, Fetching]) -> tuple[Any, tuple[int, int, int, str]]:
-            (kept, meta), fetching = handle
-            fetched, requests, _ = _get(ray, fetching.meta)
-            rows, more_bytes, more_requests, node = _get(ray, meta)
-            kept = kept if staging is None else _get(ray, kept)
-            return kept, (rows, fetched + more_bytes, requests + more_requests, node)
+        def finish(handle: tuple[Any, Fetching, Unit]) -> tuple[Any, tuple[int, int, int, str]]:
+            lost = 0  # times its fetch was lost
+            while True:
+                (kept, meta), fetching, unit = handle
+                try:
+                    fetched, requests, _ = ray.get(fetching.meta)
+                    rows, more_bytes, more_requests, node = ray.get(meta)
+                    kept = kept if staging is None else ray.get(kept)
+                    return kept, (rows, fetched + more_bytes, requests + more_requests, node)
+                except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
+                    # Its fetch actor died mid-fetch, or the fetched bytes were lost with their node:
+                    # fetched again once the actors answer (Ray restarts them), up to MAX_RETRIES times.
+                    lost += 1
+                    if lost > MAX_RETRIES or not fetchers.alive():
+                        raise _failure(ray, exc) from exc
+                    handle = submit((unit, fetchers.fetch(*shared_fetch, unit, fetching.location)))
+                except ray.exceptions.RayError as exc:
+                    raise _failure(ray, exc) from exc
 
         most_rows = window.admission.most_rows
         todo = units(scan.source, scan.columns, scan.start, most_rows=most_rows) if drawn is None else drawn
@@ -451,12 +476,18 @@ def _get(ray: Any, ref: Any) -> Any:
     """A task's result; a shardsql error raised in the task is raised here as itself (one line)."""
     try:
         return ray.get(ref)
-    except ray.exceptions.RayTaskError as exc:
-        if isinstance(exc.cause, ShardsqlError):
-            raise exc.cause from None
-        raise ConversionError(f"a Ray task failed: {describe(exc.cause or exc)}") from exc
     except ray.exceptions.RayError as exc:
-        raise ConversionError(
-            f"a Ray task failed after {MAX_RETRIES} retries: {describe(exc)}. Run the same command again to "
-            "resume from the last complete shard."
-        ) from exc
+        raise _failure(ray, exc) from exc
+
+
+def _failure(ray: Any, exc: Exception) -> ShardsqlError:
+    """What a task's failure (a Ray error) is to the user: a shardsql error raised in the task
+    as itself, anything else as a ConversionError that says how to resume."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        if isinstance(exc.cause, ShardsqlError):
+            return exc.cause
+        return ConversionError(f"a Ray task failed: {describe(exc.cause or exc)}")
+    return ConversionError(
+        f"a Ray task failed after {MAX_RETRIES} retries: {describe(exc)}. Run the same command again to "
+        "resume from the last complete shard."
+    )
