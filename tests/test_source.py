@@ -57,6 +57,30 @@ def test_units_read_in_order_with_only_the_asked_columns(tune, tmp_path):
     assert pa.concat_tables(tables)["text"] == table["text"]
 
 
+def test_a_local_files_polars_scan_serves_its_next_units_until_the_file_is_read_again(tune, tmp_path):
+    """decode.py keeps a local file's Polars scan for its next units (Polars parses the whole
+    footer for each new scan: 7 ms a unit for 1,200 row groups). It is the same file's only
+    while the source holds the same footer: a file written again at the same path, opened
+    again, is decoded afresh, never from what the old scan parsed."""
+    from shardsql.source import decode
+
+    tune(unit_bytes=1)  # a unit a row group
+    schema = pa.schema([("text", pa.string())])
+    path = tmp_path / "a.parquet"
+    first = _write(path)
+    source = sources.open_source(str(tmp_path))
+    found = list(units.units(source, ["text"]))
+    assert pa.concat_tables([read_unit(Scan(source, ["text"], schema), u) for u in found])["text"] == first["text"]
+    kept = decode._scans[str(path)]
+    read_unit(Scan(source, ["text"], schema), found[1])
+    assert decode._scans[str(path)] is kept, "the scan is made once for the file's units"
+    texts = [f"rewritten {i} " * (i % 7 + 1) for i in range(1200)]  # other texts, other row groups
+    pq.write_table(pa.table({"id": ["x"] * 1200, "text": texts, "score": [0.5] * 1200}), path, row_group_size=300)
+    again = sources.open_source(str(tmp_path))
+    tables = [read_unit(Scan(again, ["text"], schema), u) for u in units.units(again, ["text"])]
+    assert pa.concat_tables(tables)["text"].to_pylist() == texts
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tune, tmp_path, workers):
     tune(unit_bytes=1)  # a unit per row group
@@ -218,7 +242,7 @@ def test_polars_decodes_a_units_text_from_a_sparse_copy_of_only_its_fetched_rang
     and the footer, at their offsets, and slices the file's rows to the unit's: Polars must read
     nothing else (a hole reads as zeros), for a unit in the middle of a file as at its start.
     Noticing if Polars ever reads outside a slice's row groups is this test's job."""
-    from shardsql.source.decode import _parquet_path, _read_texts, fetch_unit
+    from shardsql.source.decode import _parquet_path, _read_texts, _scan, fetch_unit
 
     folder = hub_dataset("fineweb-edu")
     tune(unit_bytes=1)  # a unit a row group
@@ -229,7 +253,7 @@ def test_polars_decodes_a_units_text_from_a_sparse_copy_of_only_its_fetched_rang
     for unit in [u for u in found if u.file == found[0].file][:3]:
         footer = read_footer(source, unit.file)
         with _parquet_path(source, unit, footer, fetch_unit(source, unit)) as path:
-            texts = _read_texts(path, footer, unit.row_groups, ["text"])
+            texts = _read_texts(_scan(path, footer, source.local), footer, unit.row_groups, ["text"])
         assert texts is not None, "Polars read outside the fetched ranges, or refused them"
         assert texts.schema.field("text").type == pa.string_view()
         assert texts["text"].to_pylist() == local.read_row_groups(unit.row_groups, columns=["text"])["text"].to_pylist()

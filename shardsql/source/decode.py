@@ -22,6 +22,7 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from .schemas import conform, is_text
 from .units import Unit
 
 if TYPE_CHECKING:
+    import polars as pl
     from _typeshed import WriteableBuffer
 
 # A unit is decoded (and filtered) this many bytes of rows (or one row group) at a time: a
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
 # (about 1 ms: at 4 MiB, a part of one 1,000-row FineWeb-Edu group, the definition's mask
 # cost 0.25 CPU-s a 555 MB file; at 16 MiB, 0.07).
 PART_BYTES = 16 << 20
+SCANS_KEPT = 8  # local files whose Polars scans are kept for their next units (`_scan`)
+_scans: dict[str, tuple[ParquetFooter, pl.LazyFrame]] = {}  # by path, the most recently used last
+_scans_lock = threading.Lock()
 
 
 class RangeFile(io.RawIOBase):
@@ -154,7 +159,7 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[Part]:
     # (a sparse copy is made only for Polars: a unit with no text column is pyarrow's alone)
     with _parquet_path(source, unit, footer, data) if texts else contextlib.nullcontext("") as path:
         for indexes in _parts(footer, unit.row_groups, names):
-            columns = _read_texts(path, footer, indexes, texts) if texts else None
+            columns = _read_texts(_scan(path, footer, source.local), footer, indexes, texts) if texts else None
             others = [n for n in names if columns is None or n not in texts]
             table = _read_columns(parquet, unit, indexes, others) if others else None
             rows = conform(_joined(names, columns, table), scan.schema, unit.file.url)
@@ -174,17 +179,39 @@ def _parts(footer: ParquetFooter, row_groups: tuple[int, ...], names: list[str])
         yield tuple(part)
 
 
-def _read_texts(path: str, footer: ParquetFooter, indexes: tuple[int, ...], texts: list[str]) -> pa.Table | None:
-    """The text columns of consecutive row groups, decoded by Polars as string views; None where
-    Polars cannot (a text that is not UTF-8, a corrupt page: pyarrow then says which)."""
+def _scan(path: str, footer: ParquetFooter, local: bool) -> pl.LazyFrame:
+    """Polars' scan of the file at `path`, whose footer is `footer`. Polars parses a file's whole
+    footer each time a new scan of it is collected, on the calling thread (7 ms a unit for the
+    Hub's ~100-row groups, 1,200 to a file; 1.2 ms for 1,000-row groups); a scan collected again
+    reuses what it parsed. So a local file's scan is kept (the last SCANS_KEPT files', for as
+    long as the source holds the same footer); a sparse copy is a unit's own, scanned once."""
+    import polars as pl
+
+    if not local:
+        return pl.scan_parquet(path, glob=False, hive_partitioning=False, cache=False)
+    with _scans_lock:
+        kept = _scans.pop(path, None)
+        if kept is None or kept[0] is not footer:
+            kept = (footer, pl.scan_parquet(path, glob=False, hive_partitioning=False, cache=False))
+        _scans[path] = kept  # the most recent last
+        while len(_scans) > SCANS_KEPT:
+            del _scans[next(iter(_scans))]
+        return kept[1]
+
+
+def _read_texts(
+    scan: pl.LazyFrame, footer: ParquetFooter, indexes: tuple[int, ...], texts: list[str]
+) -> pa.Table | None:
+    """The text columns of consecutive row groups, decoded by Polars as string views (from
+    `scan`: `_scan`); None where Polars cannot (a text that is not UTF-8, a corrupt page:
+    pyarrow then says which)."""
     import polars as pl  # (imported by the shard writers too; loading it costs 0.15 s)
 
     first = footer.first_row(indexes[0])
     rows = footer.first_row(indexes[-1] + 1) - first
     # A slice of the file's rows reads only the row groups that hold them (tested).
-    frame = pl.scan_parquet(path, glob=False, hive_partitioning=False, cache=False)
     try:
-        decoded = frame.select([pl.col(n).cast(pl.String) for n in texts]).slice(first, rows).collect()
+        decoded = scan.select([pl.col(n).cast(pl.String) for n in texts]).slice(first, rows).collect()
     except pl.exceptions.PolarsError:
         return None
     return decoded.to_arrow(compat_level=pl.CompatLevel.newest())
