@@ -14,6 +14,12 @@ from shardsql.source.scan import Scan
 HUB_URL = "hf://datasets/HuggingFaceFW/fineweb-edu/sample/10BT/*.parquet"
 
 
+def sparse_copies() -> bool:
+    from shardsql.source.sparse import SPARSE
+
+    return SPARSE
+
+
 def _write(path, rows=2000, row_group_size=400):
     table = pa.table(
         {
@@ -58,11 +64,11 @@ def test_units_read_in_order_with_only_the_asked_columns(tune, tmp_path):
 
 
 def test_a_local_files_polars_scan_serves_its_next_units_until_the_file_is_read_again(tune, tmp_path):
-    """decode.py keeps a local file's Polars scan for its next units (Polars parses the whole
+    """sparse.py keeps a local file's Polars scan for its next units (Polars parses the whole
     footer for each new scan: 7 ms a unit for 1,200 row groups). It is the same file's only
     while the source holds the same footer: a file written again at the same path, opened
-    again, is decoded afresh, never from what the old scan parsed."""
-    from shardsql.source import decode
+    again, is decoded afresh, never from what the old scan parsed (that made Polars panic)."""
+    from shardsql.source import sparse
 
     tune(unit_bytes=1)  # a unit a row group
     schema = pa.schema([("text", pa.string())])
@@ -71,9 +77,9 @@ def test_a_local_files_polars_scan_serves_its_next_units_until_the_file_is_read_
     source = sources.open_source(str(tmp_path))
     found = list(units.units(source, ["text"]))
     assert pa.concat_tables([read_unit(Scan(source, ["text"], schema), u) for u in found])["text"] == first["text"]
-    kept = decode._scans[str(path)]
+    kept = sparse._kept[True, str(path)]
     read_unit(Scan(source, ["text"], schema), found[1])
-    assert decode._scans[str(path)] is kept, "the scan is made once for the file's units"
+    assert sparse._kept[True, str(path)] is kept, "the scan is made once for the file's units"
     texts = [f"rewritten {i} " * (i % 7 + 1) for i in range(1200)]  # other texts, other row groups
     pq.write_table(pa.table({"id": ["x"] * 1200, "text": texts, "score": [0.5] * 1200}), path, row_group_size=300)
     again = sources.open_source(str(tmp_path))
@@ -237,12 +243,22 @@ def test_a_range_file_serves_reads_within_a_piece_as_views_of_it(tmp_path):
     assert parquet.read_row_group(1, columns=["text"])["text"] == table["text"].slice(400, 400)
 
 
-def test_polars_decodes_a_units_text_from_a_sparse_copy_of_only_its_fetched_ranges(tune, hub, hub_dataset):
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memfd", "temporary-file"])
+def test_polars_decodes_a_units_text_from_a_sparse_copy_of_only_its_fetched_ranges(
+    tune, hub, hub_dataset, monkeypatch, in_memory
+):
     """decode.py hands Polars a copy of a remote file that holds only the unit's fetched ranges
     and the footer, at their offsets, and slices the file's rows to the unit's: Polars must read
     nothing else (a hole reads as zeros), for a unit in the middle of a file as at its start.
-    Noticing if Polars ever reads outside a slice's row groups is this test's job."""
-    from shardsql.source.decode import _parquet_path, _read_texts, _scan, fetch_unit
+    Noticing if Polars ever reads outside a slice's row groups is this test's job. In memory
+    (one copy a file) where the system has memfd, else a temporary file a unit (macOS)."""
+    from shardsql.source import sparse
+    from shardsql.source.decode import _read_texts, fetch_unit
+    from shardsql.source.sparse import polars_scan
+
+    if in_memory and not sparse.SPARSE:
+        pytest.skip("no memfd here")
+    monkeypatch.setattr(sparse, "SPARSE", in_memory)
 
     folder = hub_dataset("fineweb-edu")
     tune(unit_bytes=1)  # a unit a row group
@@ -252,11 +268,44 @@ def test_polars_decodes_a_units_text_from_a_sparse_copy_of_only_its_fetched_rang
     local = pq.ParquetFile(sorted(folder.glob("*.parquet"))[0])
     for unit in [u for u in found if u.file == found[0].file][:3]:
         footer = read_footer(source, unit.file)
-        with _parquet_path(source, unit, footer, fetch_unit(source, unit)) as path:
-            texts = _read_texts(_scan(path, footer, source.local), footer, unit.row_groups, ["text"])
+        with polars_scan(source, unit, footer, fetch_unit(source, unit)) as scan:
+            texts = _read_texts(scan, footer, unit.row_groups, ["text"])
         assert texts is not None, "Polars read outside the fetched ranges, or refused them"
         assert texts.schema.field("text").type == pa.string_view()
         assert texts["text"].to_pylist() == local.read_row_groups(unit.row_groups, columns=["text"])["text"].to_pylist()
+
+
+@pytest.mark.skipif(not sparse_copies(), reason="sparse copies in memory need memfd and MADV_REMOVE (Linux)")
+def test_a_remote_files_sparse_copy_is_scanned_once_and_holds_only_the_units_being_decoded(tune, hub, hub_dataset):
+    """A remote file's units are decoded from one sparse copy of it in memory, scanned once (its
+    footer parsed once, not once a unit), that holds the footer and the ranges of the units
+    being decoded: each unit's are removed once it is decoded, so a file's copy never grows to
+    the file's size; and the rows are the file's."""
+    import os
+
+    from shardsql.source import sparse
+
+    folder = hub_dataset("fineweb-edu")
+    tune(unit_bytes=1)  # a unit a row group
+    source = sources.open_source(HUB_URL)
+    schema = pa.schema([("text", pa.string())])
+    file = source.files[0]
+    mine = [u for u in units.units(source, ["text"]) if u.file == file]
+    assert len(mine) > 2
+    tables, scans, held = [], set(), []
+    for unit in mine:
+        tables.append(read_unit(Scan(source, ["text"], schema), unit))
+        copy = sparse._kept[False, file.path]
+        scans.add(id(copy.scan))
+        held.append(os.fstat(copy.fd).st_blocks * 512)
+    local = pq.read_table(sorted(folder.glob("*.parquet"))[0], columns=["text"])
+    assert pa.concat_tables(tables)["text"].to_pylist() == local["text"].to_pylist()
+    assert len(scans) == 1, "one scan for the file's units"
+    # Memory held after each unit: about the footer and a unit's bytes (pages Polars read outside
+    # the ranges, in holes, are given memory), not growing with the units decoded.
+    footer, unit_bytes = len(read_footer(source, file).tail), max(u.fetch_bytes for u in mine)
+    assert max(held) <= footer + 2 * unit_bytes and max(held) < file.size / 4, (held, footer, unit_bytes, file.size)
+    assert max(held) - held[0] <= 2 * 4096, f"the copy grew by {max(held) - held[0]} bytes over {len(mine)} units"
 
 
 def test_text_arrives_as_string_views_other_columns_as_their_files_types(tmp_path, hub, hub_dataset):

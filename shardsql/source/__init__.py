@@ -5,5 +5,6 @@
 - `schemas`: one schema for files that differ in small ways;
 - `scan`: what to read of a source (`Scan`), and the one way to open it (`open_scan`);
 - `units`: the source split into units of row groups, with their merged byte ranges;
-- `decode`: a unit's ranges fetched and decoded, the one way every reader does.
+- `decode`: a unit's ranges fetched and decoded, the one way every reader does;
+- `sparse`: the file Polars decodes a unit's text from (a remote one's sparse copy), scanned once a file.
 """

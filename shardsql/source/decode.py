@@ -4,7 +4,8 @@ Why plan byte ranges ourselves instead of handing pyarrow an fsspec file: fsspec
 read-ahead fetches far more than the needed column chunks, and pyarrow's own coalescing
 is tuned for local disks. units.py says which ranges a unit needs; here they are fetched
 (one request each) and decoded from memory: text columns by Polars, from a sparse copy of
-the file that holds the fetched ranges and the footer (`decode` says why Polars), the other
+the file that holds the fetched ranges and the footer (sparse.py: one a file, scanned once;
+`decode` says why Polars), the other
 columns by pyarrow, through `RangeFile`. A read outside the planned ranges still works: for
 pyarrow it is fetched and counted, and Polars, finding zeros there, fails, so that pyarrow
 decodes that part instead. The plan is an optimisation, never a correctness risk. A local
@@ -20,12 +21,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 import io
-import os
-import tempfile
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
@@ -37,6 +34,7 @@ from .files import ParquetFooter, Source, SourceFile
 from .footers import read_footer
 from .scan import Scan
 from .schemas import conform, is_text
+from .sparse import polars_scan
 from .units import Unit
 
 if TYPE_CHECKING:
@@ -48,9 +46,6 @@ if TYPE_CHECKING:
 # (about 1 ms: at 4 MiB, a part of one 1,000-row FineWeb-Edu group, the definition's mask
 # cost 0.25 CPU-s a 555 MB file; at 16 MiB, 0.07).
 PART_BYTES = 16 << 20
-SCANS_KEPT = 8  # local files whose Polars scans are kept for their next units (`_scan`)
-_scans: dict[str, tuple[ParquetFooter, pl.LazyFrame]] = {}  # by path, the most recently used last
-_scans_lock = threading.Lock()
 
 
 class RangeFile(io.RawIOBase):
@@ -157,9 +152,9 @@ def decode(scan: Scan, unit: Unit, data: dict[int, bytes]) -> Iterator[Part]:
     handle = unit.file.path if source.local else RangeFile(source, unit.file, data)
     parquet = pq.ParquetFile(handle, metadata=footer.metadata, pre_buffer=False)
     # (a sparse copy is made only for Polars: a unit with no text column is pyarrow's alone)
-    with _parquet_path(source, unit, footer, data) if texts else contextlib.nullcontext("") as path:
+    with polars_scan(source, unit, footer, data) if texts else contextlib.nullcontext(None) as texts_scan:
         for indexes in _parts(footer, unit.row_groups, names):
-            columns = _read_texts(_scan(path, footer, source.local), footer, indexes, texts) if texts else None
+            columns = _read_texts(texts_scan, footer, indexes, texts) if texts_scan is not None else None
             others = [n for n in names if columns is None or n not in texts]
             table = _read_columns(parquet, unit, indexes, others) if others else None
             rows = conform(_joined(names, columns, table), scan.schema, unit.file.url)
@@ -179,31 +174,11 @@ def _parts(footer: ParquetFooter, row_groups: tuple[int, ...], names: list[str])
         yield tuple(part)
 
 
-def _scan(path: str, footer: ParquetFooter, local: bool) -> pl.LazyFrame:
-    """Polars' scan of the file at `path`, whose footer is `footer`. Polars parses a file's whole
-    footer each time a new scan of it is collected, on the calling thread (7 ms a unit for the
-    Hub's ~100-row groups, 1,200 to a file; 1.2 ms for 1,000-row groups); a scan collected again
-    reuses what it parsed. So a local file's scan is kept (the last SCANS_KEPT files', for as
-    long as the source holds the same footer); a sparse copy is a unit's own, scanned once."""
-    import polars as pl
-
-    if not local:
-        return pl.scan_parquet(path, glob=False, hive_partitioning=False, cache=False)
-    with _scans_lock:
-        kept = _scans.pop(path, None)
-        if kept is None or kept[0] is not footer:
-            kept = (footer, pl.scan_parquet(path, glob=False, hive_partitioning=False, cache=False))
-        _scans[path] = kept  # the most recent last
-        while len(_scans) > SCANS_KEPT:
-            del _scans[next(iter(_scans))]
-        return kept[1]
-
-
 def _read_texts(
     scan: pl.LazyFrame, footer: ParquetFooter, indexes: tuple[int, ...], texts: list[str]
 ) -> pa.Table | None:
     """The text columns of consecutive row groups, decoded by Polars as string views (from
-    `scan`: `_scan`); None where Polars cannot (a text that is not UTF-8, a corrupt page:
+    `scan`: sparse.py's); None where Polars cannot (a text that is not UTF-8, a corrupt page:
     pyarrow then says which)."""
     import polars as pl  # (imported by the shard writers too; loading it costs 0.15 s)
 
@@ -243,29 +218,6 @@ def _joined(names: list[str], first: pa.Table | None, second: pa.Table | None) -
     """One table of `names` from the columns of two tables of the same rows."""
     found = {n: t.column(n) for t in (first, second) if t is not None for n in t.column_names}
     return pa.table({n: found[n] for n in names})
-
-
-@contextmanager
-def _parquet_path(source: Source, unit: Unit, footer: ParquetFooter, data: dict[int, bytes]) -> Iterator[str]:
-    """A path Polars can read the unit's row groups from: a local file's own, or a sparse copy of
-    a remote one holding only the fetched ranges and the footer, at their offsets (in memory
-    where the system has memfd, as Linux has; else a temporary file)."""
-    if source.local:
-        yield unit.file.path
-        return
-    with contextlib.ExitStack() as stack:
-        if hasattr(os, "memfd_create"):
-            fd = os.memfd_create("shardsql-unit", os.MFD_CLOEXEC)
-            stack.callback(os.close, fd)
-            path = f"/proc/self/fd/{fd}"
-        else:
-            scratch = stack.enter_context(tempfile.NamedTemporaryFile(prefix="shardsql-unit-", suffix=".parquet"))
-            fd, path = scratch.fileno(), scratch.name
-        os.ftruncate(fd, unit.file.size)
-        for start, piece in data.items():
-            os.pwrite(fd, piece, start)
-        os.pwrite(fd, footer.tail, unit.file.size - len(footer.tail))
-        yield path
 
 
 def read_unit(scan: Scan, unit: Unit, data: dict[int, bytes] | None = None) -> pa.Table:
