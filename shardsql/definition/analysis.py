@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import duckdb
+from . import sandbox
 
 SOURCE_VIEW = "source"
 SCALAR_KINDS = frozenset({"scalar", "macro"})
@@ -71,7 +71,7 @@ def walk(node: object) -> Iterator[dict[str, Any]]:
 @cache
 def _function_kinds() -> dict[str, frozenset[str]]:
     """DuckDB's built-in functions by name: the kinds each name has (scalar, aggregate, ...)."""
-    con = duckdb.connect(":memory:")  # runs no user SQL: needs no sandbox
+    con = sandbox.connect()  # (runs no user SQL: a connection to the process's database, already started)
     try:
         kinds: dict[str, set[str]] = {}
         for name, kind in con.execute("SELECT function_name, function_type FROM duckdb_functions()").fetchall():

@@ -84,7 +84,7 @@ class Evaluator:
             if self._twice:
                 sql = f"WITH source AS MATERIALIZED (SELECT * FROM __stream) SELECT * FROM ({sql})"
             try:
-                self._con.execute(f"CREATE VIEW dataset AS {sql}")
+                self._con.execute(f"CREATE TEMP VIEW dataset AS {sql}")  # this connection's own (sandbox.py)
             except DUCKDB_ERRORS as exc:
                 raise self._error_with_columns(exc, source.schema) from exc
             self._view_ready = True
