@@ -251,6 +251,9 @@ def convert_command(dataset: str, source_url: str | None, no_shuffle: bool, dry_
     \b
     Example: shardsql convert fineweb-edu --for nanochat
     """
+    from .definition import analysis
+
+    analysis.read_functions_ahead()  # while the modules below import
     from .commands.convert import convert
     from .commands.estimates import estimate
     from .commands.options import ConvertOptions
