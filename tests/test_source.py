@@ -40,6 +40,31 @@ def test_local_folder_lists_parquet_files_sorted(tmp_path):
     assert source.commit is None
 
 
+def test_a_folder_of_links_lists_the_files_they_link_to_each_once(tmp_path):
+    """huggingface_hub's cache holds a download as links: snapshots/<commit>/<path> -> blobs/<hash>.
+    Such a folder is a local source like any other (fsspec's listing skipped every link, so it
+    was "no parquet files match"); a file reached twice, by two links or through a linked
+    folder with `**`, is listed once (its first path), and read the same as the file."""
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshots" / "abc123" / "data"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    table = _write(blobs / "1f2e")
+    _write(blobs / "9a8b", rows=100)
+    (snapshot / "train-00000.parquet").symlink_to(blobs / "1f2e")
+    (snapshot / "train-00001.parquet").symlink_to(blobs / "9a8b")
+    (snapshot / "zz-same-as-00000.parquet").symlink_to(blobs / "1f2e")
+    (snapshot / "notes.md").write_text("x")
+    source = sources.open_source(str(snapshot))
+    assert [f.url for f in source.files] == [str(snapshot / f"train-0000{i}.parquet") for i in (0, 1)]
+    assert source.local and source.files[0].size == (blobs / "1f2e").stat().st_size
+    scan = Scan(source, ["text"], pa.schema([("text", pa.string())]))
+    first = [u for u in units.units(source, ["text"]) if u.file == source.files[0]]
+    assert pa.concat_tables([read_unit(scan, u) for u in first])["text"] == table["text"]
+    (tmp_path / "snapshots" / "latest").symlink_to(tmp_path / "snapshots" / "abc123")
+    found = sources.open_source(str(tmp_path / "snapshots" / "**" / "*.parquet")).files
+    assert len(found) == 2, [f.path for f in found]
+
+
 def test_max_files_limits_the_listing(tmp_path):
     for i in range(4):
         (tmp_path / f"{i}.parquet").write_bytes(b"x")
