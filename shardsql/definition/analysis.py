@@ -20,6 +20,7 @@ the query command's view registration, reads the tree through it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -93,8 +94,15 @@ def read_functions_ahead() -> None:
     """Start reading DuckDB's function list (`_function_kinds`, which classifying a definition
     needs) and its database on a thread. DuckDB starts them without the GIL, so a command that
     imports its other modules meanwhile (cli.py) does not wait for them: 75 to 90 ms of a
-    fresh process otherwise. Not a daemon: a command that fails at once waits for it to end."""
-    threading.Thread(target=_function_kinds, name="shardsql-duckdb-functions").start()
+    fresh process otherwise. Not a daemon: a command that fails at once waits for it to end.
+    A failure here says nothing (no traceback on a thread): the caller who needs the list reads
+    it again and raises."""
+
+    def read() -> None:
+        with contextlib.suppress(Exception):
+            _function_kinds()
+
+    threading.Thread(target=read, name="shardsql-duckdb-functions").start()
 
 
 _MODIFIERS = {"DISTINCT_MODIFIER": "DISTINCT", "ORDER_MODIFIER": "ORDER BY", "LIMIT_MODIFIER": "LIMIT",

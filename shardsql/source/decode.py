@@ -5,12 +5,12 @@ read-ahead fetches far more than the needed column chunks, and pyarrow's own coa
 is tuned for local disks. units.py says which ranges a unit needs; here they are fetched
 (one request each) and decoded from memory: text columns by Polars, from a sparse copy of
 the file that holds the fetched ranges and the footer (sparse.py: one a file, scanned once;
-`decode` says why Polars), the other
-columns by pyarrow, through `RangeFile`. A read outside the planned ranges still works: for
-pyarrow it is fetched and counted, and Polars, finding zeros there, fails, so that pyarrow
-decodes that part instead. The plan is an optimisation, never a correctness risk. A local
-file is the exception: both read the column chunks from it themselves (the page cache is
-already memory), so its bytes are not copied into Python first.
+`decode` says why Polars), the other columns by pyarrow, through `RangeFile`. A read outside
+the planned ranges still works: for pyarrow it is fetched and counted, and Polars, finding
+zeros there, fails, so that pyarrow decodes that part instead. The plan is an optimisation,
+never a correctness risk. A local file is the exception: both read the column chunks from
+it themselves (the page cache is already memory), so its bytes are not copied into Python
+first.
 
 `decode` is the one decode of a unit: conversions (both engines), `sql` and `explain` all
 read units through it, with the scan's one schema (schemas.py).

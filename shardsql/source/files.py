@@ -131,8 +131,11 @@ class LocalFiles:
             pattern = os.path.join(glob.escape(pattern), "*.parquet")
         seen, files = set(), []
         for path in sorted(glob.glob(pattern, recursive=True, include_hidden=True)):
-            if path.endswith(".parquet") and os.path.isfile(path) and os.path.realpath(path) not in seen:
-                seen.add(os.path.realpath(path))
+            if not path.endswith(".parquet") or not os.path.isfile(path):
+                continue
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
                 files.append(SourceFile(path=path, url=path, size=os.stat(path).st_size))
         return files
 
