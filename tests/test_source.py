@@ -112,6 +112,34 @@ def test_a_local_files_polars_scan_serves_its_next_units_until_the_file_is_read_
     assert pa.concat_tables(tables)["text"].to_pylist() == texts
 
 
+def test_kept_scans_are_bounded_by_files_and_by_their_footers_bytes(tune, tmp_path, monkeypatch):
+    """A kept scan holds its file's parsed metadata (about 10 MB for the ~100-row layout's 4.4 MB
+    footer), so sparse.py keeps the last FILES_KEPT files' scans, and fewer where their footers
+    come to more than FOOTER_BYTES_KEPT: the least recently used go first. The rows are the same."""
+    from shardsql.source import sparse
+
+    tune(unit_bytes=1)
+    tables = [_write(tmp_path / f"{name}.parquet", rows=800) for name in "abc"]
+    schema = pa.schema([("text", pa.string())])
+
+    def read_all() -> list[str]:
+        source = sources.open_source(str(tmp_path))
+        found = list(units.units(source, ["text"]))
+        assert (
+            pa.concat_tables([read_unit(Scan(source, ["text"], schema), u) for u in found])["text"]
+            == pa.concat_tables(tables)["text"]
+        )
+        return sorted(path for local, path in sparse._kept if local and path.startswith(str(tmp_path)))
+
+    paths = [str(tmp_path / f"{name}.parquet") for name in "abc"]
+    assert read_all() == paths
+    monkeypatch.setattr(sparse, "FILES_KEPT", 2)
+    assert read_all() == paths[1:]
+    monkeypatch.setattr(sparse, "FILES_KEPT", 8)
+    monkeypatch.setattr(sparse, "FOOTER_BYTES_KEPT", 1)  # less than one footer: the file in use only
+    assert read_all() == paths[2:]
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_a_conversion_fetches_the_footer_and_the_needed_column_chunks_only(tune, tmp_path, workers):
     tune(unit_bytes=1)  # a unit per row group

@@ -4,7 +4,9 @@ Polars reads parquet from a path, and parses the file's whole footer each time a
 it is collected, on the calling thread: 7 ms a unit for the Hub's ~100-row groups (1,200 of
 them and a 4.4 MB footer in a 555 MB file), 1.2 ms for 1,000-row groups. A scan collected
 again reuses what it parsed. So each file gets one scan, kept for its next units (the last
-FILES_KEPT files', for as long as the source holds the same footer):
+FILES_KEPT files', and no more than FOOTER_BYTES_KEPT of their footers: a scan holds its
+file's parsed metadata, about 10 MB for a 4.4 MB footer; for as long as the source holds the
+same footer):
 
 * a local file: its own path (the page cache is already memory);
 * a remote one: a sparse copy, a file of its size in memory (memfd) that holds the footer
@@ -35,7 +37,8 @@ from .units import Unit
 if TYPE_CHECKING:
     import polars as pl
 
-FILES_KEPT = 8  # files whose scans (and sparse copies) are kept for their next units
+FILES_KEPT = 8  # files whose scans (and sparse copies) are kept for their next units ...
+FOOTER_BYTES_KEPT = 16 << 20  # ... while their footers come to no more than this (files in use stay)
 SPARSE = hasattr(os, "memfd_create") and hasattr(mmap, "MADV_REMOVE")  # Linux
 _PAGE = mmap.PAGESIZE
 
@@ -110,8 +113,11 @@ def _take(key: tuple[bool, str], footer: ParquetFooter, make: Callable[[], _File
             kept = make()
         kept.users += 1
         _kept[key] = kept
-        idle = [k for k, f in _kept.items() if not f.users]
-        for old in idle[: max(0, len(_kept) - FILES_KEPT)]:
+        footers = sum(len(f.footer.tail) for f in _kept.values())
+        for old in [k for k, f in _kept.items() if not f.users]:  # the least recently used first
+            if len(_kept) <= FILES_KEPT and footers <= FOOTER_BYTES_KEPT:
+                break
+            footers -= len(_kept[old].footer.tail)
             _retire(_kept.pop(old))
         return kept
 
