@@ -288,11 +288,12 @@ def reopen(spec: SourceSpec) -> Source:
 
 
 def _open_local(url: str, path: str) -> Source:
+    fs = LocalFiles()
     try:
-        files = LocalFiles().glob(path)
+        files = fs.glob(path)
     except OSError as exc:
         raise SourceError(f"cannot list {url}: {describe(exc)}") from exc
-    return Source(url=url, revision=None, commit=None, files=files, fs=LocalFiles())
+    return Source(url=url, revision=None, commit=None, files=files, fs=fs)
 
 
 def _open_fsspec(url: str) -> Source:
