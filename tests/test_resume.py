@@ -15,7 +15,7 @@ from helpers import StopAfter
 from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
 from shardsql.definition import catalog
-from shardsql.output import durable
+from shardsql.output import checkpoint, durable
 from shardsql.output.cache_dir import CacheDir
 from shardsql.progress import Progress
 
@@ -201,7 +201,7 @@ def test_a_checkpoint_that_does_not_load_as_this_version_writes_it_starts_afresh
         convert(definition, options, progress=StopAfter(2))
     path = tmp_path / "cache" / ".shardsql-staging" / "checkpoint.json"
     state = json.loads(path.read_text())
-    assert state["format"] == 4 and state["write_at"]["kind"] == "merge" and state["shards"]  # shuffled
+    assert state["format"] == checkpoint.FORMAT and state["write_at"]["kind"] == "merge" and state["shards"]  # shuffled
     if damage == "format 1":  # what shardsql wrote before its checkpoint was typed: no format, dicts
         del state["format"]
         state["next"] = state.pop("write_at")

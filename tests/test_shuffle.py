@@ -30,6 +30,7 @@ from shardsql.commands.convert import convert
 from shardsql.commands.options import ConvertOptions
 from shardsql.commands.shuffle_select import STAGE_QUEUE, _Stager
 from shardsql.definition import catalog
+from shardsql.errors import ConversionError
 from shardsql.output import staging
 from shardsql.output.checkpoint import PartDraw, ShuffleState
 from shardsql.output.verify import verify
@@ -284,20 +285,24 @@ def test_staged_units_read_back_as_their_first_occurrences_in_their_piles(tune, 
     assert sizes == {p.name: p.stat().st_size for p in sorted((tmp_path / "piles").glob("*.*"))}
 
 
-def test_a_piles_texts_are_one_stream_read_in_place_that_outlives_its_file(tmp_path):
-    """A pile's text file is one stream, however many flushes appended to it, memory-mapped,
+def test_a_piles_texts_are_frames_read_in_place_that_outlive_their_file(tmp_path):
+    """A pile's text file is a frame a flush (the units' texts as staged, joined), memory-mapped,
     not copied, when read: what was read stays readable after the file is let go of (a pile's
     texts are deleted once its rows are in the shards, while its last leaf may still be in
     the writer's hands), and a missing or empty file has no texts."""
-    texts = [f"text {i} " + "y" * (i % 50) for i in range(300)]
+    rng = random.Random(4)
+    texts = [_noise(rng, 2000 + i) for i in range(300)]  # staged as they are: noise does not compress
     piles = staging.Piles(tmp_path / "piles", seed=4, bits=1)
     for start in range(0, 300, 100):
-        piles.add_staged(staging.stage_unit(pa.array(texts[start : start + 100]), 4, bits=1), start)
-        piles.flush()  # a batch a unit
+        for unit in range(start, start + 100, 50):  # two units a flush
+            piles.add_staged(staging.stage_unit(pa.array(texts[unit : unit + 50]), 4, bits=1), unit)
+        piles.flush()
     read = {}
     for leaf in piles.leaves():
         assert len(list(staging.formats.text_batches(leaf.text))) == 3
+        allocated = pa.total_allocated_bytes()
         keys, column = staging.leaf_keys(leaf), staging.formats.read_texts(leaf.text).column(0)
+        assert pa.total_allocated_bytes() - allocated < leaf.text.stat().st_size / 10  # the texts were not copied
         leaf.text.unlink()
         leaf.keys.unlink()
         read.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
@@ -306,6 +311,25 @@ def test_a_piles_texts_are_one_stream_read_in_place_that_outlives_its_file(tmp_p
     empty.touch()
     assert list(staging.formats.text_batches(empty)) == [] == list(staging.formats.text_batches(tmp_path / "absent"))
     assert staging.formats.read_texts(empty).num_rows == 0
+
+
+def test_a_damaged_text_file_is_a_one_line_error(tmp_path):
+    """A text file cut inside a frame, or whose lengths disagree with its bytes, stops the run
+    with a message, not a crash or wrong texts."""
+    path = tmp_path / "000.text"
+    size = staging.formats.append_texts(path, pa.table({"text": ["first", "second text"]}), compress=False)
+    assert staging.formats.read_texts(path).column(0).to_pylist() == ["first", "second text"]
+    data = path.read_bytes()
+    path.write_bytes(data[: size - 8])
+    with pytest.raises(ConversionError, match="damaged"):
+        staging.formats.read_texts(path)
+    path.write_bytes(data[:20])
+    with pytest.raises(ConversionError, match="cut short"):
+        staging.formats.read_texts(path)
+    header = staging.formats.FRAME.size
+    path.write_bytes(data[:header] + (99).to_bytes(8, "little") + data[header + 8 :])  # the first length
+    with pytest.raises(ConversionError, match="disagree"):
+        staging.formats.read_texts(path)
 
 
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_path, small_slots, monkeypatch):
@@ -339,7 +363,7 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
     assert staging.pile_bits(64 * 24 << 20) == 6 and staging.pile_bits(64 * 24 << 20 | 1) == 7
     definition = definition_for(write_source(tmp_path / "src"))
     before = run(definition, tmp_path / "before", num_shards=6)  # 64 piles, no split: the budget is large
-    tune(leaf_bytes=3 << 10)  # a budget 64 piles of this selection pass
+    tune(leaf_bytes=2 << 10)  # a budget 64 piles of this selection pass
     folder = tmp_path / "sized" / ".shardsql-staging" / "piles"
     seen: list[tuple[int, bool]] = []
     staged: list[int] = []
@@ -351,7 +375,7 @@ def test_the_piles_are_sized_up_front_so_that_none_is_split(tune, tmp_path):
 
     sized = convert(definition, ConvertOptions(num_shards=6, rows_per_shard=500, cache_dir=tmp_path / "sized",
                                                workers=2), Watch())  # fmt: skip
-    assert staged[0] / 64 > 3 << 10, "64 piles would each pass the budget: they would be split"
+    assert staged[0] / 64 > 2 << 10, "64 piles would each pass the budget: they would be split"
     assert seen and all(piles > 64 and not split for piles, split in seen), seen
     assert shard_bytes(sized) == shard_bytes(before)
 
@@ -438,15 +462,15 @@ def _noise(rng: random.Random, chars: int) -> str:
 def test_texts_are_staged_compressed_only_where_it_pays(tune, tmp_path):
     """Texts a fast codec barely shrinks are staged as they are (compressing them was the
     shuffle's largest cost, and the shards shrink them no more); texts that compress well are
-    compressed (the disk budget); a pile's stream holding both kinds reads back as its rows."""
-    tune(repack_bytes=0)  # each unit's batches appended as staged, not joined
+    compressed (the disk budget); a pile's file holding both kinds reads back as its rows."""
+    tune(repack_bytes=0)  # each unit's compressed pieces appended as staged, not joined
     rng = random.Random(5)
     noise = [_noise(rng, 300 + i) for i in range(300)]
     repeats = [f"row {i} " + "the same words again and again " * 20 for i in range(300)]
     a, b = staging.stage_unit(pa.array(noise), 1), staging.stage_unit(pa.array(repeats), 1)
 
     def staged(unit: staging.StagedUnit) -> int:
-        return sum(len(batches) for _, _, batches in unit.piles)
+        return sum(part.size for _, _, piece in unit.piles for part in piece.parts)
 
     assert staged(a) > 0.95 * a.nbytes and staged(b) < 0.2 * b.nbytes
     assert staged(staging.stage_unit(pa.array(noise), 1, compress=True)) < 0.9 * staged(a)  # a Ray task's
@@ -458,7 +482,7 @@ def test_texts_are_staged_compressed_only_where_it_pays(tune, tmp_path):
     for leaf in piles.leaves():
         keys, column = staging.leaf_keys(leaf), staging.formats.read_texts(leaf.text).column(0)
         units = len({g >= 300 for g in keys["g"].to_pylist()})
-        assert len(list(staging.formats.text_batches(leaf.text))) == units  # a batch a unit, as staged
+        assert len(list(staging.formats.text_batches(leaf.text))) == units  # a frame a unit, as staged
         rows.update(zip(keys["g"].to_pylist(), column.to_pylist(), strict=True))
     assert rows == dict(enumerate(noise + repeats))
 

@@ -116,13 +116,23 @@ def test_a_row_queue_counts_views_by_their_texts_not_their_buffers(tune, tmp_pat
     assert queue.bytes == 0
 
 
-def test_staged_batches_fit_their_buffer_however_small_their_rows():
-    """record_batches writes texts as they are into one buffer sized up front: one-row batches
-    of empty texts are the most header for the fewest bytes."""
-    table = pa.table({"text": pa.array([""] * 512, pa.large_string())})
-    messages = staging.formats.record_batches(table, [1] * 512, None)
-    stream = pa.ipc.open_stream(pa.py_buffer(b"".join([staging.formats.TEXT_HEAD, *messages, staging.formats.EOS])))
-    assert stream.read_all().column(0).to_pylist() == [""] * 512
+def test_staged_pieces_read_back_however_small_their_rows(tmp_path):
+    """A unit's pieces as they are are slices of its buffers, joined in one frame at a flush:
+    one-row pieces of empty texts (payloads that are all lengths) and a piece of texts read back
+    as they were, in order, with a compressed piece between them in a frame of its own."""
+    empty = pa.table({"text": pa.array([""] * 512, pa.large_string())})
+    words = pa.table({"text": pa.array(["a", "bc", "déf"] * 40, pa.large_string())})
+    path = tmp_path / "000.text"
+    staged = [
+        *staging.formats.pieces(empty, [1] * 512, compress=False),
+        *staging.formats.pieces(words, [120], compress=True),
+        *staging.formats.pieces(words, [100, 20], compress=False),
+    ]
+    assert staging.formats.append_pieces(path, staged) == path.stat().st_size
+    frames = list(staging.formats.text_batches(path))
+    assert [len(frame) for frame in frames] == [512, 120, 120]
+    expected = [""] * 512 + words.column(0).to_pylist() * 2
+    assert staging.formats.read_texts(path).column(0).to_pylist() == expected
 
 
 def test_rows_of_words_read_as_one_column_a_word():

@@ -37,8 +37,9 @@ from .shards import ShardInfo
 
 CHECKPOINT_NAME = "checkpoint.json"
 # Of checkpoint.json and the staging it describes; another starts afresh (1: before the state
-# was typed; 2: a pile's keys as IPC chunks; 3: its texts as IPC chunks, each a stream).
-FORMAT = 4
+# was typed; 2: a pile's keys as IPC chunks; 3: its texts as IPC chunks, each a stream; 4: its
+# texts as one IPC stream; 5: its texts as frames, staging/formats.py).
+FORMAT = 5
 
 # What must be the same for a rerun to continue an interrupted run: JSON values (options, the
 # definitions' and sources' identities), only ever compared.

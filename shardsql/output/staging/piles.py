@@ -2,14 +2,14 @@
 
 The work of staging is done where a unit runs (`stage_unit`, called by run/unit.py on a
 worker thread or in a Ray task): a unit's rows become a `StagedUnit`, its keys by pile and
-each pile's texts as IPC record batches. `Piles.add_staged` gives the keys their global
-ordinals and `flush` appends each pile's keys, and its units' text batches to its stream as
-they are (or compressed again as one, for units that kept few rows): the machine appending
+each pile's texts as a `formats.Piece`. `Piles.add_staged` gives the keys their global
+ordinals and `flush` appends each pile's keys, and its units' pieces of texts as one frame
+(or compressed again as one, for compressed units that kept few rows): the machine appending
 them decompresses and compresses nothing else.
 
 Rows go to a pile by the key's top bits (`pile_bits`: as many piles as keep each within half
 the sort budget, chosen before drawing); a pile is two append-only files, `NN.keys`
-(keys.py's KEYS_SCHEMA, row after row) and `NN.text` (the texts, one Arrow IPC stream):
+(keys.py's KEYS_SCHEMA, row after row) and `NN.text` (the texts, in frames):
 formats.py has their formats. A pile too
 large to sort in memory is split on disk by the key's next SPLIT_BITS bits (`Piles.leaves`),
 recursively, so memory stays bounded at any size: a leaf is the unit that selection.py counts
@@ -50,12 +50,12 @@ class StagedUnit:
     """One unit's kept rows, ready for the piles (`stage_unit`): `rows` kept (the ordinals
     count every one, repeats within the unit included), `nbytes` their texts' size in memory,
     `keys` (KEYS_SCHEMA, g the row's ordinal in the unit) grouped by pile in pile order, and
-    per non-empty pile (pile, its rows, its texts' IPC record batches, compressed or not)."""
+    per non-empty pile (pile, its rows, its texts: a `formats.Piece`, compressed or not)."""
 
     rows: int
     nbytes: int
     keys: pa.Table
-    piles: list[tuple[int, int, pa.Buffer]]
+    piles: list[tuple[int, int, formats.Piece]]
 
     @property
     def num_rows(self) -> int:  # counted as a table's rows are (the executors' keep ratio, the stager)
@@ -74,7 +74,7 @@ def pile_bits(staged_bytes: float) -> int:
 def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress: bool = False,
                bits: int = PILE_BITS) -> StagedUnit:  # fmt: skip
     """One unit's kept texts (in draw order) fingerprinted, keyed by `seed` and split by pile,
-    each pile's texts compressed where it pays (`formats.text_options`) or, with `compress`,
+    each pile's texts compressed where it pays (`formats.compresses`) or, with `compress`,
     always: the work of staging, done wherever the unit ran. A text repeated within the unit
     is staged once, at its first occurrence (the selection keeps first occurrences, so it is
     the same)."""
@@ -95,10 +95,9 @@ def stage_unit(texts: pa.Table | pa.ChunkedArray | pa.Array, seed: int, compress
     # g is each kept row's place in the unit: the texts are copied once, straight into pile order.
     text = pa.table({TEXT_COLUMN: views.take(column, keys["g"]).cast(pa.large_string())})
     # One choice for the unit: its piles' pieces are too small to probe.
-    options = formats.COMPRESSED if compress else formats.text_options(text)
     counts = pc.value_counts(pile).to_pylist()  # in order of first appearance: sorted
-    messages = formats.record_batches(text, [entry["counts"] for entry in counts], options)
-    piles = [(entry["values"], entry["counts"], batch) for entry, batch in zip(counts, messages, strict=True)]
+    pieces = formats.pieces(text, [entry["counts"] for entry in counts], compress or formats.compresses(text))
+    piles = [(entry["values"], entry["counts"], piece) for entry, piece in zip(counts, pieces, strict=True)]
     return StagedUnit(rows, text.nbytes, keys.combine_chunks(), piles)
 
 
@@ -128,7 +127,7 @@ class Piles:
         self.folder, self.seed, self.bits = folder, seed, bits
         folder.mkdir(parents=True, exist_ok=True)
         self._keys: dict[int, list[pa.Buffer]] = {}  # per pile: the buffered units' keys, as rows (formats.key_rows)
-        self._texts: dict[int, list[pa.Buffer]] = {}  # per pile: their texts' record batches
+        self._texts: dict[int, list[formats.Piece]] = {}  # per pile: their texts' pieces
         self.buffered = 0  # the buffered units' texts, uncompressed (what `flush_bytes` counts)
         self._remover: ThreadPoolExecutor | None = None  # removes released piles (`release`), made at the first
         self._removing: list[Future[None]] = []
@@ -158,40 +157,32 @@ class Piles:
     def flush_bytes(self) -> int:
         """The buffered texts that call for a flush: tuning's `flush_bytes`, or `pile_flush_bytes`
         a pile where there are more piles (every flush opens and appends to each pile's two
-        files, and each append is a record batch that every pass reads: tuning.py)."""
+        files, and each append is a frame that every pass reads: tuning.py)."""
         knobs = tuning.current()
         return max(knobs.flush_bytes, (1 << self.bits) * knobs.pile_flush_bytes)
 
     def add_staged(self, staged: StagedUnit, first_g: int) -> None:
         """Buffer a staged unit (`stage_unit`) whose first kept row has the ordinal `first_g`
         (its part in the high bits): its keys get their global ordinals, its texts are already
-        encoded. Appended to the piles at the next `flush`."""
+        cut into pieces. Appended to the piles at the next `flush`."""
         if not staged.piles:
             return
         g = pc.add(staged.keys["g"], pa.scalar(first_g, pa.int64()))
         keys = formats.key_rows(staged.keys.set_column(KEY_COLUMNS.index("g"), KEYS_SCHEMA.field("g"), g))
         start = 0
-        for pile, rows, messages in staged.piles:
+        for pile, rows, piece in staged.piles:
             self._keys.setdefault(pile, []).append(keys.slice(start * KEY_BYTES, rows * KEY_BYTES))
-            self._texts.setdefault(pile, []).append(messages)
+            self._texts.setdefault(pile, []).append(piece)
             start += rows
         self.buffered += staged.nbytes
 
     def flush(self) -> dict[str, int]:
         """Append the buffered units to their piles: each pile's keys rows, and its units'
-        record batches to its text stream, as staged; the files' sizes (what a checkpoint
-        records)."""
+        pieces of texts (`formats.append_pieces`); the files' sizes (what a checkpoint records)."""
         for pile in sorted(self._keys):
             keys_file, text_file = self._files(pile)
             self._sizes[keys_file.name] = formats.append_keys(keys_file, self._keys[pile])
-            batches = self._texts[pile]
-            if len(batches) > 1 and sum(map(len, batches)) < tuning.current().repack_bytes * len(batches):
-                # Units that kept few rows (a selective filter, small units): their batches, each
-                # with its own header and too small for zstd, are joined and compressed again as one.
-                stream = pa.ipc.open_stream(pa.py_buffer(b"".join([formats.TEXT_HEAD, *batches, formats.EOS])))
-                self._sizes[text_file.name] = formats.append_texts(text_file, stream.read_all().combine_chunks())
-            else:
-                self._sizes[text_file.name] = formats.append_batches(text_file, batches)
+            self._sizes[text_file.name] = formats.append_pieces(text_file, self._texts[pile])
         if durable.boot_id() is None:  # a restart cannot be told: on the disk before the checkpoint (durable.py)
             for pile in sorted(self._keys):
                 for path in self._files(pile):
@@ -252,7 +243,7 @@ class Piles:
             Leaf((*leaf.path, i), folder / f"{i:02d}.keys", folder / f"{i:02d}.text") for i in range(1 << SPLIT_BITS)
         ]
         # Each child's rows are gathered over the pieces read (`_pieces`), up to `leaf_bytes` in
-        # memory, and appended as one batch: one per child per piece made many tiny writes.
+        # memory, and appended as one frame: one per child per piece made many tiny writes.
         pending: list[list[tuple[pa.Table, pa.Table | None]]] = [[] for _ in children]
         buffered = 0
 
@@ -288,7 +279,7 @@ class Piles:
 
 def _pieces(leaf: Leaf, keys_only: bool) -> Iterator[tuple[pa.Table, pa.Table | None]]:
     """A leaf's rows a piece at a time, to be split: its keys (memory-mapped) with each text
-    batch's rows (the keys are in the texts' order), or with `keys_only` in pieces of
+    frame's rows (the keys are in the texts' order), or with `keys_only` in pieces of
     `leaf_bytes` of keys."""
     keys, start = leaf_keys(leaf), 0
     if keys_only:
