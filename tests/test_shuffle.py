@@ -330,6 +330,20 @@ def test_a_damaged_text_file_is_a_one_line_error(tmp_path):
     path.write_bytes(data[:header] + (99).to_bytes(8, "little") + data[header + 8 :])  # the first length
     with pytest.raises(ConversionError, match="disagree"):
         staging.formats.read_texts(path)
+    lengths = (-6).to_bytes(8, "little", signed=True) + (22).to_bytes(8, "little")  # the right sum, a length < 0
+    path.write_bytes(data[:header] + lengths + data[header + 16 :])
+    with pytest.raises(ConversionError, match="disagree"):
+        staging.formats.read_texts(path)
+    rows = staging.formats.FRAME.pack(0, 1000, 16 + 16, 16 + 16)  # more rows than the frame holds lengths for
+    path.write_bytes(rows + data[header:])
+    with pytest.raises(ConversionError, match="shorter than its lengths"):
+        staging.formats.read_texts(path)
+    packed = tmp_path / "001.text"
+    staging.formats.append_texts(packed, pa.table({"text": ["first", "second text"]}), compress=True)
+    data = packed.read_bytes()
+    packed.write_bytes(data[:header] + bytes(len(data) - header))  # zstd's payload zeroed
+    with pytest.raises(ConversionError, match="damaged"):
+        staging.formats.read_texts(packed)
 
 
 def test_small_leaves_give_the_same_bytes_within_their_memory_budget(tune, tmp_path, small_slots, monkeypatch):

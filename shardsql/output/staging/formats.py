@@ -234,18 +234,27 @@ def append_texts(path: Path, table: pa.Table, compress: bool | None = None) -> i
 
 
 def _payload(codec: int, stored: pa.Buffer, raw: int) -> pa.Buffer:
-    return stored if codec == RAW else COMPRESSION.decompress(stored, decompressed_size=raw, asbytes=False)
+    if codec == RAW:
+        return stored
+    try:
+        return COMPRESSION.decompress(stored, decompressed_size=raw, asbytes=False)
+    except OSError as exc:  # (zstd's own check of its frame)
+        raise ConversionError(f"a staged text file is damaged ({exc}): {_AFRESH}") from None
 
 
 _ZERO = pa.array([0], pa.int64())
 
 
 def _batch(rows: int, payload: pa.Buffer) -> pa.RecordBatch:
-    """A frame's rows, from its payload (their lengths, then their bytes): strings over those bytes."""
+    """A frame's rows, from its payload (their lengths, then their bytes): strings over those
+    bytes, once the lengths are checked to cover them exactly (the strings are not validated
+    again: a wrong offset would read outside the file)."""
+    if rows * 8 > payload.size:
+        raise ConversionError(f"a staged text file is damaged (a frame shorter than its lengths): {_AFRESH}")
     lengths = pa.Array.from_buffers(pa.int64(), rows, [None, payload.slice(0, rows * 8)])
     offsets = pa.concat_arrays([_ZERO, pc.cumulative_sum(lengths)])
     data = payload.slice(rows * 8)
-    if offsets[-1].as_py() != data.size:
+    if offsets[-1].as_py() != data.size or (rows and pc.min(lengths).as_py() < 0):
         raise ConversionError(f"a staged text file is damaged (its lengths and bytes disagree): {_AFRESH}")
     texts = pa.LargeStringArray.from_buffers(rows, offsets.buffers()[1], data)
     return pa.record_batch([texts], schema=TEXT_SCHEMA)
