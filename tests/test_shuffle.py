@@ -317,7 +317,8 @@ def test_a_damaged_text_file_is_a_one_line_error(tmp_path):
     """A text file cut inside a frame, or whose lengths disagree with its bytes, stops the run
     with a message, not a crash or wrong texts."""
     path = tmp_path / "000.text"
-    size = staging.formats.append_texts(path, pa.table({"text": ["first", "second text"]}), compress=False)
+    texts = pa.table({"text": ["first", "second text"]})
+    size = staging.formats.append_pieces(path, staging.formats.pieces(texts, [2], compress=False))
     assert staging.formats.read_texts(path).column(0).to_pylist() == ["first", "second text"]
     data = path.read_bytes()
     path.write_bytes(data[: size - 8])
@@ -339,7 +340,7 @@ def test_a_damaged_text_file_is_a_one_line_error(tmp_path):
     with pytest.raises(ConversionError, match="shorter than its lengths"):
         staging.formats.read_texts(path)
     packed = tmp_path / "001.text"
-    staging.formats.append_texts(packed, pa.table({"text": ["first", "second text"]}), compress=True)
+    staging.formats.append_pieces(packed, staging.formats.pieces(texts, [2], compress=True))
     data = packed.read_bytes()
     packed.write_bytes(data[:header] + bytes(len(data) - header))  # zstd's payload zeroed
     with pytest.raises(ConversionError, match="damaged"):

@@ -225,11 +225,11 @@ def append_pieces(path: Path, staged: Sequence[Piece]) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def append_texts(path: Path, table: pa.Table, compress: bool | None = None) -> int:
+def append_texts(path: Path, table: pa.Table) -> int:
     """Texts appended to the text file `path` as one frame, compressed where it pays
-    (`compresses`) or as `compress` says; the file's size after."""
+    (`compresses`); the file's size after."""
     if table.num_rows:
-        return append_pieces(path, pieces(table, [table.num_rows], compresses(table) if compress is None else compress))
+        return append_pieces(path, pieces(table, [table.num_rows], compresses(table)))
     return path.stat().st_size if path.exists() else 0
 
 
