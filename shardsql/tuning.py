@@ -62,10 +62,11 @@ class Tuning:
     # pile's files were read whole). A pile's share of a flush keeps its appends under about 100.
     flush_bytes: int = 32 << 20
     pile_flush_bytes: int = 256 << 10
-    # A pile's staged batches in one flush that average fewer compressed bytes than this are
-    # joined and compressed again where they are appended: each batch has about 250 bytes of
-    # headers, and zstd needs more than a few KB to compress well. Units of real sizes stage
-    # far more than this a pile, and are appended as they come.
+    # A pile's compressed pieces in one flush that average fewer bytes than this are joined
+    # and compressed again where they are appended (staging/formats.append_pieces): each is a
+    # frame with its own header, and zstd needs more than a few KB to compress well. Units of
+    # real sizes stage far more than this a pile, and are appended as they come; pieces staged
+    # as they are are always joined, one frame a flush.
     repack_bytes: int = 16 << 10
 
 

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import io
 import queue
 import shutil
 from collections import deque
@@ -149,7 +150,11 @@ def sha256_file(path: Path) -> str:
     """A file's sha256, read through one reused buffer: a fresh 1 MiB block a read cost a page
     fault a page and an munmap, 1.75 s of the 6.4 s of py-spy samples in hashing 41 shards."""
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return _sha256(handle)
+
+
+def _sha256(handle: io.BufferedReader) -> str:
+    return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_pieces(pieces: Iterator[pa.Table], path: Path, row_group_size: int) -> Written:
@@ -257,7 +262,7 @@ def _hashed_during(path: Path, action: Callable[[], None]) -> str:
     core: one after the other, they were the conversion's tail, with the other core idle (the
     last shard's: 126 and 243 ms, the ~100-row layout's main job)."""
     with open(path, "rb") as handle, ThreadPoolExecutor(1, thread_name_prefix="shardsql-hash") as pool:
-        digest = pool.submit(lambda: hashlib.file_digest(handle, "sha256").hexdigest())
+        digest = pool.submit(_sha256, handle)
         action()
         return digest.result()
 

@@ -5,7 +5,8 @@ has a module of its own:
 
 - keys.py: what a row is known by (its text's fingerprint, its ordinal g with its part, its
   length) and the seeded shuffle key that orders it;
-- formats.py: the files' formats, keys as rows of 64-bit words, texts as an Arrow IPC stream, compressed where it pays;
+- formats.py: the files' formats, keys as rows of 64-bit words, texts as frames (their
+  lengths, then their bytes), compressed where it pays;
 - piles.py: a unit's rows staged where it ran (`stage_unit`) and the pile store they are
   appended to, a pile split on disk when it is too large to sort in memory (`Piles.leaves`);
 - selection.py: counting distinct texts, from the keys alone: each part's cut (`select`);
